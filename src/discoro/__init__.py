@@ -1,0 +1,15 @@
+"""discoro: distributed communicating processes.
+
+The facade: it re-exports the public API of the original ``asyncoro``,
+``asyncoro.disasyncoro`` and ``asyncoro.discoro`` modules, so ``import discoro`` and
+``import discoro as asyncoro`` both serve programs written for the original.
+"""
+
+from discoro.core.coro import Coro as Coro
+from discoro.core.kernel import AsynCoro as AsynCoro
+from discoro.core.log import logger as logger
+from discoro.core.serialize import serialize as serialize
+from discoro.core.serialize import unserialize as unserialize
+from discoro.core.singleton import MetaSingleton as MetaSingleton
+from discoro.errors import HotSwapException as HotSwapException
+from discoro.errors import MonitorException as MonitorException

@@ -1,0 +1,1 @@
+"""discoro proper: scheduler, node, server process, Computation."""

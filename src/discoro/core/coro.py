@@ -1,0 +1,497 @@
+"""`Coro`: a coroutine with a mailbox, monitors and a name (reference 1.2 to 1.6).
+
+A `Coro` wraps a generator function (the seed's style, ``def f(coro=None): ... yield ...``) or
+an ``async def`` function. Both run as one asyncio task on the kernel's loop; every blocking
+method here is an ``async def``, so a generator ``yield``s the call and an async function
+``await``s it (the driver in `driver.py` awaits what generators yield).
+
+Invariants:
+- All state below is read and written on the loop thread only; public methods that other
+  threads may call (`send`, `resume`, `terminate`, `throw`, `value`, construction) hop over.
+- A coroutine blocks in exactly one place, `_block`: ``_waiter`` is the future it waits on and
+  ``_wait_kind`` says why (RECEIVING or SUSPENDED), so `send` wakes only a receiver and
+  `resume` only a sleeper.
+- When it ends, each monitor gets one `MonitorException`, ``_done`` is set and every
+  `finish()` waiter is woken, in that order.
+- A handle whose ``_remote`` is true stands for a coroutine in another process; its methods
+  go through the network layer (``kernel.network()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import traceback
+from collections import deque
+from collections.abc import Callable
+from types import CodeType
+from typing import Any
+
+from discoro.core.driver import TERMINATE, drive
+from discoro.core.kernel import AsynCoro
+from discoro.core.log import logger
+from discoro.errors import (
+    HotSwapException,
+    MonitorException,
+    NotACoroutineFunction,
+    WrongThreadError,
+)
+
+RUNNING, RECEIVING, SUSPENDED = 0, 1, 2
+
+_ids = itertools.count(1)
+_takes_coro: dict[CodeType, bool] = {}
+
+
+def _wants_coro_argument(target: Callable[..., Any]) -> bool:
+    """Whether ``target`` has a ``coro`` parameter with a default (the seed's convention)."""
+    code = getattr(getattr(target, "__func__", target), "__code__", None)
+    cached = _takes_coro.get(code) if code is not None else None
+    if cached is not None:
+        return cached
+    param = inspect.signature(target).parameters.get("coro")
+    wants = (
+        param is not None
+        and param.default is not inspect.Parameter.empty
+        and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+    )
+    if code is not None:
+        _takes_coro[code] = wants
+    return wants
+
+
+def make_body(coro: Coro, target: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """Call ``target`` to get the generator / coroutine object that ``coro`` will run."""
+    if not (inspect.isgeneratorfunction(target) or inspect.iscoroutinefunction(target)):
+        raise NotACoroutineFunction(
+            f"a coroutine needs a generator function (def ... with yield) or an async "
+            f"function (async def); {target!r} is neither"
+        )
+    if not args and kwargs and set(kwargs) <= {"args", "kwargs"}:
+        params = inspect.signature(target).parameters
+        if "args" not in params and "kwargs" not in params:
+            args, kwargs = tuple(kwargs.get("args", ())), dict(kwargs.get("kwargs", {}))
+    if _wants_coro_argument(target):
+        kwargs = dict(kwargs)
+        kwargs["coro"] = coro
+    return target(*args, **kwargs)
+
+
+def _expire(future: asyncio.Future[Any], alarm_value: Any) -> None:
+    if not future.done():
+        future.set_result(alarm_value)
+
+
+class Coro:
+    """A coroutine: ``Coro(target, *args, **kwargs)`` starts ``target(*args, **kwargs)``."""
+
+    __slots__ = (
+        "__weakref__",
+        "_body",
+        "_daemon",
+        "_depth",
+        "_done",
+        "_exc_info",
+        "_finish_waiters",
+        "_id",
+        "_interrupt",
+        "_is_async",
+        "_kernel",
+        "_location",
+        "_mailbox",
+        "_monitors",
+        "_name",
+        "_remote",
+        "_swappable",
+        "_task",
+        "_value",
+        "_wait_kind",
+        "_waiter",
+    )
+
+    def __init__(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._init_state(AsynCoro.instance(), getattr(target, "__name__", repr(target)))
+        self._body = make_body(self, target, args, kwargs)
+        self._is_async = inspect.iscoroutine(self._body)
+        self._kernel.call(self._kernel._spawn, self)
+
+    def _init_state(self, kernel: AsynCoro, name: str) -> None:
+        self._kernel = kernel
+        self._name = name
+        self._id = next(_ids)
+        self._location: Any = None
+        self._remote = False
+        self._mailbox: deque[Any] = deque()
+        self._waiter: asyncio.Future[Any] | None = None
+        self._wait_kind = RUNNING
+        self._task: asyncio.Task[Any] | None = None
+        self._monitors: list[Coro] = []
+        self._daemon = False
+        self._done = False
+        self._value: Any = None
+        self._exc_info: tuple[Any, ...] | None = None
+        self._interrupt: Any = None
+        self._swappable = False
+        self._depth = 0
+        self._finish_waiters: list[asyncio.Future[Any]] = []
+
+    @classmethod
+    def _handle(cls, name: str, coro_id: int, location: Any) -> Coro:
+        """A handle for the coroutine ``name/coro_id`` that lives at ``location``."""
+        handle = cls.__new__(cls)
+        handle._init_state(AsynCoro.instance(), name)
+        handle._id = coro_id
+        handle._location = location
+        handle._remote = True
+        handle._body = None
+        handle._is_async = False
+        return handle
+
+    # -- identity -------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def location(self) -> Any:
+        """Where the coroutine runs (None while this process is not distributed)."""
+        location = self._location if self._remote else self._kernel.location
+        return None if location is None else type(location)(location.addr, location.port)
+
+    def __str__(self) -> str:
+        location = self._location if self._remote else self._kernel.location
+        if location is None:
+            return f"{self._name}/{self._id}"
+        return f"{self._name}/{self._id}@{location}"
+
+    __repr__ = __str__
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, Coro):
+            return NotImplemented
+        return self._id == other._id and self.location == other.location
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from discoro.core.references import coro_reference
+
+        return coro_reference(self)
+
+    # -- messages -------------------------------------------------------------------------
+
+    def send(self, message: Any) -> int:
+        """Queue ``message`` for this coroutine; 0 on success, -1 if it is unknown or ended."""
+        if self._remote:
+            return int(self._kernel.network().send(self, message))
+        if self._done:
+            return -1
+        self._kernel.call(self._put, message)
+        return 0
+
+    def _put(self, message: Any) -> None:
+        if self._done:
+            return
+        waiter = self._waiter
+        if self._wait_kind == RECEIVING and waiter is not None and not waiter.done():
+            waiter.set_result(message)
+        else:
+            self._mailbox.append(message)
+
+    async def deliver(self, message: Any, timeout: float | None = None) -> int:
+        """Acknowledged send: 1 once the message is in the target's mailbox, 0 on timeout,
+        -1 if the target is unknown."""
+        if self._remote:
+            return int(await self._kernel.network().deliver(self, message, timeout))
+        if self._done:
+            return -1
+        self._put(message)
+        return 1
+
+    async def receive(self, timeout: float | None = None, alarm_value: Any = None) -> Any:
+        """The oldest message in the mailbox; waits for one up to ``timeout`` seconds
+        (``alarm_value`` then). ``timeout <= 0`` never blocks."""
+        if self._mailbox:
+            return self._mailbox.popleft()
+        if timeout is not None and timeout <= 0:
+            return alarm_value
+        return await self._block(RECEIVING, timeout, alarm_value)
+
+    recv = receive
+
+    async def suspend(self, timeout: float | None = None, alarm_value: Any = None) -> Any:
+        """Sleep until `resume` (its update) or until ``timeout`` (``alarm_value``).
+        Messages do not end a sleep."""
+        if timeout is not None and timeout <= 0:
+            return alarm_value
+        return await self._block(SUSPENDED, timeout, alarm_value)
+
+    sleep = suspend
+
+    def resume(self, update: Any = None) -> int:
+        """Wake this coroutine if it is in `suspend`/`sleep`; ignored otherwise."""
+        if self._remote:
+            raise TypeError(f"resume() works on local coroutines only, not {self}")
+        self._kernel.call(self._resume, update)
+        return 0
+
+    wakeup = resume
+
+    def _resume(self, update: Any) -> None:
+        waiter = self._waiter
+        if self._wait_kind == SUSPENDED and waiter is not None and not waiter.done():
+            waiter.set_result(update)
+        else:
+            logger.debug("resume of %s ignored: it is not sleeping", self)
+
+    async def _block(self, kind: int, timeout: float | None, alarm_value: Any) -> Any:
+        current = AsynCoro.cur_coro()
+        if current is not self:
+            raise WrongThreadError(
+                f"{self} can block only in itself, not in {current or 'a non-coroutine'}"
+            )
+        interrupt = self._interrupt
+        if interrupt is not None and interrupt is not TERMINATE and self._is_async:
+            self._interrupt = None
+            raise interrupt
+        waiter = self._kernel._loop.create_future()
+        self._waiter, self._wait_kind = waiter, kind
+        timer = None
+        if timeout is not None:
+            timer = self._kernel._loop.call_later(timeout, _expire, waiter, alarm_value)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            interrupt = self._interrupt
+            if self._is_async and interrupt is not None and interrupt is not TERMINATE:
+                self._interrupt = None
+                raise interrupt from None
+            raise
+        finally:
+            self._waiter, self._wait_kind = None, RUNNING
+            if timer is not None:
+                timer.cancel()
+
+    # -- control --------------------------------------------------------------------------
+
+    def set_daemon(self, flag: bool = True) -> int:
+        """Mark the calling coroutine as a daemon (it does not keep the process alive)."""
+        if AsynCoro.cur_coro() is not self:
+            return -1
+        flag = bool(flag)
+        if flag != self._daemon:
+            self._daemon = flag
+            self._kernel._count_live(-1 if flag else 1)
+        return 0
+
+    def terminate(self) -> int:
+        """End the coroutine; its monitors see a normal finish."""
+        if self._remote:
+            return int(self._kernel.network().terminate(self))
+        if self._done:
+            return -1
+        self._kernel.call(self._interrupt_with, TERMINATE)
+        return 0
+
+    def throw(self, *exc: Any) -> int:
+        """Raise an exception in the coroutine at its current ``yield``/``await``:
+        ``throw(ExcClass)``, ``throw(ExcClass, value)``, ``throw(instance)`` or an exc_info
+        triple."""
+        error = _as_exception(exc)
+        if self._remote:
+            return int(self._kernel.network().throw(self, error))
+        if self._done:
+            return -1
+        self._kernel.call(self._interrupt_with, error)
+        return 0
+
+    def _interrupt_with(self, interrupt: Any) -> None:
+        if self._done or self._interrupt is TERMINATE:
+            return
+        self._interrupt = interrupt
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.cancel()
+        elif self._task is not None and (interrupt is TERMINATE or not self._is_async):
+            if self._task is not asyncio.current_task(self._kernel._loop):
+                self._task.cancel()
+
+    # -- monitors -------------------------------------------------------------------------
+
+    async def monitor(self, observed: Coro) -> int:
+        """Make this coroutine the monitor of ``observed``: it gets a `MonitorException`
+        message when ``observed`` ends."""
+        if not isinstance(observed, Coro):
+            raise TypeError(f"monitor() needs a Coro, not {observed!r}")
+        if observed._remote:
+            return int(await self._kernel.network().monitor(self, observed))
+        return observed.notify(self)
+
+    def notify(self, monitor: Coro) -> int:
+        """Add ``monitor`` to the monitors of this (local) coroutine."""
+        if self._remote:
+            raise TypeError(f"notify() works on local coroutines only, not {self}")
+        if not isinstance(monitor, Coro):
+            raise TypeError(f"notify() needs a Coro, not {monitor!r}")
+        self._kernel.call(self._add_monitor, monitor)
+        return 0
+
+    def _add_monitor(self, monitor: Coro) -> None:
+        if self._done:
+            self._tell_monitor(monitor)
+        elif monitor not in self._monitors:
+            self._monitors.append(monitor)
+
+    def _tell_monitor(self, monitor: Coro) -> None:
+        if self._exc_info is None:
+            info: tuple[Any, ...] = (StopIteration, self._value)
+        else:
+            info = self._exc_info
+        if monitor._remote:
+            self._kernel.network().send_monitor_exception(monitor, self, info)
+        else:
+            monitor.send(MonitorException(self, info))
+
+    # -- results --------------------------------------------------------------------------
+
+    async def finish(self) -> Any:
+        """Wait (inside a coroutine) until this coroutine ends; its final value."""
+        if self._remote:
+            raise TypeError(f"finish() works on local coroutines only, not {self}")
+        if not self._done:
+            waiter = self._kernel._loop.create_future()
+            self._finish_waiters.append(waiter)
+            await waiter
+        return self._value
+
+    def value(self, timeout: float | None = None) -> Any:
+        """Block the calling thread until the coroutine ends; its final value.
+        Never call this from a coroutine: use ``yield coro.finish()``."""
+        if self._done:
+            return self._value
+        return self._kernel.run_sync(self.finish(), timeout)
+
+    # -- lifecycle (loop thread) ----------------------------------------------------------
+
+    async def _run(self) -> None:
+        value: Any = None
+        exc_info: tuple[Any, ...] | None = None
+        try:
+            if self._is_async:
+                value = await self._body
+            else:
+                value = await drive(self)
+        except asyncio.CancelledError:
+            pass
+        except BaseException as exc:
+            from discoro.core.driver import legacy_stop_args, final_value
+
+            args = legacy_stop_args(exc, self._body) if self._is_async else None
+            if args is None:
+                exc_info = (type(exc), exc, exc.__traceback__)
+            else:
+                value = final_value(args, None)
+        self._end(value, exc_info)
+
+    def _end(self, value: Any, exc_info: tuple[Any, ...] | None) -> None:
+        self._done = True
+        self._value = value
+        self._exc_info = exc_info
+        self._task = None
+        self._kernel._retire(self)
+        if exc_info is not None and not self._monitors:
+            text = "".join(traceback.format_exception(*exc_info))
+            logger.warning("coroutine %s ended with an uncaught exception:\n%s", self, text)
+        monitors, self._monitors = self._monitors, []
+        for monitor in monitors:
+            self._tell_monitor(monitor)
+        waiters, self._finish_waiters = self._finish_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(value)
+        self._mailbox.clear()
+        if exc_info is None:
+            self._body = None
+
+    def _close_unstarted(self) -> None:
+        if self._body is not None:
+            self._body.close()
+        self._done = True
+
+    # -- hot swap -------------------------------------------------------------------------
+
+    def hot_swappable(self, flag: bool) -> None:
+        """Allow (or forbid) `hot_swap` to replace this coroutine's generator now."""
+        self._swappable = bool(flag)
+
+    def hot_swap(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+        """Replace this coroutine's generator function with ``target(*args, **kwargs)``.
+
+        The new generator arrives as a `HotSwapException` at the coroutine's current
+        ``yield`` once it is swappable and not in a nested call; letting the exception
+        propagate accepts the swap. A coroutine that ended with an exception is restarted."""
+        if self._remote:
+            raise TypeError(f"hot_swap() works on local coroutines only, not {self}")
+        if not inspect.isgeneratorfunction(target):
+            raise NotACoroutineFunction(f"hot_swap() needs a generator function, not {target!r}")
+        if self._is_async:
+            raise TypeError(f"hot_swap() needs a generator coroutine; {self} is async")
+        new_body = make_body(self, target, args, kwargs)
+        self._kernel.call(self._swap_in, new_body)
+        return 0
+
+    def _swap_in(self, new_body: Any) -> None:
+        if self._done:
+            if self._exc_info is None:
+                new_body.close()
+                return
+            self._done, self._exc_info, self._value = False, None, None
+            self._body, self._interrupt = new_body, None
+            self._kernel._spawn(self)
+            return
+        swap = HotSwapException(new_body)
+        self._interrupt = swap
+        waiter = self._waiter
+        if self._swappable and self._depth == 0 and waiter is not None and not waiter.done():
+            waiter.cancel()
+
+    # -- names ----------------------------------------------------------------------------
+
+    def register(self, name: str | None = None) -> int:
+        """Publish this coroutine under ``name`` (default: its name) so peers can locate it."""
+        if self._remote:
+            return -1
+        return self._kernel._register(name or self._name, self)
+
+    def unregister(self, name: str | None = None) -> int:
+        if self._remote:
+            return -1
+        return self._kernel._unregister(name or self._name, self)
+
+    @staticmethod
+    async def locate(name: str, location: Any = None, timeout: float | None = None) -> Any:
+        """Find the coroutine registered as ``name`` here or at a peer (None if not found)."""
+        kernel = AsynCoro.instance()
+        if location is None or (kernel.network_started and location == kernel.location):
+            local = kernel.registered(name)
+            if local is not None or location is not None:
+                return local
+        return await kernel.network().locate("coro", name, location, timeout)
+
+
+def _as_exception(exc: tuple[Any, ...]) -> BaseException:
+    if not exc:
+        raise TypeError("throw() needs an exception")
+    first = exc[0]
+    if isinstance(first, BaseException):
+        return first
+    if isinstance(first, type) and issubclass(first, BaseException):
+        if len(exc) > 1 and isinstance(exc[1], BaseException):
+            return exc[1]
+        return first(*exc[1:2])
+    raise TypeError(f"throw() needs an exception class or instance, not {first!r}")

@@ -1,0 +1,302 @@
+"""The per-process kernel, `AsynCoro`: one asyncio loop in a daemon thread runs every coroutine.
+
+Invariants:
+- Runtime state (the coroutine table, the name registry, mailboxes, monitors) is touched only
+  on the loop thread. Entry points that other threads may call hop over with
+  ``call_soon_threadsafe`` (see `call`), so a request from a thread is ordered after every
+  earlier request from that thread.
+- ``_live`` counts the running non-daemon coroutines. ``finish()``, ``join()`` and the atexit
+  hook wait until it is zero: a program that creates coroutines and falls off its end runs
+  until they are done.
+- There is one kernel per process (`MetaSingleton`); ``terminate()`` ends it for good and frees
+  the slot, so a later ``AsynCoro()`` starts a new one.
+- Networking is not part of the core. A higher layer installs a factory with
+  `install_network`; the kernel builds the network object the first time a distributed feature
+  asks for it (`network()`), so a purely local program never opens a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from discoro.core.log import logger
+from discoro.core.singleton import MetaSingleton
+from discoro.errors import ShutdownError, WrongThreadError
+
+if TYPE_CHECKING:
+    from discoro.core.coro import Coro
+
+#: Options of the distributed runtime (reference 2.2 plus ``cafile`` and ``peers``); the core
+#: only stores them for the network layer.
+NETWORK_OPTIONS = (
+    "node",
+    "udp_port",
+    "tcp_port",
+    "ext_ip_addr",
+    "name",
+    "secret",
+    "certfile",
+    "keyfile",
+    "cafile",
+    "dest_path",
+    "max_file_size",
+    "notifier",
+    "peers",
+    "discover",
+)
+
+
+class CoroTask(asyncio.Task):  # type: ignore[type-arg]
+    """The asyncio task that drives one `Coro`; it knows its coroutine for `cur_coro()`."""
+
+    __slots__ = ("discoro_coro",)
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop  # type: ignore[import-not-found]
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()  # type: ignore[no-any-return]
+
+
+class AsynCoro(metaclass=MetaSingleton):
+    """The coroutine scheduler of this process (one per process)."""
+
+    _network_factory: ClassVar[Callable[[AsynCoro, dict[str, Any]], Any] | None] = None
+
+    def __init__(self, **options: Any) -> None:
+        unknown = set(options) - set(NETWORK_OPTIONS)
+        if unknown:
+            raise TypeError(f"AsynCoro() got unknown option(s): {', '.join(sorted(unknown))}")
+        self.options: dict[str, Any] = options
+        self._loop = _new_event_loop()
+        self._coros: dict[int, Coro] = {}
+        self._registry: dict[str, Coro] = {}
+        self._live = 0
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._exit_funcs: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
+        self._shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._network: Any = None
+        self._network_lock = threading.Lock()
+        self._terminated = False
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run_loop, name="discoro-kernel", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        self._thread_id = self._thread.ident
+        atexit.register(self._at_interpreter_exit)
+
+    # -- construction helpers -------------------------------------------------------------
+
+    @classmethod
+    def instance(cls, *args: Any, **kwargs: Any) -> AsynCoro:
+        """The process's kernel, created with ``kwargs`` if there is none yet."""
+        existing = cls._existing_instance()  # type: ignore[attr-defined]
+        return existing if existing is not None else cls(*args, **kwargs)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def cur_coro() -> Coro | None:
+        """The coroutine that is executing now (None outside any coroutine)."""
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:
+            return None
+        return getattr(task, "discoro_coro", None)
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.call_soon(self._ready.set)
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.close()
+
+    # -- thread hops ----------------------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def on_loop_thread(self) -> bool:
+        return threading.get_ident() == self._thread_id
+
+    def call(self, func: Callable[..., Any], *args: Any) -> None:
+        """Run ``func(*args)`` on the loop thread: now if already there, else as soon as possible."""
+        if threading.get_ident() == self._thread_id:
+            func(*args)
+        elif self._terminated:
+            raise ShutdownError("the discoro runtime has been terminated")
+        else:
+            self._loop.call_soon_threadsafe(func, *args)
+
+    def run_sync(self, awaitable: Awaitable[Any], timeout: float | None = None) -> Any:
+        """Run an awaitable on the loop and block this (non-loop) thread for its result."""
+        if self.on_loop_thread():
+            raise WrongThreadError(
+                "a blocking call was made on the discoro loop thread; "
+                "use it from the main thread, or yield/await it inside a coroutine"
+            )
+        if self._terminated:
+            raise ShutdownError("the discoro runtime has been terminated")
+
+        async def runner() -> Any:
+            return await awaitable
+
+        return asyncio.run_coroutine_threadsafe(runner(), self._loop).result(timeout)
+
+    # -- coroutine bookkeeping (loop thread only) -----------------------------------------
+
+    def _spawn(self, coro: Coro) -> None:
+        if self._terminated:
+            coro._close_unstarted()
+            return
+        self._coros[coro._id] = coro
+        if not coro._daemon:
+            self._live += 1
+        task = CoroTask(coro._run(), loop=self._loop)
+        task.discoro_coro = coro
+        coro._task = task
+
+    def _retire(self, coro: Coro) -> None:
+        self._coros.pop(coro._id, None)
+        if not coro._daemon:
+            self._count_live(-1)
+
+    def _count_live(self, delta: int) -> None:
+        self._live += delta
+        if self._live == 0 and self._idle_waiters:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def _wait_idle(self) -> None:
+        if self._live > 0:
+            waiter = self._loop.create_future()
+            self._idle_waiters.append(waiter)
+            await waiter
+
+    def running_coros(self) -> list[Coro]:
+        """The coroutines that have not ended yet (a snapshot)."""
+        return list(self._coros.values())
+
+    # -- names ----------------------------------------------------------------------------
+
+    def _register(self, name: str, coro: Coro) -> int:
+        holder = self._registry.get(name)
+        if holder is not None and holder is not coro and not holder._done:
+            return -1
+        self._registry[name] = coro
+        return 0
+
+    def _unregister(self, name: str, coro: Coro) -> int:
+        if self._registry.get(name) is not coro:
+            return -1
+        del self._registry[name]
+        return 0
+
+    def registered(self, name: str) -> Coro | None:
+        coro = self._registry.get(name)
+        return None if coro is None or coro._done else coro
+
+    # -- networking hook ------------------------------------------------------------------
+
+    @classmethod
+    def install_network(cls, factory: Callable[[AsynCoro, dict[str, Any]], Any]) -> None:
+        """Called once by the network layer: how to build this process's network runtime."""
+        cls._network_factory = factory
+
+    @property
+    def network_started(self) -> bool:
+        return self._network is not None
+
+    def network(self) -> Any:
+        """The network runtime, created (not yet started) on first use."""
+        if self._network is None:
+            with self._network_lock:
+                if self._network is None:
+                    factory = type(self)._network_factory
+                    if factory is None:
+                        raise RuntimeError(
+                            "distributed features need the network layer: import discoro"
+                        )
+                    self._network = factory(self, self.options)
+        return self._network
+
+    def add_shutdown_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """An async callable run on the loop when the kernel shuts down (before it stops)."""
+        self._shutdown_hooks.append(hook)
+
+    @property
+    def location(self) -> Any:
+        return None if self._network is None else self._network.location
+
+    @property
+    def name(self) -> str | None:
+        return None if self._network is None else self._network.name
+
+    # -- ending ---------------------------------------------------------------------------
+
+    def atexit(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run ``func(*args, **kwargs)`` after the kernel has stopped."""
+        self._exit_funcs.append((func, args, kwargs))
+
+    def join(self, show_running: bool = False, timeout: float | None = None) -> None:
+        """Wait until every non-daemon coroutine has ended (the kernel keeps running)."""
+        if show_running:
+            for coro in self.running_coros():
+                logger.info("running: %s", coro)
+        self.run_sync(self._wait_idle(), timeout)
+
+    def finish(self) -> None:
+        """Wait until every non-daemon coroutine has ended, then stop the kernel."""
+        if self._terminated:
+            return
+        self.join()
+        self.terminate()
+
+    def terminate(self) -> None:
+        """Stop now: close every remaining coroutine, stop the loop, run the atexit functions."""
+        if self._terminated:
+            return
+        if self.on_loop_thread():
+            raise WrongThreadError("terminate() must be called from outside the coroutines")
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
+        except Exception as exc:  # the loop is going away regardless
+            logger.warning("kernel shutdown was not clean: %r", exc)
+        self._terminated = True
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        type(self)._forget_instance()  # type: ignore[attr-defined]
+        atexit.unregister(self._at_interpreter_exit)
+        for func, args, kwargs in self._exit_funcs:
+            try:
+                func(*args, **kwargs)
+            except Exception:
+                logger.exception("atexit function %r failed", func)
+
+    async def _shutdown(self) -> None:
+        for hook in reversed(self._shutdown_hooks):
+            try:
+                await asyncio.wait_for(hook(), 5)
+            except Exception as exc:
+                logger.warning("shutdown hook %r failed: %r", hook, exc)
+        coros = list(self._coros.values())
+        for coro in coros:
+            coro.terminate()
+        tasks = [coro._task for coro in coros if coro._task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        self._terminated = True
+
+    def _at_interpreter_exit(self) -> None:
+        try:
+            self.finish()
+        except KeyboardInterrupt:
+            self.terminate()

@@ -1,0 +1,18 @@
+"""`serialize` / `unserialize`: pickle with the highest protocol (seed API).
+
+Coroutines, channels and RCIs pickle to references (see their ``__reduce__``), so a message
+that carries a coroutine handle can cross a process boundary.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+
+def serialize(obj: Any) -> bytes:
+    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unserialize(data: bytes) -> Any:
+    return pickle.loads(data)

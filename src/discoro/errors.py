@@ -1,0 +1,70 @@
+"""The exception hierarchy of discoro.
+
+Every error discoro raises on its own account derives from `DiscoroError`. The seed's
+message-like exceptions (`MonitorException`, `HotSwapException`) derive from plain `Exception`
+as in the original, because programs catch and construct them directly.
+"""
+
+from __future__ import annotations
+
+
+class DiscoroError(Exception):
+    """Root of discoro's own errors."""
+
+
+class NotACoroutineFunction(DiscoroError, TypeError):
+    """A Coro target that is neither a generator function nor an async function."""
+
+
+class WrongThreadError(DiscoroError, RuntimeError):
+    """An API used from a thread (or coroutine) where it would deadlock or is not allowed."""
+
+
+class ShutdownError(DiscoroError, RuntimeError):
+    """The runtime has been terminated; no new coroutines can be created."""
+
+
+class ProtocolError(DiscoroError):
+    """A peer sent bytes that do not follow the wire protocol."""
+
+
+class AuthenticationError(ProtocolError):
+    """A peer failed the mutual challenge-response (wrong secret, replay, ...)."""
+
+
+class VersionMismatch(ProtocolError):
+    """A peer speaks another protocol version."""
+
+
+class RemoteError(DiscoroError):
+    """An exception raised on another process, carried back as its type name and traceback."""
+
+    def __init__(self, type_name: str, message: str, traceback_text: str = "") -> None:
+        super().__init__(type_name, message, traceback_text)
+        self.type_name = type_name
+        self.message = message
+        self.traceback_text = traceback_text
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}"
+
+
+class MonitorException(Exception):
+    """Sent (not raised) to each monitor of a coroutine when it ends.
+
+    ``args[0]`` is the coroutine; ``args[1]`` is ``(StopIteration, value)`` for a normal end,
+    else the exception info: ``(type, value, traceback)`` for a local monitor, ``(type, value)``
+    for a remote one.
+    """
+
+
+class HotSwapException(Exception):
+    """Thrown into a coroutine to replace its generator; ``args[0]`` is the new generator."""
+
+
+class ForeignCluster(ProtocolError):
+    """A discovery datagram carries another cluster's tag (made from another secret)."""
+
+
+class LocalProtocolError(DiscoroError, RuntimeError):
+    """This side used a wire connection wrongly (e.g. sent before authenticating): a bug."""

@@ -1,0 +1,1 @@
+"""The distributed runtime: transport, peers, discovery, remote references."""
