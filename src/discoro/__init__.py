@@ -5,6 +5,7 @@ The facade: it re-exports the public API of the original ``asyncoro``,
 ``import discoro as asyncoro`` both serve programs written for the original.
 """
 
+import discoro.net  # noqa: F401  (installs the network layer)
 from discoro.core.coro import Coro as Coro
 from discoro.core.kernel import AsynCoro as AsynCoro
 from discoro.core.log import logger as logger
@@ -13,3 +14,5 @@ from discoro.core.serialize import unserialize as unserialize
 from discoro.core.singleton import MetaSingleton as MetaSingleton
 from discoro.errors import HotSwapException as HotSwapException
 from discoro.errors import MonitorException as MonitorException
+from discoro.net.location import Location as Location
+from discoro.net.location import PeerStatus as PeerStatus

@@ -389,7 +389,7 @@ class Coro:
         except asyncio.CancelledError:
             pass
         except BaseException as exc:
-            from discoro.core.driver import legacy_stop_args, final_value
+            from discoro.core.driver import final_value, legacy_stop_args
 
             args = legacy_stop_args(exc, self._body) if self._is_async else None
             if args is None:
@@ -466,7 +466,10 @@ class Coro:
         """Publish this coroutine under ``name`` (default: its name) so peers can locate it."""
         if self._remote:
             return -1
-        return self._kernel._register(name or self._name, self)
+        result = self._kernel._register(name or self._name, self)
+        if result == 0 and self._kernel._network_factory is not None:
+            self._kernel.network()  # peers can only find it once we are on the network
+        return result
 
     def unregister(self, name: str | None = None) -> int:
         if self._remote:

@@ -23,6 +23,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from discoro.core.distributed import DistributedMethods
 from discoro.core.log import logger
 from discoro.core.singleton import MetaSingleton
 from discoro.errors import ShutdownError, WrongThreadError
@@ -50,21 +51,22 @@ NETWORK_OPTIONS = (
 )
 
 
-class CoroTask(asyncio.Task):  # type: ignore[type-arg]
+class CoroTask(asyncio.Task):
     """The asyncio task that drives one `Coro`; it knows its coroutine for `cur_coro()`."""
 
     __slots__ = ("discoro_coro",)
+    discoro_coro: Coro
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
     try:
-        import uvloop  # type: ignore[import-not-found]
+        import uvloop
     except ImportError:
         return asyncio.new_event_loop()
-    return uvloop.new_event_loop()  # type: ignore[no-any-return]
+    return uvloop.new_event_loop()
 
 
-class AsynCoro(metaclass=MetaSingleton):
+class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
     """The coroutine scheduler of this process (one per process)."""
 
     _network_factory: ClassVar[Callable[[AsynCoro, dict[str, Any]], Any] | None] = None
@@ -77,6 +79,7 @@ class AsynCoro(metaclass=MetaSingleton):
         self._loop = _new_event_loop()
         self._coros: dict[int, Coro] = {}
         self._registry: dict[str, Coro] = {}
+        self._channels: dict[str, Any] = {}
         self._live = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._exit_funcs: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
@@ -90,14 +93,16 @@ class AsynCoro(metaclass=MetaSingleton):
         self._ready.wait()
         self._thread_id = self._thread.ident
         atexit.register(self._at_interpreter_exit)
+        if options:
+            self.network()
 
     # -- construction helpers -------------------------------------------------------------
 
     @classmethod
     def instance(cls, *args: Any, **kwargs: Any) -> AsynCoro:
         """The process's kernel, created with ``kwargs`` if there is none yet."""
-        existing = cls._existing_instance()  # type: ignore[attr-defined]
-        return existing if existing is not None else cls(*args, **kwargs)  # type: ignore[no-any-return]
+        existing = cls._existing_instance()
+        return existing if existing is not None else cls(*args, **kwargs)
 
     @staticmethod
     def cur_coro() -> Coro | None:
@@ -126,7 +131,7 @@ class AsynCoro(metaclass=MetaSingleton):
         return threading.get_ident() == self._thread_id
 
     def call(self, func: Callable[..., Any], *args: Any) -> None:
-        """Run ``func(*args)`` on the loop thread: now if already there, else as soon as possible."""
+        """Run ``func(*args)`` on the loop thread: now if already there, else soon."""
         if threading.get_ident() == self._thread_id:
             func(*args)
         elif self._terminated:
@@ -216,16 +221,24 @@ class AsynCoro(metaclass=MetaSingleton):
         return self._network is not None
 
     def network(self) -> Any:
-        """The network runtime, created (not yet started) on first use."""
-        if self._network is None:
-            with self._network_lock:
-                if self._network is None:
-                    factory = type(self)._network_factory
-                    if factory is None:
-                        raise RuntimeError(
-                            "distributed features need the network layer: import discoro"
-                        )
-                    self._network = factory(self, self.options)
+        """The network runtime; the first call builds and starts it (blocking until it
+        listens when called from a thread; in the background on the loop thread)."""
+        network = self._network
+        if network is not None:
+            return network
+        with self._network_lock:
+            if self._network is None:
+                factory = type(self)._network_factory
+                if factory is None:
+                    raise RuntimeError(
+                        "distributed features need the network layer: import discoro"
+                    )
+                network = factory(self, self.options)
+                if self.on_loop_thread():
+                    network.start_soon()
+                else:
+                    self.run_sync(network.started())
+                self._network = network
         return self._network
 
     def add_shutdown_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
@@ -273,7 +286,7 @@ class AsynCoro(metaclass=MetaSingleton):
         self._terminated = True
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
-        type(self)._forget_instance()  # type: ignore[attr-defined]
+        type(self)._forget_instance()
         atexit.unregister(self._at_interpreter_exit)
         for func, args, kwargs in self._exit_funcs:
             try:

@@ -1,0 +1,60 @@
+"""`Location` (where a kernel listens) and `PeerStatus` (a peer came or went): reference 2.4, 2.6.
+
+A `Location` is an IPv4 address and a TCP port; a host name given to it is resolved once, at
+construction. Locations compare and hash on both fields, so they key peer tables.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, ClassVar
+
+
+class Location:
+    __slots__ = ("addr", "port")
+
+    def __init__(self, host: str, tcp_port: int) -> None:
+        try:
+            self.addr: str = socket.gethostbyname(host)
+        except OSError as exc:
+            raise ValueError(f"cannot resolve host {host!r}: {exc}") from None
+        port = int(tcp_port)
+        if not 0 <= port <= 65535:
+            raise ValueError(f"TCP port {tcp_port!r} is out of range")
+        self.port: int = port
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Location):
+            return NotImplemented
+        return self.addr == other.addr and self.port == other.port
+
+    def __hash__(self) -> int:
+        return hash((self.addr, self.port))
+
+    def __repr__(self) -> str:
+        return f"{self.addr}:{self.port}"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Location, (self.addr, self.port))
+
+
+class PeerStatus:
+    """A message to `peer_status` subscribers: ``status`` is `Online` or `Offline`."""
+
+    __slots__ = ("location", "name", "status")
+    Online: ClassVar[int] = 1
+    Offline: ClassVar[int] = 0
+
+    def __init__(self, location: Location, name: str, status: int) -> None:
+        self.location = location
+        self.name = name
+        self.status = status
+
+    def __repr__(self) -> str:
+        state = "Online" if self.status == PeerStatus.Online else "Offline"
+        return f"PeerStatus({self.location}, {self.name!r}, {state})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PeerStatus, (self.location, self.name, self.status))

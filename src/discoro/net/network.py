@@ -1,0 +1,454 @@
+"""`Network`: the distributed runtime of one process (reference section 2).
+
+It owns the TCP (or TLS) server, the peer table, the links, request/reply bookkeeping and
+discovery, and it gives the core what remote handles need (`send`, `deliver`, `monitor`, ...).
+
+Invariants:
+- Everything here runs on the kernel's loop thread, except the entry points the core calls
+  from other threads (`send`, `terminate`, `throw`), which pickle in the caller's thread and
+  hop over.
+- User data crosses the wire only as pickled payloads on authenticated links; the control
+  fields are msgpack (see `wire`).
+- Messages from one process to another arrive in the order sent: one link per peer pair,
+  and a queue in front of it while it is being dialled.
+- Every request waits with a timeout or until its peer goes offline; nothing waits forever
+  because a peer died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import secrets
+import tempfile
+from collections.abc import Callable
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+from discoro.core.kernel import AsynCoro
+from discoro.core.log import logger
+from discoro.errors import MonitorException, ProtocolError
+from discoro.net import handlers, tls
+from discoro.net.addresses import default_node_address
+from discoro.net.link import HANDSHAKE_TIMEOUT, Link
+from discoro.net.location import Location, PeerStatus
+from discoro.net.peers import MAX_QUEUED, REDIAL_DELAYS, Peer
+from discoro.net.secret import resolve_secret
+from discoro.wire.handshake import Role
+from discoro.wire.identity import Identity
+from discoro.wire.messages import Message
+
+DIAL_TIMEOUT = 2.0
+FIRE_AND_FORGET_TIMEOUT = 2.0
+DUMPS = pickle.dumps
+PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+class PeerOffline(Exception):
+    """The process a coroutine lived on went away; sent in a `MonitorException`."""
+
+
+def _expire(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+class Network:
+    def __init__(self, kernel: AsynCoro, options: dict[str, Any]) -> None:
+        self.kernel = kernel
+        self.loop = kernel.loop
+        self.options = options
+        self.secret = resolve_secret(options.get("secret"))
+        self.node: str = options.get("node") or default_node_address()
+        self.ext_ip_addr: str | None = options.get("ext_ip_addr")
+        self.tcp_port = int(options.get("tcp_port") or 0)
+        self.udp_port = int(options.get("udp_port") or 0) or 51350
+        self.max_file_size = options.get("max_file_size") or None
+        root = options.get("dest_path") or os.path.join(tempfile.gettempdir(), "discoro")
+        self.dest_root = Path(root).resolve()
+        self.dest_path = self.dest_root
+        self.sid = secrets.token_hex(8)
+        self.name: str | None = options.get("name")
+        self.location: Location | None = None
+        self.identity: Identity = Identity("?", "0.0.0.0", 0, self.sid)
+        certfile, keyfile, cafile = (options.get(k) for k in ("certfile", "keyfile", "cafile"))
+        self.server_ssl = tls.server_context(certfile, keyfile, cafile) if certfile else None
+        self.client_ssl = tls.client_context(certfile, keyfile, cafile) if certfile else None
+        self.peers: dict[Location, Peer] = {}
+        self.ping_interval = 1.0
+        self.dead_after = 5
+        self.status_subscribers: list[Any] = []
+        self.peer_watchers: list[Callable[[Peer], None]] = []  # called when a peer comes online
+        self.closing = False
+        self._replies: dict[int, tuple[asyncio.Future[Any], Location]] = {}
+        self._rids = count(1)
+        self._server: asyncio.AbstractServer | None = None
+        self._started: asyncio.Future[None] | None = None
+        self.dispatch_table = handlers.table(self)
+        self.discovery: Any = None
+        self.lookups: Any = None
+        self.files: Any = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start_soon(self) -> asyncio.Future[None]:
+        """Start (once); the future is done when the server listens. Loop thread only."""
+        if self._started is None:
+            self._started = asyncio.ensure_future(self._start(), loop=self.loop)
+        return self._started
+
+    async def started(self) -> None:
+        await self.start_soon()
+
+    async def _start(self) -> None:
+        from discoro.net.names import Lookups
+
+        self._server = await self.loop.create_server(
+            lambda: Link(self, Role.SERVER),
+            host=self.node,
+            port=self.tcp_port,
+            ssl=self.server_ssl,
+            reuse_address=True,
+        )
+        port = self._server.sockets[0].getsockname()[1]
+        self.location = Location(self.ext_ip_addr or self.node, port)
+        self.name = self.name or str(self.location)
+        self.identity = Identity(self.name, self.location.addr, port, self.sid)
+        self.lookups = Lookups(self)
+        self.kernel.add_shutdown_hook(self.stop)
+        if self.options.get("discover", True):
+            try:
+                from discoro.net.discovery import Discovery
+            except ImportError:  # pragma: no cover - while discovery is being built
+                logger.debug("discovery is not available")
+            else:
+                self.discovery = Discovery(self)
+                await self.discovery.start()
+        for peer in self.options.get("peers") or ():
+            self.loop.create_task(self.peer(peer))
+        logger.debug("discoro network %s listening at %s", self.name, self.location)
+
+    async def stop(self) -> None:
+        self.closing = True
+        if self.discovery is not None:
+            self.discovery.stop()
+        goodbye = Message("peer_closed")
+        links = [peer.link for peer in self.peers.values() if peer.link is not None]
+        for link in links:
+            link.send(goodbye)
+            link.close()
+        if self._server is not None:
+            self._server.close()
+        if links:
+            await asyncio.wait([link.lost for link in links], timeout=2)
+
+    # -- links ----------------------------------------------------------------------------
+
+    def peer_at(self, location: Location) -> Peer:
+        peer = self.peers.get(location)
+        if peer is None:
+            peer = self.peers[location] = Peer(location)
+        return peer
+
+    def link_authenticated(self, link: Link, identity: Identity) -> None:
+        if identity.sid == self.sid:
+            link.close()  # we dialled ourselves
+            link.authenticated.set_exception(ConnectionError("dialled itself"))
+            link.authenticated.exception()
+            return
+        location = Location(identity.addr, identity.port)
+        peer = self.peer_at(location)
+        current = peer.link
+        if current is not None and current is not link and not current.retiring:
+            if self._preferred(current, identity.sid) is current:
+                link.retiring = True
+                link.peer = peer
+                link.authenticated.set_result(peer)
+                return
+            current.retiring = True
+        link.peer = peer
+        peer.link = link
+        peer.sid = identity.sid
+        peer.name = identity.name
+        while peer.queue:
+            link.send(peer.queue.popleft())
+        if not link.authenticated.done():
+            link.authenticated.set_result(peer)
+        if not peer.online:
+            peer.online = True
+            peer.said_goodbye = False
+            logger.debug("peer %s online", peer)
+            self._tell_subscribers(PeerStatus(location, peer.name, PeerStatus.Online))
+            for watcher in list(self.peer_watchers):
+                watcher(peer)
+
+    def _preferred(self, current: Link, other_sid: str) -> Link | None:
+        """Of the current link and a new one to the same peer, the one dialled by the side
+        with the smaller sid (None when that is the new one)."""
+        current_dialer = self.sid if current.role is Role.CLIENT else other_sid
+        new_dialer = other_sid if current.role is Role.CLIENT else self.sid
+        return current if current_dialer <= new_dialer else None
+
+    def link_lost(self, link: Link) -> None:
+        peer = link.peer
+        if peer is None or peer.link is not link:
+            return
+        peer.link = None
+        if self.closing or peer.said_goodbye:
+            self._offline(peer, "it closed")
+        elif peer.dialing is None:
+            peer.dialing = self.loop.create_task(self._redial(peer))
+
+    async def _redial(self, peer: Peer) -> bool:
+        try:
+            for delay in REDIAL_DELAYS:
+                if delay:
+                    await asyncio.sleep(delay)
+                if peer.link is not None:
+                    return True
+                if await self._dial(peer.location):
+                    return True
+            self._offline(peer, "it cannot be reached")
+            return False
+        finally:
+            peer.dialing = None
+
+    async def _dial(self, location: Location) -> bool:
+        try:
+            _, link = await asyncio.wait_for(
+                self.loop.create_connection(
+                    lambda: Link(self, Role.CLIENT),
+                    location.addr,
+                    location.port,
+                    ssl=self.client_ssl,
+                ),
+                DIAL_TIMEOUT,
+            )
+            peer = await asyncio.wait_for(asyncio.shield(link.authenticated), HANDSHAKE_TIMEOUT)
+        except (OSError, TimeoutError, ConnectionError, ProtocolError) as exc:
+            logger.debug("cannot connect to %s: %r", location, exc)
+            return False
+        if peer.location != location:  # the peer advertises another address (ext_ip_addr)
+            self.peers.setdefault(location, peer)
+        return True
+
+    def ensure_link(self, location: Location) -> Peer:
+        """The peer at ``location``, being dialled if it has no link yet."""
+        peer = self.peer_at(location)
+        if peer.link is None and peer.dialing is None:
+            peer.dialing = self.loop.create_task(self._redial(peer))
+        return peer
+
+    def _offline(self, peer: Peer, why: str) -> None:
+        if self.peers.get(peer.location) is peer:
+            del self.peers[peer.location]
+        for alias in [loc for loc, p in self.peers.items() if p is peer]:
+            del self.peers[alias]
+        if peer.queue:
+            logger.warning("dropped %d message(s) for %s: %s", len(peer.queue), peer, why)
+            peer.queue.clear()
+        for rid, (future, location) in list(self._replies.items()):
+            if location == peer.location and not future.done():
+                future.set_result(None)
+                del self._replies[rid]
+        watchers, peer.watchers = peer.watchers, {}
+        for entries in watchers.values():
+            for observed, monitor in entries:
+                error = PeerOffline(f"{observed.location} went offline: {why}")
+                monitor._put(MonitorException(observed, (PeerOffline, error)))
+        if peer.online:
+            peer.online = False
+            logger.debug("peer %s offline: %s", peer, why)
+            self._tell_subscribers(PeerStatus(peer.location, peer.name, PeerStatus.Offline))
+
+    # -- peer status ----------------------------------------------------------------------
+
+    def add_status_subscriber(self, coro: Any) -> None:
+        self.kernel.call(self._add_status_subscriber, coro)
+
+    def _add_status_subscriber(self, coro: Any) -> None:
+        if coro in self.status_subscribers:
+            return
+        self.status_subscribers.append(coro)
+        for peer in list(self.peers.values()):
+            if peer.online and peer.location == peer.location:
+                coro.send(PeerStatus(peer.location, peer.name, PeerStatus.Online))
+
+    def remove_status_subscriber(self, coro: Any) -> None:
+        self.kernel.call(
+            lambda: self.status_subscribers.remove(coro) if coro in self.status_subscribers else 0
+        )
+
+    def _tell_subscribers(self, status: PeerStatus) -> None:
+        for coro in list(self.status_subscribers):
+            if coro.send(status) < 0:
+                self.status_subscribers.remove(coro)
+
+    # -- sending --------------------------------------------------------------------------
+
+    def post(self, location: Location, message: Message) -> bool:
+        """Queue ``message`` for the peer at ``location`` (loop thread); False if it cannot
+        be queued."""
+        peer = self.peers.get(location)
+        link = peer.link if peer is not None else None
+        if link is not None:
+            link.send(message)
+            return True
+        if location == self.location:
+            return False
+        peer = self.ensure_link(location)
+        if len(peer.queue) >= MAX_QUEUED:
+            logger.warning("send queue for %s is full; message dropped", peer)
+            return False
+        peer.queue.append(message)
+        return True
+
+    def post_from_any_thread(self, location: Location, message: Message) -> int:
+        if self.kernel.on_loop_thread():
+            return 0 if self.post(location, message) else -1
+        self.kernel.call(self.post, location, message)
+        return 0
+
+    async def request(
+        self,
+        location: Location,
+        op: str,
+        fields: dict[str, Any],
+        payload: bytes | None = None,
+        timeout: float | None = None,
+    ) -> Message | None:
+        """Send a request and wait for its reply (None on timeout or if the peer is gone)."""
+        rid = next(self._rids)
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self._replies[rid] = (future, location)
+        if not self.post(location, Message(op, rid, fields, payload)):
+            del self._replies[rid]
+            return None
+        timer = None if timeout is None else self.loop.call_later(timeout, _expire, future, None)
+        try:
+            return await future
+        finally:
+            self._replies.pop(rid, None)
+            if timer is not None:
+                timer.cancel()
+
+    def take_reply(self, message: Message) -> None:
+        entry = self._replies.pop(message.rid, None)
+        if entry is not None and not entry[0].done():
+            entry[0].set_result(message)
+
+    def reply(
+        self, peer: Peer, rid: int, fields: dict[str, Any], payload: bytes | None = None
+    ) -> None:
+        if rid:
+            self.post(peer.location, Message("reply", rid, fields, payload))
+
+    def dispatch(self, link: Link, message: Message) -> None:
+        handler = self.dispatch_table.get(message.op)
+        if handler is None:
+            logger.warning("%s sent %r, which this process does not handle", link.peer, message.op)
+            self.reply(link.peer, message.rid, {"r": -1, "e": f"unsupported op {message.op}"})
+            return
+        handler(link.peer, message)
+
+    # -- what remote coroutine handles need -------------------------------------------------
+
+    def send(self, coro: Any, message: Any) -> int:
+        payload = DUMPS(message, PROTOCOL)
+        return self.post_from_any_thread(
+            coro._location, Message("send", 0, {"c": coro._id}, payload)
+        )
+
+    async def deliver(self, coro: Any, message: Any, timeout: float | None) -> int:
+        await self.started()
+        payload = DUMPS(message, PROTOCOL)
+        peer = self.peers.get(coro._location)
+        if peer is not None and peer.link is not None:
+            await peer.link.drained()
+        reply = await self.request(coro._location, "deliver", {"c": coro._id}, payload, timeout)
+        if reply is None:
+            return 0 if timeout is not None and coro._location in self.peers else -1
+        return int(reply.fields.get("r", -1))
+
+    def terminate(self, coro: Any) -> int:
+        return self.post_from_any_thread(coro._location, Message("terminate", 0, {"c": coro._id}))
+
+    def throw(self, coro: Any, error: BaseException) -> int:
+        payload = handlers.dumps_exception(error)
+        return self.post_from_any_thread(
+            coro._location, Message("throw", 0, {"c": coro._id}, payload)
+        )
+
+    async def monitor(self, monitor: Any, observed: Any) -> int:
+        await self.started()
+        payload = DUMPS(monitor, PROTOCOL)
+        reply = await self.request(
+            observed._location, "monitor", {"c": observed._id}, payload, FIRE_AND_FORGET_TIMEOUT
+        )
+        if reply is None or reply.fields.get("r", -1) != 0:
+            return -1
+        peer = self.peers.get(observed._location)
+        if peer is not None:
+            peer.watch(observed, monitor)
+        return 0
+
+    def send_monitor_exception(self, monitor: Any, observed: Any, info: tuple[Any, ...]) -> None:
+        fields, payload = handlers.encode_exit(observed, info)
+        fields["m"] = monitor._id
+        self.post(monitor._location, Message("notify_exit", 0, fields, payload))
+
+    async def locate(self, kind: str, name: str, location: Any, timeout: float | None) -> Any:
+        await self.started()
+        return await self.lookups.locate(kind, name, location, timeout)
+
+    # -- peers by hand ----------------------------------------------------------------------
+
+    async def peer(
+        self, loc: Any, udp_port: int = 0, stream_send: bool = False, broadcast: bool = False
+    ) -> int:
+        await self.started()
+        if isinstance(loc, Location):
+            if loc == self.location:
+                return 0
+            peer = self.peers.get(loc)
+            if peer is not None and peer.link is not None:
+                return 0
+            return 0 if await self._dial(loc) else -1
+        if isinstance(loc, str):
+            if self.discovery is None:
+                return -1
+            return int(self.discovery.introduce(loc, udp_port or self.udp_port, broadcast))
+        raise TypeError(f"peer() needs a Location or a host name, not {loc!r}")
+
+    # -- files (see files.py) --------------------------------------------------------------
+
+    async def send_file(
+        self, location: Any, file: str, dir: str | None, overwrite: bool, timeout: float | None
+    ) -> Any:
+        await self.started()
+        from discoro.net.files import send_file
+
+        return await send_file(self, location, file, dir, overwrite, timeout)
+
+    async def del_file(
+        self, location: Any, file: str, dir: str | None, timeout: float | None
+    ) -> int:
+        await self.started()
+        from discoro.net.files import del_file
+
+        return await del_file(self, location, file, dir, timeout)
+
+    def set_dest_path(self, path: str) -> None:
+        candidate = Path(path)
+        if candidate.is_absolute() and candidate.resolve().is_relative_to(self.dest_root):
+            self.dest_path = candidate.resolve()
+        else:
+            relative = Path(*[part for part in candidate.parts if part not in ("/", "\\")])
+            self.dest_path = (self.dest_root / relative.relative_to(relative.anchor)).resolve()
+        self.dest_path.mkdir(parents=True, exist_ok=True)
+
+
+def make_network(kernel: AsynCoro, options: dict[str, Any]) -> Network:
+    return Network(kernel, options)
