@@ -6,12 +6,21 @@ The facade: it re-exports the public API of the original ``asyncoro``,
 """
 
 import discoro.net  # noqa: F401  (installs the network layer)
+from discoro.core.categorize import CategorizeMessages as CategorizeMessages
+from discoro.core.channel import Channel as Channel
+from discoro.core.conditions import Condition as Condition
+from discoro.core.conditions import Event as Event
+from discoro.core.conditions import Semaphore as Semaphore
 from discoro.core.coro import Coro as Coro
 from discoro.core.kernel import AsynCoro as AsynCoro
+from discoro.core.locks import Lock as Lock
+from discoro.core.locks import RLock as RLock
 from discoro.core.log import logger as logger
 from discoro.core.serialize import serialize as serialize
 from discoro.core.serialize import unserialize as unserialize
 from discoro.core.singleton import MetaSingleton as MetaSingleton
+from discoro.core.threadpool import AsyncDBCursor as AsyncDBCursor
+from discoro.core.threadpool import AsyncThreadPool as AsyncThreadPool
 from discoro.errors import HotSwapException as HotSwapException
 from discoro.errors import MonitorException as MonitorException
 from discoro.net.location import Location as Location

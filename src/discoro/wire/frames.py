@@ -1,0 +1,221 @@
+"""Frame codec: the unit every connection sends, after and during the handshake.
+
+Layout (network byte order, struct ``"!2sBBII"``, 12 bytes), then the body::
+
+    magic b"DC" | format 1 (u8) | flags (u8) | control length (u32) | payload length (u32)
+    control: one msgpack map with str keys (control length bytes)
+    payload: opaque bytes (payload length bytes), present only when flags has HAS_PAYLOAD
+
+Invariants:
+- A bad magic, format or flag byte, a frame or control bigger than the limits, or a payload
+  where none is allowed is refused as soon as the header (or its first bytes) arrives,
+  before any of the body is buffered.
+- The control map is decoded only through `safepack` (never pickle); the payload is never
+  decoded here: it is handed up as bytes, copied once from the receive buffer.
+- Limits may be changed between frames (the connection raises them after authenticating).
+"""
+
+from __future__ import annotations
+
+from struct import Struct
+from typing import Any, NamedTuple, NoReturn
+
+from discoro.errors import ProtocolError
+from discoro.wire.buffer import ReceiveBuffer
+from discoro.wire.safepack import new_packer, unpack_map
+
+__all__ = [
+    "FRAME_FORMAT",
+    "HAS_PAYLOAD",
+    "HEADER",
+    "MAGIC",
+    "MAX_CONTROL_SIZE",
+    "MAX_FRAME_SIZE",
+    "Frame",
+    "FrameDecoder",
+    "FrameEncoder",
+    "encode_frame",
+]
+
+MAGIC = b"DC"
+FRAME_FORMAT = 1
+HAS_PAYLOAD = 0x01
+HEADER = Struct("!2sBBII")
+MAX_FRAME_SIZE = 64 * 1024 * 1024  # control + payload
+MAX_CONTROL_SIZE = 1024 * 1024
+
+_PREFIX = MAGIC + bytes([FRAME_FORMAT])
+_HEADER_SIZE = HEADER.size
+_pack_header = HEADER.pack
+
+
+class Frame(NamedTuple):
+    """One decoded frame: its control map and its payload (None when it had none)."""
+
+    control: dict[str, Any]
+    payload: bytes | None = None
+
+
+def _limit_problem(control_len: int, payload_len: int, max_frame: int, max_control: int) -> str:
+    """Why a frame of these sizes is refused, or "" when it is within the limits."""
+    if control_len > max_control:
+        return f"frame control of {control_len} bytes exceeds limit {max_control}"
+    if control_len + payload_len > max_frame:
+        return f"frame of {control_len + payload_len} bytes exceeds limit {max_frame}"
+    return ""
+
+
+_new_frame = tuple.__new__  # Frame(...) without NamedTuple's Python-level __new__
+
+
+class FrameEncoder:
+    """Turns (control map, payload) into frame bytes. One per connection (not thread-safe)."""
+
+    __slots__ = ("_pack", "max_control_size", "max_frame_size")
+
+    def __init__(
+        self, max_frame_size: int = MAX_FRAME_SIZE, max_control_size: int = MAX_CONTROL_SIZE
+    ) -> None:
+        self.max_frame_size = max_frame_size
+        self.max_control_size = max_control_size
+        self._pack = new_packer().pack
+
+    def encode_parts(self, control: dict[str, Any], payload: bytes | None = None) -> list[bytes]:
+        """``[header + control]`` or ``[header + control, payload]``, ready for writelines.
+
+        The payload is not copied. Raises TypeError for a control that is not msgpack-native,
+        ValueError for a frame over the limits.
+        """
+        body = self._pack(control)
+        control_len = len(body)
+        if payload is None:
+            payload_len = flags = 0
+        else:
+            payload_len = len(payload)
+            flags = HAS_PAYLOAD
+        problem = _limit_problem(
+            control_len, payload_len, self.max_frame_size, self.max_control_size
+        )
+        if problem:
+            raise ValueError(problem)
+        head = _pack_header(MAGIC, FRAME_FORMAT, flags, control_len, payload_len) + body
+        return [head, payload] if payload else [head]
+
+    def encode(self, control: dict[str, Any], payload: bytes | None = None) -> bytes:
+        """The whole frame as one bytes object (copies the payload; fine when small)."""
+        return b"".join(self.encode_parts(control, payload))
+
+
+def encode_frame(control: dict[str, Any], payload: bytes | None = None) -> bytes:
+    """Convenience: encode one frame with default limits."""
+    return FrameEncoder().encode(control, payload)
+
+
+class FrameDecoder:
+    """Turns received bytes into `Frame` objects, one per `next_frame` call."""
+
+    __slots__ = (
+        "_buffer",
+        "_control",
+        "_control_len",
+        "_payload_len",
+        "_stage",
+        "allow_payload",
+        "max_control_size",
+        "max_frame_size",
+    )
+
+    _HEADER, _CONTROL, _PAYLOAD = range(3)
+
+    def __init__(
+        self,
+        max_frame_size: int = MAX_FRAME_SIZE,
+        max_control_size: int = MAX_CONTROL_SIZE,
+        allow_payload: bool = True,
+    ) -> None:
+        self.max_frame_size = max_frame_size
+        self.max_control_size = max_control_size
+        self.allow_payload = allow_payload
+        self._buffer = ReceiveBuffer()
+        self._stage = self._HEADER
+        self._control_len = 0
+        self._payload_len = -1  # -1: the frame being read has no payload
+        self._control: dict[str, Any] = {}
+
+    @property
+    def at_boundary(self) -> bool:
+        """True when no partial frame is buffered (an EOF here is clean)."""
+        return self._stage == self._HEADER and self._buffer.empty
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Add received bytes (kept by reference when they are ``bytes``)."""
+        self._buffer.feed(data)
+
+    def next_frame(self) -> Frame | None:
+        """The next complete frame, or None when more data is needed.
+
+        Raises ProtocolError when the bytes cannot be a valid frame; the decoder is then
+        unusable (the stream has lost its framing).
+        """
+        buffer = self._buffer
+        if self._stage == self._HEADER:
+            header = buffer.unpack(HEADER)
+            if header is None:
+                self._check_prefix()
+                return None
+            magic, fmt, flags, control_len, payload_len = header
+            if (
+                magic != MAGIC
+                or fmt != FRAME_FORMAT
+                or flags & ~HAS_PAYLOAD
+                or not 0 < control_len <= self.max_control_size
+                or control_len + payload_len > self.max_frame_size
+                or (payload_len and not flags)
+                or (flags and not self.allow_payload)
+            ):
+                self._refuse_header(magic, fmt, flags, control_len, payload_len)
+            self._control_len = control_len
+            self._payload_len = payload_len if flags else -1
+            self._stage = self._CONTROL
+        if self._stage == self._CONTROL:
+            if len(buffer) < self._control_len:
+                return None
+            self._control = unpack_map(buffer.read(self._control_len), "frame control")
+            if self._payload_len < 0:
+                self._stage = self._HEADER
+                return _new_frame(Frame, (self._control, None))
+            self._stage = self._PAYLOAD
+        payload = buffer.take(self._payload_len)
+        if payload is None:
+            return None
+        self._stage = self._HEADER
+        return _new_frame(Frame, (self._control, payload))
+
+    def _check_prefix(self) -> None:
+        """Refuse garbage early, even when fewer bytes than a header have arrived."""
+        prefix = self._buffer.prefix(len(_PREFIX))
+        if prefix != _PREFIX[: len(prefix)]:
+            if prefix[:2] != MAGIC[: len(prefix[:2])]:
+                self._refuse_header(prefix[:2], FRAME_FORMAT, 0, 1, 0)
+            self._refuse_header(MAGIC, prefix[2], 0, 1, 0)
+
+    def _refuse_header(
+        self, magic: bytes, fmt: int, flags: int, control_len: int, payload_len: int
+    ) -> NoReturn:
+        """Raise the ProtocolError that explains why this header is refused."""
+        if magic != MAGIC:
+            raise ProtocolError(f"bad frame magic {magic!r} (not a discoro peer?)")
+        if fmt != FRAME_FORMAT:
+            raise ProtocolError(f"unsupported frame format {fmt}")
+        if flags & ~HAS_PAYLOAD:
+            raise ProtocolError(f"unknown frame flags {flags:#04x}")
+        if flags and not self.allow_payload:
+            raise ProtocolError("frame with a payload before authentication")
+        if payload_len and not flags:
+            raise ProtocolError("frame declares payload bytes but no payload")
+        if control_len == 0:
+            raise ProtocolError("frame without a control map")
+        problem = _limit_problem(
+            control_len, payload_len, self.max_frame_size, self.max_control_size
+        )
+        raise ProtocolError(problem or "bad frame header")

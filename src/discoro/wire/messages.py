@@ -1,0 +1,123 @@
+"""Messages: what authenticated peers exchange, one per frame.
+
+A message is an operation name (one of `OPS`), a request id, a map of msgpack-native fields
+and an optional opaque payload (user data pickled by an upper layer; never decoded here).
+``rid > 0`` means the sender awaits a reply: a message with op ``"reply"`` and the same rid.
+
+Control map layout (keys left out when they hold their default)::
+
+    {"op": str, "rid": int > 0, "f": {str: msgpack-native value}}
+
+Invariants: an unknown op, a negative or non-int rid, a reply without a rid, fields that are
+not a str-keyed map, or any other control key is refused with ProtocolError on receive (and
+with ValueError/TypeError when a message is built locally).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from discoro.errors import ProtocolError
+
+__all__ = ["OPS", "Message", "decode_message", "message_control"]
+
+OPS: frozenset[str] = frozenset(
+    {
+        "send",
+        "deliver",
+        "reply",
+        "monitor",
+        "notify_exit",
+        "terminate",
+        "throw",
+        "locate",
+        "subscribe",
+        "unsubscribe",
+        "channel_send",
+        "channel_deliver",
+        "rci_call",
+        "file_begin",
+        "file_chunk",
+        "file_end",
+        "del_file",
+        "ping",
+        "pong",
+        "peer_closed",
+        "peer_list",
+    }
+)
+
+_CONTROL_KEYS = frozenset({"op", "rid", "f"})
+
+
+def _problem(op: Any, rid: Any, fields: Any) -> str:
+    """Why these parts cannot form a message, or "" when they can."""
+    if type(op) is not str or op not in OPS:
+        return f"unknown op {op!r}"
+    if type(rid) is not int or rid < 0:
+        return f"bad request id {rid!r}"
+    if op == "reply" and rid == 0:
+        return "a reply without the request id it answers"
+    if type(fields) is not dict:
+        return f"message fields must be a map, not {type(fields).__name__}"
+    for key in fields:
+        if type(key) is not str:
+            return f"message field name {key!r} is not a str"
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message between authenticated peers; see the module docstring."""
+
+    op: str
+    rid: int = 0
+    fields: dict[str, Any] = field(default_factory=dict)
+    payload: bytes | None = None
+
+    def __post_init__(self) -> None:
+        problem = _problem(self.op, self.rid, self.fields)
+        if problem:
+            raise ValueError(problem)
+        if self.payload is not None and not isinstance(self.payload, bytes | bytearray):
+            raise TypeError(f"payload must be bytes or None, not {type(self.payload).__name__}")
+
+
+def message_control(message: Message) -> dict[str, Any]:
+    """The control map that carries ``message`` (its payload travels beside it)."""
+    control: dict[str, Any] = {"op": message.op}
+    if message.rid:
+        control["rid"] = message.rid
+    if message.fields:
+        control["f"] = message.fields
+    return control
+
+
+def decode_message(control: dict[str, Any], payload: bytes | None) -> Message:
+    """Build a message from a received frame; ProtocolError if it is not a valid one."""
+    op: Any = control.get("op")
+    rid: Any = control.get("rid", 0)
+    fields: Any = control.get("f", _NO_FIELDS)
+    problem = _problem(op, rid, fields)
+    if not problem and len(control) > 1 and not _CONTROL_KEYS.issuperset(control):
+        problem = f"unknown message keys {sorted(set(control) - _CONTROL_KEYS)}"
+    if problem:
+        raise ProtocolError(problem)
+    if fields is _NO_FIELDS:
+        fields = {}
+    # Validated above: skip the frozen dataclass's slower __init__ and __post_init__.
+    message = _new_message(Message)
+    _set_op(message, op)
+    _set_rid(message, rid)
+    _set_fields(message, fields)
+    _set_payload(message, payload)
+    return message
+
+
+_NO_FIELDS: dict[str, Any] = {}
+_new_message = object.__new__
+_set_op = Message.__dict__["op"].__set__
+_set_rid = Message.__dict__["rid"].__set__
+_set_fields = Message.__dict__["fields"].__set__
+_set_payload = Message.__dict__["payload"].__set__
