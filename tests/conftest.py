@@ -15,3 +15,34 @@ def _end_kernel_after_session() -> Iterator[None]:
     kernel = AsynCoro._existing_instance()  # type: ignore[attr-defined]
     if kernel is not None:
         kernel.terminate()
+
+
+@pytest.fixture(scope="session")
+def cluster_secret() -> str:
+    """One secret for the whole test session, exported so child processes share it."""
+    import os
+    import secrets
+
+    value = "test-" + secrets.token_hex(8)
+    os.environ["DISCORO_SECRET"] = value
+    return value
+
+
+@pytest.fixture(scope="session")
+def udp_port() -> int:
+    """A discovery port private to this test session (so concurrent runs never mix)."""
+    import socket
+
+    from procs import free_port
+
+    return free_port(socket.SOCK_DGRAM)
+
+
+@pytest.fixture
+def net_kernel(cluster_secret: str, udp_port: int) -> AsynCoro:
+    """The in-process kernel with networking started on loopback (once per session)."""
+    kernel = AsynCoro.instance()
+    if not kernel.network_started:
+        kernel.options.update(node="127.0.0.1", secret=cluster_secret, udp_port=udp_port)
+        kernel.network()
+    return kernel

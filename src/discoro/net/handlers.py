@@ -145,7 +145,12 @@ def table(net: Network) -> dict[str, Handler]:
         if peer.link is not None:
             peer.link.close()
 
+    from discoro.net import files, rci, remote_channels
+
     return {
+        **files.handlers(net),
+        **remote_channels.handlers(net),
+        **rci.handlers(net),
         "send": on_send,
         "deliver": on_deliver,
         "reply": on_reply,

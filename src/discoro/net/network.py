@@ -32,9 +32,11 @@ from discoro.core.log import logger
 from discoro.errors import MonitorException, ProtocolError
 from discoro.net import handlers, tls
 from discoro.net.addresses import default_node_address
+from discoro.net.files import FileTransfer
 from discoro.net.link import HANDSHAKE_TIMEOUT, Link
 from discoro.net.location import Location, PeerStatus
 from discoro.net.peers import MAX_QUEUED, REDIAL_DELAYS, Peer
+from discoro.net.remote_channels import RemoteChannels
 from discoro.net.secret import resolve_secret
 from discoro.wire.handshake import Role
 from discoro.wire.identity import Identity
@@ -55,7 +57,7 @@ def _expire(future: asyncio.Future[Any], value: Any) -> None:
         future.set_result(value)
 
 
-class Network:
+class Network(FileTransfer, RemoteChannels):
     def __init__(self, kernel: AsynCoro, options: dict[str, Any]) -> None:
         self.kernel = kernel
         self.loop = kernel.loop
@@ -421,33 +423,6 @@ class Network:
                 return -1
             return int(self.discovery.introduce(loc, udp_port or self.udp_port, broadcast))
         raise TypeError(f"peer() needs a Location or a host name, not {loc!r}")
-
-    # -- files (see files.py) --------------------------------------------------------------
-
-    async def send_file(
-        self, location: Any, file: str, dir: str | None, overwrite: bool, timeout: float | None
-    ) -> Any:
-        await self.started()
-        from discoro.net.files import send_file
-
-        return await send_file(self, location, file, dir, overwrite, timeout)
-
-    async def del_file(
-        self, location: Any, file: str, dir: str | None, timeout: float | None
-    ) -> int:
-        await self.started()
-        from discoro.net.files import del_file
-
-        return await del_file(self, location, file, dir, timeout)
-
-    def set_dest_path(self, path: str) -> None:
-        candidate = Path(path)
-        if candidate.is_absolute() and candidate.resolve().is_relative_to(self.dest_root):
-            self.dest_path = candidate.resolve()
-        else:
-            relative = Path(*[part for part in candidate.parts if part not in ("/", "\\")])
-            self.dest_path = (self.dest_root / relative.relative_to(relative.anchor)).resolve()
-        self.dest_path.mkdir(parents=True, exist_ok=True)
 
 
 def make_network(kernel: AsynCoro, options: dict[str, Any]) -> Network:
