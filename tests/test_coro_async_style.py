@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import sys
-
-import pytest
 
 from discoro import AsynCoro, Coro, MonitorException
 
@@ -173,12 +170,6 @@ def test_async_coroutine_uses_asyncio_gather_on_plain_awaitables():
     assert Coro(afunc).value(TIMEOUT) == [0, 3, 6, 9, 12]
 
 
-@pytest.mark.xfail(
-    sys.version_info < (3, 12),
-    strict=True,
-    reason="core limitation on Python 3.11: asyncio.wait_for runs the receive in a new task, "
-    "where cur_coro() is None, so receive refuses to block (WrongThreadError)",
-)
 def test_async_coroutine_receive_under_asyncio_wait_for():
     async def afunc(coro=None):
         try:

@@ -108,11 +108,6 @@ def test_throw_into_a_generator_awaiting_an_asyncio_future():
     assert c.value(TIMEOUT) == "interrupted"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core limitation: throw() into an async coroutine waits for its next discoro "
-    "receive/sleep; one awaiting a foreign awaitable (asyncio.Event) never gets it",
-)
 def test_throw_into_an_async_coroutine_awaiting_an_asyncio_event():
     signals: queue.Queue = queue.Queue()
     never: list[asyncio.Event] = []
@@ -186,11 +181,6 @@ def test_a_coroutine_survives_a_caught_throw_and_goes_on():
     assert c.value(TIMEOUT) == ("after", "final", 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a second throw() before the first is applied replaces it "
-    "(Coro._interrupt holds one pending exception), so the first is silently lost",
-)
 def test_two_throws_in_a_row_both_arrive():
     signals: queue.Queue = queue.Queue()
 

@@ -122,11 +122,6 @@ def test_exception_raised_at_a_plain_yield_is_catchable_and_the_coroutine_goes_o
     assert Coro(gen).value(TIMEOUT) == [0, 1, 2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: Coro._end sets _done before logging and telling monitors, so value() "
-    "from a thread can return while the end is still being processed",
-)
 def test_value_returns_only_once_the_end_has_been_processed():
     in_handler, release = threading.Event(), threading.Event()
 

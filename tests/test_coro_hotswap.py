@@ -130,11 +130,6 @@ def test_swap_deferred_while_not_swappable():
     assert trail == [("old body got", "first")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a deferred swap is not delivered when the coroutine becomes swappable "
-    "and then blocks in receive/sleep (Coro._block does not check a pending HotSwapException)",
-)
 def test_deferred_swap_reaches_a_coroutine_that_becomes_swappable_and_blocks():
     signals: queue.Queue = queue.Queue()
 

@@ -77,11 +77,6 @@ def test_an_unpickled_coroutine_works(live):
     assert live.value(TIMEOUT) == "via the copy"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a coroutine created from a thread is added to the kernel's table only "
-    "when the loop runs _spawn, so unpickling it before that gives a dead handle",
-)
 def test_pickle_round_trip_right_after_construction_from_a_thread():
     loop = AsynCoro.instance().loop
     entered, release = threading.Event(), threading.Event()

@@ -260,11 +260,6 @@ def test_receive_on_another_coroutine_that_would_block_is_refused():
 # -- a message sent together with an exception is not lost -------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: send() then throw() in one loop step loses the message "
-    "(the receive waiter is resolved with it, then the task is cancelled)",
-)
 def test_message_sent_just_before_a_throw_is_not_lost():
     signals: queue.Queue = queue.Queue()
 

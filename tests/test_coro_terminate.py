@@ -144,11 +144,6 @@ def test_terminate_of_a_coroutine_blocked_in_a_nested_call_closes_every_level():
     assert sorted(trail) == ["inner", "middle", "outer"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: terminate() of a coroutine in a nested call closes the callers before "
-    "the callee (driver closes reversed(stack) first, the innermost generator last)",
-)
 def test_terminate_unwinds_nested_calls_innermost_first():
     signals: queue.Queue = queue.Queue()
     trail: list[str] = []
@@ -191,11 +186,6 @@ async def async_self_terminate(coro=None):
     return "still running after terminate()"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a coroutine that terminates itself is not interrupted at its next "
-    "blocking call (_interrupt_with skips the current task; _block ignores TERMINATE)",
-)
 @pytest.mark.parametrize("target", [self_terminate, async_self_terminate], ids=["gen", "async"])
 def test_a_coroutine_can_terminate_itself(target):
     c = Coro(target)
@@ -282,12 +272,6 @@ EARLY_PROGRAM = textwrap.dedent(
     """
 )
 
-EARLY_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="core bug: interrupting a generator coroutine (or terminating any) before its "
-    "first step cancels its task before Coro._run starts, so it never ends",
-)
-
 
 @pytest.fixture(scope="module")
 def early_results():
@@ -301,12 +285,12 @@ def early_results():
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        pytest.param("gen-terminate-thread", "StopIteration", marks=EARLY_BUG),
-        pytest.param("gen-terminate-coroutine", "StopIteration", marks=EARLY_BUG),
-        pytest.param("async-terminate-thread", "StopIteration", marks=EARLY_BUG),
-        pytest.param("async-terminate-coroutine", "StopIteration", marks=EARLY_BUG),
-        pytest.param("gen-throw-thread", "ValueError", marks=EARLY_BUG),
-        pytest.param("gen-throw-coroutine", "ValueError", marks=EARLY_BUG),
+        ("gen-terminate-thread", "StopIteration"),
+        ("gen-terminate-coroutine", "StopIteration"),
+        ("async-terminate-thread", "StopIteration"),
+        ("async-terminate-coroutine", "StopIteration"),
+        ("gen-throw-thread", "ValueError"),
+        ("gen-throw-coroutine", "ValueError"),
         ("async-throw-thread", "ValueError"),
         ("async-throw-coroutine", "ValueError"),
     ],

@@ -142,11 +142,6 @@ def test_value_inside_a_coroutine_is_refused():
     o.value(TIMEOUT)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: value() refused inside a coroutine leaves the finish() coroutine "
-    "object it built never awaited (run_sync raises without closing it)",
-)
 def test_value_refused_inside_a_coroutine_leaves_nothing_unawaited():
     o = Coro(gather, 1)
     with warnings.catch_warnings(record=True) as caught:

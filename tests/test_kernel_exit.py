@@ -315,11 +315,8 @@ def test_an_uncaught_exception_is_printed_with_its_traceback_and_the_program_end
 def test_blocking_kernel_calls_inside_a_coroutine_are_refused():
     proc = run(
         """
-        import warnings
         from discoro import AsynCoro, Coro
         from discoro.errors import WrongThreadError
-
-        warnings.simplefilter("ignore")  # see the value()-inside-a-coroutine xfail
 
         def gen(coro=None):
             refused = []

@@ -370,11 +370,6 @@ def test_thrown_waiter_gets_exception_generator() -> None:
     assert not lock.locked()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core limitation: throw() into an async coroutine is applied only at its next "
-    "receive/sleep (Coro._interrupt_with cancels the task for generators and terminate only)",
-)
 def test_thrown_waiter_gets_exception_async() -> None:
     lock = Lock()
 

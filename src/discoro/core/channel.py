@@ -290,6 +290,8 @@ class Channel:
         if holder is not self:
             return -1
         self._registered = True
+        if self._kernel._network_factory is not None:
+            self._kernel.network()  # peers can only find it once we are on the network
         return 0
 
     def unregister(self) -> int:

@@ -25,11 +25,11 @@ import itertools
 import traceback
 from collections import deque
 from collections.abc import Callable
-from types import CodeType
+from types import CodeType, GeneratorType
 from typing import Any
 
-from discoro.core.driver import TERMINATE, drive
-from discoro.core.kernel import AsynCoro
+from discoro.core.driver import TERMINATE
+from discoro.core.kernel import AsynCoro, _current_coro
 from discoro.core.log import logger
 from discoro.errors import (
     HotSwapException,
@@ -41,46 +41,55 @@ from discoro.errors import (
 RUNNING, RECEIVING, SUSPENDED = 0, 1, 2
 
 _ids = itertools.count(1)
-_takes_coro: dict[CodeType, bool] = {}
+# per function code: (is a generator function, is an async function, wants ``coro=``)
+_target_info: dict[CodeType, tuple[bool, bool, bool]] = {}
 
 
-def _wants_coro_argument(target: Callable[..., Any]) -> bool:
-    """Whether ``target`` has a ``coro`` parameter with a default (the seed's convention)."""
+def _describe_target(target: Callable[..., Any]) -> tuple[bool, bool, bool]:
     code = getattr(getattr(target, "__func__", target), "__code__", None)
-    cached = _takes_coro.get(code) if code is not None else None
-    if cached is not None:
-        return cached
-    param = inspect.signature(target).parameters.get("coro")
-    wants = (
-        param is not None
-        and param.default is not inspect.Parameter.empty
-        and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
-    )
+    info = _target_info.get(code) if code is not None else None
+    if info is not None:
+        return info
+    is_gen = inspect.isgeneratorfunction(target)
+    is_async = inspect.iscoroutinefunction(target)
+    wants = False
+    if is_gen or is_async:
+        param = inspect.signature(target).parameters.get("coro")
+        wants = (
+            param is not None
+            and param.default is not inspect.Parameter.empty
+            and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+        )
+    info = (is_gen, is_async, wants)
     if code is not None:
-        _takes_coro[code] = wants
-    return wants
+        _target_info[code] = info
+    return info
 
 
 def make_body(coro: Coro, target: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     """Call ``target`` to get the generator / coroutine object that ``coro`` will run."""
-    if not (inspect.isgeneratorfunction(target) or inspect.iscoroutinefunction(target)):
+    is_gen, is_async, wants_coro = _describe_target(target)
+    if not (is_gen or is_async):
         raise NotACoroutineFunction(
             f"a coroutine needs a generator function (def ... with yield) or an async "
             f"function (async def); {target!r} is neither"
         )
-    if not args and kwargs and set(kwargs) <= {"args", "kwargs"}:
-        params = inspect.signature(target).parameters
-        if "args" not in params and "kwargs" not in params:
-            args, kwargs = tuple(kwargs.get("args", ())), dict(kwargs.get("kwargs", {}))
-    if _wants_coro_argument(target):
-        kwargs = dict(kwargs)
+    if not args and kwargs and ("args" in kwargs or "kwargs" in kwargs):
+        if set(kwargs) <= {"args", "kwargs"}:
+            params = inspect.signature(target).parameters
+            if "args" not in params and "kwargs" not in params:
+                args, kwargs = tuple(kwargs.get("args", ())), dict(kwargs.get("kwargs", {}))
+    if wants_coro:
         kwargs["coro"] = coro
     return target(*args, **kwargs)
 
 
-def _expire(future: asyncio.Future[Any], alarm_value: Any) -> None:
+_TIMED_OUT = object()  # what a wait's future holds when its timeout fired
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
     if not future.done():
-        future.set_result(alarm_value)
+        future.set_result(_TIMED_OUT)
 
 
 class Coro:
@@ -95,7 +104,7 @@ class Coro:
         "_exc_info",
         "_finish_waiters",
         "_id",
-        "_interrupt",
+        "_interrupts",
         "_is_async",
         "_kernel",
         "_location",
@@ -103,6 +112,7 @@ class Coro:
         "_monitors",
         "_name",
         "_remote",
+        "_suspended_on",
         "_swappable",
         "_task",
         "_value",
@@ -111,10 +121,15 @@ class Coro:
     )
 
     def __init__(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        self._init_state(AsynCoro.instance(), getattr(target, "__name__", repr(target)))
+        kernel = AsynCoro._singleton_instance or AsynCoro.instance()
+        self._init_state(kernel, getattr(target, "__name__", repr(target)))
         self._body = make_body(self, target, args, kwargs)
-        self._is_async = inspect.iscoroutine(self._body)
-        self._kernel.call(self._kernel._spawn, self)
+        self._is_async = type(self._body) is not GeneratorType
+        kernel._coros[self._id] = self
+        if kernel.on_loop_thread():
+            kernel._spawn(self)
+        else:
+            kernel.call(kernel._spawn, self)
 
     def _init_state(self, kernel: AsynCoro, name: str) -> None:
         self._kernel = kernel
@@ -131,7 +146,8 @@ class Coro:
         self._done = False
         self._value: Any = None
         self._exc_info: tuple[Any, ...] | None = None
-        self._interrupt: Any = None
+        self._interrupts: list[Any] = []
+        self._suspended_on: asyncio.Future[Any] | None = None
         self._swappable = False
         self._depth = 0
         self._finish_waiters: list[asyncio.Future[Any]] = []
@@ -250,32 +266,30 @@ class Coro:
             logger.debug("resume of %s ignored: it is not sleeping", self)
 
     async def _block(self, kind: int, timeout: float | None, alarm_value: Any) -> Any:
-        current = AsynCoro.cur_coro()
+        current = _current_coro.get()
         if current is not self:
             raise WrongThreadError(
                 f"{self} can block only in itself, not in {current or 'a non-coroutine'}"
             )
-        interrupt = self._interrupt
-        if interrupt is not None and interrupt is not TERMINATE and self._is_async:
-            self._interrupt = None
-            raise interrupt
         waiter = self._kernel._loop.create_future()
         self._waiter, self._wait_kind = waiter, kind
         timer = None
         if timeout is not None:
-            timer = self._kernel._loop.call_later(timeout, _expire, waiter, alarm_value)
+            timer = self._kernel._loop.call_later(timeout, _expire, waiter)
         try:
-            return await waiter
-        except asyncio.CancelledError:
-            interrupt = self._interrupt
-            if self._is_async and interrupt is not None and interrupt is not TERMINATE:
-                self._interrupt = None
-                raise interrupt from None
+            result = await waiter
+        except BaseException:
+            # interrupted: a message that had already arrived goes back, first in line
+            if kind == RECEIVING and waiter.done() and not waiter.cancelled():
+                message = waiter.result()
+                if message is not _TIMED_OUT:
+                    self._mailbox.appendleft(message)
             raise
         finally:
             self._waiter, self._wait_kind = None, RUNNING
             if timer is not None:
                 timer.cancel()
+        return alarm_value if result is _TIMED_OUT else result
 
     # -- control --------------------------------------------------------------------------
 
@@ -311,15 +325,15 @@ class Coro:
         return 0
 
     def _interrupt_with(self, interrupt: Any) -> None:
-        if self._done or self._interrupt is TERMINATE:
+        if self._done or TERMINATE in self._interrupts:
             return
-        self._interrupt = interrupt
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.cancel()
-        elif self._task is not None and (interrupt is TERMINATE or not self._is_async):
-            if self._task is not asyncio.current_task(self._kernel._loop):
-                self._task.cancel()
+        self._interrupts.append(interrupt)
+        self._wake_for_interrupt()
+
+    def _wake_for_interrupt(self) -> None:
+        suspended = self._suspended_on
+        if suspended is not None and not suspended.done():
+            suspended.cancel()
 
     # -- monitors -------------------------------------------------------------------------
 
@@ -378,35 +392,16 @@ class Coro:
 
     # -- lifecycle (loop thread) ----------------------------------------------------------
 
-    async def _run(self) -> None:
-        value: Any = None
-        exc_info: tuple[Any, ...] | None = None
-        try:
-            if self._is_async:
-                value = await self._body
-            else:
-                value = await drive(self)
-        except asyncio.CancelledError:
-            pass
-        except BaseException as exc:
-            from discoro.core.driver import final_value, legacy_stop_args
-
-            args = legacy_stop_args(exc, self._body) if self._is_async else None
-            if args is None:
-                exc_info = (type(exc), exc, exc.__traceback__)
-            else:
-                value = final_value(args, None)
-        self._end(value, exc_info)
-
     def _end(self, value: Any, exc_info: tuple[Any, ...] | None) -> None:
-        self._done = True
         self._value = value
         self._exc_info = exc_info
         self._task = None
+        self._interrupts.clear()
         self._kernel._retire(self)
         if exc_info is not None and not self._monitors:
             text = "".join(traceback.format_exception(*exc_info))
             logger.warning("coroutine %s ended with an uncaught exception:\n%s", self, text)
+        self._done = True
         monitors, self._monitors = self._monitors, []
         for monitor in monitors:
             self._tell_monitor(monitor)
@@ -451,14 +446,14 @@ class Coro:
                 new_body.close()
                 return
             self._done, self._exc_info, self._value = False, None, None
-            self._body, self._interrupt = new_body, None
+            self._body = new_body
+            self._interrupts.clear()
+            self._kernel._coros[self._id] = self
             self._kernel._spawn(self)
             return
-        swap = HotSwapException(new_body)
-        self._interrupt = swap
-        waiter = self._waiter
-        if self._swappable and self._depth == 0 and waiter is not None and not waiter.done():
-            waiter.cancel()
+        self._interrupts.append(HotSwapException(new_body))
+        if self._swappable and self._depth == 0:
+            self._wake_for_interrupt()
 
     # -- names ----------------------------------------------------------------------------
 

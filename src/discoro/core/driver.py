@@ -1,22 +1,29 @@
-"""The driver of generator coroutines: what ``yield X`` means (reference 1.3 and 1.4).
+"""The driver: one loop that steps every coroutine, generator or ``async def`` alike.
 
-One coroutine, one asyncio task, one call stack of generators. Each step sends a value (or
-throws an exception) into the innermost generator and looks at what it yields:
+A coroutine is a stack of frames. The bottom frame is its body (a generator, or the
+coroutine object of an ``async def``); above it are nested generator calls and the
+awaitables it is waiting on. Each step sends a value into (or throws an exception into)
+the top frame and looks at what comes out:
 
-- a generator object: a nested call; it is pushed and runs inside the same coroutine, and its
-  final value becomes the value of the caller's ``yield``;
-- an awaitable (every blocking discoro call returns a coroutine object; asyncio futures and
-  tasks too): the driver awaits it and sends back its result, or throws its exception;
-- anything else: a cooperative switch point; the value itself is sent straight back.
+- from a generator frame: a generator object is a nested call (pushed; its final value is
+  what the caller's ``yield`` gets); an awaitable (every blocking discoro call returns a
+  coroutine object; asyncio futures, tasks, coroutines too) is pushed and stepped; anything
+  else is a cooperative switch point and the value itself is sent straight back
+  (reference 1.3);
+- from an awaitable frame: a future to wait on, or None (a bare switch), as asyncio's
+  protocol says.
 
-Final value rule: a generator that ends by ``return v`` (v not None) yields ``v``; one that
-ends with no value yields the last value it received from a ``yield``. ``raise
-StopIteration(*args)`` from old code (a RuntimeError since PEP 479) counts as a return of
-``args`` (one argument: that object; several: the tuple).
+Final values (reference 1.4): ``return v`` gives ``v``; ending with no value gives the last
+value the generator received; ``raise StopIteration(*args)`` in old code (a RuntimeError
+since PEP 479) counts as returning ``args`` (one: that object; several: the tuple).
 
-Interrupts (``throw``, ``terminate``, hot swap) arrive in ``coro._interrupt`` and are applied
-between steps; a coroutine blocked in an await is woken for them by cancelling what it awaits
-(see `Coro._wake_for_interrupt`).
+Interrupts (``throw``, ``terminate``, hot swap) wait in ``coro._interrupts`` and are applied
+where the coroutine gives up control: at every yield of a generator, before it suspends on a
+future or switches, when it wakes, or at once when it is suspended (its wait is cancelled).
+They are thrown in at the await that was waiting, so its cleanup runs (a receive puts its
+message back; a lock handed over passes on). Terminate closes the frames innermost first.
+The task behind a coroutine is never cancelled by us, and a future it awaits that is not
+ours is never cancelled either: we wait on a proxy of it.
 """
 
 from __future__ import annotations
@@ -32,7 +39,11 @@ if TYPE_CHECKING:
     from discoro.core.coro import Coro
 
 TERMINATE = object()  # the interrupt that closes a coroutine
-_NO_ARGS: tuple[Any, ...] = ()
+
+GeneratorType = types.GeneratorType
+CoroutineType = types.CoroutineType
+CancelledError = asyncio.CancelledError
+isfuture = asyncio.isfuture
 
 
 @types.coroutine
@@ -41,9 +52,16 @@ def switch() -> Generator[None, None, None]:
     yield
 
 
-def legacy_stop_args(err: BaseException, gen: Any) -> tuple[Any, ...] | None:
+@types.coroutine
+def suspend_on(future: asyncio.Future[Any]) -> Generator[Any, None, None]:
+    """Hand ``future`` to the task: it resumes us when the future is done."""
+    future._asyncio_future_blocking = True
+    yield future
+
+
+def legacy_stop_args(err: BaseException, frame: Any) -> tuple[Any, ...] | None:
     """The args of ``raise StopIteration(...)`` if ``err`` is PEP 479's wrapping of one raised
-    in ``gen``'s own frame; None otherwise."""
+    in ``frame``'s own code; None otherwise."""
     cause = err.__cause__
     if type(err) is not RuntimeError or not isinstance(cause, StopIteration):
         return None
@@ -52,8 +70,8 @@ def legacy_stop_args(err: BaseException, gen: Any) -> tuple[Any, ...] | None:
         return None
     while tb.tb_next is not None:
         tb = tb.tb_next
-    code = getattr(gen, "gi_code", None) or getattr(gen, "cr_code", None)
-    if tb.tb_frame.f_code is not code:
+    code = getattr(frame, "gi_code", None) or getattr(frame, "cr_code", None)
+    if code is None or tb.tb_frame.f_code is not code:
         return None
     return cause.args
 
@@ -64,81 +82,231 @@ def final_value(args: tuple[Any, ...], last: Any) -> Any:
     return args[0] if len(args) == 1 else args
 
 
-class Swapped(Exception):
-    """Internal: the coroutine accepted a hot swap; ``args[0]`` is the new generator."""
+def take_interrupt(coro: Coro) -> Any:
+    """The interrupt to apply now (TERMINATE, or an exception to throw), or None."""
+    interrupts = coro._interrupts
+    if TERMINATE in interrupts:
+        return TERMINATE
+    for index, interrupt in enumerate(interrupts):
+        if isinstance(interrupt, HotSwapException):
+            if not (coro._swappable and coro._depth == 0):
+                continue  # it waits until the coroutine is swappable, outside nested calls
+        del interrupts[index]
+        return interrupt
+    return None
 
 
-async def drive(coro: Coro) -> Any:
-    """Run ``coro``'s generator to its end and return its final value."""
-    gen: Any = coro._body
-    stack: list[tuple[Any, Any]] = []
-    value: Any = None  # what the next step sends
-    error: BaseException | None = None  # what the next step throws instead
-    last: Any = None  # the last value the innermost generator received
+def _proxy_for(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> Any:
+    proxy = loop.create_future()
+
+    def done(_: Any) -> None:
+        if not proxy.done():
+            proxy.set_result(None)
+
+    future.add_done_callback(done)
+    return proxy, done
+
+
+async def run(coro: Coro) -> None:
+    """The body of the task behind ``coro``: step it to its end, then end it."""
+    frame: Any = coro._body
+    is_gen = type(frame) is GeneratorType
+    stack: list[tuple[Any, bool, Any]] = []  # the frames under ``frame``
+    value: Any = None  # what the next step sends in
+    error: BaseException | None = None  # what the next step throws in instead
+    last: Any = None  # the last value the top generator frame received
+    loop = coro._kernel._loop
+    result: Any = None
+    exc_info: tuple[Any, ...] | None = None
+    terminated = False
+    interrupts = coro._interrupts
+    if interrupts:  # interrupted before its first step
+        interrupt = take_interrupt(coro)
+        if interrupt is TERMINATE:
+            frame.close()
+            coro._end(None, None)
+            return
+        error = interrupt
     while True:
-        interrupt = coro._interrupt
-        if interrupt is not None:
-            if interrupt is TERMINATE:
-                for frame, _ in reversed(stack):
-                    frame.close()
-                gen.close()
-                return stack[0][1] if stack else last
-            if isinstance(interrupt, HotSwapException):
-                if coro._swappable and not stack:
-                    coro._interrupt = None
-                    error = interrupt
-            else:
-                coro._interrupt = None
-                error = interrupt
-        coro._depth = len(stack)
         try:
             if error is None:
-                yielded = gen.send(value)
+                out = frame.send(value)
             else:
                 thrown, error = error, None
-                yielded = gen.throw(thrown)
+                out = frame.throw(thrown)
         except StopIteration as stop:
-            result = final_value(stop.args, last)
+            done_value = final_value(stop.args, last) if is_gen else stop.value
+            if not stack:
+                result = done_value
+                break
+            if is_gen:
+                coro._depth -= 1
+            frame, is_gen, last = stack.pop()
+            value = done_value
+            if is_gen:
+                last = done_value
+            continue
         except HotSwapException as swap:
-            if stack or not swap.args:
-                raise
-            gen, value, last = swap.args[0], None, None
+            if stack or not is_gen or not swap.args or type(swap.args[0]) is not GeneratorType:
+                if not stack:
+                    exc_info = (type(swap), swap, swap.__traceback__)
+                    break
+                if is_gen:
+                    coro._depth -= 1
+                frame, is_gen, last = stack.pop()
+                error = swap
+                continue
+            frame, value, last = swap.args[0], None, None
             coro._swappable = False
             continue
         except BaseException as err:
-            args = legacy_stop_args(err, gen)
-            if args is None:
+            args = legacy_stop_args(err, frame)
+            if args is not None:
+                error = None
+                stop_value = final_value(args, last)
                 if not stack:
-                    raise
-                gen, last = stack.pop()
-                error = err
+                    result = stop_value
+                    break
+                if is_gen:
+                    coro._depth -= 1
+                frame, is_gen, last = stack.pop()
+                value = stop_value
+                if is_gen:
+                    last = stop_value
                 continue
-            result = final_value(args, last)
-        else:
-            kind = type(yielded)
-            if kind is types.GeneratorType:
-                stack.append((gen, last))
-                gen, value, last = yielded, None, None
-                continue
-            try:
-                if kind is types.CoroutineType or hasattr(yielded, "__await__"):
-                    value = await yielded
+            if not stack:
+                if isinstance(err, GeneratorExit | CancelledError):
+                    result = last
                 else:
-                    value = yielded
-                    await switch()
-            except asyncio.CancelledError:
-                # woken for an interrupt (applied at the top), or cancelled from outside,
-                # which ends the coroutine like terminate()
-                if coro._interrupt is None:
-                    coro._interrupt = TERMINATE
-                continue
-            except BaseException as err:
-                error = err
-                continue
-            last = value
+                    exc_info = (type(err), err, err.__traceback__)
+                break
+            if is_gen:
+                coro._depth -= 1
+            frame, is_gen, last = stack.pop()
+            error = err
             continue
-        # the innermost generator has ended with ``result``
-        if not stack:
-            return result
-        gen, last = stack.pop()
-        value = last = result
+
+        # ``out`` came out of the top frame
+        if is_gen:
+            if interrupts:  # every yield of a generator is a point to apply interrupts
+                interrupt = take_interrupt(coro)
+                if interrupt is not None:
+                    close = getattr(out, "close", None)
+                    if close is not None and type(out) is not GeneratorType:
+                        close()  # the awaitable it yielded will not be awaited
+                    if interrupt is TERMINATE:
+                        terminated = True
+                        break
+                    error = interrupt
+                    continue
+            kind = type(out)
+            if kind is GeneratorType:
+                stack.append((frame, is_gen, last))
+                coro._depth += 1
+                frame, value, last = out, None, None
+                continue
+            if kind is CoroutineType:
+                # fast path: most calls (a receive with mail waiting) finish at once
+                try:
+                    inner = out.send(None)
+                except StopIteration as stop:
+                    value = last = stop.value
+                    continue
+                except BaseException as err:
+                    error = err
+                    continue
+                stack.append((frame, is_gen, last))
+                frame, is_gen, out = out, False, inner  # handled below as its output
+            elif not isfuture(out):
+                awaitable = getattr(out, "__await__", None)
+                if awaitable is not None:
+                    stack.append((frame, is_gen, last))
+                    frame, is_gen, value = awaitable(), False, None
+                    continue
+                # a plain value: a switch point, the value comes straight back
+                if interrupts:
+                    interrupt = take_interrupt(coro)
+                    if interrupt is not None:
+                        if interrupt is TERMINATE:
+                            terminated = True
+                            break
+                        error = interrupt
+                        continue
+                await switch()
+                value = last = out
+                continue
+        if not is_gen:
+            if out is None:  # a bare yield inside an awaitable: a switch
+                if interrupts:
+                    interrupt = take_interrupt(coro)
+                    if interrupt is not None:
+                        if interrupt is TERMINATE:
+                            terminated = True
+                            break
+                        error = interrupt
+                        continue
+                await switch()
+                value = None
+                continue
+            if not isfuture(out):
+                error = RuntimeError(f"{coro} awaited something that yielded {out!r}, not a future")
+                continue
+
+        # suspend on the future ``out`` until it is done or an interrupt arrives
+        if interrupts:
+            interrupt = take_interrupt(coro)
+            if interrupt is not None:
+                if interrupt is TERMINATE:
+                    terminated = True
+                    break
+                error = interrupt
+                continue
+        own = out is coro._waiter
+        if own:
+            target, callback = out, None
+        else:
+            target, callback = _proxy_for(loop, out)
+        coro._suspended_on = target
+        try:
+            await suspend_on(target)
+        except CancelledError:
+            if callback is not None:
+                out.remove_done_callback(callback)
+            if not interrupts:  # cancelled from outside: end like terminate
+                interrupts.append(TERMINATE)
+            interrupt = take_interrupt(coro)
+            if interrupt is TERMINATE:
+                terminated = True
+                break
+            error = interrupt
+            value = None
+            continue
+        finally:
+            coro._suspended_on = None
+        if interrupts:  # arrived while we were ready to run: apply before the result
+            interrupt = take_interrupt(coro)
+            if interrupt is not None:
+                if interrupt is TERMINATE:
+                    terminated = True
+                    break
+                error = interrupt
+                continue
+        if is_gen:  # a generator yielded the future itself: it gets the result
+            if out.cancelled():
+                error = CancelledError()
+            else:
+                error = out.exception()
+                value = None if error is not None else out.result()
+                if error is None:
+                    last = value
+        else:
+            value = None
+
+    if terminated:  # close every frame, innermost first
+        result = stack[0][2] if stack and stack[0][1] else last
+        for closing in [frame, *(entry[0] for entry in reversed(stack))]:
+            try:
+                closing.close()
+            except BaseException:  # closing must go on
+                pass
+    coro._end(result, exc_info)

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextvars
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from discoro.core.distributed import DistributedMethods
+from discoro.core.driver import run
 from discoro.core.log import logger
 from discoro.core.singleton import MetaSingleton
 from discoro.errors import ShutdownError, WrongThreadError
@@ -51,11 +53,10 @@ NETWORK_OPTIONS = (
 )
 
 
-class CoroTask(asyncio.Task):
-    """The asyncio task that drives one `Coro`; it knows its coroutine for `cur_coro()`."""
-
-    __slots__ = ("discoro_coro",)
-    discoro_coro: Coro
+#: The coroutine whose task is running (set in each coroutine task's own context).
+_current_coro: contextvars.ContextVar[Coro | None] = contextvars.ContextVar(
+    "discoro_current_coro", default=None
+)
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -69,6 +70,7 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
 class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
     """The coroutine scheduler of this process (one per process)."""
 
+    _singleton_instance: ClassVar[AsynCoro | None] = None
     _network_factory: ClassVar[Callable[[AsynCoro, dict[str, Any]], Any] | None] = None
 
     def __init__(self, **options: Any) -> None:
@@ -107,11 +109,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
     @staticmethod
     def cur_coro() -> Coro | None:
         """The coroutine that is executing now (None outside any coroutine)."""
-        try:
-            task = asyncio.current_task()
-        except RuntimeError:
-            return None
-        return getattr(task, "discoro_coro", None)
+        return _current_coro.get()
 
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -142,11 +140,17 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
     def run_sync(self, awaitable: Awaitable[Any], timeout: float | None = None) -> Any:
         """Run an awaitable on the loop and block this (non-loop) thread for its result."""
         if self.on_loop_thread():
+            close = getattr(awaitable, "close", None)
+            if close is not None:
+                close()
             raise WrongThreadError(
                 "a blocking call was made on the discoro loop thread; "
                 "use it from the main thread, or yield/await it inside a coroutine"
             )
         if self._terminated:
+            close = getattr(awaitable, "close", None)
+            if close is not None:
+                close()
             raise ShutdownError("the discoro runtime has been terminated")
 
         async def runner() -> Any:
@@ -160,12 +164,11 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
         if self._terminated:
             coro._close_unstarted()
             return
-        self._coros[coro._id] = coro
         if not coro._daemon:
             self._live += 1
-        task = CoroTask(coro._run(), loop=self._loop)
-        task.discoro_coro = coro
-        coro._task = task
+        context = contextvars.Context()
+        context.run(_current_coro.set, coro)
+        coro._task = self._loop.create_task(run(coro), context=context)
 
     def _retire(self, coro: Coro) -> None:
         self._coros.pop(coro._id, None)

@@ -10,7 +10,7 @@ Invariants:
 - A waiter's future leaves the queue when its ``wait`` ends, however it ends (woken,
   timed out, cancelled by ``terminate()``/``throw()``), so the queue never keeps dead
   waiters for long; wakers skip any future that is already done.
-- Hand-over safety: if a waiter is cancelled after a waker resolved its future with
+- Hand-over safety: if a waiter is interrupted after a waker resolved its future with
   ``True`` but before it ran, ``on_lost_grant`` is called so the caller can pass the
   resource on (a lock handed to a coroutine that is being terminated is not lost).
 """
@@ -63,7 +63,7 @@ class WaitQueue:
         timer = None if timeout is None else loop.call_later(timeout, _time_out, future)
         try:
             return await future
-        except asyncio.CancelledError:
+        except BaseException:  # terminated, thrown into or cancelled: pass a grant on
             granted = future.done() and not future.cancelled() and future.result()
             if granted and on_lost_grant is not None:
                 on_lost_grant()
