@@ -29,11 +29,16 @@ ours is never cancelled either: we wait on a proxy of it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import types
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from discoro.errors import HotSwapException
+
+_current_coro: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "discoro_current_coro", default=None
+)
 
 if TYPE_CHECKING:
     from discoro.core.coro import Coro
@@ -120,6 +125,7 @@ async def run(coro: Coro) -> None:
     exc_info: tuple[Any, ...] | None = None
     terminated = False
     interrupts = coro._interrupts
+    _current_coro.set(coro)  # in this task's own copy of the context
     if interrupts:  # interrupted before its first step
         interrupt = take_interrupt(coro)
         if interrupt is TERMINATE:

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextvars
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from discoro.core.distributed import DistributedMethods
-from discoro.core.driver import run
+from discoro.core.driver import _current_coro, run
 from discoro.core.log import logger
 from discoro.core.singleton import MetaSingleton
 from discoro.errors import ShutdownError, WrongThreadError
@@ -50,12 +49,6 @@ NETWORK_OPTIONS = (
     "notifier",
     "peers",
     "discover",
-)
-
-
-#: The coroutine whose task is running (set in each coroutine task's own context).
-_current_coro: contextvars.ContextVar[Coro | None] = contextvars.ContextVar(
-    "discoro_current_coro", default=None
 )
 
 
@@ -166,9 +159,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
             return
         if not coro._daemon:
             self._live += 1
-        context = contextvars.Context()
-        context.run(_current_coro.set, coro)
-        coro._task = self._loop.create_task(run(coro), context=context)
+        coro._task = self._loop.create_task(run(coro))
 
     def _retire(self, coro: Coro) -> None:
         self._coros.pop(coro._id, None)
