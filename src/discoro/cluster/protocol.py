@@ -1,0 +1,187 @@
+"""The messages between client, scheduler and server processes.
+
+They travel as ordinary coroutine messages (pickled by reference to this module, so every
+process that has discoro can read them). User code and user data inside them are opaque
+bytes (cloudpickle), so a shared scheduler never needs, or runs, a client's code.
+
+Roles: the client's *router* coroutine (one per `Computation`) receives every reply and pulse
+for that computation; the scheduler's *request* coroutine is registered as
+``discoro_scheduler``; each server process runs one coroutine registered as ``discoro_proc``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ShippedFile:
+    name: str  # a base name: servers write it into their working directory
+    data: bytes
+    mode: int
+
+
+@dataclass
+class ComputationSpec:
+    """What a client submits: its components (opaque), files and settings."""
+
+    uid: str  # client-made unique id
+    code: bytes  # cloudpickle of {name: component} (functions and classes)
+    names: list[str]  # the names in ``code``
+    files: list[ShippedFile]
+    status_coro: Any  # Coro handle or None
+    router: Any  # the client's router coroutine
+    pulse_interval: float
+    timeout: float
+    zombie_period: float | None = None
+
+
+# -- client -> scheduler ------------------------------------------------------------------
+
+
+@dataclass
+class Submit:
+    spec: ComputationSpec
+
+
+@dataclass
+class RunRequest:
+    """Run ``func`` on processes chosen by ``where``: ("any",), ("node", addr),
+    ("proc", Location), ("each_node",), ("each_proc",), ("node_procs", addr)."""
+
+    uid: str
+    rid: int
+    where: tuple[Any, ...]
+    func: Any  # a shipped name (str) or cloudpickle bytes of the function
+    func_name: str
+    args: bytes  # cloudpickle of (args, kwargs)
+    router: Any = None  # where a refusal goes
+
+
+@dataclass
+class ListRequest:
+    uid: str
+    rid: int
+    what: str  # "nodes" or "procs"
+    router: Any = None
+
+
+@dataclass
+class CloseRequest:
+    uid: str
+    rid: int = 0
+    router: Any = None
+
+
+# -- scheduler -> client ------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    rid: int
+    value: Any
+    error: str = ""
+
+
+@dataclass
+class Scheduled:
+    """The computation is now current (``error`` set if it cannot run)."""
+
+    uid: str
+    error: str = ""
+
+
+@dataclass
+class Pulse:
+    uid: str
+
+
+# -- scheduler -> server ------------------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    spec: ComputationSpec
+    scheduler: Any  # where the server reports (the scheduler's request coroutine)
+
+
+@dataclass
+class Run:
+    uid: str
+    rid: int
+    func: Any
+    func_name: str
+    args: bytes
+    reply_to: Any  # the client's router: the result goes straight to it
+    fanout: int = 0  # >0: one of a run_each group; the router collects that many
+
+
+@dataclass
+class Close:
+    uid: str
+
+
+@dataclass
+class Quit:
+    pass
+
+
+# -- server -> scheduler ------------------------------------------------------------------
+
+
+@dataclass
+class SetupDone:
+    location: Any
+    uid: str
+    error: str = ""
+
+
+@dataclass
+class JobStarted:
+    location: Any
+    uid: str
+    rid: int
+    coro: Any
+    func_name: str
+    start_time: float
+
+
+@dataclass
+class JobFailed:
+    location: Any
+    uid: str
+    rid: int
+
+
+@dataclass
+class JobDone:
+    location: Any
+    uid: str
+    coro_id: int
+
+
+@dataclass
+class ServerPulse:
+    location: Any
+    uid: str | None
+    ncoros: int
+    load: dict[str, Any] = field(default_factory=dict)  # node figures (issue: status page)
+
+
+@dataclass
+class ServerClosed:
+    location: Any
+    uid: str
+    idle: bool = False  # closed by itself after zombie_period without jobs
+
+
+# -- server -> client router --------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    rid: int
+    coro: Any  # the remote Coro, or None
+    error: tuple[Any, ...] | None = None  # (exception class, function name, traceback text)
+    fanout: int = 0

@@ -1,0 +1,365 @@
+"""The scheduler's logic as a state machine: ``handle(event) -> actions``, no I/O.
+
+State: the processes (grouped into nodes by address), the FIFO of submitted computations
+and the current one. Events are what the shell received (protocol messages, peers found or
+lost, clock ticks); actions are messages for the shell to send. Tested without a network.
+
+Invariants:
+- One computation is current at a time; it reserves every process. The next in the queue
+  becomes current only when the current one closes (or its client is lost).
+- A process is set up for the current computation once; only INITIALIZED processes on
+  nodes that have one are eligible for runs. Load = runs dispatched but not ended.
+- Every process the current computation used hears ``Close`` when it closes, and status
+  messages stop (the client's status coroutine is detached) when the client closes it.
+- A process silent for more than 5 pulse intervals is treated as lost: its status becomes
+  disconnected and each of its running coroutines is reported failed to the status coroutine.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from discoro.cluster import protocol as p
+from discoro.cluster.constants import MISSED_PULSES
+from discoro.cluster.status import CoroInfo, Status, StatusMessage
+from discoro.errors import MonitorException
+
+FANOUT_KINDS = ("each_node", "each_proc", "node_procs")
+
+
+class ProcState(enum.Enum):
+    DISCOVERED = "discovered"
+    INITIALIZING = "initializing"
+    INITIALIZED = "initialized"
+    CLOSED = "closed"
+    DISCONNECTED = "disconnected"
+
+
+class ProcessLost(Exception):
+    """A remote coroutine's process went away (disconnected or silent too long)."""
+
+
+@dataclass
+class Proc:
+    location: Any
+    server: Any  # the server coroutine handle
+    state: ProcState = ProcState.DISCOVERED
+    jobs: dict[int, CoroInfo] = field(default_factory=dict)
+    pending: int = 0
+    last_heard: float = 0.0
+
+    @property
+    def addr(self) -> str:
+        return str(self.location.addr)
+
+    @property
+    def load(self) -> int:
+        return len(self.jobs) + self.pending
+
+
+@dataclass
+class Computation:
+    spec: p.ComputationSpec
+    rid: int = 0  # the Submit's reply id
+
+
+# -- actions -------------------------------------------------------------------------------
+
+
+@dataclass
+class Send:
+    """Send ``message`` to the coroutine ``to`` (fire and forget)."""
+
+    to: Any
+    message: Any
+
+
+# -- events that are not protocol messages -----------------------------------------------
+
+
+@dataclass
+class ProcFound:
+    location: Any
+    server: Any
+
+
+@dataclass
+class PeerLost:
+    location: Any
+
+
+@dataclass
+class Tick:
+    now: float
+
+
+class SchedulerState:
+    def __init__(self, me: Any = None, zombie_period: float | None = None) -> None:
+        self.me = me  # the scheduler's request coroutine (where servers and clients reply)
+        self.zombie_period = zombie_period
+        self.procs: dict[Any, Proc] = {}
+        self.queue: list[Computation] = []
+        self.current: Computation | None = None
+        self.actions: list[Send] = []
+
+    # -- views ------------------------------------------------------------------------------
+
+    def nodes(self, *states: ProcState) -> dict[str, list[Proc]]:
+        grouped: dict[str, list[Proc]] = {}
+        for proc in self.procs.values():
+            if not states or proc.state in states:
+                grouped.setdefault(proc.addr, []).append(proc)
+        return grouped
+
+    def ready(self) -> dict[str, list[Proc]]:
+        return self.nodes(ProcState.INITIALIZED)
+
+    # -- the one entry point --------------------------------------------------------------------
+
+    def handle(self, event: Any) -> list[Send]:
+        self.actions = []
+        handler = getattr(self, "on_" + type(event).__name__, None)
+        if handler is not None:
+            handler(event)
+        return self.actions
+
+    def _send(self, to: Any, message: Any) -> None:
+        if to is not None:
+            self.actions.append(Send(to, message))
+
+    def _status(self, status: int, info: Any) -> None:
+        if self.current is not None:
+            self._send(self.current.spec.status_coro, StatusMessage(status, info))
+
+    def _uid_ok(self, uid: str) -> bool:
+        return self.current is not None and self.current.spec.uid == uid
+
+    # -- processes --------------------------------------------------------------------------
+
+    def on_ProcFound(self, event: ProcFound) -> None:
+        proc = self.procs.get(event.location)
+        if proc is not None and proc.state not in (ProcState.DISCONNECTED, ProcState.CLOSED):
+            return
+        proc = self.procs[event.location] = Proc(event.location, event.server)
+        if self.current is not None:
+            self._setup(proc, announce=True)
+
+    def _setup(self, proc: Proc, announce: bool) -> None:
+        assert self.current is not None
+        if announce:
+            if not any(
+                other.state is not ProcState.DISCONNECTED and other is not proc
+                for other in self.procs.values()
+                if other.addr == proc.addr and other.state is not ProcState.DISCOVERED
+            ):
+                self._status(Status.NodeDiscovered, proc.addr)
+            self._status(Status.ProcDiscovered, proc.location)
+        proc.state = ProcState.INITIALIZING
+        proc.last_heard = time.monotonic()
+        self._send(proc.server, p.Setup(self.current.spec, self.me))
+
+    def on_SetupDone(self, event: p.SetupDone) -> None:
+        proc = self.procs.get(event.location)
+        if proc is None or proc.state is not ProcState.INITIALIZING:
+            return
+        if not self._uid_ok(event.uid) or event.error:
+            proc.state = ProcState.CLOSED
+            if event.error:
+                self._status(Status.ProcIgnore, proc.location)
+            return
+        if not any(
+            other.state is ProcState.INITIALIZED for other in self.ready().get(proc.addr, [])
+        ):
+            self._status(Status.NodeInitialized, proc.addr)
+        proc.state = ProcState.INITIALIZED
+        proc.last_heard = time.monotonic()
+        self._status(Status.ProcInitialized, proc.location)
+
+    def on_PeerLost(self, event: PeerLost) -> None:
+        proc = self.procs.get(event.location)
+        if proc is not None:
+            self._lose(proc)
+        current = self.current
+        if current is not None and getattr(current.spec.router, "location", None) == event.location:
+            self._close_current(client_gone=True)
+
+    def _lose(self, proc: Proc) -> None:
+        if proc.state is ProcState.DISCONNECTED:
+            return
+        was_active = proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
+        proc.state = ProcState.DISCONNECTED
+        proc.pending = 0
+        if self.current is None or not was_active:
+            proc.jobs.clear()
+            return
+        status_coro = self.current.spec.status_coro
+        for info in proc.jobs.values():
+            error = ProcessLost(f"process {proc.location} was lost")
+            self._send(status_coro, MonitorException(info.coro, (ProcessLost, error)))
+        proc.jobs.clear()
+        self._status(Status.ProcDisconnected, proc.location)
+        if not any(
+            other.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
+            for other in self.procs.values()
+            if other.addr == proc.addr
+        ):
+            self._status(Status.NodeDisconnected, proc.addr)
+
+    def on_ServerPulse(self, event: p.ServerPulse) -> None:
+        proc = self.procs.get(event.location)
+        if proc is not None:
+            proc.last_heard = time.monotonic()
+
+    def on_Tick(self, event: Tick) -> None:
+        current = self.current
+        if current is None:
+            return
+        limit = MISSED_PULSES * current.spec.pulse_interval
+        for proc in list(self.procs.values()):
+            active = proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
+            if active and event.now - proc.last_heard > limit:
+                self._lose(proc)
+        self._send(current.spec.router, p.Pulse(current.spec.uid))
+
+    # -- computations -----------------------------------------------------------------------
+
+    def on_Submit(self, event: p.Submit) -> None:
+        spec = event.spec
+        if any(c.spec.uid == spec.uid for c in self.queue) or self._uid_ok(spec.uid):
+            return
+        spec.zombie_period = self.zombie_period
+        self.queue.append(Computation(spec))
+        self._next()
+
+    def _next(self) -> None:
+        if self.current is not None or not self.queue:
+            return
+        self.current = self.queue.pop(0)
+        self._send(self.current.spec.router, p.Scheduled(self.current.spec.uid))
+        for proc in self.procs.values():
+            if proc.state in (ProcState.DISCOVERED, ProcState.CLOSED):
+                self._setup(proc, announce=True)
+
+    def on_CloseRequest(self, event: p.CloseRequest) -> None:
+        for index, queued in enumerate(self.queue):
+            if queued.spec.uid == event.uid:
+                del self.queue[index]
+                self._send(queued.spec.router, p.Reply(event.rid, 0))
+                return
+        if not self._uid_ok(event.uid):
+            self._send(event.router, p.Reply(event.rid, -1, "no such computation"))
+            return
+        self._close_current(client_gone=False)
+        self._send(event.router, p.Reply(event.rid, 0))
+
+    def _close_current(self, client_gone: bool, idle: bool = False) -> None:
+        current = self.current
+        if current is None:
+            return
+        if not idle:
+            current.spec.status_coro = None  # detached: the client asked, or is gone
+        for proc in self.procs.values():
+            if proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED):
+                self._send(proc.server, p.Close(current.spec.uid))
+                proc.state = ProcState.CLOSED
+            proc.jobs.clear()
+            proc.pending = 0
+        if idle:
+            self._status(Status.ComputationClosed, self.me.location if self.me else None)
+        self.current = None
+        self._next()
+
+    def on_ServerClosed(self, event: p.ServerClosed) -> None:
+        proc = self.procs.get(event.location)
+        if proc is None or not self._uid_ok(event.uid):
+            return
+        if proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED):
+            proc.state = ProcState.CLOSED
+            proc.jobs.clear()
+            self._status(Status.ProcClosed, proc.location)
+            node = [other for other in self.procs.values() if other.addr == proc.addr]
+            if all(other.state is not ProcState.INITIALIZED for other in node):
+                self._status(Status.NodeClosed, proc.addr)
+        if not any(
+            proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
+            for proc in self.procs.values()
+        ):
+            self._close_current(client_gone=False, idle=True)
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def _least_loaded(self, procs: list[Proc]) -> Proc:
+        return min(procs, key=lambda proc: proc.load)
+
+    def targets(self, where: tuple[Any, ...]) -> list[Proc]:
+        ready = self.ready()
+        kind = where[0]
+        if kind == "any":
+            if not ready:
+                return []
+            node = min(ready.values(), key=lambda procs: sum(p.load for p in procs) / len(procs))
+            return [self._least_loaded(node)]
+        if kind == "node":
+            procs = ready.get(str(where[1]))
+            return [self._least_loaded(procs)] if procs else []
+        if kind == "proc":
+            proc = self.procs.get(where[1])
+            return [proc] if proc is not None and proc.state is ProcState.INITIALIZED else []
+        if kind == "each_node":
+            return [self._least_loaded(procs) for procs in ready.values()]
+        if kind == "each_proc":
+            return [proc for procs in ready.values() for proc in procs]
+        if kind == "node_procs":
+            return list(ready.get(str(where[1]), []))
+        return []
+
+    def on_RunRequest(self, event: p.RunRequest) -> None:
+        if not self._uid_ok(event.uid):
+            self._send(event.router, p.Reply(event.rid, None, "the computation is not current"))
+            return
+        assert self.current is not None
+        router = self.current.spec.router
+        targets = self.targets(event.where)
+        fanout = len(targets) if event.where[0] in FANOUT_KINDS else 0
+        if not targets:
+            empty: list[Any] | None = [] if event.where[0] in FANOUT_KINDS else None
+            self._send(router, p.Reply(event.rid, empty, f"no process is ready for {event.where}"))
+            return
+        for proc in targets:
+            proc.pending += 1
+            run = p.Run(
+                event.uid, event.rid, event.func, event.func_name, event.args, router, fanout
+            )
+            self._send(proc.server, run)
+
+    def on_JobStarted(self, event: p.JobStarted) -> None:
+        proc = self.procs.get(event.location)
+        if proc is None or not self._uid_ok(event.uid):
+            return
+        proc.pending = max(0, proc.pending - 1)
+        proc.jobs[event.coro._id] = CoroInfo(event.coro, (), {}, event.start_time)
+        proc.last_heard = time.monotonic()
+
+    def on_JobFailed(self, event: p.JobFailed) -> None:
+        proc = self.procs.get(event.location)
+        if proc is not None:
+            proc.pending = max(0, proc.pending - 1)
+
+    def on_JobDone(self, event: p.JobDone) -> None:
+        proc = self.procs.get(event.location)
+        if proc is not None:
+            proc.jobs.pop(event.coro_id, None)
+
+    def on_ListRequest(self, event: p.ListRequest) -> None:
+        if not self._uid_ok(event.uid):
+            self._send(event.router, p.Reply(event.rid, []))
+            return
+        ready = self.ready()
+        if event.what == "nodes":
+            value: list[Any] = sorted(ready)
+        else:
+            value = [proc.location for procs in ready.values() for proc in procs]
+        self._send(event.router, p.Reply(event.rid, value))

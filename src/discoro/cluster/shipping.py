@@ -1,0 +1,117 @@
+"""Client-side packaging of a computation's code and files (DESIGN decision 8).
+
+Functions, generator functions, async functions and classes travel *by value* with
+cloudpickle: closures, lambdas and classes defined in ``__main__`` or in a user's own module
+work, with no source text and no ``exec``. Modules and paths travel as files into each
+server process's working directory (which is on ``sys.path``, so shipped modules import).
+Code from discoro itself, the standard library and installed packages is pickled by
+reference: servers have it too.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import sysconfig
+import types
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import cloudpickle
+
+from discoro.cluster.protocol import ShippedFile
+
+_INSTALLED = tuple(
+    os.path.realpath(path)
+    for path in {
+        sysconfig.get_path("stdlib"),
+        sysconfig.get_path("purelib"),
+        sysconfig.get_path("platlib"),
+    }
+    if path
+)
+
+
+class ShippingError(ValueError):
+    """A component that cannot be shipped; the message says which and why."""
+
+
+def _user_module(name: str) -> types.ModuleType | None:
+    """The module ``name`` if it is user code that servers will not have, else None."""
+    if name in ("__main__", "builtins") or name.split(".")[0] == "discoro":
+        return None
+    module = sys.modules.get(name)
+    path = getattr(module, "__file__", None)
+    if module is None or path is None:
+        return None
+    if os.path.realpath(path).startswith(_INSTALLED):
+        return None
+    return module
+
+
+@contextmanager
+def by_value(objects: Iterable[Any]) -> Iterator[None]:
+    """While active, cloudpickle ships the user modules of ``objects`` by value."""
+    modules = {}
+    for obj in objects:
+        module = _user_module(getattr(obj, "__module__", "") or "")
+        if module is not None:
+            modules[module.__name__] = module
+    for module in modules.values():
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        yield
+    finally:
+        for module in modules.values():
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _file(path: str) -> ShippedFile:
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ShippingError(f"cannot ship {path!r}: not a readable file")
+    with open(path, "rb") as stream:
+        data = stream.read()
+    return ShippedFile(os.path.basename(path), data, os.stat(path).st_mode & 0o7777)
+
+
+def package(components: Any) -> tuple[bytes, list[str], list[ShippedFile]]:
+    """``(code, names, files)`` for a `ComputationSpec` from the seed's component list."""
+    if not isinstance(components, list):
+        components = [components]
+    shipped: dict[str, Any] = {}
+    files: list[ShippedFile] = []
+    for component in components:
+        if isinstance(component, str):
+            files.append(_file(component))
+        elif inspect.ismodule(component):
+            source = getattr(component, "__file__", None)
+            if not source or not source.endswith(".py"):
+                raise ShippingError(
+                    f"cannot ship module {component.__name__}: it has no .py source file"
+                )
+            files.append(_file(source))
+        elif inspect.isfunction(component) or inspect.isclass(component):
+            shipped[component.__name__] = component
+        else:
+            shipped[type(component).__name__] = type(component)
+    try:
+        with by_value(shipped.values()):
+            code = cloudpickle.dumps(shipped)
+    except Exception as exc:
+        raise ShippingError(f"cannot ship components {sorted(shipped)}: {exc}") from exc
+    return code, sorted(shipped), files
+
+
+def pickle_function(func: Any) -> bytes:
+    with by_value([func]):
+        return cloudpickle.dumps(func)
+
+
+def pickle_arguments(
+    args: tuple[Any, ...], kwargs: dict[str, Any], related: Iterable[Any]
+) -> bytes:
+    objects = [*related, *args, *kwargs.values()]
+    with by_value([*objects, *(type(o) for o in objects)]):
+        return cloudpickle.dumps((args, kwargs))

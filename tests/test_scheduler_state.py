@@ -1,0 +1,202 @@
+"""The scheduler's state machine, driven by events without a network (DESIGN decision 9)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from discoro.cluster import protocol as p
+from discoro.cluster.scheduler_state import (
+    PeerLost,
+    ProcFound,
+    ProcState,
+    SchedulerState,
+    Send,
+    Tick,
+)
+from discoro.cluster.status import Status, StatusMessage
+from discoro.errors import MonitorException
+from discoro.net.location import Location
+
+
+class Handle:
+    """Stands for a coroutine handle: a name and a location."""
+
+    def __init__(self, name: str, location: Location | None = None) -> None:
+        self.name = name
+        self.location = location
+        self._id = id(self)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+ME = Handle("scheduler")
+STATUS = Handle("status")
+ROUTER = Handle("router", Location("127.0.0.9", 9))
+
+
+def spec(uid: str = "c1", status: Any = STATUS, router: Any = ROUTER) -> p.ComputationSpec:
+    return p.ComputationSpec(uid, b"", [], [], status, router, 1.0, 10.0)
+
+
+def loc(host: int, port: int) -> Location:
+    return Location(f"127.0.0.{host}", port)
+
+
+def sent(actions: list[Send], to: Any) -> list[Any]:
+    return [action.message for action in actions if action.to is to]
+
+
+def statuses(actions: list[Send]) -> list[tuple[int, Any]]:
+    return [(m.status, m.info) for m in sent(actions, STATUS) if isinstance(m, StatusMessage)]
+
+
+def ready_state(*locations: Location) -> tuple[SchedulerState, dict[Location, Handle]]:
+    state = SchedulerState(ME)
+    servers = {location: Handle(f"server{location}", location) for location in locations}
+    for location, server in servers.items():
+        state.handle(ProcFound(location, server))
+    state.handle(p.Submit(spec()))
+    for location in locations:
+        state.handle(p.SetupDone(location, "c1"))
+    return state, servers
+
+
+def test_submitted_computation_becomes_current_and_sets_up_every_process() -> None:
+    state = SchedulerState(ME)
+    a, b = loc(1, 1), loc(1, 2)
+    server_a, server_b = Handle("a", a), Handle("b", b)
+    assert state.handle(ProcFound(a, server_a)) == []  # nothing to do without a computation
+    state.handle(ProcFound(b, server_b))
+    actions = state.handle(p.Submit(spec()))
+    assert sent(actions, ROUTER) == [p.Scheduled("c1")]
+    assert [type(m) for m in sent(actions, server_a)] == [p.Setup]
+    assert [type(m) for m in sent(actions, server_b)] == [p.Setup]
+    assert statuses(actions) == [
+        (Status.NodeDiscovered, "127.0.0.1"),
+        (Status.ProcDiscovered, a),
+        (Status.ProcDiscovered, b),
+    ]
+    first = statuses(state.handle(p.SetupDone(a, "c1")))
+    assert first == [(Status.NodeInitialized, "127.0.0.1"), (Status.ProcInitialized, a)]
+    assert statuses(state.handle(p.SetupDone(b, "c1"))) == [(Status.ProcInitialized, b)]
+
+
+def test_second_computation_waits_until_the_first_closes() -> None:
+    state, servers = ready_state(loc(1, 1))
+    router2, status2 = Handle("router2"), Handle("status2")
+    actions = state.handle(p.Submit(spec("c2", status=status2, router=router2)))
+    assert sent(actions, router2) == []  # queued
+    actions = state.handle(p.CloseRequest("c1", 7, ROUTER))
+    assert sent(actions, ROUTER) == [p.Reply(7, 0)]
+    assert sent(actions, router2) == [p.Scheduled("c2")]
+    server_messages = sent(actions, servers[loc(1, 1)])
+    assert [type(m) for m in server_messages] == [p.Close, p.Setup]
+    assert statuses(actions) == []  # the closed computation's status coroutine is detached
+    assert [m.status for m in sent(actions, status2)] == [
+        Status.NodeDiscovered,
+        Status.ProcDiscovered,
+    ]
+
+
+def test_run_goes_to_the_least_loaded_process_of_the_least_loaded_node() -> None:
+    a1, a2, b1 = loc(1, 1), loc(1, 2), loc(2, 1)
+    state, _ = ready_state(a1, a2, b1)
+    chosen = []
+    for rid in range(1, 7):
+        actions = state.handle(p.RunRequest("c1", rid, ("any",), "f", "f", b"", ROUTER))
+        [(target, message)] = [(a.to, a.message) for a in actions]
+        assert isinstance(message, p.Run) and message.reply_to is ROUTER
+        chosen.append(target.location)
+    # loads even out: every process gets two of six
+    assert sorted(chosen.count(location) for location in (a1, a2, b1)) == [2, 2, 2]
+
+
+def test_run_each_fans_out_and_reports_how_many() -> None:
+    state, _ = ready_state(loc(1, 1), loc(1, 2), loc(2, 1))
+    per_node = state.handle(p.RunRequest("c1", 1, ("each_node",), "f", "f", b""))
+    assert len(per_node) == 2 and {a.message.fanout for a in per_node} == {2}
+    per_proc = state.handle(p.RunRequest("c1", 2, ("each_proc",), "f", "f", b""))
+    assert len(per_proc) == 3
+    on_node = state.handle(p.RunRequest("c1", 3, ("node_procs", "127.0.0.1"), "f", "f", b""))
+    assert {a.to.location for a in on_node} == {loc(1, 1), loc(1, 2)}
+
+
+def test_run_with_nothing_ready_is_refused_at_once() -> None:
+    state = SchedulerState(ME)
+    state.handle(p.Submit(spec()))
+    [reply] = sent(state.handle(p.RunRequest("c1", 5, ("any",), "f", "f", b"")), ROUTER)
+    assert reply.rid == 5 and reply.value is None and "no process" in reply.error
+    [reply] = sent(state.handle(p.RunRequest("c1", 6, ("each_proc",), "f", "f", b"")), ROUTER)
+    assert reply.value == []
+
+
+def test_run_for_a_computation_that_is_not_current_is_refused() -> None:
+    state, _ = ready_state(loc(1, 1))
+    other = Handle("other")
+    [reply] = sent(state.handle(p.RunRequest("zz", 1, ("any",), "f", "f", b"", other)), other)
+    assert reply.value is None and reply.error
+
+
+def test_lost_process_reports_its_running_coroutines_as_failed() -> None:
+    a, b = loc(1, 1), loc(2, 1)
+    state, _ = ready_state(a, b)
+    job = Handle("job", a)
+    state.handle(p.JobStarted(a, "c1", 1, job, "f", 0.0))
+    actions = state.handle(PeerLost(a))
+    notices = [m for m in sent(actions, STATUS) if isinstance(m, MonitorException)]
+    assert len(notices) == 1 and notices[0].args[0] is job
+    assert statuses(actions) == [
+        (Status.ProcDisconnected, a),
+        (Status.NodeDisconnected, "127.0.0.1"),
+    ]
+    assert state.procs[a].state is ProcState.DISCONNECTED
+    # a process that comes back is used again
+    again = state.handle(ProcFound(a, Handle("a-again", a)))
+    assert [type(m) for m in sent(again, state.procs[a].server)] == [p.Setup]
+
+
+def test_silent_process_is_lost_after_five_pulse_intervals() -> None:
+    a = loc(1, 1)
+    state, _ = ready_state(a)
+    heard = state.procs[a].last_heard
+    assert statuses(state.handle(Tick(heard + 4.0))) == []
+    assert statuses(state.handle(Tick(heard + 5.5)))[0] == (Status.ProcDisconnected, a)
+
+
+def test_every_tick_pulses_the_client() -> None:
+    state, _ = ready_state(loc(1, 1))
+    assert p.Pulse("c1") in sent(state.handle(Tick(0.0)), ROUTER)
+
+
+def test_idle_close_of_every_process_closes_the_computation() -> None:
+    a, b = loc(1, 1), loc(2, 1)
+    state, _ = ready_state(a, b)
+    assert statuses(state.handle(p.ServerClosed(a, "c1", idle=True))) == [
+        (Status.ProcClosed, a),
+        (Status.NodeClosed, "127.0.0.1"),
+    ]
+    last = statuses(state.handle(p.ServerClosed(b, "c1", idle=True)))
+    assert last[:2] == [(Status.ProcClosed, b), (Status.NodeClosed, "127.0.0.2")]
+    assert last[2][0] == Status.ComputationClosed
+    assert state.current is None
+
+
+def test_client_lost_closes_its_computation_and_starts_the_next() -> None:
+    state, _ = ready_state(loc(1, 1))
+    router2 = Handle("router2")
+    state.handle(p.Submit(spec("c2", router=router2)))
+    actions = state.handle(PeerLost(ROUTER.location))
+    assert sent(actions, router2) == [p.Scheduled("c2")]
+    assert state.current is not None and state.current.spec.uid == "c2"
+
+
+def test_lists_of_nodes_and_processes() -> None:
+    a, b = loc(1, 1), loc(2, 1)
+    state, _ = ready_state(a, b)
+    [reply] = sent(state.handle(p.ListRequest("c1", 3, "nodes", ROUTER)), ROUTER)
+    assert reply.value == ["127.0.0.1", "127.0.0.2"]
+    [reply] = sent(state.handle(p.ListRequest("c1", 4, "procs", ROUTER)), ROUTER)
+    assert set(reply.value) == {a, b}
+    [reply] = sent(state.handle(p.ListRequest("other", 5, "procs", ROUTER)), ROUTER)
+    assert reply.value == []
