@@ -10,7 +10,11 @@ from discoro import AsynCoro
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _end_kernel_after_session() -> Iterator[None]:
+def _end_kernel_after_session(cluster_secret: str, udp_port: int) -> Iterator[None]:
+    # Whatever starts networking in this process does it on loopback, with the session's
+    # secret and discovery port: never on a real interface.
+    kernel = AsynCoro.instance()
+    kernel.options.update(node="127.0.0.1", secret=cluster_secret, udp_port=udp_port)
     yield
     kernel = AsynCoro._existing_instance()  # type: ignore[attr-defined]
     if kernel is not None:
@@ -42,7 +46,6 @@ def udp_port() -> int:
 def net_kernel(cluster_secret: str, udp_port: int) -> AsynCoro:
     """The in-process kernel with networking started on loopback (once per session)."""
     kernel = AsynCoro.instance()
-    if not kernel.network_started:
-        kernel.options.update(node="127.0.0.1", secret=cluster_secret, udp_port=udp_port)
-        kernel.network()
+    network = kernel.network()
+    assert network.node == "127.0.0.1" and network.secret == cluster_secret.encode()
     return kernel

@@ -17,6 +17,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 SRC = str(Path(__file__).resolve().parent.parent / "src")
@@ -33,8 +34,15 @@ class PeerProcess:
     """A child Python process running ``program`` (source text); its stdout lines are queued."""
 
     def __init__(
-        self, program: str, *args: str, env: dict[str, str] | None = None, cwd: str | None = None
+        self,
+        program: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        prefix: Sequence[str] = (),
     ) -> None:
+        """``prefix`` goes before the interpreter in the command line, e.g.
+        ``["ip", "netns", "exec", "ns1"]`` to run the program in a network namespace."""
         full_env = dict(os.environ)
         full_env["PYTHONPATH"] = SRC + os.pathsep + full_env.get("PYTHONPATH", "")
         full_env["PYTHONUNBUFFERED"] = "1"
@@ -42,7 +50,7 @@ class PeerProcess:
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(program), *args],
+            [*prefix, sys.executable, "-c", textwrap.dedent(program), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -78,6 +86,30 @@ class PeerProcess:
             if match:
                 return match
 
+    def expect_all(self, *patterns: str, timeout: float = 10.0) -> list[re.Match[str]]:
+        """Wait until each pattern has matched an output line, in any order; the matches in
+        the order of ``patterns``."""
+        deadline = time.monotonic() + timeout
+        found: dict[int, re.Match[str]] = {}
+        while len(found) < len(patterns):
+            remaining = deadline - time.monotonic()
+            missing = [p for i, p in enumerate(patterns) if i not in found]
+            if remaining <= 0:
+                raise AssertionError(
+                    f"no lines matching {missing!r} within {timeout} s; output so far:\n"
+                    + "\n".join(self.output)
+                )
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            for i, pattern in enumerate(patterns):
+                match = None if i in found else re.search(pattern, line)
+                if match:
+                    found[i] = match
+                    break
+        return [found[i] for i in range(len(patterns))]
+
     def write(self, line: str) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(line + "\n")
@@ -95,6 +127,12 @@ class PeerProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         self._reader.join(2)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:  # stdin's last flush to a dead process
+                    pass
 
     def kill(self) -> None:
         self.proc.kill()

@@ -45,6 +45,13 @@ async def async_collector(count, main, coro=None):
 COLLECTORS = {"generator": gen_collector, "async": async_collector}
 
 
+@pytest.fixture(autouse=True)
+def _local_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the shared kernel local: Channel.register must not start networking here."""
+    if not AsynCoro.instance().network_started:
+        monkeypatch.setattr(AsynCoro, "_network_factory", None)
+
+
 @pytest.fixture
 def warnings_logged() -> Iterator[list[str]]:
     records: list[str] = []

@@ -173,10 +173,18 @@ def test_trailing_garbage_breaks_the_connection() -> None:
         server.receive_data(b"x")
 
 
-def test_unknown_op_after_authentication() -> None:
+def test_handshake_frame_after_authentication() -> None:
     _, server = connected()
-    with pytest.raises(ProtocolError, match="unknown op 'hello'"):
+    with pytest.raises(ProtocolError, match="unknown message keys"):
         drain(server, encode_frame({"op": "hello", "body": b""}))
+
+
+def test_unknown_op_after_authentication_is_handed_up() -> None:
+    _, server = connected()
+    (event,) = drain(server, encode_frame({"op": "frobnicate", "rid": 3}))
+    assert isinstance(event, MessageReceived)
+    assert (event.message.op, event.message.rid) == ("frobnicate", 3)
+    assert server.state is ConnectionState.AUTHENTICATED
 
 
 def test_frame_limits_after_authentication() -> None:

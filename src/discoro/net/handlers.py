@@ -138,7 +138,10 @@ def table(net: Network) -> dict[str, Handler]:
             net.reply(peer, message.rid, {"r": 0}, pickle.dumps(found, PROTOCOL))
 
     def on_ping(peer: Peer, message: Message) -> None:
-        pass  # any bytes received already count as a sign of life
+        # any bytes received already count as a sign of life; a ping is answered, because
+        # the pinged side only pings when it has heard nothing, which the pings prevent
+        if message.op == "ping" and peer.link is not None:
+            peer.link.send(Message("pong"))
 
     def on_peer_closed(peer: Peer, message: Message) -> None:
         peer.said_goodbye = True

@@ -1,15 +1,21 @@
 """`Link`: one authenticated TCP (or TLS) stream to a peer, as an asyncio protocol.
 
-The link is the I/O shell around `wire.Connection`: bytes in, events out, messages in,
-bytes out. It knows nothing of what messages mean; it hands every event to its owner (the
-`Network`).
+The link is the I/O shell around `wire.Connection`: bytes in, messages out to its owner (the
+`Network`, through ``network.dispatch``), messages in, bytes out. It knows nothing of what
+messages mean.
 
 Invariants:
 - Nothing but handshake frames is exchanged before `HandshakeComplete`; a protocol error
-  closes the stream after one log line (and, during the handshake, a REFUSE frame that says
-  why), and never disturbs other links.
-- Frames queued with `send` in one loop iteration go out in one ``writelines`` at the end of
-  it, in order (small writes coalesced).
+  closes the stream after exactly one log line (and, during the handshake, a REFUSE frame
+  that says why), and never disturbs other links. A connection that has not authenticated
+  within `HANDSHAKE_TIMEOUT` seconds is dropped (one log line), however slowly it trickles.
+- Messages are handed to the network in the order they arrived; every complete message of
+  a received chunk is decoded and dispatched in one loop (``Connection.feed``).
+- Frames go out in the order `send` was called. Writes are coalesced: replies made while a
+  received chunk is being dispatched go out in one write after it; outside of that, the
+  first frame after a quiet spell is written at once (latency) and frames sent after it in
+  the same loop iteration are written together in the next one (throughput). Large payloads
+  are handed to the transport as they are, never joined with other frames.
 - Liveness: any bytes received count as a sign of life; an idle link is pinged every
   ``ping_interval`` seconds and closed after ``dead_after`` intervals of silence.
 """
@@ -18,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
+from functools import partial
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from discoro.core.log import logger
@@ -26,13 +33,17 @@ from discoro.errors import ProtocolError
 from discoro.wire.connection import Connection
 from discoro.wire.events import NEED_DATA, ConnectionClosed, HandshakeComplete, MessageReceived
 from discoro.wire.handshake import Role
-from discoro.wire.messages import Message
+from discoro.wire.messages import Message, trusted_message
 
 if TYPE_CHECKING:
     from discoro.net.network import Network
 
+#: Seconds a new connection has to complete the handshake (a module knob, read per
+#: connection, so tests and programs may lower it before connections are made).
 HANDSHAKE_TIMEOUT = 5.0
-PING = Message("ping")
+#: Parts at least this big are written on their own instead of being joined with others.
+BIG_PART = 64 * 1024
+PING = trusted_message("ping")
 
 
 class Link(asyncio.Protocol):
@@ -45,13 +56,18 @@ class Link(asyncio.Protocol):
         self.authenticated: asyncio.Future[Any] = network.loop.create_future()
         self.lost: asyncio.Future[None] = network.loop.create_future()
         self.retiring = False
+        self.remote_address = "?"
+        self._loop = network.loop
+        self._dispatch = partial(network.dispatch, self)
+        self._ready = False  # authenticated: received bytes take the batch fast path
         self._out: list[bytes] = []
+        self._big = False  # _out holds a part of at least BIG_PART bytes
         self._flush_pending = False
+        self._in_batch = False
         self._can_write = asyncio.Event()
         self._can_write.set()
-        self._last_heard = time.monotonic()
+        self._last_heard = monotonic()
         self._timer: asyncio.TimerHandle | None = None
-        self.remote_address = "?"
 
     def __repr__(self) -> str:
         return f"<Link {self.role.value} {self.remote_address} peer={self.conn.peer}>"
@@ -70,23 +86,26 @@ class Link(asyncio.Protocol):
         if self.role is Role.CLIENT:
             self.conn.start()
             self._write_own()
-        self._timer = self.network.loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_expired)
+        self._timer = self._loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_expired)
 
     def data_received(self, data: bytes) -> None:
-        self._last_heard = time.monotonic()
-        conn = self.conn
+        self._last_heard = monotonic()
+        if not self._ready:
+            self._handshake_data(data)
+            return
+        self._in_batch = True
         try:
-            conn.receive_data(data)
-            self._process()
+            if not self.conn.feed(data, self._dispatch):
+                self.close()
         except ProtocolError as exc:
             self._refuse(exc)
+        finally:
+            self._in_batch = False
+            if self._out and not self._flush_pending:
+                self._flush()
 
     def eof_received(self) -> bool:
-        try:
-            self.conn.receive_data(b"")
-            self._process()
-        except ProtocolError as exc:
-            self._refuse(exc)
+        self.data_received(b"")
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -108,48 +127,61 @@ class Link(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._can_write.set()
 
-    # -- events ---------------------------------------------------------------------------
+    # -- the handshake --------------------------------------------------------------------
 
-    def _process(self) -> None:
+    def _handshake_data(self, data: bytes) -> None:
+        """Bytes before (and in the chunk that completes) the handshake: the events API."""
         conn = self.conn
-        dispatch = self.network.dispatch
-        while True:
-            event = conn.next_event()
-            if event is NEED_DATA:
-                break
-            if type(event) is MessageReceived:
-                dispatch(self, event.message)
-            elif type(event) is HandshakeComplete:
-                self._write_own()
-                if self._timer is not None:
-                    self._timer.cancel()
-                self._schedule_ping()
-                self.network.link_authenticated(self, event.peer)
-            elif type(event) is ConnectionClosed:
-                self.close()
-                break
-        self._write_own()
+        try:
+            conn.receive_data(data)
+            while True:
+                event = conn.next_event()
+                if event is NEED_DATA:
+                    break
+                if type(event) is MessageReceived:
+                    self._dispatch(event.message)
+                elif type(event) is HandshakeComplete:
+                    self._write_own()
+                    self._ready = True
+                    if self._timer is not None:
+                        self._timer.cancel()
+                    self._schedule_ping()
+                    self.network.link_authenticated(self, event.peer)
+                elif type(event) is ConnectionClosed:
+                    self.close()
+                    break
+            self._write_own()
+        except ProtocolError as exc:
+            self._refuse(exc)
 
     def _refuse(self, exc: ProtocolError) -> None:
-        what = "refused" if self.peer is None else "dropped"
-        logger.warning("%s connection with %s: %s", what, self.remote_address, exc)
+        if self.peer is None:
+            logger.warning("refused connection with %s: %s", self.remote_address, exc)
+        else:
+            logger.warning(
+                "dropped connection with %s (peer %s): %s", self.remote_address, self.peer, exc
+            )
         self._write_own()
         self.close()
 
     def _handshake_expired(self) -> None:
-        if self.peer is None and self.transport is not None:
-            logger.warning("dropped connection with %s: no handshake in time", self.remote_address)
+        if not self._ready and self.transport is not None and not self.transport.is_closing():
+            logger.warning(
+                "dropped connection with %s: no handshake within %s s",
+                self.remote_address,
+                HANDSHAKE_TIMEOUT,
+            )
             self.close()
 
     # -- liveness -------------------------------------------------------------------------
 
     def _schedule_ping(self) -> None:
-        self._timer = self.network.loop.call_later(self.network.ping_interval, self._check_alive)
+        self._timer = self._loop.call_later(self.network.ping_interval, self._check_alive)
 
     def _check_alive(self) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        silent = time.monotonic() - self._last_heard
+        silent = monotonic() - self._last_heard
         if silent > self.network.ping_interval * self.network.dead_after:
             logger.warning("peer %s silent for %.1f s; closing its connection", self.peer, silent)
             self.transport.abort()
@@ -161,16 +193,44 @@ class Link(asyncio.Protocol):
     # -- sending --------------------------------------------------------------------------
 
     def send(self, message: Message) -> None:
-        self._out += self.conn.send_parts(message)
-        if not self._flush_pending:
-            self._flush_pending = True
-            self.network.loop.call_soon(self._flush)
+        """Queue ``message`` (authenticated links only); see the module docstring for when
+        it is written."""
+        self.conn.send_into(self._out, message)
+        payload = message.payload
+        if payload is not None and len(payload) >= BIG_PART:
+            self._big = True
+        if self._flush_pending or self._in_batch:
+            return
+        self._flush_pending = True
+        self._loop.call_soon(self._flush_soon)
+        self._flush()
+
+    def _flush_soon(self) -> None:
+        self._flush_pending = False
+        if self._out:
+            self._flush()
 
     def _flush(self) -> None:
-        self._flush_pending = False
-        out, self._out = self._out, []
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.writelines(out)
+        out = self._out
+        self._out = []
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not self._big:
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+            return
+        self._big = False
+        run: list[bytes] = []
+        for part in out:
+            if len(part) < BIG_PART:
+                run.append(part)
+                continue
+            if run:
+                transport.write(b"".join(run))
+                run = []
+            transport.write(part)
+        if run:
+            transport.write(b"".join(run))
 
     async def drained(self) -> None:
         """Wait until the stream's write buffer has room (back-pressure for `deliver`)."""

@@ -31,7 +31,8 @@ class Lookups:
         if kind == "coro":
             return kernel.registered(name)
         if kind == "channel":
-            return getattr(kernel, "_channels", {}).get(name)
+            channel = getattr(kernel, "_channels", {}).get(name)
+            return channel if channel is not None and channel._registered else None
         if kind == "rci":
             return getattr(kernel, "_rcis", {}).get(name)
         if kind == "peer":

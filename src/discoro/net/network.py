@@ -40,7 +40,7 @@ from discoro.net.remote_channels import RemoteChannels
 from discoro.net.secret import resolve_secret
 from discoro.wire.handshake import Role
 from discoro.wire.identity import Identity
-from discoro.wire.messages import Message
+from discoro.wire.messages import Message, trusted_message
 
 DIAL_TIMEOUT = 2.0
 FIRE_AND_FORGET_TIMEOUT = 2.0
@@ -76,8 +76,7 @@ class Network(FileTransfer, RemoteChannels):
         self.location: Location | None = None
         self.identity: Identity = Identity("?", "0.0.0.0", 0, self.sid)
         certfile, keyfile, cafile = (options.get(k) for k in ("certfile", "keyfile", "cafile"))
-        self.server_ssl = tls.server_context(certfile, keyfile, cafile) if certfile else None
-        self.client_ssl = tls.client_context(certfile, keyfile, cafile) if certfile else None
+        self.server_ssl, self.client_ssl = tls.contexts(certfile, keyfile, cafile)
         self.peers: dict[Location, Peer] = {}
         self.ping_interval = 1.0
         self.dead_after = 5
@@ -136,6 +135,9 @@ class Network(FileTransfer, RemoteChannels):
         self.closing = True
         if self.discovery is not None:
             self.discovery.stop()
+        for peer in self.peers.values():
+            if peer.dialing is not None:
+                peer.dialing.cancel()
         goodbye = Message("peer_closed")
         links = [peer.link for peer in self.peers.values() if peer.link is not None]
         for link in links:
@@ -145,6 +147,11 @@ class Network(FileTransfer, RemoteChannels):
             self._server.close()
         if links:
             await asyncio.wait([link.lost for link in links], timeout=2)
+        dialing = [peer.dialing for peer in self.peers.values() if peer.dialing is not None]
+        for task in dialing:
+            task.cancel()  # a re-dial in progress must not outlive the loop
+        if dialing:
+            await asyncio.gather(*dialing, return_exceptions=True)
 
     # -- links ----------------------------------------------------------------------------
 
@@ -353,14 +360,19 @@ class Network(FileTransfer, RemoteChannels):
             logger.warning("%s sent %r, which this process does not handle", link.peer, message.op)
             self.reply(link.peer, message.rid, {"r": -1, "e": f"unsupported op {message.op}"})
             return
-        handler(link.peer, message)
+        try:
+            handler(link.peer, message)
+        except Exception as exc:  # a malformed field or a handler bug: this message only
+            logger.warning("cannot handle %r from %s: %r", message.op, link.peer, exc)
+            if message.rid and message.op != "reply":
+                self.reply(link.peer, message.rid, {"r": -1, "e": f"cannot handle: {exc!r}"})
 
     # -- what remote coroutine handles need -------------------------------------------------
 
     def send(self, coro: Any, message: Any) -> int:
         payload = DUMPS(message, PROTOCOL)
         return self.post_from_any_thread(
-            coro._location, Message("send", 0, {"c": coro._id}, payload)
+            coro._location, trusted_message("send", 0, {"c": coro._id}, payload)
         )
 
     async def deliver(self, coro: Any, message: Any, timeout: float | None) -> int:

@@ -10,6 +10,11 @@ The I/O shell owns the socket and loops::
         write(conn.data_to_send())
     to send m after HandshakeComplete:  writelines(conn.send_parts(m))
 
+Once authenticated, a shell may take the batch fast path instead: ``conn.feed(b, handle)``
+calls ``handle(message)`` for every complete message in ``b`` (and what was buffered before)
+in one loop, with no event objects, and returns False once the peer closed the stream
+cleanly; ``conn.send_into(out, m)`` appends m's frame to a list the shell writes later.
+
 Invariants:
 - States go HANDSHAKING -> AUTHENTICATED -> CLOSED, or to ERROR from anywhere but CLOSED.
 - Before authentication frames are limited to `HANDSHAKE_MAX_FRAME` bytes, may carry no
@@ -25,6 +30,7 @@ Invariants:
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Any
 
 from discoro.errors import LocalProtocolError, ProtocolError
@@ -129,6 +135,47 @@ class Connection:
         self._outbox.clear()
         return data
 
+    def feed(self, data: bytes, handle: Callable[[Message], Any]) -> bool:
+        """Authenticated fast path: feed ``data`` (``b""`` at EOF) and ``handle`` every
+        complete message, in order. False once the stream ended cleanly (the events API
+        would say ConnectionClosed), else True. Raises like `next_event`, after handing over
+        the messages before the bad frame; if ``handle`` raises, later messages stay
+        buffered for the next call.
+        """
+        if self.state is not ConnectionState.AUTHENTICATED:
+            if self.state is ConnectionState.CLOSED:
+                return False
+            self._check_usable()
+            raise LocalProtocolError(f"feed() needs an authenticated connection, not {self}")
+        if self._eof:
+            raise LocalProtocolError("data received after EOF")
+        if data:
+            self._decoder.feed(data)
+        else:
+            self._eof = True
+
+        def on_frame(control: dict[str, Any], payload: bytes | None) -> None:
+            handle(decode_message(control, payload))
+
+        try:
+            self._decoder.drain(on_frame)
+            if self._eof:
+                self._no_frame()
+                return False
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+        return True
+
+    def send_into(self, out: list[bytes], message: Message) -> int:
+        """Append ``message``'s frame (1 or 2 parts; the payload is not copied) to ``out``;
+        its size in bytes. Raises as `send_parts`."""
+        if self.state is not ConnectionState.AUTHENTICATED:
+            raise LocalProtocolError(f"cannot send while {self.state.value}")
+        if self._outbox:
+            out.append(self.data_to_send())
+        return self._encoder.encode_into(out, message_control(message), message.payload)
+
     def send_parts(self, message: Message) -> list[bytes]:
         """Frame ``message``: 1 or 2 bytes objects for writelines (the payload is not copied).
 
@@ -137,7 +184,8 @@ class Connection:
         """
         if self.state is not ConnectionState.AUTHENTICATED:
             raise LocalProtocolError(f"cannot send while {self.state.value}")
-        parts = self._encoder.encode_parts(message_control(message), message.payload)
+        parts: list[bytes] = []
+        self._encoder.encode_into(parts, message_control(message), message.payload)
         if self._outbox:
             parts[0] = self.data_to_send() + parts[0]
         return parts

@@ -13,10 +13,14 @@ Invariants:
 - The control map is decoded only through `safepack` (never pickle); the payload is never
   decoded here: it is handed up as bytes, copied once from the receive buffer.
 - Limits may be changed between frames (the connection raises them after authenticating).
+- `FrameDecoder.drain` decodes every complete frame in the buffer in one tight loop (the
+  per-chunk hot path); it applies exactly the checks of `next_frame` and falls back to it
+  for partial and large frames, so both give the same frames and the same errors.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from struct import Struct
 from typing import Any, NamedTuple, NoReturn
 
@@ -47,6 +51,7 @@ MAX_CONTROL_SIZE = 1024 * 1024
 _PREFIX = MAGIC + bytes([FRAME_FORMAT])
 _HEADER_SIZE = HEADER.size
 _pack_header = HEADER.pack
+_unpack_header = HEADER.unpack_from
 
 
 class Frame(NamedTuple):
@@ -100,6 +105,35 @@ class FrameEncoder:
             raise ValueError(problem)
         head = _pack_header(MAGIC, FRAME_FORMAT, flags, control_len, payload_len) + body
         return [head, payload] if payload else [head]
+
+    def encode_into(
+        self, out: list[bytes], control: dict[str, Any], payload: bytes | None = None
+    ) -> int:
+        """Append the frame's parts to ``out`` (as `encode_parts`); return its size in bytes."""
+        body = self._pack(control)
+        control_len = len(body)
+        if payload:
+            payload_len = len(payload)
+            if control_len > self.max_control_size or control_len + payload_len > (
+                self.max_frame_size
+            ):
+                raise ValueError(
+                    _limit_problem(
+                        control_len, payload_len, self.max_frame_size, self.max_control_size
+                    )
+                )
+            out.append(
+                _pack_header(MAGIC, FRAME_FORMAT, HAS_PAYLOAD, control_len, payload_len) + body
+            )
+            out.append(payload)
+            return _HEADER_SIZE + control_len + payload_len
+        if control_len > self.max_control_size or control_len > self.max_frame_size:
+            raise ValueError(
+                _limit_problem(control_len, 0, self.max_frame_size, self.max_control_size)
+            )
+        flags = 0 if payload is None else HAS_PAYLOAD
+        out.append(_pack_header(MAGIC, FRAME_FORMAT, flags, control_len, 0) + body)
+        return _HEADER_SIZE + control_len
 
     def encode(self, control: dict[str, Any], payload: bytes | None = None) -> bytes:
         """The whole frame as one bytes object (copies the payload; fine when small)."""
@@ -190,6 +224,54 @@ class FrameDecoder:
             return None
         self._stage = self._HEADER
         return _new_frame(Frame, (self._control, payload))
+
+    def drain(self, on_frame: Callable[[dict[str, Any], bytes | None], Any]) -> None:
+        """Call ``on_frame(control, payload)`` for every complete frame buffered, in order.
+
+        Raises ProtocolError as `next_frame` does, after the frames before the bad one were
+        handed over. If ``on_frame`` raises, the frames after that one stay buffered.
+        """
+        buffer = self._buffer
+        while True:
+            if self._stage == self._HEADER:
+                data = buffer._data
+                pos = buffer._pos
+                end = len(data)
+                max_control = self.max_control_size
+                max_frame = self.max_frame_size
+                allow = self.allow_payload
+                while end - pos >= _HEADER_SIZE:
+                    magic, fmt, flags, control_len, payload_len = _unpack_header(data, pos)
+                    if (
+                        magic != MAGIC
+                        or fmt != FRAME_FORMAT
+                        or flags & ~HAS_PAYLOAD
+                        or not 0 < control_len <= max_control
+                        or control_len + payload_len > max_frame
+                        or (payload_len and not flags)
+                        or (flags and not allow)
+                    ):
+                        buffer._pos = pos
+                        self._refuse_header(magic, fmt, flags, control_len, payload_len)
+                    start = pos + _HEADER_SIZE
+                    control_end = start + control_len
+                    frame_end = control_end + payload_len
+                    if frame_end > end:
+                        break  # incomplete: `next_frame` takes it from here
+                    control = unpack_map(data[start:control_end], "frame control")
+                    if flags:
+                        payload = data[control_end:frame_end]
+                        if type(payload) is not bytes:
+                            payload = bytes(payload)
+                    else:
+                        payload = None
+                    pos = buffer._pos = frame_end
+                    on_frame(control, payload)
+                buffer._pos = pos
+            frame = self.next_frame()
+            if frame is None:
+                return
+            on_frame(frame[0], frame[1])
 
     def _check_prefix(self) -> None:
         """Refuse garbage early, even when fewer bytes than a header have arrived."""

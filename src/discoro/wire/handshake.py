@@ -49,7 +49,7 @@ MAX_REASON_LEN = 500
 
 _LEN = Struct("!I")
 _MAC_SIZE = hashlib.sha256().digest_size
-_AUTH_FAILED = "peer failed authentication: wrong secret?"
+_AUTH_FAILED = "peer failed authentication: wrong secret? (or a replayed handshake)"
 
 
 class Role(enum.Enum):

@@ -8,9 +8,15 @@ Control map layout (keys left out when they hold their default)::
 
     {"op": str, "rid": int > 0, "f": {str: msgpack-native value}}
 
-Invariants: an unknown op, a negative or non-int rid, a reply without a rid, fields that are
-not a str-keyed map, or any other control key is refused with ProtocolError on receive (and
-with ValueError/TypeError when a message is built locally).
+Invariants:
+- On receive, an op that is not a short str, a negative or non-int rid, a reply without a
+  rid, fields that are not a str-keyed map, or any other control key is refused with
+  ProtocolError (the stream is then unusable). A well-formed op this version does not know
+  (a newer peer's) is handed up as it is: the upper layer answers it with an error and the
+  link goes on.
+- Built locally, a message must use one of `OPS` (ValueError/TypeError otherwise), except
+  through `trusted_message`, which skips the checks for the hot paths that build messages
+  from constants.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any
 
 from discoro.errors import ProtocolError
 
-__all__ = ["OPS", "Message", "decode_message", "message_control"]
+__all__ = ["MAX_OP_LEN", "OPS", "Message", "decode_message", "message_control", "trusted_message"]
 
 OPS: frozenset[str] = frozenset(
     {
@@ -49,11 +55,15 @@ OPS: frozenset[str] = frozenset(
 )
 
 _CONTROL_KEYS = frozenset({"op", "rid", "f"})
+MAX_OP_LEN = 64
 
 
-def _problem(op: Any, rid: Any, fields: Any) -> str:
-    """Why these parts cannot form a message, or "" when they can."""
-    if type(op) is not str or op not in OPS:
+def _problem(op: Any, rid: Any, fields: Any, known_op: bool = True) -> str:
+    """Why these parts cannot form a message, or "" when they can (``known_op``: the op must
+    be one of `OPS`, else any short str will do)."""
+    if type(op) is not str or not 0 < len(op) <= MAX_OP_LEN:
+        return f"bad op {op!r}"
+    if known_op and op not in OPS:
         return f"unknown op {op!r}"
     if type(rid) is not int or rid < 0:
         return f"bad request id {rid!r}"
@@ -99,7 +109,7 @@ def decode_message(control: dict[str, Any], payload: bytes | None) -> Message:
     op: Any = control.get("op")
     rid: Any = control.get("rid", 0)
     fields: Any = control.get("f", _NO_FIELDS)
-    problem = _problem(op, rid, fields)
+    problem = _problem(op, rid, fields, known_op=False)
     if not problem and len(control) > 1 and not _CONTROL_KEYS.issuperset(control):
         problem = f"unknown message keys {sorted(set(control) - _CONTROL_KEYS)}"
     if problem:
@@ -111,6 +121,18 @@ def decode_message(control: dict[str, Any], payload: bytes | None) -> Message:
     _set_op(message, op)
     _set_rid(message, rid)
     _set_fields(message, fields)
+    _set_payload(message, payload)
+    return message
+
+
+def trusted_message(
+    op: str, rid: int = 0, fields: dict[str, Any] | None = None, payload: bytes | None = None
+) -> Message:
+    """A message built without the checks of `Message` (for parts known to be valid)."""
+    message = _new_message(Message)
+    _set_op(message, op)
+    _set_rid(message, rid)
+    _set_fields(message, {} if fields is None else fields)
     _set_payload(message, payload)
     return message
 

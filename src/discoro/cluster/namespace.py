@@ -1,0 +1,291 @@
+"""`Namespace`: the home of one computation's code on a server process (DESIGN decision 8,
+reference 3.6 "namespace requirements").
+
+Theory of operation:
+- A computation gets a fresh module object. While it is installed it *is* ``__main__``
+  (``sys.modules["__main__"]`` points at it), so objects a client pickled by reference as
+  ``__main__.X`` resolve to the shipped ``X``, and instances of shipped classes pickle back as
+  ``__main__.X``.
+- cloudpickle gives every function shipped by value its own small globals dict. We rebind each
+  such function (``types.FunctionType`` over the same code, defaults and closure cells) so its
+  ``__globals__`` *is* the namespace dict; the globals cloudpickle captured are merged in
+  without overwriting names the computation already has. So ``global`` state is shared by all
+  of a computation's coroutines, as the seed's programs expect. Methods of shipped classes,
+  functions held in closure cells (decorators) and functions shipped later with a run request
+  are rebound the same way.
+- Shipped files are written into the working directory, which is on ``sys.path`` while the
+  computation is installed, so shipped modules import by name.
+
+Invariants:
+- At most one namespace is installed per process (the server refuses a second computation).
+- `close` undoes everything `install` did: ``__main__`` is restored, modules loaded from the
+  working directory leave ``sys.modules``, the working directory is emptied and leaves
+  ``sys.path``. It is idempotent.
+- A function is rebound only if its globals are not a real module's dict, so library
+  functions pickled by reference are never touched.
+"""
+
+from __future__ import annotations
+
+import builtins
+import gc
+import importlib
+import os
+import shutil
+import sys
+import time
+import traceback
+import types
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+import discoro
+from discoro.cluster.protocol import ShippedFile
+
+#: names every namespace starts with (reference 3.6); shipped globals may replace them
+PRESETS: dict[str, Any] = {
+    "asyncoro": discoro,
+    "discoro": discoro,
+    "os": os,
+    "sys": sys,
+    "time": time,
+    "traceback": traceback,
+    "shutil": shutil,
+}
+_HEAPTYPE = 1 << 9
+_IMMUTABLETYPE = 1 << 8
+_MODULE_KEYS = frozenset({"__name__", "__builtins__", "__package__", "__file__", "__path__"})
+
+
+class ShippingError(Exception):
+    """A shipped file or component cannot be installed."""
+
+
+def _safe_basename(name: str) -> str:
+    base = os.path.basename(name)
+    if not base or base in (".", "..") or base != name:
+        raise ShippingError(f"shipped file name {name!r} is not a plain file name")
+    return base
+
+
+class Namespace:
+    """One computation's globals on a server process, answering for ``__main__``."""
+
+    def __init__(self, workdir: str | os.PathLike[str]) -> None:
+        self.workdir = Path(workdir).resolve()
+        self.module = types.ModuleType("__main__", "a discoro computation")
+        self.globals: dict[str, Any] = self.module.__dict__
+        self.globals["__builtins__"] = builtins
+        self.globals.update(PRESETS)
+        self._presets = set(PRESETS)  # names still holding their preset value
+        self._rebound: dict[int, Any] = {}  # id(original) -> rebound (kept alive by _seen)
+        self._seen: list[Any] = []
+        self._previous_main: types.ModuleType | None = None
+        self.installed = False
+
+    # -- install ---------------------------------------------------------------------------
+
+    def install(self, code: bytes, files: Iterable[ShippedFile] = ()) -> list[str]:
+        """Write ``files``, become ``__main__`` and load the components in ``code`` (a
+        cloudpickle of ``{name: component}``); the names installed."""
+        self.write_files(files)
+        self.activate()
+        components = cloudpickle.loads(code) if code else {}
+        if not isinstance(components, dict):
+            raise ShippingError(f"computation code must be a dict, not {type(components)}")
+        for name, component in components.items():
+            self.define(name, component)
+        return list(components)
+
+    def activate(self) -> None:
+        """Answer for ``__main__`` and put the working directory on ``sys.path``."""
+        if self.installed:
+            return
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._previous_main = sys.modules.get("__main__")
+        sys.modules["__main__"] = self.module
+        if str(self.workdir) not in sys.path:
+            sys.path.insert(0, str(self.workdir))
+        importlib.invalidate_caches()
+        self.installed = True
+
+    def write_files(self, files: Iterable[ShippedFile]) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for shipped in files:
+            path = self.workdir / _safe_basename(shipped.name)
+            path.write_bytes(shipped.data)
+            os.chmod(path, shipped.mode & 0o7777 or 0o644)
+        importlib.invalidate_caches()
+
+    def define(self, name: str, component: Any) -> Any:
+        """Put ``component`` in the namespace under ``name`` (rebinding it if it is a shipped
+        function or class); the object stored."""
+        value = self._adopt(component)
+        self.globals[name] = value
+        self._presets.discard(name)
+        return value
+
+    def load_function(self, data: bytes, name: str = "") -> Any:
+        """A function shipped with a run request (cloudpickle bytes), rebound into the
+        namespace and (re)defined there under its name."""
+        func = self._adopt(cloudpickle.loads(data))
+        if name and name.isidentifier():
+            self.globals[name] = func
+            self._presets.discard(name)
+        return func
+
+    def lookup(self, name: str) -> Any:
+        try:
+            return self.globals[name]
+        except KeyError:
+            raise NameError(f"name {name!r} is not defined in the computation") from None
+
+    def loads(self, data: bytes) -> Any:
+        """Unpickle ``data`` (user data: references to ``__main__`` resolve here)."""
+        return cloudpickle.loads(data)
+
+    # -- rebinding -------------------------------------------------------------------------
+
+    def _adopt(self, obj: Any) -> Any:
+        if isinstance(obj, types.FunctionType):
+            return self._rebind(obj)
+        if isinstance(obj, type):
+            return self._adopt_class(obj)
+        return obj
+
+    def _shipped(self, func: types.FunctionType) -> bool:
+        """Whether ``func`` came by value (its globals belong to no loaded module)."""
+        glb = func.__globals__
+        if glb is self.globals:
+            return False
+        module = sys.modules.get(str(glb.get("__name__", "")))
+        return module is None or getattr(module, "__dict__", None) is not glb
+
+    def _rebind(self, func: types.FunctionType) -> types.FunctionType:
+        if not self._shipped(func):
+            return func
+        done = self._rebound.get(id(func))
+        if done is not None:
+            return done
+        new = types.FunctionType(
+            func.__code__, self.globals, func.__name__, func.__defaults__, func.__closure__
+        )
+        self._rebound[id(func)] = new
+        self._seen.append(func)
+        new.__kwdefaults__ = func.__kwdefaults__
+        new.__qualname__ = func.__qualname__
+        new.__doc__ = func.__doc__
+        new.__dict__.update(func.__dict__)
+        new.__annotations__ = func.__annotations__
+        new.__module__ = "__main__"
+        self._merge(func.__globals__)
+        for cell in func.__closure__ or ():
+            try:
+                content = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            if isinstance(content, types.FunctionType | type):
+                cell.cell_contents = self._adopt(content)
+        return new
+
+    def _adopt_class(self, cls: type) -> type:
+        if id(cls) in self._rebound:
+            return cls
+        self._rebound[id(cls)] = cls
+        self._seen.append(cls)
+        if _by_reference(cls, self.module):
+            return cls  # a library class (or one already here)
+        cls.__module__ = "__main__"
+        for attr, value in list(vars(cls).items()):
+            replacement = _rebind_attribute(value, self._rebind)
+            if replacement is not value:
+                setattr(cls, attr, replacement)
+        return cls
+
+    def _merge(self, captured: dict[str, Any]) -> None:
+        """Add the globals cloudpickle captured for a function, keeping existing names."""
+        for key, value in list(captured.items()):
+            if key in _MODULE_KEYS:
+                continue
+            if key in self.globals and key not in self._presets:
+                continue
+            self._presets.discard(key)
+            self.globals[key] = value  # placeholder first: rebinding may recurse here
+            self.globals[key] = self._adopt(value)
+
+    # -- close -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Undo `install`: restore ``__main__``, drop the computation's modules and files."""
+        if sys.modules.get("__main__") is self.module and self._previous_main is not None:
+            sys.modules["__main__"] = self._previous_main
+        self._previous_main = None
+        self.installed = False
+        for name, module in list(sys.modules.items()):
+            if self._from_workdir(module):
+                del sys.modules[name]
+        workdir = str(self.workdir)
+        while workdir in sys.path:
+            sys.path.remove(workdir)
+        sys.path_importer_cache.pop(workdir, None)
+        empty_directory(self.workdir)
+        importlib.invalidate_caches()
+        self._rebound.clear()
+        self._seen.clear()
+        gc.collect()  # shipped classes form cycles; free them so cloudpickle forgets them
+
+    def _from_workdir(self, module: Any) -> bool:
+        path = getattr(module, "__file__", None)
+        if not path:
+            return False
+        try:
+            return Path(path).resolve().is_relative_to(self.workdir)
+        except (OSError, ValueError):
+            return False
+
+
+def _by_reference(cls: type, own: types.ModuleType) -> bool:
+    """Whether ``cls`` is a static type or importable as ``module.qualname`` from a module
+    other than ``own``."""
+    flags = cls.__flags__
+    if not flags & _HEAPTYPE or flags & _IMMUTABLETYPE:
+        return True
+    found: Any = sys.modules.get(cls.__module__)
+    if found is None or found is own:
+        return False
+    for part in cls.__qualname__.split("."):
+        found = getattr(found, part, None)
+    return found is cls
+
+
+def _rebind_attribute(value: Any, rebind: Any) -> Any:
+    if isinstance(value, types.FunctionType):
+        return rebind(value)
+    if isinstance(value, staticmethod | classmethod) and isinstance(
+        value.__func__, types.FunctionType
+    ):
+        func = rebind(value.__func__)
+        return value if func is value.__func__ else type(value)(func)
+    if isinstance(value, property):
+        old: tuple[Any, Any, Any] = (value.fget, value.fset, value.fdel)
+        fget, fset, fdel = (rebind(f) if isinstance(f, types.FunctionType) else f for f in old)
+        if (fget, fset, fdel) != old:
+            return property(fget, fset, fdel, value.__doc__)
+    return value
+
+
+def empty_directory(path: Path) -> None:
+    """Delete everything inside ``path`` (not ``path`` itself)."""
+    if not path.is_dir():
+        return
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            try:
+                entry.unlink()
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,138 @@
+"""Where a server process lives on disk: its working directory and its PID file.
+
+Layout (reference 4): ``<dest root>/discoro/proc-<i>/`` is the working directory of server
+process *i* (wiped at start and at every computation close) and ``<dest root>/discoro/
+proc-<i>.pid`` holds its PID while it runs.
+
+Rules:
+- A PID file blocks a start only if its PID is alive *and* that process is a discoro server;
+  anything else is stale and is removed (the original left stale files that blocked restarts).
+- Claiming is atomic (``O_EXCL``), so two processes started for the same index cannot both
+  win.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SERVER_MODULE = "discoro.cluster.server_main"
+
+
+def dest_root(options: dict[str, Any]) -> Path:
+    """The root of received files for ``options`` (as the network layer computes it)."""
+    root = options.get("dest_path") or os.path.join(tempfile.gettempdir(), "discoro")
+    return Path(root).resolve()
+
+
+def procs_dir(options: dict[str, Any]) -> Path:
+    return dest_root(options) / "discoro"
+
+
+def workdir(options: dict[str, Any], index: int) -> Path:
+    return procs_dir(options) / f"proc-{index}"
+
+
+def pidfile(options: dict[str, Any], index: int) -> Path:
+    return procs_dir(options) / f"proc-{index}.pid"
+
+
+def is_discoro_server(pid: int) -> bool:
+    """Whether ``pid`` is a live process running a discoro server (or node)."""
+    if pid <= 0 or not _alive(pid):
+        return False
+    import psutil
+
+    try:
+        cmdline = " ".join(psutil.Process(pid).cmdline())
+    except psutil.ZombieProcess:
+        return False
+    except psutil.Error:  # gone meanwhile, or not ours to inspect
+        return _alive(pid)
+    return SERVER_MODULE in cmdline
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_pid(path: Path) -> int:
+    try:
+        return int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def holder(path: Path) -> int | None:
+    """The PID of the live discoro server that holds ``path`` (None if free or stale)."""
+    if not path.exists():
+        return None
+    pid = read_pid(path)
+    if pid == os.getpid():
+        return None
+    return pid if is_discoro_server(pid) else None
+
+
+def claim(path: Path) -> int | None:
+    """Write our PID into ``path``; None on success, else the PID of the live holder.
+    A stale file is replaced."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            pid = holder(path)
+            if pid is not None:
+                return pid
+            remove(path)
+            continue
+        with os.fdopen(fd, "w") as stream:
+            stream.write(f"{os.getpid()}\n")
+        return None
+    return read_pid(path) or -1
+
+
+def remove(path: Path, pid: int | None = None) -> None:
+    """Remove ``path`` (only if it holds ``pid``, when given)."""
+    if pid is not None and read_pid(path) != pid:
+        return
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def reset_dir(path: Path) -> None:
+    """Make ``path`` an empty directory."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def clean(options: dict[str, Any]) -> list[Path]:
+    """Remove stale PID files and the directories of processes not running; what was
+    removed (``--clean``)."""
+    base = procs_dir(options)
+    removed: list[Path] = []
+    if not base.is_dir():
+        return removed
+    busy: set[str] = set()
+    for pid_path in base.glob("proc-*.pid"):
+        if holder(pid_path) is None:
+            remove(pid_path)
+            removed.append(pid_path)
+        else:
+            busy.add(pid_path.name[: -len(".pid")])
+    for entry in base.glob("proc-*"):
+        if entry.is_dir() and entry.name not in busy:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed

@@ -1,0 +1,248 @@
+"""The server process (reference 3.6, 3.7): one coroutine registered as ``discoro_proc``.
+
+It is the thin shell around `ServerState`: it receives the protocol messages of
+`discoro.cluster.protocol`, asks the state what to do, and does it (install a `Namespace`,
+create job coroutines, send replies and reports). Messages it handles:
+
+- `Setup`: refused with ``SetupDone(error=...)`` while another computation is installed or
+  the process quits; else files and code go into a fresh namespace, ``SetupDone`` goes to
+  ``Setup.scheduler`` and a pulser sends ``ServerPulse`` every pulse interval.
+- `Run`: the function (a shipped name, or cloudpickle bytes rebound into the namespace) runs
+  as a job coroutine, monitored by this coroutine and by the computation's ``status_coro``.
+  ``RunResult`` goes to ``Run.reply_to`` (the coroutine, or the ``(exception class, function
+  name, traceback text)`` of a failure) and ``JobStarted``/``JobFailed`` to the scheduler;
+  when a job ends, ``JobDone``.
+- `Close`: jobs are terminated, the namespace is closed, ``ServerClosed`` goes to the
+  scheduler. The computation also closes by itself (``ServerClosed(idle=True)``) after its
+  zombie period without jobs, and silently when the scheduler is unreachable for 5 pulse
+  intervals or its process goes offline.
+- `Quit`: no more `Setup`/`Run`; running jobs finish; then the coroutine ends (the process
+  exits).
+
+Everything runs on the kernel's loop thread; sends are fire-and-forget (FIFO per peer pair),
+only pulses wait for delivery.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from discoro.cluster import protocol as p
+from discoro.cluster.constants import SERVER_NAME
+from discoro.cluster.namespace import Namespace
+from discoro.cluster.server_state import Installed, PulseTracker, ServerState
+from discoro.core.coro import Coro
+from discoro.core.kernel import AsynCoro
+from discoro.core.log import logger
+from discoro.errors import MonitorException
+from discoro.net.location import PeerStatus
+
+
+@dataclass
+class PulseLost:
+    """Internal: the pulser gave up on the scheduler of computation ``uid``."""
+
+    uid: str
+
+
+@dataclass
+class Abort:
+    """Internal: terminate every job and end now (a second interrupt)."""
+
+
+class Server:
+    """The logic of one server process; `start` runs it as the ``discoro_proc`` coroutine."""
+
+    def __init__(self, kernel: AsynCoro, workdir: str | Path) -> None:
+        self.kernel = kernel
+        self.workdir = Path(workdir)
+        self.state = ServerState()
+        self.namespace: Namespace | None = None
+        self.coro: Coro | None = None
+        self.location: Any = None
+
+    def start(self) -> Coro:
+        self.coro = Coro(self._main)
+        return self.coro
+
+    def quit(self) -> None:
+        """Ask the server to quit (callable from any thread)."""
+        if self.coro is not None:
+            self.coro.send(p.Quit())
+
+    def abort(self) -> None:
+        if self.coro is not None:
+            self.coro.send(Abort())
+
+    # -- the coroutine -----------------------------------------------------------------------
+
+    async def _main(self, coro: Any = None) -> None:
+        if coro.register(SERVER_NAME) != 0:
+            raise RuntimeError(f"another coroutine is registered as {SERVER_NAME}")
+        self.location = self.kernel.location
+        self.kernel.peer_status(coro)
+        try:
+            while not self.state.may_exit():
+                message = await coro.receive(self.state.wait_time(time.monotonic()))
+                if message is not None:
+                    try:
+                        self._handle(message)
+                    except Exception:
+                        logger.exception("discoro_proc: cannot handle %r", message)
+                if self.state.zombie_due(time.monotonic()):
+                    self._close(idle=True)
+        finally:
+            self._close()
+            self.kernel.unsubscribe_peer_status(coro)
+            coro.unregister(SERVER_NAME)
+
+    def _handle(self, message: Any) -> None:
+        if isinstance(message, MonitorException):
+            self._job_ended(message.args[0])
+        elif isinstance(message, p.Run):
+            self._run(message)
+        elif isinstance(message, p.Setup):
+            self._setup(message)
+        elif isinstance(message, p.Close):
+            self._close(uid=message.uid)
+        elif isinstance(message, PeerStatus):
+            current = self.state.current
+            if (
+                message.status == PeerStatus.Offline
+                and current is not None
+                and message.location == current.scheduler.location
+            ):
+                logger.warning("scheduler %s went offline; closing", message.location)
+                self._close(report=False)
+        elif isinstance(message, PulseLost):
+            if self.state.current is not None and self.state.current.uid == message.uid:
+                logger.warning("scheduler unreachable for too long; closing %s", message.uid)
+                self._close(report=False)
+        elif isinstance(message, p.Quit):
+            self.state.quitting = True
+        elif isinstance(message, Abort):
+            self.state.quitting = True
+            self._close()
+        else:
+            logger.warning("discoro_proc ignores unexpected message %r", message)
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _setup(self, setup: p.Setup) -> None:
+        spec = setup.spec
+        refusal = self.state.setup_refusal(spec.uid)
+        if refusal is None and self.state.current is not None:
+            setup.scheduler.send(p.SetupDone(self.location, spec.uid))  # a repeated Setup
+            return
+        if refusal is not None:
+            setup.scheduler.send(p.SetupDone(self.location, spec.uid, error=refusal))
+            return
+        namespace = Namespace(self.workdir)
+        try:
+            namespace.install(spec.code, spec.files)
+        except Exception:
+            text = traceback.format_exc()
+            logger.warning("setup of computation %s failed:\n%s", spec.uid, text)
+            namespace.close()
+            setup.scheduler.send(p.SetupDone(self.location, spec.uid, error=text))
+            return
+        self.namespace = namespace
+        current = self.state.install(
+            spec.uid,
+            setup.scheduler,
+            spec.pulse_interval,
+            spec.zombie_period,
+            spec.status_coro,
+            time.monotonic(),
+        )
+        setup.scheduler.send(p.SetupDone(self.location, spec.uid))
+        current.pulser = Coro(self._pulse, current)
+        logger.debug("computation %s installed", spec.uid)
+
+    async def _pulse(self, current: Installed, coro: Any = None) -> None:
+        coro.set_daemon()
+        interval = current.pulse_interval
+        tracker = PulseTracker(interval, time.monotonic())
+        while self.state.current is current:
+            pulse = p.ServerPulse(self.location, current.uid, len(current.jobs))
+            delivered = await current.scheduler.deliver(pulse, timeout=interval)
+            if self.state.current is not current:
+                break
+            if delivered == 1:
+                tracker.delivered(time.monotonic())
+            elif tracker.given_up(time.monotonic()):
+                self.coro.send(PulseLost(current.uid))  # type: ignore[union-attr]
+                break
+            await coro.sleep(interval)
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def _run(self, run: p.Run) -> None:
+        refusal = self.state.run_refusal(run.uid)
+        current = self.state.current
+        if refusal is not None or current is None or self.namespace is None:
+            error: tuple[Any, ...] = (RuntimeError, run.func_name, f"{self.location}: {refusal}")
+            run.reply_to.send(p.RunResult(run.rid, None, error, run.fanout))
+            if current is not None:
+                current.scheduler.send(p.JobFailed(self.location, run.uid, run.rid))
+            return
+        try:
+            if isinstance(run.func, str):
+                func = self.namespace.lookup(run.func)
+            else:
+                func = self.namespace.load_function(run.func, run.func_name)
+            args, kwargs = self.namespace.loads(run.args)
+            job = Coro(func, *args, **kwargs)
+        except Exception as exc:
+            error = (type(exc), run.func_name, traceback.format_exc())
+            run.reply_to.send(p.RunResult(run.rid, None, error, run.fanout))
+            current.scheduler.send(p.JobFailed(self.location, run.uid, run.rid))
+            return
+        self.state.job_started(job)
+        job.notify(self.coro)  # type: ignore[arg-type]
+        if current.status_coro is not None:
+            job.notify(current.status_coro)
+        run.reply_to.send(p.RunResult(run.rid, job, None, run.fanout))
+        current.scheduler.send(
+            p.JobStarted(self.location, run.uid, run.rid, job, run.func_name, time.time())
+        )
+
+    def _job_ended(self, job: Any) -> None:
+        current = self.state.job_ended(getattr(job, "_id", -1), time.monotonic())
+        if current is not None:
+            current.scheduler.send(p.JobDone(self.location, current.uid, job._id))
+
+    # -- close -------------------------------------------------------------------------------
+
+    def _close(self, uid: str | None = None, idle: bool = False, report: bool = True) -> None:
+        """Close the installed computation (only ``uid``, when given)."""
+        current = self.state.close(uid)
+        if current is None:
+            if uid is not None:
+                logger.debug("close of %s ignored: not installed", uid)
+            return
+        for job in list(current.jobs.values()):
+            job.terminate()
+        current.jobs.clear()
+        if current.pulser is not None:
+            current.pulser.terminate()
+        namespace, self.namespace = self.namespace, None
+        if namespace is not None:
+            try:
+                namespace.close()
+            except Exception:
+                logger.exception("cleaning up computation %s failed", current.uid)
+        if report:
+            current.scheduler.send(p.ServerClosed(self.location, current.uid, idle))
+        logger.debug("computation %s closed%s", current.uid, " (idle)" if idle else "")
+
+
+def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = False) -> int:
+    """Run server process ``index`` of a node until it quits (see `server_main.serve`)."""
+    from discoro.cluster.server_main import serve as run_server
+
+    return run_server(index, prefix, options, watch_stdin)

@@ -1,0 +1,122 @@
+"""Run one server process: ``python -m discoro.cluster.server_main --index I --prefix P
+--options JSON [--watch-stdin] [--debug]`` (the node program starts these).
+
+`serve` claims the process's PID file (a live discoro server holding it stops us with a clear
+notice; a stale one is replaced), empties its working directory ``<dest root>/discoro/
+proc-<i>`` and changes into it, starts networking as ``<prefix>-<i>`` and the ``discoro_proc``
+coroutine, prints ``discoro_proc <i> ready at <location> pid <pid>`` and runs until it quits.
+
+Quitting: SIGTERM or SIGINT (and, with ``--watch-stdin``, a ``quit`` line or the end of
+stdin: the node died) sends `Quit`; a second signal aborts running jobs; a third exits at once.
+The secret is never on the command line: children get it in ``DISCORO_SECRET``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from discoro.cluster import procdir
+
+EXIT_BUSY = 3  # another live server holds this index
+
+
+def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = False) -> int:
+    """Run server process ``index``; its exit status."""
+    import discoro  # noqa: F401  (installs the network layer)
+    from discoro.cluster.server import Server
+    from discoro.core.kernel import AsynCoro
+
+    pid_path = procdir.pidfile(options, index)
+    holder = procdir.claim(pid_path)
+    if holder is not None:
+        print(
+            f"discoro_proc {index}: another discoronode seems to be running "
+            f"(PID {holder} holds {pid_path}); stop it first, or use --clean if it is not",
+            flush=True,
+        )
+        return EXIT_BUSY
+    try:
+        workdir = procdir.workdir(options, index)
+        procdir.reset_dir(workdir)
+        os.chdir(workdir)
+        kernel = AsynCoro(**options, name=f"{prefix}-{index}")
+        kernel.dest_path = str(workdir)
+        server = Server(kernel, workdir)
+        coro = server.start()
+        _install_interrupts(server, watch_stdin)
+        print(f"discoro_proc {index} ready at {kernel.location} pid {os.getpid()}", flush=True)
+        coro.value()
+        kernel.finish()
+    finally:
+        procdir.remove(pid_path, os.getpid())
+    return 0
+
+
+def _install_interrupts(server: Any, watch_stdin: bool) -> None:
+    count = 0
+
+    def interrupted(*_: Any) -> None:
+        nonlocal count
+        count += 1
+        if count == 1:
+            server.quit()
+        elif count == 2:
+            server.abort()
+        else:
+            os._exit(1)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: interrupted())
+    if watch_stdin:
+
+        def watch() -> None:
+            for line in sys.stdin:
+                if line.strip() in ("quit", "exit"):
+                    break
+            server.quit()  # a quit line, or the node is gone (end of stdin)
+
+        threading.Thread(target=watch, name="discoro-stdin", daemon=True).start()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="discoro_proc", description=__doc__.splitlines()[0])
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--prefix", required=True)
+    parser.add_argument("--options", default="{}", help="AsynCoro options as JSON")
+    parser.add_argument("--watch-stdin", action="store_true")
+    parser.add_argument("-d", "--debug", action="store_true")
+    return parser.parse_args(argv)
+
+
+def options_from_json(text: str) -> dict[str, Any]:
+    """AsynCoro options from JSON; peers given as ``[host, port]`` become Locations."""
+    from discoro.net.location import Location
+
+    options = json.loads(text)
+    if not isinstance(options, dict):
+        raise ValueError("--options must be a JSON object")
+    options["peers"] = [
+        Location(peer[0], int(peer[1])) if isinstance(peer, list) else str(peer)
+        for peer in options.get("peers") or ()
+    ]
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.debug:
+        from discoro.core.log import logger
+
+        logger.setLevel(logging.DEBUG)
+    return serve(args.index, args.prefix, options_from_json(args.options), args.watch_stdin)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
