@@ -23,7 +23,9 @@ on that process's loop thread and prints the top functions.
     python bench/net_bench.py --quick            # smoke test, a few seconds
     python bench/net_bench.py --profile server   # where the child spends its time
 
-Run it inside a private network namespace so nothing else wakes the processes:
+Loopback numbers on a small VM are bimodal: they depend on whether the two processes share
+a CPU. ``--pin`` puts each on its own CPU for steadier numbers. Run it inside a private
+network namespace so nothing else wakes the processes:
 
     unshare -n sh -c 'ip link set lo up && python bench/net_bench.py'
 """
@@ -60,6 +62,8 @@ TIMEOUT = 60.0
 
 CHILD = r"""
 import cProfile, io, os, pstats, sys
+if os.environ.get("NET_BENCH_CPU"):
+    os.sched_setaffinity(0, {int(os.environ["NET_BENCH_CPU"])})
 from discoro import AsynCoro, Coro
 
 kernel = AsynCoro(node="127.0.0.1", name="bench-peer", discover=False)
@@ -195,8 +199,10 @@ QUICK = Sizes(pingpong=2_000, oneway=20_000, bulk=30, rounds=2)
 class Child:
     """The echo/sink peer process."""
 
-    def __init__(self, secret: str, profile_to: str | None) -> None:
+    def __init__(self, secret: str, profile_to: str | None, cpu: int | None) -> None:
         env = dict(os.environ)
+        if cpu is not None:
+            env["NET_BENCH_CPU"] = str(cpu)
         env["PYTHONPATH"] = str(_SRC) + os.pathsep + env.get("PYTHONPATH", "")
         env["DISCORO_SECRET"] = secret
         if profile_to:
@@ -319,6 +325,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="rounds (default 5, quick 2)")
     parser.add_argument("--profile", choices=("server", "client"), help="cProfile one round")
     parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin this process to CPU 0 and the child to CPU 1 (steadier numbers)",
+    )
+    parser.add_argument(
         "--only", choices=("pingpong", "oneway", "bulk"), help="run one workload only"
     )
     args = parser.parse_args()
@@ -335,7 +346,12 @@ def main() -> None:
     secret = secrets.token_hex(16)
     profile_dir = tempfile.mkdtemp(prefix="net_bench_")
     server_profile = os.path.join(profile_dir, "server.prof") if args.profile == "server" else None
-    child = Child(secret, server_profile)
+    cpu = None
+    if args.pin and len(os.sched_getaffinity(0)) >= 2:
+        first, second = sorted(os.sched_getaffinity(0))[:2]
+        os.sched_setaffinity(0, {first})
+        cpu = second
+    child = Child(secret, server_profile, cpu)
     kernel: AsynCoro | None = None
     loop_name = "?"
     try:
@@ -368,7 +384,8 @@ def main() -> None:
         f"\n{time.strftime('%Y-%m-%d')}; {os.cpu_count()} cores; Python "
         f"{platform.python_version()}; loop {loop_name}; "
         f"n = {sizes.pingpong:,} round trips, {sizes.oneway:,} messages, "
-        f"{sizes.bulk} x 1 MB; {sizes.rounds} round(s)\n"
+        f"{sizes.bulk} x 1 MB; {sizes.rounds} round(s)"
+        f"{'; pinned to one CPU each' if cpu is not None else ''}\n"
     )
     print(table(results))
     if server_profile:

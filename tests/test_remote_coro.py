@@ -115,7 +115,9 @@ def test_deliver_one_zero_and_minus_one(net_kernel: AsynCoro) -> None:
         child.expect("SINK first")
         child.expect("SINK second")
 
-        os.kill(child.proc.proc.pid, signal.SIGSTOP)  # it cannot answer in time now
+        pid = child.proc.proc.pid
+        os.kill(pid, signal.SIGSTOP)  # it cannot answer in time now
+        os.waitpid(pid, os.WUNTRACED)  # returns once it has stopped
         try:
 
             def paused(coro: Any = None) -> Any:
@@ -123,7 +125,7 @@ def test_deliver_one_zero_and_minus_one(net_kernel: AsynCoro) -> None:
 
             assert run(paused) == 0
         finally:
-            os.kill(child.proc.proc.pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGCONT)
         child.expect("SINK paused")  # it did arrive, late
 
 
@@ -198,57 +200,69 @@ def test_terminate_and_throw_a_remote_coroutine(net_kernel: AsynCoro) -> None:
 def test_a_killed_peer_ends_its_monitors_and_tells_every_status_subscriber(
     net_kernel: AsynCoro,
 ) -> None:
-    def status_watch(tag: str, main: Coro, coro: Any = None) -> Any:
+    def status_watch(tag: str, location: Any, main: Coro, coro: Any = None) -> Any:
+        """Forward ``(tag, status)`` to ``main`` for each status of the peer at ``location``
+        (other peers, e.g. those of earlier tests going offline, are none of our business)."""
         kernel = AsynCoro.instance()
         kernel.peer_status(coro)
         main.send(("watching", tag))
         try:
             while True:
                 status = yield coro.receive()
-                main.send((tag, status))
+                if status.location == location:
+                    main.send((tag, status.status))
         finally:
             kernel.unsubscribe_peer_status(coro)
-
-    def watchers(coro: Any = None) -> Any:
-        inbox = coro
-        tags = ("w1", "w2")
-        made = [Coro(status_watch, tag, inbox) for tag in tags]
-        for _ in tags:
-            yield coro.receive(timeout=5)
-        return made
-
-    def wait_for(location: Any, state: int, coro: Any) -> Any:
-        """Until both watchers have reported ``state`` for ``location``."""
-        pending = {"w1", "w2"}
-        while pending:
-            message = yield coro.receive(timeout=10)
-            assert message is not None, f"still waiting for {pending}"
-            if isinstance(message, tuple) and isinstance(message[1], PeerStatus):
-                tag, status = message
-                if status.location == location and status.status == state:
-                    pending.discard(tag)
 
     with start_peer(net_kernel, PROGRAM, dial=False) as child:
 
         def main(coro: Any = None) -> Any:
-            made = yield watchers(coro)
+            tags = ("w1", "w2")
+            watchers = [Coro(status_watch, tag, child.location, coro) for tag in tags]
+            for _ in tags:
+                assert (yield coro.receive(timeout=5))[0] == "watching"
             assert (yield AsynCoro.instance().peer(child.location)) == 0
-            yield wait_for(child.location, PeerStatus.Online, coro)
+            got = set()
+            for _ in tags:
+                got.add((yield coro.receive(timeout=5)))
+            assert got == {("w1", PeerStatus.Online), ("w2", PeerStatus.Online)}
 
             factory = yield Coro.locate("factory", child.location, timeout=5)
             doomed = yield make(factory, "returns", coro)
             assert (yield coro.monitor(doomed)) == 0
             started = time.monotonic()
             child.proc.kill()
+            got = set()
             notice = None
-            while not isinstance(notice, MonitorException):
-                notice = yield coro.receive(timeout=10)
-                assert notice is not None, "no MonitorException for a coroutine of a dead peer"
+            for _ in range(3):
+                message = yield coro.receive(timeout=10)
+                if isinstance(message, MonitorException):
+                    notice = message
+                else:
+                    got.add(message)
             assert time.monotonic() - started < 5
+            assert got == {("w1", PeerStatus.Offline), ("w2", PeerStatus.Offline)}
+            assert notice is not None, "no MonitorException for a coroutine of a dead peer"
             assert notice.args[0] == doomed
             assert notice.args[1][0].__name__ == "PeerOffline"
-            yield wait_for(child.location, PeerStatus.Offline, coro)
-            for watcher in made:
+            for watcher in watchers:
                 watcher.terminate()
+
+        run(main)
+
+
+def test_a_message_sent_while_the_link_closes_waits_for_the_new_link(
+    net_kernel: AsynCoro,
+) -> None:
+    with start_peer(net_kernel, PROGRAM) as child:
+        network = net_kernel.network()
+
+        def main(coro: Any = None) -> Any:
+            echo = yield Coro.locate("echo", child.location, timeout=5)
+            link = network.peers[child.location].link
+            link.eof_received()  # as if the stream ended: the link closes, not yet lost
+            assert echo.send((coro, "after the end")) == 0  # queued, not an error
+            assert (yield coro.receive(timeout=5)) == "after the end"  # over a new link
+            assert network.peers[child.location].link is not link
 
         run(main)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from discoro.errors import ProtocolError
-from discoro.wire.buffer import COLLECT_THRESHOLD, ReceiveBuffer
+from discoro.wire.buffer import CHUNK, COLLECT_THRESHOLD, ReceiveBuffer
 from discoro.wire.frames import (
     HAS_PAYLOAD,
     HEADER,
@@ -32,7 +32,8 @@ FRAMES: list[Frame] = [
     Frame({"op": "file_chunk", "f": {"i": 7}}, bytes(range(256)) * 1024),  # 256 KiB
     Frame({"op": "pong", "f": {"s": "é" * 100}}, None),
 ]
-STREAM = b"".join(encode_frame(f.control, f.payload) for f in FRAMES)
+FRAMES_BYTES = [encode_frame(f.control, f.payload) for f in FRAMES]
+STREAM = b"".join(FRAMES_BYTES)
 
 
 def header(control_len: int, payload_len: int = 0, flags: int = 0, fmt: int = 1) -> bytes:
@@ -101,6 +102,67 @@ def test_fuzz_only_protocol_errors(data: bytes) -> None:
             pass
     except ProtocolError:
         pass
+
+
+def drain_all(chunks: list[bytes], decoder: FrameDecoder | None = None) -> list[Frame]:
+    """Like `decode_all`, through the batch path: received in place, then `drain`."""
+    decoder = decoder or FrameDecoder()
+    frames: list[Frame] = []
+    for chunk in chunks:
+        while chunk:
+            room = decoder.get_buffer()
+            n = min(len(room), len(chunk))
+            room[:n] = chunk[:n]
+            decoder.buffer_updated(n)
+            chunk = chunk[n:]
+            decoder.drain(lambda control, payload: frames.append(Frame(control, payload)))
+    assert decoder.at_boundary
+    return frames
+
+
+@FUZZ
+@given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=30))
+def test_drain_any_split(cuts: list[int]) -> None:
+    bounds = [0, *sorted(cuts), len(STREAM)]
+    chunks = [STREAM[a:b] for a, b in itertools.pairwise(bounds)]
+    assert drain_all(chunks) == FRAMES
+
+
+def test_drain_large_payloads_in_socket_sized_chunks() -> None:
+    payload = bytes(range(256)) * 4096
+    data = (encode_frame({"op": "a"}) + encode_frame({"op": "send"}, payload)) * 2
+    chunks = [data[i : i + 65536] for i in range(0, len(data), 65536)]
+    expected = [Frame({"op": "a"}), Frame({"op": "send"}, payload)] * 2
+    assert drain_all(chunks) == expected == decode_all(chunks)
+
+
+def _outcome(decode: Any, data: bytes) -> tuple[list[Frame], str]:
+    decoder = FrameDecoder(max_frame_size=1000, max_control_size=500)
+    frames: list[Frame] = []
+    try:
+        decode(decoder, data, frames)
+    except ProtocolError as exc:
+        return frames, str(exc)
+    return frames, ""
+
+
+def _by_next_frame(decoder: FrameDecoder, data: bytes, frames: list[Frame]) -> None:
+    decoder.feed(data)
+    while (frame := decoder.next_frame()) is not None:
+        frames.append(frame)
+
+
+def _by_drain(decoder: FrameDecoder, data: bytes, frames: list[Frame]) -> None:
+    decoder.feed(data)
+    decoder.drain(lambda control, payload: frames.append(Frame(control, payload)))
+
+
+@FUZZ
+@given(st.lists(st.sampled_from([*FRAMES_BYTES, b"\x00", b"DC", b"DC\x01\x02"]), max_size=8))
+def test_drain_and_next_frame_agree(parts: list[bytes]) -> None:
+    """Same frames, and the same error (if any), whichever way a stream is decoded."""
+    data = b"".join(parts)
+    assert _outcome(_by_drain, data) == _outcome(_by_next_frame, data)
 
 
 def test_encode_parts_does_not_copy_payload() -> None:
@@ -214,7 +276,45 @@ def test_buffer_compacts_consumed_prefix() -> None:
     for i in range(10_000):
         buffer.feed(bytes([i % 256]))  # pending bytes force the private bytearray
         assert buffer.read(1)
-        assert len(buffer._data) < 64  # consumed bytes are dropped, not accumulated
+        assert len(buffer._data) <= CHUNK  # consumed bytes are dropped, not accumulated
+    room = buffer.get_buffer()
+    assert len(room) >= 16 * 1024 and len(buffer._data) == CHUNK  # room made by moving, not growing
+
+
+def receive_into(buffer: ReceiveBuffer, data: bytes, step: int) -> None:
+    """What a BufferedProtocol transport does: recv_into get_buffer(), buffer_updated(n)."""
+    while data:
+        room = buffer.get_buffer()
+        n = min(len(room), step, len(data))
+        room[:n] = data[:n]
+        buffer.buffer_updated(n)
+        data = data[n:]
+
+
+def test_buffer_receives_into_its_own_room() -> None:
+    buffer = ReceiveBuffer()
+    receive_into(buffer, b"hello world", 3)
+    assert buffer.read(5) == b"hello"
+    receive_into(buffer, b"!" * (3 * CHUNK), CHUNK)  # more than one room's worth
+    assert buffer.read(6 + 3 * CHUNK) == b" world" + b"!" * (3 * CHUNK)
+    assert buffer.empty
+
+
+def test_large_block_is_received_in_place() -> None:
+    buffer = ReceiveBuffer()
+    block = bytes(range(256)) * 1024
+    receive_into(buffer, b"hd" + block[:1000], 4096)
+    assert buffer.read(2) == b"hd"
+    assert buffer.take(len(block)) is None
+    collected = buffer._block
+    room = buffer.get_buffer()
+    assert len(room) == len(block) - 1000  # never more than the block misses
+    assert room.obj is collected  # the socket writes straight into the block
+    receive_into(buffer, block[1000:] + b"tail", 65536)
+    taken = buffer.take(len(block))
+    assert taken is collected and taken == block
+    assert buffer.read(4) == b"tail"
+    assert buffer.empty
 
 
 def test_buffer_collects_large_block_without_buffering() -> None:

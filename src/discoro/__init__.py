@@ -6,6 +6,15 @@ The facade: it re-exports the public API of the original ``asyncoro``,
 """
 
 import discoro.net  # noqa: F401  (installs the network layer)
+from discoro.cluster.computation import Computation as Computation
+from discoro.cluster.constants import MaxPulseInterval as MaxPulseInterval
+from discoro.cluster.constants import MinPulseInterval as MinPulseInterval
+from discoro.cluster.constants import MsgTimeout as MsgTimeout
+from discoro.cluster.local import local_cluster as local_cluster
+from discoro.cluster.scheduler import Scheduler as Scheduler
+from discoro.cluster.status import CoroInfo as CoroInfo
+from discoro.cluster.status import DiscoroStatus as DiscoroStatus
+from discoro.cluster.status import StatusMessage as StatusMessage
 from discoro.core.categorize import CategorizeMessages as CategorizeMessages
 from discoro.core.channel import Channel as Channel
 from discoro.core.conditions import Condition as Condition

@@ -13,6 +13,9 @@ Theory of operation:
   of a computation's coroutines, as the seed's programs expect. Methods of shipped classes,
   functions held in closure cells (decorators) and functions shipped later with a run request
   are rebound the same way.
+- Objects shipped by value from a client's own module ``M`` (not only ``__main__``) keep
+  ``M`` as their module name, and ``M`` resolves to the namespace while the computation is
+  installed (unless the server has a real ``M``), so they pickle by reference both ways.
 - Shipped files are written into the working directory, which is on ``sys.path`` while the
   computation is installed, so shipped modules import by name.
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 import builtins
 import gc
 import importlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -43,6 +47,7 @@ from typing import Any
 import cloudpickle
 
 import discoro
+from discoro.cluster.procdir import empty_directory
 from discoro.cluster.protocol import ShippedFile
 
 #: names every namespace starts with (reference 3.6); shipped globals may replace them
@@ -83,6 +88,7 @@ class Namespace:
         self._presets = set(PRESETS)  # names still holding their preset value
         self._rebound: dict[int, Any] = {}  # id(original) -> rebound (kept alive by _seen)
         self._seen: list[Any] = []
+        self._aliases: list[str] = []  # user module names that resolve to this namespace
         self._previous_main: types.ModuleType | None = None
         self.installed = False
 
@@ -180,7 +186,7 @@ class Namespace:
         new.__doc__ = func.__doc__
         new.__dict__.update(func.__dict__)
         new.__annotations__ = func.__annotations__
-        new.__module__ = "__main__"
+        new.__module__ = self._home(func.__module__)
         self._merge(func.__globals__)
         for cell in func.__closure__ or ():
             try:
@@ -198,12 +204,30 @@ class Namespace:
         self._seen.append(cls)
         if _by_reference(cls, self.module):
             return cls  # a library class (or one already here)
-        cls.__module__ = "__main__"
+        cls.__module__ = self._home(cls.__module__)
         for attr, value in list(vars(cls).items()):
             replacement = _rebind_attribute(value, self._rebind)
             if replacement is not value:
                 setattr(cls, attr, replacement)
         return cls
+
+    def _home(self, name: str | None) -> str:
+        """The module name a shipped object keeps: ``__main__``, or the name of the user
+        module it came from (shipped by value), which from now on resolves to this namespace
+        unless the server has a real module of that name."""
+        if not name or name == "__main__":
+            return "__main__"
+        if sys.modules.get(name) is self.module:
+            return name
+        if name in sys.modules or _importable(name):
+            return "__main__"
+        parts = name.split(".")
+        for end in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:end])
+            if prefix not in sys.modules:
+                sys.modules[prefix] = self.module
+                self._aliases.append(prefix)
+        return name
 
     def _merge(self, captured: dict[str, Any]) -> None:
         """Add the globals cloudpickle captured for a function, keeping existing names."""
@@ -222,6 +246,10 @@ class Namespace:
         """Undo `install`: restore ``__main__``, drop the computation's modules and files."""
         if sys.modules.get("__main__") is self.module and self._previous_main is not None:
             sys.modules["__main__"] = self._previous_main
+        for alias in self._aliases:
+            if sys.modules.get(alias) is self.module:
+                del sys.modules[alias]
+        self._aliases.clear()
         self._previous_main = None
         self.installed = False
         for name, module in list(sys.modules.items()):
@@ -245,6 +273,13 @@ class Namespace:
             return Path(path).resolve().is_relative_to(self.workdir)
         except (OSError, ValueError):
             return False
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name.partition(".")[0]) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _by_reference(cls: type, own: types.ModuleType) -> bool:
@@ -275,17 +310,3 @@ def _rebind_attribute(value: Any, rebind: Any) -> Any:
         if (fget, fset, fdel) != old:
             return property(fget, fset, fdel, value.__doc__)
     return value
-
-
-def empty_directory(path: Path) -> None:
-    """Delete everything inside ``path`` (not ``path`` itself)."""
-    if not path.is_dir():
-        return
-    for entry in path.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            try:
-                entry.unlink()
-            except FileNotFoundError:
-                pass

@@ -29,7 +29,7 @@ EXIT_BUSY = 3  # another live server holds this index
 
 def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = False) -> int:
     """Run server process ``index``; its exit status."""
-    import discoro  # noqa: F401  (installs the network layer)
+    import discoro.net  # noqa: F401  (installs the network layer)
     from discoro.cluster.server import Server
     from discoro.core.kernel import AsynCoro
 
@@ -95,17 +95,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def options_from_json(text: str) -> dict[str, Any]:
-    """AsynCoro options from JSON; peers given as ``[host, port]`` become Locations."""
+def peers(items: Any) -> list[Any]:
+    """Peers for AsynCoro: ``[host, port]`` becomes a `Location`, a host stays a string."""
     from discoro.net.location import Location
 
+    return [
+        Location(item[0], int(item[1])) if isinstance(item, list | tuple) else str(item)
+        for item in items or ()
+    ]
+
+
+def options_from_json(text: str) -> dict[str, Any]:
+    """AsynCoro options from JSON (see `peers`)."""
     options = json.loads(text)
     if not isinstance(options, dict):
         raise ValueError("--options must be a JSON object")
-    options["peers"] = [
-        Location(peer[0], int(peer[1])) if isinstance(peer, list) else str(peer)
-        for peer in options.get("peers") or ()
-    ]
+    options["peers"] = peers(options.get("peers"))
     return options
 
 

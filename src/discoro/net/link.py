@@ -10,12 +10,20 @@ Invariants:
   that says why), and never disturbs other links. A connection that has not authenticated
   within `HANDSHAKE_TIMEOUT` seconds is dropped (one log line), however slowly it trickles.
 - Messages are handed to the network in the order they arrived; every complete message of
-  a received chunk is decoded and dispatched in one loop (``Connection.feed``).
+  a received chunk is decoded and dispatched in one loop (``Connection.process``).
+- The link is an ``asyncio.BufferedProtocol``: the transport reads straight into the
+  connection's receive buffer (no bytes object per read) and a large payload straight into
+  the bytearray it is handed up in.
 - Frames go out in the order `send` was called. Writes are coalesced: replies made while a
   received chunk is being dispatched go out in one write after it; outside of that, the
   first frame after a quiet spell is written at once (latency) and frames sent after it in
   the same loop iteration are written together in the next one (throughput). Large payloads
   are handed to the transport as they are, never joined with other frames.
+- Flow control without copies: while the transport says its buffer is full
+  (``pause_writing``), frames wait in ``_held`` as references, in order, and go out when it
+  drains (``resume_writing``); so a fast producer of large messages costs one copy of one
+  message's unsent tail in the transport, not a transport buffer as big as the backlog.
+  `drained` (used by ``deliver``) waits for that too.
 - Liveness: any bytes received count as a sign of life; an idle link is pinged every
   ``ping_interval`` seconds and closed after ``dead_after`` intervals of silence.
 """
@@ -43,10 +51,12 @@ if TYPE_CHECKING:
 HANDSHAKE_TIMEOUT = 5.0
 #: Parts at least this big are written on their own instead of being joined with others.
 BIG_PART = 64 * 1024
+#: The transport's write buffer limits (bytes): above HIGH frames wait in the link.
+WRITE_HIGH, WRITE_LOW = 4 * 1024 * 1024, 1024 * 1024
 PING = trusted_message("ping")
 
 
-class Link(asyncio.Protocol):
+class Link(asyncio.BufferedProtocol):
     def __init__(self, network: Network, role: Role) -> None:
         self.network = network
         self.role = role
@@ -56,6 +66,7 @@ class Link(asyncio.Protocol):
         self.authenticated: asyncio.Future[Any] = network.loop.create_future()
         self.lost: asyncio.Future[None] = network.loop.create_future()
         self.retiring = False
+        self.died_silent = False
         self.remote_address = "?"
         self._loop = network.loop
         self._dispatch = partial(network.dispatch, self)
@@ -64,6 +75,8 @@ class Link(asyncio.Protocol):
         self._big = False  # _out holds a part of at least BIG_PART bytes
         self._flush_pending = False
         self._in_batch = False
+        self._held: list[bytes] = []  # parts waiting for the transport to drain, in order
+        self._paused = False
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._last_heard = monotonic()
@@ -83,19 +96,41 @@ class Link(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
         if self.role is Role.CLIENT:
             self.conn.start()
             self._write_own()
         self._timer = self._loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_expired)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.conn.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
         self._last_heard = monotonic()
+        try:
+            self.conn.buffer_updated(nbytes)
+        except ProtocolError as exc:  # pragma: no cover - the link closed on the error
+            self._refuse(exc)
+            return
+        self._received()
+
+    def eof_received(self) -> bool:
+        try:
+            self.conn.receive_data(b"")
+        except ProtocolError as exc:  # pragma: no cover - the link closed on the error
+            self._refuse(exc)
+            return False
+        self._received()
+        return False
+
+    def _received(self) -> None:
+        """Hand up whatever the bytes (or EOF) just received complete."""
         if not self._ready:
-            self._handshake_data(data)
+            self._handshake_events()
             return
         self._in_batch = True
         try:
-            if not self.conn.feed(data, self._dispatch):
+            if not self.conn.process(self._dispatch):
                 self.close()
         except ProtocolError as exc:
             self._refuse(exc)
@@ -103,10 +138,6 @@ class Link(asyncio.Protocol):
             self._in_batch = False
             if self._out and not self._flush_pending:
                 self._flush()
-
-    def eof_received(self) -> bool:
-        self.data_received(b"")
-        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
@@ -122,18 +153,23 @@ class Link(asyncio.Protocol):
         self.network.link_lost(self)
 
     def pause_writing(self) -> None:
+        self._paused = True
         self._can_write.clear()
 
     def resume_writing(self) -> None:
-        self._can_write.set()
+        self._paused = False
+        held, self._held = self._held, []
+        if held:
+            self._write_parts(held)
+        if not self._paused:
+            self._can_write.set()
 
     # -- the handshake --------------------------------------------------------------------
 
-    def _handshake_data(self, data: bytes) -> None:
+    def _handshake_events(self) -> None:
         """Bytes before (and in the chunk that completes) the handshake: the events API."""
         conn = self.conn
         try:
-            conn.receive_data(data)
             while True:
                 event = conn.next_event()
                 if event is NEED_DATA:
@@ -184,6 +220,7 @@ class Link(asyncio.Protocol):
         silent = monotonic() - self._last_heard
         if silent > self.network.ping_interval * self.network.dead_after:
             logger.warning("peer %s silent for %.1f s; closing its connection", self.peer, silent)
+            self.died_silent = True
             self.transport.abort()
             return
         if silent >= self.network.ping_interval * 0.9:
@@ -213,15 +250,25 @@ class Link(asyncio.Protocol):
     def _flush(self) -> None:
         out = self._out
         self._out = []
+        if self._paused or self._held:
+            self._held += out
+            return
+        if not self._big:
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(out[0] if len(out) == 1 else b"".join(out))
+            return
+        self._big = False
+        self._write_parts(out)
+
+    def _write_parts(self, parts: list[bytes]) -> None:
+        """Write ``parts`` in order, small runs joined, large ones as they are; stop and
+        hold the rest as soon as the transport asks us to pause."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if not self._big:
-            transport.write(out[0] if len(out) == 1 else b"".join(out))
-            return
-        self._big = False
         run: list[bytes] = []
-        for part in out:
+        for index, part in enumerate(parts):
             if len(part) < BIG_PART:
                 run.append(part)
                 continue
@@ -229,12 +276,16 @@ class Link(asyncio.Protocol):
                 transport.write(b"".join(run))
                 run = []
             transport.write(part)
+            if self._paused:
+                self._held = parts[index + 1 :]
+                return
         if run:
             transport.write(b"".join(run))
 
     async def drained(self) -> None:
-        """Wait until the stream's write buffer has room (back-pressure for `deliver`)."""
-        await self._can_write.wait()
+        """Wait until the stream's write buffer has room and nothing is held (back-pressure
+        for `deliver`)."""
+        await self._can_write.wait()  # set again only once nothing is held
 
     def _write_own(self) -> None:
         data = self.conn.data_to_send()
@@ -242,7 +293,11 @@ class Link(asyncio.Protocol):
             self.transport.write(data)
 
     def close(self) -> None:
+        """Close after writing everything queued (held frames included)."""
         if self.transport is not None and not self.transport.is_closing():
             if self._out:
                 self._flush()
+            held, self._held = self._held, []
+            for part in held:
+                self.transport.write(part)  # the transport writes them before closing
             self.transport.close()

@@ -1,7 +1,10 @@
 """`Location` (where a kernel listens) and `PeerStatus` (a peer came or went): reference 2.4, 2.6.
 
 A `Location` is an IPv4 address and a TCP port; a host name given to it is resolved once, at
-construction. Locations compare and hash on both fields, so they key peer tables.
+construction. Locations compare and hash on both fields, so they key peer tables (the hash is
+computed once: locations are not changed after construction). A pickled location carries
+its resolved address, so unpickling one (every remote coroutine reference in every message
+does) looks nothing up.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from typing import Any, ClassVar
 
 
 class Location:
-    __slots__ = ("addr", "port")
+    __slots__ = ("_hash", "addr", "port")
 
     def __init__(self, host: str, tcp_port: int) -> None:
         try:
@@ -22,6 +25,7 @@ class Location:
         if not 0 <= port <= 65535:
             raise ValueError(f"TCP port {tcp_port!r} is out of range")
         self.port: int = port
+        self._hash = hash((self.addr, port))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Location):
@@ -29,7 +33,7 @@ class Location:
         return self.addr == other.addr and self.port == other.port
 
     def __hash__(self) -> int:
-        return hash((self.addr, self.port))
+        return self._hash
 
     def __repr__(self) -> str:
         return f"{self.addr}:{self.port}"
@@ -37,7 +41,18 @@ class Location:
     __str__ = __repr__
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Location, (self.addr, self.port))
+        return (_resolved, (self.addr, self.port))
+
+
+def _resolved(addr: str, port: int) -> Location:
+    """Unpickle a location: its address was resolved where it was made."""
+    if type(addr) is not str or type(port) is not int or not 0 <= port <= 65535:
+        return Location(addr, port)  # let the constructor explain
+    location = Location.__new__(Location)
+    location.addr = addr
+    location.port = port
+    location._hash = hash((addr, port))
+    return location
 
 
 class PeerStatus:

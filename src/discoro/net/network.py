@@ -208,11 +208,13 @@ class Network(FileTransfer, RemoteChannels):
         if self.closing or peer.said_goodbye:
             self._offline(peer, "it closed")
         elif peer.dialing is None:
-            peer.dialing = self.loop.create_task(self._redial(peer))
+            # a link that died of silence gets one quick try: the peer is most likely cut off
+            delays = REDIAL_DELAYS[:1] if link.died_silent else REDIAL_DELAYS
+            peer.dialing = self.loop.create_task(self._redial(peer, delays))
 
-    async def _redial(self, peer: Peer) -> bool:
+    async def _redial(self, peer: Peer, delays: tuple[float, ...] = REDIAL_DELAYS) -> bool:
         try:
-            for delay in REDIAL_DELAYS:
+            for delay in delays:
                 if delay:
                     await asyncio.sleep(delay)
                 if peer.link is not None:
@@ -281,8 +283,8 @@ class Network(FileTransfer, RemoteChannels):
         if coro in self.status_subscribers:
             return
         self.status_subscribers.append(coro)
-        for peer in list(self.peers.values()):
-            if peer.online and peer.location == peer.location:
+        for location, peer in list(self.peers.items()):
+            if peer.online and location == peer.location:  # not again under an alias
                 coro.send(PeerStatus(peer.location, peer.name, PeerStatus.Online))
 
     def remove_status_subscriber(self, coro: Any) -> None:
@@ -302,7 +304,10 @@ class Network(FileTransfer, RemoteChannels):
         be queued."""
         peer = self.peers.get(location)
         link = peer.link if peer is not None else None
-        if link is not None:
+        # A link that is closing (EOF or error seen, connection_lost not yet called) refuses
+        # frames; the message waits in the queue for the re-dialled link (or is dropped
+        # when the peer goes offline) instead of raising into the sender.
+        if link is not None and link.transport is not None and not link.transport.is_closing():
             link.send(message)
             return True
         if location == self.location:

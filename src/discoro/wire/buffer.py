@@ -1,16 +1,24 @@
 """Receive buffer: bytes arriving from a stream, consumed front to back by the frame decoder.
 
+Bytes get in two ways: `feed` copies them in (the h11-style API), or the I/O shell asks
+`get_buffer` for room, has the socket write straight into it (``recv_into``, as an
+``asyncio.BufferedProtocol`` does) and reports the count with `buffer_updated`: no bytes
+object per read, and no copy at all for large blocks (below).
+
 Theory of operation:
-- Unconsumed bytes live in ``_data[_pos:]``. When nothing is pending, a fed ``bytes`` object
-  is adopted as is (no copy); leftovers are copied into a private bytearray only when more
-  data must be appended behind them. The consumed prefix of that bytearray is dropped lazily,
-  once it is more than half of it, so feeding one byte at a time stays linear.
-- Large blocks (`take` of at least ``COLLECT_THRESHOLD`` bytes, i.e. payloads) that have not
-  fully arrived are collected as a list of read-only slices of the fed ``bytes`` objects
-  and joined once at the end: a payload's bytes are copied once on receive (twice only for
-  a first fragment that had to be buffered privately behind an earlier leftover).
-- No memoryview onto the private bytearray outlives a method call (a live export would
-  forbid resizing it).
+- Unconsumed bytes live in ``_data[_pos:_end]`` of a private bytearray; ``_data[_end:]`` is
+  free room. When everything was consumed the same bytearray is reused from the start, so a
+  steady stream of small frames allocates nothing here. When the room runs short the pending
+  bytes move to the front (or into a fresh, bigger bytearray); the bytearray is never resized
+  in place, so a memoryview handed out by `get_buffer` can never make that fail.
+- A large block (`take` of at least ``COLLECT_THRESHOLD`` bytes, i.e. a payload) that has not
+  fully arrived gets its own bytearray of exactly its size: what is already buffered is copied
+  in once, and from then on `get_buffer` hands out the block's missing part, so the socket
+  writes the rest straight into place. The finished block is returned as that bytearray: a
+  large payload is copied exactly once on receive (by the kernel), not joined from pieces.
+- `get_buffer` never offers more room than the block being collected still misses, so the
+  bytes that follow a block never land inside it; once the block is complete (even before
+  it is taken), the room is in ``_data`` again, behind which nothing of the block is left.
 """
 
 from __future__ import annotations
@@ -18,11 +26,13 @@ from __future__ import annotations
 from struct import Struct
 from typing import Any
 
-__all__ = ["COLLECT_THRESHOLD", "ReceiveBuffer"]
+__all__ = ["CHUNK", "COLLECT_THRESHOLD", "ReceiveBuffer"]
 
-#: Blocks at least this big that are not yet complete are collected piecewise, not buffered.
+#: Blocks at least this big that are not yet complete are collected in place, not buffered.
 COLLECT_THRESHOLD = 64 * 1024
-
+#: Room offered to the socket for one read (asyncio reads up to 256 KiB at a time too).
+CHUNK = 256 * 1024
+_MIN_ROOM = 16 * 1024  # make more room when less than this is free
 _SMALL = 4096  # below this, copying a bytearray slice twice beats making a memoryview
 
 _Chunk = bytes | bytearray | memoryview
@@ -31,101 +41,117 @@ _Chunk = bytes | bytearray | memoryview
 class ReceiveBuffer:
     """Bytes received but not yet consumed; see the module docstring."""
 
-    __slots__ = ("_data", "_pieces", "_pos", "_want")
+    __slots__ = ("_block", "_data", "_end", "_filled", "_pos")
 
     def __init__(self) -> None:
-        self._data: _Chunk = b""  # bytearray when private, else read-only bytes/memoryview
+        self._data = bytearray()
         self._pos = 0
-        self._pieces: list[_Chunk] = []  # parts of a block being collected
-        self._want = 0  # bytes still missing from the block being collected
+        self._end = 0
+        self._block: bytearray | None = None  # a large block being collected
+        self._filled = 0  # bytes of _block that have arrived
 
     def __len__(self) -> int:
         """Bytes available to read (not counting a block being collected)."""
-        return len(self._data) - self._pos
+        return self._end - self._pos
 
     @property
     def empty(self) -> bool:
         """True when nothing at all is buffered, not even part of a collected block."""
-        return self._pos >= len(self._data) and not self._pieces
+        return self._pos >= self._end and self._block is None
+
+    # -- bytes in ---------------------------------------------------------------------------
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Writable room for the next received bytes (report them with `buffer_updated`)."""
+        block = self._block
+        if block is not None and self._filled < len(block):
+            return memoryview(block)[self._filled :]
+        self._make_room(max(sizehint, _MIN_ROOM))
+        return memoryview(self._data)[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """``nbytes`` bytes were written at the start of the last `get_buffer` view."""
+        block = self._block
+        if block is not None and self._filled < len(block):
+            self._filled += nbytes
+        else:
+            self._end += nbytes
 
     def feed(self, data: _Chunk) -> None:
-        """Append ``data``; ``bytes`` is kept by reference, other types are copied."""
-        if type(data) is not bytes:
-            data = bytes(data)
-        if not data:
+        """Append a copy of ``data``."""
+        size = len(data)
+        if not size:
             return
-        if self._want:
-            data = self._collect(data)
-            if not data:
+        if self._block is not None:
+            used = min(len(self._block) - self._filled, size)
+            self._block[self._filled : self._filled + used] = data[:used]
+            self._filled += used
+            if used == size:
                 return
-        if self._pos >= len(self._data):
-            self._data = data
-            self._pos = 0
-        elif type(self._data) is bytearray:
-            if self._pos > len(self._data) >> 1:
-                del self._data[: self._pos]
-                self._pos = 0
-            self._data += data
-        else:
-            with memoryview(self._data) as view:
-                fresh = bytearray(view[self._pos :])
-            fresh += data
-            self._data = fresh
-            self._pos = 0
+            data, size = data[used:], size - used
+        self._make_room(size)
+        self._data[self._end : self._end + size] = data
+        self._end += size
 
-    def _collect(self, data: _Chunk) -> _Chunk:
-        """Route the front of ``data`` into the block being collected; return the rest."""
-        view = memoryview(data)
-        self._pieces.append(view[: self._want])
-        used = min(self._want, len(data))
-        self._want -= used
-        return view[used:] if used < len(data) else b""
+    def _make_room(self, size: int) -> None:
+        """Ensure ``size`` free bytes after ``_end`` (never resizing ``_data`` in place)."""
+        data, pos, end = self._data, self._pos, self._end
+        if pos == end:  # all consumed: start over
+            pos = end = self._pos = self._end = 0
+        if len(data) - end >= size:
+            return
+        pending = end - pos
+        if pos and len(data) - pending >= max(size, len(data) >> 1):
+            data[:pending] = data[pos:end]  # same length: a move, not a resize
+        else:
+            fresh = bytearray(max(pending + size, CHUNK, 2 * pending))
+            fresh[:pending] = data[pos:end]
+            self._data = fresh
+        self._pos, self._end = 0, pending
+
+    # -- bytes out --------------------------------------------------------------------------
 
     def prefix(self, size: int) -> bytes:
         """Up to ``size`` available bytes, without consuming them."""
-        return bytes(self._data[self._pos : self._pos + size])
+        return bytes(self._data[self._pos : min(self._pos + size, self._end)])
 
     def unpack(self, layout: Struct) -> tuple[Any, ...] | None:
         """Consume and decode ``layout.size`` bytes, or None (consuming nothing) if fewer."""
         pos = self._pos
-        if len(self._data) - pos < layout.size:
+        if self._end - pos < layout.size:
             return None
         self._pos = pos + layout.size
         return layout.unpack_from(self._data, pos)
 
     def read(self, size: int) -> bytes:
         """Consume and return ``size`` bytes; the caller checked they are available."""
-        data, start = self._data, self._pos
+        start = self._pos
         end = self._pos = start + size
-        if type(data) is bytes:
-            return data[start:end]
         if size <= _SMALL:
-            return bytes(data[start:end])
-        with memoryview(data) as view:
+            return bytes(self._data[start:end])
+        with memoryview(self._data) as view:
             return bytes(view[start:end])
 
-    def take(self, size: int) -> bytes | None:
-        """Consume and return the next ``size`` bytes, or None until they have all arrived.
+    def take(self, size: int) -> bytes | bytearray | None:
+        """Consume and return the next ``size`` bytes, or None until they have all arrived
+        (a large block comes back as the bytearray it was collected in).
 
         After a None, call again (with the same size) once more data was fed.
         """
-        if self._pieces:
-            if self._want:
+        block = self._block
+        if block is not None:
+            if self._filled < len(block):
                 return None
-            block = b"".join(self._pieces)
-            self._pieces.clear()
+            self._block = None
             return block
-        available = len(self._data) - self._pos
+        available = self._end - self._pos
         if available >= size:
             return self.read(size)
         if size < COLLECT_THRESHOLD:
             return None
-        # Start collecting: keep what is here, later fed data goes straight into _pieces.
-        if type(self._data) is bytearray:
-            self._pieces.append(self.read(available))
-        else:
-            self._pieces.append(memoryview(self._data)[self._pos :])
-        self._data = b""
-        self._pos = 0
-        self._want = size - available
+        # Start collecting: what is here goes in now, the rest straight from the socket.
+        block = self._block = bytearray(size)
+        block[:available] = self._data[self._pos : self._end]
+        self._filled = available
+        self._pos = self._end = 0
         return None

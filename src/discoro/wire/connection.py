@@ -10,10 +10,13 @@ The I/O shell owns the socket and loops::
         write(conn.data_to_send())
     to send m after HandshakeComplete:  writelines(conn.send_parts(m))
 
-Once authenticated, a shell may take the batch fast path instead: ``conn.feed(b, handle)``
-calls ``handle(message)`` for every complete message in ``b`` (and what was buffered before)
-in one loop, with no event objects, and returns False once the peer closed the stream
-cleanly; ``conn.send_into(out, m)`` appends m's frame to a list the shell writes later.
+A shell may also let the socket write into the connection's own buffer (``recv_into``, as
+``asyncio.BufferedProtocol`` does): ``view = conn.get_buffer()``, read into it, then
+``conn.buffer_updated(n)`` instead of ``receive_data``. Once authenticated, it may take the
+batch fast path: ``conn.process(handle)`` calls ``handle(message)`` for every complete
+message buffered, in one loop, with no event objects, and returns False once the peer closed
+the stream cleanly (``conn.feed(b, handle)`` is ``receive_data`` + ``process``);
+``conn.send_into(out, m)`` appends m's frame to a list the shell writes later.
 
 Invariants:
 - States go HANDSHAKING -> AUTHENTICATED -> CLOSED, or to ERROR from anywhere but CLOSED.
@@ -81,6 +84,10 @@ class Connection:
         self._started = False
         self._eof = False
         self._error: ProtocolError | None = None
+        #: Room to receive into (e.g. with ``recv_into``); then call `buffer_updated`. Large
+        #: payloads are received straight into the buffer they are handed up in. Always
+        #: usable: it only hands out room.
+        self.get_buffer: Callable[..., memoryview] = self._decoder._buffer.get_buffer
 
     def __repr__(self) -> str:
         return f"<Connection {self.role.value} {self.state.value} peer={self.peer}>"
@@ -135,30 +142,34 @@ class Connection:
         self._outbox.clear()
         return data
 
+    def buffer_updated(self, nbytes: int) -> None:
+        """``nbytes`` (> 0) bytes were written into the last `get_buffer` view: the same as
+        `receive_data` with those bytes, without copying them."""
+        self._check_usable()
+        if self._eof:
+            raise LocalProtocolError("data received after EOF")
+        self._decoder.buffer_updated(nbytes)
+
     def feed(self, data: bytes, handle: Callable[[Message], Any]) -> bool:
-        """Authenticated fast path: feed ``data`` (``b""`` at EOF) and ``handle`` every
-        complete message, in order. False once the stream ended cleanly (the events API
-        would say ConnectionClosed), else True. Raises like `next_event`, after handing over
-        the messages before the bad frame; if ``handle`` raises, later messages stay
-        buffered for the next call.
+        """`receive_data` then `process`: the batch fast path for bytes objects."""
+        self.receive_data(data)
+        return self.process(handle)
+
+    def process(self, handle: Callable[[Message], Any]) -> bool:
+        """Authenticated fast path: ``handle`` every complete message received, in order.
+
+        False once the stream ended cleanly (the events API would say ConnectionClosed),
+        else True. Raises like `next_event`, after handing over the messages before the bad
+        frame; if ``handle`` raises, later messages stay buffered for the next call.
         """
         if self.state is not ConnectionState.AUTHENTICATED:
             if self.state is ConnectionState.CLOSED:
                 return False
             self._check_usable()
-            raise LocalProtocolError(f"feed() needs an authenticated connection, not {self}")
-        if self._eof:
-            raise LocalProtocolError("data received after EOF")
-        if data:
-            self._decoder.feed(data)
-        else:
-            self._eof = True
-
-        def on_frame(control: dict[str, Any], payload: bytes | None) -> None:
-            handle(decode_message(control, payload))
+            raise LocalProtocolError(f"process() needs an authenticated connection, not {self}")
 
         try:
-            self._decoder.drain(on_frame)
+            self._decoder.drain(handle, decode_message)
             if self._eof:
                 self._no_frame()
                 return False

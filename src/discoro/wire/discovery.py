@@ -86,7 +86,7 @@ class Announcement:
     udp_port: int
     sid: str
     relay: bool = False  # the receiver should forward it to sibling processes on its host
-    rebroadcast: bool = False  # the announcement was forwarded, not sent by its subject
+    rebroadcast: bool = False  # the receiver should re-broadcast it on its own network
     version: int = PROTOCOL_VERSION
 
     def __post_init__(self) -> None:

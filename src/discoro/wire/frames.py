@@ -182,8 +182,16 @@ class FrameDecoder:
         return self._stage == self._HEADER and self._buffer.empty
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
-        """Add received bytes (kept by reference when they are ``bytes``)."""
+        """Add (a copy of) received bytes."""
         self._buffer.feed(data)
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Room for the socket to write received bytes into (see `ReceiveBuffer`)."""
+        return self._buffer.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """``nbytes`` bytes were written into the last `get_buffer` view."""
+        self._buffer.buffer_updated(nbytes)
 
     def next_frame(self) -> Frame | None:
         """The next complete frame, or None when more data is needed.
@@ -225,53 +233,62 @@ class FrameDecoder:
         self._stage = self._HEADER
         return _new_frame(Frame, (self._control, payload))
 
-    def drain(self, on_frame: Callable[[dict[str, Any], bytes | None], Any]) -> None:
-        """Call ``on_frame(control, payload)`` for every complete frame buffered, in order.
+    def drain(
+        self,
+        handle: Callable[[Any], Any],
+        decode: Callable[[dict[str, Any], bytes | None], Any] = Frame,
+    ) -> None:
+        """Call ``handle(decode(control, payload))`` for every complete frame buffered, in
+        order (``decode`` defaults to making a `Frame`).
 
         Raises ProtocolError as `next_frame` does, after the frames before the bad one were
-        handed over. If ``on_frame`` raises, the frames after that one stay buffered.
+        handed over. If ``handle`` or ``decode`` raises, the frames after that one stay
+        buffered.
         """
         buffer = self._buffer
         while True:
-            if self._stage == self._HEADER:
-                data = buffer._data
-                pos = buffer._pos
-                end = len(data)
-                max_control = self.max_control_size
-                max_frame = self.max_frame_size
-                allow = self.allow_payload
-                while end - pos >= _HEADER_SIZE:
-                    magic, fmt, flags, control_len, payload_len = _unpack_header(data, pos)
-                    if (
-                        magic != MAGIC
-                        or fmt != FRAME_FORMAT
-                        or flags & ~HAS_PAYLOAD
-                        or not 0 < control_len <= max_control
-                        or control_len + payload_len > max_frame
-                        or (payload_len and not flags)
-                        or (flags and not allow)
-                    ):
-                        buffer._pos = pos
-                        self._refuse_header(magic, fmt, flags, control_len, payload_len)
-                    start = pos + _HEADER_SIZE
-                    control_end = start + control_len
-                    frame_end = control_end + payload_len
-                    if frame_end > end:
-                        break  # incomplete: `next_frame` takes it from here
-                    control = unpack_map(data[start:control_end], "frame control")
-                    if flags:
-                        payload = data[control_end:frame_end]
-                        if type(payload) is not bytes:
-                            payload = bytes(payload)
-                    else:
-                        payload = None
-                    pos = buffer._pos = frame_end
-                    on_frame(control, payload)
-                buffer._pos = pos
-            frame = self.next_frame()
+            if self._stage == self._HEADER and buffer._end - buffer._pos >= _HEADER_SIZE:
+                self._drain_whole(buffer, handle, decode)
+            frame = self.next_frame()  # a frame that is partial, large, or refused
             if frame is None:
                 return
-            on_frame(frame[0], frame[1])
+            handle(decode(frame[0], frame[1]))
+
+    def _drain_whole(
+        self,
+        buffer: ReceiveBuffer,
+        handle: Callable[[Any], Any],
+        decode: Callable[[dict[str, Any], bytes | None], Any],
+    ) -> None:
+        """The hot loop of `drain`: every complete frame that lies whole in the buffer."""
+        data = buffer._data
+        pos = buffer._pos
+        end = buffer._end
+        max_control = self.max_control_size
+        max_frame = self.max_frame_size
+        allow = self.allow_payload
+        with memoryview(data) as view:
+            while end - pos >= _HEADER_SIZE:
+                magic, fmt, flags, control_len, payload_len = _unpack_header(data, pos)
+                if (
+                    magic != MAGIC
+                    or fmt != FRAME_FORMAT
+                    or flags & ~HAS_PAYLOAD
+                    or not 0 < control_len <= max_control
+                    or control_len + payload_len > max_frame
+                    or (payload_len and not flags)
+                    or (flags and not allow)
+                ):
+                    return  # `next_frame` refuses it with the full explanation
+                start = pos + _HEADER_SIZE
+                control_end = start + control_len
+                frame_end = control_end + payload_len
+                if frame_end > end:
+                    return  # incomplete: `next_frame` takes it from here
+                control = unpack_map(view[start:control_end], "frame control")
+                payload = bytes(view[control_end:frame_end]) if flags else None
+                pos = buffer._pos = frame_end
+                handle(decode(control, payload))
 
     def _check_prefix(self) -> None:
         """Refuse garbage early, even when fewer bytes than a header have arrived."""

@@ -1,0 +1,119 @@
+"""``discoro``: the shared scheduler program (reference 5), and the umbrella command.
+
+    discoro [scheduler] [options]   run a shared scheduler until quit/exit, Ctrl-C or SIGTERM
+    discoro node [options]          the same as ``discoronode``
+
+Scheduler options: the network options of ``discoronode`` (without ``-c``) plus ``--node
+HOST`` (repeatable: nodes on other networks), ``--zombie_period SEC`` (>= 100, 0 = never;
+default 1800) and ``--clean``; ``--http PORT``/``--http_addr`` are accepted for the status
+page (not served yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import queue
+import signal
+import sys
+import threading
+from typing import Any
+
+from discoro.cli.node import add_network_options, network_options
+
+DEFAULT_ZOMBIE_PERIOD = 1800
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="discoro",
+        description="Run a shared discoro scheduler ('discoro node ...' runs discoronode).",
+    )
+    add_network_options(parser)
+    parser.add_argument(
+        "--node", action="append", default=[], dest="nodes", metavar="HOST",
+        help="a node on another network (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--zombie_period", type=int, default=DEFAULT_ZOMBIE_PERIOD,
+        help="seconds a process may sit idle before it closes the computation "
+        "(>= 100; 0: never)",
+    )  # fmt: skip
+    parser.add_argument("--http", type=int, metavar="PORT", help="status page port (not yet)")
+    parser.add_argument("--http_addr", help="status page address (not yet)")
+    return parser
+
+
+def wait_for_quit(what: str) -> str:
+    """Block until SIGINT/SIGTERM or a ``quit``/``exit`` line on stdin; the reason.
+    At the end of stdin only signals count (no busy loop)."""
+    events: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def handler(signum: int, _frame: Any) -> None:
+        events.put(signal.Signals(signum).name)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+    stream = sys.stdin
+    if stream is not None and not stream.closed:
+
+        def watch() -> None:
+            try:
+                for line in stream:
+                    if line.strip().lower() in ("quit", "exit"):
+                        events.put(line.strip())
+                        return
+            except (OSError, ValueError):
+                return
+
+        threading.Thread(target=watch, name=f"{what}-stdin", daemon=True).start()
+    while True:
+        try:
+            return events.get(timeout=5.0)
+        except queue.Empty:
+            continue
+
+
+def run_scheduler(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.zombie_period and args.zombie_period < 100:
+        parser.error("--zombie_period must be at least 100 (or 0: never)")
+    if args.debug:
+        from discoro.core.log import logger
+
+        logger.setLevel(logging.DEBUG)
+    from discoro.cluster.scheduler import Scheduler
+    from discoro.cluster.server_main import peers
+    from discoro.core.kernel import AsynCoro
+
+    options = network_options(args)
+    options["peers"] = peers(options.get("peers"))
+    for key in ("secret", "tcp_port"):
+        if getattr(args, key):
+            options[key] = getattr(args, key)
+    if args.http is not None or args.http_addr:
+        print("discoro: --http is not supported yet; ignored", flush=True)
+    scheduler = Scheduler(
+        nodes=args.nodes, zombie_period=args.zombie_period or None, clean=args.clean, **options
+    )
+    print(f"discoro: scheduler ready at {scheduler.kernel.location}", flush=True)
+    reason = wait_for_quit("discoro")
+    print(f"discoro: {reason}: stopping", flush=True)
+    AsynCoro.instance().terminate()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "node":
+        from discoro.cli import node
+
+        return node.main(argv[1:])
+    if argv and argv[0] == "scheduler":
+        argv = argv[1:]
+    return run_scheduler(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
