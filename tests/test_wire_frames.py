@@ -115,7 +115,7 @@ def drain_all(chunks: list[bytes], decoder: FrameDecoder | None = None) -> list[
             room[:n] = chunk[:n]
             decoder.buffer_updated(n)
             chunk = chunk[n:]
-            decoder.drain(lambda control, payload: frames.append(Frame(control, payload)))
+            decoder.drain(frames.append)
     assert decoder.at_boundary
     return frames
 
@@ -154,7 +154,7 @@ def _by_next_frame(decoder: FrameDecoder, data: bytes, frames: list[Frame]) -> N
 
 def _by_drain(decoder: FrameDecoder, data: bytes, frames: list[Frame]) -> None:
     decoder.feed(data)
-    decoder.drain(lambda control, payload: frames.append(Frame(control, payload)))
+    decoder.drain(frames.append)
 
 
 @FUZZ

@@ -34,3 +34,4 @@ from discoro.errors import HotSwapException as HotSwapException
 from discoro.errors import MonitorException as MonitorException
 from discoro.net.location import Location as Location
 from discoro.net.location import PeerStatus as PeerStatus
+from discoro.net.rci import RCI as RCI

@@ -182,6 +182,7 @@ class Server:
     # -- jobs ------------------------------------------------------------------------------
 
     def _run(self, run: p.Run) -> None:
+        self._reap()
         refusal = self.state.run_refusal(run.uid)
         current = self.state.current
         if refusal is not None or current is None or self.namespace is None:
@@ -210,6 +211,15 @@ class Server:
         current.scheduler.send(
             p.JobStarted(self.location, run.uid, run.rid, job, run.func_name, time.time())
         )
+
+    def _reap(self) -> None:
+        """Report jobs that have ended but whose MonitorException is still queued behind
+        this request: a CPU-bound job that just finished must not count as load when the
+        scheduler places the next run (its later MonitorException finds nothing to do)."""
+        current = self.state.current
+        if current is not None:
+            for job in [job for job in current.jobs.values() if job._done]:
+                self._job_ended(job)
 
     def _job_ended(self, job: Any) -> None:
         current = self.state.job_ended(getattr(job, "_id", -1), time.monotonic())

@@ -75,6 +75,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
         self._coros: dict[int, Coro] = {}
         self._registry: dict[str, Coro] = {}
         self._channels: dict[str, Any] = {}
+        self._rcis: dict[str, Any] = {}  # filled by discoro.net.rci
         self._live = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._exit_funcs: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []

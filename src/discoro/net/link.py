@@ -71,11 +71,11 @@ class Link(asyncio.BufferedProtocol):
         self._loop = network.loop
         self._dispatch = partial(network.dispatch, self)
         self._ready = False  # authenticated: received bytes take the batch fast path
-        self._out: list[bytes] = []
+        self._out: list[bytes | bytearray] = []
         self._big = False  # _out holds a part of at least BIG_PART bytes
         self._flush_pending = False
         self._in_batch = False
-        self._held: list[bytes] = []  # parts waiting for the transport to drain, in order
+        self._held: list[bytes | bytearray] = []  # waiting for the transport to drain
         self._paused = False
         self._can_write = asyncio.Event()
         self._can_write.set()
@@ -161,6 +161,8 @@ class Link(asyncio.BufferedProtocol):
         held, self._held = self._held, []
         if held:
             self._write_parts(held)
+        if self._out and not self._paused and not self._in_batch:
+            self._flush()  # newer than what was held: now, rather than next iteration
         if not self._paused:
             self._can_write.set()
 
@@ -261,13 +263,13 @@ class Link(asyncio.BufferedProtocol):
         self._big = False
         self._write_parts(out)
 
-    def _write_parts(self, parts: list[bytes]) -> None:
+    def _write_parts(self, parts: list[bytes | bytearray]) -> None:
         """Write ``parts`` in order, small runs joined, large ones as they are; stop and
         hold the rest as soon as the transport asks us to pause."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        run: list[bytes] = []
+        run: list[bytes | bytearray] = []
         for index, part in enumerate(parts):
             if len(part) < BIG_PART:
                 run.append(part)

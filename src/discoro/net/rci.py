@@ -16,7 +16,7 @@ what went wrong at the owner).
 Invariants:
 - An RCI lives in one process; it pickles to a reference ``(name, location)`` that resolves to
   the RCI itself in its owner and to a remote handle anywhere else.
-- ``kernel._rcis`` (name -> RCI), created on first use, holds exactly the registered RCIs of
+- ``kernel._rcis`` (name -> RCI) holds exactly the registered RCIs of
   this process; it is what `locate` and ``rci_call`` look in.
 - A call never waits longer than `CALL_TIMEOUT`: no answer gives None; an answer saying the
   coroutine could not be created raises `RemoteError` with the owner's traceback text.
@@ -44,12 +44,8 @@ CALL_TIMEOUT = 2.0
 
 
 def _registry(kernel: AsynCoro) -> dict[str, RCI]:
-    """This process's registered RCIs (created on first use)."""
-    table: dict[str, RCI] | None = getattr(kernel, "_rcis", None)
-    if table is None:
-        table = {}
-        setattr(kernel, "_rcis", table)  # noqa: B010 - the kernel does not declare it
-    return table
+    """This process's registered RCIs."""
+    return kernel._rcis
 
 
 class RCI:

@@ -178,7 +178,7 @@ class Connection:
             raise
         return True
 
-    def send_into(self, out: list[bytes], message: Message) -> int:
+    def send_into(self, out: list[bytes | bytearray], message: Message) -> int:
         """Append ``message``'s frame (1 or 2 parts; the payload is not copied) to ``out``;
         its size in bytes. Raises as `send_parts`."""
         if self.state is not ConnectionState.AUTHENTICATED:
@@ -187,7 +187,7 @@ class Connection:
             out.append(self.data_to_send())
         return self._encoder.encode_into(out, message_control(message), message.payload)
 
-    def send_parts(self, message: Message) -> list[bytes]:
+    def send_parts(self, message: Message) -> list[bytes | bytearray]:
         """Frame ``message``: 1 or 2 bytes objects for writelines (the payload is not copied).
 
         Raises LocalProtocolError unless AUTHENTICATED, TypeError for fields that are not
@@ -195,7 +195,7 @@ class Connection:
         """
         if self.state is not ConnectionState.AUTHENTICATED:
             raise LocalProtocolError(f"cannot send while {self.state.value}")
-        parts: list[bytes] = []
+        parts: list[bytes | bytearray] = []
         self._encoder.encode_into(parts, message_control(message), message.payload)
         if self._outbox:
             parts[0] = self.data_to_send() + parts[0]

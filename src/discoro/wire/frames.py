@@ -11,7 +11,8 @@ Invariants:
   where none is allowed is refused as soon as the header (or its first bytes) arrives,
   before any of the body is buffered.
 - The control map is decoded only through `safepack` (never pickle); the payload is never
-  decoded here: it is handed up as bytes, copied once from the receive buffer.
+  decoded here: it is handed up as bytes copied once from the receive buffer, or, when it
+  is large (``buffer.COLLECT_THRESHOLD``), as the bytearray the socket received it into.
 - Limits may be changed between frames (the connection raises them after authenticating).
 - `FrameDecoder.drain` decodes every complete frame in the buffer in one tight loop (the
   per-chunk hot path); it applies exactly the checks of `next_frame` and falls back to it
@@ -55,10 +56,11 @@ _unpack_header = HEADER.unpack_from
 
 
 class Frame(NamedTuple):
-    """One decoded frame: its control map and its payload (None when it had none)."""
+    """One decoded frame: its control map and its payload (None when it had none; a
+    bytearray when it was large: see the module docstring)."""
 
     control: dict[str, Any]
-    payload: bytes | None = None
+    payload: bytes | bytearray | None = None
 
 
 def _limit_problem(control_len: int, payload_len: int, max_frame: int, max_control: int) -> str:
@@ -85,7 +87,9 @@ class FrameEncoder:
         self.max_control_size = max_control_size
         self._pack = new_packer().pack
 
-    def encode_parts(self, control: dict[str, Any], payload: bytes | None = None) -> list[bytes]:
+    def encode_parts(
+        self, control: dict[str, Any], payload: bytes | bytearray | None = None
+    ) -> list[bytes | bytearray]:
         """``[header + control]`` or ``[header + control, payload]``, ready for writelines.
 
         The payload is not copied. Raises TypeError for a control that is not msgpack-native,
@@ -107,7 +111,10 @@ class FrameEncoder:
         return [head, payload] if payload else [head]
 
     def encode_into(
-        self, out: list[bytes], control: dict[str, Any], payload: bytes | None = None
+        self,
+        out: list[bytes | bytearray],
+        control: dict[str, Any],
+        payload: bytes | bytearray | None = None,
     ) -> int:
         """Append the frame's parts to ``out`` (as `encode_parts`); return its size in bytes."""
         body = self._pack(control)
@@ -236,7 +243,7 @@ class FrameDecoder:
     def drain(
         self,
         handle: Callable[[Any], Any],
-        decode: Callable[[dict[str, Any], bytes | None], Any] = Frame,
+        decode: Callable[[dict[str, Any], bytes | bytearray | None], Any] = Frame,
     ) -> None:
         """Call ``handle(decode(control, payload))`` for every complete frame buffered, in
         order (``decode`` defaults to making a `Frame`).
@@ -258,7 +265,7 @@ class FrameDecoder:
         self,
         buffer: ReceiveBuffer,
         handle: Callable[[Any], Any],
-        decode: Callable[[dict[str, Any], bytes | None], Any],
+        decode: Callable[[dict[str, Any], bytes | bytearray | None], Any],
     ) -> None:
         """The hot loop of `drain`: every complete frame that lies whole in the buffer."""
         data = buffer._data

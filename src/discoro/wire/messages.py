@@ -84,7 +84,7 @@ class Message:
     op: str
     rid: int = 0
     fields: dict[str, Any] = field(default_factory=dict)
-    payload: bytes | None = None
+    payload: bytes | bytearray | None = None  # bytearray: a large payload as received
 
     def __post_init__(self) -> None:
         problem = _problem(self.op, self.rid, self.fields)
@@ -104,7 +104,7 @@ def message_control(message: Message) -> dict[str, Any]:
     return control
 
 
-def decode_message(control: dict[str, Any], payload: bytes | None) -> Message:
+def decode_message(control: dict[str, Any], payload: bytes | bytearray | None) -> Message:
     """Build a message from a received frame; ProtocolError if it is not a valid one."""
     op: Any = control.get("op")
     rid: Any = control.get("rid", 0)
@@ -126,7 +126,10 @@ def decode_message(control: dict[str, Any], payload: bytes | None) -> Message:
 
 
 def trusted_message(
-    op: str, rid: int = 0, fields: dict[str, Any] | None = None, payload: bytes | None = None
+    op: str,
+    rid: int = 0,
+    fields: dict[str, Any] | None = None,
+    payload: bytes | bytearray | None = None,
 ) -> Message:
     """A message built without the checks of `Message` (for parts known to be valid)."""
     message = _new_message(Message)

@@ -1,0 +1,211 @@
+"""`Link` write path and receive path against a fake transport (no sockets): when frames are
+written, that large payloads are never joined, that frames wait (in order, uncopied) while
+the transport is paused, and that received chunks are dispatched in one batch whose replies
+go out in one write."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from discoro.net import link as link_module
+from discoro.net.link import Link
+from discoro.wire import NEED_DATA, Connection, HandshakeComplete, Identity, Message, Role
+
+SECRET = b"link-test-secret"
+SERVER_ID = Identity("server", "127.0.0.1", 9001, "s" * 32)
+CLIENT_ID = Identity("client", "127.0.0.1", 9002, "c" * 32)
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[Any] = []
+        self.closed = False
+        self.limits: tuple[int, int] | None = None
+
+    def write(self, data: Any) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.limits = (high or 0, low or 0)
+
+
+class FakeNetwork:
+    ping_interval = 3600.0
+    dead_after = 5
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.secret = SECRET
+        self.identity = SERVER_ID
+        self.received: list[Message] = []
+        self.reply_to: Link | None = None
+
+    def dispatch(self, link: Link, message: Message) -> None:
+        self.received.append(message)
+        if message.rid:
+            link.send(Message("reply", message.rid, {"r": 1}))
+
+    def link_authenticated(self, link: Link, identity: Identity) -> None:
+        link.peer = identity
+
+    def link_lost(self, link: Link) -> None:
+        pass
+
+
+def _pump(conn: Connection, data: bytes) -> list[Any]:
+    conn.receive_data(data)
+    events = []
+    while (event := conn.next_event()) is not NEED_DATA:
+        events.append(event)
+    return events
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def pair(loop: asyncio.AbstractEventLoop) -> tuple[Link, FakeTransport, Connection, FakeNetwork]:
+    """A server-side Link, authenticated with a client Connection driven by hand."""
+    network = FakeNetwork(loop)
+    link = Link(network, Role.SERVER)  # type: ignore[arg-type]
+    transport = FakeTransport()
+    link.connection_made(transport)
+    client = Connection(Role.CLIENT, SECRET, CLIENT_ID)
+    client.start()
+    feed(link, client.data_to_send())
+    _pump(client, take(transport))
+    feed(link, client.data_to_send())
+    assert _pump(client, take(transport)) == [HandshakeComplete(SERVER_ID)]
+    assert link.peer == CLIENT_ID
+    return link, transport, client, network
+
+
+def feed(link: Link, data: bytes) -> None:
+    """What the transport does with received bytes: into the link's own buffer."""
+    while data:
+        room = link.get_buffer(-1)
+        n = min(len(room), len(data))
+        room[:n] = data[:n]
+        link.buffer_updated(n)
+        data = data[n:]
+
+
+def take(transport: FakeTransport) -> bytes:
+    data = b"".join(bytes(w) for w in transport.writes)
+    transport.writes.clear()
+    return data
+
+
+def turn(loop: asyncio.AbstractEventLoop) -> None:
+    loop.run_until_complete(asyncio.sleep(0))
+
+
+def messages_in(client: Connection, data: bytes) -> list[Message]:
+    return [event.message for event in _pump(client, data)]
+
+
+def test_write_buffer_limits_are_set(pair: Any) -> None:
+    _, transport, _, _ = pair
+    assert transport.limits == (link_module.WRITE_HIGH, link_module.WRITE_LOW)
+
+
+def test_first_frame_goes_at_once_and_a_burst_is_coalesced(pair: Any, loop: Any) -> None:
+    link, transport, client, _ = pair
+    link.send(Message("send", 0, {"c": 1}, b"a"))
+    assert len(transport.writes) == 1  # at once: latency
+    link.send(Message("send", 0, {"c": 2}, b"b"))
+    link.send(Message("send", 0, {"c": 3}, b"c"))
+    assert len(transport.writes) == 1
+    turn(loop)
+    assert len(transport.writes) == 2  # the rest of the burst in one write
+    got = messages_in(client, take(transport))
+    assert [m.fields["c"] for m in got] == [1, 2, 3]
+
+
+def test_large_payload_is_written_as_it_is(pair: Any, loop: Any) -> None:
+    link, transport, client, _ = pair
+    big = bytes(range(256)) * 1024  # 256 KiB
+    link.send(Message("ping"))
+    link.send(Message("send", 0, {"c": 1}, big))
+    link.send(Message("pong"))
+    turn(loop)
+    assert any(w is big for w in transport.writes)  # never joined, never copied
+    got = messages_in(client, take(transport))
+    assert [m.op for m in got] == ["ping", "send", "pong"] and got[1].payload == big
+
+
+def test_frames_wait_while_paused_and_go_in_order(pair: Any, loop: Any) -> None:
+    link, transport, client, _ = pair
+    big = b"x" * (link_module.BIG_PART * 2)
+    link.pause_writing()
+    waiter = loop.create_task(link.drained())
+    for i in range(5):
+        link.send(Message("send", 0, {"c": i}, big if i % 2 else b"small"))
+    turn(loop)
+    assert transport.writes == [] and not waiter.done()
+    link.resume_writing()
+    turn(loop)
+    assert waiter.done()
+    got = messages_in(client, take(transport))
+    assert [m.fields["c"] for m in got] == [0, 1, 2, 3, 4]
+    assert got[1].payload == big
+
+
+def test_pause_during_a_write_holds_the_rest(pair: Any, loop: Any) -> None:
+    link, transport, client, _ = pair
+    big = b"y" * link_module.BIG_PART
+    original = transport.write
+
+    def write_then_pause(data: Any) -> None:
+        original(data)
+        if len(data) >= link_module.BIG_PART and not link._paused:
+            link.pause_writing()  # as a transport does when its buffer passes the mark
+
+    transport.write = write_then_pause  # type: ignore[method-assign]
+    link.pause_writing()
+    for i in range(3):
+        link.send(Message("send", 0, {"c": i}, big))
+    link.resume_writing()  # writes the first, is paused again, holds the others
+    assert sum(len(w) >= len(big) for w in transport.writes) == 1
+    link.resume_writing()
+    link.resume_writing()
+    got = messages_in(client, take(transport))
+    assert [m.fields["c"] for m in got] == [0, 1, 2]
+
+
+def test_a_received_batch_is_dispatched_and_answered_in_one_write(pair: Any, loop: Any) -> None:
+    link, transport, client, network = pair
+    requests = [Message("deliver", rid, {"c": 1}, b"p") for rid in range(1, 51)]
+    feed(link, b"".join(client.send(m) for m in requests))
+    assert network.received == requests
+    assert len(transport.writes) == 1  # fifty replies, one write
+    replies = messages_in(client, take(transport))
+    assert [m.rid for m in replies] == list(range(1, 51))
+
+
+def test_close_writes_what_is_queued_and_held(pair: Any, loop: Any) -> None:
+    link, transport, client, _ = pair
+    link.pause_writing()
+    link.send(Message("send", 0, {"c": 1}, b"a"))
+    link.send(Message("peer_closed"))
+    link.close()
+    assert transport.closed
+    assert [m.op for m in messages_in(client, take(transport))] == ["send", "peer_closed"]
