@@ -302,9 +302,7 @@ def idle_rss() -> dict[str, float]:
     node = run.node(port, 1)
     try:
         node.expect(READY)
-        pid = next(
-            int(m[1]) for line in node.output if (m := re.search(r"\(pid (\d+)\)$", line))
-        )
+        pid = next(int(m[1]) for line in node.output if (m := re.search(r"\(pid (\d+)\)$", line)))
         time.sleep(1.0)
         rss = psutil.Process(pid).memory_info().rss / 1e6
     finally:

@@ -358,6 +358,8 @@ def main() -> None:
         kernel = AsynCoro(node="127.0.0.1", name="bench", secret=secret, discover=False)
         echo = Coro(locate, "echo", child.location).value(TIMEOUT)
         sink = Coro(locate, "sink", child.location).value(TIMEOUT)
+        if echo is None or sink is None:
+            raise SystemExit(f"cannot reach the child's echo/sink at {child.location}")
         client_profiler = None
         wrap: Callable[[Any], Any] = lambda work: work  # noqa: E731
         if args.profile == "client":

@@ -50,6 +50,7 @@ class Proc:
     jobs: dict[int, CoroInfo] = field(default_factory=dict)
     pending: int = 0
     last_heard: float = 0.0
+    last_started: float = 0.0  # when its newest job was reported started (tie-breaker)
 
     @property
     def addr(self) -> str:
@@ -292,7 +293,10 @@ class SchedulerState:
     # -- runs -------------------------------------------------------------------------------
 
     def _least_loaded(self, procs: list[Proc]) -> Proc:
-        return min(procs, key=lambda proc: proc.load)
+        # among equally loaded processes, the one whose newest job started longest ago: a
+        # busy CPU-bound job there is the likeliest to finish first (and idle processes take
+        # turns)
+        return min(procs, key=lambda proc: (proc.load, proc.last_started))
 
     def targets(self, where: tuple[Any, ...]) -> list[Proc]:
         ready = self.ready()
@@ -341,7 +345,7 @@ class SchedulerState:
             return
         proc.pending = max(0, proc.pending - 1)
         proc.jobs[event.coro._id] = CoroInfo(event.coro, (), {}, event.start_time)
-        proc.last_heard = time.monotonic()
+        proc.last_heard = proc.last_started = time.monotonic()
 
     def on_JobFailed(self, event: p.JobFailed) -> None:
         proc = self.procs.get(event.location)

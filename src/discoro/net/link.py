@@ -34,7 +34,7 @@ import asyncio
 import socket
 from functools import partial
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from discoro.core.log import logger
 from discoro.errors import ProtocolError
@@ -88,8 +88,8 @@ class Link(asyncio.BufferedProtocol):
     # -- asyncio callbacks ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Not an isinstance check: uvloop's transports do not derive from asyncio.Transport.
+        self.transport = cast(asyncio.Transport, transport)
         peername = transport.get_extra_info("peername")
         if peername:
             self.remote_address = f"{peername[0]}:{peername[1]}"
