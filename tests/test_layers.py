@@ -76,3 +76,32 @@ def test_facade_is_importable_as_asyncoro() -> None:
     import discoro as asyncoro
 
     assert asyncoro.Coro is discoro.Coro
+
+
+SUBPACKAGES = {"cli", "cluster", "core", "errors", "net", "web", "wire"}
+PUBLIC_API = {
+    # asyncoro (reference 1.14; sockets and files are not part of this project)
+    "AsynCoro", "AsyncDBCursor", "AsyncThreadPool", "CategorizeMessages", "Channel",
+    "Condition", "Coro", "Event", "HotSwapException", "Lock", "MetaSingleton",
+    "MonitorException", "RLock", "Semaphore", "logger", "serialize", "unserialize",
+    # asyncoro.disasyncoro (reference 2)
+    "Location", "PeerStatus", "RCI",
+    # asyncoro.discoro (reference 3)
+    "Computation", "CoroInfo", "DiscoroStatus", "MaxPulseInterval", "MinPulseInterval",
+    "MsgTimeout", "Scheduler", "StatusMessage",
+    # ours
+    "DiscoroError", "RemoteError", "local_cluster",
+}  # fmt: skip
+
+
+def test_export_list_is_pinned() -> None:
+    exported = {name for name in vars(discoro) if not name.startswith("_")}
+    assert exported - SUBPACKAGES == PUBLIC_API
+
+
+def test_exports_are_the_real_objects() -> None:
+    from discoro.cluster.scheduler import Scheduler
+    from discoro.core.coro import Coro
+
+    assert discoro.Coro is Coro and discoro.Scheduler is Scheduler
+    assert discoro.DiscoroStatus is discoro.StatusMessage

@@ -5,7 +5,7 @@ The facade: it re-exports the public API of the original ``asyncoro``,
 ``import discoro as asyncoro`` both serve programs written for the original.
 """
 
-import discoro.net  # noqa: F401  (installs the network layer)
+from discoro import net as _net  # noqa: F401  (installs the network layer)
 from discoro.cluster.computation import Computation as Computation
 from discoro.cluster.constants import MaxPulseInterval as MaxPulseInterval
 from discoro.cluster.constants import MinPulseInterval as MinPulseInterval
@@ -30,8 +30,10 @@ from discoro.core.serialize import unserialize as unserialize
 from discoro.core.singleton import MetaSingleton as MetaSingleton
 from discoro.core.threadpool import AsyncDBCursor as AsyncDBCursor
 from discoro.core.threadpool import AsyncThreadPool as AsyncThreadPool
+from discoro.errors import DiscoroError as DiscoroError
 from discoro.errors import HotSwapException as HotSwapException
 from discoro.errors import MonitorException as MonitorException
+from discoro.errors import RemoteError as RemoteError
 from discoro.net.location import Location as Location
 from discoro.net.location import PeerStatus as PeerStatus
 from discoro.net.rci import RCI as RCI
