@@ -155,6 +155,19 @@ def test_classes_rebound_and_pickled_by_reference(namespace: Namespace) -> None:
     assert type(other) is point_cls
 
 
+def test_classes_arriving_again_in_arguments_stay_rebound(namespace: Namespace) -> None:
+    main = client()
+    namespace.install(ship(main, "Point", "bump"))
+    g = namespace.globals
+    g["bump"](5)
+    args = cloudpickle.dumps(((main["Point"](1, 2),), {"extra": main["Base"]()}))
+    (point,), kwargs = namespace.loads(args)  # cloudpickle refills the known class
+    assert type(point) is g["Point"] and g["Point"].norm.__globals__ is g
+    assert point.total() == 5  # its methods still see the shared globals
+    assert type(kwargs["extra"]) is g["Base"]  # a class that came only with the arguments
+    assert type(pickle.loads(pickle.dumps(kwargs["extra"]))) is g["Base"]
+
+
 def test_user_module_shipped_by_value_resolves_to_namespace(namespace: Namespace) -> None:
     user = client("clientmod_not_on_server")
     namespace.install(ship(user, "Point", "bump"))

@@ -146,7 +146,7 @@ def test_two_processes_talk_over_tls(tls_server: tuple[PeerProcess, int], pki: d
 def test_the_port_speaks_tls_and_nothing_else(
     tls_server: tuple[PeerProcess, int], pki: dict[str, str]
 ) -> None:
-    _, port = tls_server
+    proc, port = tls_server
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -162,12 +162,14 @@ def test_the_port_speaks_tls_and_nothing_else(
     hello = Connection(Role.CLIENT, b"s", Identity("plain", "127.0.0.1", 1, new_sid()))
     hello.start()
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        client_port = sock.getsockname()[1]
         sock.sendall(hello.data_to_send())
         answer = b""
         while chunk := _recv(sock):
             answer += chunk
     assert not answer.startswith(MAGIC)
     assert answer == b"" or answer[0] == 0x15, answer[:16]  # nothing, or a TLS alert record
+    proc.expect(rf"refused TLS connection with 127\.0\.0\.1:{client_port}\b")
 
 
 def _recv(sock: socket.socket) -> bytes:
@@ -193,9 +195,12 @@ def test_with_a_ca_both_sides_verify(
 def test_a_certificate_not_signed_by_the_ca_is_refused(
     verifying_server: tuple[PeerProcess, int], pki: dict[str, str]
 ) -> None:
-    _, port = verifying_server
+    proc, port = verifying_server
+    before = sum("refused TLS connection" in line for line in proc.output)
     # The rogue trusts our CA (so it accepts the server) but is not signed by it.
     assert "PEER -1" in probe(port, tls_options(pki, "rogue", ca="ca"))
+    proc.expect(r"refused TLS connection with 127\.0\.0\.1:\d+: ")  # why: loop-specific
+    assert sum("refused TLS connection" in line for line in proc.output) == before + 1
     # A good certificate that does not trust the server's CA refuses the server.
     assert "PEER -1" in probe(port, tls_options(pki, "beta", ca="rogue_ca"))
     # The server is unharmed.

@@ -65,8 +65,13 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
         "-u", "--udp_port", "--urp_port", dest="udp_port", type=int, default=51350,
         help="UDP port for discovery (default 51350)",
     )  # fmt: skip
-    parser.add_argument("--tcp_port", type=int, default=0, help="TCP port (0: any free port)")
-    parser.add_argument("-n", "--name", help="instance name")
+    parser.add_argument(
+        "--tcp_port", type=int, default=0,
+        help="TCP port (discoronode: of process 1, process i uses PORT+i-1); 0: any free port",
+    )  # fmt: skip
+    parser.add_argument(
+        "-n", "--name", help="instance name (discoronode: name prefix, default the host name)"
+    )
     parser.add_argument("--dest_path", help="root directory for received files")
     parser.add_argument("--max_file_size", type=int, help="largest file accepted (bytes)")
     parser.add_argument(

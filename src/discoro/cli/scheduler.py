@@ -16,10 +16,10 @@ import logging
 import queue
 import signal
 import sys
-import threading
 from typing import Any
 
 from discoro.cli.node import add_network_options, network_options
+from discoro.cluster.node import watch_stdin
 
 DEFAULT_ZOMBIE_PERIOD = 1800
 
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def wait_for_quit(what: str) -> str:
+def wait_for_quit() -> str:
     """Block until SIGINT/SIGTERM or a ``quit``/``exit`` line on stdin; the reason.
     At the end of stdin only signals count (no busy loop)."""
     events: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -54,19 +54,7 @@ def wait_for_quit(what: str) -> str:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handler)
-    stream = sys.stdin
-    if stream is not None and not stream.closed:
-
-        def watch() -> None:
-            try:
-                for line in stream:
-                    if line.strip().lower() in ("quit", "exit"):
-                        events.put(line.strip())
-                        return
-            except (OSError, ValueError):
-                return
-
-        threading.Thread(target=watch, name=f"{what}-stdin", daemon=True).start()
+    watch_stdin(events.put)
     while True:
         try:
             return events.get(timeout=5.0)
@@ -98,7 +86,7 @@ def run_scheduler(argv: list[str]) -> int:
         nodes=args.nodes, zombie_period=args.zombie_period or None, clean=args.clean, **options
     )
     print(f"discoro: scheduler ready at {scheduler.kernel.location}", flush=True)
-    reason = wait_for_quit("discoro")
+    reason = wait_for_quit()
     print(f"discoro: {reason}: stopping", flush=True)
     AsynCoro.instance().terminate()
     return 0

@@ -34,6 +34,7 @@ import builtins
 import gc
 import importlib
 import importlib.util
+import io
 import os
 import shutil
 import sys
@@ -44,11 +45,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
-
 import discoro
 from discoro.cluster.procdir import empty_directory
 from discoro.cluster.protocol import ShippedFile
+from discoro.cluster.rebinding import Loader, by_reference, importable, rebind_attribute
+from discoro.cluster.shipping import ShippingError
+
+__all__ = ["PRESETS", "Namespace", "ShippingError"]
 
 #: names every namespace starts with (reference 3.6); shipped globals may replace them
 PRESETS: dict[str, Any] = {
@@ -60,13 +63,7 @@ PRESETS: dict[str, Any] = {
     "traceback": traceback,
     "shutil": shutil,
 }
-_HEAPTYPE = 1 << 9
-_IMMUTABLETYPE = 1 << 8
 _MODULE_KEYS = frozenset({"__name__", "__builtins__", "__package__", "__file__", "__path__"})
-
-
-class ShippingError(Exception):
-    """A shipped file or component cannot be installed."""
 
 
 def _safe_basename(name: str) -> str:
@@ -86,8 +83,7 @@ class Namespace:
         self.globals["__builtins__"] = builtins
         self.globals.update(PRESETS)
         self._presets = set(PRESETS)  # names still holding their preset value
-        self._rebound: dict[int, Any] = {}  # id(original) -> rebound (kept alive by _seen)
-        self._seen: list[Any] = []
+        self._rebound: dict[int, tuple[Any, Any]] = {}  # id(original) -> (original, new)
         self._aliases: list[str] = []  # user module names that resolve to this namespace
         self._previous_main: types.ModuleType | None = None
         self.installed = False
@@ -99,7 +95,7 @@ class Namespace:
         cloudpickle of ``{name: component}``); the names installed."""
         self.write_files(files)
         self.activate()
-        components = cloudpickle.loads(code) if code else {}
+        components = self.loads(code) if code else {}
         if not isinstance(components, dict):
             raise ShippingError(f"computation code must be a dict, not {type(components)}")
         for name, component in components.items():
@@ -137,7 +133,7 @@ class Namespace:
     def load_function(self, data: bytes, name: str = "") -> Any:
         """A function shipped with a run request (cloudpickle bytes), rebound into the
         namespace and (re)defined there under its name."""
-        func = self._adopt(cloudpickle.loads(data))
+        func = self._adopt(self.loads(data))
         if name and name.isidentifier():
             self.globals[name] = func
             self._presets.discard(name)
@@ -150,8 +146,17 @@ class Namespace:
             raise NameError(f"name {name!r} is not defined in the computation") from None
 
     def loads(self, data: bytes) -> Any:
-        """Unpickle ``data`` (user data: references to ``__main__`` resolve here)."""
-        return cloudpickle.loads(data)
+        """Unpickle ``data`` here: references to ``__main__`` resolve to this namespace, and
+        every class that comes by value is adopted (cloudpickle refills a class it has seen
+        before with fresh methods; they are rebound again)."""
+        touched: list[type] = []
+        value = Loader(io.BytesIO(data), touched).load()
+        for cls in touched:
+            self._adopt_class(cls, again=True)
+            name = cls.__name__
+            if name.isidentifier() and (name not in self.globals or name in self._presets):
+                self.define(name, cls)  # so its instances pickle back by reference
+        return value
 
     # -- rebinding -------------------------------------------------------------------------
 
@@ -175,12 +180,11 @@ class Namespace:
             return func
         done = self._rebound.get(id(func))
         if done is not None:
-            return done
+            return done[1]
         new = types.FunctionType(
             func.__code__, self.globals, func.__name__, func.__defaults__, func.__closure__
         )
-        self._rebound[id(func)] = new
-        self._seen.append(func)
+        self._rebound[id(func)] = (func, new)
         new.__kwdefaults__ = func.__kwdefaults__
         new.__qualname__ = func.__qualname__
         new.__doc__ = func.__doc__
@@ -197,16 +201,15 @@ class Namespace:
                 cell.cell_contents = self._adopt(content)
         return new
 
-    def _adopt_class(self, cls: type) -> type:
-        if id(cls) in self._rebound:
+    def _adopt_class(self, cls: type, again: bool = False) -> type:
+        if id(cls) in self._rebound and not again:
             return cls
-        self._rebound[id(cls)] = cls
-        self._seen.append(cls)
-        if _by_reference(cls, self.module):
+        self._rebound[id(cls)] = (cls, cls)
+        if by_reference(cls, self.module):
             return cls  # a library class (or one already here)
         cls.__module__ = self._home(cls.__module__)
         for attr, value in list(vars(cls).items()):
-            replacement = _rebind_attribute(value, self._rebind)
+            replacement = rebind_attribute(value, self._rebind)
             if replacement is not value:
                 setattr(cls, attr, replacement)
         return cls
@@ -219,7 +222,7 @@ class Namespace:
             return "__main__"
         if sys.modules.get(name) is self.module:
             return name
-        if name in sys.modules or _importable(name):
+        if name in sys.modules or importable(name):
             return "__main__"
         parts = name.split(".")
         for end in range(1, len(parts) + 1):
@@ -262,7 +265,6 @@ class Namespace:
         empty_directory(self.workdir)
         importlib.invalidate_caches()
         self._rebound.clear()
-        self._seen.clear()
         gc.collect()  # shipped classes form cycles; free them so cloudpickle forgets them
 
     def _from_workdir(self, module: Any) -> bool:
@@ -273,40 +275,3 @@ class Namespace:
             return Path(path).resolve().is_relative_to(self.workdir)
         except (OSError, ValueError):
             return False
-
-
-def _importable(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name.partition(".")[0]) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def _by_reference(cls: type, own: types.ModuleType) -> bool:
-    """Whether ``cls`` is a static type or importable as ``module.qualname`` from a module
-    other than ``own``."""
-    flags = cls.__flags__
-    if not flags & _HEAPTYPE or flags & _IMMUTABLETYPE:
-        return True
-    found: Any = sys.modules.get(cls.__module__)
-    if found is None or found is own:
-        return False
-    for part in cls.__qualname__.split("."):
-        found = getattr(found, part, None)
-    return found is cls
-
-
-def _rebind_attribute(value: Any, rebind: Any) -> Any:
-    if isinstance(value, types.FunctionType):
-        return rebind(value)
-    if isinstance(value, staticmethod | classmethod) and isinstance(
-        value.__func__, types.FunctionType
-    ):
-        func = rebind(value.__func__)
-        return value if func is value.__func__ else type(value)(func)
-    if isinstance(value, property):
-        old: tuple[Any, Any, Any] = (value.fget, value.fset, value.fdel)
-        fget, fset, fdel = (rebind(f) if isinstance(f, types.FunctionType) else f for f in old)
-        if (fget, fset, fdel) != old:
-            return property(fget, fset, fdel, value.__doc__)
-    return value

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -209,20 +210,7 @@ class Node:
             signal.signal(signum, handler)
 
     def _watch_stdin(self) -> None:
-        stream = sys.stdin
-        if stream is None or stream.closed:
-            return
-
-        def watch() -> None:
-            try:
-                for line in stream:
-                    if line.strip().lower() in ("quit", "exit"):
-                        self.events.put(("quit", line.strip()))
-                        return
-            except (OSError, ValueError):
-                return  # stdin closed under us: only signals stop the node now
-
-        threading.Thread(target=watch, name="discoronode-stdin", daemon=True).start()
+        watch_stdin(lambda line: self.events.put(("quit", line)))
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -283,3 +271,30 @@ class Node:
             if event[0] in ("line", "exit"):
                 self._dispatch(event)
         return False
+
+
+def watch_stdin(on_quit: Callable[[str], None]) -> None:
+    """Call ``on_quit(line)`` (from a daemon thread) when a ``quit`` or ``exit`` line arrives
+    on stdin. At the end of stdin, or if stdin is closed or a terminal we do not own (a
+    background job), only signals stop the program: nothing polls or spins."""
+    stream = sys.stdin
+    if stream is None or stream.closed:
+        return
+    try:
+        if stream.isatty():
+            if os.tcgetpgrp(stream.fileno()) != os.getpgrp():
+                return  # started in the background: reading would stop us (SIGTTIN)
+            signal.signal(signal.SIGTTIN, signal.SIG_IGN)  # moved to the background: EIO
+    except (OSError, ValueError, AttributeError):
+        return
+
+    def watch() -> None:
+        try:
+            for line in stream:
+                if line.strip().lower() in ("quit", "exit"):
+                    on_quit(line.strip().lower())
+                    return
+        except (OSError, ValueError):
+            return  # stdin went away under us
+
+    threading.Thread(target=watch, name="discoro-stdin", daemon=True).start()

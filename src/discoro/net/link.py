@@ -26,12 +26,17 @@ Invariants:
   `drained` (used by ``deliver``) waits for that too.
 - Liveness: any bytes received count as a sign of life; an idle link is pinged every
   ``ping_interval`` seconds and closed after ``dead_after`` intervals of silence.
+- An accepted TLS connection (``tls`` given) first runs the TLS handshake on the plain
+  transport (``loop.start_tls``), so a peer that fails it (no TLS, a certificate the CA did
+  not sign) is refused with one log line like any other; `HANDSHAKE_TIMEOUT` covers both
+  handshakes. `connection_lost` runs once, whichever layer noticed the end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from functools import partial
 from time import monotonic
 from typing import TYPE_CHECKING, Any, cast
@@ -57,7 +62,7 @@ PING = trusted_message("ping")
 
 
 class Link(asyncio.BufferedProtocol):
-    def __init__(self, network: Network, role: Role) -> None:
+    def __init__(self, network: Network, role: Role, tls: ssl.SSLContext | None = None) -> None:
         self.network = network
         self.role = role
         self.conn = Connection(role, network.secret, network.identity)
@@ -81,6 +86,9 @@ class Link(asyncio.BufferedProtocol):
         self._can_write.set()
         self._last_heard = monotonic()
         self._timer: asyncio.TimerHandle | None = None
+        self._tls = tls  # a TLS handshake to run first (accepted connections)
+        self._tls_task: asyncio.Task[None] | None = None
+        self._expired = False  # dropped by the handshake timeout
 
     def __repr__(self) -> str:
         return f"<Link {self.role.value} {self.remote_address} peer={self.conn.peer}>"
@@ -89,10 +97,41 @@ class Link(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Not an isinstance check: uvloop's transports do not derive from asyncio.Transport.
-        self.transport = cast(asyncio.Transport, transport)
+        transport = cast(asyncio.Transport, transport)
         peername = transport.get_extra_info("peername")
         if peername:
             self.remote_address = f"{peername[0]}:{peername[1]}"
+        self._timer = self._loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_expired)
+        if self._tls is not None:
+            transport.pause_reading()  # the TLS layer must see the first bytes, not us
+            self._tls_task = self._loop.create_task(self._start_tls(transport, self._tls))
+            return
+        self._connected(transport)
+
+    async def _start_tls(self, transport: asyncio.Transport, context: ssl.SSLContext) -> None:
+        self._tls = None
+        try:
+            secured = await self._loop.start_tls(
+                transport, self, context, server_side=True, ssl_handshake_timeout=HANDSHAKE_TIMEOUT
+            )
+        except Exception as exc:  # ssl.SSLError, OSError, TimeoutError, ...
+            if not self._expired:  # else the handshake timeout said it already
+                logger.warning(
+                    "refused TLS connection with %s: %s",
+                    self.remote_address,
+                    str(exc) or type(exc).__name__,
+                )
+            transport.close()
+            self.connection_lost(exc)
+            return
+        if secured is None or self.lost.done():
+            return
+        self._connected(secured)
+        self._received()  # what arrived with (or right behind) the end of the TLS handshake
+
+    def _connected(self, transport: asyncio.Transport) -> None:
+        """The stream is up (TLS included): start the discoro handshake."""
+        self.transport = transport
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -100,7 +139,6 @@ class Link(asyncio.BufferedProtocol):
         if self.role is Role.CLIENT:
             self.conn.start()
             self._write_own()
-        self._timer = self._loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_expired)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.conn.get_buffer(sizehint)
@@ -125,6 +163,8 @@ class Link(asyncio.BufferedProtocol):
 
     def _received(self) -> None:
         """Hand up whatever the bytes (or EOF) just received complete."""
+        if self.transport is None:
+            return  # TLS is up but `_start_tls` has not resumed yet: it will call us
         if not self._ready:
             self._handshake_events()
             return
@@ -140,6 +180,8 @@ class Link(asyncio.BufferedProtocol):
                 self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.lost.done():
+            return  # already told (a failed TLS handshake is reported by both layers)
         if self._timer is not None:
             self._timer.cancel()
         self._can_write.set()
@@ -209,6 +251,7 @@ class Link(asyncio.BufferedProtocol):
                 self.remote_address,
                 HANDSHAKE_TIMEOUT,
             )
+            self._expired = True
             self.close()
 
     # -- liveness -------------------------------------------------------------------------

@@ -107,10 +107,9 @@ class Network(FileTransfer, RemoteChannels):
         from discoro.net.names import Lookups
 
         self._server = await self.loop.create_server(
-            lambda: Link(self, Role.SERVER),
+            lambda: Link(self, Role.SERVER, self.server_ssl),  # the link starts TLS itself
             host=self.node,
             port=self.tcp_port,
-            ssl=self.server_ssl,
             reuse_address=True,
         )
         port = self._server.sockets[0].getsockname()[1]
