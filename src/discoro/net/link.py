@@ -26,10 +26,12 @@ Invariants:
   `drained` (used by ``deliver``) waits for that too.
 - Liveness: any bytes received count as a sign of life; an idle link is pinged every
   ``ping_interval`` seconds and closed after ``dead_after`` intervals of silence.
-- An accepted TLS connection (``tls`` given) first runs the TLS handshake on the plain
-  transport (``loop.start_tls``), so a peer that fails it (no TLS, a certificate the CA did
-  not sign) is refused with one log line like any other; `HANDSHAKE_TIMEOUT` covers both
-  handshakes. `connection_lost` runs once, whichever layer noticed the end.
+- An accepted TLS connection (``tls`` given, see `accept_tls`) first runs the TLS handshake
+  on the plain transport (``loop.start_tls``), so a peer that fails it (no TLS, a
+  certificate the CA did not sign) is refused with one log line like any other;
+  `HANDSHAKE_TIMEOUT` covers both handshakes. Bytes that arrive with the end of the TLS
+  handshake wait in the connection until the link has its TLS transport.
+  `connection_lost` runs once, whichever layer noticed the end.
 """
 
 from __future__ import annotations
@@ -59,6 +61,23 @@ BIG_PART = 64 * 1024
 #: The transport's write buffer limits (bytes): above HIGH frames wait in the link.
 WRITE_HIGH, WRITE_LOW = 4 * 1024 * 1024, 1024 * 1024
 PING = trusted_message("ping")
+
+
+def accept_tls(
+    loop: asyncio.AbstractEventLoop, context: ssl.SSLContext | None
+) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+    """How accepted connections get TLS: (context for each `Link` to start TLS itself, so a
+    failed TLS handshake is logged; context for ``create_server`` to do it silently).
+
+    The link does it on asyncio's own loops. uvloop starts reading right after
+    ``connection_made`` whatever the protocol asks, so the first TLS bytes would reach the
+    link instead of the TLS layer: there the server does TLS, and refusals go unlogged.
+    """
+    if context is None:
+        return None, None
+    if isinstance(loop, asyncio.BaseEventLoop):
+        return context, None
+    return None, context
 
 
 class Link(asyncio.BufferedProtocol):

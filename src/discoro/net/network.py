@@ -33,7 +33,7 @@ from discoro.errors import MonitorException, ProtocolError
 from discoro.net import handlers, tls
 from discoro.net.addresses import default_node_address
 from discoro.net.files import FileTransfer
-from discoro.net.link import HANDSHAKE_TIMEOUT, Link
+from discoro.net.link import HANDSHAKE_TIMEOUT, Link, accept_tls
 from discoro.net.location import Location, PeerStatus
 from discoro.net.peers import MAX_QUEUED, REDIAL_DELAYS, Peer
 from discoro.net.remote_channels import RemoteChannels
@@ -106,10 +106,12 @@ class Network(FileTransfer, RemoteChannels):
     async def _start(self) -> None:
         from discoro.net.names import Lookups
 
+        link_tls, server_tls = accept_tls(self.loop, self.server_ssl)
         self._server = await self.loop.create_server(
-            lambda: Link(self, Role.SERVER, self.server_ssl),  # the link starts TLS itself
+            lambda: Link(self, Role.SERVER, link_tls),
             host=self.node,
             port=self.tcp_port,
+            ssl=server_tls,
             reuse_address=True,
         )
         port = self._server.sockets[0].getsockname()[1]
