@@ -27,7 +27,7 @@ MAX_FILE_SIZE = 21 << 20
 RECEIVER = """
 import sys
 import discoro
-import discoro.net.files as files
+import discoro.net.file_receiver as receiver
 
 kernel = discoro.AsynCoro(
     node="127.0.0.1", dest_path=sys.argv[1], max_file_size=int(sys.argv[2]), discover=False
@@ -44,7 +44,7 @@ for line in sys.stdin:
         else:
             print("DEST", kernel.dest_path, flush=True)
     elif command == "idle":
-        files.IDLE_TIMEOUT = float(argument)
+        receiver.IDLE_TIMEOUT = float(argument)
         print("IDLE", argument, flush=True)
 """
 

@@ -151,10 +151,10 @@ def table(net: Network) -> dict[str, Handler]:
         if peer.link is not None:
             peer.link.close()
 
-    from discoro.net import files, rci, remote_channels
+    from discoro.net import file_receiver, rci, remote_channels
 
     return {
-        **files.handlers(net),
+        **file_receiver.handlers(net),
         **remote_channels.handlers(net),
         **rci.handlers(net),
         "send": on_send,
