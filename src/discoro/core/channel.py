@@ -26,6 +26,7 @@ from typing import Any
 
 from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
+from discoro.core.located import NamedLocated
 from discoro.core.log import logger
 from discoro.core.waitqueue import WaitQueue
 
@@ -51,7 +52,7 @@ def _checked_transform(transform: Transform | None) -> Transform | None:
     return transform
 
 
-class Channel:
+class Channel(NamedLocated):
     """``Channel(name, transform=None)``: a local channel named ``name``."""
 
     __slots__ = (
@@ -107,32 +108,6 @@ class Channel:
         return handle
 
     # -- identity -------------------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def location(self) -> Any:
-        """Where the channel lives (None while this process is not distributed)."""
-        location = self._location if self._remote else self._kernel.location
-        return None if location is None else type(location)(location.addr, location.port)
-
-    def __str__(self) -> str:
-        location = self._location if self._remote else self._kernel.location
-        return self._name if location is None else f"{self._name}@{location}"
-
-    __repr__ = __str__
-
-    def __eq__(self, other: object) -> bool:
-        if self is other:
-            return True
-        if not isinstance(other, Channel):
-            return NotImplemented
-        return self._name == other._name and self.location == other.location
-
-    def __hash__(self) -> int:
-        return hash(self._name)
 
     def __reduce__(self) -> tuple[Any, ...]:
         from discoro.core.references import channel_reference

@@ -30,6 +30,7 @@ from typing import Any
 
 from discoro.core.driver import TERMINATE
 from discoro.core.kernel import AsynCoro, _current_coro
+from discoro.core.located import Located
 from discoro.core.log import logger
 from discoro.errors import (
     HotSwapException,
@@ -92,7 +93,7 @@ def _expire(future: asyncio.Future[Any]) -> None:
         future.set_result(_TIMED_OUT)
 
 
-class Coro:
+class Coro(Located):
     """A coroutine: ``Coro(target, *args, **kwargs)`` starts ``target(*args, **kwargs)``."""
 
     __slots__ = (
@@ -166,18 +167,8 @@ class Coro:
 
     # -- identity -------------------------------------------------------------------------
 
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def location(self) -> Any:
-        """Where the coroutine runs (None while this process is not distributed)."""
-        location = self._location if self._remote else self._kernel.location
-        return None if location is None else type(location)(location.addr, location.port)
-
     def __str__(self) -> str:
-        location = self._location if self._remote else self._kernel.location
+        location = self._where()
         if location is None:
             return f"{self._name}/{self._id}"
         return f"{self._name}/{self._id}@{location}"

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
+from discoro.core.located import NamedLocated
 from discoro.core.log import logger
 from discoro.errors import NotACoroutineFunction, RemoteError
 from discoro.wire.messages import Message
@@ -48,7 +49,7 @@ def _registry(kernel: AsynCoro) -> dict[str, RCI]:
     return kernel._rcis
 
 
-class RCI:
+class RCI(NamedLocated):
     """``RCI(method, name=None)``: ``method`` (a generator function or an async function)
     callable by name from other processes; ``name`` defaults to ``method.__name__``."""
 
@@ -83,35 +84,8 @@ class RCI:
 
     # -- identity -------------------------------------------------------------------------
 
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def location(self) -> Any:
-        """Where the RCI lives (None while this process is not distributed)."""
-        location = self._location if self._remote else self._kernel.location
-        return None if location is None else type(location)(location.addr, location.port)
-
-    def __str__(self) -> str:
-        location = self._location if self._remote else self._kernel.location
-        return self._name if location is None else f"{self._name}@{location}"
-
-    __repr__ = __str__
-
-    def __eq__(self, other: object) -> bool:
-        if self is other:
-            return True
-        if not isinstance(other, RCI):
-            return NotImplemented
-        return self._name == other._name and self.location == other.location
-
-    def __hash__(self) -> int:
-        return hash(self._name)
-
     def __reduce__(self) -> tuple[Any, ...]:
-        location = self._location if self._remote else self._kernel.location
-        return (rci_from_reference, (self._name, location))
+        return (rci_from_reference, (self._name, self._where()))
 
     # -- names ----------------------------------------------------------------------------
 
