@@ -25,7 +25,8 @@ import itertools
 import traceback
 from collections import deque
 from collections.abc import Callable
-from types import CodeType, GeneratorType
+from threading import get_ident
+from types import CodeType, FunctionType, GeneratorType
 from typing import Any
 
 from discoro.core.driver import TERMINATE
@@ -47,7 +48,10 @@ _target_info: dict[CodeType, tuple[bool, bool, bool]] = {}
 
 
 def _describe_target(target: Callable[..., Any]) -> tuple[bool, bool, bool]:
-    code = getattr(getattr(target, "__func__", target), "__code__", None)
+    if type(target) is FunctionType:  # the common case, without getattr misses
+        code: Any = target.__code__
+    else:
+        code = getattr(getattr(target, "__func__", target), "__code__", None)
     info = _target_info.get(code) if code is not None else None
     if info is not None:
         return info
@@ -127,7 +131,7 @@ class Coro(Located):
         self._body = make_body(self, target, args, kwargs)
         self._is_async = type(self._body) is not GeneratorType
         kernel._coros[self._id] = self
-        if kernel.on_loop_thread():
+        if get_ident() == kernel._thread_id:
             kernel._spawn(self)
         else:
             kernel.call(kernel._spawn, self)
@@ -142,7 +146,7 @@ class Coro(Located):
         self._waiter: asyncio.Future[Any] | None = None
         self._wait_kind = RUNNING
         self._task: asyncio.Task[Any] | None = None
-        self._monitors: list[Coro] = []
+        self._monitors: list[Coro] | None = None  # made on first use
         self._daemon = False
         self._done = False
         self._value: Any = None
@@ -151,7 +155,7 @@ class Coro(Located):
         self._suspended_on: asyncio.Future[Any] | None = None
         self._swappable = False
         self._depth = 0
-        self._finish_waiters: list[asyncio.Future[Any]] = []
+        self._finish_waiters: list[asyncio.Future[Any]] | None = None
 
     @classmethod
     def _handle(cls, name: str, coro_id: int, location: Any) -> Coro:
@@ -349,6 +353,8 @@ class Coro(Located):
     def _add_monitor(self, monitor: Coro) -> None:
         if self._done:
             self._tell_monitor(monitor)
+        elif self._monitors is None:
+            self._monitors = [monitor]
         elif monitor not in self._monitors:
             self._monitors.append(monitor)
 
@@ -370,6 +376,8 @@ class Coro(Located):
             raise TypeError(f"finish() works on local coroutines only, not {self}")
         if not self._done:
             waiter = self._kernel._loop.create_future()
+            if self._finish_waiters is None:
+                self._finish_waiters = []
             self._finish_waiters.append(waiter)
             await waiter
         return self._value
@@ -389,17 +397,19 @@ class Coro(Located):
         self._task = None
         self._interrupts.clear()
         self._kernel._retire(self)
-        if exc_info is not None and not self._monitors:
+        monitors, self._monitors = self._monitors, None
+        if exc_info is not None and not monitors:
             text = "".join(traceback.format_exception(*exc_info))
             logger.warning("coroutine %s ended with an uncaught exception:\n%s", self, text)
         self._done = True
-        monitors, self._monitors = self._monitors, []
-        for monitor in monitors:
-            self._tell_monitor(monitor)
-        waiters, self._finish_waiters = self._finish_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(value)
+        if monitors:
+            for monitor in monitors:
+                self._tell_monitor(monitor)
+        waiters, self._finish_waiters = self._finish_waiters, None
+        if waiters:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(value)
         self._mailbox.clear()
         if exc_info is None:
             self._body = None
