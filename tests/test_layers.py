@@ -22,6 +22,8 @@ ALLOWED = {
 # The one upward import: a computation's namespace on a server exposes the public API to
 # shipped code as ``discoro``/``asyncoro`` (reference 3.6), so it imports the facade.
 FACADE_IMPORTERS = {"cluster/namespace.py"}
+# The scheduler starts its status page when asked (``http_port``), importing the web layer
+# lazily inside that branch so that server processes never load aiohttp.
 FORBIDDEN_IN_WIRE = {"asyncio", "socket", "ssl", "selectors", "threading"}
 
 

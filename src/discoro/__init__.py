@@ -6,6 +6,7 @@ The facade: it re-exports the public API of the original ``asyncoro``,
 """
 
 from discoro import net as _net  # noqa: F401  (installs the network layer)
+from discoro import web as _web  # noqa: F401  (installs the status page)
 from discoro.cluster.computation import Computation as Computation
 from discoro.cluster.constants import MaxPulseInterval as MaxPulseInterval
 from discoro.cluster.constants import MinPulseInterval as MinPulseInterval

@@ -2,11 +2,12 @@
 
     discoro [scheduler] [options]   run a shared scheduler until quit/exit, Ctrl-C or SIGTERM
     discoro node [options]          the same as ``discoronode``
+    discoro status [options]        show a scheduler's nodes, processes and coroutines
 
 Scheduler options: the network options of ``discoronode`` (without ``-c``) plus ``--node
 HOST`` (repeatable: nodes on other networks), ``--zombie_period SEC`` (>= 100, 0 = never;
-default 1800) and ``--clean``; ``--http PORT``/``--http_addr`` are accepted for the status
-page (not served yet).
+default 1800) and ``--clean``; ``--http PORT`` serves the status page (on ``--http_addr``,
+default 127.0.0.1; beyond loopback the printed URL carries the access token).
 """
 
 from __future__ import annotations
@@ -39,8 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a process may sit idle before it closes the computation "
         "(>= 100; 0: never)",
     )  # fmt: skip
-    parser.add_argument("--http", type=int, metavar="PORT", help="status page port (not yet)")
-    parser.add_argument("--http_addr", help="status page address (not yet)")
+    parser.add_argument("--http", type=int, metavar="PORT", help="serve the status page")
+    parser.add_argument(
+        "--http_addr", default="127.0.0.1", metavar="ADDR",
+        help="status page address (default 127.0.0.1; others need the printed token)",
+    )  # fmt: skip
     return parser
 
 
@@ -80,10 +84,13 @@ def run_scheduler(argv: list[str]) -> int:
     for key in ("secret", "tcp_port"):
         if getattr(args, key):
             options[key] = getattr(args, key)
-    if args.http is not None or args.http_addr:
-        print("discoro: --http is not supported yet; ignored", flush=True)
     scheduler = Scheduler(
-        nodes=args.nodes, zombie_period=args.zombie_period or None, clean=args.clean, **options
+        nodes=args.nodes,
+        zombie_period=args.zombie_period or None,
+        clean=args.clean,
+        http_port=args.http,
+        http_addr=args.http_addr,
+        **options,
     )
     print(f"discoro: scheduler ready at {scheduler.kernel.location}", flush=True)
     reason = wait_for_quit()
@@ -98,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         from discoro.cli import node
 
         return node.main(argv[1:])
+    if argv and argv[0] == "status":
+        from discoro.cli import status
+
+        return status.main(argv[1:])
     if argv and argv[0] == "scheduler":
         argv = argv[1:]
     return run_scheduler(argv)

@@ -15,6 +15,7 @@ import inspect
 import itertools
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from discoro.cluster import protocol as p
@@ -50,7 +51,11 @@ class Computation:
         timeout: float = MsgTimeout,
         pulse_interval: float = MinPulseInterval,
         zombie_period: float | None = None,
+        remote_output: bool = True,
     ) -> None:
+        """``remote_output``: what the remote coroutines print and log is shown here by
+        `discoro.logger`, prefixed with the process it came from (and passed to
+        ``output_handler`` when set)."""
         if not MinPulseInterval <= pulse_interval <= MaxPulseInterval:
             raise ValueError(
                 f"pulse_interval must be between {MinPulseInterval} and {MaxPulseInterval}"
@@ -70,6 +75,10 @@ class Computation:
         self.timeout = timeout
         self.pulse_interval = pulse_interval
         self.zombie_period = zombie_period
+        self.remote_output = remote_output
+        # called with (location, stream, text) for each remote `Output` (stream: "stdout",
+        # "stderr" or "log"; text: whole lines), on the kernel's loop thread
+        self.output_handler: Callable[[Any, str, str], Any] | None = None
         self.scheduler: Coro | None = None
         self._uid = uuid.uuid4().hex
         self._rids = itertools.count(1)
@@ -106,6 +115,7 @@ class Computation:
             self.pulse_interval,
             self.timeout,
             self.zombie_period,
+            self.remote_output,
         )
         self._state = "queued"
         if await scheduler.deliver(p.Submit(spec), timeout=self.timeout) != 1:
@@ -301,6 +311,8 @@ class Computation:
             kind = type(message)
             if kind is p.RunResult:
                 self._take_run_result(message)
+            elif kind is p.Output:
+                self._show_output(message)
             elif kind is p.Reply:
                 future = self._waiting.get(message.rid)
                 if future is not None and not future.done():
@@ -331,6 +343,18 @@ class Computation:
                     )
                     self._end()
                     return
+
+    def _show_output(self, output: p.Output) -> None:
+        """Log each line of remote output with its origin; then the user's hook."""
+        for line in output.text.splitlines():
+            if line.strip():
+                logger.log(output.level, "[%s] %s", output.location, line)
+        handler = self.output_handler
+        if handler is not None:
+            try:
+                handler(output.location, output.stream, output.text)
+            except Exception:
+                logger.exception("output_handler failed")
 
     def _take_run_result(self, result: p.RunResult) -> None:
         future = self._waiting.get(result.rid)

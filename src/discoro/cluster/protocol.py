@@ -11,6 +11,7 @@ for that computation; the scheduler's *request* coroutine is registered as
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ class ComputationSpec:
     pulse_interval: float
     timeout: float
     zombie_period: float | None = None
+    remote_output: bool = True  # servers send what jobs print and log (`Output`)
 
 
 # -- client -> scheduler ------------------------------------------------------------------
@@ -145,6 +147,22 @@ class JobStarted:
     coro: Any
     func_name: str
     start_time: float
+    args_repr: str = ""  # a short repr of the arguments, for status pages (old senders: "")
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return reprlib.repr(value)  # bounded: a huge argument costs little
+    except Exception:
+        return f"<{type(value).__name__}>"
+
+
+def args_repr(args: tuple[Any, ...], kwargs: dict[str, Any], limit: int = 80) -> str:
+    """``a, b, key=c`` for status displays, cut to ``limit`` characters (never raises)."""
+    parts = [_safe_repr(value) for value in args]
+    parts += [f"{key}={_safe_repr(value)}" for key, value in kwargs.items()]
+    text = ", ".join(parts)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass
@@ -185,3 +203,33 @@ class RunResult:
     coro: Any  # the remote Coro, or None
     error: tuple[Any, ...] | None = None  # (exception class, function name, traceback text)
     fanout: int = 0
+
+
+# -- anyone -> scheduler: status (``discoro status``, the status page) ----------------------
+
+
+@dataclass
+class StatusQuery:
+    """Ask the scheduler for `Scheduler.status()`; the answer goes to ``reply_to``."""
+
+    reply_to: Any
+
+
+@dataclass
+class StatusReport:
+    """The scheduler's answer to `StatusQuery`: the JSON-able snapshot."""
+
+    snapshot: dict[str, Any]
+
+
+@dataclass
+class Output:
+    """What jobs of computation ``uid`` at ``location`` printed or logged: ``stream`` is
+    ``"stdout"``, ``"stderr"`` or ``"log"``; ``text`` is whole lines (the last may lack its
+    newline when a job ended mid-line); ``level`` the `logging` level to show them at."""
+
+    location: Any
+    uid: str
+    stream: str
+    text: str
+    level: int = 20  # logging.INFO

@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from discoro.cluster import protocol as p
 from discoro.cluster.constants import SCHEDULER_NAME, SERVER_NAME, MinPulseInterval, MsgTimeout
 from discoro.cluster.scheduler_state import PeerLost, ProcFound, SchedulerState, Tick
+from discoro.cluster.snapshot import find_running, snapshot
 from discoro.cluster.status import Status
 from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
@@ -29,13 +32,24 @@ PROBE_DELAYS = (0.0, 0.1, 0.3, 0.6, 1.0, 2.0)  # a new peer may register its ser
 class Scheduler(Status, metaclass=MetaSingleton):
     """The discoro scheduler of this process; ``Scheduler(**options)`` starts it once."""
 
+    #: how to serve the status page; installed by `discoro.web` (a layer above this one)
+    _web_starter: ClassVar[Callable[[Any, int, str, bytes], Any] | None] = None
+
+    @classmethod
+    def install_web(cls, starter: Callable[[Any, int, str, bytes], Any]) -> None:
+        cls._web_starter = starter
+
     def __init__(
         self,
         nodes: list[str] | None = None,
         zombie_period: float | None = None,
         clean: bool = False,
+        http_port: int | None = None,
+        http_addr: str = "127.0.0.1",
         **options: Any,
     ) -> None:
+        """``http_port`` (0: any free port): serve the status page (`discoro.web`) on
+        ``http_addr``; beyond loopback it asks for a token derived from the secret."""
         if zombie_period is not None and zombie_period and zombie_period < 100:
             raise ValueError("zombie_period must be at least 100 seconds (or 0/None: never)")
         kernel = AsynCoro._existing_instance()
@@ -55,6 +69,12 @@ class Scheduler(Status, metaclass=MetaSingleton):
         self._nodes = list(nodes or [])
         self._ready = asyncio.Event()
         self.coro = Coro(self._serve)
+        self.web: Any = None
+        if http_port is not None:
+            starter = type(self)._web_starter
+            if starter is None:
+                raise RuntimeError("the status page needs discoro.web: import discoro")
+            self.web = starter(self, http_port, http_addr, network.secret)
 
     # -- the request coroutine --------------------------------------------------------------
 
@@ -70,6 +90,9 @@ class Scheduler(Status, metaclass=MetaSingleton):
         logger.debug("discoro scheduler ready at %s", coro.location)
         while True:
             message = await coro.receive()
+            if isinstance(message, p.StatusQuery):
+                self._answer_status(message)
+                continue
             if isinstance(message, PeerStatus):
                 if message.status == PeerStatus.Online:
                     Coro(self._probe, message.location, coro)
@@ -87,6 +110,49 @@ class Scheduler(Status, metaclass=MetaSingleton):
                     logger.debug(
                         "could not send %r to %s", type(action.message).__name__, action.to
                     )
+
+    # -- status (``discoro status``, the status page) --------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The JSON-able status snapshot (layout: `discoro.cluster.snapshot`). Call it on
+        the kernel's loop thread (e.g. from a coroutine); elsewhere `status_threadsafe`."""
+        info = {"name": self.kernel.name, "location": str(self.kernel.location or "")}
+        return snapshot(self.state, info)
+
+    def status_threadsafe(self, timeout: float | None = 5) -> dict[str, Any]:
+        """`status` from any thread (blocks up to ``timeout`` seconds for the loop)."""
+        return self._on_loop(self.status, timeout)
+
+    def terminate_coros(self, coros: list[str]) -> list[str]:
+        """Terminate the running coroutines whose ``str()`` is in ``coros`` (callable from
+        any thread); the ones found. Each ends normally, so its process reports it done and
+        the client's status coroutine gets its `MonitorException`."""
+
+        def terminate() -> list[str]:
+            found = find_running(self.state, list(coros))
+            for handle in found:
+                handle.terminate()
+            return [str(handle) for handle in found]
+
+        return self._on_loop(terminate, timeout=MsgTimeout)
+
+    def _on_loop(self, func: Callable[[], Any], timeout: float | None) -> Any:
+        if self.kernel.on_loop_thread():
+            return func()
+
+        async def call() -> Any:
+            return func()
+
+        return self.kernel.run_sync(call(), timeout)
+
+    def _answer_status(self, query: p.StatusQuery) -> None:
+        try:
+            report = p.StatusReport(self.status())
+        except Exception:
+            logger.exception("scheduler could not make its status snapshot")
+            return
+        if query.reply_to is None or query.reply_to.send(report) < 0:
+            logger.debug("could not send the status to %s", query.reply_to)
 
     async def _probe(self, location: Any, me: Coro, coro: Any = None) -> None:
         """Ask the new peer at ``location`` for its server coroutine."""

@@ -13,6 +13,11 @@ Invariants:
   messages stop (the client's status coroutine is detached) when the client closes it.
 - A process silent for more than 5 pulse intervals is treated as lost: its status becomes
   disconnected and each of its running coroutines is reported failed to the status coroutine.
+- Status bookkeeping (for `discoro.cluster.snapshot`): per process, ``submitted`` counts
+  `JobStarted`, ``done`` counts `JobDone` of a job it knew, ``jobs`` holds the running ones
+  (``submitted >= done + len(jobs)``: jobs dropped at a close or loss are neither); the
+  latest `ServerPulse.load` figures and their wall-clock time are kept per process and per
+  node (``node_load``; a node's figures are whichever of its processes reported last).
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MISSED_PULSES
-from discoro.cluster.status import CoroInfo, Status, StatusMessage
+from discoro.cluster.status import Status, StatusMessage
 from discoro.errors import MonitorException
 
 FANOUT_KINDS = ("each_node", "each_proc", "node_procs")
@@ -42,15 +47,36 @@ class ProcessLost(Exception):
     """A remote coroutine's process went away (disconnected or silent too long)."""
 
 
+class RunningJob(NamedTuple):
+    """A coroutine a process runs for the current computation."""
+
+    coro: Any
+    func_name: str
+    args: str  # short repr of the arguments
+    start_time: float  # wall clock, as the server reported it
+
+
+@dataclass
+class NodeLoad:
+    """The latest figures reported for a node (see `discoro.cluster.load`)."""
+
+    figures: dict[str, Any]
+    updated: float  # wall clock
+
+
 @dataclass
 class Proc:
     location: Any
     server: Any  # the server coroutine handle
     state: ProcState = ProcState.DISCOVERED
-    jobs: dict[int, CoroInfo] = field(default_factory=dict)
+    jobs: dict[int, RunningJob] = field(default_factory=dict)
     pending: int = 0
     last_heard: float = 0.0
     last_started: float = 0.0  # when its newest job was reported started (tie-breaker)
+    submitted: int = 0
+    done: int = 0
+    load_figures: dict[str, Any] = field(default_factory=dict)  # the latest ServerPulse.load
+    updated: float | None = None  # wall clock of the latest pulse
 
     @property
     def addr(self) -> str:
@@ -105,6 +131,7 @@ class SchedulerState:
         self.queue: list[Computation] = []
         self.current: Computation | None = None
         self.actions: list[Send] = []
+        self.node_load: dict[str, NodeLoad] = {}  # node address -> latest figures
 
     # -- views ------------------------------------------------------------------------------
 
@@ -213,6 +240,10 @@ class SchedulerState:
         proc = self.procs.get(event.location)
         if proc is not None:
             proc.last_heard = time.monotonic()
+            if event.load:
+                proc.load_figures = dict(event.load)
+                proc.updated = time.time()
+                self.node_load[proc.addr] = NodeLoad(proc.load_figures, proc.updated)
 
     def on_Tick(self, event: Tick) -> None:
         current = self.current
@@ -344,7 +375,9 @@ class SchedulerState:
         if proc is None or not self._uid_ok(event.uid):
             return
         proc.pending = max(0, proc.pending - 1)
-        proc.jobs[event.coro._id] = CoroInfo(event.coro, (), {}, event.start_time)
+        args = getattr(event, "args_repr", "")  # absent in messages of older senders
+        proc.jobs[event.coro._id] = RunningJob(event.coro, event.func_name, args, event.start_time)
+        proc.submitted += 1
         proc.last_heard = proc.last_started = time.monotonic()
 
     def on_JobFailed(self, event: p.JobFailed) -> None:
@@ -354,8 +387,8 @@ class SchedulerState:
 
     def on_JobDone(self, event: p.JobDone) -> None:
         proc = self.procs.get(event.location)
-        if proc is not None:
-            proc.jobs.pop(event.coro_id, None)
+        if proc is not None and proc.jobs.pop(event.coro_id, None) is not None:
+            proc.done += 1
 
     def on_ListRequest(self, event: p.ListRequest) -> None:
         if not self._uid_ok(event.uid):

@@ -11,7 +11,9 @@ create job coroutines, send replies and reports). Messages it handles:
   as a job coroutine, monitored by this coroutine and by the computation's ``status_coro``.
   ``RunResult`` goes to ``Run.reply_to`` (the coroutine, or the ``(exception class, function
   name, traceback text)`` of a failure) and ``JobStarted``/``JobFailed`` to the scheduler;
-  when a job ends, ``JobDone``.
+  when a job ends, ``JobDone``. With ``spec.remote_output``, what jobs print and log goes to
+  the client's router as `Output` (see `discoro.cluster.output`), flushed before each job's
+  end is reported.
 - `Close`: jobs are terminated, the namespace is closed, ``ServerClosed`` goes to the
   scheduler. The computation also closes by itself (``ServerClosed(idle=True)``) after its
   zombie period without jobs, and silently when the scheduler is unreachable for 5 pulse
@@ -33,7 +35,9 @@ from typing import Any
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import SERVER_NAME
+from discoro.cluster.load import LoadMeter
 from discoro.cluster.namespace import Namespace
+from discoro.cluster.output import Job, OutputCapture
 from discoro.cluster.server_state import Installed, PulseTracker, ServerState
 from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
@@ -64,6 +68,7 @@ class Server:
         self.namespace: Namespace | None = None
         self.coro: Coro | None = None
         self.location: Any = None
+        self.output: OutputCapture | None = None  # remote output of the installed computation
 
     def start(self) -> Coro:
         self.coro = Coro(self._main)
@@ -161,14 +166,22 @@ class Server:
         )
         setup.scheduler.send(p.SetupDone(self.location, spec.uid))
         current.pulser = Coro(self._pulse, current)
+        if getattr(spec, "remote_output", True) and spec.router is not None:
+            self.output = OutputCapture(
+                self.kernel, self.location, spec.uid, spec.router, self._is_internal
+            )
+            self.output.install()
         logger.debug("computation %s installed", spec.uid)
 
     async def _pulse(self, current: Installed, coro: Any = None) -> None:
         coro.set_daemon()
         interval = current.pulse_interval
         tracker = PulseTracker(interval, time.monotonic())
+        name = self.kernel.name or ""
+        meter = LoadMeter(self.workdir, name, name.rpartition("-")[0] or name)
         while self.state.current is current:
-            pulse = p.ServerPulse(self.location, current.uid, len(current.jobs))
+            load = meter.measure()  # cheap: psutil without blocking
+            pulse = p.ServerPulse(self.location, current.uid, len(current.jobs), load)
             delivered = await current.scheduler.deliver(pulse, timeout=interval)
             if self.state.current is not current:
                 break
@@ -197,7 +210,8 @@ class Server:
             else:
                 func = self.namespace.load_function(run.func, run.func_name)
             args, kwargs = self.namespace.loads(run.args)
-            job = Coro(func, *args, **kwargs)
+            job = Job(self._flush_output, func, *args, **kwargs)
+            shown = p.args_repr(args, kwargs)
         except Exception as exc:
             error = (type(exc), run.func_name, traceback.format_exc())
             run.reply_to.send(p.RunResult(run.rid, None, error, run.fanout))
@@ -209,8 +223,18 @@ class Server:
             job.notify(current.status_coro)
         run.reply_to.send(p.RunResult(run.rid, job, None, run.fanout))
         current.scheduler.send(
-            p.JobStarted(self.location, run.uid, run.rid, job, run.func_name, time.time())
+            p.JobStarted(self.location, run.uid, run.rid, job, run.func_name, time.time(), shown)
         )
+
+    def _is_internal(self, coro: Any) -> bool:
+        """Whether ``coro`` is this server's own (its output is not the computation's)."""
+        current = self.state.current
+        return coro is self.coro or (current is not None and coro is current.pulser)
+
+    def _flush_output(self) -> None:
+        """A job ends: send its output before its monitors hear of the end."""
+        if self.output is not None:
+            self.output.flush(final=True)
 
     def _reap(self) -> None:
         """Report jobs that have ended but whose MonitorException is still queued behind
@@ -240,6 +264,9 @@ class Server:
         current.jobs.clear()
         if current.pulser is not None:
             current.pulser.terminate()
+        output, self.output = self.output, None
+        if output is not None:
+            output.close()
         namespace, self.namespace = self.namespace, None
         if namespace is not None:
             try:

@@ -1,0 +1,60 @@
+"""Node figures a server process reports with its pulses (``ServerPulse.load``).
+
+`LoadMeter.measure()` returns ``{"cpu", "memory", "disk", "swap"}`` in percent (floats, or
+None when psutil cannot tell) plus the reporting process's ``name`` and its node's
+``node_name``. It is called once per pulse interval, so it must stay cheap: psutil is
+imported lazily (a process that never pulses never loads it), CPU use is measured without
+blocking (``cpu_percent(None)``: the use since the previous call; the first call primes the
+counter and reads 0.0), and disk use is of the filesystem holding the working directory.
+Any failure yields None for that figure, never an exception: a pulse must always go out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+FIGURES = ("cpu", "memory", "disk", "swap")
+
+
+class LoadMeter:
+    """Measures this node's CPU, memory, disk and swap use for the pulses of one process."""
+
+    def __init__(self, workdir: str | Path, name: str = "", node_name: str = "") -> None:
+        self.workdir = str(workdir)
+        self.name = name
+        self.node_name = node_name
+        self._psutil: Any = None
+        self._available: bool | None = None  # None: not tried yet
+
+    def _module(self) -> Any:
+        if self._available is None:
+            try:
+                import psutil
+            except ImportError:
+                self._available = False
+            else:
+                self._psutil = psutil
+                self._available = True
+                psutil.cpu_percent(None)  # prime: the next call measures since now
+        return self._psutil if self._available else None
+
+    def measure(self) -> dict[str, Any]:
+        figures: dict[str, Any] = dict.fromkeys(FIGURES)
+        figures["name"] = self.name
+        figures["node_name"] = self.node_name
+        psutil = self._module()
+        if psutil is None:
+            return figures
+        readers = {
+            "cpu": lambda: psutil.cpu_percent(None),
+            "memory": lambda: psutil.virtual_memory().percent,
+            "disk": lambda: psutil.disk_usage(self.workdir).percent,
+            "swap": lambda: psutil.swap_memory().percent,
+        }
+        for key, read in readers.items():
+            try:
+                figures[key] = float(read())
+            except Exception:
+                figures[key] = None
+        return figures

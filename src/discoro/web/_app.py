@@ -1,0 +1,101 @@
+"""The status page's aiohttp application: static pages plus a small JSON API.
+
+Handlers run on the discoro kernel's loop (the server is started there), so they call the
+status source directly; nothing here keeps state of its own. The source is the `Scheduler`
+(anything with ``status()`` and ``terminate_coros()`` will do, which is how tests fake it).
+
+    GET  /api/status             the whole snapshot (``Scheduler.status()``)
+    GET  /api/node/{addr}        {"node": {...} | null, "procs": [...]}, 404 if unknown
+    GET  /api/proc/{location}    one process with its running coroutines, 404 if unknown
+    POST /api/terminate          {"coros": ["name/id@addr:port", ...]} -> {"terminated": [...]}
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from discoro.web._auth import token_middleware
+
+STATIC = Path(__file__).resolve().parent / "static"
+PAGES = {"/": "cluster.html", "/node": "node.html", "/process": "process.html"}
+
+_dumps = functools.partial(json.dumps, default=str)  # a stray non-JSON value becomes text
+
+
+class StatusSource(Protocol):
+    """What the page reads and acts on (the scheduler)."""
+
+    def status(self) -> dict[str, Any]: ...
+
+    def terminate_coros(self, coros: list[str]) -> Any: ...
+
+
+SOURCE: web.AppKey[StatusSource] = web.AppKey("source", StatusSource)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+async def api_status(request: web.Request) -> web.Response:
+    return _json(request.app[SOURCE].status())
+
+
+async def api_node(request: web.Request) -> web.Response:
+    addr = request.match_info["addr"]
+    snapshot = request.app[SOURCE].status()
+    node = next((n for n in snapshot.get("nodes", []) if n.get("addr") == addr), None)
+    procs = [p for p in snapshot.get("procs", []) if p.get("node") == addr]
+    if node is None and not procs:
+        return _json({"error": f"unknown node {addr}"}, status=404)
+    return _json({"node": node, "procs": procs})
+
+
+async def api_proc(request: web.Request) -> web.Response:
+    location = request.match_info["location"]
+    snapshot = request.app[SOURCE].status()
+    for proc in snapshot.get("procs", []):
+        if proc.get("location") == location:
+            return _json(proc)
+    return _json({"error": f"unknown process {location}"}, status=404)
+
+
+async def api_terminate(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        return _json({"error": "the body must be JSON"}, status=400)
+    coros = body.get("coros") if isinstance(body, dict) else None
+    if not isinstance(coros, list) or not all(isinstance(c, str) for c in coros):
+        return _json({"error": 'expected {"coros": [string, ...]}'}, status=400)
+    result = request.app[SOURCE].terminate_coros(coros)
+    if inspect.isawaitable(result):
+        result = await result
+    return _json({"terminated": list(result)})
+
+
+def _page(name: str) -> Any:
+    async def serve(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-cache"})
+
+    return serve
+
+
+def build_app(source: StatusSource, token: str | None = None) -> web.Application:
+    """The application for ``source``; with ``token``, every request must carry it."""
+    app = web.Application(middlewares=[token_middleware(token)] if token else [])
+    app[SOURCE] = source
+    for path, name in PAGES.items():
+        app.router.add_get(path, _page(name))
+    app.router.add_get("/api/status", api_status)
+    app.router.add_get("/api/node/{addr}", api_node)
+    app.router.add_get("/api/proc/{location}", api_proc)
+    app.router.add_post("/api/terminate", api_terminate)
+    app.router.add_static("/static/", STATIC)
+    return app

@@ -1,0 +1,96 @@
+"""`WebServer`: the status page served on the discoro kernel's own asyncio loop.
+
+Theory of operation: the aiohttp runner lives on the kernel's loop, so request handlers run
+there too and may call the scheduler (whose state belongs to that loop) without locks.
+`start_web` may be called from any thread: from another thread it waits until the socket
+listens (so a bad port fails the caller), on the loop thread it starts in the background. The
+server stops when the kernel shuts down. On start it prints the page's URL; bound beyond
+loopback (or when ``token_required``) that URL carries the access token (see `_auth`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from aiohttp import web
+
+from discoro.core.kernel import AsynCoro
+from discoro.core.log import logger
+from discoro.web._app import StatusSource, build_app
+from discoro.web._auth import access_token, is_loopback
+
+
+class WebServer:
+    """One status-page server; `start` (on the kernel's loop) listens, `stop` ends it."""
+
+    def __init__(
+        self,
+        source: StatusSource,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        secret: bytes | str = b"",
+        token_required: bool | None = None,
+    ) -> None:
+        self.source = source
+        self.host = host
+        self.port = port
+        if token_required is None:
+            token_required = not is_loopback(host)
+        if token_required and not secret:
+            logger.warning("status page: the cluster secret is empty, so the token is public")
+        self.token: str | None = access_token(secret) if token_required else None
+        self.url: str | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> str:
+        """Listen and print the page's URL; the URL (with ``?token=`` when needed)."""
+        runner = web.AppRunner(build_app(self.source, self.token), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host or None, self.port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        bound = runner.addresses[0]
+        self.port = int(bound[1])
+        shown = self.host if self.host not in ("", "0.0.0.0", "::") else socket.gethostname()
+        if ":" in shown:
+            shown = f"[{shown}]"
+        self.url = f"http://{shown}:{self.port}/" + (f"?token={self.token}" if self.token else "")
+        print(f"discoro: status page at {self.url}", flush=True)
+        logger.debug("status page at %s", self.url)
+        return self.url
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+
+def start_web(
+    source: StatusSource,
+    port: int,
+    host: str = "127.0.0.1",
+    secret: bytes | str = b"",
+    token_required: bool | None = None,
+    timeout: float = 10.0,
+) -> WebServer:
+    """Start a `WebServer` for ``source`` on the kernel's loop (see the module docstring)."""
+    kernel = AsynCoro.instance()
+    server = WebServer(source, host, port, secret, token_required)
+    kernel.add_shutdown_hook(server.stop)
+    if kernel.on_loop_thread():
+        task = kernel.loop.create_task(server.start())
+        task.add_done_callback(_report_failure)
+    else:
+        asyncio.run_coroutine_threadsafe(server.start(), kernel.loop).result(timeout)
+    return server
+
+
+def _report_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("status page did not start: %s", task.exception())

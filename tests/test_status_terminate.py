@@ -1,0 +1,78 @@
+"""`Scheduler.terminate_coros` with a private scheduler in this test process and a real local
+node on 127.0.0.1. (In its own file: it starts this process's networking, which the
+single-process tests that sort before it must not see.)"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from discoro import AsynCoro, Computation, Coro, MonitorException, Scheduler
+from discoro.cluster.local import LocalCluster, local_cluster
+from test_cluster_status import poll
+
+pytestmark = pytest.mark.timeout(40)
+
+
+@pytest.fixture(scope="module")
+def cluster(cluster_secret: str, udp_port: int) -> Iterator[LocalCluster]:
+    with local_cluster(procs=2, udp_port=udp_port, secret=cluster_secret) as running:
+        yield running
+
+
+def waiter(tag: str, count: int, coro: Any = None) -> Any:
+    yield coro.receive()  # until told, or terminated
+    return tag
+
+
+def test_terminate_coros_ends_a_running_coroutine(
+    cluster: LocalCluster, net_kernel: AsynCoro
+) -> None:
+    scheduler = Scheduler()
+    messages: queue.Queue[Any] = queue.Queue()
+
+    def status(coro: Any = None) -> Any:
+        coro.set_daemon()
+        while True:
+            messages.put((yield coro.receive()))
+
+    computation = Computation([waiter], status_coro=Coro(status))
+
+    def start(coro: Any = None) -> Any:
+        if (yield computation.schedule(net_kernel.location)) != 0:
+            return None
+        for _ in range(200):
+            if len((yield computation.procs())) >= 2:
+                break
+            yield coro.sleep(0.1)
+        return (yield computation.run_procs(waiter, "x" * 200, 3))
+
+    jobs = Coro(start).value(30)
+    assert jobs and len(jobs) == 2
+    names = [str(job) for job in jobs]
+
+    def running() -> list[dict[str, Any]]:
+        snapshot = scheduler.status_threadsafe()
+        return [c for proc in snapshot["procs"] for c in proc["coros"] if c["coro"] in names]
+
+    coros = poll(lambda: len(running()) == 2 and running())
+    assert all(len(coro["args"]) <= 80 and "..." in coro["args"] for coro in coros)
+    assert scheduler.terminate_coros([names[0], "nosuch/1@127.0.0.1:1"]) == [names[0]]
+    deadline = time.monotonic() + 15
+    while True:
+        message = messages.get(timeout=max(0.1, deadline - time.monotonic()))
+        if isinstance(message, MonitorException) and str(message.args[0]) == names[0]:
+            break
+    poll(lambda: [c["coro"] for c in running()] == [names[1]])
+    totals = scheduler.status_threadsafe()["totals"]
+    assert totals["running"] == 1 and totals["done"] >= 1
+    jobs[1].send("done")
+
+    def close(coro: Any = None) -> Any:
+        return (yield computation.close())
+
+    assert Coro(close).value(20) == 0
