@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_programs import run_client
 
 import discoro
+from cluster_programs import run_client
 from discoro.cluster.local import LocalCluster
 from discoro.cluster.status import Status
 
@@ -20,7 +20,7 @@ def cluster(cluster_secret: str, udp_port: int) -> Iterator[LocalCluster]:
         yield node
 
 
-COMPONENTS = '''
+COMPONENTS = """
 import importlib.util
 
 MODULE_PATH, DATA_PATH = sys.argv[3], sys.argv[4]
@@ -143,7 +143,7 @@ def client(coro=None):
         out("PROBE", (yield coro.receive(timeout=10)))
     yield comp.close()
     return "ok"
-'''
+"""
 
 
 @pytest.mark.timeout(60)

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from cluster_programs import run_client
 
 import discoro
+from cluster_programs import run_client
 from discoro.cluster.local import LocalCluster
 
-METHODS = '''
+METHODS = """
 def job(n, client, coro=None):
     yield coro.sleep(0.01)
     client.send((n, str(coro.location)))
@@ -23,7 +23,8 @@ def not_a_generator(n):
 
 def client(coro=None):
     comp = Computation([job])
-    out("BEFORE", (yield comp.run(job, 1, coro)), (yield comp.run_procs(job, 1, coro)), (yield comp.nodes()))
+    before = yield comp.run(job, 1, coro)
+    out("BEFORE", before, (yield comp.run_procs(job, 1, coro)), (yield comp.nodes()))
     comp = yield from start([job], coro)
     nodes = yield comp.nodes()
     procs = yield comp.procs()
@@ -74,7 +75,7 @@ def client(coro=None):
     bad = yield comp.run(job, 1, coro)
     out("AFTER_CLOSE", type(bad).__name__, bad[1], repr(bad[2]), (yield comp.procs()))
     return "ok"
-'''
+"""
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from cluster_programs import run_client
-from procs import PeerProcess
 
 import discoro
+from cluster_programs import run_client
 from discoro.cluster.local import LocalCluster
+from procs import PeerProcess
 
 SCHEDULER = """
 import sys
@@ -17,7 +17,7 @@ from discoro.cli.scheduler import main
 sys.exit(main(sys.argv[1:]))
 """
 
-FIRST = '''
+FIRST = """
 import threading
 
 
@@ -42,9 +42,9 @@ def client(coro=None):
     yield comp.close()
     out("FIRST CLOSED", time.time())
     return "first"
-'''
+"""
 
-SECOND = '''
+SECOND = """
 def probe(client, coro=None):
     yield coro.sleep(0)
     client.send(("probe", "SHARED" in globals(), sorted(os.listdir("."))))
@@ -59,9 +59,9 @@ def client(coro=None):
         out("PROBE", (yield coro.receive(timeout=10)))
     yield comp.close()
     return "second"
-'''
+"""
 
-WRONG = '''
+WRONG = """
 def job(coro=None):
     yield coro.sleep(0)
 
@@ -71,7 +71,7 @@ def client(coro=None):
     comp = yield from start([job], coro, timeout=2)
     out("ELAPSED", time.monotonic() - started)
     return "wrong"
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,9 @@ def test_second_client_waits_for_the_first(scheduler: PeerProcess, udp_port: int
         first.expect(r"^FIRST READY 2$")
         with run_client(SECOND, udp_port, private=False) as second:
             second.expect(r"^SECOND SUBMITTING$")
+            # queued behind the first: not scheduled while the first is current
+            with pytest.raises(AssertionError):
+                second.expect(r"^SECOND SCHEDULED", timeout=1.5)
             first.write("close")
             closed = float(first.expect(r"^FIRST CLOSED (\S+)$")[1])
             first.expect(r"^DONE first$")

@@ -221,10 +221,12 @@ class Server:
         job.notify(self.coro)  # type: ignore[arg-type]
         if current.status_coro is not None:
             job.notify(current.status_coro)
-        run.reply_to.send(p.RunResult(run.rid, job, None, run.fanout))
+        # the scheduler hears of the job before the client does: if this process dies right
+        # after the client got its coroutine, the scheduler still reports the coroutine lost
         current.scheduler.send(
             p.JobStarted(self.location, run.uid, run.rid, job, run.func_name, time.time(), shown)
         )
+        run.reply_to.send(p.RunResult(run.rid, job, None, run.fanout))
 
     def _is_internal(self, coro: Any) -> bool:
         """Whether ``coro`` is this server's own (its output is not the computation's)."""
