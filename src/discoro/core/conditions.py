@@ -16,13 +16,11 @@ Invariants:
 
 from __future__ import annotations
 
-from types import TracebackType
-
 from discoro.core.locks import RLock, wait_time
-from discoro.core.waitqueue import WaitQueue
+from discoro.core.waitqueue import AcquireRelease, WaitQueue
 
 
-class Condition:
+class Condition(AcquireRelease):
     """A condition variable with its own re-entrant lock."""
 
     __slots__ = ("_lock", "_waiters")
@@ -72,17 +70,6 @@ class Condition:
 
     notifyAll = notify_all
 
-    async def __aenter__(self) -> None:
-        await self.acquire()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
 
 class Event:
     """A flag coroutines can wait for; `set` wakes every waiter."""
@@ -117,7 +104,7 @@ class Event:
         return await self._waiters.wait(timeout)
 
 
-class Semaphore:
+class Semaphore(AcquireRelease):
     """A counter of free units: `acquire` takes one (waiting if none), `release` returns one."""
 
     __slots__ = ("_value", "_waiters")
@@ -151,14 +138,3 @@ class Semaphore:
         """Return a unit: to the oldest waiter if any, else to the counter."""
         if not self._waiters.wake_one():
             self._value += 1
-
-    async def __aenter__(self) -> None:
-        await self.acquire()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()

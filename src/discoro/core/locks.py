@@ -17,11 +17,10 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-from types import TracebackType
 from typing import Any
 
 from discoro.core.kernel import AsynCoro
-from discoro.core.waitqueue import WaitQueue
+from discoro.core.waitqueue import AcquireRelease, WaitQueue
 
 _HANDED_OVER = object()  # owner placeholder between a hand-over and the new owner running
 
@@ -34,7 +33,7 @@ def wait_time(blocking: bool, timeout: float | None) -> float | None:
     return None if timeout is None or timeout < 0 else timeout
 
 
-class Lock:
+class Lock(AcquireRelease):
     """A mutual-exclusion lock owned by one coroutine at a time."""
 
     _reentrant = False
@@ -117,19 +116,6 @@ class Lock:
         self._depth = depth
         if cancelled:
             raise asyncio.CancelledError
-
-    # -- async with -----------------------------------------------------------------------
-
-    async def __aenter__(self) -> None:
-        await self.acquire()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
 
 class RLock(Lock):

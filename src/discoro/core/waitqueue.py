@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+from types import TracebackType
 
 from discoro.core.kernel import AsynCoro
 from discoro.errors import WrongThreadError
@@ -94,3 +95,26 @@ class WaitQueue:
         while self.wake_one():
             woken += 1
         return woken
+
+
+class AcquireRelease:
+    """``async with`` for a primitive that has ``acquire()`` and ``release()``."""
+
+    __slots__ = ()
+
+    async def acquire(self) -> bool:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
