@@ -160,11 +160,27 @@ class Coro(Located):
     @classmethod
     def _handle(cls, name: str, coro_id: int, location: Any) -> Coro:
         """A handle for the coroutine ``name/coro_id`` that lives at ``location``."""
+        # every slot _init_state sets, without drawing a local id (the remote hot path)
         handle = cls.__new__(cls)
-        handle._init_state(AsynCoro.instance(), name)
+        handle._kernel = AsynCoro._singleton_instance or AsynCoro.instance()
+        handle._name = name
         handle._id = coro_id
         handle._location = location
         handle._remote = True
+        handle._mailbox = deque()
+        handle._waiter = None
+        handle._wait_kind = RUNNING
+        handle._task = None
+        handle._monitors = None
+        handle._daemon = False
+        handle._done = False
+        handle._value = None
+        handle._exc_info = None
+        handle._interrupts = []
+        handle._suspended_on = None
+        handle._swappable = False
+        handle._depth = 0
+        handle._finish_waiters = None
         handle._body = None
         handle._is_async = False
         return handle

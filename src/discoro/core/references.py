@@ -23,18 +23,38 @@ def coro_reference(coro: Coro) -> tuple[Any, ...]:
     return (coro_from_reference, (coro._name, coro._id, location))
 
 
-def coro_from_reference(name: str, coro_id: int, location: Any) -> Coro:
-    from discoro.core.coro import Coro
+#: Remote handles already made, by (id, location), for the kernel in `_handles_kernel`: a
+#: coroutine that keeps sending its own reference (``(coro, x)`` requests) gets one handle,
+#: not one per message. Handles of remote coroutines carry no state of their own (every
+#: method goes to the network), so sharing one is invisible; equality is by (id, location)
+#: anyway. Bounded: cleared when it reaches `_HANDLES_MAX` entries.
+_handles: dict[tuple[int, Any], Coro] = {}
+_handles_kernel: list[AsynCoro | None] = [None]
+_HANDLES_MAX = 1024
 
-    kernel = AsynCoro.instance()
+
+def coro_from_reference(name: str, coro_id: int, location: Any) -> Coro:
+    kernel = AsynCoro._singleton_instance or AsynCoro.instance()
     if location is None or location == kernel.location:
         local = kernel._coros.get(coro_id)
         if local is not None:
             return local
+        from discoro.core.coro import Coro
+
         dead = Coro._handle(name, coro_id, None)
         dead._remote, dead._done = False, True
         return dead
-    return Coro._handle(name, coro_id, location)
+    key = (coro_id, location)
+    handle = _handles.get(key)
+    if handle is not None and handle._name == name and handle._kernel is kernel:
+        return handle
+    from discoro.core.coro import Coro
+
+    if _handles_kernel[0] is not kernel or len(_handles) >= _HANDLES_MAX:
+        _handles.clear()
+        _handles_kernel[0] = kernel
+    handle = _handles[key] = Coro._handle(name, coro_id, location)
+    return handle
 
 
 def channel_reference(channel: Channel) -> tuple[Any, ...]:

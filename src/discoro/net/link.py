@@ -17,8 +17,12 @@ Invariants:
 - Frames go out in the order `send` was called. Writes are coalesced: replies made while a
   received chunk is being dispatched go out in one write after it; outside of that, the
   first frame after a quiet spell is written at once (latency) and frames sent after it in
-  the same loop iteration are written together in the next one (throughput). Large payloads
-  are handed to the transport as they are, never joined with other frames.
+  the same loop iteration are written together in the next one (throughput). The first
+  frame sent after a read (a reply by a coroutine the read woke) is written at once with no
+  callback scheduled, so the loop takes no extra turn for it; the next frame sent before
+  another read waits for the next iteration's write with the rest of its burst (so writes
+  stay coalesced; the cost is one loop turn of latency). Large payloads are handed to the
+  transport as they are, never joined with other frames.
 - Flow control without copies: while the transport says its buffer is full
   (``pause_writing``), frames wait in ``_held`` as references, in order, and go out when it
   drains (``resume_writing``); so a fast producer of large messages costs one copy of one
@@ -98,6 +102,8 @@ class Link(asyncio.BufferedProtocol):
         self._out: list[bytes | bytearray] = []
         self._big = False  # _out holds a part of at least BIG_PART bytes
         self._flush_pending = False
+        self._heard = False  # read something since `send` last wrote at once
+        self._replied = False  # `send` wrote at once since the last read, scheduling nothing
         self._in_batch = False
         self._held: list[bytes | bytearray] = []  # waiting for the transport to drain
         self._paused = False
@@ -164,6 +170,7 @@ class Link(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._last_heard = monotonic()
+        self._heard, self._replied = True, False
         try:
             self.conn.buffer_updated(nbytes)
         except ProtocolError as exc:  # pragma: no cover - the link closed on the error
@@ -302,12 +309,22 @@ class Link(asyncio.BufferedProtocol):
             self._big = True
         if self._flush_pending or self._in_batch:
             return
+        if self._heard:
+            # the first frame since a read (a reply, typically): written at once with no
+            # callback scheduled, so answering costs the loop no extra turn
+            self._heard = False
+            self._replied = True
+            self._flush()
+            return
         self._flush_pending = True
         self._loop.call_soon(self._flush_soon)
+        if self._replied:
+            return  # frames after a reply: coalesced into one write in the next iteration
         self._flush()
 
     def _flush_soon(self) -> None:
         self._flush_pending = False
+        self._replied = False
         if self._out:
             self._flush()
 
