@@ -48,9 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def wait_for_quit() -> str:
-    """Block until SIGINT/SIGTERM or a ``quit``/``exit`` line on stdin; the reason.
-    At the end of stdin only signals count (no busy loop)."""
+def quit_events() -> queue.SimpleQueue[str]:
+    """Start listening for SIGINT/SIGTERM and ``quit``/``exit`` lines on stdin (at the end of
+    stdin only signals count: no busy loop). Call it before announcing readiness, so a
+    signal sent right after the announcement is never missed."""
     events: queue.SimpleQueue[str] = queue.SimpleQueue()
 
     def handler(signum: int, _frame: Any) -> None:
@@ -59,6 +60,11 @@ def wait_for_quit() -> str:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handler)
     watch_stdin(events.put)
+    return events
+
+
+def wait_for_quit(events: queue.SimpleQueue[str]) -> str:
+    """Block until one of ``events`` arrives; the reason."""
     while True:
         try:
             return events.get(timeout=5.0)
@@ -85,6 +91,7 @@ def run_scheduler(argv: list[str]) -> int:
     from discoro.cluster.server_main import peers
     from discoro.core.kernel import AsynCoro
 
+    events = quit_events()
     options = network_options(args)
     options["peers"] = peers(options.get("peers"))
     for key in ("secret", "tcp_port"):
@@ -99,7 +106,7 @@ def run_scheduler(argv: list[str]) -> int:
         **options,
     )
     print(f"discoro: scheduler ready at {scheduler.kernel.location}", flush=True)
-    reason = wait_for_quit()
+    reason = wait_for_quit(events)
     print(f"discoro: {reason}: stopping", flush=True)
     AsynCoro.instance().terminate()
     return 0
