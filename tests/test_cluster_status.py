@@ -141,6 +141,31 @@ def test_discoro_status_shows_node_procs_and_coroutines(
             client.expect(r"^CLOSED 0$", 20)
 
 
+def test_discoro_status_shows_figures_of_an_idle_cluster(
+    cluster: LocalCluster, udp_port: int
+) -> None:
+    net = ("-i", "127.0.0.1", "-u", str(udp_port))
+    with PeerProcess(SCHEDULER, "scheduler", *net, "--zombie_period", "0") as scheduler:
+        match = scheduler.expect(r"^discoro: scheduler ready at (127\.0\.0\.1):(\d+)$", 20)
+        where = f"{match[1]}:{match[2]}"
+
+        def figures() -> dict[str, Any] | None:
+            result = status_cli("--scheduler", where, *net, "--json")
+            assert result.returncode == 0, result.stderr
+            snapshot: dict[str, Any] = json.loads(result.stdout)
+            nodes = snapshot["nodes"]
+            done = nodes and all(node["cpu"] is not None for node in nodes)
+            return snapshot if done else None
+
+        snapshot = poll(figures, 10)  # idle pulses: every 2 s once the processes are found
+        assert snapshot["scheduler"]["computation"] is None
+        (node,) = snapshot["nodes"]
+        assert node["addr"] == "127.0.0.1" and node["name"] == "local"
+        for key in ("cpu", "memory", "disk", "swap"):
+            assert isinstance(node[key], float) and 0.0 <= node[key] <= 100.0
+        assert isinstance(node["updated"], float)
+
+
 def test_discoro_status_without_scheduler_fails_clearly(udp_port: int) -> None:
     where = f"127.0.0.1:{free_port()}"
     result = status_cli("--scheduler", where, "-i", "127.0.0.1", "-u", str(udp_port),

@@ -66,7 +66,8 @@ def test_submitted_computation_becomes_current_and_sets_up_every_process() -> No
     state = SchedulerState(ME)
     a, b = loc(1, 1), loc(1, 2)
     server_a, server_b = Handle("a", a), Handle("b", b)
-    assert state.handle(ProcFound(a, server_a)) == []  # nothing to do without a computation
+    # without a computation, only Watch (idle pulses for status pages)
+    assert state.handle(ProcFound(a, server_a)) == [Send(server_a, p.Watch(ME))]
     state.handle(ProcFound(b, server_b))
     actions = state.handle(p.Submit(spec()))
     assert sent(actions, ROUTER) == [p.Scheduled("c1")]
@@ -153,7 +154,7 @@ def test_lost_process_reports_its_running_coroutines_as_failed() -> None:
     assert state.procs[a].state is ProcState.DISCONNECTED
     # a process that comes back is used again
     again = state.handle(ProcFound(a, Handle("a-again", a)))
-    assert [type(m) for m in sent(again, state.procs[a].server)] == [p.Setup]
+    assert [type(m) for m in sent(again, state.procs[a].server)] == [p.Watch, p.Setup]
 
 
 def test_silent_process_is_lost_after_five_pulse_intervals() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from discoro.cluster import protocol as p
-from discoro.cluster.scheduler_state import PeerLost
+from discoro.cluster.scheduler_state import PeerLost, ProcFound, SchedulerState, Send, Tick
 from discoro.cluster.snapshot import find_running, snapshot
-from test_scheduler_state import ROUTER, Handle, loc, ready_state
+from test_scheduler_state import ME, ROUTER, Handle, loc, ready_state
 
 INFO = {"name": "sched", "location": "127.0.0.9:1"}
 LOAD = {"cpu": 12.5, "memory": 40.0, "disk": 70.0, "swap": 0.0, "name": "n-1", "node_name": "n"}
@@ -54,6 +54,23 @@ def test_pulses_record_the_latest_figures() -> None:
     assert isinstance(node["updated"], float)
     assert [proc["name"] for proc in view["procs"]] == ["n-1", "n-2"]
     assert all(isinstance(proc["updated"], float) for proc in view["procs"])
+
+
+def test_idle_processes_are_watched_and_report_figures() -> None:
+    a, b = loc(1, 1), loc(1, 2)
+    state = SchedulerState(ME)
+    server_a = Handle("server-a", a)
+    assert state.handle(ProcFound(a, server_a)) == [Send(server_a, p.Watch(ME))]
+    state.handle(ProcFound(b, Handle("server-b", b)))
+    assert state.handle(p.ServerPulse(a, None, 0, LOAD)) == []  # idle: no computation
+    assert state.handle(Tick(1e12)) == []  # silence matters only in a computation
+    view = snapshot(state, INFO)
+    assert view["scheduler"]["computation"] is None
+    (node,) = view["nodes"]
+    assert node["cpu"] == 12.5 and isinstance(node["updated"], float)
+    assert [proc["name"] for proc in view["procs"]] == ["n-1", str(b)]
+    assert view["procs"][1]["updated"] is None
+    assert [proc["state"] for proc in view["procs"]] == ["discovered", "discovered"]
 
 
 def test_old_job_started_without_args_and_lost_process() -> None:

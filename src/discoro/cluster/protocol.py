@@ -129,6 +129,14 @@ class Quit:
     pass
 
 
+@dataclass
+class Watch:
+    """Send ``scheduler`` idle `ServerPulse` messages (``uid`` None, with the node figures)
+    while no computation is installed; a newer `Watch` replaces the older scheduler."""
+
+    scheduler: Any
+
+
 # -- server -> scheduler ------------------------------------------------------------------
 
 

@@ -18,6 +18,9 @@ Invariants:
   (``submitted >= done + len(jobs)``: jobs dropped at a close or loss are neither); the
   latest `ServerPulse.load` figures and their wall-clock time are kept per process and per
   node (``node_load``; a node's figures are whichever of its processes reported last).
+  Every process found is sent `Watch`, so it pulses (``uid`` None) while idle too; pulses
+  are recorded whatever the process's state, and only processes active in the current
+  computation are lost for silence.
 """
 
 from __future__ import annotations
@@ -172,6 +175,8 @@ class SchedulerState:
         if proc is not None and proc.state not in (ProcState.DISCONNECTED, ProcState.CLOSED):
             return
         proc = self.procs[event.location] = Proc(event.location, event.server)
+        if self.me is not None:
+            self._send(proc.server, p.Watch(self.me))  # idle pulses: figures for status pages
         if self.current is not None:
             self._setup(proc, announce=True)
 

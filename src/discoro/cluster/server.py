@@ -18,6 +18,10 @@ create job coroutines, send replies and reports). Messages it handles:
   scheduler. The computation also closes by itself (``ServerClosed(idle=True)``) after its
   zombie period without jobs, and silently when the scheduler is unreachable for 5 pulse
   intervals or its process goes offline.
+- `Watch`: while no computation is installed, send ``Watch.scheduler`` a ``ServerPulse``
+  (``uid`` None, with the node figures) every `IDLE_PULSE_INTERVAL` seconds, so status pages
+  show idle nodes; one watcher at a time (a newer `Watch` replaces the scheduler), stopped
+  when that scheduler's peer goes offline or a send to it fails.
 - `Quit`: no more `Setup`/`Run`; running jobs finish; then the coroutine ends (the process
   exits).
 
@@ -34,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from discoro.cluster import protocol as p
-from discoro.cluster.constants import SERVER_NAME
+from discoro.cluster.constants import SERVER_NAME, MinPulseInterval
 from discoro.cluster.load import LoadMeter
 from discoro.cluster.namespace import Namespace
 from discoro.cluster.output import Job, OutputCapture
@@ -44,6 +48,8 @@ from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.errors import MonitorException
 from discoro.net.location import PeerStatus
+
+IDLE_PULSE_INTERVAL = MinPulseInterval * 2  # pulses to a `Watch` scheduler while idle
 
 
 @dataclass
@@ -69,6 +75,8 @@ class Server:
         self.coro: Coro | None = None
         self.location: Any = None
         self.output: OutputCapture | None = None  # remote output of the installed computation
+        self.watched: Any = None  # the scheduler of the latest `Watch` (idle pulses)
+        self.watcher: Coro | None = None  # the coroutine sending them
 
     def start(self) -> Coro:
         self.coro = Coro(self._main)
@@ -101,6 +109,9 @@ class Server:
                 if self.state.zombie_due(time.monotonic()):
                     self._close(idle=True)
         finally:
+            self.watched = None
+            if self.watcher is not None:
+                self.watcher.terminate()
             self._close()
             self.kernel.unsubscribe_peer_status(coro)
             coro.unregister(SERVER_NAME)
@@ -114,7 +125,15 @@ class Server:
             self._setup(message)
         elif isinstance(message, p.Close):
             self._close(uid=message.uid)
+        elif isinstance(message, p.Watch):
+            self._watch(message.scheduler)
         elif isinstance(message, PeerStatus):
+            if (
+                message.status == PeerStatus.Offline
+                and self.watched is not None
+                and message.location == self.watched.location
+            ):
+                self.watched = None
             current = self.state.current
             if (
                 message.status == PeerStatus.Offline
@@ -191,6 +210,29 @@ class Server:
                 self.coro.send(PulseLost(current.uid))  # type: ignore[union-attr]
                 break
             await coro.sleep(interval)
+
+    def _watch(self, scheduler: Any) -> None:
+        self.watched = scheduler
+        if scheduler is not None and self.watcher is None:
+            self.watcher = Coro(self._idle_pulse)
+
+    async def _idle_pulse(self, coro: Any = None) -> None:
+        coro.set_daemon()
+        name = self.kernel.name or ""
+        meter = LoadMeter(self.workdir, name, name.rpartition("-")[0] or name)
+        try:
+            while self.watched is not None:
+                if self.state.current is None:  # else the computation's pulser reports
+                    pulse = p.ServerPulse(self.location, None, 0, meter.measure())
+                    scheduler = self.watched
+                    if scheduler.send(pulse) < 0 and self.watched is scheduler:
+                        logger.debug("idle pulses to %s stopped: send failed", scheduler)
+                        self.watched = None
+                        break
+                await coro.sleep(IDLE_PULSE_INTERVAL)
+        finally:
+            if self.watcher is coro:
+                self.watcher = None
 
     # -- jobs ------------------------------------------------------------------------------
 
