@@ -192,19 +192,20 @@ async def run(coro: Coro) -> None:
             error = err
             continue
 
-        # ``out`` came out of the top frame
+        # ``out`` came out of the top frame. Every yield is where interrupts apply: nothing
+        # from here to the switch or suspension below gives up control.
+        if interrupts:
+            interrupt = take_interrupt(coro)
+            if interrupt is not None:
+                close = getattr(out, "close", None)
+                if close is not None and type(out) is not GeneratorType:
+                    close()  # the awaitable it yielded will not be awaited
+                if interrupt is TERMINATE:
+                    terminated = True
+                    break
+                error = interrupt
+                continue
         if is_gen:
-            if interrupts:  # every yield of a generator is a point to apply interrupts
-                interrupt = take_interrupt(coro)
-                if interrupt is not None:
-                    close = getattr(out, "close", None)
-                    if close is not None and type(out) is not GeneratorType:
-                        close()  # the awaitable it yielded will not be awaited
-                    if interrupt is TERMINATE:
-                        terminated = True
-                        break
-                    error = interrupt
-                    continue
             kind = type(out)
             if kind is GeneratorType:
                 stack.append((frame, is_gen, last))
@@ -223,6 +224,14 @@ async def run(coro: Coro) -> None:
                     continue
                 stack.append((frame, is_gen, last))
                 frame, is_gen, out = out, False, inner  # handled below as its output
+                if interrupts:  # the call itself interrupted its coroutine before blocking
+                    interrupt = take_interrupt(coro)
+                    if interrupt is not None:
+                        if interrupt is TERMINATE:
+                            terminated = True
+                            break
+                        error = interrupt
+                        continue
             elif not isfuture(out):
                 awaitable = getattr(out, "__await__", None)
                 if awaitable is not None:
@@ -230,27 +239,11 @@ async def run(coro: Coro) -> None:
                     frame, is_gen, value = awaitable(), False, None
                     continue
                 # a plain value: a switch point, the value comes straight back
-                if interrupts:
-                    interrupt = take_interrupt(coro)
-                    if interrupt is not None:
-                        if interrupt is TERMINATE:
-                            terminated = True
-                            break
-                        error = interrupt
-                        continue
                 await switch()
                 value = last = out
                 continue
         if not is_gen:
             if out is None:  # a bare yield inside an awaitable: a switch
-                if interrupts:
-                    interrupt = take_interrupt(coro)
-                    if interrupt is not None:
-                        if interrupt is TERMINATE:
-                            terminated = True
-                            break
-                        error = interrupt
-                        continue
                 await switch()
                 value = None
                 continue
@@ -259,14 +252,6 @@ async def run(coro: Coro) -> None:
                 continue
 
         # suspend on the future ``out`` until it is done or an interrupt arrives
-        if interrupts:
-            interrupt = take_interrupt(coro)
-            if interrupt is not None:
-                if interrupt is TERMINATE:
-                    terminated = True
-                    break
-                error = interrupt
-                continue
         own = out is coro._waiter
         if own:
             target, callback = out, None
