@@ -114,9 +114,8 @@ def child(kind: str, port: int, n: int) -> None:
                 done["count"] += 1
                 if done["count"] == done["target"] and done["waiter"] is not None:
                     done["waiter"].send(("done", perf_counter()))
-            elif message.status == discoro.Scheduler.ProcInitialized:
-                if done["waiter"] is not None:
-                    done["waiter"].send(("ready", message.info))
+            elif message.status == discoro.Scheduler.ProcInitialized and done["waiter"] is not None:
+                done["waiter"].send(("ready", message.info))
 
     def client(coro=None):
         done["waiter"] = coro

@@ -35,10 +35,9 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Benchmark the working tree, whether or not the package is installed.
 _SRC = Path(__file__).resolve().parents[1] / "src"
@@ -46,6 +45,9 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
     sys.path.insert(0, str(_SRC))
 
 from discoro import AsynCoro, Coro  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 perf_counter = time.perf_counter
 GOAL = 2.0  # discoro should be within GOAL x of plain asyncio

@@ -43,10 +43,9 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Benchmark the working tree (or the sources in $NET_BENCH_SRC, to compare two versions).
 _SRC = Path(os.environ.get("NET_BENCH_SRC") or Path(__file__).resolve().parents[1] / "src")
@@ -54,6 +53,9 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
     sys.path.insert(0, str(_SRC))
 
 from discoro import AsynCoro, Coro, Location  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 perf_counter = time.perf_counter
 perf_counter_ns = time.perf_counter_ns

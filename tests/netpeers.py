@@ -9,12 +9,14 @@ waits for those lines (`PeerProcess.expect`) or for messages: events, not sleeps
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from discoro import AsynCoro, Coro, Location
 from procs import PeerProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 PRELUDE = """\
 import sys

@@ -8,6 +8,7 @@ lines: events, not sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -17,8 +18,11 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 SRC = str(Path(__file__).resolve().parent.parent / "src")
 
@@ -129,10 +133,8 @@ class PeerProcess:
         self._reader.join(2)
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:
-                try:
+                with contextlib.suppress(OSError):  # stdin's last flush to a dead process
                     pipe.close()
-                except OSError:  # stdin's last flush to a dead process
-                    pass
 
     def kill(self) -> None:
         self.proc.kill()

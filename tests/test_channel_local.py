@@ -5,8 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import pickle
-from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
@@ -15,6 +14,9 @@ from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.core.references import channel_from_reference
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 _names = itertools.count()
 

@@ -3,15 +3,19 @@ and that ``close()`` leaves nothing behind for the next computation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 import discoro
 from cluster_programs import run_client
-from discoro.cluster.local import LocalCluster
 from discoro.cluster.status import Status
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from discoro.cluster.local import LocalCluster
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,16 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 import discoro
 from cluster_programs import run_client
 from discoro.cluster.local import PROC_READY, LocalCluster
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 KILLED = """
 def long_job(coro=None):

@@ -3,13 +3,17 @@ scheduler in a separate client program."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 import discoro
 from cluster_programs import run_client
-from discoro.cluster.local import LocalCluster
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from discoro.cluster.local import LocalCluster
 
 METHODS = """
 def job(n, client, coro=None):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 import discoro
 from cluster_programs import run_client
-from discoro.cluster.local import LocalCluster
 from procs import PeerProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from discoro.cluster.local import LocalCluster
 
 SCHEDULER = """
 import sys

@@ -9,13 +9,15 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from discoro.cluster.local import LocalCluster, local_cluster
 from procs import SRC, PeerProcess, free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 pytestmark = pytest.mark.timeout(40)
 

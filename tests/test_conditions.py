@@ -353,7 +353,7 @@ def test_semaphore_counts_async() -> None:
 
 
 def test_semaphore_bad_value() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=">= 0"):
         Semaphore(-1)
 
 

@@ -8,14 +8,14 @@ sender of bad datagrams.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 import pytest
@@ -24,6 +24,9 @@ from discoro.errors import ProtocolError
 from discoro.wire.discovery import Announcement, cluster_tag, decode_announcement
 from netns import PEER_PROGRAM
 from procs import PeerProcess, free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 LOOPBACK_BROADCAST = "127.255.255.255"
 
@@ -79,10 +82,8 @@ class Listener:
 
     def _read(self) -> None:
         while not self.closing.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 self.datagrams.put(self.sock.recv(2048))
-            except TimeoutError:
-                pass
 
     def wait_for(self, secret: str, name: str, count: int, timeout: float = 10) -> list[str]:
         """Wait for ``count`` announcements of ``name`` in the cluster of ``secret``; the
@@ -94,10 +95,8 @@ class Listener:
                 data = self.datagrams.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 raise AssertionError(f"heard {names}, not {count} x {name!r}") from None
-            try:
+            with contextlib.suppress(ProtocolError):
                 names.append(decode_announcement(data, tag).name)
-            except ProtocolError:
-                pass
         return names
 
     def close(self) -> None:

@@ -11,16 +11,18 @@ import asyncio
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from discoro import AsynCoro, Coro, Location
 from discoro.wire.messages import Message
 from procs import PeerProcess, free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 MAX_FILE_SIZE = 21 << 20
 

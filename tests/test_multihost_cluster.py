@@ -15,12 +15,16 @@ import os
 import re
 import signal
 import tempfile
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from netns import Topology, netns_unavailable
-from procs import PeerProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from procs import PeerProcess
 
 pytestmark = pytest.mark.netns
 

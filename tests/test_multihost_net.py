@@ -7,12 +7,16 @@ with node = its namespace's address; the tests wait for the lines it prints.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from netns import PEER_PROGRAM, Topology, netns_unavailable
-from procs import PeerProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from procs import PeerProcess
 
 pytestmark = pytest.mark.netns
 

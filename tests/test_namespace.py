@@ -10,9 +10,7 @@ from __future__ import annotations
 import base64
 import pickle
 import sys
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 import pytest
@@ -21,6 +19,10 @@ import discoro
 from discoro.cluster.namespace import Namespace, ShippingError
 from discoro.cluster.protocol import ShippedFile
 from procs import PeerProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 pytestmark = pytest.mark.timeout(30)
 

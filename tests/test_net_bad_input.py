@@ -19,9 +19,8 @@ import re
 import socket
 import struct
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -41,6 +40,9 @@ from discoro.wire import (
 from discoro.wire.frames import HAS_PAYLOAD, HEADER, MAGIC
 from discoro.wire.messages import trusted_message
 from procs import PeerProcess, free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 HANDSHAKE_TIMEOUT = 1.0  # the child's, lowered from 5 s so the timeout test is quick
 TIMEOUT = 10.0

@@ -6,14 +6,16 @@ go out in one write."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from discoro.net import link as link_module
 from discoro.net.link import Link
 from discoro.wire import NEED_DATA, Connection, HandshakeComplete, Identity, Message, Role
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SECRET = b"link-test-secret"
 SERVER_ID = Identity("server", "127.0.0.1", 9001, "s" * 32)

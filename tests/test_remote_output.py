@@ -10,13 +10,15 @@ for those lines (the client's logger writes to its stderr, merged into its outpu
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import discoro
 from procs import PeerProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -7,12 +7,15 @@ import os
 import stat
 import subprocess
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from discoro.net.secret import SECRET_ENV, resolve_secret, secret_file
 from procs import SRC
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ import os
 import queue
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 import pytest
@@ -20,6 +18,10 @@ from discoro.cluster.constants import SERVER_NAME
 from discoro.errors import NotACoroutineFunction
 from netpeers import connect, run
 from procs import PeerProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 pytestmark = pytest.mark.timeout(40)
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import queue
 import time
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from discoro import AsynCoro, Computation, Coro, MonitorException, Scheduler
 from discoro.cluster.local import LocalCluster, local_cluster
 from test_cluster_status import poll
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 pytestmark = pytest.mark.timeout(40)
 

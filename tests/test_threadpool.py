@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from discoro.core.coro import Coro
 from discoro.core.threadpool import AsyncDBCursor, AsyncThreadPool
 from discoro.errors import ShutdownError, WrongThreadError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def run(target: Any, *args: Any) -> Any:
@@ -174,7 +176,7 @@ def test_join_waits_for_queued_tasks() -> None:
 
 
 def test_bad_size() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one thread"):
         AsyncThreadPool(0)
 
 

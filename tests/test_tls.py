@@ -14,14 +14,17 @@ import shutil
 import socket
 import ssl
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from discoro.wire import Connection, Identity, Role, new_sid
 from discoro.wire.frames import MAGIC
 from procs import PeerProcess, free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 TIMEOUT = 15.0
 UVLOOP = importlib.util.find_spec("uvloop") is not None  # the kernel uses it when installed

@@ -8,8 +8,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -18,6 +17,9 @@ from discoro.web._app import build_app
 from discoro.web._auth import access_token, is_loopback
 from procs import PeerProcess
 from webcluster import HAS_STATUS, web_cluster
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 CORO = "sleeper/7@127.0.0.1:9001"
 

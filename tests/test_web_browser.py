@@ -13,14 +13,16 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
 
 from procs import free_port
 from webcluster import HAS_STATUS, web_cluster
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [

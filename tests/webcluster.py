@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discoro
 from procs import PeerProcess, free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 HAS_STATUS = hasattr(discoro.Scheduler, "status") and hasattr(discoro.Scheduler, "terminate_coros")
 

@@ -15,8 +15,7 @@ import inspect
 import itertools
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import (
@@ -32,6 +31,9 @@ from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.net.location import Location, PeerStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class RunFailed(Exception):
@@ -67,7 +69,7 @@ class Computation:
         if zombie_period is not None and zombie_period < MaxPulseInterval:
             raise ValueError(f"zombie_period must be at least {MaxPulseInterval} seconds")
         self._code, self._names, self._files = package(components)
-        self._components: dict[str, Any] = {name: None for name in self._names}
+        self._components: dict[str, Any] = dict.fromkeys(self._names)
         for component in components if isinstance(components, list) else [components]:
             if inspect.isfunction(component):
                 self._components[component.__name__] = component
@@ -324,17 +326,14 @@ class Computation:
             elif kind is p.Scheduled:
                 if self._scheduled is not None and not self._scheduled.done():
                     self._scheduled.set_result(message.error)
-            elif kind is PeerStatus:
-                if (
-                    scheduler is not None
-                    and message.status == PeerStatus.Offline
-                    and message.location == scheduler.location
-                ):
-                    logger.warning(
-                        "scheduler at %s went offline; computation closed", message.location
-                    )
-                    self._end()
-                    return
+            elif kind is PeerStatus and (
+                scheduler is not None
+                and message.status == PeerStatus.Offline
+                and message.location == scheduler.location
+            ):
+                logger.warning("scheduler at %s went offline; computation closed", message.location)
+                self._end()
+                return
             if self._state == "current":
                 silence = time.monotonic() - self._last_pulse
                 if silence > MISSED_PULSES * self.pulse_interval:

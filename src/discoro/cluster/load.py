@@ -11,8 +11,10 @@ Any failure yields None for that figure, never an exception: a pulse must always
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FIGURES = ("cpu", "memory", "disk", "swap")
 

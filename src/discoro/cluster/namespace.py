@@ -41,15 +41,18 @@ import sys
 import time
 import traceback
 import types
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discoro
 from discoro.cluster.procdir import empty_directory
-from discoro.cluster.protocol import ShippedFile
 from discoro.cluster.rebinding import Loader, by_reference, importable, rebind_attribute
 from discoro.cluster.shipping import ShippingError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from discoro.cluster.protocol import ShippedFile
 
 __all__ = ["PRESETS", "Namespace", "ShippingError"]
 

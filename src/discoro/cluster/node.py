@@ -23,6 +23,7 @@ stdin at EOF, no busy loop).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -32,12 +33,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from discoro.cluster import procdir
 from discoro.cluster.server_main import EXIT_BUSY
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 READY = re.compile(r"^discoro_proc (\d+) ready at (\S+):(\d+) pid (\d+)$")
 RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # then 30 s; reset after STABLE seconds
@@ -249,10 +252,8 @@ class Node:
 
     def _signal(self, child: Child, signum: int) -> None:
         if child.popen is not None and child.popen.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 child.popen.send_signal(signum)
-            except ProcessLookupError:
-                pass
 
     def _wait_children(self, seconds: float, interruptible: bool = True) -> bool:
         """Wait until every child exited (False) or ``seconds`` passed or a signal came

@@ -26,13 +26,15 @@ from __future__ import annotations
 import io
 import logging
 import sys
-from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from discoro.cluster import protocol as p
 from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger as discoro_logger
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 STREAM_LEVELS = {"stdout": logging.INFO, "stderr": logging.WARNING}
 

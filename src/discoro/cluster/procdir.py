@@ -13,6 +13,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -105,10 +106,8 @@ def remove(path: Path, pid: int | None = None) -> None:
     """Remove ``path`` (only if it holds ``pid``, when given)."""
     if pid is not None and read_pid(path) != pid:
         return
-    try:
+    with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    except FileNotFoundError:
-        pass
 
 
 def reset_dir(path: Path) -> None:
@@ -146,7 +145,5 @@ def empty_directory(path: Path) -> None:
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
         else:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 entry.unlink()
-            except FileNotFoundError:
-                pass

@@ -9,12 +9,14 @@ by reference, or static types) are never modified.
 from __future__ import annotations
 
 import importlib.util
-import io
 import pickle
 import sys
 import types
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import io
+    from collections.abc import Callable
 
 _HEAPTYPE = 1 << 9
 _IMMUTABLETYPE = 1 << 8

@@ -35,7 +35,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import SERVER_NAME, MinPulseInterval
@@ -44,10 +44,12 @@ from discoro.cluster.namespace import Namespace
 from discoro.cluster.output import Job, OutputCapture
 from discoro.cluster.server_state import Installed, PulseTracker, ServerState
 from discoro.core.coro import Coro
-from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.errors import MonitorException
 from discoro.net.location import PeerStatus
+
+if TYPE_CHECKING:
+    from discoro.core.kernel import AsynCoro
 
 IDLE_PULSE_INTERVAL = MinPulseInterval * 2  # pulses to a `Watch` scheduler while idle
 

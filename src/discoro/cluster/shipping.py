@@ -14,14 +14,16 @@ import inspect
 import os
 import sys
 import sysconfig
-import types
-from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
 from discoro.cluster.protocol import ShippedFile
+
+if TYPE_CHECKING:
+    import types
+    from collections.abc import Iterable, Iterator
 
 _INSTALLED = tuple(
     os.path.realpath(path)

@@ -19,15 +19,13 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import itertools
 import traceback
 from collections import deque
-from collections.abc import Callable
 from threading import get_ident
 from types import CodeType, FunctionType, GeneratorType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from discoro.core.driver import TERMINATE
 from discoro.core.kernel import AsynCoro, _current_coro
@@ -39,6 +37,10 @@ from discoro.errors import (
     NotACoroutineFunction,
     WrongThreadError,
 )
+
+if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Callable
 
 RUNNING, RECEIVING, SUSPENDED = 0, 1, 2
 
@@ -79,11 +81,10 @@ def make_body(coro: Coro, target: Callable[..., Any], args: Any, kwargs: Any) ->
             f"a coroutine needs a generator function (def ... with yield) or an async "
             f"function (async def); {target!r} is neither"
         )
-    if not args and kwargs and ("args" in kwargs or "kwargs" in kwargs):
-        if set(kwargs) <= {"args", "kwargs"}:
-            params = inspect.signature(target).parameters
-            if "args" not in params and "kwargs" not in params:
-                args, kwargs = tuple(kwargs.get("args", ())), dict(kwargs.get("kwargs", {}))
+    if not args and kwargs and set(kwargs) <= {"args", "kwargs"}:
+        params = inspect.signature(target).parameters
+        if "args" not in params and "kwargs" not in params:
+            args, kwargs = tuple(kwargs.get("args", ())), dict(kwargs.get("kwargs", {}))
     if wants_coro:
         kwargs["coro"] = coro
     return target(*args, **kwargs)

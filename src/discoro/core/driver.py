@@ -29,9 +29,9 @@ ours is never cancelled either: we wait on a proxy of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import types
-from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from discoro.errors import HotSwapException
@@ -41,6 +41,8 @@ _current_coro: contextvars.ContextVar[Any] = contextvars.ContextVar(
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Generator
+
     from discoro.core.coro import Coro
 
 TERMINATE = object()  # the interrupt that closes a coroutine
@@ -93,9 +95,8 @@ def take_interrupt(coro: Coro) -> Any:
     if TERMINATE in interrupts:
         return TERMINATE
     for index, interrupt in enumerate(interrupts):
-        if isinstance(interrupt, HotSwapException):
-            if not (coro._swappable and coro._depth == 0):
-                continue  # it waits until the coroutine is swappable, outside nested calls
+        if isinstance(interrupt, HotSwapException) and not (coro._swappable and coro._depth == 0):
+            continue  # it waits until the coroutine is swappable, outside nested calls
         del interrupts[index]
         return interrupt
     return None
@@ -296,8 +297,6 @@ async def run(coro: Coro) -> None:
     if terminated:  # close every frame, innermost first
         result = stack[0][2] if stack and stack[0][1] else last
         for closing in [frame, *(entry[0] for entry in reversed(stack))]:
-            try:
+            with contextlib.suppress(BaseException):  # closing must go on
                 closing.close()
-            except BaseException:  # closing must go on
-                pass
     coro._end(result, exc_info)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import threading
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from discoro.core.distributed import DistributedMethods
@@ -30,6 +29,8 @@ from discoro.core.singleton import MetaSingleton
 from discoro.errors import ShutdownError, WrongThreadError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from discoro.core.coro import Coro
 
 #: Options of the distributed runtime (reference 2.2 plus ``cafile`` and ``peers``); the core

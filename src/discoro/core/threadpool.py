@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -79,10 +80,9 @@ class AsyncThreadPool:
                 result, error = call(), None
             except BaseException as exc:
                 result, error = None, exc
-            try:
+            # RuntimeError: the kernel has stopped, and nobody is waiting any more
+            with contextlib.suppress(RuntimeError):
                 future.get_loop().call_soon_threadsafe(_settle, future, result, error)
-            except RuntimeError:  # the kernel has stopped: nobody is waiting any more
-                pass
 
     def join(self, timeout: float | None = None) -> None:
         """Take no new tasks, wait until the queued ones are done and the workers have
@@ -104,10 +104,8 @@ class AsyncThreadPool:
                 break
             if job is not None:
                 error = ShutdownError("the thread pool was terminated before the task ran")
-                try:
+                with contextlib.suppress(RuntimeError):
                     job[1].get_loop().call_soon_threadsafe(_settle, job[1], None, error)
-                except RuntimeError:
-                    pass
         self._stop_workers()
 
     def _stop_workers(self) -> None:

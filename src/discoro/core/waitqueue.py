@@ -18,12 +18,16 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
-from collections.abc import Callable
-from types import TracebackType
+from typing import TYPE_CHECKING
 
 from discoro.core.kernel import AsynCoro
 from discoro.errors import WrongThreadError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
 
 
 def _time_out(future: asyncio.Future[bool]) -> None:
@@ -72,10 +76,8 @@ class WaitQueue:
         finally:
             if timer is not None:
                 timer.cancel()
-            try:
+            with contextlib.suppress(ValueError):
                 self._futures.remove(future)
-            except ValueError:
-                pass
 
     def wake_one(self) -> bool:
         """Wake the oldest waiter; False if nobody was waiting."""

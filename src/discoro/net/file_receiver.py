@@ -15,12 +15,10 @@ Handlers run on the loop thread; chunks are written with plain sequential writes
 
 from __future__ import annotations
 
-import asyncio
 import os
 import stat
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -41,6 +39,9 @@ from discoro.net.files import (
 from discoro.wire.messages import Message
 
 if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Callable
+
     from discoro.net.link import Link
     from discoro.net.network import Network
     from discoro.net.peers import Peer

@@ -222,7 +222,7 @@ def _open_source(file: Any) -> tuple[IO[bytes], dict[str, Any]]:
         name = _basename(path)
         if not stat.S_ISREG(os.stat(path).st_mode):  # before open: a FIFO would block
             raise _Refused(f"{path!r} is not a regular file")
-        source = open(path, "rb")  # closed by the caller's with
+        source = open(path, "rb")  # noqa: SIM115 (closed by the caller's with)
     except (OSError, TypeError) as exc:
         raise _Refused(f"cannot read {file!r}: {exc}") from None
     st = os.fstat(source.fileno())

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import ssl
 from functools import partial
 from time import monotonic
 from typing import TYPE_CHECKING, Any, cast
@@ -55,6 +54,8 @@ from discoro.wire.handshake import Role
 from discoro.wire.messages import Message, trusted_message
 
 if TYPE_CHECKING:
+    import ssl
+
     from discoro.net.network import Network
 
 #: Seconds a new connection has to complete the handshake (a module knob, read per
@@ -122,7 +123,7 @@ class Link(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Not an isinstance check: uvloop's transports do not derive from asyncio.Transport.
-        transport = cast(asyncio.Transport, transport)
+        transport = cast("asyncio.Transport", transport)
         peername = transport.get_extra_info("peername")
         if peername:
             self.remote_address = f"{peername[0]}:{peername[1]}"

@@ -7,13 +7,14 @@ passes (None = wait until found). The first positive answer wins.
 
 from __future__ import annotations
 
-import asyncio
 import pickle
 from typing import TYPE_CHECKING, Any
 
 from discoro.core.log import logger
 
 if TYPE_CHECKING:
+    import asyncio
+
     from discoro.net.network import Network
     from discoro.net.peers import Peer
 

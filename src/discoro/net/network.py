@@ -22,12 +22,10 @@ import os
 import pickle
 import secrets
 import tempfile
-from collections.abc import Callable
 from itertools import count
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.errors import MonitorException, ProtocolError
 from discoro.net import handlers, tls
@@ -41,6 +39,11 @@ from discoro.net.secret import resolve_secret
 from discoro.wire.handshake import Role
 from discoro.wire.identity import Identity
 from discoro.wire.messages import Message, trusted_message
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from discoro.core.kernel import AsynCoro
 
 DIAL_TIMEOUT = 2.0
 FIRE_AND_FORGET_TIMEOUT = 2.0

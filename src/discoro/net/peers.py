@@ -12,15 +12,15 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from discoro.net.location import Location
-from discoro.wire.messages import Message
-
 if TYPE_CHECKING:
+    import asyncio
+
     from discoro.net.link import Link
+    from discoro.net.location import Location
+    from discoro.wire.messages import Message
 
 MAX_QUEUED = 100_000
 REDIAL_DELAYS = (0.0, 0.2, 0.5)

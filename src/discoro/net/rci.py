@@ -27,7 +27,6 @@ from __future__ import annotations
 import inspect
 import pickle
 import traceback
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from discoro.core.coro import Coro
@@ -35,10 +34,12 @@ from discoro.core.kernel import AsynCoro
 from discoro.core.located import NamedLocated
 from discoro.core.log import logger
 from discoro.errors import NotACoroutineFunction, RemoteError
-from discoro.wire.messages import Message
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from discoro.net.peers import Peer
+    from discoro.wire.messages import Message
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 CALL_TIMEOUT = 2.0

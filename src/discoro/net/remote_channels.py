@@ -28,7 +28,6 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
 import pickle
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -40,6 +39,8 @@ from discoro.net.location import PeerStatus
 from discoro.wire.messages import Message, trusted_message
 
 if TYPE_CHECKING:
+    import asyncio
+
     from discoro.core.kernel import AsynCoro
     from discoro.net.location import Location
     from discoro.net.peers import Peer

@@ -13,9 +13,12 @@ import hashlib
 import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
+
+if TYPE_CHECKING:
+    from aiohttp.typedefs import Middleware
 
 COOKIE = "discoro_token"
 _PURPOSE = b"discoro status page"
