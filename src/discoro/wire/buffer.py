@@ -23,8 +23,10 @@ Theory of operation:
 
 from __future__ import annotations
 
-from struct import Struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from struct import Struct
 
 __all__ = ["CHUNK", "COLLECT_THRESHOLD", "ReceiveBuffer"]
 

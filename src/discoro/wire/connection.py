@@ -33,8 +33,7 @@ Invariants:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from discoro.errors import LocalProtocolError, ProtocolError
 from discoro.wire.events import (
@@ -46,8 +45,12 @@ from discoro.wire.events import (
 )
 from discoro.wire.frames import MAX_CONTROL_SIZE, MAX_FRAME_SIZE, FrameDecoder, FrameEncoder
 from discoro.wire.handshake import HANDSHAKE_MAX_FRAME, Handshake, Role, refusal
-from discoro.wire.identity import Identity
 from discoro.wire.messages import Message, decode_message, message_control
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from discoro.wire.identity import Identity
 
 __all__ = ["Connection", "ConnectionState"]
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
-from discoro.wire.identity import Identity
-from discoro.wire.messages import Message
+if TYPE_CHECKING:
+    from discoro.wire.identity import Identity
+    from discoro.wire.messages import Message
 
 __all__ = [
     "NEED_DATA",

@@ -21,13 +21,15 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from struct import Struct
-from typing import Any, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from discoro.errors import ProtocolError
 from discoro.wire.buffer import ReceiveBuffer
 from discoro.wire.safepack import new_packer, unpack_map
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "FRAME_FORMAT",
