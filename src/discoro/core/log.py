@@ -1,17 +1,70 @@
-"""The package logger, `discoro.logger` (the seed's `asyncoro.logger`).
+"""The package logger, `discoro.logger` (the seed's `asyncoro.logger`), and its fallback
+handler.
 
-A `logging.Logger` named ``discoro`` at level INFO with one stream handler, so examples that
-call ``logger.setLevel(logging.DEBUG)`` and ``logger.info(...)`` print without any setup.
+Rules (the library convention, with the reference's level):
+- ``logging.getLogger("discoro")`` at level INFO (reference: examples call ``logger.info``
+  and ``logger.setLevel(logging.DEBUG)`` and expect to see the lines). It propagates, so a
+  program's ``logging.basicConfig`` (or any handler on the root logger) shows discoro's
+  records like any other library's.
+- Importing discoro configures nothing. At the first record discoro logs (or when a program
+  calls `ensure_handler`, as the command-line programs do), if neither the root logger nor
+  ``discoro`` has a handler, one `FallbackHandler` is added to ``discoro``: stderr, format
+  ``%(asctime)s - %(name)s - %(message)s``. It stays silent for as long as the root logger
+  has a handler of its own, so a program that configures logging later never sees a line
+  twice.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
+
+FORMAT = "%(asctime)s - %(name)s - %(message)s"
 
 logger = logging.getLogger("discoro")
-if not logger.handlers:
-    _handler = logging.StreamHandler()
-    _handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(message)s"))
-    logger.addHandler(_handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+logger.setLevel(logging.INFO)
+
+
+class FallbackHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """discoro's own handler for programs that set up no logging: writes to the current
+    ``sys.stderr`` (looked up at each record, so a redirect made later is honoured), and
+    defers to the root logger's handlers once there are any."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter(FORMAT))
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass  # always the current sys.stderr
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if logging.getLogger().handlers and logger.propagate:
+            return  # the program configured logging: its handlers show the record
+        super().emit(record)
+
+
+def ensure_handler() -> None:
+    """Add the `FallbackHandler` if the program configured no logging (see the rules)."""
+    if logger.handlers or logging.getLogger().handlers:
+        return
+    logger.addHandler(FallbackHandler())
+
+
+class _FirstRecord(logging.Filter):
+    """Checks for configured logging once, at discoro's first record."""
+
+    checked = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.checked:
+            self.checked = True
+            ensure_handler()
+        return True
+
+
+logger.addFilter(_FirstRecord())
