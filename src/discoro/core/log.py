@@ -25,7 +25,7 @@ logger = logging.getLogger("discoro")
 logger.setLevel(logging.INFO)
 
 
-class FallbackHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class FallbackHandler(logging.StreamHandler):
     """discoro's own handler for programs that set up no logging: writes to the current
     ``sys.stderr`` (looked up at each record, so a redirect made later is honoured), and
     defers to the root logger's handlers once there are any."""
@@ -34,7 +34,7 @@ class FallbackHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__()
         self.setFormatter(logging.Formatter(FORMAT))
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> object:
         return sys.stderr
 
