@@ -6,6 +6,10 @@ notice; a stale one is replaced), empties its working directory ``<dest root>/di
 proc-<i>`` and changes into it, starts networking as ``<prefix>-<i>`` and the ``discoro_proc``
 coroutine, prints ``discoro_proc <i> ready at <location> pid <pid>`` and runs until it quits.
 
+A start that fails for a reason of the operator's (a port in use, an address or TLS file
+that cannot be used: `OSError`, `ValueError`) prints one line ``discoro_proc <i>: cannot
+start: ...`` and exits with `EXIT_CANNOT_START`, never a traceback.
+
 Quitting: SIGTERM or SIGINT (and, with ``--watch-stdin``, a ``quit`` line or the end of
 stdin: the node died) sends `Quit`; a second signal aborts running jobs; a third exits at once.
 The secret is never on the command line: children get it in ``DISCORO_SECRET``.
@@ -25,6 +29,7 @@ from typing import Any
 from discoro.cluster import procdir
 
 EXIT_BUSY = 3  # another live server holds this index
+EXIT_CANNOT_START = 4  # a port, address or file it was given cannot be used (one line said so)
 
 
 def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = False) -> int:
@@ -44,9 +49,13 @@ def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = 
         return EXIT_BUSY
     try:
         workdir = procdir.workdir(options, index)
-        procdir.reset_dir(workdir)
-        os.chdir(workdir)
-        kernel = AsynCoro(**options, name=f"{prefix}-{index}")
+        try:
+            procdir.reset_dir(workdir)
+            os.chdir(workdir)
+            kernel = AsynCoro(**options, name=f"{prefix}-{index}")
+        except (OSError, ValueError) as exc:
+            print(f"discoro_proc {index}: cannot start: {exc}", flush=True)
+            return EXIT_CANNOT_START
         kernel.dest_path = str(workdir)
         server = Server(kernel, workdir)
         coro = server.start()
@@ -92,6 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--options", default="{}", help="AsynCoro options as JSON")
     parser.add_argument("--watch-stdin", action="store_true")
     parser.add_argument("-d", "--debug", action="store_true")
+    parser.add_argument("--log-level", help="discoro's log level, e.g. DEBUG")
     return parser.parse_args(argv)
 
 
@@ -116,10 +126,11 @@ def options_from_json(text: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.debug:
+    level = "DEBUG" if args.debug else args.log_level
+    if level:
         from discoro.core.log import logger
 
-        logger.setLevel(logging.DEBUG)
+        logger.setLevel(getattr(logging, level.upper()))
     return serve(args.index, args.prefix, options_from_json(args.options), args.watch_stdin)
 
 
