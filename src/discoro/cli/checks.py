@@ -39,8 +39,9 @@ def local_address(text: str | None, option: str) -> str:
         try:
             sock.bind((address, 0))
         except OSError as exc:
+            named = "" if address == text else f" ({address})"
             raise OperatorError(
-                f"{option} {text}: {address} is not an address of this machine ({_reason(exc)})"
+                f"{option} {text}{named}: not an address of this machine ({_reason(exc)})"
             ) from None
     return address
 

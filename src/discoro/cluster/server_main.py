@@ -50,6 +50,7 @@ def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = 
     try:
         workdir = procdir.workdir(options, index)
         try:
+            _check_files(options)
             procdir.reset_dir(workdir)
             os.chdir(workdir)
             kernel = AsynCoro(**options, name=f"{prefix}-{index}")
@@ -66,6 +67,14 @@ def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = 
     finally:
         procdir.remove(pid_path, os.getpid())
     return 0
+
+
+def _check_files(options: dict[str, Any]) -> None:
+    """OSError naming the TLS file that cannot be read (the ssl module's errors do not)."""
+    for key in ("certfile", "keyfile", "cafile"):
+        path = options.get(key)
+        if path and not os.access(path, os.R_OK):
+            raise OSError(f"{key} {path}: cannot read it")
 
 
 def _install_interrupts(server: Any, watch_stdin: bool) -> None:
