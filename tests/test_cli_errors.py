@@ -242,3 +242,31 @@ def test_checks_accept_what_works(tmp_path: Path) -> None:
     checks.udp_port_free(free_port(socket.SOCK_DGRAM))
     checks.tls_files(None, None, None)
     checks.writable_directory(str(tmp_path / "new"), "--dest_path")
+
+
+@pytest.mark.parametrize("option", ["--tcp_port", "--http"])
+def test_a_port_taken_after_the_checks_is_still_one_line(
+    option: str, busy_tcp_port: int, scheduler_args: list[str], cluster_secret: str
+) -> None:
+    """The race the checks cannot see (the port taken between check and start), played by
+    skipping the check: the scheduler's start fails with one line, exit status 1."""
+    program = (
+        "import sys\n"
+        "from discoro.cli import checks\n"
+        "checks.tcp_port_free = lambda *args: None\n"
+        "from discoro.cli.scheduler import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    args = [*scheduler_args, "-i", "127.0.0.1", option, str(busy_tcp_port)]
+    result = subprocess.run(
+        [sys.executable, "-c", program, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+        env={"PYTHONPATH": SRC, "DISCORO_SECRET": cluster_secret},
+        check=False,
+    )
+    line = one_error_line(result, 1)
+    assert line.startswith("discoro: error: cannot start the scheduler: ")
+    assert f"('127.0.0.1', {busy_tcp_port})" in line and "in use" in line
