@@ -71,3 +71,17 @@ def test_set_level_on_the_discoro_logger_filters_its_records() -> None:
         "discoro.logger.warning('shown')\n"
     )
     assert [line.rsplit(" - ", 1)[1] for line in stderr.splitlines()] == ["shown"]
+
+
+def test_discoros_own_handler_on_the_root_does_not_silence_the_fallback() -> None:
+    """A server's capture of remote output sits on the root logger while a computation
+    runs; the server's own discoro lines must still show on its stderr."""
+    stdout, stderr = run(
+        "import discoro, logging\n"
+        "from discoro.core.log import mark_internal\n"
+        "logging.getLogger().addHandler(mark_internal(logging.NullHandler()))\n"
+        "discoro.logger.info('still shown')\n"
+        f"{HANDLERS}\n"
+    )
+    assert stderr.endswith(" - discoro - still shown\n"), stderr
+    assert stdout.splitlines() == ["['FallbackHandler']"]

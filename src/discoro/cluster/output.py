@@ -35,6 +35,7 @@ from discoro.cluster import protocol as p
 from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger as discoro_logger
+from discoro.core.log import mark_internal
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -106,6 +107,7 @@ class _CapturedLogs(logging.Handler):
         super().__init__()
         self._capture = capture
         self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        mark_internal(self)  # not the server program's logging (core/log.py)
 
     def emit(self, record: logging.LogRecord) -> None:
         if not self._capture.accepts():

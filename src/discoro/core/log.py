@@ -10,8 +10,10 @@ Rules (the library convention, with the reference's level):
   calls `ensure_handler`, as the command-line programs do), if neither the root logger nor
   ``discoro`` has a handler, one `FallbackHandler` is added to ``discoro``: stderr, format
   ``%(asctime)s - %(name)s - %(message)s``. It stays silent for as long as the root logger
-  has a handler of its own, so a program that configures logging later never sees a line
-  twice.
+  has a handler of the program's, so a program that configures logging later never sees a
+  line twice.
+- discoro's own handlers on the root logger (a server's capture of remote output) are marked
+  with `mark_internal` and do not count as the program's logging.
 """
 
 from __future__ import annotations
@@ -23,6 +25,20 @@ FORMAT = "%(asctime)s - %(name)s - %(message)s"
 
 logger = logging.getLogger("discoro")
 logger.setLevel(logging.INFO)
+
+
+_INTERNAL = "_discoro_internal"
+
+
+def mark_internal(handler: logging.Handler) -> logging.Handler:
+    """Mark ``handler`` as discoro's own: it does not count as the program's logging."""
+    setattr(handler, _INTERNAL, True)
+    return handler
+
+
+def program_configured_logging() -> bool:
+    """Whether the root logger has a handler that is not discoro's own."""
+    return any(not getattr(h, _INTERNAL, False) for h in logging.getLogger().handlers)
 
 
 class FallbackHandler(logging.StreamHandler):
@@ -43,14 +59,14 @@ class FallbackHandler(logging.StreamHandler):
         pass  # always the current sys.stderr
 
     def emit(self, record: logging.LogRecord) -> None:
-        if logging.getLogger().handlers and logger.propagate:
+        if logger.propagate and program_configured_logging():
             return  # the program configured logging: its handlers show the record
         super().emit(record)
 
 
 def ensure_handler() -> None:
     """Add the `FallbackHandler` if the program configured no logging (see the rules)."""
-    if logger.handlers or logging.getLogger().handlers:
+    if logger.handlers or program_configured_logging():
         return
     logger.addHandler(FallbackHandler())
 
