@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from discoro.cluster import protocol as p
 from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
+from discoro.core.log import BYPASS, mark_internal
 from discoro.core.log import logger as discoro_logger
-from discoro.core.log import mark_internal
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -74,6 +74,7 @@ class _CapturedStream(io.TextIOBase):
         self._capture = capture
         self._name = name
         self.original = original
+        setattr(self, BYPASS, original)  # discoro's fallback log handler writes there
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):

@@ -13,7 +13,9 @@ Rules (the library convention, with the reference's level):
   has a handler of the program's, so a program that configures logging later never sees a
   line twice.
 - discoro's own handlers on the root logger (a server's capture of remote output) are marked
-  with `mark_internal` and do not count as the program's logging.
+  with `mark_internal` and do not count as the program's logging; the fallback handler writes
+  past discoro's own stand-ins for ``sys.stderr`` (attribute `BYPASS`), so a record made
+  in a remote coroutine reaches its client once, as a log record.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ logger.setLevel(logging.INFO)
 
 
 _INTERNAL = "_discoro_internal"
+#: the attribute by which a stand-in for ``sys.stderr`` names the stream it stands in for
+BYPASS = "discoro_original"
 
 
 def mark_internal(handler: logging.Handler) -> logging.Handler:
@@ -52,7 +56,9 @@ class FallbackHandler(logging.StreamHandler):
 
     @property
     def stream(self) -> object:
-        return sys.stderr
+        # a stand-in of discoro's own (a server's capture of remote output) is passed by:
+        # the capture sends the record itself, once, as a log record
+        return getattr(sys.stderr, BYPASS, sys.stderr)
 
     @stream.setter
     def stream(self, _value: object) -> None:
