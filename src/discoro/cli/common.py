@@ -85,8 +85,8 @@ def add_network_options(parser: argparse.ArgumentParser, program: str) -> None:
     """The options ``discoronode`` and ``discoro`` share (AsynCoro's, reference 2.2);
     ``program`` tailors the help."""
     node = program == "discoronode"
-    parser.add_argument("-i", "--ip_addr", dest="node", help="address to bind to")
-    parser.add_argument("--ext_ip_addr", help="address advertised to peers (NAT)")
+    parser.add_argument("-i", "--ip_addr", dest="node", metavar="ADDR", help="address to bind to")
+    parser.add_argument("--ext_ip_addr", metavar="ADDR", help="address advertised to peers (NAT)")
     parser.add_argument(
         "-u", "--udp_port", "--urp_port", dest="udp_port", type=int, default=DEFAULT_UDP_PORT,
         help=f"UDP port for discovery (default {DEFAULT_UDP_PORT})",

@@ -113,7 +113,7 @@ def run_scheduler(argv: list[str]) -> int:
 
     events = quit_events()
     options["peers"] = peers(options.get("peers"))
-    for key in ("secret", "tcp_port"):
+    for key in ("secret", "tcp_port", "name"):
         if getattr(args, key):
             options[key] = getattr(args, key)
     try:

@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler", type=parse_location, metavar="HOST:PORT",
         help="the scheduler's TCP location (default: find it by discovery)",
     )  # fmt: skip
-    parser.add_argument("-i", "--ip_addr", dest="node", help="address to bind to")
+    parser.add_argument("-i", "--ip_addr", dest="node", metavar="ADDR", help="address to bind to")
     parser.add_argument(
         "-u", "--udp_port", type=int, default=DEFAULT_UDP_PORT,
         help=f"UDP port for discovery ({DEFAULT_UDP_PORT})",
