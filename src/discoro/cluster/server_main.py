@@ -1,5 +1,5 @@
 """Run one server process: ``python -m discoro.cluster.server_main --index I --prefix P
---options JSON [--watch-stdin] [--debug]`` (the node program starts these).
+--options JSON [--watch-stdin] [--debug | --log-level LEVEL]`` (the node program starts these).
 
 `serve` claims the process's PID file (a live discoro server holding it stops us with a clear
 notice; a stale one is replaced), empties its working directory ``<dest root>/discoro/
