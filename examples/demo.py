@@ -91,12 +91,15 @@ class AboveTheBar(io.TextIOBase):
 def lines_above(bar):
     """Send what is printed or logged meanwhile above ``bar``."""
     streams = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = AboveTheBar(bar, streams[0]), AboveTheBar(bar, streams[1])
+    above = AboveTheBar(bar, streams[0]), AboveTheBar(bar, streams[1])
+    sys.stdout, sys.stderr = above
     try:
         yield bar
     finally:
         sys.stdout, sys.stderr = streams
         bar.close()
+        for wrapper in above:  # text of an unfinished line goes out now, below the bar
+            wrapper.stream.write(wrapper.partial)
 
 
 def sum_of_squares(client, coro=None):
