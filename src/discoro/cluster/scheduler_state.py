@@ -380,8 +380,9 @@ class SchedulerState:
         if proc is None or not self._uid_ok(event.uid):
             return
         proc.pending = max(0, proc.pending - 1)
-        args = getattr(event, "args_repr", "")  # absent in messages of older senders
-        proc.jobs[event.coro._id] = RunningJob(event.coro, event.func_name, args, event.start_time)
+        proc.jobs[event.coro._id] = RunningJob(
+            event.coro, event.func_name, event.args_repr, event.start_time
+        )
         proc.submitted += 1
         proc.last_heard = proc.last_started = time.monotonic()
 

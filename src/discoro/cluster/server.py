@@ -322,10 +322,3 @@ class Server:
         if report:
             current.scheduler.send(p.ServerClosed(self.location, current.uid, idle))
         logger.debug("computation %s closed%s", current.uid, " (idle)" if idle else "")
-
-
-def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = False) -> int:
-    """Run server process ``index`` of a node until it quits (see `server_main.serve`)."""
-    from discoro.cluster.server_main import serve as run_server
-
-    return run_server(index, prefix, options, watch_stdin)
