@@ -57,6 +57,7 @@ MISSING_TARGETS = {
     "subscribe": {"n": "no-such-channel"},
     "unsubscribe": {"n": "no-such-channel"},
     "rci_call": {"n": "no-such-rci"},
+    "reply": {},  # to a request this process never made (rid below)
 }
 
 
@@ -66,7 +67,8 @@ def test_a_message_for_a_missing_target_is_never_unpickled(
 ) -> None:
     marker = tmp_path / "unpickled"
     payload = pickle.dumps(Bomb(marker), pickle.HIGHEST_PROTOCOL)
-    dispatch(net_kernel, Message(op, 0, MISSING_TARGETS[op], payload))
+    rid = NO_SUCH_ID if op == "reply" else 0
+    dispatch(net_kernel, Message(op, rid, MISSING_TARGETS[op], payload))
     assert not marker.exists()
 
 
