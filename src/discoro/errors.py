@@ -57,6 +57,9 @@ class MonitorException(Exception):
     for a remote one.
     """
 
+    #: the traceback text of a remote coroutine that failed (None for local ones)
+    remote_traceback: str | None = None
+
 
 class HotSwapException(Exception):
     """Thrown into a coroutine to replace its generator; ``args[0]`` is the new generator."""

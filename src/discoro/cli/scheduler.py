@@ -101,12 +101,10 @@ def run_scheduler(argv: list[str]) -> int:
     options = network_options(args)
     http = (args.http_addr, args.http) if args.http is not None else None
     options = preflight("discoro", options, [args.tcp_port] if args.tcp_port else [], http)
-    import importlib
-
-    # What ``import discoro`` did before the facade became lazy: install the network layer
-    # and the status page hook (for --http). By name: the web layer sits above the CLI's.
-    importlib.import_module("discoro.net")
-    importlib.import_module("discoro.web")
+    # Importing these installs the network layer and the status page (for --http) into the
+    # layers below; here, not at the top, so that ``discoro node`` loads neither.
+    import discoro.net
+    import discoro.web  # noqa: F401
     from discoro.cluster.scheduler import Scheduler
     from discoro.cluster.server_main import peers
     from discoro.core.kernel import AsynCoro
