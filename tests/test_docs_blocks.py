@@ -41,7 +41,7 @@ RUNNABLE = {"python": "python", "py": "python", "sh": "sh", "bash": "sh"}
 DATA = {"text", "json", "toml", "ini", "yaml", "html", "diff"}
 DIRECTIVE = re.compile(r"^<!--\s*(not-run|background)\s*:\s*(.*?)\s*-->$")
 FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)\s*$")
-BLOCK_TIMEOUT = 90.0
+BLOCK_TIMEOUT = 60.0
 READY_TIMEOUT = 60.0
 
 
