@@ -16,7 +16,8 @@ The rules a page follows (docs/contributing-docs.md explains them to writers):
 - An HTML comment right before a fence changes how it runs:
   ``<!-- not-run: REASON -->`` skips it (counted and listed, never silently);
   ``<!-- background: REGEX -->`` starts it in the background, waits for a line matching
-  REGEX and stops it (SIGTERM) when the page's blocks are done: a node for the blocks below.
+  REGEX (its output block, if any, is checked against what it printed until then) and stops
+  it (SIGTERM) when the page's blocks are done: a node or a scheduler for the blocks below.
 """
 
 from __future__ import annotations
@@ -205,7 +206,9 @@ class Page:
                 line = None
             assert line is not None, f"{block.where}: never printed {ready!r}:\n{''.join(output)}"
             if pattern.search(line):
-                return
+                break
+        if block.expected is not None:  # what it printed until it was ready
+            check_output(block, "", "".join(output))
 
     def stop(self) -> None:
         for popen, _ in reversed(self.background):
@@ -260,12 +263,14 @@ def test_blocks_not_run_are_few_and_say_why() -> None:
 def test_directives_sit_right_before_a_fence() -> None:
     """A directive that is not right before a fence would be ignored: refuse it."""
     for page in pages():
-        text = page.read_text()
-        for match in re.finditer(r"<!--\s*(not-run|background)\s*:", text):
-            after = text[match.end() :].split("-->", 1)[1].lstrip("\n ")
-            assert after.startswith(("```", "~~~")), (
-                f"{page}: a {match[1]} directive must be followed by a code fence"
-            )
+        lines = page.read_text().splitlines()
+        for number, line in enumerate(lines):
+            match = DIRECTIVE.match(line.strip())
+            if match:
+                following = next((text for text in lines[number + 1 :] if text.strip()), "")
+                assert FENCE.match(following), (
+                    f"{page}:{number + 1}: a {match[1]} directive must come right before a fence"
+                )
 
 
 # -- the checker itself ---------------------------------------------------------------------
