@@ -91,7 +91,7 @@ def parse(path: Path) -> list[Block]:
         while i < len(lines) and not (
             lines[i].strip().startswith(marker) and lines[i].strip().strip(marker[0]) == ""
         ):
-            body.append(lines[i][len(indent) :] if lines[i].startswith(indent) else lines[i])
+            body.append(lines[i].removeprefix(indent))
             i += 1
         if i == len(lines):
             raise AssertionError(f"{path}:{start + 1}: unclosed code fence")
@@ -324,3 +324,25 @@ def test_output_check_catches_missing_wrong_and_unexpected_output() -> None:
     block.expected = ["49"]
     with pytest.raises(AssertionError):
         check_output(block, "49\n", "Traceback (most recent call last):\n  boom\n")
+
+
+def test_page_runner_checks_exit_status_and_background_output(tmp_path: Path) -> None:
+    runner = Page(tmp_path)
+    page = tmp_path / "page.md"
+    try:
+        failing = Block(page, 1, "sh", "echo partial; exit 3\n")
+        with pytest.raises(AssertionError, match="exit status 3"):
+            runner.run(failing)
+        server = Block(page, 5, "sh", "echo hello\necho ready\nexec sleep 30\n")
+        server.expected = ["hello"]
+        runner.start(server, "ready")
+        wrong = Block(page, 9, "sh", "echo hi\necho ready\nexec sleep 30\n")
+        wrong.expected = ["bye"]
+        with pytest.raises(AssertionError, match="expected a line matching 'bye'"):
+            runner.start(wrong, "ready")
+        silent = Block(page, 13, "sh", "exit 0\n")
+        with pytest.raises(AssertionError, match="never printed"):
+            runner.start(silent, "ready")
+    finally:
+        runner.stop()
+    assert all(popen.poll() is not None for popen, _ in runner.background)
