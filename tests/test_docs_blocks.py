@@ -273,6 +273,18 @@ def test_directives_sit_right_before_a_fence() -> None:
                 )
 
 
+NEWCOMER_COMMANDS = ["pip install -e . && python examples/demo.py\n", "bash scripts/test.sh\n"]
+
+
+def test_readme_keeps_its_two_newcomer_commands() -> None:
+    """The README's first two blocks install and run the demo, and run the whole suite."""
+    blocks = [block for block in parse(ROOT / "README.md") if block.lang == "sh"]
+    assert [block.code for block in blocks[:2]] == NEWCOMER_COMMANDS
+    # they are not run here (one installs, one is this test run), but what they name exists
+    assert (ROOT / "examples" / "demo.py").is_file()
+    assert "pytest" in (ROOT / "scripts" / "test.sh").read_text()
+
+
 # -- the checker itself ---------------------------------------------------------------------
 
 
