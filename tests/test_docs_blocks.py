@@ -151,6 +151,7 @@ class Page:
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
         self.env = env
         self.background: list[tuple[subprocess.Popen[str], list[str]]] = []
+        self.timeout = BLOCK_TIMEOUT  # for one foreground block
 
     def command(self, block: Block) -> list[str]:
         if block.lang == "python":
@@ -160,15 +161,21 @@ class Page:
         return ["bash", "-e", "-o", "pipefail", "-c", block.code]
 
     def run(self, block: Block) -> None:
-        result = subprocess.run(
-            self.command(block),
-            capture_output=True,
-            text=True,
-            timeout=BLOCK_TIMEOUT,
-            cwd=self.cwd,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-        )
+        try:
+            result = subprocess.run(
+                self.command(block),
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(
+                f"{block.where}: still running after {self.timeout:g} s (a wait without a "
+                f"timeout, or a non-daemon coroutine that never ends?)\n{exc.stdout}\n{exc.stderr}"
+            ) from None
         assert result.returncode == 0, (
             f"{block.where}: exit status {result.returncode}\n{result.stdout}\n{result.stderr}"
         )
@@ -345,6 +352,10 @@ def test_page_runner_checks_exit_status_and_background_output(tmp_path: Path) ->
         failing = Block(page, 1, "sh", "echo partial; exit 3\n")
         with pytest.raises(AssertionError, match="exit status 3"):
             runner.run(failing)
+        runner.timeout = 0.5
+        with pytest.raises(AssertionError, match=r"still running after 0\.5 s"):
+            runner.run(Block(page, 3, "sh", "sleep 30\n"))
+        runner.timeout = BLOCK_TIMEOUT
         server = Block(page, 5, "sh", "echo hello\necho ready\nexec sleep 30\n")
         server.expected = ["hello"]
         runner.start(server, "ready")
