@@ -1,6 +1,6 @@
 """Every code block of README.md and docs/**/*.md runs, and prints what the page says.
 
-The rules a page follows (docs/contributing-docs.md explains them to writers):
+The rules a page follows (docs/writing-docs.md explains them to writers):
 
 - A fence names its language. ``python`` blocks run as programs in a subprocess; ``sh`` and
   ``bash`` blocks run with ``bash -e``; any other language (``text``,
