@@ -25,6 +25,7 @@ from discoro.cluster.constants import (
     MinPulseInterval,
     MsgTimeout,
 )
+from discoro.cluster.output import show_remote_output
 from discoro.cluster.shipping import package, pickle_arguments, pickle_function
 from discoro.cluster.status import CoroInfo, Status, StatusMessage
 from discoro.core.coro import Coro
@@ -65,8 +66,8 @@ class Computation:
         zombie_period: float | None = None,
         remote_output: bool = True,
     ) -> None:
-        """``remote_output``: what the remote coroutines print and log is shown here by
-        `discoro.logger`, prefixed with the process it came from (and passed to
+        """``remote_output``: what the remote coroutines print and log is shown here on
+        stdout/stderr, prefixed with the process it came from (and passed to
         ``output_handler`` when set)."""
         if not MinPulseInterval <= pulse_interval <= MaxPulseInterval:
             raise ValueError(
@@ -358,10 +359,8 @@ class Computation:
                     return
 
     def _show_output(self, output: p.Output) -> None:
-        """Log each line of remote output with its origin; then the user's hook."""
-        for line in output.text.splitlines():
-            if line.strip():
-                logger.log(output.level, "[%s] %s", output.location, line)
+        """Show remote output with its origin (`show_remote_output`); then the user's hook."""
+        show_remote_output(output.location, output.stream, output.text, output.level)
         handler = self.output_handler
         if handler is not None:
             try:
