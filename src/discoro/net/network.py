@@ -18,10 +18,8 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import os
 import pickle
 import secrets
-import tempfile
 from itertools import count
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +35,7 @@ from discoro.net.location import Location, PeerStatus
 from discoro.net.peers import MAX_QUEUED, REDIAL_DELAYS, Peer
 from discoro.net.remote_channels import RemoteChannels
 from discoro.net.secret import resolve_secret
+from discoro.net.userdir import user_root
 from discoro.wire.handshake import Role
 from discoro.wire.identity import Identity
 from discoro.wire.messages import Message, trusted_message
@@ -72,7 +71,7 @@ class Network(FileTransfer, RemoteChannels):
         self.tcp_port = int(options.get("tcp_port") or 0)
         self.udp_port = int(options.get("udp_port") or 0) or 51350
         self.max_file_size = options.get("max_file_size") or None
-        root = options.get("dest_path") or os.path.join(tempfile.gettempdir(), "discoro")
+        root = options.get("dest_path") or user_root()
         self.dest_root = Path(root).resolve()
         self.dest_path = self.dest_root
         self.sid = secrets.token_hex(8)
