@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 FIGURES = ("cpu", "memory", "disk", "swap")
@@ -48,7 +49,7 @@ class LoadMeter:
         psutil = self._module()
         if psutil is None:
             return figures
-        readers = {
+        readers: dict[str, Callable[[], float]] = {
             "cpu": lambda: psutil.cpu_percent(None),
             "memory": lambda: psutil.virtual_memory().percent,
             "disk": lambda: psutil.disk_usage(self.workdir).percent,

@@ -12,7 +12,7 @@ import asyncio
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import SCHEDULER_NAME, SERVER_NAME, MinPulseInterval, MsgTimeout
@@ -27,6 +27,8 @@ from discoro.net.location import PeerStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+T = TypeVar("T")
 
 PROBE_DELAYS = (0.0, 0.1, 0.3, 0.6, 1.0, 2.0)  # a new peer may register its server late
 
@@ -60,7 +62,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
         elif not kernel.network_started:
             kernel.options.update(options)
             kernel.network()
-        self.kernel = kernel
+        self.kernel: AsynCoro = kernel
         network = kernel.network()
         if kernel.name == SCHEDULER_NAME:
             directory = Path(network.dest_root) / "discoro" / "scheduler"
@@ -138,11 +140,11 @@ class Scheduler(Status, metaclass=MetaSingleton):
 
         return self._on_loop(terminate, timeout=MsgTimeout)
 
-    def _on_loop(self, func: Callable[[], Any], timeout: float | None) -> Any:
+    def _on_loop(self, func: Callable[[], T], timeout: float | None) -> T:
         if self.kernel.on_loop_thread():
             return func()
 
-        async def call() -> Any:
+        async def call() -> T:
             return func()
 
         return self.kernel.run_sync(call(), timeout)

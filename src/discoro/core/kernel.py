@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import threading
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from discoro.core.distributed import DistributedMethods
 from discoro.core.driver import _current_coro, run
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from discoro.core.coro import Coro
+
+T = TypeVar("T")
 
 #: Options of the distributed runtime (reference 2.2 plus ``cafile`` and ``peers``); the core
 #: only stores them for the network layer.
@@ -58,7 +60,8 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
         import uvloop
     except ImportError:
         return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
 
 
 class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
@@ -104,7 +107,8 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
     @staticmethod
     def cur_coro() -> Coro | None:
         """The coroutine that is executing now (None outside any coroutine)."""
-        return _current_coro.get()
+        current: Coro | None = _current_coro.get()
+        return current
 
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -132,7 +136,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
         else:
             self._loop.call_soon_threadsafe(func, *args)
 
-    def run_sync(self, awaitable: Awaitable[Any], timeout: float | None = None) -> Any:
+    def run_sync(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
         """Run an awaitable on the loop and block this (non-loop) thread for its result."""
         if self.on_loop_thread():
             close = getattr(awaitable, "close", None)
@@ -148,7 +152,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
                 close()
             raise ShutdownError("the discoro runtime has been terminated")
 
-        async def runner() -> Any:
+        async def runner() -> T:
             return await awaitable
 
         return asyncio.run_coroutine_threadsafe(runner(), self._loop).result(timeout)

@@ -339,7 +339,7 @@ class Network(FileTransfer, RemoteChannels):
     ) -> Message | None:
         """Send a request and wait for its reply (None on timeout or if the peer is gone)."""
         rid = next(self._rids)
-        future: asyncio.Future[Any] = self.loop.create_future()
+        future: asyncio.Future[Message | None] = self.loop.create_future()
         self._replies[rid] = (future, location)
         if not self.post(location, Message(op, rid, fields, payload)):
             del self._replies[rid]
