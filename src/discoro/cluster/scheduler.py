@@ -24,6 +24,7 @@ from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.core.singleton import MetaSingleton
 from discoro.net.location import PeerStatus
+from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -168,7 +169,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
             if server is not None:
                 me.send(ProcFound(location, server))
                 return
-            if location not in self.kernel.network().peers:
+            if location not in network_of(self.kernel).peers:
                 return  # gone again
 
     async def _ticker(self, me: Coro, coro: Any = None) -> None:

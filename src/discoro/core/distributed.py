@@ -7,11 +7,14 @@ networking with the options given to `AsynCoro(...)` (or the defaults).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from discoro.core.network_api import NetworkRuntime
 
 
 class DistributedMethods:
-    def network(self) -> Any:  # provided by AsynCoro
+    def network(self) -> NetworkRuntime:  # provided by AsynCoro
         raise NotImplementedError
 
     async def locate(self, name: str, timeout: float | None = None) -> Any:

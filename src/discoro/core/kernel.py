@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from discoro.core.coro import Coro
+    from discoro.core.network_api import NetworkRuntime
+
+    NetworkFactory = Callable[["AsynCoro", dict[str, Any]], NetworkRuntime]
 
 T = TypeVar("T")
 
@@ -68,7 +71,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
     """The coroutine scheduler of this process (one per process)."""
 
     _singleton_instance: ClassVar[AsynCoro | None] = None
-    _network_factory: ClassVar[Callable[[AsynCoro, dict[str, Any]], Any] | None] = None
+    _network_factory: ClassVar[NetworkFactory | None] = None
 
     def __init__(self, **options: Any) -> None:
         unknown = set(options) - set(NETWORK_OPTIONS)
@@ -84,7 +87,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._exit_funcs: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
         self._shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
-        self._network: Any = None
+        self._network: NetworkRuntime | None = None
         self._network_lock = threading.Lock()
         self._terminated = False
         self._ready = threading.Event()
@@ -212,7 +215,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
     # -- networking hook ------------------------------------------------------------------
 
     @classmethod
-    def install_network(cls, factory: Callable[[AsynCoro, dict[str, Any]], Any]) -> None:
+    def install_network(cls, factory: NetworkFactory) -> None:
         """Called once by the network layer: how to build this process's network runtime."""
         cls._network_factory = factory
 
@@ -220,7 +223,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
     def network_started(self) -> bool:
         return self._network is not None
 
-    def network(self) -> Any:
+    def network(self) -> NetworkRuntime:
         """The network runtime; the first call builds and starts it (blocking until it
         listens when called from a thread; in the background on the loop thread)."""
         network = self._network

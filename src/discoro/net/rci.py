@@ -34,6 +34,7 @@ from discoro.core.kernel import AsynCoro
 from discoro.core.located import NamedLocated
 from discoro.core.log import logger
 from discoro.errors import NotACoroutineFunction, RemoteError
+from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -132,7 +133,7 @@ class RCI(NamedLocated):
                 logger.warning("RCI %s is gone", self)
                 return None
             return Coro(self._method, *args, **kwargs)
-        network = self._kernel.network()
+        network = network_of(self._kernel)
         await network.started()
         payload = pickle.dumps((args, kwargs), PROTOCOL)
         reply = await network.request(
