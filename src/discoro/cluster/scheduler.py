@@ -64,7 +64,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
             kernel.options.update(options)
             kernel.network()
         self.kernel: AsynCoro = kernel
-        network = kernel.network()
+        network = network_of(kernel)
         if kernel.name == SCHEDULER_NAME:
             directory = Path(network.dest_root) / "discoro" / "scheduler"
             if clean and directory.exists():

@@ -31,6 +31,7 @@ from discoro.errors import ShutdownError, WrongThreadError
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from discoro.core.channel import Channel
     from discoro.core.coro import Coro
     from discoro.core.network_api import NetworkRuntime
 
@@ -81,7 +82,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
         self._loop = _new_event_loop()
         self._coros: dict[int, Coro] = {}
         self._registry: dict[str, Coro] = {}
-        self._channels: dict[str, Any] = {}
+        self._channels: dict[str, Channel] = {}
         self._rcis: dict[str, Any] = {}  # filled by discoro.net.rci
         self._live = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
