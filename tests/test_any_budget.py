@@ -25,7 +25,7 @@ BUDGET = {
     "errors": 0,
     "core": 141,
     "wire": 57,
-    "net": 92,
+    "net": 70,
     "cluster": 203,
     "cli": 14,
     "web": 7,

@@ -39,6 +39,7 @@ from discoro.net.runtime import network_of
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from discoro.net.network import Network
     from discoro.net.peers import Peer
     from discoro.wire.messages import Message
 
@@ -163,7 +164,7 @@ def rci_from_reference(name: str, location: Any) -> RCI:
     return RCI._handle(name, location)
 
 
-def handlers(net: Any) -> dict[str, Callable[[Peer, Message], None]]:
+def handlers(net: Network) -> dict[str, Callable[[Peer, Message], None]]:
     """The owner's side: ``rci_call`` creates the coroutine and answers with its reference."""
     rcis = _registry(net.kernel)
 
