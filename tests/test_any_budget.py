@@ -24,7 +24,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "discoro"
 BUDGET = {
     "errors": 0,
     "core": 141,
-    "wire": 57,
+    "wire": 49,
     "net": 70,
     "cluster": 203,
     "cli": 14,
