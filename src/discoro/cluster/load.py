@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
+    from types import ModuleType
 
 FIGURES = ("cpu", "memory", "disk", "swap")
 
@@ -27,10 +28,10 @@ class LoadMeter:
         self.workdir = str(workdir)
         self.name = name
         self.node_name = node_name
-        self._psutil: Any = None
+        self._psutil: ModuleType | None = None
         self._available: bool | None = None  # None: not tried yet
 
-    def _module(self) -> Any:
+    def _module(self) -> ModuleType | None:
         if self._available is None:
             try:
                 import psutil
