@@ -108,7 +108,8 @@ def package(components: Any) -> tuple[bytes, list[str], list[ShippedFile]]:
 
 def pickle_function(func: Any) -> bytes:
     with by_value([func]):
-        return cloudpickle.dumps(func)
+        code: bytes = cloudpickle.dumps(func)
+    return code
 
 
 def pickle_arguments(
@@ -116,4 +117,5 @@ def pickle_arguments(
 ) -> bytes:
     objects = [*related, *args, *kwargs.values()]
     with by_value([*objects, *(type(o) for o in objects)]):
-        return cloudpickle.dumps((args, kwargs))
+        code: bytes = cloudpickle.dumps((args, kwargs))
+    return code

@@ -35,7 +35,7 @@ STATE_ORDER = (
 )
 
 
-def _number(value: Any) -> float | None:
+def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 

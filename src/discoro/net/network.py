@@ -43,6 +43,7 @@ from discoro.wire.messages import Message, trusted_message
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from discoro.core.coro import Coro
     from discoro.core.kernel import AsynCoro
 
 DIAL_TIMEOUT = 2.0
@@ -275,10 +276,10 @@ class Network(FileTransfer, RemoteChannels):
 
     # -- peer status ----------------------------------------------------------------------
 
-    def add_status_subscriber(self, coro: Any) -> None:
+    def add_status_subscriber(self, coro: Coro) -> None:
         self.kernel.call(self._add_status_subscriber, coro)
 
-    def _add_status_subscriber(self, coro: Any) -> None:
+    def _add_status_subscriber(self, coro: Coro) -> None:
         if coro in self.status_subscribers:
             return
         self.status_subscribers.append(coro)
@@ -286,7 +287,7 @@ class Network(FileTransfer, RemoteChannels):
             if peer.online and location == peer.location:  # not again under an alias
                 coro.send(PeerStatus(peer.location, peer.name, PeerStatus.Online))
 
-    def remove_status_subscriber(self, coro: Any) -> None:
+    def remove_status_subscriber(self, coro: Coro) -> None:
         self.kernel.call(
             lambda: self.status_subscribers.remove(coro) if coro in self.status_subscribers else 0
         )
@@ -334,7 +335,7 @@ class Network(FileTransfer, RemoteChannels):
     ) -> Message | None:
         """Send a request and wait for its reply (None on timeout or if the peer is gone)."""
         rid = next(self._rids)
-        future: asyncio.Future[Any] = self.loop.create_future()
+        future: asyncio.Future[Message | None] = self.loop.create_future()
         self._replies[rid] = (future, location)
         if not self.post(location, Message(op, rid, fields, payload)):
             del self._replies[rid]
@@ -373,13 +374,13 @@ class Network(FileTransfer, RemoteChannels):
 
     # -- what remote coroutine handles need -------------------------------------------------
 
-    def send(self, coro: Any, message: Any) -> int:
+    def send(self, coro: Coro, message: object) -> int:
         payload = DUMPS(message, PROTOCOL)
         return self.post_from_any_thread(
             coro._location, trusted_message("send", 0, {"c": coro._id}, payload)
         )
 
-    async def deliver(self, coro: Any, message: Any, timeout: float | None) -> int:
+    async def deliver(self, coro: Coro, message: object, timeout: float | None) -> int:
         await self.started()
         payload = DUMPS(message, PROTOCOL)
         peer = self.peers.get(coro._location)
@@ -390,16 +391,16 @@ class Network(FileTransfer, RemoteChannels):
             return 0 if timeout is not None and coro._location in self.peers else -1
         return int(reply.fields.get("r", -1))
 
-    def terminate(self, coro: Any) -> int:
+    def terminate(self, coro: Coro) -> int:
         return self.post_from_any_thread(coro._location, Message("terminate", 0, {"c": coro._id}))
 
-    def throw(self, coro: Any, error: BaseException) -> int:
+    def throw(self, coro: Coro, error: BaseException) -> int:
         payload = handlers.dumps_exception(error)
         return self.post_from_any_thread(
             coro._location, Message("throw", 0, {"c": coro._id}, payload)
         )
 
-    async def monitor(self, monitor: Any, observed: Any) -> int:
+    async def monitor(self, monitor: Coro, observed: Coro) -> int:
         await self.started()
         payload = DUMPS(monitor, PROTOCOL)
         reply = await self.request(
@@ -412,7 +413,7 @@ class Network(FileTransfer, RemoteChannels):
             peer.watch(observed, monitor)
         return 0
 
-    def send_monitor_exception(self, monitor: Any, observed: Any, info: tuple[Any, ...]) -> None:
+    def send_monitor_exception(self, monitor: Coro, observed: Coro, info: tuple[Any, ...]) -> None:
         fields, payload = handlers.encode_exit(observed, info)
         fields["m"] = monitor._id
         self.post(monitor._location, Message("notify_exit", 0, fields, payload))
