@@ -27,7 +27,7 @@ BUDGET = {
     "wire": 49,
     "net": 70,
     "cluster": 200,
-    "cli": 14,
+    "cli": 12,
     "web": 7,
     "facade": 1,  # discoro/__init__.py: the lazy PEP 562 __getattr__
 }
