@@ -3,9 +3,10 @@
 Invariants:
 - `TokenBucket` never holds more than ``burst`` tokens and refills at ``rate`` per second
   (monotonic clock); `take` never blocks, it says yes or no.
-- `SummaryLog` writes at most one line per kind as things happen in an interval of
-  ``interval`` seconds (the first), then one summary line with the count of the rest when the
-  interval ends; so a flood of N refusals costs O(duration / interval) lines, not N.
+- `SummaryLog` writes the lines of each kind as they happen while that kind's token bucket
+  (``burst`` lines, ``rate`` more per second) allows, counts the rest, and writes one summary
+  line with the counts at the end of each ``interval`` in which any were held back; so a
+  flood of N refusals in T seconds costs about burst + rate * T + T / interval lines, not N.
   Loop thread only (it schedules its summary with ``loop.call_later``).
 """
 
@@ -49,7 +50,7 @@ class TokenBucket:
 
 
 class SummaryLog:
-    """Log lines of a few kinds, each at most once per interval plus a summary of the rest."""
+    """Log lines of a few kinds, each rate-limited, plus a summary of the lines held back."""
 
     def __init__(
         self,
@@ -57,40 +58,37 @@ class SummaryLog:
         logger: logging.Logger,
         interval: float = 10.0,
         level: int = logging.WARNING,
+        burst: float = 20.0,
+        rate: float = 0.5,
     ) -> None:
         self.loop = loop
         self.logger = logger
         self.interval = interval
         self.level = level
+        self.burst = burst
+        self.rate = rate
+        self._buckets: dict[str, TokenBucket] = {}  # kind -> lines it may still write
         self._suppressed: dict[str, int] = {}  # kind -> lines held back in this interval
         self._timer: asyncio.TimerHandle | None = None
 
     def log(self, kind: str, message: str, *args: object) -> None:
         """Log ``message % args`` now, or count it under ``kind`` for the interval's summary."""
-        if kind in self._suppressed:
-            self._suppressed[kind] += 1
+        bucket = self._buckets.get(kind)
+        if bucket is None:
+            bucket = self._buckets[kind] = TokenBucket(self.rate, self.burst)
+        if bucket.take():
+            self.logger.log(self.level, message, *args)
             return
-        self._suppressed[kind] = 0
-        self.logger.log(self.level, message, *args)
+        self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
         if self._timer is None:
             self._timer = self.loop.call_later(self.interval, self._summarise)
 
     def _summarise(self) -> None:
         self._timer = None
-        counts = {kind: n for kind, n in self._suppressed.items() if n}
-        self._suppressed.clear()
-        if counts:
-            text = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
-            self.logger.log(
-                self.level,
-                "in the last %.0f s, %s more (not logged one by one)",
-                self.interval,
-                text,
-            )
-            # keep summarising while the flood lasts: the next interval starts quiet
-            for kind in counts:
-                self._suppressed[kind] = 0
-            self._timer = self.loop.call_later(self.interval, self._summarise)
+        counts, self._suppressed = self._suppressed, {}
+        text = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+        line = "in the last %.0f s, %s more (not logged one by one)"
+        self.logger.log(self.level, line, self.interval, text)
 
     def close(self) -> None:
         if self._timer is not None:
