@@ -35,8 +35,8 @@ MAX_TRACKED = 4096
 class DialGate:
     """Rate limits and backoff for discovery's dials (see the module docstring)."""
 
-    def __init__(self) -> None:
-        self.total = TokenBucket(TOTAL_RATE, TOTAL_BURST)
+    def __init__(self, now: float | None = None) -> None:
+        self.total = TokenBucket(TOTAL_RATE, TOTAL_BURST, now)
         self._sources: dict[str, TokenBucket] = {}
         self._failures: dict[Location, tuple[int, float]] = {}  # -> (in a row, not before)
 
@@ -51,7 +51,8 @@ class DialGate:
         if bucket is None:
             if len(self._sources) >= MAX_TRACKED:
                 self._forget_full_buckets(now)
-            bucket = self._sources[source] = TokenBucket(PER_SOURCE_RATE, PER_SOURCE_BURST)
+            bucket = TokenBucket(PER_SOURCE_RATE, PER_SOURCE_BURST, now)
+            self._sources[source] = bucket
         if not bucket.take(now):
             return "source rate"
         if not self.total.take(now):

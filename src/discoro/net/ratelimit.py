@@ -27,17 +27,17 @@ class TokenBucket:
 
     __slots__ = ("_stamp", "_tokens", "burst", "rate")
 
-    def __init__(self, rate: float, burst: float) -> None:
+    def __init__(self, rate: float, burst: float, now: float | None = None) -> None:
         self.rate = rate
         self.burst = burst
         self._tokens = burst
-        self._stamp = monotonic()
+        self._stamp = monotonic() if now is None else now
 
     def take(self, now: float | None = None) -> bool:
         """Take one token if there is one."""
         now = monotonic() if now is None else now
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
+        self._tokens = min(self.burst, self._tokens + max(0.0, now - self._stamp) * self.rate)
+        self._stamp = max(now, self._stamp)
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return True
@@ -46,7 +46,7 @@ class TokenBucket:
     def full(self, now: float | None = None) -> bool:
         """True when the bucket has refilled completely (it can be forgotten)."""
         now = monotonic() if now is None else now
-        return self._tokens + (now - self._stamp) * self.rate >= self.burst
+        return self._tokens + max(0.0, now - self._stamp) * self.rate >= self.burst
 
 
 class SummaryLog:
