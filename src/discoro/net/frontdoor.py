@@ -77,7 +77,11 @@ class FrontDoor:
         sock = socket.socket(family, kind, proto)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
+            try:
+                sock.bind(address)
+            except OSError as exc:  # say where, as loop.create_server does
+                why = (exc.strerror or str(exc)).lower()
+                raise OSError(exc.errno, f"cannot listen at {address!r}: {why}") from None
             sock.listen(BACKLOG)
             sock.setblocking(False)
         except BaseException:

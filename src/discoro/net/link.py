@@ -149,7 +149,8 @@ class Link(asyncio.BufferedProtocol):
             )
         except Exception as exc:  # ssl.SSLError, OSError, TimeoutError, ...
             if not self._expired:  # else the handshake timeout said it already
-                logger.warning(
+                self.network.front_door.log.log(
+                    "refused",
                     "refused TLS connection with %s: %s",
                     self.remote_address,
                     str(exc) or type(exc).__name__,
