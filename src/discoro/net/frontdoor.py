@@ -14,8 +14,9 @@ Invariants:
   deadline. With the receive buffer sized for handshake frames (`wire.frames`), that is a few
   KiB per connection.
 - Running out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) never raises out of
-  the accept loop: accepting pauses (from `RETRY_MIN` doubling to `RETRY_MAX` seconds), the
-  oldest unauthenticated connections are shed to free descriptors, and accepting resumes.
+  the accept loop: the older half of the unauthenticated connections is shed to free
+  descriptors and accepting pauses for `SHED_PAUSE` seconds (or, while there is nothing to
+  shed, from `RETRY_MIN` doubling up to `RETRY_MAX`), then resumes.
 - Refusals, handshake timeouts, sheddings and accept failures are logged through one
   `SummaryLog`: a flood costs a line per kind per interval plus a count, never a line each.
 - Loop thread only.
@@ -40,6 +41,7 @@ __all__ = ["MAX_PER_SOURCE", "MAX_UNAUTHENTICATED", "FrontDoor"]
 MAX_UNAUTHENTICATED = 64
 MAX_PER_SOURCE = 8
 RETRY_MIN, RETRY_MAX = 0.05, 1.0
+SHED_PAUSE = 0.005  # enough for the shed connections to close their sockets
 BACKLOG = 512
 #: accept() errors that mean "out of a resource": pause and retry, never raise
 _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -119,16 +121,21 @@ class FrontDoor:
                     self.log.log("accept errors", "cannot accept a connection: %s", exc)
                     await asyncio.sleep(RETRY_MIN)
                     continue
-                freed = self._shed_oldest(max(1, len(self._waiting) // 4))
+                # the older half of the waiting connections gives its descriptors back
+                # (the newest keep their chance to finish the handshake); only when there
+                # was nothing to shed does the pause grow
+                freed = self._shed_oldest((len(self._waiting) + 1) // 2)
+                pause = SHED_PAUSE if freed else delay
                 self.log.log(
                     "accept pauses",
                     "cannot accept connections (%s): paused %.2f s, %d unauthenticated dropped",
                     exc.strerror or exc,
-                    delay,
+                    pause,
                     freed,
                 )
-                await asyncio.sleep(delay)
-                delay = min(RETRY_MAX, delay * 2)
+                await asyncio.sleep(pause)
+                if not freed:
+                    delay = min(RETRY_MAX, delay * 2)
                 continue
             delay = RETRY_MIN
             self.accepted += 1
