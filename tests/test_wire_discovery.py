@@ -28,6 +28,7 @@ from discoro.wire.discovery import (
     StaleAnnouncement,
     datagram_mac,
     discovery_keys,
+    keys_from_master,
 )
 from discoro.wire.keys import derive, stretch
 
@@ -191,3 +192,7 @@ def test_encode_refuses_oversize_and_invalid() -> None:
 def test_fuzz_only_protocol_errors(data: bytes) -> None:
     with contextlib.suppress(ProtocolError):
         decode(data)
+
+
+def test_keys_from_the_master_key_are_the_same() -> None:
+    assert keys_from_master(stretch(b"our secret")) == KEYS

@@ -65,6 +65,7 @@ from discoro.wire.discovery import (
     decode_announcement,
     discovery_keys,
     encode_announcement,
+    keys_from_master,
 )
 
 if TYPE_CHECKING:
@@ -122,7 +123,8 @@ class Discovery(asyncio.DatagramProtocol):
 
     def __init__(self, net: Network) -> None:
         self.net = net
-        self.keys = discovery_keys(net.secret)
+        master = getattr(net, "master_key", None)  # where the network keeps it stretched
+        self.keys = keys_from_master(master) if master else discovery_keys(net.secret)
         self.tag = self.keys.tag
         self.gate = DialGate()
         self.log = SummaryLog(net.loop, logger, level=logging.INFO)

@@ -49,6 +49,7 @@ __all__ = [
     "decode_announcement",
     "discovery_keys",
     "encode_announcement",
+    "keys_from_master",
 ]
 
 DISCOVERY_MAGIC = b"DSCV"
@@ -92,7 +93,11 @@ class DiscoveryKeys(NamedTuple):
 
 def discovery_keys(secret: bytes) -> DiscoveryKeys:
     """The discovery keys of the cluster whose secret is ``secret`` (one scrypt, cached)."""
-    master = stretch(secret)
+    return keys_from_master(stretch(secret))
+
+
+def keys_from_master(master: bytes) -> DiscoveryKeys:
+    """The discovery keys for the cluster's master key (`wire.keys.stretch` of its secret)."""
     return DiscoveryKeys(derive(master, "discovery tag")[:TAG_SIZE], derive(master, "discovery"))
 
 
