@@ -12,18 +12,23 @@ descriptors: accepting pauses and resumes, no traceback is written, and service 
 from __future__ import annotations
 
 import contextlib
+import gc
 import socket
+import time
 from typing import TYPE_CHECKING
 
 import psutil
 import pytest
 
 from discoro.net.frontdoor import MAX_PER_SOURCE, MAX_UNAUTHENTICATED
+from discoro.net.link import Link
 from discoro.wire import NEED_DATA, Connection, HandshakeComplete, Identity, Role, new_sid
 from procs import PeerProcess, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from discoro import AsynCoro
 
 TIMEOUT = 10.0
 
@@ -188,3 +193,31 @@ def test_out_of_descriptors_pauses_accepting_then_resumes(cluster_secret: str) -
         assert not [line for line in proc.output if "Traceback" in line], proc.output
         lines = log_lines(proc)
         assert len(lines) < 60, "\n".join(lines)
+
+
+def test_refused_connections_leave_no_reference_cycles(net_kernel: AsynCoro) -> None:
+    """A refused link is freed when it is lost, without waiting for the cycle collector (so
+    a flood's memory comes back at once)."""
+    network = net_kernel.network()
+    port = network.location.port
+
+    def links() -> int:
+        return sum(1 for o in gc.get_objects() if type(o) is Link)
+
+    gc.collect()
+    gc.disable()
+    try:
+        before = links()
+        held = flood(port, 6)  # each sends one byte: refused as "closed mid-frame" at EOF
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")  # refused as soon as it arrives
+            sock.recv(100)  # its REFUSE frame, or the end
+        for sock in held:
+            sock.close()
+        deadline = time.monotonic() + TIMEOUT
+        while (network.front_door.waiting or links() > before) and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling for the condition, bounded by the deadline
+        assert network.front_door.waiting == 0
+        assert links() <= before
+    finally:
+        gc.enable()

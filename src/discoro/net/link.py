@@ -273,6 +273,7 @@ class Link(asyncio.BufferedProtocol):
             self._refuse(exc)
 
     def _refuse(self, exc: ProtocolError) -> None:
+        exc.__traceback__ = None  # the connection keeps it: its frames would hold the link
         if self.peer is None:  # unauthenticated: floods of these are summarised
             self.network.front_door.log.log(
                 "refused", "refused connection with %s: %s", self.remote_address, exc
