@@ -362,7 +362,7 @@ class Discovery(asyncio.DatagramProtocol):
 
         self._spawn(repeat())
 
-    def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, job: Coroutine[object, object, None]) -> None:
         task = self.net.loop.create_task(job)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from discoro.core.log import logger
 from discoro.net.ratelimit import SummaryLog
@@ -35,6 +35,8 @@ from discoro.net.ratelimit import SummaryLog
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable
+
+    from discoro.net.link import Link
 
 __all__ = ["MAX_PER_SOURCE", "MAX_UNAUTHENTICATED", "FrontDoor"]
 
@@ -53,11 +55,11 @@ class FrontDoor:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.log = SummaryLog(loop, logger)
-        self._waiting: dict[Any, tuple[str, asyncio.Transport]] = {}  # oldest first
+        self._waiting: dict[Link, tuple[str, asyncio.Transport]] = {}  # oldest first
         self._per_source: dict[str, int] = {}
         self._sock: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
-        self._starting: set[asyncio.Task[Any]] = set()
+        self._starting: set[asyncio.Task[None]] = set()
         self.accepted = 0  # connections accepted so far (for tests and status)
         self.shed = 0  # unauthenticated connections pushed out so far
 
@@ -157,7 +159,7 @@ class FrontDoor:
 
     # -- admission (called by the links) ---------------------------------------------------
 
-    def arrived(self, link: Any, transport: asyncio.Transport) -> None:
+    def arrived(self, link: Link, transport: asyncio.Transport) -> None:
         """An accepted connection is up and has not authenticated: admit it, pushing out
         the oldest waiting one from its address, or of all, if over a limit."""
         peername = transport.get_extra_info("peername")
@@ -170,7 +172,7 @@ class FrontDoor:
         self._waiting[link] = (source, transport)
         self._per_source[source] = self._per_source.get(source, 0) + 1
 
-    def settled(self, link: Any) -> None:
+    def settled(self, link: Link) -> None:
         """``link`` authenticated or went away: it no longer waits (idempotent)."""
         entry = self._waiting.pop(link, None)
         if entry is None:
@@ -187,7 +189,7 @@ class FrontDoor:
         """How many accepted connections have not authenticated yet."""
         return len(self._waiting)
 
-    def _drop(self, link: Any, why: str) -> None:
+    def _drop(self, link: Link, why: str) -> None:
         transport = self._waiting[link][1]
         self.settled(link)
         self.shed += 1
