@@ -128,7 +128,7 @@ class Coro(Located):
 
     def __init__(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         kernel = AsynCoro._singleton_instance or AsynCoro.instance()
-        self._init_state(kernel, getattr(target, "__name__", repr(target)))
+        self._init_state(kernel, getattr(target, "__name__", repr(target)), next(_ids), None, False)
         self._body = make_body(self, target, args, kwargs)
         self._is_async = type(self._body) is not GeneratorType
         kernel._coros[self._id] = self
@@ -137,12 +137,24 @@ class Coro(Located):
         else:
             kernel.call(kernel._spawn, self)
 
-    def _init_state(self, kernel: AsynCoro, name: str) -> None:
+    @classmethod
+    def _handle(cls, name: str, coro_id: int, location: Any) -> Coro:
+        """A handle for the coroutine ``name/coro_id`` that lives at ``location``."""
+        handle = cls.__new__(cls)
+        handle._init_state(
+            AsynCoro._singleton_instance or AsynCoro.instance(), name, coro_id, location, True
+        )
+        return handle
+
+    def _init_state(
+        self, kernel: AsynCoro, name: str, coro_id: int, location: Any, remote: bool
+    ) -> None:
+        """Every slot, as a new local coroutine or a handle for a remote one has it."""
         self._kernel = kernel
         self._name = name
-        self._id = next(_ids)
-        self._location: Any = None
-        self._remote = False
+        self._id = coro_id
+        self._location: Any = location
+        self._remote = remote
         self._mailbox: deque[Any] = deque()
         self._waiter: asyncio.Future[Any] | None = None
         self._wait_kind = RUNNING
@@ -157,34 +169,8 @@ class Coro(Located):
         self._swappable = False
         self._depth = 0
         self._finish_waiters: list[asyncio.Future[Any]] | None = None
-
-    @classmethod
-    def _handle(cls, name: str, coro_id: int, location: Any) -> Coro:
-        """A handle for the coroutine ``name/coro_id`` that lives at ``location``."""
-        # every slot _init_state sets, without drawing a local id (the remote hot path)
-        handle = cls.__new__(cls)
-        handle._kernel = AsynCoro._singleton_instance or AsynCoro.instance()
-        handle._name = name
-        handle._id = coro_id
-        handle._location = location
-        handle._remote = True
-        handle._mailbox = deque()
-        handle._waiter = None
-        handle._wait_kind = RUNNING
-        handle._task = None
-        handle._monitors = None
-        handle._daemon = False
-        handle._done = False
-        handle._value = None
-        handle._exc_info = None
-        handle._interrupts = []
-        handle._suspended_on = None
-        handle._swappable = False
-        handle._depth = 0
-        handle._finish_waiters = None
-        handle._body = None
-        handle._is_async = False
-        return handle
+        self._body = None
+        self._is_async = False
 
     # -- identity -------------------------------------------------------------------------
 
