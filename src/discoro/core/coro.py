@@ -11,6 +11,9 @@ Invariants:
 - A coroutine blocks in exactly one place, `_block`: ``_waiter`` is the future it waits on and
   ``_wait_kind`` says why (RECEIVING or SUSPENDED), so `send` wakes only a receiver and
   `resume` only a sleeper.
+- An interrupt (throw, terminate, a hot swap it can take) wakes a suspended coroutine by
+  completing what it waits on with ``_WOKEN``; the driver then throws the interrupt in, so
+  ``_block`` never returns ``_WOKEN`` and never puts it back as a message.
 - When it ends, each monitor gets one `MonitorException`, ``_done`` is set and every
   `finish()` waiter is woken, in that order.
 - A handle whose ``_remote`` is true stands for a coroutine in another process; its methods
@@ -91,6 +94,7 @@ def make_body(coro: Coro, target: Callable[..., Any], args: Any, kwargs: Any) ->
 
 
 _TIMED_OUT = object()  # what a wait's future holds when its timeout fired
+_WOKEN = object()  # what it holds when an interrupt woke the coroutine (the driver throws it in)
 
 
 def _expire(future: asyncio.Future[Any]) -> None:
@@ -280,7 +284,7 @@ class Coro(Located):
             # interrupted: a message that had already arrived goes back, first in line
             if kind == RECEIVING and waiter.done() and not waiter.cancelled():
                 message = waiter.result()
-                if message is not _TIMED_OUT:
+                if message is not _TIMED_OUT and message is not _WOKEN:
                     self._mailbox.appendleft(message)
             raise
         finally:
@@ -329,9 +333,10 @@ class Coro(Located):
         self._wake_for_interrupt()
 
     def _wake_for_interrupt(self) -> None:
+        # complete, never cancel, what it waits on: cancellation is asyncio's (see driver.py)
         suspended = self._suspended_on
         if suspended is not None and not suspended.done():
-            suspended.cancel()
+            suspended.set_result(_WOKEN)
 
     # -- monitors -------------------------------------------------------------------------
 
