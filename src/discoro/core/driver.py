@@ -153,6 +153,7 @@ async def wait_foreign(coro: Coro, future: asyncio.Future[Any]) -> None:
     task, the cancellation goes on to ``future`` as a plain task would pass it on: if the
     future takes it we go on waiting (a task may still end otherwise); if it is already done,
     the CancelledError is raised here, at the await."""
+    future._asyncio_future_blocking = False  # taken, as a task takes it (an await checks it)
     loop = coro._kernel._loop
     while True:
         proxy = loop.create_future()
