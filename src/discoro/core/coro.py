@@ -30,7 +30,7 @@ from threading import get_ident
 from types import CodeType, FunctionType, GeneratorType
 from typing import TYPE_CHECKING, Any
 
-from discoro.core.driver import TERMINATE
+from discoro.core.driver import TERMINATE, switch
 from discoro.core.kernel import AsynCoro, _current_coro
 from discoro.core.located import Located
 from discoro.core.log import logger
@@ -244,8 +244,10 @@ class Coro(Located):
 
     async def suspend(self, timeout: float | None = None, alarm_value: Any = None) -> Any:
         """Sleep until `resume` (its update) or until ``timeout`` (``alarm_value``).
-        Messages do not end a sleep."""
+        Messages do not end a sleep. ``timeout <= 0`` lets the loop run one turn (its I/O and
+        every other ready coroutine) and gives ``alarm_value``."""
         if timeout is not None and timeout <= 0:
+            await switch()
             return alarm_value
         return await self._block(SUSPENDED, timeout, alarm_value)
 
