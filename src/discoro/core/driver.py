@@ -117,6 +117,26 @@ def outcome(
     return None, stop
 
 
+def swapped_in(error: BaseException | None) -> Any:
+    """The new generator if ``error``, out of the body, is a hot swap it let through."""
+    if type(error) is HotSwapException and error.args and type(error.args[0]) is GeneratorType:
+        return error.args[0]
+    return None
+
+
+def body_outcome(
+    value: Any, error: BaseException | None, last: Any
+) -> tuple[Any, tuple[Any, ...] | None]:
+    """``(result, exc_info)`` of a coroutine whose body ended with ``value`` or ``error``.
+    GeneratorExit and an uncaught asyncio cancellation end it like terminate (normally,
+    with the last value its body received)."""
+    if error is None:
+        return value, None
+    if isinstance(error, GeneratorExit | CancelledError):
+        return last, None
+    return None, (type(error), error, error.__traceback__)
+
+
 def take_interrupt(coro: Coro) -> Any:
     """The interrupt to apply now (TERMINATE, or an exception to throw), or None."""
     interrupts = coro._interrupts
@@ -187,7 +207,7 @@ async def run(coro: Coro) -> None:
     value: Any = None  # what the next step sends in
     error: BaseException | None = None  # what the next step throws in instead
     result: Any = None
-    exc_info: tuple[Any, ...] | None = None
+    exc_info: tuple[Any, ...] | None = None  # how the body ended, for coro._end
     interrupts = coro._interrupts
     try:
         if interrupts:  # interrupted before its first step
@@ -209,21 +229,12 @@ async def run(coro: Coro) -> None:
                     if is_gen and error is None:
                         last = value
                     continue
-                if (
-                    type(error) is HotSwapException
-                    and is_gen
-                    and error.args
-                    and type(error.args[0]) is GeneratorType
-                ):  # the body let the swap through: the new generator takes its place
-                    frame, value, last, error = error.args[0], None, None, None
+                new_body = swapped_in(error) if is_gen else None
+                if new_body is not None:  # the body let the swap through: the new one runs
+                    frame, value, last, error = new_body, None, None, None
                     coro._swappable = False
                     continue
-                if error is None:
-                    result = value
-                elif isinstance(error, GeneratorExit | CancelledError):
-                    result = last
-                else:
-                    exc_info = (type(error), error, error.__traceback__)
+                result, exc_info = body_outcome(value, error, last)
                 break
 
             # 2. every yield is where interrupts apply
@@ -267,8 +278,10 @@ async def run(coro: Coro) -> None:
                     )
                     continue
 
-            # 4. give up control: one loop turn (out is None) or until the future is done
-            if not interrupts:
+            # 4. give up control: one loop turn (out is None) or until the future is done;
+            # an interrupt that applies before (the call interrupted its own coroutine) or
+            # after (it arrived meanwhile) is thrown in instead
+            if not interrupts or (error := interrupt_now(coro)) is None:
                 try:
                     if out is None:
                         await switch()
@@ -282,7 +295,9 @@ async def run(coro: Coro) -> None:
                     continue
                 finally:
                     coro._suspended_on = None
-            if interrupts and (error := interrupt_now(coro)) is not None:
+                if interrupts:
+                    error = interrupt_now(coro)
+            if error is not None:
                 value = None
                 continue
             if is_gen and out is not None:  # a generator yielded the future itself
