@@ -13,12 +13,13 @@ semantics and never cancel anything.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import queue
 from typing import Any
 
 import pytest
 
-from discoro import AsynCoro, Coro, MonitorException
+from discoro import AsynCoro, Coro, Lock, MonitorException
 
 TIMEOUT = 10
 SHORT = 0.01  # a timeout that fires
@@ -53,6 +54,24 @@ class QueueMailbox:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
+    @staticmethod
+    def lock() -> Any:
+        return asyncio.Lock()
+
+    @staticmethod
+    async def hold(lock: Any) -> contextvars.Context:
+        """Have another task take ``lock``; its context (to release it in)."""
+        taken = asyncio.get_running_loop().create_future()
+
+        async def holder():
+            await lock.acquire()
+            taken.set_result(contextvars.copy_context())
+
+        holding = asyncio.ensure_future(holder())
+        context = await taken
+        await holding  # it ends once the lock is taken, leaving the lock held
+        return context
+
 
 class CoroMailbox:
     """discoro: the running coroutine's mailbox."""
@@ -70,6 +89,22 @@ class CoroMailbox:
 
     async def sleep(self, seconds: float) -> None:
         await self.coro.sleep(seconds)
+
+    @staticmethod
+    def lock() -> Any:
+        return Lock()
+
+    @staticmethod
+    async def hold(lock: Any) -> contextvars.Context:
+        """Have another coroutine take ``lock``; its context (to release it in)."""
+        taken = asyncio.get_running_loop().create_future()
+
+        async def holder(coro=None):
+            await lock.acquire()
+            taken.set_result(contextvars.copy_context())
+
+        Coro(holder)
+        return await taken
 
 
 def run_plain(scenario: Any) -> Any:
@@ -354,6 +389,41 @@ async def sleep_under_timeout(mailbox_type):
     return "slept"
 
 
+async def lock_acquire_times_out(mailbox_type):
+    lock = mailbox_type.lock()
+    holder = await mailbox_type.hold(lock)
+    seen = []
+    try:
+        async with asyncio.timeout(SHORT):
+            await lock.acquire()
+    except TimeoutError:
+        seen.append("timed out")
+    holder.run(lock.release)
+    seen += [lock.locked(), await lock.acquire(), cancelling()]
+    lock.release()
+    return seen
+
+
+async def lock_handed_over_as_the_timeout_fires(mailbox_type):
+    # the release hands the lock to the waiter and the timeout fires before it runs: the
+    # lock is not lost
+    lock = mailbox_type.lock()
+    holder = await mailbox_type.hold(lock)
+    asyncio.get_running_loop().call_soon(lock.release, context=holder)
+    seen = []
+    try:
+        async with asyncio.timeout(0):
+            seen.append(await lock.acquire())
+    except TimeoutError:
+        seen.append("timed out")
+    seen.append(lock.locked())
+    async with asyncio.timeout(LONG):
+        seen.append(await lock.acquire())
+    lock.release()
+    seen.append(cancelling())
+    return seen
+
+
 SCENARIOS = [
     timeout_expires,
     timeout_not_reached,
@@ -374,6 +444,8 @@ SCENARIOS = [
     receive_and_timeout_in_the_same_loop_turn,
     receive_under_wait_for,
     sleep_under_timeout,
+    lock_acquire_times_out,
+    lock_handed_over_as_the_timeout_fires,
 ]
 
 
@@ -387,6 +459,7 @@ def test_the_scenarios_observe_what_asyncio_documents():
     # pins the plain-asyncio side, so a scenario that observes nothing cannot pass unnoticed
     assert run_plain(timeout_expires) == ["timed out", True, 0, "went on"]
     assert run_plain(receive_and_timeout_in_the_same_loop_turn) == ["timed out", "raced", 0]
+    assert run_plain(lock_handed_over_as_the_timeout_fires) == ["timed out", False, True, 0]
     assert run_plain(cancel_reaches_the_awaited_future) == [("CancelledError", ("stop",)), True, 0]
     assert run_plain(cancel_refused_by_an_awaited_task) == ("refused", 1, 0)
     assert run_plain(task_group_child_fails) == [
