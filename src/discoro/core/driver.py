@@ -109,7 +109,7 @@ def outcome(
 ) -> tuple[Any, BaseException | None]:
     """What a frame that stopped with ``stop`` hands the frame below it: ``(value, None)``
     when it returned, ``(None, error)`` when it raised."""
-    if type(stop) is StopIteration:
+    if isinstance(stop, StopIteration):
         return (final_value(stop.args, last) if is_gen else stop.value), None
     args = legacy_stop_args(stop, frame)
     if args is not None:
