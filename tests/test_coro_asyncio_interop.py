@@ -569,3 +569,28 @@ def test_throw_while_awaiting_a_task_leaves_the_task_running():
     assert signals.get(timeout=TIMEOUT) == "awaiting"
     target.throw(ValueError)
     assert target.value(TIMEOUT) == (("ValueError", ()), False, "finished", 0)
+
+
+def test_an_uncaught_asyncio_cancellation_ends_the_coroutine_like_terminate():
+    # discoro's own rule for the end (a plain task would end cancelled): monitors see a
+    # normal finish, and the cleanup on the way out ran
+    cleanup: list[str] = []
+
+    async def cancelled(coro=None):
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        try:
+            await coro.receive()
+        finally:
+            cleanup.append("finally ran")
+        return "not reached"
+
+    def watcher(coro=None):
+        target = Coro(cancelled)
+        yield coro.monitor(target)
+        info = yield coro.receive()
+        return info.args[1], (yield target.finish())
+
+    assert Coro(watcher).value(TIMEOUT) == ((StopIteration, None), None)
+    assert cleanup == ["finally ran"]
