@@ -12,23 +12,30 @@ start: ...`` and exits with `EXIT_CANNOT_START`, never a traceback.
 
 Quitting: SIGTERM or SIGINT (and, with ``--watch-stdin``, a ``quit`` line or the end of
 stdin: the node died) sends `Quit`; a second signal aborts running jobs; a third exits at once.
+Never an orphan: after the end of stdin a watchdog thread, which user code cannot block, exits
+the process if it has not quit within `ORPHAN_GRACE` seconds (a job that never yields).
 The secret is never on the command line: children get it in ``DISCORO_SECRET``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 from discoro.cluster import procdir
 
 EXIT_BUSY = 3  # another live server holds this index
+EXIT_ORPHANED = 5  # its node program died and it could not quit in time (the watchdog ended it)
+#: Seconds a server whose node program died has to quit before its watchdog ends it.
+ORPHAN_GRACE = 5.0
 EXIT_CANNOT_START = 4  # a port, address or file it was given cannot be used (one line said so)
 
 
@@ -97,8 +104,21 @@ def _install_interrupts(server: Any, watch_stdin: bool) -> None:
         def watch() -> None:
             for line in sys.stdin:
                 if line.strip() in ("quit", "exit"):
-                    break
-            server.quit()  # a quit line, or the node is gone (end of stdin)
+                    server.quit()
+                    return
+            # End of stdin: the node program is gone. Quit as usual; but a job that never
+            # yields keeps the loop (and so the quit) from running, so this thread, which user
+            # code cannot block, ends the process after a grace period: never an orphan.
+            server.quit()
+            time.sleep(ORPHAN_GRACE)
+            with contextlib.suppress(OSError, ValueError):  # our output went to the node
+                print(
+                    f"discoro_proc: the node program is gone and this server did not quit "
+                    f"within {ORPHAN_GRACE:g} s (a job that never yields?); exiting",
+                    file=sys.__stderr__,
+                    flush=True,
+                )
+            os._exit(EXIT_ORPHANED)
 
         threading.Thread(target=watch, name="discoro-stdin", daemon=True).start()
 
