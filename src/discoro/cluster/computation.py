@@ -6,6 +6,13 @@ coroutine ``await``s it. Replies from the scheduler and the servers arrive at on
 coroutine per computation, which resolves the waiting call by request id; every wait is
 bounded by ``timeout``, and a scheduler that stops pulsing (or goes offline) ends the
 computation, so nothing waits forever.
+
+Failures keep the seed's return values (``run``/``run_at``: ``None``, or the
+``(exception class, function name, traceback text)`` tuple when the coroutine could not be
+created; the list methods: the coroutines that were created, maybe ``[]``) and always say
+why: each is logged as a warning and kept in `Computation.last_error`. A run that no process
+can take yet waits at the scheduler, up to ``timeout`` (`discoro.cluster.placement`), so the
+reply may take that long; the client allows `REPLY_GRACE` more before it gives up.
 """
 
 from __future__ import annotations
@@ -36,13 +43,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-class RunFailed(Exception):
-    """Why a run did not create a remote coroutine (the class in a failure tuple)."""
+# the scheduler answers a waiting run at most a tick (1 s) after its deadline; beyond this
+# much more, the scheduler is taken to be unreachable
+REPLY_GRACE = 3 * MinPulseInterval
 
 
-def _failure(kind: type[BaseException], func: Any, reason: str) -> tuple[Any, str, str]:
-    name = getattr(func, "__name__", str(func))
-    return (kind, name, reason)
+def _name(func: Any) -> str:
+    return str(getattr(func, "__name__", func))
 
 
 class Computation:
@@ -90,6 +97,16 @@ class Computation:
         self._scheduled: asyncio.Future[str] | None = None
         self._state = "new"
         self._last_pulse = 0.0
+        self._last_error: str | None = None
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the latest ``run*`` call failed, or None if it succeeded: the scheduler's
+        reason (e.g. "no process is ready (2 initializing) (waited 10 s)", "no node: ...",
+        "the computation is closed"), or the remote traceback text when the coroutine could
+        not be created. A list method that created fewer coroutines than it had targets
+        keeps the reason of the last one that failed."""
+        return self._last_error
 
     # -- scheduling ---------------------------------------------------------------------------
 
@@ -204,9 +221,13 @@ class Computation:
         self._waiting[rid] = future
         return future
 
-    async def _wait(self, future: asyncio.Future[Any], rid: int) -> Any:
+    async def _wait(
+        self, future: asyncio.Future[Any], rid: int, timeout: float | None = None
+    ) -> Any:
+        """The answer for request ``rid``, or None if none came within ``timeout``
+        (default: the computation's) or the computation ended."""
         try:
-            done, _ = await asyncio.wait([future], timeout=self.timeout)
+            done, _ = await asyncio.wait([future], timeout=timeout or self.timeout)
             if not done:
                 return None
             return future.result()
@@ -226,50 +247,89 @@ class Computation:
             return name, name
         return pickle_function(func), name
 
-    async def _run_one(self, where: tuple[Any, ...], func: Any, args: Any, kwargs: Any) -> Any:
-        if self._state != "current" or self.scheduler is None:
-            return _failure(RunFailed, func, "the computation is not scheduled")
-        try:
-            func_ref, name = self._request_parts(func, args, kwargs)
-            payload = pickle_arguments(args, kwargs, [])
-        except Exception as exc:
-            return _failure(type(exc), func, str(exc))
+    def _not_current(self) -> str | None:
+        """Why this computation cannot run anything now (None: it can)."""
+        if self._state == "current" and self.scheduler is not None:
+            return None
+        return {
+            "new": "the computation is not scheduled",
+            "queued": "the computation is not scheduled yet (it waits for its turn)",
+        }.get(self._state, "the computation is closed")
+
+    def _failed(self, func: Any, reason: str) -> None:
+        self._last_error = reason
+        logger.warning("run of %s failed: %s", _name(func), reason)
+
+    async def _request_run(
+        self, where: tuple[Any, ...], func: Any, args: Any, kwargs: Any, fanout: bool
+    ) -> Any:
+        """Send a `RunRequest`; the scheduler's refusal (`p.Reply`), the `p.RunResult`
+        (single) or the list of them (fan-out); None without an answer; a str if the request
+        could not even be made (the reason)."""
+        why = self._not_current()
+        if why is not None:
+            return why
+        assert self.scheduler is not None
+        func_ref, name = self._request_parts(func, args, kwargs)
+        payload = pickle_arguments(args, kwargs, [])
         rid = next(self._rids)
         future = self._expect(rid)
+        collected: list[p.RunResult] = []
+        if fanout:
+            self._fanouts[rid] = collected
         self.scheduler.send(
             p.RunRequest(self._uid, rid, where, func_ref, name, payload, self._router)
         )
-        result = await self._wait(future, rid)
-        if result is None:
-            return _failure(RunFailed, func, f"no reply within {self.timeout} s")
-        if isinstance(result, Coro):
-            self._created(result, args, kwargs)
-        return result
+        answer = await self._wait(future, rid, self.timeout + REPLY_GRACE)
+        if answer is None and collected:
+            return list(collected)  # some processes answered: their coroutines run
+        return answer
+
+    async def _run_one(self, where: tuple[Any, ...], func: Any, args: Any, kwargs: Any) -> Any:
+        try:
+            answer = await self._request_run(where, func, args, kwargs, fanout=False)
+        except Exception as exc:
+            self._failed(func, f"{type(exc).__name__}: {exc}")
+            return (type(exc), _name(func), str(exc))
+        if isinstance(answer, p.RunResult) and isinstance(answer.coro, Coro):
+            self._last_error = None
+            self._created(answer.coro, args, kwargs)
+            return answer.coro
+        if isinstance(answer, p.RunResult) and answer.error is not None:
+            self._failed(func, str(answer.error[2]))
+            return answer.error
+        self._failed(func, self._reason(answer))
+        return None
 
     async def _run_many(
         self, where: tuple[Any, ...], func: Any, args: Any, kwargs: Any
     ) -> list[Any]:
-        if self._state != "current" or self.scheduler is None:
-            return []
         try:
-            func_ref, name = self._request_parts(func, args, kwargs)
-            payload = pickle_arguments(args, kwargs, [])
+            answer = await self._request_run(where, func, args, kwargs, fanout=True)
         except Exception as exc:
-            logger.warning("cannot run %s: %s", getattr(func, "__name__", func), exc)
+            self._failed(func, f"{type(exc).__name__}: {exc}")
             return []
-        rid = next(self._rids)
-        future = self._expect(rid)
-        self._fanouts[rid] = []
-        self.scheduler.send(
-            p.RunRequest(self._uid, rid, where, func_ref, name, payload, self._router)
-        )
-        collected = self._fanouts[rid]
-        result = await self._wait(future, rid)
-        coros = result if isinstance(result, list) else collected
-        coros = [coro for coro in coros if isinstance(coro, Coro)]
-        for coro in coros:
-            self._created(coro, args, kwargs)
+        if not isinstance(answer, list):
+            self._failed(func, self._reason(answer))
+            return []
+        self._last_error = None
+        coros = []
+        for result in answer:
+            if isinstance(result.coro, Coro):
+                coros.append(result.coro)
+                self._created(result.coro, args, kwargs)
+            elif result.error is not None:
+                self._failed(func, str(result.error[2]))
         return coros
+
+    def _reason(self, answer: Any) -> str:
+        if isinstance(answer, str):
+            return answer
+        if isinstance(answer, p.Reply) and answer.error:
+            return answer.error
+        if self._state != "current":
+            return "the computation is closed"
+        return f"no reply from the scheduler within {self.timeout + REPLY_GRACE:g} s"
 
     def _created(self, coro: Coro, args: Any, kwargs: Any) -> None:
         if self.status_coro is not None:
@@ -282,7 +342,8 @@ class Computation:
         rid = next(self._rids)
         future = self._expect(rid)
         self.scheduler.send(p.ListRequest(self._uid, rid, what, self._router))
-        value = await self._wait(future, rid)
+        reply = await self._wait(future, rid)
+        value = reply.value if isinstance(reply, p.Reply) else None
         return value if isinstance(value, list) else []
 
     def _end(self) -> None:
@@ -318,9 +379,7 @@ class Computation:
             elif kind is p.Reply:
                 future = self._waiting.get(message.rid)
                 if future is not None and not future.done():
-                    if message.error:
-                        logger.debug("scheduler: %s", message.error)
-                    future.set_result(message.value)
+                    future.set_result(message)
             elif kind is p.Pulse:
                 self._last_pulse = time.monotonic()
             elif kind is p.Scheduled:
@@ -360,10 +419,10 @@ class Computation:
         if future is None or future.done():
             return
         if not result.fanout:
-            future.set_result(result.coro if result.coro is not None else result.error)
+            future.set_result(result)
             return
         collected = self._fanouts.setdefault(result.rid, [])
-        collected.append(result.coro)
+        collected.append(result)
         if len(collected) >= result.fanout:
             future.set_result(list(collected))
 

@@ -11,6 +11,9 @@ Invariants:
   nodes that have one are eligible for runs. Load = runs dispatched but not ended.
 - Every process the current computation used hears ``Close`` when it closes, and status
   messages stop (the client's status coroutine is detached) when the client closes it.
+- A run that no process can take yet waits (`discoro.cluster.placement`) until one can or
+  the computation's timeout passes; every request gets exactly one answer (the runs, or a
+  `Reply` with the reason), also when the computation closes while it waits.
 - A process silent for more than 5 pulse intervals is treated as lost: its status becomes
   disconnected and each of its running coroutines is reported failed to the status coroutine.
 - Status bookkeeping (for `discoro.cluster.snapshot`): per process, ``submitted`` counts
@@ -32,10 +35,15 @@ from typing import Any, NamedTuple
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MISSED_PULSES
+from discoro.cluster.placement import (
+    FANOUT_KINDS,
+    WaitingRun,
+    choose,
+    settled,
+    unready_reason,
+)
 from discoro.cluster.status import Status, StatusMessage
 from discoro.errors import MonitorException
-
-FANOUT_KINDS = ("each_node", "each_proc", "node_procs")
 
 
 class ProcState(enum.Enum):
@@ -135,6 +143,7 @@ class SchedulerState:
         self.current: Computation | None = None
         self.actions: list[Send] = []
         self.node_load: dict[str, NodeLoad] = {}  # node address -> latest figures
+        self.waiting: list[WaitingRun] = []  # runs of the current computation held for now
 
     # -- views ------------------------------------------------------------------------------
 
@@ -155,6 +164,8 @@ class SchedulerState:
         handler = getattr(self, "on_" + type(event).__name__, None)
         if handler is not None:
             handler(event)
+        if self.waiting:
+            self._serve_waiting(event.now if isinstance(event, Tick) else time.monotonic())
         return self.actions
 
     def _send(self, to: Any, message: Any) -> None:
@@ -306,6 +317,9 @@ class SchedulerState:
             proc.pending = 0
         if idle:
             self._status(Status.ComputationClosed, self.me.location if self.me else None)
+        waiting, self.waiting = self.waiting, []
+        for held in waiting:
+            self._refuse(held.request, "the computation is closed")
         self.current = None
         self._next()
 
@@ -328,52 +342,49 @@ class SchedulerState:
 
     # -- runs -------------------------------------------------------------------------------
 
-    def _least_loaded(self, procs: list[Proc]) -> Proc:
-        # among equally loaded processes, the one whose newest job started longest ago: a
-        # busy CPU-bound job there is the likeliest to finish first (and idle processes take
-        # turns)
-        return min(procs, key=lambda proc: (proc.load, proc.last_started))
-
-    def targets(self, where: tuple[Any, ...]) -> list[Proc]:
-        ready = self.ready()
-        kind = where[0]
-        if kind == "any":
-            if not ready:
-                return []
-            node = min(ready.values(), key=lambda procs: sum(p.load for p in procs) / len(procs))
-            return [self._least_loaded(node)]
-        if kind == "node":
-            procs = ready.get(str(where[1]))
-            return [self._least_loaded(procs)] if procs else []
-        if kind == "proc":
-            proc = self.procs.get(where[1])
-            return [proc] if proc is not None and proc.state is ProcState.INITIALIZED else []
-        if kind == "each_node":
-            return [self._least_loaded(procs) for procs in ready.values()]
-        if kind == "each_proc":
-            return [proc for procs in ready.values() for proc in procs]
-        if kind == "node_procs":
-            return list(ready.get(str(where[1]), []))
-        return []
-
     def on_RunRequest(self, event: p.RunRequest) -> None:
         if not self._uid_ok(event.uid):
-            self._send(event.router, p.Reply(event.rid, None, "the computation is not current"))
+            queued = any(c.spec.uid == event.uid for c in self.queue)
+            why = "the computation is not scheduled yet" if queued else "the computation is closed"
+            self._refuse(event, why)
             return
         assert self.current is not None
-        router = self.current.spec.router
-        targets = self.targets(event.where)
-        fanout = len(targets) if event.where[0] in FANOUT_KINDS else 0
+        if not self._dispatch(event, final=False):
+            timeout = float(self.current.spec.timeout)
+            self.waiting.append(WaitingRun(event, time.monotonic() + timeout, timeout))
+
+    def _refuse(self, event: p.RunRequest, reason: str) -> None:
+        empty: list[Any] | None = [] if event.where[0] in FANOUT_KINDS else None
+        self._send(event.router, p.Reply(event.rid, empty, reason))
+
+    def _dispatch(self, event: p.RunRequest, final: bool, waited: float = 0.0) -> bool:
+        """Send the run to its processes, if it can go now; whether it is answered (with
+        ``final``, a run that cannot go is refused with the reason)."""
+        assert self.current is not None
+        fanout_kind = event.where[0] in FANOUT_KINDS
+        targets = choose(self.ready(), self.procs, event.where)
+        if not final and (not targets or (fanout_kind and not settled(self.procs, event.where))):
+            return False
         if not targets:
-            empty: list[Any] | None = [] if event.where[0] in FANOUT_KINDS else None
-            self._send(router, p.Reply(event.rid, empty, f"no process is ready for {event.where}"))
-            return
+            self._refuse(event, unready_reason(self.procs, event.where, waited))
+            return True
+        router = self.current.spec.router
+        fanout = len(targets) if fanout_kind else 0
         for proc in targets:
             proc.pending += 1
             run = p.Run(
                 event.uid, event.rid, event.func, event.func_name, event.args, router, fanout
             )
             self._send(proc.server, run)
+        return True
+
+    def _serve_waiting(self, now: float) -> None:
+        waiting, self.waiting = self.waiting, []
+        for held in waiting:
+            if self.current is None:
+                self._refuse(held.request, "the computation is closed")
+            elif not self._dispatch(held.request, now >= held.deadline, held.waited):
+                self.waiting.append(held)
 
     def on_JobStarted(self, event: p.JobStarted) -> None:
         proc = self.procs.get(event.location)

@@ -1,0 +1,106 @@
+"""Where a run goes, and what happens to a run that no process can take yet (no I/O).
+
+The scheduler's state machine asks `choose` for the processes a `RunRequest` names. When
+there are none yet (right after ``schedule()`` the processes are still being set up, or no
+node has joined), the request *waits*: it is held as a `WaitingRun` until processes are
+ready or its deadline (the computation's ``timeout``) passes, and only then fails, with a
+reason that says what was missing (`unready_reason`).
+
+Rules:
+- A single run (``any``, ``node``, ``proc``) goes as soon as one eligible process is ready.
+- A fan-out (``each_node``, ``each_proc``, ``node_procs``) goes once at least one target is
+  ready and no process it could also use is still initializing (`settled`), so ``run_procs``
+  right after ``schedule()`` reaches every process; at its deadline it goes to whatever is
+  ready, and fails only if nothing is.
+- Waiting runs are served in the order they arrived; closing the computation fails them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from discoro.cluster import protocol as p
+    from discoro.cluster.scheduler_state import Proc
+
+FANOUT_KINDS = ("each_node", "each_proc", "node_procs")
+
+# the states a process can still leave for "initialized" (by its setup finishing)
+_PENDING = ("discovered", "initializing")
+
+
+@dataclass
+class WaitingRun:
+    """A run request held until a process can take it, or until ``deadline`` (monotonic)."""
+
+    request: p.RunRequest
+    deadline: float
+    waited: float  # the computation's timeout, for the failure reason
+
+
+def least_loaded(procs: list[Proc]) -> Proc:
+    # among equally loaded processes, the one whose newest job started longest ago: a busy
+    # CPU-bound job there is the likeliest to finish first (and idle processes take turns)
+    return min(procs, key=lambda proc: (proc.load, proc.last_started))
+
+
+def choose(
+    ready: dict[str, list[Proc]], procs: dict[Any, Proc], where: tuple[Any, ...]
+) -> list[Proc]:
+    """The processes a run at ``where`` goes to now (``ready``: the initialized ones, by
+    node; ``procs``: all, by location)."""
+    kind = where[0]
+    if kind == "any":
+        if not ready:
+            return []
+        node = min(ready.values(), key=lambda group: sum(p.load for p in group) / len(group))
+        return [least_loaded(node)]
+    if kind == "node":
+        group = ready.get(str(where[1]))
+        return [least_loaded(group)] if group else []
+    if kind == "proc":
+        proc = procs.get(where[1])
+        return [proc] if proc is not None and proc.state.value == "initialized" else []
+    if kind == "each_node":
+        return [least_loaded(group) for group in ready.values()]
+    if kind == "each_proc":
+        return [proc for group in ready.values() for proc in group]
+    if kind == "node_procs":
+        return list(ready.get(str(where[1]), []))
+    return []
+
+
+def _relevant(procs: dict[Any, Proc], where: tuple[Any, ...]) -> list[Proc]:
+    """The processes (in any state) that ``where`` could ever use."""
+    kind = where[0]
+    if kind in ("node", "node_procs"):
+        return [proc for proc in procs.values() if proc.addr == str(where[1])]
+    if kind == "proc":
+        proc = procs.get(where[1])
+        return [proc] if proc is not None else []
+    return list(procs.values())
+
+
+def settled(procs: dict[Any, Proc], where: tuple[Any, ...]) -> bool:
+    """Whether no process that ``where`` could use is still on its way to ready."""
+    return not any(proc.state.value in _PENDING for proc in _relevant(procs, where))
+
+
+def unready_reason(procs: dict[Any, Proc], where: tuple[Any, ...], waited: float) -> str:
+    """Why no process took a run at ``where`` within ``waited`` seconds."""
+    after = f"(waited {waited:g} s)"
+    live = [proc for proc in procs.values() if proc.state.value != "disconnected"]
+    if not live:
+        return f"no node: the scheduler has found no server process {after}"
+    kind = where[0]
+    relevant = _relevant(procs, where)
+    if kind in ("node", "node_procs") and not relevant:
+        return f"no node {where[1]} among the scheduler's nodes {after}"
+    if kind == "proc" and not relevant:
+        return f"no process {where[1]} among the scheduler's processes {after}"
+    counts: dict[str, int] = {}
+    for proc in relevant:
+        counts[proc.state.value] = counts.get(proc.state.value, 0) + 1
+    detail = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    return f"no process is ready ({detail}) {after}"
