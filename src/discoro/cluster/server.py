@@ -14,6 +14,9 @@ create job coroutines, send replies and reports). Messages it handles:
   when a job ends, ``JobDone``. With ``spec.remote_output``, what jobs print and log goes to
   the client's router as `Output` (see `discoro.cluster.output`), flushed before each job's
   end is reported.
+- A job that has ended stays findable for remote monitors (the network's ``ended_coros``;
+  the latest `KEEP_ENDED` of the installed computation), so a client's ``monitor()`` that
+  arrives after a fast job ended still gets its `MonitorException`, at once.
 - `Close`: jobs are terminated, the namespace is closed, ``ServerClosed`` goes to the
   scheduler. The computation also closes by itself (``ServerClosed(idle=True)``) after its
   zombie period without jobs, and silently when the scheduler is unreachable for 5 pulse
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +56,7 @@ if TYPE_CHECKING:
     from discoro.core.kernel import AsynCoro
 
 IDLE_PULSE_INTERVAL = MinPulseInterval * 2  # pulses to a `Watch` scheduler while idle
+KEEP_ENDED = 1000  # ended jobs kept findable for late monitor requests
 
 
 @dataclass
@@ -79,6 +84,7 @@ class Server:
         self.output: OutputCapture | None = None  # remote output of the installed computation
         self.watched: Any = None  # the scheduler of the latest `Watch` (idle pulses)
         self.watcher: Coro | None = None  # the coroutine sending them
+        self.ended: deque[int] = deque()  # ids of ended jobs still in the network's ended_coros
 
     def start(self) -> Coro:
         self.coro = Coro(self._main)
@@ -262,6 +268,7 @@ class Server:
             current.scheduler.send(p.JobFailed(self.location, run.uid, run.rid))
             return
         self.state.job_started(job)
+        self.kernel.network().ended_coros[job._id] = job  # found once it ended, too
         job.notify(self.coro)  # type: ignore[arg-type]
         if current.status_coro is not None:
             job.notify(current.status_coro)
@@ -295,6 +302,9 @@ class Server:
         current = self.state.job_ended(getattr(job, "_id", -1), time.monotonic())
         if current is not None:
             current.scheduler.send(p.JobDone(self.location, current.uid, job._id))
+            self.ended.append(job._id)
+            if len(self.ended) > KEEP_ENDED:
+                self.kernel.network().ended_coros.pop(self.ended.popleft(), None)
 
     # -- close -------------------------------------------------------------------------------
 
@@ -305,9 +315,13 @@ class Server:
             if uid is not None:
                 logger.debug("close of %s ignored: not installed", uid)
             return
+        ended_coros = self.kernel.network().ended_coros
         for job in list(current.jobs.values()):
             job.terminate()
+            ended_coros.pop(job._id, None)
         current.jobs.clear()
+        while self.ended:
+            ended_coros.pop(self.ended.popleft(), None)
         if current.pulser is not None:
             current.pulser.terminate()
         output, self.output = self.output, None

@@ -97,10 +97,15 @@ def table(net: Network) -> dict[str, Handler]:
         net.take_reply(message)
 
     def on_monitor(peer: Peer, message: Message) -> None:
-        observed = coros.get(message.fields.get("c"))  # type: ignore[arg-type]
+        cid = message.fields.get("c")
+        observed = coros.get(cid) or net.ended_coros.get(cid)  # type: ignore[arg-type]
         ok, monitor = unpickle(peer, message)
         if observed is None or not ok or not isinstance(monitor, Coro):
             net.reply(peer, message.rid, {"r": -1})
+            return
+        if observed._done:  # the reply first: the monitor then hears of the end at once
+            net.reply(peer, message.rid, {"r": 0, "ended": True})
+            observed._add_monitor(monitor)
             return
         observed._add_monitor(monitor)
         net.reply(peer, message.rid, {"r": 0})
