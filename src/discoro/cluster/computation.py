@@ -25,6 +25,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import protocol as p
+from discoro.cluster import sources
 from discoro.cluster.constants import (
     MISSED_PULSES,
     SCHEDULER_NAME,
@@ -77,9 +78,13 @@ class Computation:
             raise ValueError(f"zombie_period must be at least {MaxPulseInterval} seconds")
         self._code, self._names, self._files = package(components)
         self._components: dict[str, Any] = dict.fromkeys(self._names)
+        code_objects = []
         for component in components if isinstance(components, list) else [components]:
             if inspect.isfunction(component):
                 self._components[component.__name__] = component
+            if not isinstance(component, str) and not inspect.ismodule(component):
+                code_objects.append(component if callable(component) else type(component))
+        self._sources = sources.collect(code_objects)
         self.status_coro = status_coro
         self.timeout = timeout
         self.pulse_interval = pulse_interval
@@ -135,6 +140,9 @@ class Computation:
             self.timeout,
             self.zombie_period,
             self.remote_output,
+            self._sources,
+            str(kernel.name or kernel.location or ""),
+            time.time(),
         )
         self._state = "queued"
         if await scheduler.deliver(p.Submit(spec), timeout=self.timeout) != 1:
@@ -272,13 +280,14 @@ class Computation:
         assert self.scheduler is not None
         func_ref, name = self._request_parts(func, args, kwargs)
         payload = pickle_arguments(args, kwargs, [])
+        extra = {} if isinstance(func_ref, str) else sources.collect([func], self._sources)
         rid = next(self._rids)
         future = self._expect(rid)
         collected: list[p.RunResult] = []
         if fanout:
             self._fanouts[rid] = collected
         self.scheduler.send(
-            p.RunRequest(self._uid, rid, where, func_ref, name, payload, self._router)
+            p.RunRequest(self._uid, rid, where, func_ref, name, payload, self._router, extra)
         )
         answer = await self._wait(future, rid, self.timeout + REPLY_GRACE)
         if answer is None and collected:
@@ -376,6 +385,10 @@ class Computation:
                 self._take_run_result(message)
             elif kind is p.Output:
                 self._show_output(message)
+            elif kind is p.JobError:
+                logger.warning(
+                    "remote coroutine %s failed:\n%s", message.coro, message.text.rstrip()
+                )
             elif kind is p.Reply:
                 future = self._waiting.get(message.rid)
                 if future is not None and not future.done():

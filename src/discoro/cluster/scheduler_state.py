@@ -373,7 +373,14 @@ class SchedulerState:
         for proc in targets:
             proc.pending += 1
             run = p.Run(
-                event.uid, event.rid, event.func, event.func_name, event.args, router, fanout
+                event.uid,
+                event.rid,
+                event.func,
+                event.func_name,
+                event.args,
+                router,
+                fanout,
+                getattr(event, "sources", {}),
             )
             self._send(proc.server, run)
         return True

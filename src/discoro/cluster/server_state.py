@@ -38,6 +38,7 @@ class Installed:
     idle_since: float
     jobs: dict[int, Any] = field(default_factory=dict)  # coroutine id -> job Coro
     pulser: Any = None  # the coroutine sending pulses (set by the shell)
+    router: Any = None  # the client's router (set by the shell)
 
 
 class ServerState:

@@ -124,7 +124,7 @@ def table(net: Network) -> dict[str, Handler]:
             error = RemoteError(str(fields.get("tn")), str(fields.get("tm")), str(fields.get("tb")))
             info = (RemoteError, error)
         notice = MonitorException(observed, info)
-        notice.remote_traceback = fields.get("tb")  # type: ignore[attr-defined]
+        notice.remote_traceback = fields.get("tb")
         monitor._put(notice)
 
     def on_terminate(peer: Peer, message: Message) -> None:
