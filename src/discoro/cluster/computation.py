@@ -24,8 +24,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from discoro.cluster import interrupt, sources
 from discoro.cluster import protocol as p
-from discoro.cluster import sources
 from discoro.cluster.constants import (
     MISSED_PULSES,
     SCHEDULER_NAME,
@@ -103,6 +103,7 @@ class Computation:
         self._state = "new"
         self._last_pulse = 0.0
         self._last_error: str | None = None
+        interrupt.arm()  # Ctrl-C closes this computation (when made on the main thread)
 
     @property
     def last_error(self) -> str | None:
@@ -145,6 +146,7 @@ class Computation:
             time.time(),
         )
         self._state = "queued"
+        interrupt.opened(self)
         if await scheduler.deliver(p.Submit(spec), timeout=self.timeout) != 1:
             logger.warning("the scheduler at %s did not take the computation", scheduler.location)
             self._end()
@@ -357,6 +359,7 @@ class Computation:
 
     def _end(self) -> None:
         self._state = "closed"
+        interrupt.closed(self)
         if self._scheduled is not None and not self._scheduled.done():
             self._scheduled.set_result("closed")
         for future in self._waiting.values():
