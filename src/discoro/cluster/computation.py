@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import os
+import sys
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -142,7 +144,7 @@ class Computation:
             self.zombie_period,
             self.remote_output,
             self._sources,
-            str(kernel.name or kernel.location or ""),
+            _client_name(kernel),
             time.time(),
         )
         self._state = "queued"
@@ -441,6 +443,18 @@ class Computation:
         collected.append(result)
         if len(collected) >= result.fanout:
             future.set_result(list(collected))
+
+
+def _client_name(kernel: AsynCoro) -> str:
+    """How status displays name this client: the kernel's own ``name`` when the program
+    gave one (not the one a private scheduler gives it), else its program and process id
+    at its location."""
+    name = kernel.options.get("name")
+    if name and name != SCHEDULER_NAME:
+        return str(name)
+    argv0 = sys.argv[0] if sys.argv else ""
+    program = "python " + argv0 if argv0 in ("-c", "-m", "-") else os.path.basename(argv0)
+    return f"{program} (pid {os.getpid()}) at {kernel.location}"
 
 
 def _address(where: Any) -> str:
