@@ -29,18 +29,18 @@ from typing import TYPE_CHECKING, Any
 from discoro.cluster import interrupt, sources
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import (
-    MISSED_PULSES,
     SCHEDULER_NAME,
     MaxPulseInterval,
     MinPulseInterval,
     MsgTimeout,
 )
+from discoro.cluster.replies import Replies
 from discoro.cluster.shipping import package, pickle_arguments, pickle_function
 from discoro.cluster.status import CoroInfo, Status, StatusMessage
 from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
-from discoro.net.location import Location, PeerStatus
+from discoro.net.location import Location
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -55,7 +55,7 @@ def _name(func: Any) -> str:
     return str(getattr(func, "__name__", func))
 
 
-class Computation:
+class Computation(Replies):
     def __init__(
         self,
         components: Any,
@@ -228,25 +228,6 @@ class Computation:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _expect(self, rid: int) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = AsynCoro.instance().loop.create_future()
-        self._waiting[rid] = future
-        return future
-
-    async def _wait(
-        self, future: asyncio.Future[Any], rid: int, timeout: float | None = None
-    ) -> Any:
-        """The answer for request ``rid``, or None if none came within ``timeout``
-        (default: the computation's) or the computation ended."""
-        try:
-            done, _ = await asyncio.wait([future], timeout=timeout or self.timeout)
-            if not done:
-                return None
-            return future.result()
-        finally:
-            self._waiting.pop(rid, None)
-            self._fanouts.pop(rid, None)
-
     def _request_parts(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         name = getattr(func, "__name__", str(func))
         if isinstance(func, str):
@@ -374,75 +355,6 @@ class Computation:
     async def _close_at_exit(self) -> None:
         if self._state in ("queued", "current"):
             await self.close()
-
-    async def _route(self, coro: Any = None) -> None:
-        """Receive every reply and pulse for this computation."""
-        coro.set_daemon()
-        scheduler = self.scheduler
-        remote = scheduler is not None and scheduler._remote
-        if remote:
-            AsynCoro.instance().peer_status(coro)
-        check = 2 * self.pulse_interval
-        while True:
-            message = await coro.receive(timeout=check)
-            kind = type(message)
-            if kind is p.RunResult:
-                self._take_run_result(message)
-            elif kind is p.Output:
-                self._show_output(message)
-            elif kind is p.JobError:
-                logger.warning(
-                    "remote coroutine %s failed:\n%s", message.coro, message.text.rstrip()
-                )
-            elif kind is p.Reply:
-                future = self._waiting.get(message.rid)
-                if future is not None and not future.done():
-                    future.set_result(message)
-            elif kind is p.Pulse:
-                self._last_pulse = time.monotonic()
-            elif kind is p.Scheduled:
-                if self._scheduled is not None and not self._scheduled.done():
-                    self._scheduled.set_result(message.error)
-            elif kind is PeerStatus and (
-                scheduler is not None
-                and message.status == PeerStatus.Offline
-                and message.location == scheduler.location
-            ):
-                logger.warning("scheduler at %s went offline; computation closed", message.location)
-                self._end()
-                return
-            if self._state == "current":
-                silence = time.monotonic() - self._last_pulse
-                if silence > MISSED_PULSES * self.pulse_interval:
-                    logger.warning(
-                        "no pulse from the scheduler for %.0f s; computation closed", silence
-                    )
-                    self._end()
-                    return
-
-    def _show_output(self, output: p.Output) -> None:
-        """Log each line of remote output with its origin; then the user's hook."""
-        for line in output.text.splitlines():
-            if line.strip():
-                logger.log(output.level, "[%s] %s", output.location, line)
-        handler = self.output_handler
-        if handler is not None:
-            try:
-                handler(output.location, output.stream, output.text)
-            except Exception:
-                logger.exception("output_handler failed")
-
-    def _take_run_result(self, result: p.RunResult) -> None:
-        future = self._waiting.get(result.rid)
-        if future is None or future.done():
-            return
-        if not result.fanout:
-            future.set_result(result)
-            return
-        collected = self._fanouts.setdefault(result.rid, [])
-        collected.append(result)
-        if len(collected) >= result.fanout:
-            future.set_result(list(collected))
 
 
 def _client_name(kernel: AsynCoro) -> str:
