@@ -134,11 +134,21 @@ def client(coro=None):
     yield coro.receive(timeout=10)
     yield comp.run_at(procs[0], get_global, coro)
     out("GLOBAL", (yield coro.receive(timeout=10)))
-    rc = yield comp.run(failing)
-    out("FAILING", rc)
-    rc = yield comp.run(ending)
-    out("ENDING", rc)
-    yield coro.sleep(0.3)
+    LISTENERS.append(coro)  # status messages come here too until both jobs have ended
+    failing_rc = yield comp.run(failing)
+    out("FAILING", failing_rc)
+    ending_rc = yield comp.run(ending)
+    out("ENDING", ending_rc)
+    pending = {str(failing_rc), str(ending_rc)}
+    while pending:  # they end by themselves, not by the close below
+        msg = yield coro.receive(timeout=10)
+        if msg is None:
+            break
+        if isinstance(msg, MonitorException):
+            pending.discard(str(msg.args[0]))
+    LISTENERS.remove(coro)
+    while (yield coro.receive(timeout=0)) is not None:
+        pass  # status messages queued before the removal
     out("CLOSE", (yield comp.close()))
     # a second computation on the same processes sees nothing of the first one
     comp = yield from start([probe], coro)

@@ -168,6 +168,30 @@ def test_discoro_status_shows_figures_of_an_idle_cluster(
         assert isinstance(node["updated"], float)
 
 
+def test_discoro_status_finds_the_scheduler_by_discovery(
+    cluster: LocalCluster, udp_port: int
+) -> None:
+    """Without ``--scheduler`` (issue 11: it crashed for want of the network layer)."""
+    net = ("-i", "127.0.0.1", "-u", str(udp_port))
+    with PeerProcess(SCHEDULER, "scheduler", *net, "--zombie_period", "0") as scheduler:
+        match = scheduler.expect(r"^discoro: scheduler ready at (127\.0\.0\.1):(\d+)$", 20)
+        where = f"{match[1]}:{match[2]}"
+
+        def found() -> dict[str, Any] | None:
+            result = status_cli(*net, "--json")
+            assert result.returncode == 0, result.stderr
+            assert "Traceback" not in result.stderr, result.stderr
+            snapshot: dict[str, Any] = json.loads(result.stdout)
+            return snapshot if snapshot["totals"]["procs"] == 2 else None
+
+        snapshot = poll(found, 15)
+        assert snapshot["scheduler"]["location"] == where
+        table = status_cli(*net)
+        assert table.returncode == 0, table.stderr
+        assert table.stdout.startswith("scheduler ") and f" at {where}: " in table.stdout
+        assert "totals: 1 nodes, 2 processes" in table.stdout
+
+
 def test_discoro_status_without_scheduler_fails_clearly(udp_port: int) -> None:
     where = f"127.0.0.1:{free_port()}"
     result = status_cli("--scheduler", where, "-i", "127.0.0.1", "-u", str(udp_port),

@@ -8,6 +8,7 @@ import pytest
 
 from discoro.core.conditions import Condition, Event, Semaphore
 from discoro.core.coro import Coro
+from testing import wait_all_blocked
 
 
 def run(target: Any, *args: Any) -> Any:
@@ -228,6 +229,7 @@ def test_condition_notification_of_terminated_waiter_passes_on(style: str) -> No
 
 def test_condition_thrown_waiter_holds_lock_again_generator() -> None:
     cond = Condition()
+    trail: list[str] = []
 
     def waiter(main, coro=None):
         yield cond.acquire()
@@ -235,6 +237,7 @@ def test_condition_thrown_waiter_holds_lock_again_generator() -> None:
         try:
             yield cond.wait()
         except ValueError:
+            trail.append("has the lock again")
             held = cond.locked()
             cond.release()
             return "thrown", held
@@ -245,12 +248,12 @@ def test_condition_thrown_waiter_holds_lock_again_generator() -> None:
         await coro.receive()
         await cond.acquire()  # hold it so the thrown waiter must queue to get it back
         w.throw(ValueError)
-        await coro.sleep(0.01)  # nothing to await: let the waiter reach its re-acquire
-        queued = len(cond._lock._waiters)
+        await wait_all_blocked()  # the waiter took the throw and now waits for the lock
+        before_release = list(trail)
         cond.release()
-        return await w.finish(), queued, len(cond._waiters), cond.locked()
+        return await w.finish(), before_release, len(cond._waiters), cond.locked()
 
-    assert run(main) == (("thrown", True), 1, 0, False)
+    assert run(main) == (("thrown", True), [], 0, False)
 
 
 # -- Event ------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ class ListHandler(logging.Handler):
 
 @pytest.fixture
 def log_records():
-    """What the ``discoro`` logger emits (it does not propagate, so caplog cannot see it)."""
+    """What the ``discoro`` logger emits."""
     handler = ListHandler()
     logger.addHandler(handler)
     try:

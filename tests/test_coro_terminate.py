@@ -226,7 +226,7 @@ EARLY_PROGRAM = textwrap.dedent(
         await coro.receive()
 
     def watcher(coro=None):
-        msg = yield coro.receive(timeout=0.5, alarm_value=None)
+        msg = yield coro.receive(timeout=5, alarm_value=None)  # a bound, not a wait
         return "no end reported" if msg is None else msg.args[1][0].__name__
 
     def interrupt(target, action):
@@ -267,7 +267,7 @@ EARLY_PROGRAM = textwrap.dedent(
             inner = []
             Coro(from_inside, target, action, inner).value(5)
             watchers[f"{style}-{action}-coroutine"] = inner[0]
-    print(json.dumps({key: w.value(5) for key, w in watchers.items()}))
+    print(json.dumps({key: w.value(10) for key, w in watchers.items()}))
     AsynCoro().terminate()
     """
 )

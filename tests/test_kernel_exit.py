@@ -54,12 +54,12 @@ def test_falling_off_the_end_waits_for_non_daemon_coroutines():
         a.send("hi")
         """
     )
-    assert lines(proc) == [
-        "main end",
-        "worker got hello",
-        "async worker got hi",
-        "late coroutine done",
-    ]
+    out = lines(proc)
+    # each coroutine is still busy when the main thread ends; how their sleeps interleave is
+    # not the point, only what causality fixes: main ends first, late is made by worker
+    assert out[0] == "main end"
+    assert sorted(out[1:]) == ["async worker got hi", "late coroutine done", "worker got hello"]
+    assert out.index("worker got hello") < out.index("late coroutine done")
 
 
 def test_daemon_coroutines_do_not_keep_the_process_alive_and_are_closed():
@@ -152,10 +152,9 @@ def test_explicit_finish_waits_then_stops_the_kernel():
         print(Coro(again).value(5), flush=True)
         """
     )
-    assert lines(proc) == [
-        "worker 1",
-        "worker 2",
-        "worker 3",
+    out = lines(proc)
+    assert sorted(out[:3]) == ["worker 1", "worker 2", "worker 3"]  # any order: all waited for
+    assert out[3:] == [
         "daemon closed",
         "after finish",
         "new kernel: True",

@@ -9,6 +9,7 @@ import pytest
 
 from discoro.core.coro import Coro
 from discoro.core.locks import Lock, RLock
+from testing import wait_all_blocked
 
 
 def run(target: Any, *args: Any) -> Any:
@@ -284,11 +285,13 @@ def test_rlock_depth_async() -> None:
         await coro.receive()
         lock.release()
         events.append("released once")
-        await coro.sleep(0.01)  # the waiter must still be blocked
+        await wait_all_blocked()  # everything that can run has run: the waiter did not
+        still_waiting = list(events)
         lock.release()
         await waiter.finish()
+        return still_waiting
 
-    run(body)
+    assert run(body) == ["released once"]
     assert events == ["released once", "other"]
     assert not lock.locked()
 
@@ -387,11 +390,11 @@ def test_thrown_waiter_gets_exception_async() -> None:
         w = Coro(waiter, coro)
         await coro.receive()
         w.throw(KeyError("x"))
-        reaction = await coro.receive(timeout=0.2, alarm_value="none")
+        await wait_all_blocked()  # the waiter has taken the throw (and ended)
         lock.release()
-        return reaction, await w.finish()
+        return await w.finish()
 
-    assert run(body)[1] == "thrown"
+    assert run(body) == "thrown"
 
 
 @pytest.mark.parametrize("style", ["generator", "async"])

@@ -86,13 +86,16 @@ def client(coro=None):
     for rcoro in sleepers:
         print("SLEEPING", rcoro.location, flush=True)
     # the scheduler learns of a job from the server (JobStarted) a moment after this client
-    # has the coroutine; give that report time to arrive (see the race noted in the report)
-    yield coro.sleep(0.5)
-    print("RUNNING", len(sleepers), flush=True)
+    # has the coroutine: wait until it counts every sleeper as running (polled, bounded)
+    for _ in range(200):
+        if scheduler.status()["totals"]["running"] >= len(sleepers):
+            break
+        yield coro.sleep(0.05)
+    print("RUNNING", scheduler.status()["totals"]["running"], flush=True)
     yield coro.sleep(120)  # until the test ends us
 
 
-discoro.Scheduler(node=node, udp_port=udp_port)
+scheduler = discoro.Scheduler(node=node, udp_port=udp_port)
 worker = discoro.Coro(client)
 threading.Thread(target=lambda: (sys.stdin.read(), worker.terminate()), daemon=True).start()
 worker.value()

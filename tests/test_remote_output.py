@@ -4,7 +4,7 @@ only when asked, and the server restores its streams on close.
 
 A real local cluster (one node, two server processes) and one client program in a child
 process, which runs three computations in turn and prints what it observed; the test waits
-for those lines (the client's logger writes to its stderr, merged into its output).
+for those lines (its stdout and its stderr, tagged ``ERR``, share one pipe).
 """
 
 from __future__ import annotations
@@ -27,8 +27,19 @@ import logging, sys
 import discoro
 
 port, secret = int(sys.argv[1]), sys.argv[2]
-handler = discoro.logger.handlers[0]
-handler.setFormatter(logging.Formatter("LOG %(levelname)s %(message)s"))
+discoro.logger.setLevel(logging.WARNING)  # must not hide remote output
+
+
+class Tagged:  # this program's stderr, told apart from its stdout on the one pipe
+    def write(self, text):
+        sys.__stdout__.write("".join(f"ERR {line}\n" for line in text.splitlines()))
+        return len(text)
+
+    def flush(self):
+        sys.__stdout__.flush()
+
+
+sys.stderr = Tagged()
 
 def burst(n, coro=None):
     yield coro.sleep(0)
@@ -130,9 +141,7 @@ def test_remote_print_reaches_the_client_with_the_process_prefix(
     run: tuple[Any, list[str]],
 ) -> None:
     cluster, output = run
-    match = re.search(
-        r"\[(\S+)\]", output[index(output, rf"^LOG INFO {PREFIX} hello from remote$")]
-    )
+    match = re.search(r"\[(\S+)\]", output[index(output, rf"^{PREFIX} hello from remote$")])
     assert match and match.group(1) in {str(loc) for loc in cluster.procs.values()}
     assert not any("Traceback" in line for line in output), output
 
@@ -144,18 +153,22 @@ def test_lines_printed_just_before_a_job_ends_all_arrive_in_order_before_its_end
     ends = [re.search(r"^ENDED burst at (\S+) lines=(\d+) ordered=(\w+)", line) for line in output]
     found = {(m.group(1), m.group(2), m.group(3)) for m in ends if m}
     assert found == {(str(loc), "200", "True") for loc in cluster.procs.values()}, output
-    for loc in cluster.procs.values():  # the client's logger showed them, in order
-        shown = [line for line in output if line.startswith(f"LOG INFO [{loc}] burst ")]
-        assert shown == [f"LOG INFO [{loc}] burst {i}" for i in range(200)]
+    for loc in cluster.procs.values():  # the client's stdout showed them, in order
+        shown = [line for line in output if line.startswith(f"[{loc}] burst ")]
+        assert shown == [f"[{loc}] burst {i}" for i in range(200)]
 
 
-def test_stderr_and_log_records_arrive_at_their_levels(run: tuple[Any, list[str]]) -> None:
-    _, output = run
-    start = index(output, rf"^LOG INFO {PREFIX} hello from remote$")
-    index(output, rf"^LOG WARNING {PREFIX} oops on stderr$", start)
-    index(output, rf"^LOG ERROR {PREFIX} userlog: a log record$", start)
-    index(output, rf"^LOG INFO {PREFIX} discoro: via discoro logger$", start)
-    index(output, rf"^LOG INFO {PREFIX} partial$", start)  # a partial last line, at the end
+def test_stderr_and_log_records_reach_the_clients_stderr_with_their_levels(
+    run: tuple[Any, list[str]],
+) -> None:
+    _, output = run  # the client's discoro.logger was at WARNING: it hides none of these
+    start = index(output, rf"^{PREFIX} hello from remote$")
+    index(output, rf"^ERR {PREFIX} oops on stderr$", start)
+    index(output, rf"^ERR {PREFIX} ERROR userlog: a log record$", start)
+    index(output, rf"^ERR {PREFIX} INFO discoro: via discoro logger$", start)
+    index(output, rf"^{PREFIX} partial$", start)  # a partial last line, at the end
+    shown = [line for line in output if "via discoro logger" in line]
+    assert len(shown) == 2  # mixed ran twice: each record shown once
 
 
 def test_remote_output_false_sends_nothing(run: tuple[Any, list[str]]) -> None:
@@ -171,4 +184,4 @@ def test_close_restores_the_servers_stdout_and_a_later_computation_still_works(
     quiet = index(output, r"^PHASE quiet$")
     ended = re.search(r"value='(\w+)'", output[index(output, r"^ENDED stream_type ", quiet)])
     assert ended and ended.group(1) == "TextIOWrapper"  # not the capture of the 1st computation
-    index(output, rf"^LOG INFO {PREFIX} hello from remote$", quiet)
+    index(output, rf"^{PREFIX} hello from remote$", quiet)

@@ -16,6 +16,7 @@ from discoro.cluster.scheduler_state import (
 from discoro.cluster.status import Status, StatusMessage
 from discoro.errors import MonitorException
 from discoro.net.location import Location
+from testing import ManualClock
 
 
 class Handle:
@@ -154,6 +155,22 @@ def test_silent_process_is_lost_after_five_pulse_intervals() -> None:
     heard = state.procs[a].last_heard
     assert statuses(state.handle(Tick(heard + 4.0))) == []
     assert statuses(state.handle(Tick(heard + 5.5)))[0] == (Status.ProcDisconnected, a)
+
+
+def test_last_heard_is_read_from_the_state_clock() -> None:
+    """With the scheduler's clock (a manual one here), a pulse keeps a process alive for 5
+    intervals of that clock, whatever the real time does."""
+    clock = ManualClock(100.0)
+    a = loc(1, 1)
+    state = SchedulerState(ME, clock=clock)
+    state.handle(ProcFound(a, Handle("server", a)))
+    state.handle(p.Submit(spec()))
+    assert state.procs[a].last_heard == 100.0
+    clock.advance(4.0)
+    state.handle(p.ServerPulse(a, "c1", 0))
+    assert state.procs[a].last_heard == 104.0
+    assert statuses(state.handle(Tick(clock() + 4.0))) == []
+    assert statuses(state.handle(Tick(clock() + 5.5)))[0] == (Status.ProcDisconnected, a)
 
 
 def test_every_tick_pulses_the_client() -> None:

@@ -7,6 +7,7 @@ import os
 import queue
 import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
@@ -21,14 +22,34 @@ from procs import PeerProcess
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
 pytestmark = pytest.mark.timeout(40)
 
-SERVER = """
-import runpy, sys
-sys.argv[0] = "discoro.cluster.server_main"
-runpy.run_module("discoro.cluster.server_main", run_name="__main__")
+# The node's server program, with a manual clock for the server's deadlines (pulses, zombie
+# period): a line ``ADVANCE <seconds>`` on stdin moves it and is answered ``CLOCK <now>``.
+SERVER = f"""
+import sys, threading
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from testing import ManualClock
+import discoro.cluster.server as server_module
+import discoro.cluster.server_main as server_main  # the name procdir knows servers by
+
+clock = ManualClock()
+
+class ServerWithManualClock(server_module.Server):
+    def __init__(self, kernel, workdir):
+        super().__init__(kernel, workdir, clock=clock)
+
+server_module.Server = ServerWithManualClock
+
+def advance():
+    for line in sys.stdin:
+        if line.startswith("ADVANCE "):
+            clock.advance(float(line.split()[1]))
+            print("CLOCK", clock(), flush=True)
+
+threading.Thread(target=advance, daemon=True).start()
+sys.exit(server_main.main(sys.argv[1:]))
 """
 
 # The client's program, as if it were its __main__: shipped by value.
@@ -100,6 +121,11 @@ class Server:
         self.workdir = root / "discoro" / "proc-1"
         self.coro: Any = run(lambda coro=None: (yield Coro.locate(SERVER_NAME, location, 5)))
         assert self.coro is not None
+
+    def advance(self, seconds: float) -> None:
+        """Move the server's clock (its deadlines) forward; returns once it has moved."""
+        self.proc.write(f"ADVANCE {seconds}")
+        self.proc.expect(r"^CLOCK ")
 
 
 @pytest.fixture
@@ -209,6 +235,7 @@ def test_run_failures_and_second_setup(server: Server) -> None:
 def test_zombie_period_closes_idle_computation(server: Server) -> None:
     inbox = Inbox()
     spec = install(server, inbox, zombie_period=1)
+    server.advance(1.5)  # the server's clock, not the real one: no close can come before
     closed = inbox.expect(p.ServerClosed, timeout=5)
     assert (closed.uid, closed.idle) == (spec.uid, True)
     assert list(server.workdir.iterdir()) == []
@@ -274,7 +301,8 @@ def test_scheduler_coroutine_gone_pulses_fail_and_close(server: Server) -> None:
     with PeerProcess(FAKE_SCHEDULER, str(server.location.port)) as scheduler:
         scheduler.expect("^SETUP ok$")
         scheduler.expect("^SCHEDULER GONE$")  # its process lives on, its coroutine ended
-        server.proc.expect(r"scheduler unreachable for too long; closing far-away", timeout=9)
+        server.advance(6)  # more than 5 pulse intervals without a delivered pulse
+        server.proc.expect(r"scheduler unreachable for too long; closing far-away", timeout=5)
     inbox = Inbox()
     install(server, inbox)  # free again
 

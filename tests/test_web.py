@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from discoro.web._app import build_app
 from discoro.web._auth import access_token, is_loopback
 from procs import PeerProcess
-from webcluster import HAS_STATUS, web_cluster
+from webcluster import web_cluster
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -159,10 +159,6 @@ def test_token_required_by_query_or_cookie() -> None:
     with_client(check, token=token)
 
 
-needs_status = pytest.mark.skipif(not HAS_STATUS, reason="Scheduler.status() has not landed")
-
-
-@needs_status
 @pytest.mark.timeout(40)
 def test_api_against_a_real_cluster(udp_port: int, cluster_secret: str) -> None:
     with web_cluster(udp_port) as web:
@@ -185,7 +181,6 @@ def test_api_against_a_real_cluster(udp_port: int, cluster_secret: str) -> None:
         web.child.expect(r"^CLIENT DONE", timeout=10)
 
 
-@needs_status
 def test_discoro_program_serves_the_page(udp_port: int, cluster_secret: str, tmp_path: Any) -> None:
     program = "import sys; from discoro.cli.scheduler import main; sys.exit(main(sys.argv[1:]))"
     args = ["-i", "127.0.0.1", "-u", str(udp_port), "--dest_path", str(tmp_path), "--http", "0"]

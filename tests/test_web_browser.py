@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 
 from procs import free_port
-from webcluster import HAS_STATUS, web_cluster
+from webcluster import web_cluster
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -39,10 +39,7 @@ FLAGS = [
 
 if not os.path.exists(CHROMIUM) and os.geteuid() != 0:
     pytest.skip("chromium is not installed (CI installs it)", allow_module_level=True)
-pytestmark = [
-    pytest.mark.skipif(not HAS_STATUS, reason="Scheduler.status() has not landed"),
-    pytest.mark.timeout(40),
-]
+pytestmark = pytest.mark.timeout(40)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from discoro.errors import LocalProtocolError, ProtocolError
 from discoro.wire import (
-    NEED_DATA,
     Connection,
     ConnectionClosed,
     ConnectionState,
@@ -23,6 +22,8 @@ from discoro.wire import (
     Role,
     encode_frame,
 )
+from testing import WirePair
+from testing import events_of as drain
 
 SECRET = b"cluster secret"
 CLIENT_ID = Identity("client", "127.0.0.1", 9001, "c1")
@@ -38,28 +39,9 @@ MESSAGES = [
 ]
 
 
-def drain(conn: Connection, data: bytes = b"", eof: bool = False) -> list[Event]:
-    if data:
-        conn.receive_data(data)
-    if eof:
-        conn.receive_data(b"")
-    events: list[Event] = []
-    while (event := conn.next_event()) is not NEED_DATA:
-        events.append(event)
-        if isinstance(event, ConnectionClosed):
-            break
-    return events
-
-
 def connected(max_frame_size: int = 64 * 1024 * 1024) -> tuple[Connection, Connection]:
-    client = Connection(Role.CLIENT, SECRET, CLIENT_ID, max_frame_size=max_frame_size)
-    server = Connection(Role.SERVER, SECRET, SERVER_ID, max_frame_size=max_frame_size)
-    client.start()
-    drain(server, client.data_to_send())
-    drain(client, server.data_to_send())
-    assert drain(server, client.data_to_send()) == [HandshakeComplete(CLIENT_ID)]
-    assert drain(client, server.data_to_send()) == [HandshakeComplete(SERVER_ID)]
-    return client, server
+    pair = WirePair(SECRET, CLIENT_ID, SERVER_ID, max_frame_size=max_frame_size).handshake()
+    return pair.client, pair.server
 
 
 def received(events: list[Event]) -> list[Message]:

@@ -33,7 +33,6 @@ def test_ops_are_the_documented_set() -> None:
         "ping",
         "pong",
         "peer_closed",
-        "peer_list",
     } == OPS
     assert isinstance(OPS, frozenset)
 

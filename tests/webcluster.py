@@ -21,8 +21,6 @@ from procs import PeerProcess, free_port
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-HAS_STATUS = hasattr(discoro.Scheduler, "status") and hasattr(discoro.Scheduler, "terminate_coros")
-
 PROGRAM = """
 import sys, discoro
 

@@ -16,6 +16,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    __version__: str  # from the installed package's metadata, on first use
+
     from discoro.cluster.computation import Computation as Computation
     from discoro.cluster.constants import MaxPulseInterval as MaxPulseInterval
     from discoro.cluster.constants import MinPulseInterval as MinPulseInterval
@@ -98,7 +100,19 @@ def _install_layers() -> None:
     importlib.import_module("discoro.web")  # installs the status page
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("discoro")
+    except metadata.PackageNotFoundError:  # a source tree that was not installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()[name] = version = _version()
+        return version
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -69,6 +69,7 @@ class MonitorException(Exception):
     before it ends, the traceback is only in their `MonitorException`.
     """
 
+    #: the traceback text of a remote coroutine that failed (None for local ones)
     remote_traceback: str | None = None
 
 

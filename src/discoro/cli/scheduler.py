@@ -7,30 +7,50 @@
 Scheduler options: the network options of ``discoronode`` (without ``-c``) plus ``--node
 HOST`` (repeatable: nodes on other networks), ``--zombie_period SEC`` (>= 100, 0 = never;
 default 1800) and ``--clean``; ``--http PORT`` serves the status page (on ``--http_addr``,
-default 127.0.0.1; beyond loopback the printed URL carries the access token).
+default 127.0.0.1; beyond loopback the printed URL carries the access token). Arguments are
+checked before anything starts (`common.preflight`): a mistake is one line on stderr and
+exit status 2; a port taken while starting is one line and exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import queue
 import signal
 import sys
 from typing import Any
 
-from discoro.cli.node import add_network_options, network_options
+from discoro.cli.common import (
+    add_network_options,
+    configure_logging,
+    fail,
+    log_level,
+    network_options,
+    preflight,
+)
 from discoro.cluster.node import watch_stdin
 
 DEFAULT_ZOMBIE_PERIOD = 1800
+COMMANDS = """\
+commands:
+  scheduler   run a shared scheduler until quit/exit, Ctrl-C or SIGTERM (the default;
+              its options are below)
+  node        start server processes on this node: the same as discoronode
+              (discoro node --help)
+  status      show a scheduler's nodes, processes and coroutines (discoro status --help)
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="discoro",
-        description="Run a shared discoro scheduler ('discoro node ...' runs discoronode).",
+        usage="discoro [scheduler] [options]\n"
+        "       discoro node [options]\n"
+        "       discoro status [options]",
+        description=COMMANDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_network_options(parser)
+    add_network_options(parser, "discoro")
     parser.add_argument(
         "--node", action="append", default=[], dest="nodes", metavar="HOST",
         help="a node on another network (repeatable)",
@@ -77,34 +97,35 @@ def run_scheduler(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.zombie_period and args.zombie_period < 100:
         parser.error("--zombie_period must be at least 100 (or 0: never)")
-    if args.debug:
-        from discoro.core.log import logger
-
-        logger.setLevel(logging.DEBUG)
-    import importlib
-
-    # What ``import discoro`` did before the facade became lazy: install the network layer
-    # and the status page hook (for --http). By name: the web layer sits above the CLI's.
-    importlib.import_module("discoro.net")
-    importlib.import_module("discoro.web")
+    configure_logging(log_level(args))
+    options = network_options(args)
+    http = (args.http_addr, args.http) if args.http is not None else None
+    options = preflight("discoro", options, [args.tcp_port] if args.tcp_port else [], http)
+    # Importing these installs the network layer and the status page (for --http) into the
+    # layers below; here, not at the top, so that ``discoro node`` loads neither.
+    import discoro.net
+    import discoro.web  # noqa: F401
     from discoro.cluster.scheduler import Scheduler
     from discoro.cluster.server_main import peers
     from discoro.core.kernel import AsynCoro
 
     events = quit_events()
-    options = network_options(args)
     options["peers"] = peers(options.get("peers"))
-    for key in ("secret", "tcp_port"):
+    for key in ("secret", "tcp_port", "name"):
         if getattr(args, key):
             options[key] = getattr(args, key)
-    scheduler = Scheduler(
-        nodes=args.nodes,
-        zombie_period=args.zombie_period or None,
-        clean=args.clean,
-        http_port=args.http,
-        http_addr=args.http_addr,
-        **options,
-    )
+    try:
+        scheduler = Scheduler(
+            nodes=args.nodes,
+            zombie_period=args.zombie_period or None,
+            clean=args.clean,
+            http_port=args.http,
+            http_addr=args.http_addr,
+            **options,
+        )
+    except (OSError, ValueError) as exc:  # e.g. a port taken since the checks
+        AsynCoro.instance().terminate()
+        fail("discoro", f"cannot start the scheduler: {exc}", 1)
     print(f"discoro: scheduler ready at {scheduler.kernel.location}", flush=True)
     reason = wait_for_quit(events)
     print(f"discoro: {reason}: stopping", flush=True)

@@ -1,14 +1,16 @@
 """``discoro status``: print what a scheduler knows about its cluster.
 
     discoro status [--scheduler HOST:PORT] [-i ADDR] [-u PORT] [-s SECRET] [--timeout SEC]
-                   [--json]
+                   [--json] [--certfile F [--keyfile F] [--cafile F]] [--log-level L]
 
 It starts a small client (bound to ``-i``, discovering on ``-u`` with the cluster's secret),
 finds the coroutine registered as ``discoro_scheduler`` (at ``--scheduler``'s TCP location,
 else whichever scheduler discovery finds first), sends it a `StatusQuery` and prints the
 `StatusReport`: a table (totals, one row per node, then one per process with its running
 coroutines) or, with ``--json``, the snapshot itself (layout: `discoro.cluster.snapshot`).
-Exit status 0; 1 with a message on stderr if no scheduler answers within ``--timeout``.
+Exit status 0; 1 with a message on stderr if no scheduler answers within ``--timeout``; 2
+with one line for a bad argument (an address not of this machine, a TLS file that does not
+load). discoro's own log lines are at WARNING unless ``--log-level`` says otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +20,17 @@ import json
 import sys
 import time
 from typing import Any
+
+from discoro.cli import checks
+from discoro.cli.common import (
+    DEFAULT_UDP_PORT,
+    add_program_options,
+    add_tls_options,
+    configure_logging,
+    fail,
+    log_level,
+    tls_options,
+)
 
 
 def parse_location(text: str) -> Any:
@@ -38,10 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler", type=parse_location, metavar="HOST:PORT",
         help="the scheduler's TCP location (default: find it by discovery)",
     )  # fmt: skip
-    parser.add_argument("-i", "--ip_addr", dest="node", help="address to bind to")
+    parser.add_argument("-i", "--ip_addr", dest="node", metavar="ADDR", help="address to bind to")
     parser.add_argument(
-        "-u", "--udp_port", type=int, default=51350, help="UDP port for discovery (51350)"
-    )
+        "-u", "--udp_port", type=int, default=DEFAULT_UDP_PORT,
+        help=f"UDP port for discovery ({DEFAULT_UDP_PORT})",
+    )  # fmt: skip
     parser.add_argument(
         "-s", "--secret", help="cluster secret (default: $DISCORO_SECRET, ~/.discoro/secret)"
     )
@@ -49,12 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=10.0, help="seconds to wait for the scheduler (10)"
     )
     parser.add_argument("--json", action="store_true", help="print the JSON snapshot")
+    add_tls_options(parser)
+    add_program_options(parser)
     return parser
 
 
 def query(options: dict[str, Any], location: Any, timeout: float) -> dict[str, Any] | None:
     """Start this process's kernel with ``options``, ask the scheduler; its snapshot (None
     if none answered within ``timeout``)."""
+    import discoro.net  # noqa: F401  (installs the network layer)
     from discoro.cluster import protocol as p
     from discoro.cluster.constants import SCHEDULER_NAME
     from discoro.core.coro import Coro
@@ -128,7 +145,13 @@ def format_table(snapshot: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    options: dict[str, Any] = {"udp_port": args.udp_port}
+    configure_logging(log_level(args) or "WARNING")
+    options: dict[str, Any] = {"udp_port": args.udp_port, **tls_options(args)}
+    try:
+        checks.local_address(args.node, "-i/--ip_addr")
+        checks.tls_files(args.certfile, args.keyfile, args.cafile)
+    except checks.OperatorError as exc:
+        fail("discoro status", str(exc), 2)
     if args.node:
         options["node"] = args.node
     if args.secret:

@@ -65,8 +65,8 @@ class Computation(Replies):
         zombie_period: float | None = None,
         remote_output: bool = True,
     ) -> None:
-        """``remote_output``: what the remote coroutines print and log is shown here by
-        `discoro.logger`, prefixed with the process it came from (and passed to
+        """``remote_output``: what the remote coroutines print and log is shown here on
+        stdout/stderr, prefixed with the process it came from (and passed to
         ``output_handler`` when set)."""
         if not MinPulseInterval <= pulse_interval <= MaxPulseInterval:
             raise ValueError(

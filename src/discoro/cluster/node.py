@@ -13,6 +13,9 @@ Theory of operation:
 - Children run in their own session (a terminal's Ctrl-C reaches only the node) and watch
   their stdin: the node asks them to quit by writing ``quit`` and closing it, and if the node
   dies they see the end of stdin and quit by themselves.
+- A child that cannot start for a reason retrying cannot fix (its index in use, a port or
+  file it cannot use: exit statuses `EXIT_BUSY`, `EXIT_CANNOT_START`) stops the node at once,
+  after the child's own one-line reason.
 - Shutdown: ``quit`` to every child; after ``grace`` seconds (or a second signal) SIGTERM,
   which makes a quitting server terminate its jobs; 3 s later SIGKILL. PID files of killed
   children are removed by the node.
@@ -37,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from discoro.cluster import procdir
-from discoro.cluster.server_main import EXIT_BUSY
+from discoro.cluster.server_main import EXIT_BUSY, EXIT_CANNOT_START
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -56,7 +59,7 @@ class NodeConfig:
     options: dict[str, Any]  # JSON-able AsynCoro options (no secret, no tcp_port)
     secret: str | None = None
     tcp_port: int = 0  # first port; process i uses tcp_port + i - 1
-    debug: bool = False
+    log_level: str | None = None  # e.g. "DEBUG", passed to the server processes
     grace: float = 10.0
     startup_timeout: float = 60.0
 
@@ -94,7 +97,9 @@ class Node:
             options["tcp_port"] = self.config.tcp_port + index - 1
         command = [sys.executable, "-m", procdir.SERVER_MODULE, "--index", str(index)]
         command += ["--prefix", self.config.prefix, "--options", json.dumps(options)]
-        command += ["--watch-stdin"] + (["--debug"] if self.config.debug else [])
+        command += ["--watch-stdin"]
+        if self.config.log_level:
+            command += ["--log-level", self.config.log_level]
         return command
 
     def _spawn(self, child: Child) -> None:
@@ -143,6 +148,9 @@ class Node:
             return None
         if status == EXIT_BUSY:
             self.say(f"process {child.index} cannot start: its index is in use; stopping")
+            return 1
+        if status == EXIT_CANNOT_START:  # its one line said why; retrying cannot help
+            self.say(f"process {child.index} cannot start; stopping")
             return 1
         ran = time.monotonic() - child.started
         child.failures = 1 if ran >= STABLE else child.failures + 1

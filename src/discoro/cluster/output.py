@@ -2,9 +2,12 @@
 
 While a computation with ``remote_output`` is installed on a server process, `OutputCapture`
 replaces ``sys.stdout`` and ``sys.stderr`` with line-buffering writers and adds a logging
-handler to the root logger and to ``discoro.logger`` (which does not propagate). Captured
-text travels as `protocol.Output` messages to the computation's router coroutine at the
-client, which shows each line with the server process's location as prefix.
+handler to the root logger (and to ``discoro.logger`` if a program stopped it propagating).
+Captured text travels as `protocol.Output` messages to the computation's router coroutine
+at the client, where `show_remote_output` writes each line, prefixed with the server
+process's location, to the client's ``sys.stdout`` (what was printed) or ``sys.stderr``
+(stderr and log records, with their level): never through the client's logger, so no log
+level or logging configuration hides remote output.
 
 Rules:
 - Only output made on the kernel's loop thread while a coroutine other than the server's own
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from discoro.cluster import protocol as p
 from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
+from discoro.core.log import BYPASS, mark_internal
 from discoro.core.log import logger as discoro_logger
 
 if TYPE_CHECKING:
@@ -70,6 +74,7 @@ class _CapturedStream(io.TextIOBase):
         self._capture = capture
         self._name = name
         self.original = original
+        setattr(self, BYPASS, original)  # discoro's fallback log handler writes there
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):
@@ -103,6 +108,7 @@ class _CapturedLogs(logging.Handler):
         super().__init__()
         self._capture = capture
         self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        mark_internal(self)  # not the server program's logging (core/log.py)
 
     def emit(self, record: logging.LogRecord) -> None:
         if not self._capture.accepts():
@@ -136,9 +142,12 @@ class OutputCapture:
         self._open = False
         self._streams: dict[str, _CapturedStream] = {}
         self._handler = _CapturedLogs(self)
-        self._loggers = [logging.getLogger(), discoro_logger]
+        self._loggers: list[logging.Logger] = []
 
     def install(self) -> None:
+        self._loggers = [logging.getLogger()]
+        if not discoro_logger.propagate:  # else the root's handler sees its records
+            self._loggers.append(discoro_logger)
         self._streams = {
             "stdout": _CapturedStream(self, "stdout", sys.stdout),
             "stderr": _CapturedStream(self, "stderr", sys.stderr),
@@ -211,3 +220,17 @@ class OutputCapture:
             discoro_logger.debug("sending output of %s failed", self.uid, exc_info=True)
         finally:
             self._sending = False
+
+
+def show_remote_output(location: Any, stream: str, text: str, level: int) -> None:
+    """Write the non-blank lines of remote output to this process's current ``sys.stdout``
+    (``stream`` "stdout") or ``sys.stderr`` (the others; log records with their level
+    name), each prefixed with ``[location]``."""
+    target = sys.stdout if stream == "stdout" else sys.stderr
+    if target is None:
+        return
+    tag = f"[{location}] " + (f"{logging.getLevelName(level)} " if stream == "log" else "")
+    lines = [tag + line + "\n" for line in text.splitlines() if line.strip()]
+    if lines:
+        target.write("".join(lines))
+        target.flush()

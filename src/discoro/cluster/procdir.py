@@ -1,5 +1,9 @@
 """Where a server process lives on disk: its working directory and its PID file.
 
+The programs' default root is per user, `user_root` (``<tmp>/discoro-<uid>``, mode 0700,
+refused if someone else owns it or it is a symlink): several users of one machine never
+share, or wipe, each other's directories.
+
 Layout (reference 4): ``<dest root>/discoro/proc-<i>/`` is the working directory of server
 process *i* (wiped at start and at every computation close) and ``<dest root>/discoro/
 proc-<i>.pid`` holds its PID while it runs.
@@ -16,11 +20,35 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
 SERVER_MODULE = "discoro.cluster.server_main"
+
+
+def user_root_text() -> str:
+    """Where `user_root` is (without creating it)."""
+    uid = os.getuid() if hasattr(os, "getuid") else os.getpid()
+    return os.path.join(tempfile.gettempdir(), f"discoro-{uid}")
+
+
+def user_root() -> Path:
+    """This user's private root directory, made if needed (see the module notes); ValueError
+    if it exists but is not safely ours."""
+    path = user_root_text()
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise ValueError(f"{path} is not a directory (a symlink?); remove it or use --dest_path")
+    if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o022):
+        raise ValueError(
+            f"{path} belongs to another user or others can write in it; "
+            "remove it or use --dest_path"
+        )
+    return Path(path)
 
 
 def dest_root(options: dict[str, Any]) -> Path:

@@ -161,7 +161,7 @@ class JobStarted:
     coro: Any
     func_name: str
     start_time: float
-    args_repr: str = ""  # a short repr of the arguments, for status pages (old senders: "")
+    args_repr: str = ""  # a short repr of the arguments, for status pages
 
 
 def _safe_repr(value: Any) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MISSED_PULSES
+from discoro.cluster.output import show_remote_output
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.net.location import PeerStatus
@@ -109,10 +110,8 @@ class Replies:
                     return
 
     def _show_output(self, output: p.Output) -> None:
-        """Log each line of remote output with its origin; then the user's hook."""
-        for line in output.text.splitlines():
-            if line.strip():
-                logger.log(output.level, "[%s] %s", output.location, line)
+        """Show remote output with its origin (`show_remote_output`); then the user's hook."""
+        show_remote_output(output.location, output.stream, output.text, output.level)
         handler = self.output_handler
         if handler is not None:
             try:

@@ -53,10 +53,12 @@ class Scheduler(Status, metaclass=MetaSingleton):
         clean: bool = False,
         http_port: int | None = None,
         http_addr: str = "127.0.0.1",
+        clock: Callable[[], float] = time.monotonic,
         **options: Any,
     ) -> None:
         """``http_port`` (0: any free port): serve the status page (`discoro.web`) on
-        ``http_addr``; beyond loopback it asks for a token derived from the secret."""
+        ``http_addr``; beyond loopback it asks for a token derived from the secret.
+        ``clock``: the monotonic time of the liveness rules (tests pass a manual one)."""
         if zombie_period is not None and zombie_period and zombie_period < 100:
             raise ValueError("zombie_period must be at least 100 seconds (or 0/None: never)")
         kernel = AsynCoro._existing_instance()
@@ -72,7 +74,8 @@ class Scheduler(Status, metaclass=MetaSingleton):
             if clean and directory.exists():
                 shutil.rmtree(directory, ignore_errors=True)
             directory.mkdir(parents=True, exist_ok=True)
-        self.state = SchedulerState(zombie_period=zombie_period or None)
+        self.clock = clock
+        self.state = SchedulerState(zombie_period=zombie_period or None, clock=clock)
         self._nodes = list(nodes or [])
         self._ready = asyncio.Event()
         self.coro = Coro(self._serve)
@@ -178,4 +181,4 @@ class Scheduler(Status, metaclass=MetaSingleton):
         coro.set_daemon()
         while True:
             await coro.sleep(MinPulseInterval)
-            me.send(Tick(time.monotonic()))
+            me.send(Tick(self.clock()))

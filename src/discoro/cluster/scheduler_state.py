@@ -31,7 +31,7 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MISSED_PULSES
@@ -44,6 +44,9 @@ from discoro.cluster.placement import (
 )
 from discoro.cluster.status import Status, StatusMessage
 from discoro.errors import MonitorException
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class ProcState(enum.Enum):
@@ -135,8 +138,14 @@ class Tick:
 
 
 class SchedulerState:
-    def __init__(self, me: Any = None, zombie_period: float | None = None) -> None:
+    def __init__(
+        self,
+        me: Any = None,
+        zombie_period: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.me = me  # the scheduler's request coroutine (where servers and clients reply)
+        self.clock = clock  # when processes were last heard from (compared with Tick.now)
         self.zombie_period = zombie_period
         self.procs: dict[Any, Proc] = {}
         self.queue: list[Computation] = []
@@ -165,7 +174,7 @@ class SchedulerState:
         if handler is not None:
             handler(event)
         if self.waiting:
-            self._serve_waiting(event.now if isinstance(event, Tick) else time.monotonic())
+            self._serve_waiting(event.now if isinstance(event, Tick) else self.clock())
         return self.actions
 
     def _send(self, to: Any, message: Any) -> None:
@@ -202,7 +211,7 @@ class SchedulerState:
                 self._status(Status.NodeDiscovered, proc.addr)
             self._status(Status.ProcDiscovered, proc.location)
         proc.state = ProcState.INITIALIZING
-        proc.last_heard = time.monotonic()
+        proc.last_heard = self.clock()
         self._send(proc.server, p.Setup(self.current.spec, self.me))
 
     def on_SetupDone(self, event: p.SetupDone) -> None:
@@ -219,7 +228,7 @@ class SchedulerState:
         ):
             self._status(Status.NodeInitialized, proc.addr)
         proc.state = ProcState.INITIALIZED
-        proc.last_heard = time.monotonic()
+        proc.last_heard = self.clock()
         self._status(Status.ProcInitialized, proc.location)
 
     def on_PeerLost(self, event: PeerLost) -> None:
@@ -255,7 +264,7 @@ class SchedulerState:
     def on_ServerPulse(self, event: p.ServerPulse) -> None:
         proc = self.procs.get(event.location)
         if proc is not None:
-            proc.last_heard = time.monotonic()
+            proc.last_heard = self.clock()
             if event.load:
                 proc.load_figures = dict(event.load)
                 proc.updated = time.time()
@@ -351,7 +360,7 @@ class SchedulerState:
         assert self.current is not None
         if not self._dispatch(event, final=False):
             timeout = float(self.current.spec.timeout)
-            self.waiting.append(WaitingRun(event, time.monotonic() + timeout, timeout))
+            self.waiting.append(WaitingRun(event, self.clock() + timeout, timeout))
 
     def _refuse(self, event: p.RunRequest, reason: str) -> None:
         empty: list[Any] | None = [] if event.where[0] in FANOUT_KINDS else None
@@ -398,10 +407,11 @@ class SchedulerState:
         if proc is None or not self._uid_ok(event.uid):
             return
         proc.pending = max(0, proc.pending - 1)
-        args = getattr(event, "args_repr", "")  # absent in messages of older senders
-        proc.jobs[event.coro._id] = RunningJob(event.coro, event.func_name, args, event.start_time)
+        proc.jobs[event.coro._id] = RunningJob(
+            event.coro, event.func_name, event.args_repr, event.start_time
+        )
         proc.submitted += 1
-        proc.last_heard = proc.last_started = time.monotonic()
+        proc.last_heard = proc.last_started = self.clock()
 
     def on_JobFailed(self, event: p.JobFailed) -> None:
         proc = self.procs.get(event.location)

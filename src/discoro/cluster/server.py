@@ -106,8 +106,13 @@ class ServerJob(Job):
 class Server:
     """The logic of one server process; `start` runs it as the ``discoro_proc`` coroutine."""
 
-    def __init__(self, kernel: AsynCoro, workdir: str | Path) -> None:
+    def __init__(
+        self, kernel: AsynCoro, workdir: str | Path, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """``clock``: the monotonic time of the state's deadlines (pulses, zombie period);
+        tests pass a manual one."""
         self.kernel = kernel
+        self.clock = clock
         self.workdir = Path(workdir)
         self.state = ServerState()
         self.namespace: Namespace | None = None
@@ -141,13 +146,13 @@ class Server:
         self.kernel.peer_status(coro)
         try:
             while not self.state.may_exit():
-                message = await coro.receive(self.state.wait_time(time.monotonic()))
+                message = await coro.receive(self.state.wait_time(self.clock()))
                 if message is not None:
                     try:
                         self._handle(message)
                     except Exception:
                         logger.exception("discoro_proc: cannot handle %r", message)
-                if self.state.zombie_due(time.monotonic()):
+                if self.state.zombie_due(self.clock()):
                     self._close(idle=True)
         finally:
             self.watched = None
@@ -225,7 +230,7 @@ class Server:
             spec.pulse_interval,
             spec.zombie_period,
             spec.status_coro,
-            time.monotonic(),
+            self.clock(),
         )
         current.router = spec.router
         setup.scheduler.send(p.SetupDone(self.location, spec.uid))
@@ -240,7 +245,7 @@ class Server:
     async def _pulse(self, current: Installed, coro: Any = None) -> None:
         coro.set_daemon()
         interval = current.pulse_interval
-        tracker = PulseTracker(interval, time.monotonic())
+        tracker = PulseTracker(interval, self.clock())
         name = self.kernel.name or ""
         meter = LoadMeter(self.workdir, name, name.rpartition("-")[0] or name)
         while self.state.current is current:
@@ -250,8 +255,8 @@ class Server:
             if self.state.current is not current:
                 break
             if delivered == 1:
-                tracker.delivered(time.monotonic())
-            elif tracker.given_up(time.monotonic()):
+                tracker.delivered(self.clock())
+            elif tracker.given_up(self.clock()):
                 self.coro.send(PulseLost(current.uid))  # type: ignore[union-attr]
                 break
             await coro.sleep(interval)
@@ -349,7 +354,7 @@ class Server:
         current.router.send(p.JobError(self.location, current.uid, job, text))
 
     def _job_ended(self, job: Any) -> None:
-        current = self.state.job_ended(getattr(job, "_id", -1), time.monotonic())
+        current = self.state.job_ended(getattr(job, "_id", -1), self.clock())
         if current is not None:
             current.scheduler.send(p.JobDone(self.location, current.uid, job._id))
             self.ended.append(job._id)
@@ -388,10 +393,3 @@ class Server:
         if report:
             current.scheduler.send(p.ServerClosed(self.location, current.uid, idle))
         logger.debug("computation %s closed%s", current.uid, " (idle)" if idle else "")
-
-
-def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = False) -> int:
-    """Run server process ``index`` of a node until it quits (see `server_main.serve`)."""
-    from discoro.cluster.server_main import serve as run_server
-
-    return run_server(index, prefix, options, watch_stdin)

@@ -1,10 +1,14 @@
 """Run one server process: ``python -m discoro.cluster.server_main --index I --prefix P
---options JSON [--watch-stdin] [--debug]`` (the node program starts these).
+--options JSON [--watch-stdin] [--debug | --log-level LEVEL]`` (the node program starts these).
 
 `serve` claims the process's PID file (a live discoro server holding it stops us with a clear
 notice; a stale one is replaced), empties its working directory ``<dest root>/discoro/
 proc-<i>`` and changes into it, starts networking as ``<prefix>-<i>`` and the ``discoro_proc``
 coroutine, prints ``discoro_proc <i> ready at <location> pid <pid>`` and runs until it quits.
+
+A start that fails for a reason of the operator's (a port in use, an address or TLS file
+that cannot be used: `OSError`, `ValueError`) prints one line ``discoro_proc <i>: cannot
+start: ...`` and exits with `EXIT_CANNOT_START`, never a traceback.
 
 Quitting: SIGTERM or SIGINT (and, with ``--watch-stdin``, a ``quit`` line or the end of
 stdin: the node died) sends `Quit`; a second signal aborts running jobs; a third exits at once.
@@ -25,6 +29,7 @@ from typing import Any
 from discoro.cluster import procdir
 
 EXIT_BUSY = 3  # another live server holds this index
+EXIT_CANNOT_START = 4  # a port, address or file it was given cannot be used (one line said so)
 
 
 def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = False) -> int:
@@ -44,9 +49,14 @@ def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = 
         return EXIT_BUSY
     try:
         workdir = procdir.workdir(options, index)
-        procdir.reset_dir(workdir)
-        os.chdir(workdir)
-        kernel = AsynCoro(**options, name=f"{prefix}-{index}")
+        try:
+            _check_files(options)
+            procdir.reset_dir(workdir)
+            os.chdir(workdir)
+            kernel = AsynCoro(**options, name=f"{prefix}-{index}")
+        except (OSError, ValueError) as exc:
+            print(f"discoro_proc {index}: cannot start: {exc}", flush=True)
+            return EXIT_CANNOT_START
         kernel.dest_path = str(workdir)
         server = Server(kernel, workdir)
         coro = server.start()
@@ -57,6 +67,14 @@ def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = 
     finally:
         procdir.remove(pid_path, os.getpid())
     return 0
+
+
+def _check_files(options: dict[str, Any]) -> None:
+    """OSError naming the TLS file that cannot be read (the ssl module's errors do not)."""
+    for key in ("certfile", "keyfile", "cafile"):
+        path = options.get(key)
+        if path and not os.access(path, os.R_OK):
+            raise OSError(f"{key} {path}: cannot read it")
 
 
 def _install_interrupts(server: Any, watch_stdin: bool) -> None:
@@ -92,6 +110,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--options", default="{}", help="AsynCoro options as JSON")
     parser.add_argument("--watch-stdin", action="store_true")
     parser.add_argument("-d", "--debug", action="store_true")
+    parser.add_argument("--log-level", help="discoro's log level, e.g. DEBUG")
     return parser.parse_args(argv)
 
 
@@ -116,10 +135,11 @@ def options_from_json(text: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.debug:
+    level = "DEBUG" if args.debug else args.log_level
+    if level:
         from discoro.core.log import logger
 
-        logger.setLevel(logging.DEBUG)
+        logger.setLevel(getattr(logging, level.upper()))
     return serve(args.index, args.prefix, options_from_json(args.options), args.watch_stdin)
 
 

@@ -186,6 +186,19 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
         """The coroutines that have not ended yet (a snapshot)."""
         return list(self._coros.values())
 
+    def _runnable(self, besides: Coro | None = None) -> list[Coro]:
+        """Test hook (loop thread): the coroutines but ``besides`` that are running or ready to
+        run. Every other one is blocked: suspended on a future that is still pending (a
+        receive, a lock, a sleep, a thread's result, I/O...). A coroutine whose future is done
+        but that has not resumed yet counts as ready. Tests use it to wait until everything
+        that can happen has happened (see ``tests/testing.py``), never for timing."""
+        runnable = []
+        for coro in self._coros.values():
+            waiting = coro._suspended_on
+            if coro is not besides and (waiting is None or waiting.done()):
+                runnable.append(coro)
+        return runnable
+
     # -- names ----------------------------------------------------------------------------
 
     def _register(self, name: str, coro: Coro) -> int:

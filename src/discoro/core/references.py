@@ -3,8 +3,9 @@
 
 Unpickling a reference in the process that owns the coroutine (channel) gives back the object
 itself; anywhere else it gives a remote handle whose methods go through the network layer.
-Pickling a local coroutine that has no location yet starts the network (a reference that
-leaves the process must say where it came from) unless nothing but this process will read it.
+Pickling never starts the network: a local coroutine (channel) of a process whose network is
+not running pickles with location None, which every process reads as "its own", so such a
+reference is only meaningful inside the process that made it.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Handlers run synchronously on the loop thread in the order messages arrive, whic
 keeps per-peer FIFO order all the way into mailboxes. A payload is unpickled only here, only
 from authenticated peers; one that fails to unpickle is refused with a log line (and a -1
 reply when the sender waits) and never stops the link.
+
+Invariant: every handler finds its target (coroutine, channel, RCI, file transfer) before it
+unpickles anything, so a message for a target that does not exist is answered or dropped
+without running a single unpickling step of its payload.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from discoro.core.coro import Coro
 from discoro.core.log import logger
 from discoro.errors import MonitorException, RemoteError
+from discoro.net import file_receiver, rci, remote_channels
 from discoro.wire.messages import Message
 
 if TYPE_CHECKING:
@@ -59,66 +64,108 @@ def encode_exit(observed: Coro, info: tuple[Any, ...]) -> tuple[dict[str, Any], 
         return fields, pickle.dumps((RemoteError, error), PROTOCOL)
 
 
-def table(net: Network) -> dict[str, Handler]:
-    kernel = net.kernel
-    coros = kernel._coros
-    loads = pickle.loads
+class Handlers:
+    """The ops about coroutines, names and the link itself; `table` adds those of files,
+    channels and RCIs. One method per op, named ``on_<op>``."""
 
+    def __init__(self, net: Network) -> None:
+        self.net = net
+        self.coros: dict[int, Coro] = net.kernel._coros
+
+    def table(self) -> dict[str, Handler]:
+        net = self.net
+        return {
+            **file_receiver.handlers(net),
+            **remote_channels.handlers(net),
+            **rci.handlers(net),
+            "send": self.on_send,
+            "deliver": self.on_deliver,
+            "reply": self.on_reply,
+            "monitor": self.on_monitor,
+            "notify_exit": self.on_notify_exit,
+            "terminate": self.on_terminate,
+            "throw": self.on_throw,
+            "locate": self.on_locate,
+            "ping": self.on_ping,
+            "pong": self.on_pong,
+            "peer_closed": self.on_peer_closed,
+        }
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def local_coro(self, message: Message, key: str = "c") -> Coro | None:
+        """The local coroutine whose id is field ``key``, or None; a field that cannot be an
+        id is a malformed message (ValueError: the dispatcher refuses it with a log line)."""
+        ident = message.fields.get(key)
+        if ident is None:
+            return None
+        if type(ident) is not int:
+            raise ValueError(f"field {key!r} is not a coroutine id: {ident!r}")
+        return self.coros.get(ident)
+
+    @staticmethod
     def unpickle(peer: Peer, message: Message) -> tuple[bool, Any]:
+        """``(True, value)`` of the payload, or ``(False, None)`` with a log line."""
         try:
-            return True, loads(message.payload or b"")
+            return True, pickle.loads(message.payload or b"")
         except Exception as exc:
             logger.warning("cannot unpickle %s from %s: %r", message.op, peer, exc)
             return False, None
 
-    def on_send(peer: Peer, message: Message) -> None:
-        coro = coros.get(message.fields.get("c"))  # type: ignore[arg-type]
+    # -- one method per op --------------------------------------------------------------------
+
+    def on_send(self, peer: Peer, message: Message) -> None:
+        coro = self.local_coro(message)
         if coro is None:
             logger.debug("message from %s for unknown coroutine %s", peer, message.fields)
             return
         try:  # unpickle() inlined: this is the hot path of every remote send
-            value = loads(message.payload or b"")
+            value = pickle.loads(message.payload or b"")
         except Exception as exc:
             logger.warning("cannot unpickle %s from %s: %r", message.op, peer, exc)
             return
         coro._put(value)
 
-    def on_deliver(peer: Peer, message: Message) -> None:
-        coro = coros.get(message.fields.get("c"))  # type: ignore[arg-type]
+    def on_deliver(self, peer: Peer, message: Message) -> None:
+        coro = self.local_coro(message)
         result = -1
         if coro is not None:
-            ok, value = unpickle(peer, message)
+            ok, value = self.unpickle(peer, message)
             if ok:
                 coro._put(value)
                 result = 1
-        net.reply(peer, message.rid, {"r": result})
+        self.net.reply(peer, message.rid, {"r": result})
 
-    def on_reply(peer: Peer, message: Message) -> None:
-        net.take_reply(message)
+    def on_reply(self, peer: Peer, message: Message) -> None:
+        self.net.take_reply(message)
 
-    def on_monitor(peer: Peer, message: Message) -> None:
-        cid = message.fields.get("c")
-        observed = coros.get(cid) or net.ended_coros.get(cid)  # type: ignore[arg-type]
-        ok, monitor = unpickle(peer, message)
-        if observed is None or not ok or not isinstance(monitor, Coro):
-            net.reply(peer, message.rid, {"r": -1})
+    def on_monitor(self, peer: Peer, message: Message) -> None:
+        observed = self.local_coro(message)
+        if observed is None:  # ended: an upper layer may keep it findable (ended_coros)
+            observed = self.net.ended_coros.get(message.fields.get("c"))  # type: ignore[arg-type]
+        if observed is None:
+            self.net.reply(peer, message.rid, {"r": -1})
+            return
+        ok, monitor = self.unpickle(peer, message)
+        if not ok or not isinstance(monitor, Coro):
+            self.net.reply(peer, message.rid, {"r": -1})
             return
         if observed._done:  # the reply first: the monitor then hears of the end at once
-            net.reply(peer, message.rid, {"r": 0, "ended": True})
+            self.net.reply(peer, message.rid, {"r": 0, "ended": True})
             observed._add_monitor(monitor)
             return
         observed._add_monitor(monitor)
-        net.reply(peer, message.rid, {"r": 0})
+        self.net.reply(peer, message.rid, {"r": 0})
 
-    def on_notify_exit(peer: Peer, message: Message) -> None:
+    def on_notify_exit(self, peer: Peer, message: Message) -> None:
         fields = message.fields
-        monitor = coros.get(fields.get("m"))  # type: ignore[arg-type]
+        monitor = self.local_coro(message, "m")
         observed = Coro._handle(str(fields.get("on")), int(fields.get("oi", 0)), peer.location)
         peer.unwatch(observed._id, monitor)
         if monitor is None:
             return
         try:
-            info = loads(message.payload or b"")
+            info = pickle.loads(message.payload or b"")
         except Exception as exc:
             logger.debug("cannot unpickle the end of %s: %r", observed, exc)
             error = RemoteError(str(fields.get("tn")), str(fields.get("tm")), str(fields.get("tb")))
@@ -127,50 +174,42 @@ def table(net: Network) -> dict[str, Handler]:
         notice.remote_traceback = fields.get("tb")
         monitor._put(notice)
 
-    def on_terminate(peer: Peer, message: Message) -> None:
-        coro = coros.get(message.fields.get("c"))  # type: ignore[arg-type]
+    def on_terminate(self, peer: Peer, message: Message) -> None:
+        coro = self.local_coro(message)
         if coro is not None:
             coro.terminate()
 
-    def on_throw(peer: Peer, message: Message) -> None:
-        coro = coros.get(message.fields.get("c"))  # type: ignore[arg-type]
-        ok, error = unpickle(peer, message)
-        if coro is not None and ok and isinstance(error, BaseException):
+    def on_throw(self, peer: Peer, message: Message) -> None:
+        coro = self.local_coro(message)
+        if coro is None:
+            logger.debug("throw from %s for unknown coroutine %s", peer, message.fields)
+            return
+        ok, error = self.unpickle(peer, message)
+        if ok and isinstance(error, BaseException):
             coro.throw(error)
 
-    def on_locate(peer: Peer, message: Message) -> None:
-        found = net.lookups.find_local(str(message.fields.get("k")), str(message.fields.get("n")))
+    def on_locate(self, peer: Peer, message: Message) -> None:
+        fields = message.fields
+        found = self.net.lookups.find_local(str(fields.get("k")), str(fields.get("n")))
         if found is None:
-            net.reply(peer, message.rid, {"r": -1})
+            self.net.reply(peer, message.rid, {"r": -1})
         else:
-            net.reply(peer, message.rid, {"r": 0}, pickle.dumps(found, PROTOCOL))
+            self.net.reply(peer, message.rid, {"r": 0}, pickle.dumps(found, PROTOCOL))
 
-    def on_ping(peer: Peer, message: Message) -> None:
-        # any bytes received already count as a sign of life; a ping is answered, because
-        # the pinged side only pings when it has heard nothing, which the pings prevent
-        if message.op == "ping" and peer.link is not None:
+    def on_ping(self, peer: Peer, message: Message) -> None:
+        # the pinged side only pings when it has heard nothing, so a ping is answered
+        if peer.link is not None:
             peer.link.send(Message("pong"))
 
-    def on_peer_closed(peer: Peer, message: Message) -> None:
+    def on_pong(self, peer: Peer, message: Message) -> None:
+        """Nothing to do: any bytes received already count as a sign of life."""
+
+    def on_peer_closed(self, peer: Peer, message: Message) -> None:
         peer.said_goodbye = True
         if peer.link is not None:
             peer.link.close()
 
-    from discoro.net import file_receiver, rci, remote_channels
 
-    return {
-        **file_receiver.handlers(net),
-        **remote_channels.handlers(net),
-        **rci.handlers(net),
-        "send": on_send,
-        "deliver": on_deliver,
-        "reply": on_reply,
-        "monitor": on_monitor,
-        "notify_exit": on_notify_exit,
-        "terminate": on_terminate,
-        "throw": on_throw,
-        "locate": on_locate,
-        "ping": on_ping,
-        "pong": on_ping,
-        "peer_closed": on_peer_closed,
-    }
+def table(net: Network) -> dict[str, Handler]:
+    """The dispatch table of ``net``: op -> handler."""
+    return Handlers(net).table()

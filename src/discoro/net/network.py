@@ -30,6 +30,7 @@ from discoro.core.log import logger
 from discoro.errors import MonitorException, ProtocolError
 from discoro.net import handlers, tls
 from discoro.net.addresses import default_node_address
+from discoro.net.discovery import Discovery
 from discoro.net.files import FileTransfer
 from discoro.net.link import HANDSHAKE_TIMEOUT, Link, accept_tls
 from discoro.net.location import Location, PeerStatus
@@ -127,13 +128,8 @@ class Network(FileTransfer, RemoteChannels):
         self.lookups = Lookups(self)
         self.kernel.add_shutdown_hook(self.stop)
         if self.options.get("discover", True):
-            try:
-                from discoro.net.discovery import Discovery
-            except ImportError:  # pragma: no cover - while discovery is being built
-                logger.debug("discovery is not available")
-            else:
-                self.discovery = Discovery(self)
-                await self.discovery.start()
+            self.discovery = Discovery(self)
+            await self.discovery.start()
         for peer in self.options.get("peers") or ():
             self.loop.create_task(self.peer(peer))
         logger.debug("discoro network %s listening at %s", self.name, self.location)

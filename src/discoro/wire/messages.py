@@ -50,7 +50,6 @@ OPS: frozenset[str] = frozenset(
         "ping",
         "pong",
         "peer_closed",
-        "peer_list",
     }
 )
 
