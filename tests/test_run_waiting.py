@@ -3,19 +3,24 @@ scheduler's state machine, and fail with the real reason (issue 11), without a n
 
 from __future__ import annotations
 
-import time
-
 from discoro.cluster import protocol as p
 from discoro.cluster.scheduler_state import ProcFound, SchedulerState, Tick
 from test_scheduler_state import ME, ROUTER, Handle, loc, sent, spec
+from testing import ManualClock
 
 LATER = 1e12  # a Tick this far ahead is past every deadline (and every silence limit)
 
 
-def after_timeout() -> Tick:
+def new_state() -> tuple[SchedulerState, ManualClock]:
+    clock = ManualClock()
+    return SchedulerState(ME, clock=clock), clock
+
+
+def after_timeout(clock: ManualClock) -> Tick:
     """A tick just past a run's deadline (10 s), while processes are not yet silent for
-    too long (5 pulses of 5 s)."""
-    return Tick(time.monotonic() + 11)
+    too long (5 pulses of 5 s: `slow_spec`)."""
+    clock.advance(11)
+    return Tick(clock())
 
 
 def slow_spec(uid: str = "c1") -> p.ComputationSpec:
@@ -38,18 +43,19 @@ def found(state: SchedulerState, *locations: object) -> dict[object, Handle]:
 
 
 def test_a_run_right_after_schedule_waits_for_the_first_ready_process() -> None:
-    state = SchedulerState(ME)
+    state, clock = new_state()
     a = loc(1, 1)
     found(state, a)
     state.handle(p.Submit(spec()))
     assert state.handle(run(5)) == []  # setting up: no answer yet, no failure
-    assert runs(state.handle(Tick(time.monotonic()))) == []  # before its deadline: waits
+    clock.advance(3)
+    assert runs(state.handle(Tick(clock()))) == []  # before its deadline: waits
     [(target, message)] = runs(state.handle(p.SetupDone(a, "c1")))
     assert target == a and message.rid == 5 and message.reply_to is ROUTER
 
 
 def test_a_run_waits_for_a_node_that_joins_late() -> None:
-    state = SchedulerState(ME)
+    state, _ = new_state()
     state.handle(p.Submit(spec()))
     assert sent(state.handle(run(1)), ROUTER) == []
     a = loc(1, 1)
@@ -59,11 +65,12 @@ def test_a_run_waits_for_a_node_that_joins_late() -> None:
 
 
 def test_with_no_node_at_all_a_run_fails_at_its_deadline_saying_so() -> None:
-    state = SchedulerState(ME)
+    state, clock = new_state()
     state.handle(p.Submit(spec()))
     state.handle(run(1))
     state.handle(run(2, ("each_proc",)))
-    assert sent(state.handle(Tick(time.monotonic())), ROUTER) == [p.Pulse("c1")]
+    clock.advance(9)
+    assert sent(state.handle(Tick(clock())), ROUTER) == [p.Pulse("c1")]
     replies = [m for m in sent(state.handle(Tick(LATER)), ROUTER) if isinstance(m, p.Reply)]
     assert [(r.rid, r.value) for r in replies] == [(1, None), (2, [])]
     for reply in replies:
@@ -72,19 +79,19 @@ def test_with_no_node_at_all_a_run_fails_at_its_deadline_saying_so() -> None:
 
 
 def test_a_process_that_never_gets_ready_is_named_in_the_reason() -> None:
-    state = SchedulerState(ME)
+    state, clock = new_state()
     found(state, loc(1, 1))
     state.handle(p.Submit(slow_spec()))
     state.handle(run(1))
     state.handle(run(2, ("node", "127.0.0.7")))
-    actions = state.handle(after_timeout())
+    actions = state.handle(after_timeout(clock))
     replies = {m.rid: m for m in sent(actions, ROUTER) if isinstance(m, p.Reply)}
     assert "no process is ready (1 initializing)" in replies[1].error
     assert "no node 127.0.0.7" in replies[2].error
 
 
 def test_run_procs_waits_until_every_process_has_finished_its_setup() -> None:
-    state = SchedulerState(ME)
+    state, _ = new_state()
     a, b = loc(1, 1), loc(1, 2)
     found(state, a, b)
     state.handle(p.Submit(spec()))
@@ -96,18 +103,18 @@ def test_run_procs_waits_until_every_process_has_finished_its_setup() -> None:
 
 
 def test_at_its_deadline_a_fanout_goes_to_whatever_is_ready() -> None:
-    state = SchedulerState(ME)
+    state, clock = new_state()
     a, b = loc(1, 1), loc(1, 2)
     found(state, a, b)
     state.handle(p.Submit(slow_spec()))
     state.handle(p.SetupDone(a, "c1"))
     state.handle(run(3, ("each_proc",)))
-    [(target, message)] = runs(state.handle(after_timeout()))
+    [(target, message)] = runs(state.handle(after_timeout(clock)))
     assert target == a and message.fanout == 1
 
 
 def test_waiting_runs_fail_when_the_computation_closes() -> None:
-    state = SchedulerState(ME)
+    state, _ = new_state()
     state.handle(p.Submit(spec()))
     state.handle(run(4))
     actions = state.handle(p.CloseRequest("c1", 9, ROUTER))
@@ -117,7 +124,7 @@ def test_waiting_runs_fail_when_the_computation_closes() -> None:
 
 
 def test_runs_of_a_queued_or_closed_computation_are_refused_with_the_reason() -> None:
-    state = SchedulerState(ME)
+    state, _ = new_state()
     state.handle(p.Submit(spec()))
     state.handle(p.Submit(spec("c2")))
     [queued] = sent(state.handle(run(1, uid="c2")), ROUTER)
