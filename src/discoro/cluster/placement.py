@@ -13,6 +13,9 @@ Rules:
   right after ``schedule()`` reaches every process; at its deadline it goes to whatever is
   ready, and fails only if nothing is.
 - Waiting runs are served in the order they arrived; closing the computation fails them all.
+
+`RunPlacement` is the part of the scheduler's state machine (`SchedulerState`) that handles
+`RunRequest`: it places a run now, holds it, or refuses it with the reason.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from discoro.cluster import protocol as p
+
 if TYPE_CHECKING:
-    from discoro.cluster import protocol as p
-    from discoro.cluster.scheduler_state import Proc
+    from collections.abc import Callable
+
+    from discoro.cluster.scheduler_state import Computation, Proc
 
 FANOUT_KINDS = ("each_node", "each_proc", "node_procs")
 
@@ -104,3 +110,73 @@ def unready_reason(procs: dict[Any, Proc], where: tuple[Any, ...], waited: float
         counts[proc.state.value] = counts.get(proc.state.value, 0) + 1
     detail = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     return f"no process is ready ({detail}) {after}"
+
+
+class RunPlacement:
+    """Run requests in `SchedulerState` (a mixin: the attributes are the state's)."""
+
+    current: Computation | None
+    queue: list[Computation]
+    procs: dict[Any, Proc]
+    waiting: list[WaitingRun]
+    clock: Callable[[], float]
+
+    def ready(self) -> dict[str, list[Proc]]:
+        raise NotImplementedError
+
+    def _uid_ok(self, uid: str) -> bool:
+        raise NotImplementedError
+
+    def _send(self, to: Any, message: Any) -> None:
+        raise NotImplementedError
+
+    def on_RunRequest(self, event: p.RunRequest) -> None:
+        if not self._uid_ok(event.uid):
+            queued = any(c.spec.uid == event.uid for c in self.queue)
+            why = "the computation is not scheduled yet" if queued else "the computation is closed"
+            self._refuse(event, why)
+            return
+        assert self.current is not None
+        if not self._dispatch(event, final=False):
+            timeout = float(self.current.spec.timeout)
+            self.waiting.append(WaitingRun(event, self.clock() + timeout, timeout))
+
+    def _refuse(self, event: p.RunRequest, reason: str) -> None:
+        empty: list[Any] | None = [] if event.where[0] in FANOUT_KINDS else None
+        self._send(event.router, p.Reply(event.rid, empty, reason))
+
+    def _dispatch(self, event: p.RunRequest, final: bool, waited: float = 0.0) -> bool:
+        """Send the run to its processes, if it can go now; whether it is answered (with
+        ``final``, a run that cannot go is refused with the reason)."""
+        assert self.current is not None
+        fanout_kind = event.where[0] in FANOUT_KINDS
+        targets = choose(self.ready(), self.procs, event.where)
+        if not final and (not targets or (fanout_kind and not settled(self.procs, event.where))):
+            return False
+        if not targets:
+            self._refuse(event, unready_reason(self.procs, event.where, waited))
+            return True
+        router = self.current.spec.router
+        fanout = len(targets) if fanout_kind else 0
+        for proc in targets:
+            proc.pending += 1
+            run = p.Run(
+                event.uid,
+                event.rid,
+                event.func,
+                event.func_name,
+                event.args,
+                router,
+                fanout,
+                getattr(event, "sources", {}),
+            )
+            self._send(proc.server, run)
+        return True
+
+    def _serve_waiting(self, now: float) -> None:
+        waiting, self.waiting = self.waiting, []
+        for held in waiting:
+            if self.current is None:
+                self._refuse(held.request, "the computation is closed")
+            elif not self._dispatch(held.request, now >= held.deadline, held.waited):
+                self.waiting.append(held)

@@ -35,13 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MISSED_PULSES
-from discoro.cluster.placement import (
-    FANOUT_KINDS,
-    WaitingRun,
-    choose,
-    settled,
-    unready_reason,
-)
+from discoro.cluster.placement import RunPlacement, WaitingRun
 from discoro.cluster.status import Status, StatusMessage
 from discoro.errors import MonitorException
 
@@ -137,7 +131,7 @@ class Tick:
     now: float
 
 
-class SchedulerState:
+class SchedulerState(RunPlacement):
     def __init__(
         self,
         me: Any = None,
@@ -350,57 +344,6 @@ class SchedulerState:
             self._close_current(client_gone=False, idle=True)
 
     # -- runs -------------------------------------------------------------------------------
-
-    def on_RunRequest(self, event: p.RunRequest) -> None:
-        if not self._uid_ok(event.uid):
-            queued = any(c.spec.uid == event.uid for c in self.queue)
-            why = "the computation is not scheduled yet" if queued else "the computation is closed"
-            self._refuse(event, why)
-            return
-        assert self.current is not None
-        if not self._dispatch(event, final=False):
-            timeout = float(self.current.spec.timeout)
-            self.waiting.append(WaitingRun(event, self.clock() + timeout, timeout))
-
-    def _refuse(self, event: p.RunRequest, reason: str) -> None:
-        empty: list[Any] | None = [] if event.where[0] in FANOUT_KINDS else None
-        self._send(event.router, p.Reply(event.rid, empty, reason))
-
-    def _dispatch(self, event: p.RunRequest, final: bool, waited: float = 0.0) -> bool:
-        """Send the run to its processes, if it can go now; whether it is answered (with
-        ``final``, a run that cannot go is refused with the reason)."""
-        assert self.current is not None
-        fanout_kind = event.where[0] in FANOUT_KINDS
-        targets = choose(self.ready(), self.procs, event.where)
-        if not final and (not targets or (fanout_kind and not settled(self.procs, event.where))):
-            return False
-        if not targets:
-            self._refuse(event, unready_reason(self.procs, event.where, waited))
-            return True
-        router = self.current.spec.router
-        fanout = len(targets) if fanout_kind else 0
-        for proc in targets:
-            proc.pending += 1
-            run = p.Run(
-                event.uid,
-                event.rid,
-                event.func,
-                event.func_name,
-                event.args,
-                router,
-                fanout,
-                getattr(event, "sources", {}),
-            )
-            self._send(proc.server, run)
-        return True
-
-    def _serve_waiting(self, now: float) -> None:
-        waiting, self.waiting = self.waiting, []
-        for held in waiting:
-            if self.current is None:
-                self._refuse(held.request, "the computation is closed")
-            elif not self._dispatch(held.request, now >= held.deadline, held.waited):
-                self.waiting.append(held)
 
     def on_JobStarted(self, event: p.JobStarted) -> None:
         proc = self.procs.get(event.location)
