@@ -56,6 +56,16 @@ def _name(func: Any) -> str:
 
 
 class Computation(Replies):
+    """What a client runs on the cluster: ``components`` (functions, classes, modules and file
+    paths shipped to every server process), an optional ``status_coro`` that receives
+    `StatusMessage` objects and a `MonitorException` for every remote coroutine, and the bounds
+    ``timeout`` (each wait, 1 to 100 s) and ``pulse_interval`` (liveness, 1 to 100 s).
+
+    Every method that waits is a coroutine call: ``yield`` it in a generator coroutine,
+    ``await`` it in an ``async def`` one. ``schedule()`` first; then the ``run*`` methods; then
+    ``close()``.
+    """
+
     def __init__(
         self,
         components: Any,
@@ -193,14 +203,18 @@ class Computation(Replies):
         raise TypeError(f"run_each() needs a string or a Location, not {where!r}")
 
     async def run_nodes(self, func: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        """One coroutine at every node (its least loaded process); a list as `run_at`'s."""
         return await self._run_many(("each_node",), func, args, kwargs)
 
     async def run_procs(self, func: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        """One coroutine at every process (alias ``run_servers``); a list as `run_at`'s."""
         return await self._run_many(("each_proc",), func, args, kwargs)
 
     run_servers = run_procs
 
     async def run_node_procs(self, addr: str, func: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        """One coroutine at every process of the node at ``addr`` (alias
+        ``run_node_servers``); a list as `run_at`'s."""
         return await self._run_many(("node_procs", _address(addr)), func, args, kwargs)
 
     run_node_servers = run_node_procs

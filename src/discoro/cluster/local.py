@@ -38,6 +38,10 @@ class LocalClusterError(DiscoroError):
 
 
 class LocalCluster:
+    """A running local node (what `local_cluster` returns): ``node_addr`` (its address),
+    ``procs`` (process number -> `Location`), ``output`` (its lines so far), ``running``,
+    ``stop()``; a context manager that stops the node when the block ends."""
+
     def __init__(
         self,
         procs: int = 2,
@@ -156,7 +160,14 @@ class LocalCluster:
 
 
 def local_cluster(procs: int = 2, **options: Any) -> LocalCluster:
-    """Start a ``discoronode`` with ``procs`` server processes on 127.0.0.1; see the module
-    docstring. Options: ``node``, ``udp_port``, ``secret``, ``dest_path``, ``tcp_port``,
-    ``name``, ``timeout``, ``args`` (extra command-line arguments)."""
+    """Start a real ``discoronode`` with ``procs`` server processes on 127.0.0.1 and wait
+    until they are ready; a `LocalCluster` (use it in a ``with`` block to stop the node at
+    the end).
+
+    Options: ``node`` (address, default 127.0.0.1), ``udp_port`` (discovery, default 51350:
+    give a free one to keep apart from other clusters), ``secret`` (passed in the node's
+    environment, never on its command line), ``dest_path`` (default a private temporary
+    folder, removed at the end), ``tcp_port``, ``name``, ``timeout`` (seconds to wait for the
+    node; `LocalClusterError` with its output if it is not ready), ``args`` (extra
+    ``discoronode`` arguments)."""
     return LocalCluster(procs, **options).start()

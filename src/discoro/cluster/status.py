@@ -12,6 +12,10 @@ from typing import Any, NamedTuple
 
 
 class StatusMessage(NamedTuple):
+    """What the scheduler tells a status coroutine (alias ``DiscoroStatus``): ``status`` is one
+    of the codes (``Scheduler.ProcInitialized``, ...); ``info`` is a `Location` for process
+    codes, a node's address for node codes, a `CoroInfo` for ``CoroCreated``."""
+
     status: int
     info: Any
 
@@ -20,6 +24,9 @@ DiscoroStatus = StatusMessage
 
 
 class CoroInfo(NamedTuple):
+    """The ``info`` of a ``CoroCreated`` status message: the remote coroutine, its arguments
+    and its start time (``time.time()``)."""
+
     coro: Any
     args: tuple[Any, ...]
     kwargs: dict[str, Any]

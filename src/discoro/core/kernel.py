@@ -68,6 +68,12 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
     _network_factory: ClassVar[Callable[[AsynCoro, dict[str, Any]], Any] | None] = None
 
     def __init__(self, **options: Any) -> None:
+        """Network options (any of them starts the network at once, else it starts when
+        first needed): ``node`` (address to bind), ``udp_port`` (discovery, 51350),
+        ``tcp_port`` (0: any), ``ext_ip_addr`` (address to advertise), ``name``, ``secret``,
+        ``certfile``/``keyfile``/``cafile`` (TLS), ``dest_path`` (received files),
+        ``max_file_size``, ``peers`` (addresses to dial), ``discover`` (broadcast or not),
+        ``notifier``."""
         unknown = set(options) - set(NETWORK_OPTIONS)
         if unknown:
             raise TypeError(f"AsynCoro() got unknown option(s): {', '.join(sorted(unknown))}")

@@ -11,8 +11,10 @@ from typing import Any
 
 
 def serialize(obj: Any) -> bytes:
+    """``obj`` pickled with the highest protocol (coroutines become references)."""
     return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def unserialize(data: bytes) -> Any:
+    """The object `serialize` made ``data`` from. Never call it on untrusted bytes."""
     return pickle.loads(data)

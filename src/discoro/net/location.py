@@ -14,6 +14,9 @@ from typing import Any, ClassVar
 
 
 class Location:
+    """Where a kernel listens: ``Location(host, tcp_port)``, with attributes ``addr`` (the
+    IPv4 address ``host`` resolved to) and ``port``. ``str()`` gives ``"addr:port"``."""
+
     __slots__ = ("_hash", "addr", "port")
 
     def __init__(self, host: str, tcp_port: int) -> None:
