@@ -95,7 +95,9 @@ def make_node(folder: Path, name: str, ca: tuple[Path, Path]) -> tuple[Path, Pat
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make test certificates")
+        pytest.fail(
+            "the openssl command is needed to make test certificates (scripts/test.sh installs it)"
+        )
     folder = tmp_path_factory.mktemp("pki")
     ca = make_ca(folder, "discoro-test-ca")
     rogue_ca = make_ca(folder, "rogue-ca")

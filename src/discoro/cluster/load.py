@@ -14,7 +14,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+    from types import ModuleType
 
 FIGURES = ("cpu", "memory", "disk", "swap")
 
@@ -26,10 +28,10 @@ class LoadMeter:
         self.workdir = str(workdir)
         self.name = name
         self.node_name = node_name
-        self._psutil: Any = None
+        self._psutil: ModuleType | None = None
         self._available: bool | None = None  # None: not tried yet
 
-    def _module(self) -> Any:
+    def _module(self) -> ModuleType | None:
         if self._available is None:
             try:
                 import psutil
@@ -48,7 +50,7 @@ class LoadMeter:
         psutil = self._module()
         if psutil is None:
             return figures
-        readers = {
+        readers: dict[str, Callable[[], float]] = {
             "cpu": lambda: psutil.cpu_percent(None),
             "memory": lambda: psutil.virtual_memory().percent,
             "disk": lambda: psutil.disk_usage(self.workdir).percent,

@@ -42,7 +42,7 @@ import time
 import traceback
 import types
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import discoro
 from discoro.cluster.procdir import empty_directory
@@ -66,6 +66,8 @@ PRESETS: dict[str, Any] = {
     "traceback": traceback,
     "shutil": shutil,
 }
+#: what `_rebound` pairs: shipped functions and classes (each entry pairs two of one kind)
+_Shipped = types.FunctionType | type
 _MODULE_KEYS = frozenset({"__name__", "__builtins__", "__package__", "__file__", "__path__"})
 
 
@@ -86,7 +88,7 @@ class Namespace:
         self.globals["__builtins__"] = builtins
         self.globals.update(PRESETS)
         self._presets = set(PRESETS)  # names still holding their preset value
-        self._rebound: dict[int, tuple[Any, Any]] = {}  # id(original) -> (original, new)
+        self._rebound: dict[int, tuple[_Shipped, _Shipped]] = {}  # id(original) -> (original, new)
         self._aliases: list[str] = []  # user module names that resolve to this namespace
         self._previous_main: types.ModuleType | None = None
         self.installed = False
@@ -183,7 +185,7 @@ class Namespace:
             return func
         done = self._rebound.get(id(func))
         if done is not None:
-            return done[1]
+            return cast("types.FunctionType", done[1])  # keyed by a function: its copy
         new = types.FunctionType(
             func.__code__, self.globals, func.__name__, func.__defaults__, func.__closure__
         )

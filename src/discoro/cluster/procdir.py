@@ -20,40 +20,18 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import stat
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from discoro.net.userdir import user_root as user_root  # the programs find it here
+from discoro.net.userdir import user_root_text as user_root_text
 
 SERVER_MODULE = "discoro.cluster.server_main"
 
 
-def user_root_text() -> str:
-    """Where `user_root` is (without creating it)."""
-    uid = os.getuid() if hasattr(os, "getuid") else os.getpid()
-    return os.path.join(tempfile.gettempdir(), f"discoro-{uid}")
-
-
-def user_root() -> Path:
-    """This user's private root directory, made if needed (see the module notes); ValueError
-    if it exists but is not safely ours."""
-    path = user_root_text()
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path, 0o700)
-    info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode):
-        raise ValueError(f"{path} is not a directory (a symlink?); remove it or use --dest_path")
-    if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o022):
-        raise ValueError(
-            f"{path} belongs to another user or others can write in it; "
-            "remove it or use --dest_path"
-        )
-    return Path(path)
-
-
 def dest_root(options: dict[str, Any]) -> Path:
     """The root of received files for ``options`` (as the network layer computes it)."""
-    root = options.get("dest_path") or os.path.join(tempfile.gettempdir(), "discoro")
+    root = options.get("dest_path") or user_root()
     return Path(root).resolve()
 
 

@@ -12,7 +12,7 @@ import asyncio
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from discoro.cluster import interrupt
 from discoro.cluster import protocol as p
@@ -25,9 +25,12 @@ from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.core.singleton import MetaSingleton
 from discoro.net.location import PeerStatus
+from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+T = TypeVar("T")
 
 PROBE_DELAYS = (0.0, 0.1, 0.3, 0.6, 1.0, 2.0)  # a new peer may register its server late
 
@@ -67,8 +70,8 @@ class Scheduler(Status, metaclass=MetaSingleton):
         elif not kernel.network_started:
             kernel.options.update(options)
             kernel.network()
-        self.kernel = kernel
-        network = kernel.network()
+        self.kernel: AsynCoro = kernel
+        network = network_of(kernel)
         if kernel.name == SCHEDULER_NAME:
             directory = Path(network.dest_root) / "discoro" / "scheduler"
             if clean and directory.exists():
@@ -146,11 +149,11 @@ class Scheduler(Status, metaclass=MetaSingleton):
 
         return self._on_loop(terminate, timeout=MsgTimeout)
 
-    def _on_loop(self, func: Callable[[], Any], timeout: float | None) -> Any:
+    def _on_loop(self, func: Callable[[], T], timeout: float | None) -> T:
         if self.kernel.on_loop_thread():
             return func()
 
-        async def call() -> Any:
+        async def call() -> T:
             return func()
 
         return self.kernel.run_sync(call(), timeout)
@@ -174,7 +177,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
             if server is not None:
                 me.send(ProcFound(location, server))
                 return
-            if location not in self.kernel.network().peers:
+            if location not in network_of(self.kernel).peers:
                 return  # gone again
 
     async def _ticker(self, me: Coro, coro: Any = None) -> None:

@@ -53,7 +53,7 @@ def computation_name(client_name: str, started: float | None, uid: str) -> str:
     return f"{client_name}, started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started))}"
 
 
-def _number(value: Any) -> float | None:
+def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 

@@ -27,8 +27,8 @@ from threading import get_ident
 from types import CodeType, FunctionType, GeneratorType
 from typing import TYPE_CHECKING, Any
 
-from discoro.core.driver import TERMINATE
-from discoro.core.kernel import AsynCoro, _current_coro
+from discoro.core.driver import TERMINATE, _current_coro
+from discoro.core.kernel import AsynCoro
 from discoro.core.located import Located
 from discoro.core.log import logger
 from discoro.errors import (

@@ -7,11 +7,15 @@ networking with the options given to `AsynCoro(...)` (or the defaults).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from discoro.core.coro import Coro
+    from discoro.core.network_api import NetworkRuntime
 
 
 class DistributedMethods:
-    def network(self) -> Any:  # provided by AsynCoro
+    def network(self) -> NetworkRuntime:  # provided by AsynCoro
         raise NotImplementedError
 
     async def locate(self, name: str, timeout: float | None = None) -> Any:
@@ -19,26 +23,26 @@ class DistributedMethods:
         return await self.network().locate("peer", name, None, timeout)
 
     async def peer(
-        self, loc: Any, udp_port: int = 0, stream_send: bool = False, broadcast: bool = False
+        self, loc: object, udp_port: int = 0, stream_send: bool = False, broadcast: bool = False
     ) -> int:
         """Introduce a peer that discovery cannot reach: a `Location` (dialled directly) or a
         host (introduced by UDP to its ``udp_port``; ``broadcast`` asks it to re-broadcast
         the introduction on its network). 0 on success, -1 on failure."""
         return int(await self.network().peer(loc, udp_port, stream_send, broadcast))
 
-    def peer_status(self, coro: Any) -> None:
+    def peer_status(self, coro: Coro | None) -> None:
         """Send `PeerStatus` messages to ``coro`` (first ``Online`` for every known peer);
         several subscribers are allowed; ``peer_status(None)`` is accepted and does nothing.
         Use `unsubscribe_peer_status` to stop."""
         if coro is not None:
             self.network().add_status_subscriber(coro)
 
-    def unsubscribe_peer_status(self, coro: Any) -> None:
+    def unsubscribe_peer_status(self, coro: Coro) -> None:
         self.network().remove_status_subscriber(coro)
 
     async def send_file(
         self,
-        location: Any,
+        location: object,
         file: str,
         dir: str | None = None,
         overwrite: bool = False,
@@ -49,7 +53,7 @@ class DistributedMethods:
         return await self.network().send_file(location, file, dir, overwrite, timeout)
 
     async def del_file(
-        self, location: Any, file: str, dir: str | None = None, timeout: float | None = None
+        self, location: object, file: str, dir: str | None = None, timeout: float | None = None
     ) -> int:
         """Delete a file sent earlier to ``location`` (same ``dir``); 0 or -1."""
         return int(await self.network().del_file(location, file, dir, timeout))

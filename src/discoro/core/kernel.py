@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import threading
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from discoro.core.distributed import DistributedMethods
 from discoro.core.driver import _current_coro, run
@@ -31,7 +31,13 @@ from discoro.errors import ShutdownError, WrongThreadError
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from discoro.core.channel import Channel
     from discoro.core.coro import Coro
+    from discoro.core.network_api import NetworkRuntime
+
+    NetworkFactory = Callable[["AsynCoro", dict[str, Any]], NetworkRuntime]
+
+T = TypeVar("T")
 
 #: Options of the distributed runtime (reference 2.2 plus ``cafile`` and ``peers``); the core
 #: only stores them for the network layer.
@@ -58,14 +64,15 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
         import uvloop
     except ImportError:
         return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
 
 
 class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
     """The coroutine scheduler of this process (one per process)."""
 
     _singleton_instance: ClassVar[AsynCoro | None] = None
-    _network_factory: ClassVar[Callable[[AsynCoro, dict[str, Any]], Any] | None] = None
+    _network_factory: ClassVar[NetworkFactory | None] = None
 
     def __init__(self, **options: Any) -> None:
         """Network options (any of them starts the network at once, else it starts when
@@ -81,13 +88,13 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
         self._loop = _new_event_loop()
         self._coros: dict[int, Coro] = {}
         self._registry: dict[str, Coro] = {}
-        self._channels: dict[str, Any] = {}
+        self._channels: dict[str, Channel] = {}
         self._rcis: dict[str, Any] = {}  # filled by discoro.net.rci
         self._live = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._exit_funcs: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
         self._shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
-        self._network: Any = None
+        self._network: NetworkRuntime | None = None
         self._network_lock = threading.Lock()
         self._terminated = False
         self._ready = threading.Event()
@@ -110,7 +117,8 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
     @staticmethod
     def cur_coro() -> Coro | None:
         """The coroutine that is executing now (None outside any coroutine)."""
-        return _current_coro.get()
+        current: Coro | None = _current_coro.get()
+        return current
 
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -138,7 +146,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
         else:
             self._loop.call_soon_threadsafe(func, *args)
 
-    def run_sync(self, awaitable: Awaitable[Any], timeout: float | None = None) -> Any:
+    def run_sync(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
         """Run an awaitable on the loop and block this (non-loop) thread for its result."""
         if self.on_loop_thread():
             close = getattr(awaitable, "close", None)
@@ -154,7 +162,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
                 close()
             raise ShutdownError("the discoro runtime has been terminated")
 
-        async def runner() -> Any:
+        async def runner() -> T:
             return await awaitable
 
         return asyncio.run_coroutine_threadsafe(runner(), self._loop).result(timeout)
@@ -227,7 +235,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
     # -- networking hook ------------------------------------------------------------------
 
     @classmethod
-    def install_network(cls, factory: Callable[[AsynCoro, dict[str, Any]], Any]) -> None:
+    def install_network(cls, factory: NetworkFactory) -> None:
         """Called once by the network layer: how to build this process's network runtime."""
         cls._network_factory = factory
 
@@ -235,7 +243,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
     def network_started(self) -> bool:
         return self._network is not None
 
-    def network(self) -> Any:
+    def network(self) -> NetworkRuntime:
         """The network runtime; the first call builds and starts it (blocking until it
         listens when called from a thread; in the background on the loop thread)."""
         network = self._network

@@ -8,7 +8,10 @@ location identify them: they compare, hash and print by both.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from discoro.core.kernel import AsynCoro
 
 
 class Located:
@@ -16,7 +19,7 @@ class Located:
     _name: str
     _location: Any
     _remote: bool
-    _kernel: Any
+    _kernel: AsynCoro
 
     def _where(self) -> Any:
         return self._location if self._remote else self._kernel.location

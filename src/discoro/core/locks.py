@@ -17,7 +17,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from discoro.core.kernel import AsynCoro
 from discoro.core.waitqueue import AcquireRelease, WaitQueue
@@ -41,7 +40,7 @@ class Lock(AcquireRelease):
 
     def __init__(self) -> None:
         self._locked = False
-        self._owner: Any = None
+        self._owner: object = None  # a Coro, or _HANDED_OVER
         self._depth = 0
         self._waiters = WaitQueue()
 

@@ -45,7 +45,7 @@ def program_configured_logging() -> bool:
     return any(not getattr(h, _INTERNAL, False) for h in logging.getLogger().handlers)
 
 
-class FallbackHandler(logging.StreamHandler):
+class FallbackHandler(logging.StreamHandler):  # type: ignore[type-arg]  # generic only in stubs
     """discoro's own handler for programs that set up no logging: writes to the current
     ``sys.stderr`` (looked up at each record, so a redirect made later is honoured), and
     defers to the root logger's handlers once there are any."""

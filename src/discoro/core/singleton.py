@@ -8,7 +8,9 @@ the kernel does after `terminate()` so a test or a long-lived host can start a f
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 class MetaSingleton(type):
@@ -25,8 +27,9 @@ class MetaSingleton(type):
                 type.__setattr__(cls, "_singleton_instance", instance)
             return instance
 
-    def _existing_instance(cls) -> Any:
-        return cls.__dict__.get("_singleton_instance")
+    def _existing_instance(cls: type[_T]) -> _T | None:
+        instance: _T | None = cls.__dict__.get("_singleton_instance")
+        return instance
 
     def _forget_instance(cls) -> None:
         with MetaSingleton._lock:

@@ -18,10 +18,8 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import os
 import pickle
 import secrets
-import tempfile
 from itertools import count
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +35,7 @@ from discoro.net.location import Location, PeerStatus
 from discoro.net.peers import MAX_QUEUED, REDIAL_DELAYS, Peer
 from discoro.net.remote_channels import RemoteChannels
 from discoro.net.secret import resolve_secret
+from discoro.net.userdir import user_root
 from discoro.wire.handshake import Role
 from discoro.wire.identity import Identity
 from discoro.wire.messages import Message, trusted_message
@@ -44,6 +43,7 @@ from discoro.wire.messages import Message, trusted_message
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from discoro.core.coro import Coro
     from discoro.core.kernel import AsynCoro
 
 DIAL_TIMEOUT = 2.0
@@ -72,7 +72,7 @@ class Network(FileTransfer, RemoteChannels):
         self.tcp_port = int(options.get("tcp_port") or 0)
         self.udp_port = int(options.get("udp_port") or 0) or 51350
         self.max_file_size = options.get("max_file_size") or None
-        root = options.get("dest_path") or os.path.join(tempfile.gettempdir(), "discoro")
+        root = options.get("dest_path") or user_root()
         self.dest_root = Path(root).resolve()
         self.dest_path = self.dest_root
         self.sid = secrets.token_hex(8)
@@ -279,10 +279,10 @@ class Network(FileTransfer, RemoteChannels):
 
     # -- peer status ----------------------------------------------------------------------
 
-    def add_status_subscriber(self, coro: Any) -> None:
+    def add_status_subscriber(self, coro: Coro) -> None:
         self.kernel.call(self._add_status_subscriber, coro)
 
-    def _add_status_subscriber(self, coro: Any) -> None:
+    def _add_status_subscriber(self, coro: Coro) -> None:
         if coro in self.status_subscribers:
             return
         self.status_subscribers.append(coro)
@@ -290,7 +290,7 @@ class Network(FileTransfer, RemoteChannels):
             if peer.online and location == peer.location:  # not again under an alias
                 coro.send(PeerStatus(peer.location, peer.name, PeerStatus.Online))
 
-    def remove_status_subscriber(self, coro: Any) -> None:
+    def remove_status_subscriber(self, coro: Coro) -> None:
         self.kernel.call(
             lambda: self.status_subscribers.remove(coro) if coro in self.status_subscribers else 0
         )
@@ -338,7 +338,7 @@ class Network(FileTransfer, RemoteChannels):
     ) -> Message | None:
         """Send a request and wait for its reply (None on timeout or if the peer is gone)."""
         rid = next(self._rids)
-        future: asyncio.Future[Any] = self.loop.create_future()
+        future: asyncio.Future[Message | None] = self.loop.create_future()
         self._replies[rid] = (future, location)
         if not self.post(location, Message(op, rid, fields, payload)):
             del self._replies[rid]
@@ -377,13 +377,13 @@ class Network(FileTransfer, RemoteChannels):
 
     # -- what remote coroutine handles need -------------------------------------------------
 
-    def send(self, coro: Any, message: Any) -> int:
+    def send(self, coro: Coro, message: object) -> int:
         payload = DUMPS(message, PROTOCOL)
         return self.post_from_any_thread(
             coro._location, trusted_message("send", 0, {"c": coro._id}, payload)
         )
 
-    async def deliver(self, coro: Any, message: Any, timeout: float | None) -> int:
+    async def deliver(self, coro: Coro, message: object, timeout: float | None) -> int:
         await self.started()
         payload = DUMPS(message, PROTOCOL)
         peer = self.peers.get(coro._location)
@@ -394,16 +394,16 @@ class Network(FileTransfer, RemoteChannels):
             return 0 if timeout is not None and coro._location in self.peers else -1
         return int(reply.fields.get("r", -1))
 
-    def terminate(self, coro: Any) -> int:
+    def terminate(self, coro: Coro) -> int:
         return self.post_from_any_thread(coro._location, Message("terminate", 0, {"c": coro._id}))
 
-    def throw(self, coro: Any, error: BaseException) -> int:
+    def throw(self, coro: Coro, error: BaseException) -> int:
         payload = handlers.dumps_exception(error)
         return self.post_from_any_thread(
             coro._location, Message("throw", 0, {"c": coro._id}, payload)
         )
 
-    async def monitor(self, monitor: Any, observed: Any) -> int:
+    async def monitor(self, monitor: Coro, observed: Coro) -> int:
         await self.started()
         payload = DUMPS(monitor, PROTOCOL)
         reply = await self.request(
@@ -416,7 +416,7 @@ class Network(FileTransfer, RemoteChannels):
             peer.watch(observed, monitor)
         return 0
 
-    def send_monitor_exception(self, monitor: Any, observed: Any, info: tuple[Any, ...]) -> None:
+    def send_monitor_exception(self, monitor: Coro, observed: Coro, info: tuple[Any, ...]) -> None:
         fields, payload = handlers.encode_exit(observed, info)
         fields["m"] = monitor._id
         self.post(monitor._location, Message("notify_exit", 0, fields, payload))

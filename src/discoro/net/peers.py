@@ -13,11 +13,12 @@ Invariants:
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import asyncio
 
+    from discoro.core.coro import Coro
     from discoro.net.link import Link
     from discoro.net.location import Location
     from discoro.wire.messages import Message
@@ -49,15 +50,15 @@ class Peer:
         self.queue: deque[Message] = deque()
         self.dialing: asyncio.Task[bool] | None = None
         # observed coroutine id -> [(observed handle, local monitor)]
-        self.watchers: dict[int, list[tuple[Any, Any]]] = {}
+        self.watchers: dict[int, list[tuple[Coro, Coro]]] = {}
 
     def __repr__(self) -> str:
         return f"{self.name}@{self.location}"
 
-    def watch(self, observed: Any, monitor: Any) -> None:
+    def watch(self, observed: Coro, monitor: Coro) -> None:
         self.watchers.setdefault(observed._id, []).append((observed, monitor))
 
-    def unwatch(self, observed_id: int, monitor: Any) -> None:
+    def unwatch(self, observed_id: int, monitor: Coro | None) -> None:
         entries = self.watchers.get(observed_id)
         if not entries:
             return

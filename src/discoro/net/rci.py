@@ -34,10 +34,12 @@ from discoro.core.kernel import AsynCoro
 from discoro.core.located import NamedLocated
 from discoro.core.log import logger
 from discoro.errors import NotACoroutineFunction, RemoteError
+from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from discoro.net.network import Network
     from discoro.net.peers import Peer
     from discoro.wire.messages import Message
 
@@ -132,7 +134,7 @@ class RCI(NamedLocated):
                 logger.warning("RCI %s is gone", self)
                 return None
             return Coro(self._method, *args, **kwargs)
-        network = self._kernel.network()
+        network = network_of(self._kernel)
         await network.started()
         payload = pickle.dumps((args, kwargs), PROTOCOL)
         reply = await network.request(
@@ -162,7 +164,7 @@ def rci_from_reference(name: str, location: Any) -> RCI:
     return RCI._handle(name, location)
 
 
-def handlers(net: Any) -> dict[str, Callable[[Peer, Message], None]]:
+def handlers(net: Network) -> dict[str, Callable[[Peer, Message], None]]:
     """The owner's side: ``rci_call`` creates the coroutine and answers with its reference."""
     rcis = _registry(net.kernel)
 

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from discoro.core.kernel import AsynCoro
     from discoro.net.location import Location
+    from discoro.net.network import Network
     from discoro.net.peers import Peer
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -75,7 +76,7 @@ class RemoteChannels:
 
     # -- the requests -------------------------------------------------------------------
 
-    def channel_send(self, channel: Channel, message: Any) -> int:
+    def channel_send(self, channel: Channel, message: object) -> int:
         """Queue ``message`` for the remote ``channel`` (any thread): 0, or -1 if it cannot
         be queued. The message is pickled here, in the caller's thread."""
         payload = pickle.dumps(message, PROTOCOL)
@@ -84,7 +85,7 @@ class RemoteChannels:
         )
 
     async def channel_deliver(
-        self, channel: Channel, message: Any, timeout: float | None, n: int
+        self, channel: Channel, message: object, timeout: float | None, n: int
     ) -> int:
         """Have the owner deliver ``message`` once ``channel`` has ``n`` subscribers: the
         number of end recipients, 0 on timeout, -1 if the channel or its peer is gone."""
@@ -149,7 +150,7 @@ class _OfflineSweeper:
         return "<channel subscriber sweeper>"
 
 
-def handlers(net: Any) -> dict[str, Handler]:
+def handlers(net: Network) -> dict[str, Handler]:
     """The owner's side: one handler per op (loop thread, in arrival order)."""
     kernel = net.kernel
     channels: dict[str, Channel] = kernel._channels

@@ -28,7 +28,7 @@ def new_sid() -> str:
     return secrets.token_hex(16)
 
 
-def _problem(name: Any, addr: Any, port: Any, sid: Any) -> str:
+def _problem(name: object, addr: object, port: object, sid: object) -> str:
     """Why these parts cannot form an identity, or "" when they can."""
     for label, text, limit in (
         ("name", name, MAX_NAME_LEN),

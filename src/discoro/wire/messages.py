@@ -57,7 +57,7 @@ _CONTROL_KEYS = frozenset({"op", "rid", "f"})
 MAX_OP_LEN = 64
 
 
-def _problem(op: Any, rid: Any, fields: Any, known_op: bool = True) -> str:
+def _problem(op: object, rid: object, fields: object, known_op: bool = True) -> str:
     """Why these parts cannot form a message, or "" when they can (``known_op``: the op must
     be one of `OPS`, else any short str will do)."""
     if type(op) is not str or not 0 < len(op) <= MAX_OP_LEN:

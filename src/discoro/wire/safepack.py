@@ -25,7 +25,7 @@ def new_packer() -> msgpack.Packer:
     return msgpack.Packer(use_bin_type=True, datetime=False, autoreset=True)
 
 
-def pack(obj: Any) -> bytes:
+def pack(obj: object) -> bytes:
     """Encode msgpack-native data; raises TypeError for anything else."""
     packed: bytes = msgpack.packb(obj, use_bin_type=True, datetime=False)
     return packed
