@@ -26,7 +26,7 @@ BUDGET = {
     "core": 141,
     "wire": 49,
     "net": 70,
-    "cluster": 200,
+    "cluster": 177,
     "cli": 14,
     "web": 7,
     "facade": 1,  # discoro/__init__.py: the lazy PEP 562 __getattr__

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 REPLY_GRACE = 3 * MinPulseInterval
 
 
-def _name(func: Any) -> str:
+def _name(func: object) -> str:
     return str(getattr(func, "__name__", func))
 
 
@@ -104,12 +104,12 @@ class Computation(Replies):
         self.remote_output = remote_output
         # called with (location, stream, text) for each remote `Output` (stream: "stdout",
         # "stderr" or "log"; text: whole lines), on the kernel's loop thread
-        self.output_handler: Callable[[Any, str, str], Any] | None = None
+        self.output_handler: Callable[[object, str, str], object] | None = None
         self.scheduler: Coro | None = None
         self._uid = uuid.uuid4().hex
         self._rids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[Any]] = {}
-        self._fanouts: dict[int, list[Any]] = {}
+        self._waiting: dict[int, asyncio.Future[object]] = {}
+        self._fanouts: dict[int, list[p.RunResult]] = {}
         self._router: Coro | None = None
         self._scheduled: asyncio.Future[str] | None = None
         self._state = "new"
@@ -263,13 +263,18 @@ class Computation(Replies):
             "queued": "the computation is not scheduled yet (it waits for its turn)",
         }.get(self._state, "the computation is closed")
 
-    def _failed(self, func: Any, reason: str) -> None:
+    def _failed(self, func: object, reason: str) -> None:
         self._last_error = reason
         logger.warning("run of %s failed: %s", _name(func), reason)
 
     async def _request_run(
-        self, where: tuple[Any, ...], func: Any, args: Any, kwargs: Any, fanout: bool
-    ) -> Any:
+        self,
+        where: tuple[object, ...],
+        func: object,
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+        fanout: bool,
+    ) -> object:
         """Send a `RunRequest`; the scheduler's refusal (`p.Reply`), the `p.RunResult`
         (single) or the list of them (fan-out); None without an answer; a str if the request
         could not even be made (the reason)."""
@@ -293,7 +298,13 @@ class Computation(Replies):
             return list(collected)  # some processes answered: their coroutines run
         return answer
 
-    async def _run_one(self, where: tuple[Any, ...], func: Any, args: Any, kwargs: Any) -> Any:
+    async def _run_one(
+        self,
+        where: tuple[object, ...],
+        func: object,
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+    ) -> object:
         try:
             answer = await self._request_run(where, func, args, kwargs, fanout=False)
         except Exception as exc:
@@ -310,8 +321,12 @@ class Computation(Replies):
         return None
 
     async def _run_many(
-        self, where: tuple[Any, ...], func: Any, args: Any, kwargs: Any
-    ) -> list[Any]:
+        self,
+        where: tuple[object, ...],
+        func: object,
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+    ) -> list[Coro]:
         try:
             answer = await self._request_run(where, func, args, kwargs, fanout=True)
         except Exception as exc:
@@ -330,7 +345,7 @@ class Computation(Replies):
                 self._failed(func, str(result.error[2]))
         return coros
 
-    def _reason(self, answer: Any) -> str:
+    def _reason(self, answer: object) -> str:
         if isinstance(answer, str):
             return answer
         if isinstance(answer, p.Reply) and answer.error:
@@ -339,7 +354,7 @@ class Computation(Replies):
             return "the computation is closed"
         return f"no reply from the scheduler within {self.timeout + REPLY_GRACE:g} s"
 
-    def _created(self, coro: Coro, args: Any, kwargs: Any) -> None:
+    def _created(self, coro: Coro, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
         if self.status_coro is not None:
             info = CoroInfo(coro, tuple(args), dict(kwargs), time.time())
             self.status_coro.send(StatusMessage(Status.CoroCreated, info))

@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
@@ -36,19 +36,21 @@ from discoro.core.log import logger
 if TYPE_CHECKING:
     from types import FrameType
 
+    from discoro.cluster.computation import Computation
+
 EXIT_STATUS = 130  # 128 + SIGINT, as shells report an interrupted program
 CLOSE_GRACE = 5.0  # seconds beyond the longest computation timeout for closing them all
 
-_open: weakref.WeakSet[Any] = weakref.WeakSet()  # computations queued or current
+_open: weakref.WeakSet[Computation] = weakref.WeakSet()  # computations queued or current
 _interrupted = False
 
 
-def opened(computation: Any) -> None:
+def opened(computation: Computation) -> None:
     """``computation`` is queued or current: the first SIGINT closes it."""
     _open.add(computation)
 
 
-def closed(computation: Any) -> None:
+def closed(computation: Computation) -> None:
     _open.discard(computation)
 
 
@@ -91,7 +93,7 @@ def _on_interrupt(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(EXIT_STATUS)
 
 
-async def _close_all(computations: list[Any]) -> None:
+async def _close_all(computations: list[Computation]) -> None:
     for computation in computations:
         try:
             await computation.close()

@@ -21,7 +21,7 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from discoro.cluster import protocol as p
 
@@ -52,7 +52,7 @@ def least_loaded(procs: list[Proc]) -> Proc:
 
 
 def choose(
-    ready: dict[str, list[Proc]], procs: dict[Any, Proc], where: tuple[Any, ...]
+    ready: dict[str, list[Proc]], procs: dict[object, Proc], where: tuple[object, ...]
 ) -> list[Proc]:
     """The processes a run at ``where`` goes to now (``ready``: the initialized ones, by
     node; ``procs``: all, by location)."""
@@ -77,7 +77,7 @@ def choose(
     return []
 
 
-def _relevant(procs: dict[Any, Proc], where: tuple[Any, ...]) -> list[Proc]:
+def _relevant(procs: dict[object, Proc], where: tuple[object, ...]) -> list[Proc]:
     """The processes (in any state) that ``where`` could ever use."""
     kind = where[0]
     if kind in ("node", "node_procs"):
@@ -88,12 +88,12 @@ def _relevant(procs: dict[Any, Proc], where: tuple[Any, ...]) -> list[Proc]:
     return list(procs.values())
 
 
-def settled(procs: dict[Any, Proc], where: tuple[Any, ...]) -> bool:
+def settled(procs: dict[object, Proc], where: tuple[object, ...]) -> bool:
     """Whether no process that ``where`` could use is still on its way to ready."""
     return not any(proc.state.value in _PENDING for proc in _relevant(procs, where))
 
 
-def unready_reason(procs: dict[Any, Proc], where: tuple[Any, ...], waited: float) -> str:
+def unready_reason(procs: dict[object, Proc], where: tuple[object, ...], waited: float) -> str:
     """Why no process took a run at ``where`` within ``waited`` seconds."""
     after = f"(waited {waited:g} s)"
     live = [proc for proc in procs.values() if proc.state.value != "disconnected"]
@@ -117,7 +117,7 @@ class RunPlacement:
 
     current: Computation | None
     queue: list[Computation]
-    procs: dict[Any, Proc]
+    procs: dict[object, Proc]
     waiting: list[WaitingRun]
     clock: Callable[[], float]
 
@@ -127,7 +127,7 @@ class RunPlacement:
     def _uid_ok(self, uid: str) -> bool:
         raise NotImplementedError
 
-    def _send(self, to: Any, message: Any) -> None:
+    def _send(self, to: object, message: object) -> None:
         raise NotImplementedError
 
     def on_RunRequest(self, event: p.RunRequest) -> None:
@@ -142,7 +142,7 @@ class RunPlacement:
             self.waiting.append(WaitingRun(event, self.clock() + timeout, timeout))
 
     def _refuse(self, event: p.RunRequest, reason: str) -> None:
-        empty: list[Any] | None = [] if event.where[0] in FANOUT_KINDS else None
+        empty: list[object] | None = [] if event.where[0] in FANOUT_KINDS else None
         self._send(event.router, p.Reply(event.rid, empty, reason))
 
     def _dispatch(self, event: p.RunRequest, final: bool, waited: float = 0.0) -> bool:

@@ -217,9 +217,9 @@ class JobError:
     one else hears of (it had no monitor but its server: no status coroutine, no
     ``monitor()``); ``text`` is its traceback, for the client to show."""
 
-    location: Any
+    location: object
     uid: str
-    coro: Any
+    coro: object
     text: str
 
 

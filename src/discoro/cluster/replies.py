@@ -35,9 +35,9 @@ class Replies:
     scheduler: Coro | None
     timeout: float
     pulse_interval: float
-    output_handler: Callable[[Any, str, str], Any] | None
-    _waiting: dict[int, asyncio.Future[Any]]
-    _fanouts: dict[int, list[Any]]
+    output_handler: Callable[[object, str, str], object] | None
+    _waiting: dict[int, asyncio.Future[object]]
+    _fanouts: dict[int, list[p.RunResult]]
     _scheduled: asyncio.Future[str] | None
     _state: str
     _last_pulse: float
@@ -45,14 +45,14 @@ class Replies:
     def _end(self) -> None:
         raise NotImplementedError
 
-    def _expect(self, rid: int) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = AsynCoro.instance().loop.create_future()
+    def _expect(self, rid: int) -> asyncio.Future[object]:
+        future: asyncio.Future[object] = AsynCoro.instance().loop.create_future()
         self._waiting[rid] = future
         return future
 
     async def _wait(
-        self, future: asyncio.Future[Any], rid: int, timeout: float | None = None
-    ) -> Any:
+        self, future: asyncio.Future[object], rid: int, timeout: float | None = None
+    ) -> object:
         """The answer for request ``rid``, or None if none came within ``timeout``
         (default: the computation's) or the computation ended."""
         try:

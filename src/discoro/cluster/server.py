@@ -59,6 +59,10 @@ from discoro.net.location import PeerStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import TypeAlias
+
+    # called as on_error(job, exc_info, monitors) when a job ends with an exception
+    OnError: TypeAlias = Callable[[Coro, tuple[object, ...], list[Coro]], None]
 
     from discoro.core.kernel import AsynCoro
 
@@ -87,15 +91,15 @@ class ServerJob(Job):
     def __init__(
         self,
         on_end: Callable[[], None] | None,
-        on_error: Callable[[Any, tuple[Any, ...], list[Any]], None],
-        target: Any,
-        *args: Any,
-        **kwargs: Any,
+        on_error: OnError,
+        target: Callable[..., object],
+        *args: object,
+        **kwargs: object,
     ) -> None:
-        self._on_error: Any = on_error  # set before the coroutine can start (and end)
+        self._on_error: OnError | None = on_error  # set before the coroutine can start
         super().__init__(on_end, target, *args, **kwargs)
 
-    def _end(self, value: Any, exc_info: tuple[Any, ...] | None) -> None:
+    def _end(self, value: object, exc_info: tuple[object, ...] | None) -> None:
         on_error, self._on_error = self._on_error, None
         monitors = list(self._monitors or ())
         super()._end(value, exc_info)
@@ -343,7 +347,7 @@ class Server:
             for job in [job for job in current.jobs.values() if job._done]:
                 self._job_ended(job)
 
-    def _job_failed(self, job: Any, exc_info: tuple[Any, ...], monitors: list[Any]) -> None:
+    def _job_failed(self, job: Coro, exc_info: tuple[object, ...], monitors: list[Coro]) -> None:
         """Show the client a job's exception that no one else is told of."""
         current = self.state.current
         if current is None or current.router is None or job._id not in current.jobs:

@@ -42,15 +42,17 @@ _INSTALLED = tuple(
 _CODE_REDUCE = cloudpickle.Pickler.dispatch_table.get(types.CodeType)
 
 
-def _code_keeping_file(code: types.CodeType) -> Any:
+def _code_keeping_file(code: types.CodeType) -> tuple[object, tuple[object, ...]]:
     """cloudpickle's reduction of a code object, with the real file name put back."""
     assert _CODE_REDUCE is not None
     constructor, args = _CODE_REDUCE(code)
-    args = tuple(code.co_filename if arg == "<dynamic-code>" else arg for arg in args)
-    return constructor, args
+    kept: tuple[object, ...] = tuple(
+        code.co_filename if arg == "<dynamic-code>" else arg for arg in args
+    )
+    return constructor, kept
 
 
-class ShippingPickler(cloudpickle.Pickler):
+class ShippingPickler(cloudpickle.Pickler):  # type: ignore[misc]  # untyped base
     """cloudpickle, except that code objects keep their file names."""
 
     if _CODE_REDUCE is not None:
@@ -59,7 +61,7 @@ class ShippingPickler(cloudpickle.Pickler):
         )
 
 
-def dumps(obj: Any) -> bytes:
+def dumps(obj: object) -> bytes:
     with io.BytesIO() as file:
         ShippingPickler(file, protocol=cloudpickle.DEFAULT_PROTOCOL).dump(obj)
         return file.getvalue()

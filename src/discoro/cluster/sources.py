@@ -21,7 +21,8 @@ import linecache
 import os
 import sys
 import traceback
-from typing import TYPE_CHECKING, Any
+import types
+from typing import TYPE_CHECKING
 
 from discoro.cluster.shipping import installed_path, user_module
 
@@ -32,7 +33,7 @@ MAX_SOURCE = 1 << 20  # bytes of one source file
 _DISCORO = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep
 
 
-def _code_files(obj: Any) -> set[str]:
+def _code_files(obj: object) -> set[str]:
     """The file names of the code objects of a function, or of a class's functions."""
     if inspect.isclass(obj):
         names: set[str] = set()
@@ -45,7 +46,7 @@ def _code_files(obj: Any) -> set[str]:
     return {code.co_filename} if code is not None else set()
 
 
-def collect(objects: Iterable[Any], skip: Iterable[str] = ()) -> dict[str, str]:
+def collect(objects: Iterable[object], skip: Iterable[str] = ()) -> dict[str, str]:
     """``{file name: text}`` of the user files that ``objects`` (functions, classes) come
     from, and of the user modules they belong to (shipped by value); names in ``skip``
     (already shipped) are left out."""
@@ -107,11 +108,15 @@ def unregister(registered: dict[str, list[str]]) -> None:
             del linecache.cache[name]
 
 
-def format_failure(exc_info: tuple[Any, ...]) -> str:
-    """The traceback text of ``exc_info``, from the first frame of user code on (the frames
-    of discoro's own driver before it say nothing to the user)."""
-    kind, value, tb = exc_info[0], exc_info[1], exc_info[2] if len(exc_info) > 2 else None
-    user_tb = tb
+def format_failure(exc_info: tuple[object, ...]) -> str:
+    """The traceback text of ``exc_info`` (``(type, value, traceback)``), from the first frame
+    of user code on (the frames of discoro's own driver before it say nothing to the user)."""
+    value = exc_info[1] if len(exc_info) > 1 else None
+    if not isinstance(value, BaseException):
+        return f"{exc_info[0]!r}: {value!r}\n"
+    tb = exc_info[2] if len(exc_info) > 2 else None
+    first = tb if isinstance(tb, types.TracebackType) else value.__traceback__
+    user_tb = first
     while user_tb is not None and _ours(user_tb.tb_frame.f_code.co_filename):
         user_tb = user_tb.tb_next
-    return "".join(traceback.format_exception(kind, value, user_tb or tb))
+    return "".join(traceback.format_exception(type(value), value, user_tb or first))

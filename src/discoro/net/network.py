@@ -88,7 +88,7 @@ class Network(FileTransfer, RemoteChannels):
         self.peer_watchers: list[Callable[[Peer], None]] = []  # called when a peer comes online
         # ended coroutines that a remote monitor may still ask for, by id (an upper layer
         # fills it, e.g. a server process with its jobs): such a request is told the end
-        self.ended_coros: dict[int, Any] = {}
+        self.ended_coros: dict[int, Coro] = {}
         self.closing = False
         self._replies: dict[int, tuple[asyncio.Future[Any], Location]] = {}
         self._rids = count(1)
