@@ -9,6 +9,7 @@ sender of bad datagrams.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import queue
 import socket
@@ -21,7 +22,11 @@ import msgpack
 import pytest
 
 from discoro.errors import ProtocolError
-from discoro.wire.discovery import Announcement, cluster_tag, decode_announcement
+from discoro.wire.discovery import (
+    Announcement,
+    decode_announcement,
+    discovery_keys,
+)
 from netns import PEER_PROGRAM
 from procs import PeerProcess, free_port
 
@@ -88,7 +93,7 @@ class Listener:
     def wait_for(self, secret: str, name: str, count: int, timeout: float = 10) -> list[str]:
         """Wait for ``count`` announcements of ``name`` in the cluster of ``secret``; the
         names in all of that cluster's announcements heard until then."""
-        tag, names = cluster_tag(secret.encode()), list[str]()
+        keys, names = discovery_keys(secret.encode()), list[str]()
         deadline = time.monotonic() + timeout
         while names.count(name) < count:
             try:
@@ -96,7 +101,7 @@ class Listener:
             except queue.Empty:
                 raise AssertionError(f"heard {names}, not {count} x {name!r}") from None
             with contextlib.suppress(ProtocolError):
-                names.append(decode_announcement(data, tag).name)
+                names.append(decode_announcement(data, keys, time.time()).name)
         return names
 
     def close(self) -> None:
@@ -166,11 +171,14 @@ def test_process_of_another_cluster_is_ignored(peers: Peers, port: int) -> None:
     assert not lines(a, " x "), a.output
 
 
-def _datagram(**changes: Any) -> bytes:
-    """A datagram of another cluster (or, with ``tag`` changed, of ours)."""
-    fake = Announcement(tag=b"12345678", name="fake", addr="127.0.0.1", port=9, udp_port=9, sid="f")
-    packed: bytes = msgpack.packb({**asdict(fake), **changes}, use_bin_type=True)
-    return b"DSCV" + packed
+def _datagram(secret: str = "another secret", **changes: Any) -> bytes:
+    """A datagram signed with the keys of ``secret`` (another cluster's, unless told)."""
+    keys = discovery_keys(secret.encode())
+    fake = Announcement(
+        tag=keys.tag, name="fake", addr="127.0.0.1", port=9, udp_port=9, sid="f", time=time.time()
+    )
+    signed = b"DSCV" + msgpack.packb({**asdict(fake), **changes}, use_bin_type=True)
+    return signed + hmac.digest(keys.mac_key, signed, "sha256")
 
 
 def test_bad_datagrams_are_logged_once_and_ignored(
@@ -178,15 +186,15 @@ def test_bad_datagrams_are_logged_once_and_ignored(
 ) -> None:
     a, b = peers.start("a", port), peers.start("b", port)
     expect_peers(b, "Online", "a")
-    ours = cluster_tag(cluster_secret.encode())
+    ours = cluster_secret
     bad = [
         b"hello",  # not ours at all
         b"DSCV\xc1\xff",  # our magic, broken msgpack
-        _datagram(port="nine", tag=ours),  # a field of the wrong type
-        _datagram(addr="example.com", tag=ours),  # not an address: never looked up
-        _datagram(addr="255.255.255.255", tag=ours),  # nothing listens there
+        _datagram(ours, port="nine"),  # a field of the wrong type
+        _datagram(ours, addr="example.com"),  # not an address: never looked up
+        _datagram(ours, addr="255.255.255.255"),  # nothing listens there
         _datagram(),  # another cluster
-        _datagram(tag=ours, version=999),  # another protocol version
+        _datagram(ours, version=999),  # another protocol version
     ]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
         sender.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)

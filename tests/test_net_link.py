@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from discoro.net import link as link_module
+from discoro.net.frontdoor import FrontDoor
 from discoro.net.link import Link
 from discoro.wire import NEED_DATA, Connection, HandshakeComplete, Identity, Message, Role
 
@@ -55,6 +56,7 @@ class FakeNetwork:
         self.identity = SERVER_ID
         self.received: list[Message] = []
         self.reply_to: Link | None = None
+        self.front_door = FrontDoor(loop)
 
     def dispatch(self, link: Link, message: Message) -> None:
         self.received.append(message)

@@ -4,6 +4,8 @@ the API against a real local cluster, including terminating a running remote cor
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import time
 import urllib.error
@@ -14,7 +16,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from discoro.web._app import build_app
-from discoro.web._auth import access_token, is_loopback
+from discoro.web._auth import CSRF_HEADER, access_token, is_loopback
+from discoro.wire.keys import derive, stretch
 from procs import PeerProcess
 from webcluster import web_cluster
 
@@ -103,13 +106,21 @@ def test_api_status_node_proc() -> None:
     with_client(check)
 
 
+async def csrf_headers(client: TestClient[Any, Any]) -> dict[str, str]:
+    """The headers the page sends with a change (its CSRF token and a JSON body)."""
+    session = await (await client.get("/api/session")).json()
+    return {CSRF_HEADER: session["csrf"], "Content-Type": "application/json"}
+
+
 def test_api_terminate_and_bad_bodies() -> None:
     async def check(client: TestClient[Any, Any], source: FakeScheduler) -> None:
-        response = await client.post("/api/terminate", json={"coros": [CORO, "x/1@h:1"]})
+        headers = await csrf_headers(client)
+        body = {"coros": [CORO, "x/1@h:1"]}
+        response = await client.post("/api/terminate", json=body, headers=headers)
         assert response.status == 200 and await response.json() == {"terminated": [CORO]}
         assert source.terminated == [[CORO, "x/1@h:1"]]
-        for body in (b"not json", b'{"coros": "x"}', b'{"coros": [1]}', b"[]"):
-            response = await client.post("/api/terminate", data=body)
+        for data in (b"not json", b'{"coros": "x"}', b'{"coros": [1]}', b"[]"):
+            response = await client.post("/api/terminate", data=data, headers=headers)
             assert response.status == 400
         assert len(source.terminated) == 1
 
@@ -134,6 +145,9 @@ def test_pages_and_static_files_are_served() -> None:
 def test_token_derivation() -> None:
     token = access_token(b"secret")
     assert len(token) == 32 and int(token, 16) >= 0
+    assert token == derive(stretch(b"secret"), "status page token").hex()[:32]
+    raw = hmac.new(b"secret", b"discoro status page", hashlib.sha256).hexdigest()[:32]
+    assert token != raw  # never keyed by the raw secret
     assert token == access_token("secret") != access_token(b"other")
     assert "secret" not in token
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")

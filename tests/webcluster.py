@@ -68,10 +68,11 @@ class WebCluster:
             return json.load(response)
 
     def post(self, path: str, body: Any) -> Any:
+        csrf = self.get("/api/session")["csrf"]  # as the page does
         request = urllib.request.Request(
             self.base + path,
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "X-Discoro-CSRF": csrf},
         )
         with urllib.request.urlopen(request, timeout=5) as response:
             return json.load(response)

@@ -38,7 +38,7 @@ def fail(program: str, message: str, status: int = 1) -> NoReturn:
     raise SystemExit(status)
 
 
-def parse_peer(text: str) -> str | list[Any]:
+def parse_peer(text: str) -> str | list[str | int]:
     """``HOST`` (introduced by UDP) or ``HOST:PORT`` (dialled at that TCP port)."""
     host, sep, port = text.rpartition(":")
     if not sep:
@@ -127,10 +127,14 @@ def tls_options(args: argparse.Namespace) -> dict[str, str]:
     }
 
 
-def network_options(args: argparse.Namespace) -> dict[str, Any]:
+#: AsynCoro's keyword options, as the programs build them (JSON-able: the node passes them on)
+Options = dict[str, Any]
+
+
+def network_options(args: argparse.Namespace) -> Options:
     """JSON-able AsynCoro options from the parsed arguments (paths made absolute: server
     processes change directory; the default ``dest_path`` is this user's own)."""
-    options: dict[str, Any] = {"udp_port": args.udp_port}
+    options: Options = {"udp_port": args.udp_port}
     for key in ("node", "ext_ip_addr", "max_file_size"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
@@ -142,8 +146,8 @@ def network_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def preflight(
-    program: str, options: dict[str, Any], tcp_ports: list[int], http: tuple[str, int] | None
-) -> dict[str, Any]:
+    program: str, options: Options, tcp_ports: list[int], http: tuple[str, int] | None
+) -> Options:
     """Check ``options`` before anything starts (see the module rule); ``options`` with the
     default ``dest_path`` filled in. Exits with one line on the first problem."""
     try:

@@ -222,7 +222,7 @@ class OutputCapture:
             self._sending = False
 
 
-def show_remote_output(location: Any, stream: str, text: str, level: int) -> None:
+def show_remote_output(location: object, stream: str, text: str, level: int) -> None:
     """Write the non-blank lines of remote output to this process's current ``sys.stdout``
     (``stream`` "stdout") or ``sys.stderr`` (the others; log records with their level
     name), each prefixed with ``[location]``."""

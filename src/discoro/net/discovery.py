@@ -5,27 +5,34 @@ Theory of operation:
   SO_REUSEPORT, so they all share the port, and SO_BROADCAST. It must be the wildcard
   address: on Linux a socket bound to a unicast address (127.0.0.1 included) never receives
   the subnet's broadcasts.
-- `start` announces this process (an `Announcement`: cluster tag, name, TCP location, sid) to
-  the broadcast address of the interface it is bound to (127.255.255.255 on loopback, never
-  255.255.255.255), a few times within two seconds (`ANNOUNCE_DELAYS`) to survive loss, and
-  then stays quiet: the links' pings detect failures, not discovery.
+- `start` announces this process (an `Announcement`: cluster tag, name, TCP location, sid,
+  signed and timestamped, see `wire.discovery`) to the broadcast address of the interface it
+  is bound to (127.255.255.255 on loopback, never 255.255.255.255), a few times within two
+  seconds (`ANNOUNCE_DELAYS`, each datagram signed afresh) to survive loss, and then stays
+  quiet: the links' pings detect failures, not discovery.
 - A broadcast reaches every socket sharing the port on each host, ours included (our own sid
   is ignored); a unicast datagram reaches only one of them. So a datagram that asks to be
   relayed (``relay=True``: an introduction by `introduce`, or a reply) is forwarded, with
   relay off, to 127.255.255.255 on the same port, which every process on this host hears;
   with ``rebroadcast=True`` it is also broadcast on our own network.
 - Who dials: of two processes that do not know each other, the one with the smaller sid
-  dials (`Network.ensure_link`); the other replies with its own announcement (relayed, so it
+  dials (once, through the `DialGate`); the other replies with its own announcement (relayed, so it
   reaches the announcer whichever port-sharing socket gets it), and the announcer dials.
   If there is still no link `REPLY_GRACE` seconds after a reply (lost, or taken by a socket
   of another cluster or program sharing the port), the larger side dials as well; the
   network keeps one link when both sides dial.
+- Dialling is guarded (`DialGate`): rate-limited per announcing source and in total, one
+  attempt per announcement, and a location that failed is backed off exponentially.
 
 Invariants:
 - Nothing received is unpickled: `wire.discovery` decodes msgpack with a size limit and
-  checks the cluster tag before anything else.
-- A bad datagram never raises out of here. Each kind of problem (another cluster, another
-  protocol version, malformed) is logged in one line, once per sender address.
+  checks the cluster tag and the MAC before anything else. Only a correctly signed datagram
+  made within the replay window, and not seen before (its MAC is remembered for the window),
+  can lead to a connection or a datagram sent.
+- A bad datagram never raises out of here. Each kind of problem (another cluster, forged,
+  outside the replay window, another protocol version, malformed) is logged in one line, once
+  per sender address (at most `MAX_LOGGED` such lines in all); refused dials and failed
+  dials go through a `SummaryLog`.
 - Every send is bounded: `start` and `introduce` send ``len(ANNOUNCE_DELAYS)`` datagrams; a
   reply goes at most once per `REPLY_INTERVAL` per announcer; a relayed datagram causes at
   most two forwarded ones, which have relay off and so are never forwarded again.
@@ -36,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 import time
 from dataclasses import replace
@@ -44,16 +52,25 @@ from typing import TYPE_CHECKING, Any, cast
 from discoro.core.log import logger
 from discoro.errors import ForeignCluster, ProtocolError, VersionMismatch
 from discoro.net.addresses import LOOPBACK_BROADCAST, broadcast_address
+from discoro.net.dialgate import DialGate
 from discoro.net.location import Location
+from discoro.net.ratelimit import SummaryLog
 from discoro.wire.discovery import (
     MAX_DATAGRAM_SIZE,
+    REPLAY_WINDOW,
     Announcement,
-    cluster_tag,
+    ForgedAnnouncement,
+    StaleAnnouncement,
+    datagram_mac,
     decode_announcement,
+    discovery_keys,
     encode_announcement,
+    keys_from_master,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
     from discoro.net.network import Network
 
 __all__ = ["ANNOUNCE_DELAYS", "REPLY_GRACE", "REPLY_INTERVAL", "Discovery"]
@@ -65,7 +82,9 @@ REPLY_INTERVAL = 1.0
 #: After replying, dial the announcer ourselves if it has not dialled us by then.
 REPLY_GRACE = 3.0
 #: Remember this many (problem, sender) pairs already logged; beyond that, stop logging.
-MAX_LOGGED = 1024
+MAX_LOGGED = 256
+#: Remember at most this many recent datagrams (their MACs) to drop duplicates.
+MAX_SEEN = 8192
 
 Address = tuple[str, int]
 
@@ -104,7 +123,13 @@ class Discovery(asyncio.DatagramProtocol):
 
     def __init__(self, net: Network) -> None:
         self.net = net
-        self.tag = cluster_tag(net.secret)
+        master = getattr(net, "master_key", None)  # where the network keeps it stretched
+        self.keys = keys_from_master(master) if master else discovery_keys(net.secret)
+        self.tag = self.keys.tag
+        self.gate = DialGate()
+        self.log = SummaryLog(net.loop, logger, level=logging.INFO)
+        self._seen: dict[bytes, float] = {}  # MAC of a datagram handled -> when it expires
+        self._dialing: set[Location] = set()
         self.broadcast_to: str | None = None  # our network's broadcast address, if any
         self._transport: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -117,7 +142,7 @@ class Discovery(asyncio.DatagramProtocol):
         """Bind the shared port and announce this process (bounded, in the background)."""
         net = self.net
         try:
-            own = self._announcement()
+            self._datagram()
         except ValueError as exc:  # e.g. a name too long for a datagram
             logger.warning("discovery is off: cannot announce this process: %s", exc)
             return
@@ -132,13 +157,14 @@ class Discovery(asyncio.DatagramProtocol):
         except (OSError, ValueError) as exc:
             logger.warning("discovery will not broadcast from %s: %s", net.node, exc)
             return
-        self._repeat(encode_announcement(own), (self.broadcast_to, net.udp_port))
+        self._repeat(self._datagram, (self.broadcast_to, net.udp_port))
 
     def stop(self) -> None:
         """Stop sending and close the socket (idempotent)."""
         for task in self._tasks:
             task.cancel()
         self._tasks.clear()
+        self.log.close()
         if self._transport is not None:
             self._transport.close()
             self._transport = None
@@ -155,8 +181,7 @@ class Discovery(asyncio.DatagramProtocol):
         except (OSError, UnicodeError) as exc:
             logger.warning("cannot introduce this process to %s: %s", host, exc)
             return -1
-        own = self._announcement(relay=True, rebroadcast=broadcast)
-        self._repeat(encode_announcement(own), (address, udp_port))
+        self._repeat(lambda: self._datagram(relay=True, rebroadcast=broadcast), (address, udp_port))
         return 0
 
     # -- asyncio callbacks ----------------------------------------------------------------
@@ -174,11 +199,17 @@ class Discovery(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Any) -> None:
         sender = str(addr[0])
         try:
-            announcement = decode_announcement(data, self.tag)
+            announcement = decode_announcement(data, self.keys, time.time())
             if not _dialable(announcement.addr):
                 raise ProtocolError(f"announced address {announcement.addr!r} is not dialable")
         except ForeignCluster:
             self._log_once("foreign", sender, "another cluster (a different secret)")
+            return
+        except ForgedAnnouncement as exc:
+            self._log_once("forged", sender, str(exc))
+            return
+        except StaleAnnouncement as exc:
+            self._log_once("stale", sender, str(exc))
             return
         except VersionMismatch as exc:
             self._log_once("version", sender, str(exc))
@@ -186,23 +217,41 @@ class Discovery(asyncio.DatagramProtocol):
         except ProtocolError as exc:
             self._log_once("malformed", sender, str(exc))
             return
+        if self._duplicate(datagram_mac(data)):
+            return  # a replay within the window (or a copy the network made)
         if announcement.relay:
             self._forward(announcement)
         if announcement.sid != self.net.sid:
-            self._consider(announcement)
+            self._consider(announcement, sender)
+
+    def _duplicate(self, mac: bytes) -> bool:
+        """Whether a datagram with this MAC was handled within the window (else remember it)."""
+        now = time.monotonic()
+        seen = self._seen
+        if mac in seen and seen[mac] > now:
+            return True
+        while seen:  # oldest first: expiries only grow
+            oldest = next(iter(seen))
+            if seen[oldest] > now and len(seen) < MAX_SEEN:
+                break
+            del seen[oldest]
+        seen[mac] = now + 2 * REPLAY_WINDOW  # the window spans both sides of our clock
+        return False
 
     # -- what to do about an announcement ----------------------------------------------------
 
     def _forward(self, announcement: Announcement) -> None:
         """Relay to the other processes on this host (and our network, if asked)."""
-        data = encode_announcement(replace(announcement, relay=False, rebroadcast=False))
+        data = encode_announcement(
+            replace(announcement, relay=False, rebroadcast=False), self.keys.mac_key
+        )
         port = self.net.udp_port
         self._send(data, (LOOPBACK_BROADCAST, port))
         if announcement.rebroadcast and self.broadcast_to not in (None, LOOPBACK_BROADCAST):
             assert self.broadcast_to is not None
             self._send(data, (self.broadcast_to, port))
 
-    def _consider(self, announcement: Announcement) -> None:
+    def _consider(self, announcement: Announcement, sender: str) -> None:
         net = self.net
         if net.closing:
             return
@@ -211,7 +260,7 @@ class Discovery(asyncio.DatagramProtocol):
             return
         if net.sid < announcement.sid:
             logger.debug("discovered %s at %s; dialling", announcement.name, location)
-            net.ensure_link(location)
+            self._dial(location, sender)
             return
         now = time.monotonic()
         if now - self._replied.get(announcement.sid, -REPLY_INTERVAL) < REPLY_INTERVAL:
@@ -220,30 +269,67 @@ class Discovery(asyncio.DatagramProtocol):
             self._replied = {s: t for s, t in self._replied.items() if now - t < REPLY_INTERVAL}
         self._replied[announcement.sid] = now
         logger.debug("discovered %s at %s; replying", announcement.name, location)
-        reply = encode_announcement(self._announcement(relay=True))
-        self._send(reply, (announcement.addr, announcement.udp_port))
-        net.loop.call_later(REPLY_GRACE, self._dial_if_unknown, location)
+        self._send(self._datagram(relay=True), (announcement.addr, announcement.udp_port))
+        net.loop.call_later(REPLY_GRACE, self._dial_if_unknown, location, sender)
 
-    def _dial_if_unknown(self, location: Location) -> None:
+    def _dial_if_unknown(self, location: Location, sender: str) -> None:
         if self._transport is not None and not self.net.closing and not self._known(location):
             logger.debug("no connection from %s after our reply; dialling", location)
-            self.net.ensure_link(location)
+            self._dial(location, sender)
 
     def _known(self, location: Location) -> bool:
+        if location in self._dialing:
+            return True
         peer = self.net.peers.get(location)
         return peer is not None and (
             peer.online or peer.link is not None or peer.dialing is not None
         )
 
+    def _dial(self, location: Location, sender: str) -> None:
+        """One attempt to connect to ``location`` (announced from ``sender``), if the gate
+        lets us; failures back the location off."""
+        refused = self.gate.check(sender, location)
+        if refused:
+            self.log.log(
+                f"dials refused ({refused})",
+                "not dialling %s, announced from %s: %s limit",
+                location,
+                sender,
+                refused,
+            )
+            return
+        self._dialing.add(location)
+
+        async def dial() -> None:
+            try:
+                connected = await self.net.peer(location) == 0
+            finally:
+                self._dialing.discard(location)
+            if connected:
+                self.gate.succeeded(location)
+                return
+            delay = self.gate.failed(location)
+            self.log.log(
+                "failed dials",
+                "cannot connect to %s (announced from %s); leaving it alone for %.0f s",
+                location,
+                sender,
+                delay,
+            )
+
+        self._spawn(dial())
+
     # -- helpers --------------------------------------------------------------------------
 
-    def _announcement(self, relay: bool = False, rebroadcast: bool = False) -> Announcement:
+    def _datagram(self, relay: bool = False, rebroadcast: bool = False) -> bytes:
+        """Our own announcement, signed now."""
         net = self.net
         location = net.location
         if location is None or net.name is None:
             raise ValueError("the network has no location yet")
-        return Announcement(
+        own = Announcement(
             tag=self.tag,
+            time=time.time(),
             name=net.name,
             addr=location.addr,
             port=location.port,
@@ -252,6 +338,7 @@ class Discovery(asyncio.DatagramProtocol):
             relay=relay,
             rebroadcast=rebroadcast,
         )
+        return encode_announcement(own, self.keys.mac_key)
 
     def _send(self, data: bytes, address: Address) -> None:
         assert len(data) <= MAX_DATAGRAM_SIZE
@@ -263,23 +350,30 @@ class Discovery(asyncio.DatagramProtocol):
         except OSError as exc:  # asyncio reports most errors to error_received instead
             logger.debug("discovery datagram to %s:%s not sent: %r", *address, exc)
 
-    def _repeat(self, data: bytes, address: Address) -> None:
-        """Send ``data`` to ``address`` once per `ANNOUNCE_DELAYS` entry, in the background."""
+    def _repeat(self, make: Callable[[], bytes], address: Address) -> None:
+        """Send ``make()`` to ``address`` once per `ANNOUNCE_DELAYS` entry, in the
+        background (each one signed afresh, so the receivers' duplicate check keeps none)."""
 
         async def repeat() -> None:
             for delay in ANNOUNCE_DELAYS:
                 if delay:
                     await asyncio.sleep(delay)
-                self._send(data, address)
+                self._send(make(), address)
 
-        task = self.net.loop.create_task(repeat())
+        self._spawn(repeat())
+
+    def _spawn(self, job: Coroutine[object, object, None]) -> None:
+        task = self.net.loop.create_task(job)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def _log_once(self, problem: str, sender: str, why: str) -> None:
         key = (problem, sender)
-        if key in self._logged or len(self._logged) >= MAX_LOGGED:
+        if key in self._logged or len(self._logged) > MAX_LOGGED:
             return
         self._logged.add(key)
+        if len(self._logged) > MAX_LOGGED:
+            logger.warning("too many senders of bad discovery datagrams: no longer logged")
+            return
         level = logger.info if problem == "foreign" else logger.warning
         level("ignoring discovery datagrams from %s: %s (logged once per sender)", sender, why)

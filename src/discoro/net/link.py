@@ -55,6 +55,7 @@ from discoro.wire.messages import Message, trusted_message
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Callable
 
     from discoro.net.network import Network
 
@@ -85,6 +86,10 @@ def accept_tls(
     return None, context
 
 
+def _dropped(message: Message) -> None:
+    """Where a closed link's messages go (none should: it reads no more)."""
+
+
 class Link(asyncio.BufferedProtocol):
     def __init__(self, network: Network, role: Role, tls: ssl.SSLContext | None = None) -> None:
         self.network = network
@@ -98,7 +103,7 @@ class Link(asyncio.BufferedProtocol):
         self.died_silent = False
         self.remote_address = "?"
         self._loop = network.loop
-        self._dispatch = partial(network.dispatch, self)
+        self._dispatch: Callable[[Message], None] = partial(network.dispatch, self)
         self._ready = False  # authenticated: received bytes take the batch fast path
         self._out: list[bytes | bytearray] = []
         self._big = False  # _out holds a part of at least BIG_PART bytes
@@ -128,6 +133,8 @@ class Link(asyncio.BufferedProtocol):
         if peername:
             self.remote_address = f"{peername[0]}:{peername[1]}"
         self._timer = self._loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_expired)
+        if self.role is Role.SERVER:  # the front door admits it (or pushes out an older one)
+            self.network.front_door.arrived(self, transport)
         if self._tls is not None:
             transport.pause_reading()  # the TLS layer must see the first bytes, not us
             self._tls_task = self._loop.create_task(self._start_tls(transport, self._tls))
@@ -142,7 +149,8 @@ class Link(asyncio.BufferedProtocol):
             )
         except Exception as exc:  # ssl.SSLError, OSError, TimeoutError, ...
             if not self._expired:  # else the handshake timeout said it already
-                logger.warning(
+                self.network.front_door.log.log(
+                    "refused",
                     "refused TLS connection with %s: %s",
                     self.remote_address,
                     str(exc) or type(exc).__name__,
@@ -219,6 +227,8 @@ class Link(asyncio.BufferedProtocol):
             self.authenticated.exception()  # retrieved: nobody may be waiting
         if not self.lost.done():
             self.lost.set_result(None)
+        self.network.front_door.settled(self)
+        self._dispatch = _dropped  # no reference cycle (link -> partial -> link) outlives it
         self.network.link_lost(self)
 
     def pause_writing(self) -> None:
@@ -250,6 +260,7 @@ class Link(asyncio.BufferedProtocol):
                 elif type(event) is HandshakeComplete:
                     self._write_own()
                     self._ready = True
+                    self.network.front_door.settled(self)
                     if self._timer is not None:
                         self._timer.cancel()
                     self._schedule_ping()
@@ -262,8 +273,11 @@ class Link(asyncio.BufferedProtocol):
             self._refuse(exc)
 
     def _refuse(self, exc: ProtocolError) -> None:
-        if self.peer is None:
-            logger.warning("refused connection with %s: %s", self.remote_address, exc)
+        exc.__traceback__ = None  # the connection keeps it: its frames would hold the link
+        if self.peer is None:  # unauthenticated: floods of these are summarised
+            self.network.front_door.log.log(
+                "refused", "refused connection with %s: %s", self.remote_address, exc
+            )
         else:
             logger.warning(
                 "dropped connection with %s (peer %s): %s", self.remote_address, self.peer, exc
@@ -273,7 +287,8 @@ class Link(asyncio.BufferedProtocol):
 
     def _handshake_expired(self) -> None:
         if not self._ready and self.transport is not None and not self.transport.is_closing():
-            logger.warning(
+            self.network.front_door.log.log(
+                "handshake timeouts",
                 "dropped connection with %s: no handshake within %s s",
                 self.remote_address,
                 HANDSHAKE_TIMEOUT,

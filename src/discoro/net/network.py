@@ -30,6 +30,7 @@ from discoro.net import handlers, tls
 from discoro.net.addresses import default_node_address
 from discoro.net.discovery import Discovery
 from discoro.net.files import FileTransfer
+from discoro.net.frontdoor import FrontDoor
 from discoro.net.link import HANDSHAKE_TIMEOUT, Link, accept_tls
 from discoro.net.location import Location, PeerStatus
 from discoro.net.peers import MAX_QUEUED, REDIAL_DELAYS, Peer
@@ -92,7 +93,7 @@ class Network(FileTransfer, RemoteChannels):
         self.closing = False
         self._replies: dict[int, tuple[asyncio.Future[Any], Location]] = {}
         self._rids = count(1)
-        self._server: asyncio.AbstractServer | None = None
+        self.front_door = FrontDoor(self.loop)  # the listening socket and who waits in it
         self._started: asyncio.Future[None] | None = None
         self.dispatch_table = handlers.table(self)
         self.discovery: Any = None
@@ -114,14 +115,9 @@ class Network(FileTransfer, RemoteChannels):
         from discoro.net.names import Lookups
 
         link_tls, server_tls = accept_tls(self.loop, self.server_ssl)
-        self._server = await self.loop.create_server(
-            lambda: Link(self, Role.SERVER, link_tls),
-            host=self.node,
-            port=self.tcp_port,
-            ssl=server_tls,
-            reuse_address=True,
+        _, port = await self.front_door.listen(
+            self.node, self.tcp_port, lambda: Link(self, Role.SERVER, link_tls), server_tls
         )
-        port = self._server.sockets[0].getsockname()[1]
         self.location = Location(self.ext_ip_addr or self.node, port)
         self.name = self.name or str(self.location)
         self.identity = Identity(self.name, self.location.addr, port, self.sid)
@@ -146,8 +142,7 @@ class Network(FileTransfer, RemoteChannels):
         for link in links:
             link.send(goodbye)
             link.close()
-        if self._server is not None:
-            self._server.close()
+        self.front_door.close()
         if links:
             await asyncio.wait([link.lost for link in links], timeout=2)
         dialing = [peer.dialing for peer in self.peers.values() if peer.dialing is not None]

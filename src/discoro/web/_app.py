@@ -4,10 +4,14 @@ Handlers run on the discoro kernel's loop (the server is started there), so they
 status source directly; nothing here keeps state of its own. The source is the `Scheduler`
 (anything with ``status()`` and ``terminate_coros()`` will do, which is how tests fake it).
 
+    GET  /api/session            {"csrf": token}: what the page sends with every change
     GET  /api/status             the whole snapshot (``Scheduler.status()``)
     GET  /api/node/{addr}        {"node": {...} | null, "procs": [...]}, 404 if unknown
     GET  /api/proc/{location}    one process with its running coroutines, 404 if unknown
     POST /api/terminate          {"coros": ["name/id@addr:port", ...]} -> {"terminated": [...]}
+
+Every request passes `_auth.guard_middleware` first (Host, Origin, CSRF token and JSON body
+for changes), then the access token check when the page needs one.
 """
 
 from __future__ import annotations
@@ -15,12 +19,16 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import secrets
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
-from discoro.web._auth import token_middleware
+from discoro.web._auth import LOOPBACK_NAMES, guard_middleware, token_middleware
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGES = {"/": "cluster.html", "/node": "node.html", "/process": "process.html"}
@@ -37,10 +45,15 @@ class StatusSource(Protocol):
 
 
 SOURCE: web.AppKey[StatusSource] = web.AppKey("source", StatusSource)
+CSRF: web.AppKey[str] = web.AppKey("csrf", str)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=_dumps)
+
+
+async def api_session(request: web.Request) -> web.Response:
+    return _json({"csrf": request.app[CSRF]})
 
 
 async def api_status(request: web.Request) -> web.Response:
@@ -87,12 +100,19 @@ def _page(name: str) -> Any:
     return serve
 
 
-def build_app(source: StatusSource, token: str | None = None) -> web.Application:
-    """The application for ``source``; with ``token``, every request must carry it."""
-    app = web.Application(middlewares=[token_middleware(token)] if token else [])
+def build_app(
+    source: StatusSource, token: str | None = None, hosts: Iterable[str] = LOOPBACK_NAMES
+) -> web.Application:
+    """The application for ``source``, reachable under the names ``hosts`` (see
+    `_auth.allowed_hosts`); with ``token``, every request must carry it."""
+    csrf = secrets.token_urlsafe(32)  # one per server run; only same-origin pages read it
+    guards = [guard_middleware(hosts, csrf)]
+    app = web.Application(middlewares=[*guards, token_middleware(token)] if token else guards)
     app[SOURCE] = source
+    app[CSRF] = csrf
     for path, name in PAGES.items():
         app.router.add_get(path, _page(name))
+    app.router.add_get("/api/session", api_session)
     app.router.add_get("/api/status", api_status)
     app.router.add_get("/api/node/{addr}", api_node)
     app.router.add_get("/api/proc/{location}", api_proc)

@@ -5,7 +5,8 @@ there too and may call the scheduler (whose state belongs to that loop) without 
 `start_web` may be called from any thread: from another thread it waits until the socket
 listens (so a bad port fails the caller), on the loop thread it starts in the background. The
 server stops when the kernel shuts down. On start it prints the page's URL; bound beyond
-loopback (or when ``token_required``) that URL carries the access token (see `_auth`).
+loopback (or when ``token_required``) that URL carries the access token; on every address the
+page refuses other Hosts, other origins and changes without its CSRF token (see `_auth`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from aiohttp import web
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.web._app import StatusSource, build_app
-from discoro.web._auth import access_token, is_loopback
+from discoro.web._auth import access_token, allowed_hosts, is_loopback
 
 
 class WebServer:
@@ -46,7 +47,10 @@ class WebServer:
 
     async def start(self) -> str:
         """Listen and print the page's URL; the URL (with ``?token=`` when needed)."""
-        runner = web.AppRunner(build_app(self.source, self.token), access_log=None)
+        loop = asyncio.get_running_loop()
+        hosts = await loop.run_in_executor(None, allowed_hosts, self.host)  # may ask DNS
+        app = build_app(self.source, self.token, hosts)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.host or None, self.port)
         try:

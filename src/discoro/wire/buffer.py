@@ -19,6 +19,9 @@ Theory of operation:
 - `get_buffer` never offers more room than the block being collected still misses, so the
   bytes that follow a block never land inside it; once the block is complete (even before
   it is taken), the room is in ``_data`` again, behind which nothing of the block is left.
+- ``chunk`` bounds the room a read is offered and is the least a fresh bytearray gets
+  (`CHUNK` by default). A decoder of small frames (the handshake's) sets it to about one
+  frame, so a connection that has not authenticated holds a few KiB here, not 256 KiB.
 """
 
 from __future__ import annotations
@@ -43,9 +46,10 @@ _Chunk = bytes | bytearray | memoryview
 class ReceiveBuffer:
     """Bytes received but not yet consumed; see the module docstring."""
 
-    __slots__ = ("_block", "_data", "_end", "_filled", "_pos")
+    __slots__ = ("_block", "_data", "_end", "_filled", "_pos", "chunk")
 
-    def __init__(self) -> None:
+    def __init__(self, chunk: int = CHUNK) -> None:
+        self.chunk = chunk  # room offered per read, and the least a fresh bytearray gets
         self._data = bytearray()
         self._pos = 0
         self._end = 0
@@ -68,7 +72,7 @@ class ReceiveBuffer:
         block = self._block
         if block is not None and self._filled < len(block):
             return memoryview(block)[self._filled :]
-        self._make_room(max(sizehint, _MIN_ROOM))
+        self._make_room(min(max(sizehint, _MIN_ROOM), self.chunk))
         return memoryview(self._data)[self._end :]
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -106,7 +110,7 @@ class ReceiveBuffer:
         if pos and len(data) - pending >= max(size, len(data) >> 1):
             data[:pending] = data[pos:end]  # same length: a move, not a resize
         else:
-            fresh = bytearray(max(pending + size, CHUNK, 2 * pending))
+            fresh = bytearray(max(pending + size, self.chunk, 2 * pending))
             fresh[:pending] = data[pos:end]
             self._data = fresh
         self._pos, self._end = 0, pending

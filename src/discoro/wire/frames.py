@@ -14,6 +14,8 @@ Invariants:
   decoded here: it is handed up as bytes copied once from the receive buffer, or, when it
   is large (``buffer.COLLECT_THRESHOLD``), as the bytearray the socket received it into.
 - Limits may be changed between frames (the connection raises them after authenticating).
+  The receive buffer's room follows ``max_frame_size`` (`ReceiveBuffer.chunk`): a decoder
+  limited to small frames never holds more than about one frame's worth of memory.
 - `FrameDecoder.drain` decodes every complete frame in the buffer in one tight loop (the
   per-chunk hot path); it applies exactly the checks of `next_frame` and falls back to it
   for partial and large frames, so both give the same frames and the same errors.
@@ -25,7 +27,7 @@ from struct import Struct
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from discoro.errors import ProtocolError
-from discoro.wire.buffer import ReceiveBuffer
+from discoro.wire.buffer import CHUNK, ReceiveBuffer
 from discoro.wire.safepack import new_packer, unpack_map
 
 if TYPE_CHECKING:
@@ -161,11 +163,11 @@ class FrameDecoder:
         "_buffer",
         "_control",
         "_control_len",
+        "_max_frame_size",
         "_payload_len",
         "_stage",
         "allow_payload",
         "max_control_size",
-        "max_frame_size",
     )
 
     _HEADER, _CONTROL, _PAYLOAD = range(3)
@@ -176,14 +178,25 @@ class FrameDecoder:
         max_control_size: int = MAX_CONTROL_SIZE,
         allow_payload: bool = True,
     ) -> None:
+        self._buffer = ReceiveBuffer()
         self.max_frame_size = max_frame_size
         self.max_control_size = max_control_size
         self.allow_payload = allow_payload
-        self._buffer = ReceiveBuffer()
         self._stage = self._HEADER
         self._control_len = 0
         self._payload_len = -1  # -1: the frame being read has no payload
         self._control: dict[str, Any] = {}
+
+    @property
+    def max_frame_size(self) -> int:
+        return self._max_frame_size
+
+    @max_frame_size.setter
+    def max_frame_size(self, value: int) -> None:
+        self._max_frame_size = value
+        # room for one whole frame (and at least a page): more would be memory the peer
+        # can make us hold without ever being able to use it
+        self._buffer.chunk = max(4096, min(CHUNK, value + _HEADER_SIZE))
 
     @property
     def at_boundary(self) -> bool:

@@ -13,6 +13,13 @@ async function getJSON(url, options) {
   return data;
 }
 
+// Changes need the server's CSRF token, which only a page of the same origin can read.
+let csrfToken = null;
+async function csrf() {
+  if (csrfToken === null) csrfToken = (await getJSON("/api/session")).csrf;
+  return csrfToken;
+}
+
 function el(tag, text, attrs) {
   const node = document.createElement(tag);
   if (text !== undefined && text !== null) node.textContent = String(text);
@@ -189,7 +196,7 @@ const pages = {
         try {
           const data = await getJSON("/api/terminate", {
             method: "POST",
-            headers: { "Content-Type": "application/json" },
+            headers: { "Content-Type": "application/json", "X-Discoro-CSRF": await csrf() },
             body: JSON.stringify({ coros }),
           });
           message.className = "";
