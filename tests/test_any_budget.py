@@ -23,7 +23,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "discoro"
 # Lower a number when you remove an `Any`; never raise one without a reason in review.
 BUDGET = {
     "errors": 0,
-    "core": 141,
+    "core": 146,  # the driver's named steps pass user values (Any) between them
     "wire": 49,
     "net": 70,
     "cluster": 176,

@@ -130,6 +130,30 @@ def test_swap_deferred_while_not_swappable():
     assert trail == [("old body got", "first")]
 
 
+def test_a_coroutine_with_a_deferred_swap_pending_still_blocks_and_receives():
+    signals: queue.Queue = queue.Queue()
+    trail = []
+
+    def old(coro=None):
+        signals.put("first receive")
+        first = yield coro.receive()
+        signals.put("second receive")  # blocks in this same step, the swap still pending
+        second = yield coro.receive()
+        trail.append((first, second))
+        coro.hot_swappable(True)
+        yield "a switch point"
+        return "old body ended"
+
+    c = Coro(old)
+    assert signals.get(timeout=TIMEOUT) == "first receive"
+    c.hot_swap(replacement, "deferred")
+    c.send("first")
+    assert signals.get(timeout=TIMEOUT) == "second receive"
+    c.send("second")  # runs on the loop after the step that blocked
+    assert c.value(TIMEOUT) == ("replacement", "deferred", [], "old")
+    assert trail == [("first", "second")]
+
+
 def test_deferred_swap_reaches_a_coroutine_that_becomes_swappable_and_blocks():
     signals: queue.Queue = queue.Queue()
 

@@ -11,6 +11,9 @@ Invariants:
 - A coroutine blocks in exactly one place, `_block`: ``_waiter`` is the future it waits on and
   ``_wait_kind`` says why (RECEIVING or SUSPENDED), so `send` wakes only a receiver and
   `resume` only a sleeper.
+- An interrupt (throw, terminate, a hot swap it can take) wakes a suspended coroutine by
+  completing what it waits on with ``_WOKEN``; the driver then throws the interrupt in, so
+  ``_block`` never returns ``_WOKEN`` and never puts it back as a message.
 - When it ends, each monitor gets one `MonitorException`, ``_done`` is set and every
   `finish()` waiter is woken, in that order.
 - A handle whose ``_remote`` is true stands for a coroutine in another process; its methods
@@ -27,7 +30,7 @@ from threading import get_ident
 from types import CodeType, FunctionType, GeneratorType
 from typing import TYPE_CHECKING, Any
 
-from discoro.core.driver import TERMINATE, _current_coro
+from discoro.core.driver import TERMINATE, _current_coro, switch
 from discoro.core.kernel import AsynCoro
 from discoro.core.located import Located
 from discoro.core.log import logger
@@ -91,6 +94,7 @@ def make_body(coro: Coro, target: Callable[..., Any], args: Any, kwargs: Any) ->
 
 
 _TIMED_OUT = object()  # what a wait's future holds when its timeout fired
+_WOKEN = object()  # what it holds when an interrupt woke the coroutine (the driver throws it in)
 
 
 def _expire(future: asyncio.Future[Any]) -> None:
@@ -128,7 +132,7 @@ class Coro(Located):
 
     def __init__(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         kernel = AsynCoro._singleton_instance or AsynCoro.instance()
-        self._init_state(kernel, getattr(target, "__name__", repr(target)))
+        self._init_state(kernel, getattr(target, "__name__", repr(target)), next(_ids), None, False)
         self._body = make_body(self, target, args, kwargs)
         self._is_async = type(self._body) is not GeneratorType
         kernel._coros[self._id] = self
@@ -137,12 +141,24 @@ class Coro(Located):
         else:
             kernel.call(kernel._spawn, self)
 
-    def _init_state(self, kernel: AsynCoro, name: str) -> None:
+    @classmethod
+    def _handle(cls, name: str, coro_id: int, location: Any) -> Coro:
+        """A handle for the coroutine ``name/coro_id`` that lives at ``location``."""
+        handle = cls.__new__(cls)
+        handle._init_state(
+            AsynCoro._singleton_instance or AsynCoro.instance(), name, coro_id, location, True
+        )
+        return handle
+
+    def _init_state(
+        self, kernel: AsynCoro, name: str, coro_id: int, location: Any, remote: bool
+    ) -> None:
+        """Every slot, as a new local coroutine or a handle for a remote one has it."""
         self._kernel = kernel
         self._name = name
-        self._id = next(_ids)
-        self._location: Any = None
-        self._remote = False
+        self._id = coro_id
+        self._location: Any = location
+        self._remote = remote
         self._mailbox: deque[Any] = deque()
         self._waiter: asyncio.Future[Any] | None = None
         self._wait_kind = RUNNING
@@ -152,39 +168,13 @@ class Coro(Located):
         self._done = False
         self._value: Any = None
         self._exc_info: tuple[Any, ...] | None = None
-        self._interrupts: list[Any] = []
+        self._interrupts: list[object] = []  # TERMINATE or exceptions to throw
         self._suspended_on: asyncio.Future[Any] | None = None
         self._swappable = False
         self._depth = 0
         self._finish_waiters: list[asyncio.Future[Any]] | None = None
-
-    @classmethod
-    def _handle(cls, name: str, coro_id: int, location: Any) -> Coro:
-        """A handle for the coroutine ``name/coro_id`` that lives at ``location``."""
-        # every slot _init_state sets, without drawing a local id (the remote hot path)
-        handle = cls.__new__(cls)
-        handle._kernel = AsynCoro._singleton_instance or AsynCoro.instance()
-        handle._name = name
-        handle._id = coro_id
-        handle._location = location
-        handle._remote = True
-        handle._mailbox = deque()
-        handle._waiter = None
-        handle._wait_kind = RUNNING
-        handle._task = None
-        handle._monitors = None
-        handle._daemon = False
-        handle._done = False
-        handle._value = None
-        handle._exc_info = None
-        handle._interrupts = []
-        handle._suspended_on = None
-        handle._swappable = False
-        handle._depth = 0
-        handle._finish_waiters = None
-        handle._body = None
-        handle._is_async = False
-        return handle
+        self._body = None
+        self._is_async = False
 
     # -- identity -------------------------------------------------------------------------
 
@@ -254,8 +244,10 @@ class Coro(Located):
 
     async def suspend(self, timeout: float | None = None, alarm_value: Any = None) -> Any:
         """Sleep until `resume` (its update) or until ``timeout`` (``alarm_value``).
-        Messages do not end a sleep."""
+        Messages do not end a sleep. ``timeout <= 0`` lets the loop run one turn (its I/O and
+        every other ready coroutine) and gives ``alarm_value``."""
         if timeout is not None and timeout <= 0:
+            await switch()
             return alarm_value
         return await self._block(SUSPENDED, timeout, alarm_value)
 
@@ -294,7 +286,7 @@ class Coro(Located):
             # interrupted: a message that had already arrived goes back, first in line
             if kind == RECEIVING and waiter.done() and not waiter.cancelled():
                 message = waiter.result()
-                if message is not _TIMED_OUT:
+                if message is not _TIMED_OUT and message is not _WOKEN:
                     self._mailbox.appendleft(message)
             raise
         finally:
@@ -343,9 +335,10 @@ class Coro(Located):
         self._wake_for_interrupt()
 
     def _wake_for_interrupt(self) -> None:
+        # complete, never cancel, what it waits on: cancellation is asyncio's (see driver.py)
         suspended = self._suspended_on
         if suspended is not None and not suspended.done():
-            suspended.cancel()
+            suspended.set_result(_WOKEN)
 
     # -- monitors -------------------------------------------------------------------------
 
