@@ -26,7 +26,7 @@ BUDGET = {
     "core": 146,  # the driver's named steps pass user values (Any) between them
     "wire": 49,
     "net": 70,
-    "cluster": 200,
+    "cluster": 176,
     "cli": 12,
     "web": 7,
     "facade": 1,  # discoro/__init__.py: the lazy PEP 562 __getattr__

@@ -87,6 +87,9 @@ class Network(FileTransfer, RemoteChannels):
         self.dead_after = 5
         self.status_subscribers: list[Any] = []
         self.peer_watchers: list[Callable[[Peer], None]] = []  # called when a peer comes online
+        # ended coroutines that a remote monitor may still ask for, by id (an upper layer
+        # fills it, e.g. a server process with its jobs): such a request is told the end
+        self.ended_coros: dict[int, Coro] = {}
         self.closing = False
         self._replies: dict[int, tuple[asyncio.Future[Any], Location]] = {}
         self._rids = count(1)
@@ -404,7 +407,7 @@ class Network(FileTransfer, RemoteChannels):
         if reply is None or reply.fields.get("r", -1) != 0:
             return -1
         peer = self.peers.get(observed._location)
-        if peer is not None:
+        if peer is not None and not reply.fields.get("ended"):  # else its end is on the way
             peer.watch(observed, monitor)
         return 0
 
