@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from discoro.cluster import procdir
 from discoro.cluster.server_main import EXIT_BUSY
+from discoro.net.secret import resolve_secret
+from discoro.wire.keys import MASTER_KEY_ENV, handoff
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -82,6 +84,7 @@ class Node:
         self.children = {i: Child(i) for i in range(1, config.count + 1)}
         self.stopping = False
         self.announced = False
+        self._handoff = handoff(resolve_secret(config.secret))
 
     def say(self, text: str) -> None:
         print(f"discoronode: {text}", file=self.out, flush=True)
@@ -101,6 +104,7 @@ class Node:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if self.config.secret:
             env["DISCORO_SECRET"] = self.config.secret
+        env[MASTER_KEY_ENV] = self._handoff  # so the child need not run scrypt again
         popen = subprocess.Popen(
             self._command(child.index),
             stdin=subprocess.PIPE,

@@ -38,6 +38,7 @@ from discoro.net.remote_channels import RemoteChannels
 from discoro.net.secret import resolve_secret
 from discoro.wire.handshake import Role
 from discoro.wire.identity import Identity
+from discoro.wire.keys import stretch
 from discoro.wire.messages import Message, trusted_message
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class Network(FileTransfer, RemoteChannels):
         self.loop = kernel.loop
         self.options = options
         self.secret = resolve_secret(options.get("secret"))
+        self.master_key = stretch(self.secret)  # once per process (or handed over by a node)
         self.node: str = options.get("node") or default_node_address()
         self.ext_ip_addr: str | None = options.get("ext_ip_addr")
         self.tcp_port = int(options.get("tcp_port") or 0)
