@@ -36,6 +36,9 @@ Invariants:
   waits for that too.
 - Liveness: any bytes received count as a sign of life; an idle link is pinged every
   ``ping_interval`` seconds and closed after ``dead_after`` intervals of silence.
+- A link we dialled is used only if the peer authenticated as the address dialled (which,
+  for discovery, is the one announced): else it is closed with one log line, so a relay
+  cannot pose as another process at an address of its choosing.
 - An accepted TLS connection (``tls`` given, see `accept_tls`) first runs the TLS handshake
   on the plain transport (``loop.start_tls``), so a peer that fails it (no TLS, a
   certificate the CA did not sign) is refused with one log line like any other;
@@ -63,7 +66,9 @@ from discoro.wire.record import LANE_CONTROL, LANE_DATA
 if TYPE_CHECKING:
     import ssl
 
+    from discoro.net.location import Location
     from discoro.net.network import Network
+    from discoro.wire.identity import Identity
 
 #: Seconds a new connection has to complete the handshake (a module knob, read per
 #: connection, so tests and programs may lower it before connections are made).
@@ -93,8 +98,16 @@ def accept_tls(
 
 
 class Link(asyncio.BufferedProtocol):
-    def __init__(self, network: Network, role: Role, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        network: Network,
+        role: Role,
+        tls: ssl.SSLContext | None = None,
+        *,
+        dialled: Location | None = None,
+    ) -> None:
         self.network = network
+        self.dialled = dialled  # the address we dialled: the peer must authenticate as it
         self.role = role
         self.conn = Connection(role, network.master_key, network.identity)
         self.transport: asyncio.Transport | None = None
@@ -249,6 +262,8 @@ class Link(asyncio.BufferedProtocol):
                 if type(event) is MessageReceived:
                     self._dispatch(event.message)
                 elif type(event) is HandshakeComplete:
+                    if not self._is_dialled(event.peer):
+                        break
                     self._write_own()
                     self._ready = True
                     if self._timer is not None:
@@ -261,6 +276,24 @@ class Link(asyncio.BufferedProtocol):
             self._write_own()
         except ProtocolError as exc:
             self._refuse(exc)
+
+    def _is_dialled(self, peer: Identity) -> bool:
+        """Whether the peer we dialled authenticated as the address we dialled (or was
+        announced at); if not, the link is closed after one log line."""
+        dialled = self.dialled
+        if dialled is None or (peer.addr, peer.port) == (dialled.addr, dialled.port):
+            return True
+        logger.warning(
+            "refused connection with %s: it authenticated as %s at %s:%s, not as the address "
+            "dialled (%s); a relay, or a peer that announces another address",
+            self.remote_address,
+            peer.name,
+            peer.addr,
+            peer.port,
+            dialled,
+        )
+        self.close()
+        return False
 
     def _refuse(self, exc: ProtocolError) -> None:
         if self.peer is None:

@@ -236,19 +236,17 @@ class Network(FileTransfer, RemoteChannels):
         try:
             _, link = await asyncio.wait_for(
                 self.loop.create_connection(
-                    lambda: Link(self, Role.CLIENT),
+                    lambda: Link(self, Role.CLIENT, dialled=location),
                     location.addr,
                     location.port,
                     ssl=self.client_ssl,
                 ),
                 DIAL_TIMEOUT,
             )
-            peer = await asyncio.wait_for(asyncio.shield(link.authenticated), HANDSHAKE_TIMEOUT)
+            await asyncio.wait_for(asyncio.shield(link.authenticated), HANDSHAKE_TIMEOUT)
         except (OSError, TimeoutError, ConnectionError, ProtocolError) as exc:
             logger.debug("cannot connect to %s: %r", location, exc)
             return False
-        if peer.location != location:  # the peer advertises another address (ext_ip_addr)
-            self.peers.setdefault(location, peer)
         return True
 
     def ensure_link(self, location: Location) -> Peer:
