@@ -75,8 +75,11 @@ def test_foreign_cluster() -> None:
 
 
 def test_version_mismatch_and_foreign_tag_wins() -> None:
-    with pytest.raises(VersionMismatch, match=f"version 2 is not ours \\({PROTOCOL_VERSION}\\)"):
-        decode_announcement(datagram(fields(version=2)), TAG)
+    newer = PROTOCOL_VERSION + 1
+    with pytest.raises(
+        VersionMismatch, match=f"version {newer} is not ours \\({PROTOCOL_VERSION}\\)"
+    ):
+        decode_announcement(datagram(fields(version=newer)), TAG)
     # Another cluster's datagram is reported as foreign whatever its version.
     with pytest.raises(ForeignCluster):
         decode_announcement(datagram(fields(version=2, tag=b"\x00" * 8)), TAG)
