@@ -96,7 +96,6 @@ class Connection:
         self._encoder = FrameEncoder(max_frame_size, max_control_size)
         self._reader: RecordReader | None = None
         self._writer: RecordWriter | None = None
-        self._parts: list[bytes | bytearray] = []
         self._received: deque[Message] = deque()  # decoded, not yet returned by next_event
         self._outbox: list[bytes] = []
         self._started = False
@@ -224,11 +223,9 @@ class Connection:
         writer = self._writer
         if writer is None or self.state is not ConnectionState.AUTHENTICATED:
             raise LocalProtocolError(f"cannot send while {self.state.value}")
-        parts = self._parts
-        size = self._encoder.encode_into(parts, message_control(message), message.payload)
-        writer.add(lane, parts)
-        parts.clear()
-        return size
+        return writer.queue_frame(
+            lane, self._encoder.encode_into, message_control(message), message.payload
+        )
 
     @property
     def queued(self) -> int:
@@ -240,7 +237,7 @@ class Connection:
         first), behind any bytes the connection queued itself; None when nothing is."""
         writer = self._writer
         records = None
-        if writer is not None and not writer.empty:
+        if writer is not None:
             records = writer.seal() if budget is None else writer.seal(budget)
         if self._outbox:
             own = self.data_to_send()

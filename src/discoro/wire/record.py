@@ -62,12 +62,15 @@ LANES = 2
 _LENGTH_MASK = 0xFFFFFF
 _MAX_COUNTER = 2**64 - 1
 _HEADER_SIZE = HEADER.size
+_pack_header = HEADER.pack
 #: Bytes of records sealed per `RecordWriter.seal` call at most (about; one record more).
 SEAL_BUDGET = 256 * 1024
 
 
 class Cipher(Protocol):
     """What a record needs of an AEAD (`AESGCM` has it)."""
+
+    def encrypt(self, nonce: bytes, data: Any, associated_data: bytes) -> bytes: ...
 
     def encrypt_into(self, nonce: bytes, data: Any, associated_data: bytes, buf: Any) -> Any: ...
 
@@ -113,12 +116,24 @@ class RecordWriter:
     def empty(self) -> bool:
         return not any(self.pending)
 
-    def seal(self, budget: int = SEAL_BUDGET) -> bytearray | None:
+    def queue_frame(self, lane: int, encode_into: Callable[..., int], *args: Any) -> int:
+        """Queue the frame ``encode_into(queue, *args)`` appends (a `FrameEncoder` method)
+        on ``lane``, without an intermediate list; its size."""
+        size: int = encode_into(self._lanes[lane], *args)
+        self.pending[lane] += size
+        return size
+
+    def seal(self, budget: int = SEAL_BUDGET) -> bytes | bytearray | None:
         """Records for (about) ``budget`` bytes of what is queued, control lane first, as one
         bytearray to write; None when nothing is queued."""
+        pending = self.pending
+        control, data = pending[LANE_CONTROL], pending[LANE_DATA]
+        if not control or not data:  # the common case: one lane, often one small frame
+            size = control or data
+            if size and size <= MAX_PLAINTEXT:
+                return self._seal_lane(LANE_CONTROL if control else LANE_DATA, size)
         plan: list[tuple[int, list[Any], int]] = []
         total = 0
-        pending = self.pending
         while total < budget:
             lane = LANE_CONTROL if pending[LANE_CONTROL] else LANE_DATA
             if not pending[lane]:
@@ -134,6 +149,20 @@ class RecordWriter:
             for lane, pieces, size in plan:
                 offset = self._seal_one(view, offset, lane, pieces, size)
         return out
+
+    def _seal_lane(self, lane: int, size: int) -> bytes:
+        """Everything queued on ``lane`` (at most MAX_PLAINTEXT bytes) as one record."""
+        queue = self._lanes[lane]
+        plaintext = queue[0] if len(queue) == 1 else b"".join(queue)
+        queue.clear()
+        self.pending[lane] = 0
+        counter = self._counter
+        if counter >= _MAX_COUNTER:
+            raise ProtocolError("record counter exhausted: reconnect")
+        self._counter = counter + 1
+        header = _pack_header((lane << 24) | (size + TAG_SIZE))
+        nonce = self._direction + counter.to_bytes(8, "big")
+        return header + self._cipher.encrypt(nonce, plaintext, header)
 
     def _take(self, lane: int) -> tuple[list[Any], int]:
         """Up to MAX_PLAINTEXT bytes from the front of ``lane``'s queue."""
