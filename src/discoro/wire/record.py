@@ -289,6 +289,7 @@ class RecordReader:
         decoders, after handing over what came before the bad record or frame."""
         decoders = self.decoders
         for decoder in decoders:
-            decoder.drain(handle, decode)
+            if not decoder.at_boundary:  # frames left over from an earlier call
+                decoder.drain(handle, decode)
         while (lane := self.open_next()) >= 0:
             decoders[lane].drain(handle, decode)
