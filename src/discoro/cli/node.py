@@ -3,8 +3,7 @@
 Options are the seed's (``-c/--cpus``, ``-i/--ip_addr``, ``--ext_ip_addr``, ``-u/--udp_port``
 (alias ``--urp_port``), ``-n/--name``, ``--dest_path``, ``--max_file_size``, ``-s/--secret``,
 ``--certfile``, ``--keyfile``, ``-d/--debug``) plus ``--peer HOST[:PORT]`` (repeatable, for
-networks without broadcast), ``--cafile`` (verify peers' certificates), ``--tcp_port``
-(process *i* listens on PORT+i-1) and ``--clean``.
+networks without broadcast), ``--tcp_port`` (process *i* listens on PORT+i-1) and ``--clean``.
 Stop it with Ctrl-C, SIGTERM, or a ``quit``/``exit`` line on stdin.
 """
 
@@ -80,7 +79,6 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--certfile", help="TLS certificate")
     parser.add_argument("--keyfile", help="TLS key")
-    parser.add_argument("--cafile", help="CA certificates: peers must present one they signed")
     parser.add_argument(
         "--peer", action="append", type=parse_peer, default=[], metavar="HOST[:PORT]",
         help="a peer that broadcasts cannot reach (repeatable)",
@@ -109,7 +107,7 @@ def network_options(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("node", "ext_ip_addr", "max_file_size"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
-    for key in ("dest_path", "certfile", "keyfile", "cafile"):
+    for key in ("dest_path", "certfile", "keyfile"):
         if getattr(args, key):
             options[key] = os.path.abspath(getattr(args, key))
     if args.peer:

@@ -38,8 +38,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from discoro.cluster import procdir
 from discoro.cluster.server_main import EXIT_BUSY
-from discoro.net.secret import resolve_secret
-from discoro.wire.keys import MASTER_KEY_ENV, handoff
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -84,7 +82,7 @@ class Node:
         self.children = {i: Child(i) for i in range(1, config.count + 1)}
         self.stopping = False
         self.announced = False
-        self._handoff = handoff(resolve_secret(config.secret))
+        self._handoff = _master_key_handoff(config.secret)
 
     def say(self, text: str) -> None:
         print(f"discoronode: {text}", file=self.out, flush=True)
@@ -104,7 +102,7 @@ class Node:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if self.config.secret:
             env["DISCORO_SECRET"] = self.config.secret
-        env[MASTER_KEY_ENV] = self._handoff  # so the child need not run scrypt again
+        env["DISCORO_MASTER_KEY"] = self._handoff  # so the child need not run scrypt again
         popen = subprocess.Popen(
             self._command(child.index),
             stdin=subprocess.PIPE,
@@ -303,3 +301,12 @@ def watch_stdin(on_quit: Callable[[str], None]) -> None:
             return  # stdin went away under us
 
     threading.Thread(target=watch, name="discoro-stdin", daemon=True).start()
+
+
+def _master_key_handoff(secret: str | None) -> str:
+    """The stretched secret, for the children's environment (`wire.keys.handoff`): the node
+    runs scrypt once instead of every server process doing it at start."""
+    from discoro.net.secret import resolve_secret
+    from discoro.wire.keys import handoff
+
+    return handoff(resolve_secret(secret))
