@@ -102,7 +102,8 @@ class Node:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if self.config.secret:
             env["DISCORO_SECRET"] = self.config.secret
-        env["DISCORO_MASTER_KEY"] = self._handoff  # so the child need not run scrypt again
+        name, value = self._handoff
+        env[name] = value  # the stretched secret: so the child need not run scrypt again
         popen = subprocess.Popen(
             self._command(child.index),
             stdin=subprocess.PIPE,
@@ -303,10 +304,10 @@ def watch_stdin(on_quit: Callable[[str], None]) -> None:
     threading.Thread(target=watch, name="discoro-stdin", daemon=True).start()
 
 
-def _master_key_handoff(secret: str | None) -> str:
-    """The stretched secret, for the children's environment (`wire.keys.handoff`): the node
-    runs scrypt once instead of every server process doing it at start."""
+def _master_key_handoff(secret: str | None) -> tuple[str, str]:
+    """The environment variable and value that hand the children the stretched secret
+    (`wire.keys.handoff`): the node runs scrypt once, not every server process at start."""
     from discoro.net.secret import resolve_secret
-    from discoro.wire.keys import handoff
+    from discoro.wire.keys import MASTER_KEY_ENV, handoff
 
-    return handoff(resolve_secret(secret))
+    return MASTER_KEY_ENV, handoff(resolve_secret(secret))

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import deque
 from struct import Struct
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -62,6 +62,7 @@ LANES = 2
 _LENGTH_MASK = 0xFFFFFF
 _MAX_COUNTER = 2**64 - 1
 _HEADER_SIZE = HEADER.size
+_Bytes = bytes | bytearray | memoryview
 _pack_header = HEADER.pack
 #: Bytes of records sealed per `RecordWriter.seal` call at most (about; one record more).
 SEAL_BUDGET = 256 * 1024
@@ -70,11 +71,15 @@ SEAL_BUDGET = 256 * 1024
 class Cipher(Protocol):
     """What a record needs of an AEAD (`AESGCM` has it)."""
 
-    def encrypt(self, nonce: bytes, data: Any, associated_data: bytes) -> bytes: ...
+    def encrypt(self, nonce: bytes, data: _Bytes, associated_data: bytes) -> bytes: ...
 
-    def encrypt_into(self, nonce: bytes, data: Any, associated_data: bytes, buf: Any) -> Any: ...
+    def encrypt_into(
+        self, nonce: bytes, data: _Bytes, associated_data: bytes, buf: bytearray | memoryview
+    ) -> object: ...
 
-    def decrypt_into(self, nonce: bytes, data: Any, associated_data: bytes, buf: Any) -> Any: ...
+    def decrypt_into(
+        self, nonce: bytes, data: _Bytes, associated_data: bytes, buf: bytearray | memoryview
+    ) -> object: ...
 
 
 def aes_gcm(key: bytes) -> Cipher:
@@ -99,7 +104,7 @@ class RecordWriter:
         self._cipher = cipher
         self._direction = _check_direction(direction)
         self._counter = 0
-        self._lanes: tuple[deque[Any], ...] = tuple(deque() for _ in range(LANES))
+        self._lanes: tuple[deque[_Bytes], ...] = tuple(deque() for _ in range(LANES))
         self.pending = [0] * LANES  #: plaintext bytes waiting, per lane
 
     def add(self, lane: int, parts: list[bytes | bytearray]) -> None:
@@ -116,7 +121,7 @@ class RecordWriter:
     def empty(self) -> bool:
         return not any(self.pending)
 
-    def queue_frame(self, lane: int, encode_into: Callable[..., int], *args: Any) -> int:
+    def queue_frame(self, lane: int, encode_into: Callable[..., int], *args: object) -> int:
         """Queue the frame ``encode_into(queue, *args)`` appends (a `FrameEncoder` method)
         on ``lane``, without an intermediate list; its size."""
         size: int = encode_into(self._lanes[lane], *args)
@@ -132,7 +137,7 @@ class RecordWriter:
             size = control or data
             if size and size <= MAX_PLAINTEXT:
                 return self._seal_lane(LANE_CONTROL if control else LANE_DATA, size)
-        plan: list[tuple[int, list[Any], int]] = []
+        plan: list[tuple[int, list[_Bytes], int]] = []
         total = 0
         while total < budget:
             lane = LANE_CONTROL if pending[LANE_CONTROL] else LANE_DATA
@@ -164,10 +169,10 @@ class RecordWriter:
         nonce = self._direction + counter.to_bytes(8, "big")
         return header + self._cipher.encrypt(nonce, plaintext, header)
 
-    def _take(self, lane: int) -> tuple[list[Any], int]:
+    def _take(self, lane: int) -> tuple[list[_Bytes], int]:
         """Up to MAX_PLAINTEXT bytes from the front of ``lane``'s queue."""
         queue = self._lanes[lane]
-        pieces: list[Any] = []
+        pieces: list[_Bytes] = []
         room = MAX_PLAINTEXT
         while queue and room:
             part = queue[0]
@@ -186,7 +191,7 @@ class RecordWriter:
         return pieces, size
 
     def _seal_one(
-        self, view: memoryview, offset: int, lane: int, pieces: list[Any], size: int
+        self, view: memoryview, offset: int, lane: int, pieces: list[_Bytes], size: int
     ) -> int:
         counter = self._counter
         if counter >= _MAX_COUNTER:
@@ -246,7 +251,8 @@ class RecordReader:
             return -1
         data = buffer._data
         (word,) = HEADER.unpack_from(data, pos)
-        lane, length = word >> 24, word & _LENGTH_MASK
+        lane: int = word >> 24
+        length: int = word & _LENGTH_MASK
         if lane >= LANES or not TAG_SIZE < length <= MAX_PLAINTEXT + TAG_SIZE:
             raise ProtocolError(
                 f"bad record header (lane {lane}, {length} bytes): tampered or not discoro"
@@ -283,7 +289,7 @@ class RecordReader:
             decoder.feed(opened)
         return lane
 
-    def drain(self, handle: Callable[[Any], Any], decode: Callable[..., Any]) -> None:
+    def drain(self, handle: Callable[..., object], decode: Callable[..., object]) -> None:
         """``handle(decode(control, payload))`` for every complete frame: first what the
         decoders still hold, then record by record. Raises like `open_next` and the frame
         decoders, after handing over what came before the bad record or frame."""
