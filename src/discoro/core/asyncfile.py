@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from typing import Any
+from typing import Protocol, TypeAlias
 
 #: How much one system call asks for when the caller gave no size (or a line is sought).
 CHUNK = 64 * 1024
@@ -38,7 +38,19 @@ def _timed_out() -> TimeoutError:
     return TimeoutError("timedout")
 
 
-def as_bytes(data: Any) -> bytes | memoryview:
+#: What ``write`` takes: bytes-likes, and str (written as UTF-8).
+Writable: TypeAlias = "str | bytes | bytearray | memoryview"
+
+
+class FileLike(Protocol):
+    """What `AsyncFile` wraps besides a bare descriptor: a file object or a socket."""
+
+    def fileno(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def as_bytes(data: Writable) -> bytes | memoryview:
     """``data`` as bytes to write: str is encoded as UTF-8, bytes-likes are viewed as bytes."""
     if isinstance(data, str):
         return data.encode()
@@ -52,8 +64,8 @@ class AsyncFile:
 
     Attributes this class does not define are the wrapped file object's own."""
 
-    def __init__(self, fd: Any) -> None:
-        self._file: Any = None if isinstance(fd, int) else fd
+    def __init__(self, fd: int | FileLike) -> None:
+        self._file: FileLike | None = None if isinstance(fd, int) else fd
         self._fileno: int = fd if isinstance(fd, int) else fd.fileno()
         if isinstance(fd, socket.socket):
             fd.setblocking(False)
@@ -187,7 +199,7 @@ class AsyncFile:
         finally:
             self._end(_READ)
 
-    async def write(self, buf: Any, full: bool = False, timeout: float | None = None) -> int:
+    async def write(self, buf: Writable, full: bool = False, timeout: float | None = None) -> int:
         """Write ``buf`` (bytes-like, or str as UTF-8): the number of bytes written. Without
         ``full`` one write (as much as the pipe takes at once); with it, all of ``buf``."""
         data = as_bytes(buf)
@@ -250,7 +262,7 @@ class AsyncFile:
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         wrapped = self.__dict__.get("_file")
         if wrapped is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")

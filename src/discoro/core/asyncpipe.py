@@ -25,12 +25,18 @@ import asyncio
 import contextlib
 import os
 import subprocess
-from typing import Any
+from typing import IO, Protocol
 
-from discoro.core.asyncfile import CHUNK, AsyncFile, as_bytes
+from discoro.core.asyncfile import CHUNK, AsyncFile, Writable, as_bytes
 
 
-class Popen(subprocess.Popen):  # type: ignore[type-arg]
+class Readable(Protocol):
+    """A file object ``communicate`` copies to the input: ``read(n)`` gives bytes or str."""
+
+    def read(self, size: int, /) -> bytes | str: ...
+
+
+class Popen(subprocess.Popen[bytes]):
     """``subprocess.Popen`` for `AsyncPipe`. The original needed its own class on Windows to
     open overlapped pipes; on POSIX the standard pipes already serve, so this is the standard
     class under the name ported programs use."""
@@ -43,14 +49,16 @@ def pipe(bufsize: int = 8192) -> tuple[int, int]:
     return os.pipe()
 
 
-def _wrap(stream: Any) -> AsyncFile | None:
+def _wrap(stream: IO[bytes] | None) -> AsyncFile | None:
     return None if stream is None else AsyncFile(stream)
 
 
 class AsyncPipe:
     """``AsyncPipe(first, last=None)``: non-blocking pipes to a ``Popen`` chain."""
 
-    def __init__(self, first: subprocess.Popen[Any], last: subprocess.Popen[Any] | None = None):
+    def __init__(
+        self, first: subprocess.Popen[bytes], last: subprocess.Popen[bytes] | None = None
+    ) -> None:
         self.first = first
         self.last = first if last is None else last
         self.stdin = _wrap(first.stdin)
@@ -63,7 +71,7 @@ class AsyncPipe:
             raise ValueError(f"the process has no {name} pipe (pass {name}=subprocess.PIPE)")
         return stream
 
-    async def write(self, buf: Any, full: bool = False, timeout: float | None = None) -> int:
+    async def write(self, buf: Writable, full: bool = False, timeout: float | None = None) -> int:
         """Write to the first process's input; see `AsyncFile.write`."""
         return await self._need(self.stdin, "stdin").write(buf, full=full, timeout=timeout)
 
@@ -91,7 +99,9 @@ class AsyncPipe:
         stderr = self._need(self.stderr, "stderr")
         return await stderr.readline(size, sizehint=sizehint, timeout=timeout)
 
-    async def communicate(self, input: Any = None) -> tuple[bytes | None, bytes | None]:
+    async def communicate(
+        self, input: Writable | Readable | None = None
+    ) -> tuple[bytes | None, bytes | None]:
         """Write ``input`` (bytes, str, or a file object to copy) and close ``stdin``, while
         reading ``stdout`` and ``stderr`` to their end: ``(stdout_data, stderr_data)``, None
         for a stream that is not a pipe."""
@@ -109,7 +119,7 @@ class AsyncPipe:
                 job.cancel()
         return out, err
 
-    async def _feed(self, source: Any) -> None:
+    async def _feed(self, source: Writable | Readable | None) -> None:
         stdin = self.stdin
         if stdin is None:
             return
@@ -155,7 +165,7 @@ class AsyncPipe:
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         if name in ("first", "last"):  # not set yet: __init__ failed early
             raise AttributeError(name)
         return getattr(self.last, name)
