@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -61,7 +62,8 @@ def test_communicate_through_grep_and_wc(spawned: list[subprocess.Popen[bytes]])
     out, err = run(body)
     assert int(out) == 3
     assert err is None  # not a pipe
-    assert pipe.poll() == 0 and spawned[0].wait(timeout=10) == 0
+    # communicate waited for both ends of the chain to exit: no race with poll()
+    assert pipe.poll() == 0 and spawned[0].returncode == 0
 
 
 def test_communicate_with_str_and_with_a_file(
@@ -271,3 +273,50 @@ def test_missing_pipes_are_reported(spawned: list[subprocess.Popen[bytes]]) -> N
         return await pipe.communicate()
 
     assert run(body) == (b"", None)
+
+
+def test_terminating_a_coroutine_in_communicate_closes_stdin(
+    spawned: list[subprocess.Popen[bytes]],
+) -> None:
+    proc = asyncfile.Popen(["cat"], stdin=PIPE, stdout=PIPE, stderr=PIPE)
+    spawned.append(proc)
+    pipe = asyncfile.AsyncPipe(proc)
+    endless = _EndlessInput()
+
+    def talker(coro=None):
+        yield pipe.communicate(endless)
+
+    async def body(coro=None):
+        victim = Coro(talker)
+        while endless.reads < 3:  # communicate is copying: cat's output is being read
+            await coro.sleep(0.01)
+        victim.terminate()
+        await victim.finish()
+
+    run(body)
+    assert proc.wait(timeout=10) == 0  # its input was closed: it saw end of file
+
+
+class _EndlessInput:
+    """A file object whose ``read`` never reaches end of file."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def read(self, size: int) -> bytes:
+        self.reads += 1
+        return b"y\n" * (size // 2)
+
+
+def test_usable_from_plain_asyncio(spawned: list[subprocess.Popen[bytes]]) -> None:
+    proc = asyncfile.Popen(["cat"], stdin=PIPE, stdout=PIPE)
+    spawned.append(proc)
+
+    async def main() -> tuple[bytes, bytes | None, int | None]:
+        pipe = asyncfile.AsyncPipe(proc)
+        await pipe.write(b"first\n", full=True)
+        line = await pipe.readline(timeout=10)
+        out, _ = await pipe.communicate(b"second\n")
+        return line, out, pipe.poll()
+
+    assert asyncio.run(main()) == (b"first\n", b"second\n", 0)

@@ -15,6 +15,8 @@ Invariants:
   input is dropped (a broken pipe is not an error), as ``Popen.communicate`` does.
 - If the coroutine in ``communicate`` is terminated or interrupted, the helper tasks are
   cancelled, so no descriptor stays watched by the loop.
+- ``communicate`` returns only after the first and the last process have exited and been
+  reaped, so ``poll()`` right after it is their status, never None.
 - ``close`` closes our ends of the pipes, and only them: it neither waits for nor kills the
   processes (a child that already exited is fine: closing never raises for that).
 """
@@ -28,6 +30,7 @@ import subprocess
 from typing import IO, Protocol
 
 from discoro.core.asyncfile import CHUNK, AsyncFile, Writable, as_bytes
+from discoro.core.childexit import exited
 
 
 class Readable(Protocol):
@@ -103,20 +106,27 @@ class AsyncPipe:
         self, input: Writable | Readable | None = None
     ) -> tuple[bytes | None, bytes | None]:
         """Write ``input`` (bytes, str, or a file object to copy) and close ``stdin``, while
-        reading ``stdout`` and ``stderr`` to their end: ``(stdout_data, stderr_data)``, None
-        for a stream that is not a pipe."""
+        reading ``stdout`` and ``stderr`` to their end; then wait for the first and the last
+        process to exit (so ``poll()`` gives the status, as after ``Popen.communicate``).
+        ``(stdout_data, stderr_data)``, None for a stream that is not a pipe."""
         if input is not None:
             self._need(self.stdin, "stdin")
-        jobs = [
+        streams = [
             asyncio.ensure_future(self._feed(input)),
             asyncio.ensure_future(self._drain(self.stdout)),
             asyncio.ensure_future(self._drain(self.stderr)),
         ]
+        exits: list[asyncio.Future[int]] = []
         try:
-            _, out, err = await asyncio.gather(*jobs)
+            _, out, err = await asyncio.gather(*streams)
+            ends = dict.fromkeys((self.first, self.last))  # one process: wait once
+            exits = [asyncio.ensure_future(exited(proc)) for proc in ends]
+            await asyncio.gather(*exits)
         finally:
-            for job in jobs:
-                job.cancel()
+            for stream in streams:
+                stream.cancel()
+            for end in exits:
+                end.cancel()
         return out, err
 
     async def _feed(self, source: Writable | Readable | None) -> None:
