@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -250,6 +251,24 @@ def test_close_ends_a_pending_read_and_later_calls_fail(
         return await waiting.finish()
 
     assert run(body) == b""
+    assert afile.closed
+
+
+def test_close_from_a_thread_ends_a_pending_read(
+    pair: tuple[asyncfile.AsyncFile, socket.socket],
+) -> None:
+    afile, _peer = pair
+
+    async def blocked(coro=None):
+        return await afile.read(4)
+
+    reading = Coro(blocked)
+    deadline = time.monotonic() + 20
+    while afile._busy.get("read") is None:  # until the read waits for data
+        assert time.monotonic() < deadline, "the read never started waiting"
+        time.sleep(0.001)
+    afile.close()  # from the main thread: handed over to the loop
+    assert reading.value(timeout=20) == b""
     assert afile.closed
 
 

@@ -72,17 +72,21 @@ def test_communicate_with_str_and_with_a_file(
     words = tmp_path / "words"
     words.write_bytes(WORDS * 5000)  # several chunks of the copy
     from_str = chain(spawned, ["grep", "an"], ["wc", "-c"])
-    from_file = chain(spawned, ["grep", "-c", "^a"], ["cat"])
+    from_binary = chain(spawned, ["grep", "-c", "^a"], ["cat"])
+    from_text = chain(spawned, ["grep", "-c", "^b"], ["cat"])
 
     async def body(coro=None):
         text = await from_str.communicate(WORDS.decode())
         with words.open("rb") as source:
-            counted = await from_file.communicate(source)
-        return text, counted
+            binary = await from_binary.communicate(source)
+        with words.open() as source:  # as the original's examples: read gives str
+            counted = await from_text.communicate(source)
+        return text, binary, counted
 
-    (text_out, _), (file_out, _) = run(body)
+    (text_out, _), (binary_out, _), (text_file_out, _) = run(body)
     assert int(text_out) == len(b"banana\n")
-    assert int(file_out) == 3 * 5000
+    assert int(binary_out) == 3 * 5000
+    assert int(text_file_out) == 5000
 
 
 def test_line_by_line_through_a_chain_generator_style(

@@ -18,7 +18,9 @@ Invariants:
   writer) gets ``RuntimeError`` instead of interleaving bytes unpredictably.
 - ``close`` ends pending calls as end-of-file does (with the data they have), stops watching
   the descriptor before closing it (so a reused number is never watched by mistake), and is
-  idempotent. Calls after ``close`` raise ``ValueError``, as Python's files do.
+  idempotent. Watches are only touched on their loop's thread: a ``close`` from another
+  thread while a call waits is handed to that loop. Calls after ``close`` raise
+  ``ValueError``, as Python's files do.
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ class FileLike(Protocol):
     def fileno(self) -> int: ...
 
     def close(self) -> None: ...
+
+
+def _runs_in_this_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:  # no loop runs in this thread
+        return False
 
 
 def as_bytes(data: Writable) -> bytes | memoryview:
@@ -231,8 +240,13 @@ class AsyncFile:
 
     def close(self) -> None:
         """Close the descriptor (through its file object, if one was given); pending calls
-        end with what they have."""
+        end with what they have. From a thread other than the one of the loop a call waits
+        on, the close is handed to that loop (and happens there, shortly after)."""
         if self._closed:
+            return
+        waiting = next((f for f in self._busy.values() if f is not None), None)
+        if waiting is not None and not _runs_in_this_thread(waiting.get_loop()):
+            waiting.get_loop().call_soon_threadsafe(self.close)
             return
         self._closed = True
         for direction, future in list(self._busy.items()):
