@@ -187,6 +187,12 @@ class AsyncFile:
         """The next line, with its ``b'\\n'``; at most ``size`` bytes when ``size`` > 0; the
         rest of the file at its end (``b''`` when nothing is left). ``sizehint`` is the
         least a single system call asks for."""
+        buffer = self._buffer
+        end = buffer.find(b"\n")
+        if end >= 0 and (size <= 0 or end < size) and _READ not in self._busy and not self._closed:
+            line = bytes(buffer[: end + 1])  # the common case: a whole line is buffered
+            del buffer[: end + 1]
+            return line
         self._begin(_READ)
         try:
             deadline = self._deadline(timeout)
@@ -211,7 +217,7 @@ class AsyncFile:
     async def write(self, buf: Writable, full: bool = False, timeout: float | None = None) -> int:
         """Write ``buf`` (bytes-like, or str as UTF-8): the number of bytes written. Without
         ``full`` one write (as much as the pipe takes at once); with it, all of ``buf``."""
-        data = as_bytes(buf)
+        data = memoryview(as_bytes(buf))  # slices of a view copy nothing
         self._begin(_WRITE)
         try:
             deadline = self._deadline(timeout)
