@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     __version__: str  # from the installed package's metadata, on first use
 
+    from discoro import asyncfile as asyncfile
     from discoro.cluster.computation import Computation as Computation
     from discoro.cluster.constants import MaxPulseInterval as MaxPulseInterval
     from discoro.cluster.constants import MinPulseInterval as MinPulseInterval
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
     from discoro.net.location import Location as Location
     from discoro.net.location import PeerStatus as PeerStatus
     from discoro.net.rci import RCI as RCI
+
+# public submodules, loaded on first attribute access (``asyncoro.asyncfile.AsyncPipe``)
+_SUBMODULES: frozenset[str] = frozenset({"asyncfile"})
 
 # export name -> defining module (the name is the same there)
 _EXPORTS: dict[str, str] = {
@@ -90,8 +94,8 @@ __all__ = [
     "Computation", "Condition", "Coro", "CoroInfo", "DiscoroError", "DiscoroStatus", "Event",
     "HotSwapException", "Location", "Lock", "MaxPulseInterval", "MetaSingleton",
     "MinPulseInterval", "MonitorException", "MsgTimeout", "PeerStatus", "RLock", "RemoteError",
-    "Scheduler", "Semaphore", "StatusMessage", "local_cluster", "logger", "serialize",
-    "unserialize",
+    "Scheduler", "Semaphore", "StatusMessage", "asyncfile", "local_cluster", "logger",
+    "serialize", "unserialize",
 ]  # fmt: skip
 
 
@@ -113,6 +117,8 @@ def __getattr__(name: str) -> Any:
     if name == "__version__":
         globals()[name] = version = _version()
         return version
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")  # the import sets the global
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
