@@ -184,12 +184,13 @@ def test_facade_is_importable_as_asyncoro() -> None:
 
 SUBPACKAGES = {"cli", "cluster", "core", "errors", "net", "web", "wire"}
 PUBLIC_API = {
-    # asyncoro (reference 1.14; sockets and files are not part of this project)
+    # asyncoro (reference 1.14)
     "AsynCoro", "AsyncDBCursor", "AsyncThreadPool", "CategorizeMessages", "Channel",
     "Condition", "Coro", "Event", "HotSwapException", "Lock", "MetaSingleton",
     "MonitorException", "RLock", "Semaphore", "logger", "serialize", "unserialize",
+    "AsyncSocket", "AsynCoroSocket",
     # asyncoro.disasyncoro (reference 2)
-    "Location", "PeerStatus", "RCI",
+    "Location", "PeerStatus", "RCI", "MaxConnectionErrors",
     # asyncoro.discoro (reference 3)
     "Computation", "CoroInfo", "DiscoroStatus", "MaxPulseInterval", "MinPulseInterval",
     "MsgTimeout", "Scheduler", "StatusMessage",
