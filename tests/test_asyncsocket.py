@@ -5,6 +5,7 @@ client against a coroutine server, the context manager and attribute delegation.
 from __future__ import annotations
 
 import socket
+import struct
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -131,6 +132,23 @@ def test_recv_msg_gives_empty_bytes_on_a_message_cut_short(listener: AsyncSocket
     with socket.create_connection(("127.0.0.1", port_of(listener)), timeout=10) as raw:
         raw.sendall(b"\x00\x00\x00\x03abc" + b"\x00\x00\x00\x10short")
     assert receiving.value(timeout=20) == (b"abc", b"")
+
+
+def test_recv_msg_gives_empty_bytes_on_a_hang_up(listener: AsyncSocket) -> None:
+    async def receiver(coro: Any = None) -> bytes:
+        conn, _ = await listener.accept()
+        with conn:
+            await conn.send_msg(b"ready")  # the reset must come after the accept
+            return await conn.recv_msg()
+
+    receiving = Coro(receiver)
+    raw = socket.create_connection(("127.0.0.1", port_of(listener)), timeout=10)
+    with AsyncSocket(raw, blocking=True) as client:
+        assert client.recv_msg() == b"ready"
+        client.sendall(b"\x00\x00\x00\x10part")
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # closed with linger 0: the peer sees a reset (ECONNRESET), not an orderly EOF
+    assert receiving.value(timeout=20) == b""
 
 
 def test_udp_exchange_with_recvfrom_and_sendto() -> None:

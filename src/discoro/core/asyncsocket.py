@@ -133,6 +133,8 @@ class AsyncSocket(SocketBase):
                 raise RuntimeError("the socket is waited on in another event loop")
             self._loop = loop
         fd = self._sock.fileno()
+        if fd < 0:  # the raw socket was closed behind our back
+            raise closed_error()
         wait: asyncio.Future[bool] = loop.create_future()
         if writing:
             loop.add_writer(fd, _wake, wait)
@@ -202,14 +204,16 @@ class AsyncSocket(SocketBase):
         return data, cast("SocketAddress", address)
 
     async def recv_msg(self) -> bytes:
-        """One message of `send_msg`; ``b''`` on EOF or a message cut short."""
-        header = await self.recvall(HEADER_SIZE)
-        if len(header) < HEADER_SIZE:
+        """One message of `send_msg`; ``b''`` on EOF, a hang-up (connection reset) or a
+        message cut short; `socket.timeout` if nothing at all arrived in time."""
+        try:
+            header = await self.recvall(HEADER_SIZE)
+            if len(header) < HEADER_SIZE:
+                return b""
+            size = body_size(header)
+            data = await self.recvall(size) if size else b""
+        except ConnectionError:
             return b""
-        size = body_size(header)
-        if size == 0:
-            return b""
-        data = await self.recvall(size)
         return data if len(data) == size else b""
 
     # -- sending --------------------------------------------------------------------------

@@ -54,13 +54,14 @@ class BlockingSocket(AsyncSocket):
         return data, cast("SocketAddress", address)
 
     def recv_msg(self) -> bytes:  # type: ignore[override]
-        header = self.recvall(HEADER_SIZE)
-        if len(header) < HEADER_SIZE:
+        try:
+            header = self.recvall(HEADER_SIZE)
+            if len(header) < HEADER_SIZE:
+                return b""
+            size = body_size(header)
+            data = self.recvall(size) if size else b""
+        except ConnectionError:
             return b""
-        size = body_size(header)
-        if size == 0:
-            return b""
-        data = self.recvall(size)
         return data if len(data) == size else b""
 
     def send(self, data: Buffer, flags: int = 0) -> int:  # type: ignore[override]
