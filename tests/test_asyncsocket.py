@@ -204,15 +204,21 @@ def test_connect_to_a_closed_port_raises_connection_refused() -> None:
     port = probe.getsockname()[1]
     probe.close()  # nothing listens there now
 
-    async def main(coro: Any = None) -> str:
+    async def main(coro: Any = None) -> list[str]:
+        outcomes = []
         with AsyncSocket(socket.socket()) as sock:
             try:
-                await sock.connect(("127.0.0.1", port))
+                await sock.connect(("localhost", port))  # a name: resolved off the loop
             except ConnectionRefusedError:
-                return "refused"
-        return "connected"
+                outcomes.append("refused")
+        with AsyncSocket() as sock:
+            try:
+                await sock.create_connection(("127.0.0.1", port))
+            except ConnectionRefusedError:
+                outcomes.append("refused")
+        return outcomes
 
-    assert run(main) == "refused"
+    assert run(main) == ["refused", "refused"]
 
 
 def test_blocking_client_against_a_coroutine_server(listener: AsyncSocket) -> None:

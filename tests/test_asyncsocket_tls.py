@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import ssl
 import subprocess
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -184,3 +185,52 @@ def test_ssl_version_values() -> None:
     with pytest.raises(ValueError, match="unknown ssl_version"):
         AsyncSocket.set_ssl_version(999)
     assert AsyncSocket.get_ssl_version() is None
+
+
+def test_blocking_tls_server_in_a_thread_with_a_coroutine_client(
+    certs: dict[str, Certificate],
+) -> None:
+    server = certs["server"]
+    raw = socket.socket()
+    raw.bind(("127.0.0.1", 0))
+    raw.listen()
+    listener = AsyncSocket(raw, blocking=True, keyfile=server.key, certfile=server.cert)
+    listener.settimeout(10)
+    outcome: list[object] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            outcome.append(isinstance(conn._sock, ssl.SSLSocket))
+            outcome.append(conn.gettimeout())
+            conn.send_msg(b"re:" + conn.recv_msg())
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+
+    async def client(coro: Any = None) -> bytes:
+        with AsyncSocket(socket.socket(), cafile=server.ca) as sock:
+            sock.settimeout(10)
+            await sock.connect(("127.0.0.1", listener.getsockname()[1]))
+            await sock.send_msg(b"blocking server")
+            return await sock.recv_msg()
+
+    try:
+        assert Coro(client).value(timeout=30) == b"re:blocking server"
+    finally:
+        thread.join(30)
+        listener.close()
+    assert outcome == [True, socket.getdefaulttimeout()]
+
+
+def test_blocking_create_connection_with_tls(
+    tls_listener: AsyncSocket, certs: dict[str, Certificate]
+) -> None:
+    serving = Coro(tls_echo, tls_listener)
+    with AsyncSocket(None, blocking=True, cafile=certs["server"].ca) as sock:
+        sock.create_connection(("127.0.0.1", port_of(tls_listener)), timeout=10)
+        assert sock.gettimeout() == 10.0 and isinstance(sock._sock, ssl.SSLSocket)
+        sock.send_msg(b"created")
+        assert sock.recv_msg() == b"created"
+        assert "blocking, tls" in repr(sock)
+    assert serving.value(timeout=30)[0] is True
