@@ -262,6 +262,20 @@ def test_setblocking_switches_between_the_two_modes(listener: AsyncSocket) -> No
         sock.close()
 
 
+def test_a_subclass_keeps_its_class_and_methods() -> None:
+    class Tagged(AsyncSocket):
+        __slots__ = ()
+
+        def tag(self) -> str:
+            return "tagged"
+
+    with Tagged(socket.socket()) as sock, Tagged(socket.socket(), blocking=True) as other:
+        assert type(sock) is Tagged and sock.tag() == "tagged"
+        assert type(other) is Tagged and other.gettimeout() is None
+        sock.setblocking(True)
+        assert type(sock) is Tagged
+
+
 def test_context_manager_closes_and_attributes_are_the_raw_sockets() -> None:
     raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     with AsyncSocket(raw) as sock:

@@ -172,6 +172,29 @@ def test_asyncio_timeout_cancels_the_wait_and_the_socket_goes_on(
     assert run(main) == b"later"
 
 
+def test_a_second_receiver_is_refused_and_the_first_goes_on(
+    pair: tuple[AsyncSocket, socket.socket],
+) -> None:
+    sock, theirs = pair
+
+    async def reader(coro: Any = None) -> bytes:
+        return await sock.recv(100)
+
+    first = Coro(reader)
+    all_blocked()
+
+    async def second_reader(coro: Any = None) -> str:
+        try:
+            await sock.recv(100)
+        except RuntimeError as error:
+            return str(error)
+        return "received"
+
+    assert "already receiving" in run(second_reader)
+    theirs.sendall(b"for the first")
+    assert first.value(timeout=20) == b"for the first"
+
+
 def test_close_wakes_a_coroutine_waiting_on_the_socket(
     pair: tuple[AsyncSocket, socket.socket],
 ) -> None:

@@ -17,9 +17,9 @@ re-armed whenever data moves. A timed-out operation raises `socket.timeout`
 (`TimeoutError`), except that `recvall` and `sendall` return what they transferred so far
 (the bytes received, the number of bytes sent) when that is something.
 
-Rules: one coroutine receives and one sends on a socket at a time (a second reader would
-replace the first's registration, as in the original). A socket serves the event loop it is
-first used on.
+Rules: one coroutine receives and one sends on a socket at a time (a second one that would
+wait in the same direction gets a RuntimeError rather than silently taking the first one's
+wake-ups). A socket serves the event loop it is first used on.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class AsyncSocket(SocketBase):
     ) -> AsyncSocket:
         from discoro.core.blocking_socket import BlockingSocket
 
-        if blocking and not issubclass(cls, BlockingSocket):
+        if blocking and cls is AsyncSocket:  # a user's subclass keeps its own methods
             return object.__new__(BlockingSocket)
         return object.__new__(cls)
 
@@ -135,6 +135,9 @@ class AsyncSocket(SocketBase):
         fd = self._sock.fileno()
         if fd < 0:  # the raw socket was closed behind our back
             raise closed_error()
+        if writing in self._waits.values():  # a second registration would replace the first
+            action = "sending on" if writing else "receiving from"
+            raise RuntimeError(f"another coroutine is already {action} {self!r}")
         wait: asyncio.Future[bool] = loop.create_future()
         if writing:
             loop.add_writer(fd, _wake, wait)
@@ -142,14 +145,14 @@ class AsyncSocket(SocketBase):
             loop.add_reader(fd, _wake, wait)
         timeout = self._timeout
         timer = None if timeout is None else loop.call_later(timeout, _expire, wait)
-        self._waits.add(wait)
+        self._waits[wait] = writing
         try:
             ready = await wait
         finally:
             if timer is not None:
                 timer.cancel()
             if wait in self._waits:  # still ours: closing did not take it over
-                self._waits.discard(wait)
+                del self._waits[wait]
                 if writing:
                     loop.remove_writer(fd)
                 else:

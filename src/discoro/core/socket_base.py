@@ -5,8 +5,9 @@ Invariants:
 - ``_timeout`` is the socket's timeout as the program set it (None: wait for ever). In
   asynchronous mode the raw socket itself is always non-blocking and the timeout is applied
   by the waits; in blocking mode the raw socket carries the timeout.
-- ``_waits`` holds the futures of the readiness waits in progress (asynchronous mode); each
-  has a reader or writer registered on ``_loop`` for the socket's descriptor. Closing removes
+- ``_waits`` maps the futures of the readiness waits in progress (asynchronous mode) to
+  their direction (True: writing); each has a reader or writer registered on ``_loop`` for
+  the socket's descriptor, and there is at most one wait per direction. Closing removes
   those registrations *before* the descriptor is closed (on the loop's thread) and fails the
   waits with EBADF, so a waiting coroutine wakes and no callback fires on a reused number.
 - Once closed (or unwrapped) a socket does no more I/O and never touches the loop again.
@@ -47,7 +48,7 @@ class SocketBase:
     _sock: socket.socket
     _timeout: float | None
     _tls: TLSSettings
-    _waits: set[asyncio.Future[bool]]
+    _waits: dict[asyncio.Future[bool], bool]
     _loop: asyncio.AbstractEventLoop | None
     _closed: bool
     _blocking: bool
@@ -68,7 +69,7 @@ class SocketBase:
         if ssl_version is None:
             ssl_version = type(self)._default_ssl_version
         self._tls = TLSSettings(certfile, keyfile, cafile, pinned_version(ssl_version))
-        self._waits = set()
+        self._waits = {}
         self._loop = None
         self._closed = False
         self._blocking = False
@@ -143,7 +144,7 @@ class SocketBase:
         self._sock.close()
 
     def _forget_waits(self, error: OSError) -> None:
-        waits, self._waits = self._waits, set()
+        waits, self._waits = self._waits, {}
         loop = self._loop
         if waits and loop is not None and not loop.is_closed():
             fd = self._sock.fileno()
