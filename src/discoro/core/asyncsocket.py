@@ -19,7 +19,7 @@ re-armed whenever data moves. A timed-out operation raises `socket.timeout`
 
 Rules: one coroutine receives and one sends on a socket at a time (a second one that would
 wait in the same direction gets a RuntimeError rather than silently taking the first one's
-wake-ups). A socket serves the event loop it is first used on.
+wake-ups). All the waits on a socket at any one time are on one event loop.
 """
 
 from __future__ import annotations
