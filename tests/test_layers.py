@@ -190,9 +190,10 @@ PUBLIC_API = {
     "AsynCoro", "AsyncDBCursor", "AsyncThreadPool", "CategorizeMessages", "Channel",
     "Condition", "Coro", "Event", "HotSwapException", "Lock", "MetaSingleton",
     "MonitorException", "RLock", "Semaphore", "logger", "serialize", "unserialize",
+    "AsyncSocket", "AsynCoroSocket",
     "asyncfile",  # the module (reference 1.13)
     # asyncoro.disasyncoro (reference 2)
-    "Location", "PeerStatus", "RCI",
+    "Location", "PeerStatus", "RCI", "MaxConnectionErrors",
     # asyncoro.discoro (reference 3)
     "Computation", "CoroInfo", "DiscoroStatus", "MaxPulseInterval", "MinPulseInterval",
     "MsgTimeout", "Scheduler", "StatusMessage",

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from discoro.cluster.status import CoroInfo as CoroInfo
     from discoro.cluster.status import DiscoroStatus as DiscoroStatus
     from discoro.cluster.status import StatusMessage as StatusMessage
+    from discoro.core.asyncsocket import AsynCoroSocket as AsynCoroSocket
+    from discoro.core.asyncsocket import AsyncSocket as AsyncSocket
     from discoro.core.categorize import CategorizeMessages as CategorizeMessages
     from discoro.core.channel import Channel as Channel
     from discoro.core.conditions import Condition as Condition
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from discoro.errors import HotSwapException as HotSwapException
     from discoro.errors import MonitorException as MonitorException
     from discoro.errors import RemoteError as RemoteError
+    from discoro.net.legacy_constants import MaxConnectionErrors as MaxConnectionErrors
     from discoro.net.location import Location as Location
     from discoro.net.location import PeerStatus as PeerStatus
     from discoro.net.rci import RCI as RCI
@@ -65,6 +68,8 @@ _EXPORTS: dict[str, str] = {
     "CoroInfo": "discoro.cluster.status",
     "DiscoroStatus": "discoro.cluster.status",
     "StatusMessage": "discoro.cluster.status",
+    "AsynCoroSocket": "discoro.core.asyncsocket",
+    "AsyncSocket": "discoro.core.asyncsocket",
     "CategorizeMessages": "discoro.core.categorize",
     "Channel": "discoro.core.channel",
     "Condition": "discoro.core.conditions",
@@ -84,18 +89,20 @@ _EXPORTS: dict[str, str] = {
     "HotSwapException": "discoro.errors",
     "MonitorException": "discoro.errors",
     "RemoteError": "discoro.errors",
+    "MaxConnectionErrors": "discoro.net.legacy_constants",
     "Location": "discoro.net.location",
     "PeerStatus": "discoro.net.location",
     "RCI": "discoro.net.rci",
 }
 
 __all__ = [
-    "RCI", "AsynCoro", "AsyncDBCursor", "AsyncThreadPool", "CategorizeMessages", "Channel",
-    "Computation", "Condition", "Coro", "CoroInfo", "DiscoroError", "DiscoroStatus", "Event",
-    "HotSwapException", "Location", "Lock", "MaxPulseInterval", "MetaSingleton",
-    "MinPulseInterval", "MonitorException", "MsgTimeout", "PeerStatus", "RLock", "RemoteError",
-    "Scheduler", "Semaphore", "StatusMessage", "asyncfile", "local_cluster", "logger",
-    "serialize", "unserialize",
+    "RCI", "AsynCoro", "AsynCoroSocket", "AsyncDBCursor", "AsyncSocket", "AsyncThreadPool",
+    "CategorizeMessages", "Channel", "Computation", "Condition", "Coro", "CoroInfo",
+    "DiscoroError", "DiscoroStatus", "Event", "HotSwapException", "Location", "Lock",
+    "MaxConnectionErrors", "MaxPulseInterval", "MetaSingleton", "MinPulseInterval",
+    "MonitorException", "MsgTimeout", "PeerStatus", "RLock", "RemoteError", "Scheduler",
+    "Semaphore", "StatusMessage", "asyncfile", "local_cluster", "logger", "serialize",
+    "unserialize",
 ]  # fmt: skip
 
 
