@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     __version__: str  # from the installed package's metadata, on first use
 
+    from discoro import httpd as httpd
     from discoro.cluster.computation import Computation as Computation
     from discoro.cluster.constants import MaxPulseInterval as MaxPulseInterval
     from discoro.cluster.constants import MinPulseInterval as MinPulseInterval
@@ -85,6 +86,9 @@ _EXPORTS: dict[str, str] = {
     "RCI": "discoro.net.rci",
 }
 
+# module paths of the original kept as submodules (``asyncoro.httpd``), loaded on first use
+_SUBMODULES = frozenset({"httpd"})
+
 __all__ = [
     "RCI", "AsynCoro", "AsyncDBCursor", "AsyncThreadPool", "CategorizeMessages", "Channel",
     "Computation", "Condition", "Coro", "CoroInfo", "DiscoroError", "DiscoroStatus", "Event",
@@ -113,6 +117,9 @@ def __getattr__(name: str) -> Any:
     if name == "__version__":
         globals()[name] = version = _version()
         return version
+    if name in _SUBMODULES:
+        _install_layers()
+        return importlib.import_module(f"{__name__}.{name}")  # binds it in globals() too
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -93,29 +93,33 @@ async def api_terminate(request: web.Request) -> web.Response:
     return _json({"terminated": list(result)})
 
 
-def _page(name: str) -> Any:
+def _page(name: str, root: Path = STATIC) -> Any:
     async def serve(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-cache"})
+        return web.FileResponse(root / name, headers={"Cache-Control": "no-cache"})
 
     return serve
 
 
 def build_app(
-    source: StatusSource, token: str | None = None, hosts: Iterable[str] = LOOPBACK_NAMES
+    source: StatusSource,
+    token: str | None = None,
+    hosts: Iterable[str] = LOOPBACK_NAMES,
+    document_root: Path = STATIC,
 ) -> web.Application:
     """The application for ``source``, reachable under the names ``hosts`` (see
-    `_auth.allowed_hosts`); with ``token``, every request must carry it."""
+    `_auth.allowed_hosts`); with ``token``, every request must carry it. The pages and
+    ``/static/`` come from ``document_root`` (the package's own files by default)."""
     csrf = secrets.token_urlsafe(32)  # one per server run; only same-origin pages read it
     guards = [guard_middleware(hosts, csrf)]
     app = web.Application(middlewares=[*guards, token_middleware(token)] if token else guards)
     app[SOURCE] = source
     app[CSRF] = csrf
     for path, name in PAGES.items():
-        app.router.add_get(path, _page(name))
+        app.router.add_get(path, _page(name, document_root))
     app.router.add_get("/api/session", api_session)
     app.router.add_get("/api/status", api_status)
     app.router.add_get("/api/node/{addr}", api_node)
     app.router.add_get("/api/proc/{location}", api_proc)
     app.router.add_post("/api/terminate", api_terminate)
-    app.router.add_static("/static/", STATIC)
+    app.router.add_static("/static/", document_root)
     return app

@@ -1,10 +1,12 @@
-// discoro status page: polls the JSON API every POLL_MS and redraws the page's table.
+// discoro status page: polls the JSON API every POLL_MS (or the poll_sec the data carries:
+// a computation's web monitor, discoro.httpd) and redraws the page's table.
 // Everything is built with textContent (never innerHTML): names and arguments come from
 // user code. Sorting: click a column header; click again to reverse.
 "use strict";
 
 const POLL_MS = 2000;
 const params = new URLSearchParams(window.location.search);
+const nodeAddr = params.get("addr") || params.get("host") || ""; // node.html?host= (httpd)
 
 async function getJSON(url, options) {
   const response = await fetch(url, Object.assign({ credentials: "same-origin" }, options));
@@ -124,11 +126,11 @@ const pages = {
     },
   },
   node: {
-    url: () => "/api/node/" + encodeURIComponent(params.get("addr") || ""),
+    url: () => "/api/node/" + encodeURIComponent(nodeAddr),
     table: "procs",
     draw(data) {
       const node = data.node || {};
-      document.getElementById("title").textContent = "node " + (params.get("addr") || "");
+      document.getElementById("title").textContent = "node " + nodeAddr;
       document.getElementById("summary").textContent = node.addr
         ? `${node.name || node.addr}: ${node.state || ""}, cpu ${percent(node.cpu)} %, ` +
           `memory ${percent(node.memory)} %, disk ${percent(node.disk)} %`
@@ -226,6 +228,10 @@ async function refresh() {
 if (current) {
   setupSorting(document.getElementById(current.table), () => lastData && current.draw(lastData));
   if (current.setup) current.setup();
-  refresh();
-  window.setInterval(refresh, POLL_MS);
+  const poll = async () => {
+    await refresh();
+    const seconds = lastData && lastData.poll_sec;
+    window.setTimeout(poll, typeof seconds === "number" ? seconds * 1000 : POLL_MS);
+  };
+  poll();
 }

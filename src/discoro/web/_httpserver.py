@@ -1,0 +1,182 @@
+"""`HTTPServer`: a client's web monitor for its own computation (reference 6; later versions
+6 and D6), served as ``discoro.httpd.HTTPServer``.
+
+One implementation, two front doors: it serves the scheduler's status page (`_app`, `_server`,
+the same static pages and the same Host/Origin/CSRF/token guards of `_auth`) with a different
+source, a `ClusterView` fed by the status messages the client forwards to `status_coro`, and
+adds the original JSON routes (`_routes_compat`).
+
+Signatures: ``HTTPServer(computation=None, host, port=8181, poll_sec=10, DocumentRoot=None,
+keyfile=None, certfile=None, show_coro_args=True)`` (later release), and the seed's
+``HTTPServer(host, port=8181, poll_sec=10, DocumentRoot=None, keyfile=None, certfile=None)``:
+a ``str`` first positional argument is the seed's ``host`` and the positional arguments after
+it keep the seed's order. With a computation the server hooks into its ``status_coro`` (it
+must be created before ``schedule()``): if there is none it becomes `status_coro`, otherwise
+a relay coroutine forwards every message to the monitor and then to the user's coroutine.
+Without one (the seed's way) the program forwards its status messages to `status_coro`.
+
+The page is bound to 127.0.0.1 unless ``host`` is given (``""`` or ``"0.0.0.0"``: every
+address); beyond loopback every request needs the access token derived from the cluster
+secret (the URL printed at start carries it). The view and the web server live on the
+kernel's loop thread; `status`/`terminate_coros` are called there by the request handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from pathlib import Path
+from typing import Any
+
+from discoro.core.coro import Coro
+from discoro.core.kernel import AsynCoro
+from discoro.core.log import logger
+from discoro.net.runtime import network_of
+from discoro.web._app import STATIC
+from discoro.web._auth import is_loopback
+from discoro.web._monitor import ClusterView
+from discoro.web._monitor_json import page_snapshot
+from discoro.web._routes_compat import MIN_POLL_SEC, add_compat_routes
+from discoro.web._server import WebServer, start_web
+
+LATER_ORDER = ("host", "port", "poll_sec", "DocumentRoot", "keyfile", "certfile", "show_coro_args")
+SEED_ORDER = ("port", "poll_sec", "DocumentRoot", "keyfile", "certfile")  # after host
+DEFAULTS: dict[str, Any] = {
+    "host": "127.0.0.1",  # the seed's "" bound every address; ours stays on loopback
+    "port": 8181,
+    "poll_sec": 10,
+    "DocumentRoot": None,
+    "keyfile": None,
+    "certfile": None,
+    "show_coro_args": True,
+}
+
+
+def _options(computation: Any, args: tuple[Any, ...], given: dict[str, Any]) -> dict[str, Any]:
+    """The keyword options of either signature (module docstring); TypeError if misused."""
+    unknown = set(given) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"HTTPServer() got unexpected keyword arguments {sorted(unknown)}")
+    if isinstance(computation, str):  # the seed's HTTPServer(host, port, ...)
+        names: tuple[str, ...] = ("host", *SEED_ORDER)
+        args = (computation, *args)
+    else:
+        names = LATER_ORDER
+    if len(args) > len(names):
+        raise TypeError(f"HTTPServer() takes at most {len(names)} positional arguments")
+    options = dict(DEFAULTS)
+    for name, value in zip(names, args, strict=False):
+        if name in given:
+            raise TypeError(f"HTTPServer() got multiple values for argument {name!r}")
+        options[name] = value
+    options.update(given)
+    if not isinstance(options["poll_sec"], int | float) or options["poll_sec"] < MIN_POLL_SEC:
+        raise ValueError(f"poll_sec must be a number of at least {MIN_POLL_SEC} seconds")
+    return options
+
+
+class HTTPServer:
+    """The web monitor of one computation (module docstring): ``status_coro`` takes the
+    status messages, ``url`` is the page's address, ``shutdown(wait)`` stops it."""
+
+    def __init__(self, computation: Any = None, *args: Any, **kwargs: Any) -> None:
+        options = _options(computation, args, kwargs)
+        if isinstance(computation, str):
+            computation = None
+        self.host: str = options["host"] if options["host"] is not None else ""
+        self.poll_sec: float = options["poll_sec"]
+        self.show_coro_args: bool = bool(options["show_coro_args"])
+        root = options["DocumentRoot"]
+        self.document_root = Path(root) if root else STATIC
+        self.view = ClusterView()
+        self.kernel = AsynCoro.instance()
+        self.status_coro = Coro(self._status_loop)
+        self._relay: Coro | None = None
+        if computation is not None:
+            self._hook(computation)
+        secret = network_of(self.kernel).secret if not is_loopback(self.host) else b""
+        self._server: WebServer = start_web(
+            self,
+            int(options["port"]),
+            self.host,
+            secret,
+            ssl_context=_ssl_context(options["certfile"], options["keyfile"]),
+            document_root=self.document_root,
+            add_routes=lambda app: add_compat_routes(app, self, self.document_root),
+        )
+        logger.info("HTTP server for the computation's status at port %s", options["port"])
+
+    @property
+    def url(self) -> str | None:
+        """The page's URL (with ``?token=`` when one is needed), once it listens."""
+        return self._server.url
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    # -- status messages ---------------------------------------------------------------
+
+    def _hook(self, computation: Any) -> None:
+        user = getattr(computation, "status_coro", None)
+        if user is None:
+            computation.status_coro = self.status_coro
+        else:
+            self._relay = Coro(self._relay_loop, user)
+            computation.status_coro = self._relay
+
+    async def _status_loop(self, coro: Any = None) -> None:
+        coro.set_daemon()
+        while True:
+            message = await coro.receive()
+            try:
+                understood = self.view.handle(message)
+            except Exception:  # a malformed message must not end the monitor
+                logger.exception("HTTP server: could not use status message %r", message)
+                continue
+            if not understood:
+                logger.debug("HTTP server: ignored status message %r", message)
+
+    async def _relay_loop(self, user: Coro, coro: Any = None) -> None:
+        coro.set_daemon()
+        while True:
+            message = await coro.receive()
+            self.status_coro.send(message)
+            user.send(message)
+
+    # -- what the page reads and does ---------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return page_snapshot(self.view, self.poll_sec, self.show_coro_args)
+
+    def terminate_coros(self, coros: list[str]) -> list[str]:
+        """Terminate the running coroutines whose names are in ``coros``; those found. Each
+        ends normally, so the monitor sees its `MonitorException` and counts it done."""
+        found = self.view.running(list(coros))
+        return [str(handle) for handle in found if handle.terminate() == 0]
+
+    # -- ending -------------------------------------------------------------------------
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop serving; with ``wait``, after one poll period, so pages show the final state.
+        From the loop thread (inside a coroutine) it does not block: the server stops later."""
+        delay = self.poll_sec if wait else 0
+        server = self._server
+        if self.kernel.on_loop_thread():
+            loop = self.kernel.loop
+            loop.call_later(delay, lambda: loop.create_task(server.stop()))
+        else:
+            if delay:
+                time.sleep(delay)
+            future = asyncio.run_coroutine_threadsafe(server.stop(), self.kernel.loop)
+            future.result(10)
+        logger.info("HTTP server stopped")
+
+
+def _ssl_context(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | None:
+    if not certfile:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+    return context
