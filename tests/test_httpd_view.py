@@ -5,6 +5,9 @@ its ``status_coro``, read over HTTP and shut down."""
 from __future__ import annotations
 
 import json
+import shutil
+import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -186,3 +189,39 @@ def test_monitor_in_process_serves_what_it_is_told_and_shuts_down(
     monitor.shutdown(wait=False)
     with pytest.raises(urllib.error.URLError):
         get(base + "/cluster_status")
+
+
+def test_monitor_over_tls(net_kernel: discoro.AsynCoro, tmp_path: Any) -> None:
+    if shutil.which("openssl") is None:
+        pytest.fail("the openssl command is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    monitor = discoro.httpd.HTTPServer(None, "127.0.0.1", 0, 1, None, str(key), str(cert))
+    try:
+        assert monitor.url == f"https://127.0.0.1:{monitor.port}/"
+        context = ssl.create_default_context(cafile=str(cert))
+        base = monitor.url.rstrip("/")
+
+        def call(path: str, body: Any = None, origin: str = base) -> Any:
+            headers = {"Content-Type": "application/json", "Origin": origin}
+            data = None
+            if body is not None:
+                data = json.dumps(body).encode()
+                headers["X-Discoro-CSRF"] = call("/api/session")["csrf"]
+            request = urllib.request.Request(base + path, data=data, headers=headers)
+            with urllib.request.urlopen(request, timeout=5, context=context) as response:
+                return json.load(response)
+
+        assert call("/cluster_status") == []
+        assert call("/set_poll_sec", {"timeout": 2}) == {"poll_sec": 2}
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            call("/cluster_status", origin=base.replace("https:", "http:"))
+        refused.value.close()
+        assert refused.value.code == 403
+    finally:
+        monitor.shutdown(wait=False)

@@ -105,12 +105,14 @@ def build_app(
     token: str | None = None,
     hosts: Iterable[str] = LOOPBACK_NAMES,
     document_root: Path = STATIC,
+    scheme: str = "http",
 ) -> web.Application:
     """The application for ``source``, reachable under the names ``hosts`` (see
     `_auth.allowed_hosts`); with ``token``, every request must carry it. The pages and
-    ``/static/`` come from ``document_root`` (the package's own files by default)."""
+    ``/static/`` come from ``document_root`` (the package's own files by default); ``scheme``:
+    "https" when served over TLS."""
     csrf = secrets.token_urlsafe(32)  # one per server run; only same-origin pages read it
-    guards = [guard_middleware(hosts, csrf)]
+    guards = [guard_middleware(hosts, csrf, scheme)]
     app = web.Application(middlewares=[*guards, token_middleware(token)] if token else guards)
     app[SOURCE] = source
     app[CSRF] = csrf

@@ -5,7 +5,7 @@ reaches loopback as easily as the user does):
 - Host: a request whose ``Host`` is not a name or address the page is served on (see
   `allowed_hosts`) gets 403, so a DNS-rebinding page (whose Host is the attacker's name) gets
   nothing.
-- Origin: a request that names another origin (``Origin`` other than ``http(s)://`` + its Host,
+- Origin: a request that names another origin (``Origin`` other than ``http://`` + its Host,
   or ``Sec-Fetch-Site`` other than same-origin / none) gets 403: no cross-origin reads or
   writes, whatever the method.
 - Changes (any method but GET/HEAD): they need the header `CSRF_HEADER` carrying the page's
@@ -104,8 +104,9 @@ def _host_name(host_header: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def guard_middleware(hosts: Iterable[str], csrf: str) -> Middleware:
-    """An aiohttp middleware applying the Host, Origin and CSRF rules (module docstring)."""
+def guard_middleware(hosts: Iterable[str], csrf: str, scheme: str = "http") -> Middleware:
+    """An aiohttp middleware applying the Host, Origin and CSRF rules (module docstring);
+    ``scheme``: "https" for a page served over TLS (its pages' origin)."""
     allowed = frozenset(h.lower() for h in hosts)
 
     @web.middleware
@@ -114,7 +115,7 @@ def guard_middleware(hosts: Iterable[str], csrf: str) -> Middleware:
         if _host_name(host) not in allowed:
             raise web.HTTPForbidden(text="discoro: this page is not served under that name\n")
         origin = request.headers.get("Origin")
-        if origin is not None and origin not in (f"http://{host}", f"https://{host}"):
+        if origin is not None and origin != f"{scheme}://{host}":
             raise web.HTTPForbidden(text="discoro: cross-origin requests are refused\n")
         site = request.headers.get("Sec-Fetch-Site")
         if site is not None and site not in _SAME_SITE:

@@ -62,7 +62,8 @@ class WebServer:
         """Listen and print the page's URL; the URL (with ``?token=`` when needed)."""
         loop = asyncio.get_running_loop()
         hosts = await loop.run_in_executor(None, allowed_hosts, self.host)  # may ask DNS
-        app = build_app(self.source, self.token, hosts, self.document_root)
+        scheme = "https" if self.ssl_context is not None else "http"
+        app = build_app(self.source, self.token, hosts, self.document_root, scheme)
         if self.add_routes is not None:
             self.add_routes(app)
         runner = web.AppRunner(app, access_log=None)
@@ -79,7 +80,6 @@ class WebServer:
         shown = self.host if self.host not in ("", "0.0.0.0", "::") else socket.gethostname()
         if ":" in shown:
             shown = f"[{shown}]"
-        scheme = "https" if self.ssl_context is not None else "http"
         query = f"?token={self.token}" if self.token else ""
         self.url = f"{scheme}://{shown}:{self.port}/{query}"
         print(f"discoro: status page at {self.url}", flush=True)
