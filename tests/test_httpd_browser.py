@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 import urllib.parse
 from typing import TYPE_CHECKING
 
+import aiohttp
 import pytest
 
 from discoro.cluster.local import LocalCluster, local_cluster
 from procs import free_port
-from test_httpd import monitored_client
-from test_web_browser import CHROMIUM, FLAGS, profile, terminate_in_browser
+from test_httpd import monitored_client, poll
+from test_web_browser import CHROMIUM, FLAGS, evaluate, profile, terminate_in_browser
+from test_web_browser import poll as poll_page
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -40,6 +43,30 @@ def dump_dom(url: str, profile: str) -> str:
         timeout=30,
         check=True,
     ).stdout  # fmt: skip
+
+
+async def change_poll_in_browser(debug_port: int, seconds: int) -> None:
+    """Type ``seconds`` into the page's refresh field (as a user does: value, then change)."""
+    async with aiohttp.ClientSession() as session:
+        deadline = time.monotonic() + 15
+        page = None
+        while page is None:
+            try:
+                async with session.get(f"http://127.0.0.1:{debug_port}/json/list") as reply:
+                    targets = await reply.json()
+                page = next((t for t in targets if t.get("type") == "page"), None)
+            except aiohttp.ClientError:
+                pass
+            if page is None:
+                assert time.monotonic() < deadline, "chromium's DevTools did not come up"
+                await asyncio.sleep(0.1)
+        async with session.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+            ids = iter(range(1, 1_000_000))
+            await poll_page(ws, ids, "!!document.getElementById('poll-sec')")
+            field = "document.getElementById('poll-sec')"
+            await evaluate(
+                ws, ids, f"{field}.value = '{seconds}'; {field}.dispatchEvent(new Event('change'))"
+            )
 
 
 def test_seed_pages_show_the_computation(
@@ -75,6 +102,8 @@ def test_process_page_terminates_the_coroutine(
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
+            asyncio.run(change_poll_in_browser(debug_port, 7))
+            poll(lambda: monitor.get("/api/status")["poll_sec"] == 7)
             message = asyncio.run(terminate_in_browser(debug_port, monitor.rcoro))
         finally:
             browser.terminate()

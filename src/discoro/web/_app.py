@@ -67,7 +67,7 @@ async def api_node(request: web.Request) -> web.Response:
     procs = [p for p in snapshot.get("procs", []) if p.get("node") == addr]
     if node is None and not procs:
         return _json({"error": f"unknown node {addr}"}, status=404)
-    return _json({"node": node, "procs": procs})
+    return _json(_with_poll({"node": node, "procs": procs}, snapshot))
 
 
 async def api_proc(request: web.Request) -> web.Response:
@@ -75,8 +75,13 @@ async def api_proc(request: web.Request) -> web.Response:
     snapshot = request.app[SOURCE].status()
     for proc in snapshot.get("procs", []):
         if proc.get("location") == location:
-            return _json(proc)
+            return _json(_with_poll(proc, snapshot))
     return _json({"error": f"unknown process {location}"}, status=404)
+
+
+def _with_poll(data: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the snapshot's refresh period, if it has one (`discoro.httpd`'s does)."""
+    return {**data, "poll_sec": snapshot["poll_sec"]} if "poll_sec" in snapshot else data
 
 
 async def api_terminate(request: web.Request) -> web.Response:

@@ -91,6 +91,33 @@ function showError(error) {
   document.getElementById("updated").textContent = "(" + error.message + ")";
 }
 
+// A computation's web monitor (discoro.httpd) sends its refresh period (poll_sec): show it in
+// the header as a field the user can change (POST /set_poll_sec); the scheduler's page does not.
+function showPollControl(seconds) {
+  if (typeof seconds !== "number") return;
+  let input = document.getElementById("poll-sec");
+  if (!input) {
+    const label = el("label", "refresh every ", { id: "poll-control" });
+    input = el("input", null, { id: "poll-sec", type: "number", min: "1", step: "1" });
+    label.appendChild(input);
+    label.appendChild(document.createTextNode(" s"));
+    document.querySelector("header").appendChild(label);
+    input.addEventListener("change", async () => {
+      try {
+        const data = await getJSON("/set_poll_sec", {
+          method: "POST",
+          headers: { "Content-Type": "application/json", "X-Discoro-CSRF": await csrf() },
+          body: JSON.stringify({ timeout: Number(input.value) }),
+        });
+        if (lastData) lastData.poll_sec = data.poll_sec; // the next poll waits that long
+      } catch (error) {
+        showError(error);
+      }
+    });
+  }
+  if (document.activeElement !== input) input.value = String(seconds);
+}
+
 function showUpdated() {
   document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
 }
@@ -219,6 +246,7 @@ async function refresh() {
   try {
     lastData = await getJSON(current.url());
     current.draw(lastData);
+    showPollControl(lastData.poll_sec);
     showUpdated();
   } catch (error) {
     showError(error);
