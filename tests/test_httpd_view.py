@@ -225,3 +225,25 @@ def test_monitor_over_tls(net_kernel: discoro.AsynCoro, tmp_path: Any) -> None:
         assert refused.value.code == 403
     finally:
         monitor.shutdown(wait=False)
+
+
+def test_document_root_serves_the_users_pages(net_kernel: discoro.AsynCoro, tmp_path: Any) -> None:
+    (tmp_path / "cluster.html").write_text("<p>my own cluster page</p>")
+    monitor = discoro.httpd.HTTPServer(port=0, poll_sec=1, DocumentRoot=str(tmp_path))
+    try:
+        base = monitor.url.rstrip("/") if monitor.url else ""
+        for path in ("/", "/cluster.html"):
+            with urllib.request.urlopen(base + path, timeout=5) as response:
+                assert response.read() == b"<p>my own cluster page</p>"
+        assert get(base + "/cluster_status") == []
+    finally:
+        monitor.shutdown(wait=False)
+
+
+def test_the_module_path_of_the_original() -> None:
+    import discoro as asyncoro
+    import discoro.httpd
+    from discoro.web._httpserver import HTTPServer
+
+    assert asyncoro.httpd is discoro.httpd and asyncoro.httpd.HTTPServer is HTTPServer
+    assert "httpd" not in asyncoro.__all__  # `from discoro import *` stays the original's
