@@ -247,3 +247,23 @@ def test_the_module_path_of_the_original() -> None:
 
     assert asyncoro.httpd is discoro.httpd and asyncoro.httpd.HTTPServer is HTTPServer
     assert "httpd" not in asyncoro.__all__  # `from discoro import *` stays the original's
+
+
+def test_shutdown_from_a_coroutine_stops_after_one_poll(net_kernel: discoro.AsynCoro) -> None:
+    monitor = discoro.httpd.HTTPServer(port=0, poll_sec=1)
+    base = monitor.url.rstrip("/") if monitor.url else ""
+
+    def stopper(coro: Any = None) -> Any:
+        monitor.shutdown(wait=True)  # on the loop thread: must not block it
+        yield coro.sleep(0)
+        return "returned"
+
+    assert discoro.Coro(stopper).value(5) == "returned"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            get(base + "/cluster_status")
+        except urllib.error.URLError:
+            break
+        assert time.monotonic() < deadline, "the monitor did not stop"
+        time.sleep(0.05)

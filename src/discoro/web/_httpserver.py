@@ -93,6 +93,7 @@ class HTTPServer:
         self.kernel = AsynCoro.instance()
         self.status_coro = Coro(self._status_loop)
         self._relay: Coro | None = None
+        self._stopping: asyncio.Task[None] | None = None
         if computation is not None:
             self._hook(computation)
         secret = network_of(self.kernel).secret if not is_loopback(self.host) else b""
@@ -162,15 +163,19 @@ class HTTPServer:
         """Stop serving; with ``wait``, after one poll period, so pages show the final state.
         From the loop thread (inside a coroutine) it does not block: the server stops later."""
         delay = self.poll_sec if wait else 0
-        server = self._server
         if self.kernel.on_loop_thread():
-            loop = self.kernel.loop
-            loop.call_later(delay, lambda: loop.create_task(server.stop()))
-        else:
-            if delay:
-                time.sleep(delay)
-            future = asyncio.run_coroutine_threadsafe(server.stop(), self.kernel.loop)
-            future.result(10)
+            self._stopping = self.kernel.loop.create_task(self._stop(delay))
+            return
+        if delay:
+            time.sleep(delay)
+        if not self.kernel.loop.is_running():  # the runtime has ended, and the page with it
+            return
+        asyncio.run_coroutine_threadsafe(self._stop(0), self.kernel.loop).result(10)
+
+    async def _stop(self, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        await self._server.stop()
         logger.info("HTTP server stopped")
 
 
