@@ -11,6 +11,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,8 @@ import discoro
 from discoro.cluster.status import CoroInfo, Status, StatusMessage
 from discoro.errors import MonitorException
 from discoro.net.location import Location
-from discoro.web._httpserver import DEFAULTS, _options
+from discoro.web._app import STATIC
+from discoro.web._httpserver import _options
 from discoro.web._monitor import ClusterView
 from discoro.web._monitor_json import node_info, page_snapshot, server_info
 
@@ -52,19 +54,20 @@ class Avail:
 
 
 def test_later_signature_positional_and_keywords() -> None:
-    options = _options(object(), ("10.0.0.1", 8000, 5), {"show_coro_args": False})
-    assert (options["host"], options["port"], options["poll_sec"]) == ("10.0.0.1", 8000, 5)
-    assert options["show_coro_args"] is False
-    assert _options(None, (), {}) == DEFAULTS
-    assert DEFAULTS["host"] == "127.0.0.1" and DEFAULTS["port"] == 8181
+    settings = _options(object(), ("10.0.0.1", 8000, 5), {"show_coro_args": False})
+    assert (settings.host, settings.port, settings.poll_sec) == ("10.0.0.1", 8000, 5)
+    assert settings.show_coro_args is False
+    default = _options(None, (), {})
+    assert (default.host, default.port, default.poll_sec) == ("127.0.0.1", 8181, 10)
+    assert default.document_root == STATIC and default.show_coro_args is True
 
 
 def test_seed_signature_shifts_after_the_host() -> None:
-    options = _options("", (8000, 3, "/docs", "k.pem", "c.pem"), {})
-    assert options["host"] == ""  # given: every address
-    assert (options["port"], options["poll_sec"], options["DocumentRoot"]) == (8000, 3, "/docs")
-    assert (options["keyfile"], options["certfile"]) == ("k.pem", "c.pem")
-    assert _options("127.0.0.1", (), {"port": 9000})["port"] == 9000
+    settings = _options("", (8000, 3, "/docs", "k.pem", "c.pem"), {})
+    assert settings.host == ""  # given: every address
+    assert (settings.port, settings.poll_sec, settings.document_root) == (8000, 3, Path("/docs"))
+    assert (settings.keyfile, settings.certfile) == ("k.pem", "c.pem")
+    assert _options("127.0.0.1", (), {"port": 9000}).port == 9000
 
 
 @pytest.mark.parametrize(
@@ -74,6 +77,9 @@ def test_seed_signature_shifts_after_the_host() -> None:
         ("h", (8000,), {"port": 9000}, TypeError),
         (None, (), {"colour": "red"}, TypeError),
         (None, (), {"poll_sec": 0}, ValueError),
+        (None, ("h", "8181"), {}, ValueError),
+        (None, (), {"host": 1}, TypeError),
+        (None, (), {"keyfile": 3}, TypeError),
     ],
 )
 def test_misuse_is_refused(first: Any, args: tuple[Any, ...], kwargs: Any, error: Any) -> None:
@@ -238,6 +244,11 @@ def test_document_root_serves_the_users_pages(net_kernel: discoro.AsynCoro, tmp_
         assert get(base + "/cluster_status") == []
     finally:
         monitor.shutdown(wait=False)
+
+
+def test_a_wrong_first_argument_is_refused() -> None:
+    with pytest.raises(TypeError, match="Computation or a host"):
+        discoro.httpd.HTTPServer(8181)
 
 
 def test_the_module_path_of_the_original() -> None:

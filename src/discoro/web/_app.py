@@ -28,7 +28,7 @@ from aiohttp import web
 from discoro.web._auth import LOOPBACK_NAMES, guard_middleware, token_middleware
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Awaitable, Callable, Iterable
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGES = {"/": "cluster.html", "/node": "node.html", "/process": "process.html"}
@@ -79,7 +79,7 @@ async def api_proc(request: web.Request) -> web.Response:
     return _json({"error": f"unknown process {location}"}, status=404)
 
 
-def _with_poll(data: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
+def _with_poll(data: dict[str, object], snapshot: dict[str, object]) -> dict[str, object]:
     """``data`` with the snapshot's refresh period, if it has one (`discoro.httpd`'s does)."""
     return {**data, "poll_sec": snapshot["poll_sec"]} if "poll_sec" in snapshot else data
 
@@ -98,7 +98,7 @@ async def api_terminate(request: web.Request) -> web.Response:
     return _json({"terminated": list(result)})
 
 
-def _page(name: str, root: Path = STATIC) -> Any:
+def _page(name: str, root: Path = STATIC) -> Callable[[web.Request], Awaitable[web.FileResponse]]:
     async def serve(request: web.Request) -> web.FileResponse:
         return web.FileResponse(root / name, headers={"Cache-Control": "no-cache"})
 

@@ -24,11 +24,14 @@ kernel's loop thread; `status`/`terminate_coros` are called there by the request
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from discoro.cluster.computation import Computation
 from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
@@ -42,7 +45,7 @@ from discoro.web._server import WebServer, start_web
 
 LATER_ORDER = ("host", "port", "poll_sec", "DocumentRoot", "keyfile", "certfile", "show_coro_args")
 SEED_ORDER = ("port", "poll_sec", "DocumentRoot", "keyfile", "certfile")  # after host
-DEFAULTS: dict[str, Any] = {
+DEFAULTS: dict[str, object] = {
     "host": "127.0.0.1",  # the seed's "" bound every address; ours stays on loopback
     "port": 8181,
     "poll_sec": 10,
@@ -53,8 +56,21 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _options(computation: Any, args: tuple[Any, ...], given: dict[str, Any]) -> dict[str, Any]:
-    """The keyword options of either signature (module docstring); TypeError if misused."""
+@dataclass(frozen=True)
+class Settings:
+    """The options of either signature, checked."""
+
+    host: str  # "" : every address
+    port: int
+    poll_sec: float
+    document_root: Path
+    keyfile: str | None
+    certfile: str | None
+    show_coro_args: bool
+
+
+def _options(computation: object, args: tuple[object, ...], given: dict[str, object]) -> Settings:
+    """The settings of either signature (module docstring); TypeError/ValueError if misused."""
     unknown = set(given) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"HTTPServer() got unexpected keyword arguments {sorted(unknown)}")
@@ -65,48 +81,69 @@ def _options(computation: Any, args: tuple[Any, ...], given: dict[str, Any]) -> 
         names = LATER_ORDER
     if len(args) > len(names):
         raise TypeError(f"HTTPServer() takes at most {len(names)} positional arguments")
-    options = dict(DEFAULTS)
+    values = dict(DEFAULTS)
     for name, value in zip(names, args, strict=False):
         if name in given:
             raise TypeError(f"HTTPServer() got multiple values for argument {name!r}")
-        options[name] = value
-    options.update(given)
-    if not isinstance(options["poll_sec"], int | float) or options["poll_sec"] < MIN_POLL_SEC:
+        values[name] = value
+    values.update(given)
+    host, port, poll_sec = values["host"], values["port"], values["poll_sec"]
+    if host is not None and not isinstance(host, str):
+        raise TypeError(f"host must be an address or name, not {host!r}")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be a port number (0: any free one), not {port!r}")
+    if not isinstance(poll_sec, int | float) or poll_sec < MIN_POLL_SEC:
         raise ValueError(f"poll_sec must be a number of at least {MIN_POLL_SEC} seconds")
-    return options
+    root = _path(values["DocumentRoot"], "DocumentRoot")
+    return Settings(
+        host=host or "",
+        port=port,
+        poll_sec=poll_sec,
+        document_root=Path(root) if root else STATIC,
+        keyfile=_path(values["keyfile"], "keyfile"),
+        certfile=_path(values["certfile"], "certfile"),
+        show_coro_args=bool(values["show_coro_args"]),
+    )
+
+
+def _path(value: object, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fsdecode(value)
+    raise TypeError(f"{name} must be a path, not {value!r}")
 
 
 class HTTPServer:
     """The web monitor of one computation (module docstring): ``status_coro`` takes the
     status messages, ``url`` is the page's address, ``shutdown(wait)`` stops it."""
 
-    def __init__(self, computation: Any = None, *args: Any, **kwargs: Any) -> None:
-        options = _options(computation, args, kwargs)
-        if isinstance(computation, str):
-            computation = None
-        self.host: str = options["host"] if options["host"] is not None else ""
-        self.poll_sec: float = options["poll_sec"]
-        self.show_coro_args: bool = bool(options["show_coro_args"])
-        root = options["DocumentRoot"]
-        self.document_root = Path(root) if root else STATIC
+    def __init__(self, computation: object = None, *args: object, **kwargs: object) -> None:
+        if computation is not None and not isinstance(computation, Computation | str):
+            raise TypeError(f"HTTPServer() takes a Computation or a host, not {computation!r}")
+        settings = _options(computation, args, kwargs)
+        self.host = settings.host
+        self.poll_sec = settings.poll_sec
+        self.show_coro_args = settings.show_coro_args
+        self.document_root = settings.document_root
         self.view = ClusterView()
         self.kernel = AsynCoro.instance()
         self.status_coro = Coro(self._status_loop)
         self._relay: Coro | None = None
         self._stopping: asyncio.Task[None] | None = None
-        if computation is not None:
+        if isinstance(computation, Computation):
             self._hook(computation)
         secret = network_of(self.kernel).secret if not is_loopback(self.host) else b""
         self._server: WebServer = start_web(
             self,
-            int(options["port"]),
+            settings.port,
             self.host,
             secret,
-            ssl_context=_ssl_context(options["certfile"], options["keyfile"]),
+            ssl_context=_ssl_context(settings.certfile, settings.keyfile),
             document_root=self.document_root,
             add_routes=lambda app: add_compat_routes(app, self, self.document_root),
         )
-        logger.info("HTTP server for the computation's status at port %s", options["port"])
+        logger.info("HTTP server for the computation's status at port %s", settings.port)
 
     @property
     def url(self) -> str | None:
@@ -119,15 +156,16 @@ class HTTPServer:
 
     # -- status messages ---------------------------------------------------------------
 
-    def _hook(self, computation: Any) -> None:
-        user = getattr(computation, "status_coro", None)
+    def _hook(self, computation: Computation) -> None:
+        user = computation.status_coro
         if user is None:
             computation.status_coro = self.status_coro
         else:
             self._relay = Coro(self._relay_loop, user)
             computation.status_coro = self._relay
 
-    async def _status_loop(self, coro: Any = None) -> None:
+    async def _status_loop(self, coro: Coro | None = None) -> None:
+        assert coro is not None
         coro.set_daemon()
         while True:
             message = await coro.receive()
@@ -139,7 +177,8 @@ class HTTPServer:
             if not understood:
                 logger.debug("HTTP server: ignored status message %r", message)
 
-    async def _relay_loop(self, user: Coro, coro: Any = None) -> None:
+    async def _relay_loop(self, user: Coro, coro: Coro | None = None) -> None:
+        assert coro is not None
         coro.set_daemon()
         while True:
             message = await coro.receive()
@@ -154,8 +193,12 @@ class HTTPServer:
     def terminate_coros(self, coros: list[str]) -> list[str]:
         """Terminate the running coroutines whose names are in ``coros``; those found. Each
         ends normally, so the monitor sees its `MonitorException` and counts it done."""
-        found = self.view.running(list(coros))
-        return [str(handle) for handle in found if handle.terminate() == 0]
+        done = []
+        for handle in self.view.running(list(coros)):
+            terminate = getattr(handle, "terminate", None)
+            if callable(terminate) and terminate() == 0:
+                done.append(str(handle))
+        return done
 
     # -- ending -------------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from discoro.cluster.status import Status, StatusMessage
 from discoro.errors import MonitorException
@@ -48,9 +47,9 @@ ARGS_SHOWN = 200  # characters of a coroutine's arguments shown
 
 @dataclass
 class RunningCoro:
-    handle: Any
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
+    handle: object  # the remote coroutine (a `Coro` reference)
+    args: tuple[object, ...]
+    kwargs: dict[str, object]
     start_time: float
 
     @property
@@ -80,7 +79,7 @@ class NodeView:
     addr: str
     name: str
     status: str = ACTIVE
-    avail: dict[str, Any] | None = None  # cpu %, memory bytes, disk bytes, swap % available
+    avail: dict[str, object] | None = None  # cpu %, memory bytes, disk bytes, swap % available
     servers: dict[str, ServerView] = field(default_factory=dict)
     update_time: float = field(default_factory=time.time)
 
@@ -93,12 +92,12 @@ class NodeView:
         return sum(int(getattr(server, what)) for server in self.servers.values())
 
 
-def _addr_of(location: Any) -> str:
+def _addr_of(location: object) -> str:
     addr = getattr(location, "addr", None)
     return str(addr) if addr is not None else str(location).rsplit(":", 1)[0]
 
 
-def _where(coro: Any) -> tuple[str, str] | None:
+def _where(coro: object) -> tuple[str, str] | None:
     """(node address, server location) of a remote coroutine handle."""
     location = getattr(coro, "location", None)
     return (_addr_of(location), str(location)) if location is not None else None
@@ -114,7 +113,7 @@ class ClusterView:
 
     # -- feeding ------------------------------------------------------------------------
 
-    def handle(self, message: Any) -> bool:
+    def handle(self, message: object) -> bool:
         """Apply ``message``; False if it is not one the monitor understands."""
         if isinstance(message, MonitorException):
             return self._coro_ended(message)
@@ -126,7 +125,7 @@ class ClusterView:
             return self._avail(message)
         return False
 
-    def _status(self, code: int, info: Any) -> bool:
+    def _status(self, code: int, info: object) -> bool:
         if code == Status.CoroCreated:
             return self._coro_created(info)
         if code == Status.ComputationClosed:
@@ -139,7 +138,7 @@ class ClusterView:
             return self._node_status(code, word, info)
         return self._server_status(code, word, info)
 
-    def _node_status(self, code: int, word: str, info: Any) -> bool:
+    def _node_status(self, code: int, word: str, info: object) -> bool:
         addr = str(info)
         node = self.nodes.get(addr)
         if node is None:
@@ -153,7 +152,7 @@ class ClusterView:
         self._touch(node)
         return True
 
-    def _server_status(self, code: int, word: str, info: Any) -> bool:
+    def _server_status(self, code: int, word: str, info: object) -> bool:
         location = str(info)
         addr = _addr_of(info)
         node = self.nodes.get(addr)
@@ -173,7 +172,7 @@ class ClusterView:
         self._touch(node)
         return True
 
-    def _coro_created(self, info: Any) -> bool:
+    def _coro_created(self, info: object) -> bool:
         handle = getattr(info, "coro", None)
         where = _where(handle)
         if where is None:
@@ -202,8 +201,8 @@ class ClusterView:
         self._touch(self.nodes[server.addr])
         return True
 
-    def _avail(self, report: Any) -> bool:
-        node = self.nodes.get(_addr_of(report.location))
+    def _avail(self, report: object) -> bool:
+        node = self.nodes.get(_addr_of(getattr(report, "location", None)))
         if node is None:
             return False
         node.avail = _figures(report)
@@ -233,7 +232,7 @@ class ClusterView:
                 return node.servers[location]
         return None
 
-    def running(self, names: list[str]) -> list[Any]:
+    def running(self, names: list[str]) -> list[object]:
         """The handles of the running coroutines whose ``str()`` is in ``names``."""
         wanted = set(names)
         return [
@@ -250,5 +249,5 @@ class ClusterView:
         return [self.nodes[addr] for addr in sorted(changed) if addr in self.nodes]
 
 
-def _figures(avail: Any) -> dict[str, Any]:
+def _figures(avail: object) -> dict[str, object]:
     return {key: getattr(avail, key, None) for key in ("cpu", "memory", "disk", "swap")}

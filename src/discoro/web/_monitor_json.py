@@ -16,12 +16,13 @@ With ``show_coro_args`` false, coroutine arguments are never sent.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from discoro.web._monitor import ACTIVE, ClusterView, NodeView, RunningCoro, ServerView
 
+JSON = dict[str, object]
 
-def node_object(node: NodeView) -> dict[str, Any]:
+
+def node_object(node: NodeView) -> JSON:
     return {
         "ip_addr": node.addr,
         "addr": node.addr,
@@ -36,7 +37,7 @@ def node_object(node: NodeView) -> dict[str, Any]:
     }
 
 
-def server_object(server: ServerView) -> dict[str, Any]:
+def server_object(server: ServerView) -> JSON:
     return {
         "location": server.location,
         "status": server.status,
@@ -47,7 +48,7 @@ def server_object(server: ServerView) -> dict[str, Any]:
     }
 
 
-def coro_object(coro: RunningCoro, show_args: bool) -> dict[str, Any]:
+def coro_object(coro: RunningCoro, show_args: bool) -> JSON:
     return {
         "coro": str(coro.handle),
         "name": coro.name,
@@ -56,44 +57,40 @@ def coro_object(coro: RunningCoro, show_args: bool) -> dict[str, Any]:
     }
 
 
-def node_info(node: NodeView) -> dict[str, Any]:
+def node_info(node: NodeView) -> JSON:
     """``/node_info``: the node and each of its servers, by location."""
     servers = sorted(node.servers.values(), key=_server_key)
     return {**node_object(node), "servers": [server_object(s) for s in servers]}
 
 
-def server_info(server: ServerView, limit: int, show_args: bool) -> dict[str, Any]:
+def server_info(server: ServerView, limit: int, show_args: bool) -> JSON:
     """``/proc_info`` and ``/server_info``: the server and its oldest ``limit`` coroutines."""
     coros = sorted(server.running.values(), key=lambda coro: coro.start_time)[: max(limit, 0)]
     return {**server_object(server), "coros": [coro_object(c, show_args) for c in coros]}
 
 
-def page_snapshot(view: ClusterView, poll_sec: float, show_args: bool) -> dict[str, Any]:
+def page_snapshot(view: ClusterView, poll_sec: float, show_args: bool) -> JSON:
     """The status page's snapshot (see the module docstring)."""
-    nodes = [_page_node(node) for _, node in sorted(view.nodes.items())]
-    procs = [
-        _page_proc(server, show_args)
-        for _, node in sorted(view.nodes.items())
-        for server in sorted(node.servers.values(), key=_server_key)
-    ]
+    nodes = [node for _, node in sorted(view.nodes.items())]
+    servers = [s for node in nodes for s in sorted(node.servers.values(), key=_server_key)]
     return {
         "scheduler": None,
         "poll_sec": poll_sec,
         "show_coro_args": show_args,
         "time": time.time(),
         "totals": {
-            "nodes": sum(node["procs"] > 0 for node in nodes),
-            "procs": sum(proc["state"] == ACTIVE for proc in procs),
-            "submitted": sum(node["submitted"] for node in nodes),
-            "done": sum(node["done"] for node in nodes),
-            "running": sum(node["running"] for node in nodes),
+            "nodes": sum(node.active_servers() > 0 for node in nodes),
+            "procs": sum(server.status == ACTIVE for server in servers),
+            "submitted": sum(server.submitted for server in servers),
+            "done": sum(server.done for server in servers),
+            "running": sum(len(server.running) for server in servers),
         },
-        "nodes": nodes,
-        "procs": procs,
+        "nodes": [_page_node(node) for node in nodes],
+        "procs": [_page_proc(server, show_args) for server in servers],
     }
 
 
-def _page_node(node: NodeView) -> dict[str, Any]:
+def _page_node(node: NodeView) -> JSON:
     avail = node.avail or {}
     return {
         "addr": node.addr,
@@ -111,7 +108,7 @@ def _page_node(node: NodeView) -> dict[str, Any]:
     }
 
 
-def _page_proc(server: ServerView, show_args: bool) -> dict[str, Any]:
+def _page_proc(server: ServerView, show_args: bool) -> JSON:
     coros = sorted(server.running.values(), key=lambda coro: coro.start_time)
     return {
         "location": server.location,
@@ -126,7 +123,7 @@ def _page_proc(server: ServerView, show_args: bool) -> dict[str, Any]:
     }
 
 
-def _used(free_percent: Any) -> float | None:
+def _used(free_percent: object) -> float | None:
     if isinstance(free_percent, int | float) and not isinstance(free_percent, bool):
         return max(0.0, 100.0 - float(free_percent))
     return None

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
@@ -28,6 +28,8 @@ from discoro.web._app import _json, _page
 from discoro.web._monitor_json import node_info, node_object, server_info
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from discoro.web._monitor import ClusterView
 
 DEFAULT_LIMIT = 1000
@@ -41,20 +43,20 @@ class Monitor(Protocol):
     poll_sec: float
     show_coro_args: bool
 
-    def terminate_coros(self, coros: list[str]) -> Any: ...
+    def terminate_coros(self, coros: list[str]) -> list[str]: ...
 
 
 MONITOR: web.AppKey[Monitor] = web.AppKey("monitor", Monitor)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def _body(request: web.Request) -> dict[str, object]:
     try:
         body = await request.json()
     except ValueError:
         raise web.HTTPBadRequest(text="discoro: the body must be JSON\n") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="discoro: the body must be a JSON object\n")
-    return body
+    return {str(key): value for key, value in body.items()}
 
 
 async def cluster_status(request: web.Request) -> web.Response:
@@ -82,13 +84,13 @@ async def node_info_route(request: web.Request) -> web.Response:
 async def server_info_route(request: web.Request) -> web.Response:
     body = await _body(request)
     location, limit = body.get("location"), body.get("limit", DEFAULT_LIMIT)
-    if not isinstance(location, str) or not _is_count(limit):
+    if not isinstance(location, str) or not isinstance(limit, int) or not _is_count(limit):
         return _json({"error": 'expected {"location": "addr:port", "limit": n}'}, status=400)
     monitor = request.app[MONITOR]
     server = monitor.view.find_server(location)
     if server is None:
         return _json({})
-    return _json(server_info(server, int(limit), monitor.show_coro_args))
+    return _json(server_info(server, limit, monitor.show_coro_args))
 
 
 async def terminate_coros(request: web.Request) -> web.Response:
@@ -111,18 +113,18 @@ async def set_poll_sec(request: web.Request) -> web.Response:
 async def update(request: web.Request) -> web.Response:
     monitor = request.app[MONITOR]
     body = await _body(request)
-    error = _set_poll(monitor, body)
     show = body.get("show_coro_args")
-    if not error and show is not None and not isinstance(show, bool):
-        error = "show_coro_args must be true or false"
+    if show is not None and not isinstance(show, bool):
+        return _json({"error": "show_coro_args must be true or false"}, status=400)
+    error = _set_poll(monitor, body)
     if error:
         return _json({"error": error}, status=400)
-    if show is not None:
+    if isinstance(show, bool):
         monitor.show_coro_args = show
     return _json({"poll_sec": monitor.poll_sec, "show_coro_args": monitor.show_coro_args})
 
 
-def _set_poll(monitor: Monitor, body: dict[str, Any]) -> str | None:
+def _set_poll(monitor: Monitor, body: dict[str, object]) -> str | None:
     timeout = body.get("timeout")
     if timeout is None:
         return None
@@ -137,11 +139,11 @@ def _set_poll(monitor: Monitor, body: dict[str, Any]) -> str | None:
     return None
 
 
-def _is_count(value: Any) -> bool:
+def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def add_compat_routes(app: web.Application, monitor: Monitor, document_root: Any) -> None:
+def add_compat_routes(app: web.Application, monitor: Monitor, document_root: Path) -> None:
     """Add the routes of the module docstring to the status page's ``app``."""
     app[MONITOR] = monitor
     app.router.add_get("/cluster_status", cluster_status)

@@ -99,12 +99,17 @@ def start_web(
     secret: bytes | str = b"",
     token_required: bool | None = None,
     timeout: float = 10.0,
-    **options: Any,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    document_root: Path = STATIC,
+    add_routes: Callable[[web.Application], None] | None = None,
 ) -> WebServer:
     """Start a `WebServer` for ``source`` on the kernel's loop (see the module docstring);
-    ``options``: `WebServer`'s ``ssl_context``, ``document_root``, ``add_routes``."""
+    the keywords are `WebServer`'s."""
     kernel = AsynCoro.instance()
-    server = WebServer(source, host, port, secret, token_required, **options)
+    server = WebServer(
+        source, host, port, secret, token_required, ssl_context, document_root, add_routes
+    )
     kernel.add_shutdown_hook(server.stop)
     if kernel.on_loop_thread():
         task = kernel.loop.create_task(server.start())
