@@ -22,6 +22,11 @@ on that process's loop thread and prints the top functions.
     python bench/net_bench.py                    # full run
     python bench/net_bench.py --quick            # smoke test, a few seconds
     python bench/net_bench.py --profile server   # where the child spends its time
+    python bench/net_bench.py --vs /path/to/other/src   # side by side with another version
+
+``--vs SRC`` runs each round twice, alternating, as separate bench processes: once with this
+tree's sources and once with SRC (e.g. a checkout of the previous wire, without records), and
+prints both with their ratio: pairing rounds keeps the ratio honest on a noisy machine.
 
 Loopback numbers on a small VM are bimodal: they depend on whether the two processes share
 a CPU. ``--pin`` puts each on its own CPU for steadier numbers. Run it inside a private
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import secrets
@@ -321,6 +327,38 @@ def print_profile(path: str, title: str, limit: int = 30) -> None:
     stats.strip_dirs().sort_stats("tottime").print_stats(limit)
 
 
+def side_by_side(argv: list[str], other: str, rounds: int) -> None:
+    """Alternate rounds of this tree and of ``other`` (sources), each in its own process."""
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    results: dict[str, list[dict[str, float]]] = {"this": [], "vs": []}
+    for index in range(rounds):
+        for name, src in (("this", here), ("vs", other)):
+            env = dict(os.environ, NET_BENCH_SRC=src)
+            command = [sys.executable, __file__, *argv, "--rounds", "1", "--json"]
+            out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+            line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+            results[name].append(json.loads(line[len("RESULT ") :]))
+            print(f"round {index + 1}/{rounds} {name}: {results[name][-1]}", flush=True)
+    print(f"\nthis tree: {here}\nvs: {other}\n")
+    print("| metric | this tree | vs | this / vs (median of paired rounds) |")
+    print("|---|---|---|---|")
+    for m in METRICS:
+        pairs = [
+            (a[m.key], b[m.key])
+            for a, b in zip(results["this"], results["vs"], strict=True)
+            if a[m.key] == a[m.key] and b[m.key] == b[m.key]
+        ]
+        if not pairs:
+            continue
+        cells = []
+        for values in ([a for a, _ in pairs], [b for _, b in pairs]):
+            median = statistics.median(values)
+            low, high = fmt(min(values), m.unit), fmt(max(values), m.unit)
+            cells.append(f"{fmt(median, m.unit)} {m.unit} ({low}-{high})")
+        ratio = statistics.median(a / b for a, b in pairs if b)
+        print(f"| {m.label} | {cells[0]} | {cells[1]} | {ratio:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
@@ -334,7 +372,15 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=("pingpong", "oneway", "bulk"), help="run one workload only"
     )
+    parser.add_argument("--vs", metavar="SRC", help="compare with the sources in SRC")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.vs:
+        argv = ["--quick"] * args.quick + ["--pin"] * args.pin
+        if args.only:
+            argv += ["--only", args.only]
+        side_by_side(argv, args.vs, args.rounds or (QUICK if args.quick else FULL).rounds)
+        return
     sizes = QUICK if args.quick else FULL
     if args.only:
         for name in ("pingpong", "oneway", "bulk"):
@@ -373,6 +419,9 @@ def main() -> None:
         for index in range(sizes.rounds):
             result = run_round(echo, sink, sizes, wrap)
             results.append(result)
+            if args.json:
+                print("RESULT", json.dumps(result), flush=True)
+                continue
             print(
                 f"round {index + 1}/{sizes.rounds}: rtt median {result['rtt_median']:.0f} us, "
                 f"p99 {result['rtt_p99']:.0f} us, {result['msgs']:,.0f} msgs/s, "
@@ -384,6 +433,8 @@ def main() -> None:
             loop_name = type(kernel.loop).__module__
             kernel.terminate()  # before the child goes, so nothing re-dials it
         child.stop()
+    if args.json:
+        return
     print(
         f"\n{time.strftime('%Y-%m-%d')}; {os.cpu_count()} cores; Python "
         f"{platform.python_version()}; loop {loop_name}; "

@@ -38,17 +38,17 @@ def client(name, coro=None):
     if (yield computation.schedule()) != 0:
         raise RuntimeError("could not schedule the computation (is the scheduler running?)")
     print(f"client {name}: scheduled after {time.monotonic() - waited:.2f} s", flush=True)
-    for _ in range(100):  # wait (at most 5 s) until both processes are ready
-        if len((yield computation.procs())) >= 2:
-            break
-        yield coro.sleep(0.05)
-    # the value of each remote coroutine comes back with its MonitorException
+    # the value of each remote coroutine comes back with its MonitorException; a run right
+    # after schedule() waits (up to the computation's timeout) for a process to be ready,
+    # and monitor() works even if the coroutine has already ended
     rcoros = []
     for n in range(4):
         rcoro = yield computation.run(job, name, n)
         if isinstance(rcoro, discoro.Coro):
             yield coro.monitor(rcoro)
             rcoros.append(rcoro)
+        else:
+            print(f"client {name}: run failed: {computation.last_error}", flush=True)
     values = []
     for _ in rcoros:
         message = yield coro.receive(timeout=10)

@@ -28,7 +28,8 @@ def not_a_generator(n):
 def client(coro=None):
     comp = Computation([job])
     before = yield comp.run(job, 1, coro)
-    out("BEFORE", before, (yield comp.run_procs(job, 1, coro)), (yield comp.nodes()))
+    out("BEFORE", before, (yield comp.run_procs(job, 1, coro)), (yield comp.nodes()),
+        comp.last_error)
     comp = yield from start([job], coro)
     nodes = yield comp.nodes()
     procs = yield comp.procs()
@@ -77,7 +78,7 @@ def client(coro=None):
     out("NOT_GENERATOR", type(bad).__name__, bad[0].__name__, bad[1], repr(bad[2]))
     out("CLOSE", (yield comp.close()))
     bad = yield comp.run(job, 1, coro)
-    out("AFTER_CLOSE", type(bad).__name__, bad[1], repr(bad[2]), (yield comp.procs()))
+    out("AFTER_CLOSE", bad, repr(comp.last_error), (yield comp.procs()))
     return "ok"
 """
 
@@ -91,7 +92,7 @@ def cluster(cluster_secret: str, udp_port: int) -> Iterator[LocalCluster]:
 def test_every_method(cluster: LocalCluster, udp_port: int) -> None:
     procs = sorted(str(loc) for loc in cluster.procs.values())
     with run_client(METHODS, udp_port) as client:
-        client.expect(r"^BEFORE \(<class '.*RunFailed'>, 'job', 'the computation is not sched")
+        client.expect(r"^BEFORE None \[\] \[\] the computation is not scheduled$")
         client.expect(r"^SCHEDULE 0$", timeout=20)
         assert client.expect(r"^NODES (.*)$")[1] == "['127.0.0.1']"
         assert client.expect(r"^PROCS (.*)$")[1] == repr(procs)
@@ -113,6 +114,6 @@ def test_every_method(cluster: LocalCluster, udp_port: int) -> None:
         client.expect(r"^BAD_ARGS tuple TypeError job True$")
         client.expect(r"^NOT_GENERATOR tuple TypeError not_a_generator '.*generator")
         client.expect(r"^CLOSE 0$")
-        client.expect(r"^AFTER_CLOSE tuple job '.*not scheduled' \[\]$")
+        client.expect(r"^AFTER_CLOSE None 'the computation is closed' \[\]$")
         client.expect(r"^DONE ok$")
         assert client.wait(10) == 0

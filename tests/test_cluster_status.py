@@ -137,6 +137,9 @@ def test_discoro_status_shows_node_procs_and_coroutines(
             assert "totals: 1 nodes, 2 processes, 2 submitted, 0 done, 2 running" in table.stdout
             assert any(line.startswith("127.0.0.1  local") for line in table.stdout.splitlines())
             assert all(job in table.stdout for job in jobs)
+            # the computation by its readable name (client program, pid, start), not its id
+            name = snapshot["scheduler"]["computation_name"]
+            assert f"computation {name}, 0 queued" in table.stdout
 
             client.write("stop")
             client.proc.stdin.close()  # type: ignore[union-attr]

@@ -145,7 +145,9 @@ class Page:
         self.cwd.mkdir()
         home = tmp_path / "home"
         home.mkdir()
-        env = dict(os.environ, HOME=str(home), PYTHONUNBUFFERED="1")
+        scratch = tmp_path / "tmp"  # its own TMPDIR: its nodes' per-user work directories
+        scratch.mkdir()
+        env = dict(os.environ, HOME=str(home), TMPDIR=str(scratch), PYTHONUNBUFFERED="1")
         env.pop("DISCORO_SECRET", None)
         env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")

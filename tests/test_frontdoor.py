@@ -23,6 +23,7 @@ import pytest
 from discoro.net.frontdoor import MAX_PER_SOURCE, MAX_UNAUTHENTICATED
 from discoro.net.link import Link
 from discoro.wire import NEED_DATA, Connection, HandshakeComplete, Identity, Role, new_sid
+from discoro.wire.keys import stretch
 from procs import PeerProcess, free_port
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def handshake(port: int, secret: str) -> Identity:
     """Authenticate to the process at ``port`` as a legitimate client would (or fail)."""
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
         conn = Connection(
-            Role.CLIENT, secret.encode(), Identity("legit", "127.0.0.1", 1, new_sid())
+            Role.CLIENT, stretch(secret.encode()), Identity("legit", "127.0.0.1", 1, new_sid())
         )
         conn.start()
         sock.sendall(conn.data_to_send())

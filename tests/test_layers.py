@@ -22,6 +22,8 @@ ALLOWED = {
     # The programs sit on top: ``discoro --http`` serves the status page, so the scheduler
     # program imports the web layer (which in turn never imports a program).
     "cli": {"errors", "core", "wire", "net", "cluster", "web"},
+    # public module paths of the original (``asyncoro.asyncfile``): thin re-exports
+    "asyncfile": {"errors", "core"},
     # the original's module path for the web monitor (asyncoro.httpd), a front door to web
     "httpd": {"errors", "core", "wire", "net", "cluster", "web"},
 }
@@ -184,12 +186,14 @@ def test_facade_is_importable_as_asyncoro() -> None:
     assert asyncoro.Coro is discoro.Coro
 
 
-SUBPACKAGES = {"cli", "cluster", "core", "errors", "httpd", "net", "web", "wire"}
+SUBPACKAGES = {"cli", "cluster", "core", "errors", "net", "web", "wire"}
 PUBLIC_API = {
-    # asyncoro (reference 1.14; sockets and files are not part of this project)
+    # asyncoro (reference 1.14)
     "AsynCoro", "AsyncDBCursor", "AsyncThreadPool", "CategorizeMessages", "Channel",
     "Condition", "Coro", "Event", "HotSwapException", "Lock", "MetaSingleton",
     "MonitorException", "RLock", "Semaphore", "logger", "serialize", "unserialize",
+    "asyncfile",  # the module (reference 1.13)
+    "httpd",  # the module (reference 6)
     # asyncoro.disasyncoro (reference 2)
     "Location", "PeerStatus", "RCI",
     # asyncoro.discoro (reference 3)

@@ -38,7 +38,9 @@ from discoro.wire import (
     new_sid,
 )
 from discoro.wire.frames import HAS_PAYLOAD, HEADER, MAGIC
+from discoro.wire.keys import stretch
 from discoro.wire.messages import trusted_message
+from discoro.wire.record import LANE_DATA
 from procs import PeerProcess, free_port
 
 if TYPE_CHECKING:
@@ -112,7 +114,7 @@ class WireClient:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # Port 1 never listens: should the server re-dial us, it fails at once.
         identity = Identity("wire-client", "127.0.0.1", 1, new_sid())
-        self.conn = Connection(Role.CLIENT, secret.encode(), identity)
+        self.conn = Connection(Role.CLIENT, stretch(secret.encode()), identity)
         self.sent = bytearray()
         self._rid = 100
 
@@ -350,7 +352,11 @@ def test_oversize_frame_after_authentication_drops_only_that_link(
     client.handshake()
     client_port = client.local_port
     control = encode_frame({"op": "send"})[HEADER.size :]
-    client.sock.sendall(HEADER.pack(MAGIC, 1, HAS_PAYLOAD, len(control), 0xFFFF_FF00) + control)
+    header = HEADER.pack(MAGIC, 1, HAS_PAYLOAD, len(control), 0xFFFF_FF00)
+    writer = client.conn._writer  # sealed as a record, so it reaches the frame decoder
+    assert writer is not None
+    writer.add(LANE_DATA, [header + control])
+    client.sock.sendall(bytes(client.conn.seal() or b""))
     read_until_closed(client.sock)
     client.sock.close()
     assert_one_line(proc, port, client_port, "dropped", r"exceeds limit")

@@ -1,7 +1,7 @@
-"""`Link` write path and receive path against a fake transport (no sockets): when frames are
-written, that large payloads are never joined, that frames wait (in order, uncopied) while
-the transport is paused, and that received chunks are dispatched in one batch whose replies
-go out in one write."""
+"""`Link` write path and receive path against a fake transport (no sockets): when records are
+written, that control frames go ahead of queued user data (even between two records of a large
+data frame), that frames wait (in order, unsealed) while the transport is paused, and that
+received chunks are dispatched in one batch whose replies go out in one write."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from discoro.net import link as link_module
 from discoro.net.frontdoor import FrontDoor
 from discoro.net.link import Link
-from discoro.wire import NEED_DATA, Connection, HandshakeComplete, Identity, Message, Role
+from discoro.wire import NEED_DATA, Connection, HandshakeComplete, Identity, Message, Role, record
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -52,7 +52,7 @@ class FakeNetwork:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.secret = SECRET
+        self.master_key = SECRET
         self.identity = SERVER_ID
         self.received: list[Message] = []
         self.reply_to: Link | None = None
@@ -144,21 +144,43 @@ def test_first_frame_goes_at_once_and_a_burst_is_coalesced(pair: Any, loop: Any)
     assert [m.fields["c"] for m in got] == [1, 2, 3]
 
 
-def test_large_payload_is_written_as_it_is(pair: Any, loop: Any) -> None:
+def test_control_goes_ahead_of_data_and_large_payloads_go_in_bounded_writes(
+    pair: Any, loop: Any
+) -> None:
     link, transport, client, _ = pair
-    big = bytes(range(256)) * 1024  # 256 KiB
-    link.send(Message("ping"))
+    big = bytes(range(256)) * 4096  # 1 MiB
+    link.send(Message("send", 0, {"c": 0}, b"small"))
     link.send(Message("send", 0, {"c": 1}, big))
-    link.send(Message("pong"))
+    link.send(Message("reply", 5, {"r": 1}))
     turn(loop)
-    assert any(w is big for w in transport.writes)  # never joined, never copied
+    assert max(len(w) for w in transport.writes) < record.SEAL_BUDGET + 2 * record.MAX_PLAINTEXT
     got = messages_in(client, take(transport))
-    assert [m.op for m in got] == ["ping", "send", "pong"] and got[1].payload == big
+    assert [m.op for m in got] == ["send", "reply", "send"]  # the reply overtook queued data
+    assert got[2].payload == big
+
+
+def test_control_overtakes_a_large_data_frame_between_its_records(pair: Any, loop: Any) -> None:
+    link, transport, client, _ = pair
+    big = b"z" * (4 * record.SEAL_BUDGET)
+    original = transport.write
+
+    def write_then_pause(data: Any) -> None:
+        original(data)
+        link.pause_writing()  # as a transport does when its buffer passes the mark
+
+    transport.write = write_then_pause  # type: ignore[method-assign]
+    link.send(Message("send", 0, {"c": 1}, big))  # one batch of records, then paused
+    assert len(transport.writes) == 1 and link.conn.queued
+    link.send(Message("pong"))
+    transport.write = original  # type: ignore[method-assign]
+    link.resume_writing()
+    got = messages_in(client, take(transport))
+    assert [m.op for m in got] == ["pong", "send"] and got[1].payload == big
 
 
 def test_frames_wait_while_paused_and_go_in_order(pair: Any, loop: Any) -> None:
     link, transport, client, _ = pair
-    big = b"x" * (link_module.BIG_PART * 2)
+    big = b"x" * (record.MAX_PLAINTEXT * 2)
     link.pause_writing()
     waiter = loop.create_task(link.drained())
     for i in range(5):
@@ -175,22 +197,22 @@ def test_frames_wait_while_paused_and_go_in_order(pair: Any, loop: Any) -> None:
 
 def test_pause_during_a_write_holds_the_rest(pair: Any, loop: Any) -> None:
     link, transport, client, _ = pair
-    big = b"y" * link_module.BIG_PART
+    big = b"y" * record.SEAL_BUDGET
     original = transport.write
 
     def write_then_pause(data: Any) -> None:
         original(data)
-        if len(data) >= link_module.BIG_PART and not link._paused:
+        if not link._paused:
             link.pause_writing()  # as a transport does when its buffer passes the mark
 
     transport.write = write_then_pause  # type: ignore[method-assign]
     link.pause_writing()
     for i in range(3):
         link.send(Message("send", 0, {"c": i}, big))
-    link.resume_writing()  # writes the first, is paused again, holds the others
-    assert sum(len(w) >= len(big) for w in transport.writes) == 1
-    link.resume_writing()
-    link.resume_writing()
+    link.resume_writing()  # writes one batch, is paused again, keeps the rest queued
+    assert len(transport.writes) == 1 and link.conn.queued
+    while link.conn.queued:
+        link.resume_writing()
     got = messages_in(client, take(transport))
     assert [m.fields["c"] for m in got] == [0, 1, 2]
 
@@ -205,7 +227,7 @@ def test_a_received_batch_is_dispatched_and_answered_in_one_write(pair: Any, loo
     assert [m.rid for m in replies] == list(range(1, 51))
 
 
-def test_close_writes_what_is_queued_and_held(pair: Any, loop: Any) -> None:
+def test_close_writes_what_is_queued(pair: Any, loop: Any) -> None:
     link, transport, client, _ = pair
     link.pause_writing()
     link.send(Message("send", 0, {"c": 1}, b"a"))

@@ -124,15 +124,6 @@ def test_run_each_fans_out_and_reports_how_many() -> None:
     assert {a.to.location for a in on_node} == {loc(1, 1), loc(1, 2)}
 
 
-def test_run_with_nothing_ready_is_refused_at_once() -> None:
-    state = SchedulerState(ME)
-    state.handle(p.Submit(spec()))
-    [reply] = sent(state.handle(p.RunRequest("c1", 5, ("any",), "f", "f", b"")), ROUTER)
-    assert reply.rid == 5 and reply.value is None and "no process" in reply.error
-    [reply] = sent(state.handle(p.RunRequest("c1", 6, ("each_proc",), "f", "f", b"")), ROUTER)
-    assert reply.value == []
-
-
 def test_run_for_a_computation_that_is_not_current_is_refused() -> None:
     state, _ = ready_state(loc(1, 1))
     other = Handle("other")

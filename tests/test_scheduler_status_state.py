@@ -70,7 +70,7 @@ def test_idle_processes_are_watched_and_report_figures() -> None:
     assert node["cpu"] == 12.5 and isinstance(node["updated"], float)
     assert [proc["name"] for proc in view["procs"]] == ["n-1", str(b)]
     assert view["procs"][1]["updated"] is None
-    assert [proc["state"] for proc in view["procs"]] == ["discovered", "discovered"]
+    assert [proc["state"] for proc in view["procs"]] == ["idle", "idle"]  # serving no one
 
 
 def test_old_job_started_without_args_and_lost_process() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -67,6 +68,7 @@ def test_cluster_page_shows_the_node(udp_port: int, cluster_secret: str, profile
         assert f'<tr data-addr="{web.node_addr}">' in dom
         assert f'href="/node?addr={web.node_addr}"' in dom
         assert "1 nodes, 1 processes" in dom
+        assert re.search(r"computation of python -c \(pid \d+\) at [\d.:]+, started ", dom)
 
 
 async def evaluate(ws: aiohttp.ClientWebSocketResponse, ids: Iterator[int], expr: str) -> Any:

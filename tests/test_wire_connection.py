@@ -22,6 +22,7 @@ from discoro.wire import (
     Role,
     encode_frame,
 )
+from discoro.wire.record import LANE_DATA
 from testing import WirePair
 from testing import events_of as drain
 
@@ -54,10 +55,7 @@ def test_messages_both_ways() -> None:
     to_server = b"".join(client.send(m) for m in MESSAGES)
     assert received(drain(server, to_server)) == MESSAGES
     for message in MESSAGES:
-        parts = server.send_parts(message)
-        assert received(drain(client, b"".join(parts))) == [message]
-        if message.payload:
-            assert parts[-1] is message.payload  # handed to writelines without a copy
+        assert received(drain(client, server.send(message))) == [message]
 
 
 def test_whole_conversation_byte_by_byte() -> None:
@@ -136,7 +134,7 @@ def test_truncated_frame_then_eof() -> None:
     client, server = connected()
     data = client.send(Message("send", payload=b"x" * 100))
     assert drain(server, data[:-1]) == []
-    with pytest.raises(ProtocolError, match="connection closed mid-frame"):
+    with pytest.raises(ProtocolError, match="connection closed mid-record"):
         drain(server, eof=True)
     assert server.state is ConnectionState.ERROR
 
@@ -145,25 +143,42 @@ def test_trailing_garbage_breaks_the_connection() -> None:
     client, server = connected()
     server.receive_data(client.send(Message("ping")) + b"\x00garbage")
     assert server.next_event() == MessageReceived(Message("ping"))
-    with pytest.raises(ProtocolError, match="bad frame magic"):
+    with pytest.raises(ProtocolError, match="bad record header"):
         server.next_event()
     assert server.state is ConnectionState.ERROR
     assert server.data_to_send() == b""  # no REFUSE once authenticated
-    with pytest.raises(LocalProtocolError, match="failed earlier: bad frame magic"):
+    with pytest.raises(LocalProtocolError, match="failed earlier: bad record header"):
         server.next_event()
     with pytest.raises(LocalProtocolError):
         server.receive_data(b"x")
 
 
+def sealed(conn: Connection, frame: bytes) -> bytes:
+    """``frame`` (any bytes) sealed in a record as ``conn`` would seal a message's frame."""
+    writer = conn._writer
+    assert writer is not None
+    writer.add(LANE_DATA, [frame])
+    records = conn.seal(len(frame) + 1000)
+    assert records is not None
+    return bytes(records)
+
+
 def test_handshake_frame_after_authentication() -> None:
-    _, server = connected()
+    client, server = connected()
     with pytest.raises(ProtocolError, match="unknown message keys"):
-        drain(server, encode_frame({"op": "hello", "body": b""}))
+        drain(server, sealed(client, encode_frame({"op": "hello", "body": b""})))
+
+
+def test_plain_frame_after_authentication_is_refused() -> None:
+    _, server = connected()
+    with pytest.raises(ProtocolError, match="bad record header"):
+        drain(server, encode_frame({"op": "send"}, pickle.dumps(1)))
+    assert server.state is ConnectionState.ERROR
 
 
 def test_unknown_op_after_authentication_is_handed_up() -> None:
-    _, server = connected()
-    (event,) = drain(server, encode_frame({"op": "frobnicate", "rid": 3}))
+    client, server = connected()
+    (event,) = drain(server, sealed(client, encode_frame({"op": "frobnicate", "rid": 3})))
     assert isinstance(event, MessageReceived)
     assert (event.message.op, event.message.rid) == ("frobnicate", 3)
     assert server.state is ConnectionState.AUTHENTICATED
@@ -173,9 +188,9 @@ def test_frame_limits_after_authentication() -> None:
     client, server = connected(max_frame_size=1000)
     with pytest.raises(ValueError, match="exceeds limit 1000"):
         client.send(Message("send", payload=b"x" * 1000))
-    big = encode_frame({"op": "send"}, b"x" * 2000)
+    big = sealed(client, encode_frame({"op": "send"}, b"x" * 2000))
     with pytest.raises(ProtocolError, match="exceeds limit 1000"):
-        drain(server, big[:12])
+        drain(server, big)
 
 
 def test_send_requires_authentication() -> None:

@@ -105,11 +105,14 @@ def test_foreign_cluster() -> None:
 
 
 def test_version_mismatch_and_foreign_tag_wins() -> None:
-    with pytest.raises(VersionMismatch, match=f"version 2 is not ours \\({PROTOCOL_VERSION}\\)"):
-        decode(datagram(fields(version=2)))
+    newer = PROTOCOL_VERSION + 1
+    with pytest.raises(
+        VersionMismatch, match=rf"version {newer} is not ours \({PROTOCOL_VERSION}\)"
+    ):
+        decode(datagram(fields(version=newer)))
     # Another cluster's datagram is reported as foreign whatever its version.
     with pytest.raises(ForeignCluster):
-        decode(datagram(fields(version=2, tag=b"\x00" * 8)))
+        decode(datagram(fields(version=PROTOCOL_VERSION + 1, tag=b"\x00" * 8)))
 
 
 @pytest.mark.parametrize(

@@ -155,33 +155,38 @@ def test_echoed_nonce_is_refused() -> None:
 
 
 def newer_client_hello() -> bytes:
-    body = msgpack.packb({"version": 2, "nonce": b"n" * 32, "future": "layout"})
+    body = msgpack.packb({"version": 3, "nonce": b"n" * 32, "future": "layout"})
     return encode_frame({"op": "hello", "body": body})
 
 
 def test_version_mismatch_detected_by_server_is_clear_on_both_sides() -> None:
     client, server = pair()
     client.data_to_send()
-    with pytest.raises(VersionMismatch, match=r"^protocol version 2 is not ours \(1\)$"):
+    with pytest.raises(
+        VersionMismatch, match=r"^peer speaks discoro protocol version 3, we speak 2"
+    ):
         feed(server, newer_client_hello())
-    with pytest.raises(VersionMismatch, match=r"refused the connection: protocol version 2"):
+    with pytest.raises(VersionMismatch, match=r"refused the connection: peer speaks .* version 3"):
         feed(client, server.data_to_send())
 
 
 def test_version_mismatch_detected_by_client() -> None:
     client, _ = pair()
     client.data_to_send()
-    body = msgpack.packb({"version": 2, "nonce": b"n" * 32})
-    with pytest.raises(VersionMismatch, match=r"^protocol version 2 is not ours \(1\)$"):
+    body = msgpack.packb({"version": 3, "nonce": b"n" * 32})
+    with pytest.raises(
+        VersionMismatch, match=r"^peer speaks discoro protocol version 3, we speak 2"
+    ):
         feed(client, encode_frame({"op": "hello", "body": body, "mac": b"m" * 32}))
     (refuse,) = frames(client.data_to_send())
     assert refuse == {
         "op": "refuse",
         "kind": "version",
-        "reason": "protocol version 2 is not ours (1)",
+        "reason": "peer speaks discoro protocol version 3, we speak 2: "
+        "run the same discoro release on both sides",
     }
-    newer = Handshake(Role.SERVER, SECRET, SERVER_ID, version=2)
-    with pytest.raises(VersionMismatch, match="peer refused the connection: protocol version"):
+    newer = Handshake(Role.SERVER, SECRET, SERVER_ID, version=3)
+    with pytest.raises(VersionMismatch, match="peer refused the connection: peer speaks"):
         newer.receive(refuse)
 
 
@@ -220,7 +225,7 @@ def test_pickle_payload_before_authentication_is_never_unpickled() -> None:
         ({"op": "hello", "body": b"\x93"}, "malformed handshake hello"),
         ({"op": "hello", "body": b"\x01"}, "expected a map"),
         ({"op": "hello", "body": msgpack.packb({"nonce": b""})}, "no protocol version"),
-        ({"op": "hello", "body": msgpack.packb({"version": 1})}, "malformed handshake"),
+        ({"op": "hello", "body": msgpack.packb({"version": 2})}, "malformed handshake"),
         ({"op": "hello", "body": b"", "mac": b""}, "malformed handshake 'hello'"),
     ],
 )
@@ -264,7 +269,7 @@ def test_misuse_is_a_local_error() -> None:
     fresh = Connection(Role.CLIENT, SECRET, CLIENT_ID)
     with pytest.raises(LocalProtocolError, match="start"):
         fresh.next_event()
-    with pytest.raises(ValueError, match="secret"):
+    with pytest.raises(ValueError, match="master key"):
         Connection(Role.CLIENT, b"", CLIENT_ID)
 
 

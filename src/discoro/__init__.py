@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     __version__: str  # from the installed package's metadata, on first use
 
+    from discoro import asyncfile as asyncfile
     from discoro import httpd as httpd
     from discoro.cluster.computation import Computation as Computation
     from discoro.cluster.constants import MaxPulseInterval as MaxPulseInterval
@@ -50,6 +51,10 @@ if TYPE_CHECKING:
     from discoro.net.location import Location as Location
     from discoro.net.location import PeerStatus as PeerStatus
     from discoro.net.rci import RCI as RCI
+
+# public submodules, loaded on first attribute access (``asyncoro.asyncfile.AsyncPipe``,
+# ``asyncoro.httpd.HTTPServer``)
+_SUBMODULES: frozenset[str] = frozenset({"asyncfile", "httpd"})
 
 # export name -> defining module (the name is the same there)
 _EXPORTS: dict[str, str] = {
@@ -86,16 +91,13 @@ _EXPORTS: dict[str, str] = {
     "RCI": "discoro.net.rci",
 }
 
-# module paths of the original kept as submodules (``asyncoro.httpd``), loaded on first use
-_SUBMODULES = frozenset({"httpd"})
-
 __all__ = [
     "RCI", "AsynCoro", "AsyncDBCursor", "AsyncThreadPool", "CategorizeMessages", "Channel",
     "Computation", "Condition", "Coro", "CoroInfo", "DiscoroError", "DiscoroStatus", "Event",
     "HotSwapException", "Location", "Lock", "MaxPulseInterval", "MetaSingleton",
     "MinPulseInterval", "MonitorException", "MsgTimeout", "PeerStatus", "RLock", "RemoteError",
-    "Scheduler", "Semaphore", "StatusMessage", "local_cluster", "logger", "serialize",
-    "unserialize",
+    "Scheduler", "Semaphore", "StatusMessage", "asyncfile", "httpd", "local_cluster",
+    "logger", "serialize", "unserialize",
 ]  # fmt: skip
 
 
@@ -118,8 +120,7 @@ def __getattr__(name: str) -> Any:
         globals()[name] = version = _version()
         return version
     if name in _SUBMODULES:
-        _install_layers()
-        return importlib.import_module(f"{__name__}.{name}")  # binds it in globals() too
+        return importlib.import_module(f"{__name__}.{name}")  # the import sets the global
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -55,6 +55,18 @@ class MonitorException(Exception):
     ``args[0]`` is the coroutine; ``args[1]`` is ``(StopIteration, value)`` for a normal end,
     else the exception info: ``(type, value, traceback)`` for a local monitor, ``(type, value)``
     for a remote one.
+
+    Where the traceback is: a local monitor has it in ``args[1][2]``. A remote monitor gets
+    it as text in ``remote_traceback``, formatted where the coroutine ran; for code shipped
+    by a `Computation` it names the client's own files, line numbers and source lines. It is
+    None for a normal end and for local monitors.
+
+    Who shows a failed remote job: a job (a coroutine a `Computation`'s ``run*`` created)
+    that ends with an exception is logged once at the client, with its traceback, as a
+    warning of ``discoro.logger`` ("remote coroutine ... failed"), unless the program
+    handles it: when the computation has a status coroutine (which receives every job's
+    `MonitorException`), or when a coroutine of the program monitors the job (``monitor()``)
+    before it ends, the traceback is only in their `MonitorException`.
     """
 
     #: the traceback text of a remote coroutine that failed (None for local ones)

@@ -112,10 +112,14 @@ def _columns(rows: list[list[str]]) -> list[str]:
 def format_table(snapshot: dict[str, Any]) -> str:
     """The snapshot as readable text: scheduler line, totals, nodes, processes."""
     info, totals = snapshot["scheduler"], snapshot["totals"]
-    current = info["computation"]
+    current = info["computation"] and (info.get("computation_name") or info["computation"])
     lines = [
         f"scheduler {info['name']} at {info['location']}: "
-        + (f"computation {current} (client {info['client']})" if current else "no computation")
+        + (
+            f"computation {info.get('computation_name') or current}"
+            if current
+            else "no computation"
+        )
         + f", {info['queued']} queued",
         f"totals: {totals['nodes']} nodes, {totals['procs']} processes, "
         f"{totals['submitted']} submitted, {totals['done']} done, {totals['running']} running",

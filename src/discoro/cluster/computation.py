@@ -6,6 +6,13 @@ coroutine ``await``s it. Replies from the scheduler and the servers arrive at on
 coroutine per computation, which resolves the waiting call by request id; every wait is
 bounded by ``timeout``, and a scheduler that stops pulsing (or goes offline) ends the
 computation, so nothing waits forever.
+
+Failures keep the seed's return values (``run``/``run_at``: ``None``, or the
+``(exception class, function name, traceback text)`` tuple when the coroutine could not be
+created; the list methods: the coroutines that were created, maybe ``[]``) and always say
+why: each is logged as a warning and kept in `Computation.last_error`. A run that no process
+can take yet waits at the scheduler, up to ``timeout`` (`discoro.cluster.placement`), so the
+reply may take that long; the client allows `REPLY_GRACE` more before it gives up.
 """
 
 from __future__ import annotations
@@ -13,40 +20,42 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import os
+import sys
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from discoro.cluster import interrupt, sources
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import (
-    MISSED_PULSES,
     SCHEDULER_NAME,
     MaxPulseInterval,
     MinPulseInterval,
     MsgTimeout,
 )
-from discoro.cluster.output import show_remote_output
+from discoro.cluster.replies import Replies
 from discoro.cluster.shipping import package, pickle_arguments, pickle_function
 from discoro.cluster.status import CoroInfo, Status, StatusMessage
 from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
-from discoro.net.location import Location, PeerStatus
+from discoro.net.location import Location
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-class RunFailed(Exception):
-    """Why a run did not create a remote coroutine (the class in a failure tuple)."""
+# the scheduler answers a waiting run at most a tick (1 s) after its deadline; beyond this
+# much more, the scheduler is taken to be unreachable
+REPLY_GRACE = 3 * MinPulseInterval
 
 
-def _failure(kind: type[BaseException], func: Any, reason: str) -> tuple[Any, str, str]:
-    name = getattr(func, "__name__", str(func))
-    return (kind, name, reason)
+def _name(func: object) -> str:
+    return str(getattr(func, "__name__", func))
 
 
-class Computation:
+class Computation(Replies):
     """What a client runs on the cluster: ``components`` (functions, classes, modules and file
     paths shipped to every server process), an optional ``status_coro`` that receives
     `StatusMessage` objects and a `MonitorException` for every remote coroutine, and the bounds
@@ -81,9 +90,13 @@ class Computation:
             raise ValueError(f"zombie_period must be at least {MaxPulseInterval} seconds")
         self._code, self._names, self._files = package(components)
         self._components: dict[str, Any] = dict.fromkeys(self._names)
+        code_objects = []
         for component in components if isinstance(components, list) else [components]:
             if inspect.isfunction(component):
                 self._components[component.__name__] = component
+            if not isinstance(component, str) and not inspect.ismodule(component):
+                code_objects.append(component if callable(component) else type(component))
+        self._sources = sources.collect(code_objects)
         self.status_coro = status_coro
         self.timeout = timeout
         self.pulse_interval = pulse_interval
@@ -91,16 +104,27 @@ class Computation:
         self.remote_output = remote_output
         # called with (location, stream, text) for each remote `Output` (stream: "stdout",
         # "stderr" or "log"; text: whole lines), on the kernel's loop thread
-        self.output_handler: Callable[[Any, str, str], Any] | None = None
+        self.output_handler: Callable[[object, str, str], object] | None = None
         self.scheduler: Coro | None = None
         self._uid = uuid.uuid4().hex
         self._rids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[Any]] = {}
-        self._fanouts: dict[int, list[Any]] = {}
+        self._waiting: dict[int, asyncio.Future[object]] = {}
+        self._fanouts: dict[int, list[p.RunResult]] = {}
         self._router: Coro | None = None
         self._scheduled: asyncio.Future[str] | None = None
         self._state = "new"
         self._last_pulse = 0.0
+        self._last_error: str | None = None
+        interrupt.arm()  # Ctrl-C closes this computation (when made on the main thread)
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the latest ``run*`` call failed, or None if it succeeded: the scheduler's
+        reason (e.g. "no process is ready (2 initializing) (waited 10 s)", "no node: ...",
+        "the computation is closed"), or the remote traceback text when the coroutine could
+        not be created. A list method that created fewer coroutines than it had targets
+        keeps the reason of the last one that failed."""
+        return self._last_error
 
     # -- scheduling ---------------------------------------------------------------------------
 
@@ -129,8 +153,12 @@ class Computation:
             self.timeout,
             self.zombie_period,
             self.remote_output,
+            self._sources,
+            _client_name(kernel),
+            time.time(),
         )
         self._state = "queued"
+        interrupt.opened(self)
         if await scheduler.deliver(p.Submit(spec), timeout=self.timeout) != 1:
             logger.warning("the scheduler at %s did not take the computation", scheduler.location)
             self._end()
@@ -214,21 +242,6 @@ class Computation:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _expect(self, rid: int) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = AsynCoro.instance().loop.create_future()
-        self._waiting[rid] = future
-        return future
-
-    async def _wait(self, future: asyncio.Future[Any], rid: int) -> Any:
-        try:
-            done, _ = await asyncio.wait([future], timeout=self.timeout)
-            if not done:
-                return None
-            return future.result()
-        finally:
-            self._waiting.pop(rid, None)
-            self._fanouts.pop(rid, None)
-
     def _request_parts(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         name = getattr(func, "__name__", str(func))
         if isinstance(func, str):
@@ -241,52 +254,107 @@ class Computation:
             return name, name
         return pickle_function(func), name
 
-    async def _run_one(self, where: tuple[Any, ...], func: Any, args: Any, kwargs: Any) -> Any:
-        if self._state != "current" or self.scheduler is None:
-            return _failure(RunFailed, func, "the computation is not scheduled")
-        try:
-            func_ref, name = self._request_parts(func, args, kwargs)
-            payload = pickle_arguments(args, kwargs, [])
-        except Exception as exc:
-            return _failure(type(exc), func, str(exc))
+    def _not_current(self) -> str | None:
+        """Why this computation cannot run anything now (None: it can)."""
+        if self._state == "current" and self.scheduler is not None:
+            return None
+        return {
+            "new": "the computation is not scheduled",
+            "queued": "the computation is not scheduled yet (it waits for its turn)",
+        }.get(self._state, "the computation is closed")
+
+    def _failed(self, func: object, reason: str) -> None:
+        self._last_error = reason
+        logger.warning("run of %s failed: %s", _name(func), reason)
+
+    async def _request_run(
+        self,
+        where: tuple[object, ...],
+        func: object,
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+        fanout: bool,
+    ) -> object:
+        """Send a `RunRequest`; the scheduler's refusal (`p.Reply`), the `p.RunResult`
+        (single) or the list of them (fan-out); None without an answer; a str if the request
+        could not even be made (the reason)."""
+        why = self._not_current()
+        if why is not None:
+            return why
+        assert self.scheduler is not None
+        func_ref, name = self._request_parts(func, args, kwargs)
+        payload = pickle_arguments(args, kwargs, [])
+        extra = {} if isinstance(func_ref, str) else sources.collect([func], self._sources)
         rid = next(self._rids)
         future = self._expect(rid)
+        collected: list[p.RunResult] = []
+        if fanout:
+            self._fanouts[rid] = collected
         self.scheduler.send(
-            p.RunRequest(self._uid, rid, where, func_ref, name, payload, self._router)
+            p.RunRequest(self._uid, rid, where, func_ref, name, payload, self._router, extra)
         )
-        result = await self._wait(future, rid)
-        if result is None:
-            return _failure(RunFailed, func, f"no reply within {self.timeout} s")
-        if isinstance(result, Coro):
-            self._created(result, args, kwargs)
-        return result
+        answer = await self._wait(future, rid, self.timeout + REPLY_GRACE)
+        if answer is None and collected:
+            return list(collected)  # some processes answered: their coroutines run
+        return answer
+
+    async def _run_one(
+        self,
+        where: tuple[object, ...],
+        func: object,
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+    ) -> object:
+        try:
+            answer = await self._request_run(where, func, args, kwargs, fanout=False)
+        except Exception as exc:
+            self._failed(func, f"{type(exc).__name__}: {exc}")
+            return (type(exc), _name(func), str(exc))
+        if isinstance(answer, p.RunResult) and isinstance(answer.coro, Coro):
+            self._last_error = None
+            self._created(answer.coro, args, kwargs)
+            return answer.coro
+        if isinstance(answer, p.RunResult) and answer.error is not None:
+            self._failed(func, str(answer.error[2]))
+            return answer.error
+        self._failed(func, self._reason(answer))
+        return None
 
     async def _run_many(
-        self, where: tuple[Any, ...], func: Any, args: Any, kwargs: Any
-    ) -> list[Any]:
-        if self._state != "current" or self.scheduler is None:
-            return []
+        self,
+        where: tuple[object, ...],
+        func: object,
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+    ) -> list[Coro]:
         try:
-            func_ref, name = self._request_parts(func, args, kwargs)
-            payload = pickle_arguments(args, kwargs, [])
+            answer = await self._request_run(where, func, args, kwargs, fanout=True)
         except Exception as exc:
-            logger.warning("cannot run %s: %s", getattr(func, "__name__", func), exc)
+            self._failed(func, f"{type(exc).__name__}: {exc}")
             return []
-        rid = next(self._rids)
-        future = self._expect(rid)
-        self._fanouts[rid] = []
-        self.scheduler.send(
-            p.RunRequest(self._uid, rid, where, func_ref, name, payload, self._router)
-        )
-        collected = self._fanouts[rid]
-        result = await self._wait(future, rid)
-        coros = result if isinstance(result, list) else collected
-        coros = [coro for coro in coros if isinstance(coro, Coro)]
-        for coro in coros:
-            self._created(coro, args, kwargs)
+        if not isinstance(answer, list):
+            self._failed(func, self._reason(answer))
+            return []
+        self._last_error = None
+        coros = []
+        for result in answer:
+            if isinstance(result.coro, Coro):
+                coros.append(result.coro)
+                self._created(result.coro, args, kwargs)
+            elif result.error is not None:
+                self._failed(func, str(result.error[2]))
         return coros
 
-    def _created(self, coro: Coro, args: Any, kwargs: Any) -> None:
+    def _reason(self, answer: object) -> str:
+        if isinstance(answer, str):
+            return answer
+        if isinstance(answer, p.Reply) and answer.error:
+            return answer.error
+        if self._state != "current":
+            return "the computation is closed"
+        return f"no reply from the scheduler within {self.timeout + REPLY_GRACE:g} s"
+
+    def _created(self, coro: Coro, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
         if self.status_coro is not None:
             info = CoroInfo(coro, tuple(args), dict(kwargs), time.time())
             self.status_coro.send(StatusMessage(Status.CoroCreated, info))
@@ -297,11 +365,13 @@ class Computation:
         rid = next(self._rids)
         future = self._expect(rid)
         self.scheduler.send(p.ListRequest(self._uid, rid, what, self._router))
-        value = await self._wait(future, rid)
+        reply = await self._wait(future, rid)
+        value = reply.value if isinstance(reply, p.Reply) else None
         return value if isinstance(value, list) else []
 
     def _end(self) -> None:
         self._state = "closed"
+        interrupt.closed(self)
         if self._scheduled is not None and not self._scheduled.done():
             self._scheduled.set_result("closed")
         for future in self._waiting.values():
@@ -315,70 +385,17 @@ class Computation:
         if self._state in ("queued", "current"):
             await self.close()
 
-    async def _route(self, coro: Any = None) -> None:
-        """Receive every reply and pulse for this computation."""
-        coro.set_daemon()
-        scheduler = self.scheduler
-        remote = scheduler is not None and scheduler._remote
-        if remote:
-            AsynCoro.instance().peer_status(coro)
-        check = 2 * self.pulse_interval
-        while True:
-            message = await coro.receive(timeout=check)
-            kind = type(message)
-            if kind is p.RunResult:
-                self._take_run_result(message)
-            elif kind is p.Output:
-                self._show_output(message)
-            elif kind is p.Reply:
-                future = self._waiting.get(message.rid)
-                if future is not None and not future.done():
-                    if message.error:
-                        logger.debug("scheduler: %s", message.error)
-                    future.set_result(message.value)
-            elif kind is p.Pulse:
-                self._last_pulse = time.monotonic()
-            elif kind is p.Scheduled:
-                if self._scheduled is not None and not self._scheduled.done():
-                    self._scheduled.set_result(message.error)
-            elif kind is PeerStatus and (
-                scheduler is not None
-                and message.status == PeerStatus.Offline
-                and message.location == scheduler.location
-            ):
-                logger.warning("scheduler at %s went offline; computation closed", message.location)
-                self._end()
-                return
-            if self._state == "current":
-                silence = time.monotonic() - self._last_pulse
-                if silence > MISSED_PULSES * self.pulse_interval:
-                    logger.warning(
-                        "no pulse from the scheduler for %.0f s; computation closed", silence
-                    )
-                    self._end()
-                    return
 
-    def _show_output(self, output: p.Output) -> None:
-        """Show remote output with its origin (`show_remote_output`); then the user's hook."""
-        show_remote_output(output.location, output.stream, output.text, output.level)
-        handler = self.output_handler
-        if handler is not None:
-            try:
-                handler(output.location, output.stream, output.text)
-            except Exception:
-                logger.exception("output_handler failed")
-
-    def _take_run_result(self, result: p.RunResult) -> None:
-        future = self._waiting.get(result.rid)
-        if future is None or future.done():
-            return
-        if not result.fanout:
-            future.set_result(result.coro if result.coro is not None else result.error)
-            return
-        collected = self._fanouts.setdefault(result.rid, [])
-        collected.append(result.coro)
-        if len(collected) >= result.fanout:
-            future.set_result(list(collected))
+def _client_name(kernel: AsynCoro) -> str:
+    """How status displays name this client: the kernel's own ``name`` when the program
+    gave one (not the one a private scheduler gives it), else its program and process id
+    at its location."""
+    name = kernel.options.get("name")
+    if name and name != SCHEDULER_NAME:
+        return str(name)
+    argv0 = sys.argv[0] if sys.argv else ""
+    program = "python " + argv0 if argv0 in ("-c", "-m", "-") else os.path.basename(argv0)
+    return f"{program} (pid {os.getpid()}) at {kernel.location}"
 
 
 def _address(where: Any) -> str:

@@ -85,6 +85,7 @@ class Node:
         self.children = {i: Child(i) for i in range(1, config.count + 1)}
         self.stopping = False
         self.announced = False
+        self._handoff = _master_key_handoff(config.secret)
 
     def say(self, text: str) -> None:
         print(f"discoronode: {text}", file=self.out, flush=True)
@@ -106,6 +107,8 @@ class Node:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if self.config.secret:
             env["DISCORO_SECRET"] = self.config.secret
+        name, value = self._handoff
+        env[name] = value  # the stretched secret: so the child need not run scrypt again
         popen = subprocess.Popen(
             self._command(child.index),
             stdin=subprocess.PIPE,
@@ -307,3 +310,12 @@ def watch_stdin(on_quit: Callable[[str], None]) -> None:
             return  # stdin went away under us
 
     threading.Thread(target=watch, name="discoro-stdin", daemon=True).start()
+
+
+def _master_key_handoff(secret: str | None) -> tuple[str, str]:
+    """The environment variable and value that hand the children the stretched secret
+    (`wire.keys.handoff`): the node runs scrypt once, not every server process at start."""
+    from discoro.net.secret import resolve_secret
+    from discoro.wire.keys import MASTER_KEY_ENV, handoff
+
+    return MASTER_KEY_ENV, handoff(resolve_secret(secret))

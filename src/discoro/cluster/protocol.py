@@ -37,6 +37,10 @@ class ComputationSpec:
     timeout: float
     zombie_period: float | None = None
     remote_output: bool = True  # servers send what jobs print and log (`Output`)
+    # {file name: text} of the user files the code comes from (`discoro.cluster.sources`)
+    sources: dict[str, str] = field(default_factory=dict)
+    client_name: str = ""  # the client's name, for status displays
+    created: float = 0.0  # wall-clock time the client submitted it
 
 
 # -- client -> scheduler ------------------------------------------------------------------
@@ -59,6 +63,7 @@ class RunRequest:
     func_name: str
     args: bytes  # cloudpickle of (args, kwargs)
     router: Any = None  # where a refusal goes
+    sources: dict[str, str] = field(default_factory=dict)  # of ``func``, if not in the spec
 
 
 @dataclass
@@ -117,6 +122,7 @@ class Run:
     args: bytes
     reply_to: Any  # the client's router: the result goes straight to it
     fanout: int = 0  # >0: one of a run_each group; the router collects that many
+    sources: dict[str, str] = field(default_factory=dict)  # as in `RunRequest`
 
 
 @dataclass
@@ -203,6 +209,18 @@ class ServerClosed:
 
 
 # -- server -> client router --------------------------------------------------------------
+
+
+@dataclass
+class JobError:
+    """Job ``coro`` of computation ``uid`` at ``location`` ended with an exception that no
+    one else hears of (it had no monitor but its server: no status coroutine, no
+    ``monitor()``); ``text`` is its traceback, for the client to show."""
+
+    location: object
+    uid: str
+    coro: object
+    text: str
 
 
 @dataclass

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from discoro.cluster import interrupt
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import SCHEDULER_NAME, SERVER_NAME, MinPulseInterval, MsgTimeout
 from discoro.cluster.scheduler_state import PeerLost, ProcFound, SchedulerState, Tick
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 PROBE_DELAYS = (0.0, 0.1, 0.3, 0.6, 1.0, 2.0)  # a new peer may register its server late
+
+# The facade imports this module at a program's first ``discoro.X``, in its main thread: the
+# one moment the cluster layer can install its Ctrl-C handler for clients
+interrupt.arm()
 
 
 class Scheduler(Status, metaclass=MetaSingleton):

@@ -11,6 +11,9 @@ Invariants:
   nodes that have one are eligible for runs. Load = runs dispatched but not ended.
 - Every process the current computation used hears ``Close`` when it closes, and status
   messages stop (the client's status coroutine is detached) when the client closes it.
+- A run that no process can take yet waits (`discoro.cluster.placement`) until one can or
+  the computation's timeout passes; every request gets exactly one answer (the runs, or a
+  `Reply` with the reason), also when the computation closes while it waits.
 - A process silent for more than 5 pulse intervals is treated as lost: its status becomes
   disconnected and each of its running coroutines is reported failed to the status coroutine.
 - Status bookkeeping (for `discoro.cluster.snapshot`): per process, ``submitted`` counts
@@ -32,13 +35,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MISSED_PULSES
+from discoro.cluster.placement import RunPlacement, WaitingRun
 from discoro.cluster.status import Status, StatusMessage
 from discoro.errors import MonitorException
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-FANOUT_KINDS = ("each_node", "each_proc", "node_procs")
 
 
 class ProcState(enum.Enum):
@@ -129,7 +131,7 @@ class Tick:
     now: float
 
 
-class SchedulerState:
+class SchedulerState(RunPlacement):
     def __init__(
         self,
         me: Any = None,
@@ -144,6 +146,7 @@ class SchedulerState:
         self.current: Computation | None = None
         self.actions: list[Send] = []
         self.node_load: dict[str, NodeLoad] = {}  # node address -> latest figures
+        self.waiting: list[WaitingRun] = []  # runs of the current computation held for now
 
     # -- views ------------------------------------------------------------------------------
 
@@ -164,6 +167,8 @@ class SchedulerState:
         handler = getattr(self, "on_" + type(event).__name__, None)
         if handler is not None:
             handler(event)
+        if self.waiting:
+            self._serve_waiting(event.now if isinstance(event, Tick) else self.clock())
         return self.actions
 
     def _send(self, to: Any, message: Any) -> None:
@@ -315,6 +320,9 @@ class SchedulerState:
             proc.pending = 0
         if idle:
             self._status(Status.ComputationClosed, self.me.location if self.me else None)
+        waiting, self.waiting = self.waiting, []
+        for held in waiting:
+            self._refuse(held.request, "the computation is closed")
         self.current = None
         self._next()
 
@@ -336,53 +344,6 @@ class SchedulerState:
             self._close_current(client_gone=False, idle=True)
 
     # -- runs -------------------------------------------------------------------------------
-
-    def _least_loaded(self, procs: list[Proc]) -> Proc:
-        # among equally loaded processes, the one whose newest job started longest ago: a
-        # busy CPU-bound job there is the likeliest to finish first (and idle processes take
-        # turns)
-        return min(procs, key=lambda proc: (proc.load, proc.last_started))
-
-    def targets(self, where: tuple[Any, ...]) -> list[Proc]:
-        ready = self.ready()
-        kind = where[0]
-        if kind == "any":
-            if not ready:
-                return []
-            node = min(ready.values(), key=lambda procs: sum(p.load for p in procs) / len(procs))
-            return [self._least_loaded(node)]
-        if kind == "node":
-            procs = ready.get(str(where[1]))
-            return [self._least_loaded(procs)] if procs else []
-        if kind == "proc":
-            proc = self.procs.get(where[1])
-            return [proc] if proc is not None and proc.state is ProcState.INITIALIZED else []
-        if kind == "each_node":
-            return [self._least_loaded(procs) for procs in ready.values()]
-        if kind == "each_proc":
-            return [proc for procs in ready.values() for proc in procs]
-        if kind == "node_procs":
-            return list(ready.get(str(where[1]), []))
-        return []
-
-    def on_RunRequest(self, event: p.RunRequest) -> None:
-        if not self._uid_ok(event.uid):
-            self._send(event.router, p.Reply(event.rid, None, "the computation is not current"))
-            return
-        assert self.current is not None
-        router = self.current.spec.router
-        targets = self.targets(event.where)
-        fanout = len(targets) if event.where[0] in FANOUT_KINDS else 0
-        if not targets:
-            empty: list[Any] | None = [] if event.where[0] in FANOUT_KINDS else None
-            self._send(router, p.Reply(event.rid, empty, f"no process is ready for {event.where}"))
-            return
-        for proc in targets:
-            proc.pending += 1
-            run = p.Run(
-                event.uid, event.rid, event.func, event.func_name, event.args, router, fanout
-            )
-            self._send(proc.server, run)
 
     def on_JobStarted(self, event: p.JobStarted) -> None:
         proc = self.procs.get(event.location)

@@ -14,6 +14,13 @@ create job coroutines, send replies and reports). Messages it handles:
   when a job ends, ``JobDone``. With ``spec.remote_output``, what jobs print and log goes to
   the client's router as `Output` (see `discoro.cluster.output`), flushed before each job's
   end is reported.
+- A job that has ended stays findable for remote monitors (the network's ``ended_coros``;
+  the latest `KEEP_ENDED` of the installed computation), so a client's ``monitor()`` that
+  arrives after a fast job ended still gets its `MonitorException`, at once.
+- A job that ends with an exception that only this server hears of (no status coroutine,
+  no ``monitor()`` from anyone) is shown at the client: `JobError` with its traceback goes
+  to the router. Tracebacks read as on the client: the client's source text of the shipped
+  code is in `linecache` while the computation is installed (`discoro.cluster.sources`).
 - `Close`: jobs are terminated, the namespace is closed, ``ServerClosed`` goes to the
   scheduler. The computation also closes by itself (``ServerClosed(idle=True)``) after its
   zombie period without jobs, and silently when the scheduler is unreachable for 5 pulse
@@ -33,11 +40,13 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import protocol as p
+from discoro.cluster import sources
 from discoro.cluster.constants import SERVER_NAME, MinPulseInterval
 from discoro.cluster.load import LoadMeter
 from discoro.cluster.namespace import Namespace
@@ -50,10 +59,15 @@ from discoro.net.location import PeerStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import TypeAlias
+
+    # called as on_error(job, exc_info, monitors) when a job ends with an exception
+    OnError: TypeAlias = Callable[[Coro, tuple[object, ...], list[Coro]], None]
 
     from discoro.core.kernel import AsynCoro
 
 IDLE_PULSE_INTERVAL = MinPulseInterval * 2  # pulses to a `Watch` scheduler while idle
+KEEP_ENDED = 1000  # ended jobs kept findable for late monitor requests
 
 
 @dataclass
@@ -66,6 +80,31 @@ class PulseLost:
 @dataclass
 class Abort:
     """Internal: terminate every job and end now (a second interrupt)."""
+
+
+class ServerJob(Job):
+    """A job that reports an uncaught exception to ``on_error(job, exc_info, monitors)``
+    after its monitors were told (``monitors``: who they were)."""
+
+    __slots__ = ("_on_error",)
+
+    def __init__(
+        self,
+        on_end: Callable[[], None] | None,
+        on_error: OnError,
+        target: Callable[..., object],
+        *args: object,
+        **kwargs: object,
+    ) -> None:
+        self._on_error: OnError | None = on_error  # set before the coroutine can start
+        super().__init__(on_end, target, *args, **kwargs)
+
+    def _end(self, value: object, exc_info: tuple[object, ...] | None) -> None:
+        on_error, self._on_error = self._on_error, None
+        monitors = list(self._monitors or ())
+        super()._end(value, exc_info)
+        if exc_info is not None and on_error is not None:
+            on_error(self, exc_info, monitors)
 
 
 class Server:
@@ -86,6 +125,8 @@ class Server:
         self.output: OutputCapture | None = None  # remote output of the installed computation
         self.watched: Any = None  # the scheduler of the latest `Watch` (idle pulses)
         self.watcher: Coro | None = None  # the coroutine sending them
+        self.ended: deque[int] = deque()  # ids of ended jobs still in the network's ended_coros
+        self.sources: dict[str, list[str]] = {}  # source text in linecache (`sources.register`)
 
     def start(self) -> Coro:
         self.coro = Coro(self._main)
@@ -175,11 +216,14 @@ class Server:
             setup.scheduler.send(p.SetupDone(self.location, spec.uid, error=refusal))
             return
         namespace = Namespace(self.workdir)
+        self.sources = sources.register(getattr(spec, "sources", {}))
         try:
             namespace.install(spec.code, spec.files)
         except Exception:
             text = traceback.format_exc()
             logger.warning("setup of computation %s failed:\n%s", spec.uid, text)
+            sources.unregister(self.sources)
+            self.sources = {}
             namespace.close()
             setup.scheduler.send(p.SetupDone(self.location, spec.uid, error=text))
             return
@@ -192,6 +236,7 @@ class Server:
             spec.status_coro,
             self.clock(),
         )
+        current.router = spec.router
         setup.scheduler.send(p.SetupDone(self.location, spec.uid))
         current.pulser = Coro(self._pulse, current)
         if getattr(spec, "remote_output", True) and spec.router is not None:
@@ -255,13 +300,16 @@ class Server:
             if current is not None:
                 current.scheduler.send(p.JobFailed(self.location, run.uid, run.rid))
             return
+        extra = getattr(run, "sources", None)
+        if extra:
+            self.sources.update(sources.register(extra))
         try:
             if isinstance(run.func, str):
                 func = self.namespace.lookup(run.func)
             else:
                 func = self.namespace.load_function(run.func, run.func_name)
             args, kwargs = self.namespace.loads(run.args)
-            job = Job(self._flush_output, func, *args, **kwargs)
+            job = ServerJob(self._flush_output, self._job_failed, func, *args, **kwargs)
             shown = p.args_repr(args, kwargs)
         except Exception as exc:
             error = (type(exc), run.func_name, traceback.format_exc())
@@ -269,6 +317,7 @@ class Server:
             current.scheduler.send(p.JobFailed(self.location, run.uid, run.rid))
             return
         self.state.job_started(job)
+        self.kernel.network().ended_coros[job._id] = job  # found once it ended, too
         job.notify(self.coro)  # type: ignore[arg-type]
         if current.status_coro is not None:
             job.notify(current.status_coro)
@@ -298,10 +347,23 @@ class Server:
             for job in [job for job in current.jobs.values() if job._done]:
                 self._job_ended(job)
 
+    def _job_failed(self, job: Coro, exc_info: tuple[object, ...], monitors: list[Coro]) -> None:
+        """Show the client a job's exception that no one else is told of."""
+        current = self.state.current
+        if current is None or current.router is None or job._id not in current.jobs:
+            return
+        if any(monitor is not self.coro for monitor in monitors):
+            return  # its status coroutine or a monitor() of the program handles it
+        text = sources.format_failure(exc_info)
+        current.router.send(p.JobError(self.location, current.uid, job, text))
+
     def _job_ended(self, job: Any) -> None:
         current = self.state.job_ended(getattr(job, "_id", -1), self.clock())
         if current is not None:
             current.scheduler.send(p.JobDone(self.location, current.uid, job._id))
+            self.ended.append(job._id)
+            if len(self.ended) > KEEP_ENDED:
+                self.kernel.network().ended_coros.pop(self.ended.popleft(), None)
 
     # -- close -------------------------------------------------------------------------------
 
@@ -312,14 +374,20 @@ class Server:
             if uid is not None:
                 logger.debug("close of %s ignored: not installed", uid)
             return
+        ended_coros = self.kernel.network().ended_coros
         for job in list(current.jobs.values()):
             job.terminate()
+            ended_coros.pop(job._id, None)
         current.jobs.clear()
+        while self.ended:
+            ended_coros.pop(self.ended.popleft(), None)
         if current.pulser is not None:
             current.pulser.terminate()
         output, self.output = self.output, None
         if output is not None:
             output.close()
+        sources.unregister(self.sources)
+        self.sources = {}
         namespace, self.namespace = self.namespace, None
         if namespace is not None:
             try:

@@ -17,9 +17,12 @@ Rules (reference 3.6, 3.7):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from discoro.cluster.constants import MISSED_PULSES, MaxPulseInterval, MinPulseInterval
+
+if TYPE_CHECKING:
+    from discoro.core.coro import Coro
 
 
 def clamp_pulse_interval(value: float) -> float:
@@ -38,6 +41,7 @@ class Installed:
     idle_since: float
     jobs: dict[int, Any] = field(default_factory=dict)  # coroutine id -> job Coro
     pulser: Any = None  # the coroutine sending pulses (set by the shell)
+    router: Coro | None = None  # the client's router (set by the shell)
 
 
 class ServerState:

@@ -5,15 +5,19 @@ cloudpickle: closures, lambdas and classes defined in ``__main__`` or in a user'
 work, with no source text and no ``exec``. Modules and paths travel as files into each
 server process's working directory (which is on ``sys.path``, so shipped modules import).
 Code from discoro itself, the standard library and installed packages is pickled by
-reference: servers have it too.
+reference: servers have it too. Code objects keep their real file names (cloudpickle would
+write ``<dynamic-code>``), so remote tracebacks name the user's files and lines.
 """
 
 from __future__ import annotations
 
 import inspect
+import io
 import os
 import sys
 import sysconfig
+import types
+from collections import ChainMap
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +26,6 @@ import cloudpickle
 from discoro.cluster.protocol import ShippedFile
 
 if TYPE_CHECKING:
-    import types
     from collections.abc import Iterable, Iterator
 
 _INSTALLED = tuple(
@@ -36,11 +39,44 @@ _INSTALLED = tuple(
 )
 
 
+_CODE_REDUCE = cloudpickle.Pickler.dispatch_table.get(types.CodeType)
+
+
+def _code_keeping_file(code: types.CodeType) -> tuple[object, tuple[object, ...]]:
+    """cloudpickle's reduction of a code object, with the real file name put back."""
+    assert _CODE_REDUCE is not None
+    constructor, args = _CODE_REDUCE(code)
+    kept: tuple[object, ...] = tuple(
+        code.co_filename if arg == "<dynamic-code>" else arg for arg in args
+    )
+    return constructor, kept
+
+
+class ShippingPickler(cloudpickle.Pickler):  # type: ignore[misc]  # untyped base
+    """cloudpickle, except that code objects keep their file names."""
+
+    if _CODE_REDUCE is not None:
+        dispatch_table = ChainMap(
+            {types.CodeType: _code_keeping_file}, cloudpickle.Pickler.dispatch_table
+        )
+
+
+def dumps(obj: object) -> bytes:
+    with io.BytesIO() as file:
+        ShippingPickler(file, protocol=cloudpickle.DEFAULT_PROTOCOL).dump(obj)
+        return file.getvalue()
+
+
 class ShippingError(ValueError):
     """A component that cannot be shipped; the message says which and why."""
 
 
-def _user_module(name: str) -> types.ModuleType | None:
+def installed_path(path: str) -> bool:
+    """Whether the file ``path`` belongs to the standard library or an installed package."""
+    return os.path.realpath(path).startswith(_INSTALLED)
+
+
+def user_module(name: str) -> types.ModuleType | None:
     """The module ``name`` if it is user code that servers will not have, else None."""
     if name in ("__main__", "builtins") or name.split(".")[0] == "discoro":
         return None
@@ -48,9 +84,12 @@ def _user_module(name: str) -> types.ModuleType | None:
     path = getattr(module, "__file__", None)
     if module is None or path is None:
         return None
-    if os.path.realpath(path).startswith(_INSTALLED):
+    if installed_path(path):
         return None
     return module
+
+
+_user_module = user_module
 
 
 @contextmanager
@@ -100,7 +139,7 @@ def package(components: Any) -> tuple[bytes, list[str], list[ShippedFile]]:
             shipped[type(component).__name__] = type(component)
     try:
         with by_value(shipped.values()):
-            code = cloudpickle.dumps(shipped)
+            code = dumps(shipped)
     except Exception as exc:
         raise ShippingError(f"cannot ship components {sorted(shipped)}: {exc}") from exc
     return code, sorted(shipped), files
@@ -108,8 +147,7 @@ def package(components: Any) -> tuple[bytes, list[str], list[ShippedFile]]:
 
 def pickle_function(func: Any) -> bytes:
     with by_value([func]):
-        code: bytes = cloudpickle.dumps(func)
-    return code
+        return dumps(func)
 
 
 def pickle_arguments(
@@ -117,5 +155,4 @@ def pickle_arguments(
 ) -> bytes:
     objects = [*related, *args, *kwargs.values()]
     with by_value([*objects, *(type(o) for o in objects)]):
-        code: bytes = cloudpickle.dumps((args, kwargs))
-    return code
+        return dumps((args, kwargs))

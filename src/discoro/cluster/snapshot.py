@@ -4,12 +4,19 @@
 float, None, lists and dicts only; no coroutine handles), so it can be sent as a
 `StatusReport`, dumped as JSON or served over HTTP. It only reads the state. Layout:
 
-    {"scheduler": {"name", "location", "computation", "client", "queued", "time"},
+    {"scheduler": {"name", "location", "computation", "computation_name", "client",
+                   "client_name", "started", "queued", "time"},
      "totals": {"nodes", "procs", "submitted", "done", "running"},
      "nodes": [{"addr", "name", "procs", "state", "cpu", "memory", "disk", "swap",
                 "submitted", "done", "running", "updated"}],
      "procs": [{"location", "node", "name", "state", "submitted", "done", "running",
                 "updated", "coros": [{"coro", "name", "args", "start_time"}]}]}
+
+``computation`` is the current computation's id and ``computation_name`` what to show for
+it (its client's name and when the client submitted it: ``started``, wall clock). A
+process's ``state`` is ``idle`` while it serves no computation (found, or closed after one),
+else initializing, initialized, closed (for the current computation) or disconnected; a
+node's is the most active of its processes'.
 
 Nodes are sorted by address, processes by location. Totals count nodes and processes that
 are not disconnected, and the coroutines of every process the scheduler knows. Figures are
@@ -26,20 +33,31 @@ from discoro.cluster.load import FIGURES
 from discoro.cluster.scheduler_state import Proc, ProcState, SchedulerState
 
 # a node's state is the most active state among its processes
-STATE_ORDER = (
-    ProcState.INITIALIZED,
-    ProcState.INITIALIZING,
-    ProcState.DISCOVERED,
-    ProcState.CLOSED,
-    ProcState.DISCONNECTED,
-)
+STATE_ORDER = ("initialized", "initializing", "closed", "idle", "disconnected")
+
+
+def display_state(proc: Proc, computing: bool) -> str:
+    """A process's state as status displays show it (``computing``: a computation is
+    current)."""
+    if proc.state is ProcState.DISCOVERED or (proc.state is ProcState.CLOSED and not computing):
+        return "idle"
+    return str(proc.state.value)
+
+
+def computation_name(client_name: str, started: float | None, uid: str) -> str:
+    """ "NAME, started YYYY-MM-DD HH:MM:SS" (the scheduler's local time), or what is known."""
+    if not client_name:
+        return uid
+    if not started:
+        return client_name
+    return f"{client_name}, started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started))}"
 
 
 def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def proc_entry(proc: Proc) -> dict[str, Any]:
+def proc_entry(proc: Proc, computing: bool = False) -> dict[str, Any]:
     coros = [
         {
             "coro": str(job.coro),
@@ -53,7 +71,7 @@ def proc_entry(proc: Proc) -> dict[str, Any]:
         "location": str(proc.location),
         "node": proc.addr,
         "name": str(proc.load_figures.get("name") or proc.location),
-        "state": proc.state.value,
+        "state": display_state(proc, computing),
         "submitted": proc.submitted,
         "done": proc.done,
         "running": len(proc.jobs),
@@ -65,13 +83,14 @@ def proc_entry(proc: Proc) -> dict[str, Any]:
 def node_entry(state: SchedulerState, addr: str, procs: list[Proc]) -> dict[str, Any]:
     load = state.node_load.get(addr)
     figures = load.figures if load is not None else {}
-    present = {proc.state for proc in procs}
-    node_state = next(s for s in STATE_ORDER if s in present) if present else None
+    computing = state.current is not None
+    present = {display_state(proc, computing) for proc in procs}
+    node_state = next((s for s in STATE_ORDER if s in present), "unknown")
     entry: dict[str, Any] = {
         "addr": addr,
         "name": str(figures.get("node_name") or addr),
         "procs": sum(proc.state is not ProcState.DISCONNECTED for proc in procs),
-        "state": node_state.value if node_state else "unknown",
+        "state": node_state,
     }
     entry.update({key: _number(figures.get(key)) for key in FIGURES})
     entry["submitted"] = sum(proc.submitted for proc in procs)
@@ -87,13 +106,24 @@ def snapshot(state: SchedulerState, scheduler: dict[str, Any]) -> dict[str, Any]
     router = current.spec.router if current is not None else None
     client = getattr(router, "location", None)
     nodes = [node_entry(state, addr, procs) for addr, procs in sorted(state.nodes().items())]
-    procs = [proc_entry(proc) for proc in sorted(state.procs.values(), key=_proc_key)]
+    computing = current is not None
+    procs = [proc_entry(proc, computing) for proc in sorted(state.procs.values(), key=_proc_key)]
+    spec = current.spec if current is not None else None
+    client_name = str(getattr(spec, "client_name", "") or "")
+    started = float(getattr(spec, "created", 0.0) or 0.0) or None
     return {
         "scheduler": {
             "name": str(scheduler.get("name") or ""),
             "location": str(scheduler.get("location") or ""),
-            "computation": current.spec.uid if current is not None else None,
+            "computation": spec.uid if spec is not None else None,
+            "computation_name": (
+                computation_name(client_name or str(client or ""), started, spec.uid)
+                if spec is not None
+                else None
+            ),
             "client": str(client) if client is not None else None,
+            "client_name": client_name or None,
+            "started": started,
             "queued": len(state.queue),
             "time": time.time(),
         },

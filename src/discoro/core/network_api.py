@@ -102,3 +102,6 @@ class NetworkRuntime(Protocol):
     ) -> int: ...
 
     def set_dest_path(self, path: str | os.PathLike[str]) -> None: ...
+
+    # ended coroutines a remote monitor may still ask for (filled by an upper layer)
+    ended_coros: dict[int, Coro]

@@ -141,12 +141,18 @@ class Handlers:
 
     def on_monitor(self, peer: Peer, message: Message) -> None:
         observed = self.local_coro(message)
+        if observed is None:  # ended: an upper layer may keep it findable (ended_coros)
+            observed = self.net.ended_coros.get(message.fields.get("c"))  # type: ignore[arg-type]
         if observed is None:
             self.net.reply(peer, message.rid, {"r": -1})
             return
         ok, monitor = self.unpickle(peer, message)
         if not ok or not isinstance(monitor, Coro):
             self.net.reply(peer, message.rid, {"r": -1})
+            return
+        if observed._done:  # the reply first: the monitor then hears of the end at once
+            self.net.reply(peer, message.rid, {"r": 0, "ended": True})
+            observed._add_monitor(monitor)
             return
         observed._add_monitor(monitor)
         self.net.reply(peer, message.rid, {"r": 0})

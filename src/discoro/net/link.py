@@ -14,22 +14,31 @@ Invariants:
 - The link is an ``asyncio.BufferedProtocol``: the transport reads straight into the
   connection's receive buffer (no bytes object per read) and a large payload straight into
   the bytearray it is handed up in.
-- Frames go out in the order `send` was called. Writes are coalesced: replies made while a
-  received chunk is being dispatched go out in one write after it; outside of that, the
-  first frame after a quiet spell is written at once (latency) and frames sent after it in
-  the same loop iteration are written together in the next one (throughput). The first
-  frame sent after a read (a reply by a coroutine the read woke) is written at once with no
-  callback scheduled, so the loop takes no extra turn for it; the next frame sent before
-  another read waits for the next iteration's write with the rest of its burst (so writes
-  stay coalesced; the cost is one loop turn of latency). Large payloads are handed to the
-  transport as they are, never joined with other frames.
+- Every byte after the handshake travels in AEAD records (`wire.record`): the link only
+  queues messages and writes what ``Connection.seal`` makes. A record that fails (tampered,
+  replayed, dropped, injected) closes the link with one log line; nothing in it is decoded.
+- Two lanes: replies, pings and pongs (`CONTROL_OPS`) go on the control lane, everything else
+  on the data lane; each batch of records is sealed control-first, so control overtakes
+  queued user data (and, between two records of it, a large data frame). Within a lane,
+  frames go out in the order `send` was called.
+- Writes are coalesced: replies made while a received chunk is being dispatched go out in one
+  write after it; outside of that, the first frame after a quiet spell is written at once
+  (latency) and frames sent after it in the same loop iteration are written together in the
+  next one (throughput). The first frame sent after a read (a reply by a coroutine the read
+  woke) is written at once with no callback scheduled, so the loop takes no extra turn for
+  it; the next frame sent before another read waits for the next iteration's write with the
+  rest of its burst (so writes stay coalesced; the cost is one loop turn of latency).
 - Flow control without copies: while the transport says its buffer is full
-  (``pause_writing``), frames wait in ``_held`` as references, in order, and go out when it
-  drains (``resume_writing``); so a fast producer of large messages costs one copy of one
-  message's unsent tail in the transport, not a transport buffer as big as the backlog.
-  `drained` (used by ``deliver``) waits for that too.
+  (``pause_writing``), frames wait in the connection's lanes as references (unsealed) and
+  are sealed and written when it drains (``resume_writing``), a bounded batch at a time; so
+  a fast producer of large messages costs at most one batch of sealed records in the
+  transport, not a transport buffer as big as the backlog. `drained` (used by ``deliver``)
+  waits for that too.
 - Liveness: any bytes received count as a sign of life; an idle link is pinged every
   ``ping_interval`` seconds and closed after ``dead_after`` intervals of silence.
+- A link we dialled is used only if the peer authenticated as the address dialled (which,
+  for discovery, is the one announced): else it is closed with one log line, so a relay
+  cannot pose as another process at an address of its choosing.
 - An accepted TLS connection (``tls`` given, see `accept_tls`) first runs the TLS handshake
   on the plain transport (``loop.start_tls``), so a peer that fails it (no TLS, a
   certificate the CA did not sign) is refused with one log line like any other;
@@ -48,22 +57,25 @@ from typing import TYPE_CHECKING, Any, cast
 
 from discoro.core.log import logger
 from discoro.errors import ProtocolError
-from discoro.wire.connection import Connection
+from discoro.wire.connection import Connection, ConnectionState
 from discoro.wire.events import NEED_DATA, ConnectionClosed, HandshakeComplete, MessageReceived
 from discoro.wire.handshake import Role
 from discoro.wire.messages import Message, trusted_message
+from discoro.wire.record import LANE_CONTROL, LANE_DATA
 
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable
 
+    from discoro.net.location import Location
     from discoro.net.network import Network
+    from discoro.wire.identity import Identity
 
 #: Seconds a new connection has to complete the handshake (a module knob, read per
 #: connection, so tests and programs may lower it before connections are made).
 HANDSHAKE_TIMEOUT = 5.0
-#: Parts at least this big are written on their own instead of being joined with others.
-BIG_PART = 64 * 1024
+#: Message ops that travel on the control lane (ahead of queued user data).
+CONTROL_OPS = frozenset({"reply", "ping", "pong"})
 #: The transport's write buffer limits (bytes): above HIGH frames wait in the link.
 WRITE_HIGH, WRITE_LOW = 4 * 1024 * 1024, 1024 * 1024
 PING = trusted_message("ping")
@@ -91,10 +103,18 @@ def _dropped(message: Message) -> None:
 
 
 class Link(asyncio.BufferedProtocol):
-    def __init__(self, network: Network, role: Role, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        network: Network,
+        role: Role,
+        tls: ssl.SSLContext | None = None,
+        *,
+        dialled: Location | None = None,
+    ) -> None:
         self.network = network
+        self.dialled = dialled  # the address we dialled: the peer must authenticate as it
         self.role = role
-        self.conn = Connection(role, network.secret, network.identity)
+        self.conn = Connection(role, network.master_key, network.identity)
         self.transport: asyncio.Transport | None = None
         self.peer: Any = None  # the Peer, once authenticated
         self.authenticated: asyncio.Future[Any] = network.loop.create_future()
@@ -105,13 +125,10 @@ class Link(asyncio.BufferedProtocol):
         self._loop = network.loop
         self._dispatch: Callable[[Message], None] = partial(network.dispatch, self)
         self._ready = False  # authenticated: received bytes take the batch fast path
-        self._out: list[bytes | bytearray] = []
-        self._big = False  # _out holds a part of at least BIG_PART bytes
         self._flush_pending = False
         self._heard = False  # read something since `send` last wrote at once
         self._replied = False  # `send` wrote at once since the last read, scheduling nothing
         self._in_batch = False
-        self._held: list[bytes | bytearray] = []  # waiting for the transport to drain
         self._paused = False
         self._can_write = asyncio.Event()
         self._can_write.set()
@@ -211,7 +228,7 @@ class Link(asyncio.BufferedProtocol):
             self._refuse(exc)
         finally:
             self._in_batch = False
-            if self._out and not self._flush_pending:
+            if self.conn.queued and not self._flush_pending:
                 self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -237,12 +254,9 @@ class Link(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._paused = False
-        held, self._held = self._held, []
-        if held:
-            self._write_parts(held)
-        if self._out and not self._paused and not self._in_batch:
-            self._flush()  # newer than what was held: now, rather than next iteration
-        if not self._paused:
+        if not self._in_batch:
+            self._flush()
+        if not self._paused and not self.conn.queued:
             self._can_write.set()
 
     # -- the handshake --------------------------------------------------------------------
@@ -258,6 +272,8 @@ class Link(asyncio.BufferedProtocol):
                 if type(event) is MessageReceived:
                     self._dispatch(event.message)
                 elif type(event) is HandshakeComplete:
+                    if not self._is_dialled(event.peer):
+                        break
                     self._write_own()
                     self._ready = True
                     self.network.front_door.settled(self)
@@ -271,6 +287,24 @@ class Link(asyncio.BufferedProtocol):
             self._write_own()
         except ProtocolError as exc:
             self._refuse(exc)
+
+    def _is_dialled(self, peer: Identity) -> bool:
+        """Whether the peer we dialled authenticated as the address we dialled (or was
+        announced at); if not, the link is closed after one log line."""
+        dialled = self.dialled
+        if dialled is None or (peer.addr, peer.port) == (dialled.addr, dialled.port):
+            return True
+        logger.warning(
+            "refused connection with %s: it authenticated as %s at %s:%s, not as the address "
+            "dialled (%s); a relay, or a peer that announces another address",
+            self.remote_address,
+            peer.name,
+            peer.addr,
+            peer.port,
+            dialled,
+        )
+        self.close()
+        return False
 
     def _refuse(self, exc: ProtocolError) -> None:
         exc.__traceback__ = None  # the connection keeps it: its frames would hold the link
@@ -319,10 +353,7 @@ class Link(asyncio.BufferedProtocol):
     def send(self, message: Message) -> None:
         """Queue ``message`` (authenticated links only); see the module docstring for when
         it is written."""
-        self.conn.send_into(self._out, message)
-        payload = message.payload
-        if payload is not None and len(payload) >= BIG_PART:
-            self._big = True
+        self.conn.queue(message, LANE_CONTROL if message.op in CONTROL_OPS else LANE_DATA)
         if self._flush_pending or self._in_batch:
             return
         if self._heard:
@@ -341,48 +372,26 @@ class Link(asyncio.BufferedProtocol):
     def _flush_soon(self) -> None:
         self._flush_pending = False
         self._replied = False
-        if self._out:
+        if self.conn.queued:
             self._flush()
 
     def _flush(self) -> None:
-        out = self._out
-        self._out = []
-        if self._paused or self._held:
-            self._held += out
-            return
-        if not self._big:
-            transport = self.transport
-            if transport is not None and not transport.is_closing():
-                transport.write(out[0] if len(out) == 1 else b"".join(out))
-            return
-        self._big = False
-        self._write_parts(out)
-
-    def _write_parts(self, parts: list[bytes | bytearray]) -> None:
-        """Write ``parts`` in order, small runs joined, large ones as they are; stop and
-        hold the rest as soon as the transport asks us to pause."""
+        """Seal and write what is queued, a batch at a time, until the transport asks us to
+        pause (the rest stays queued, unsealed)."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        run: list[bytes | bytearray] = []
-        for index, part in enumerate(parts):
-            if len(part) < BIG_PART:
-                run.append(part)
-                continue
-            if run:
-                transport.write(b"".join(run))
-                run = []
-            transport.write(part)
-            if self._paused:
-                self._held = parts[index + 1 :]
+        conn = self.conn
+        while not self._paused:
+            records = conn.seal()
+            if records is None:
                 return
-        if run:
-            transport.write(b"".join(run))
+            transport.write(records)
 
     async def drained(self) -> None:
         """Wait until the stream's write buffer has room and nothing is held (back-pressure
         for `deliver`)."""
-        await self._can_write.wait()  # set again only once nothing is held
+        await self._can_write.wait()  # set again only once nothing is queued
 
     def _write_own(self) -> None:
         data = self.conn.data_to_send()
@@ -390,11 +399,11 @@ class Link(asyncio.BufferedProtocol):
             self.transport.write(data)
 
     def close(self) -> None:
-        """Close after writing everything queued (held frames included)."""
-        if self.transport is not None and not self.transport.is_closing():
-            if self._out:
-                self._flush()
-            held, self._held = self._held, []
-            for part in held:
-                self.transport.write(part)  # the transport writes them before closing
-            self.transport.close()
+        """Close after writing everything queued (the transport writes it before closing)."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            conn = self.conn
+            if conn.state is ConnectionState.AUTHENTICATED:
+                while (records := conn.seal()) is not None:
+                    transport.write(records)
+            transport.close()

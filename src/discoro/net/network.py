@@ -39,6 +39,7 @@ from discoro.net.secret import resolve_secret
 from discoro.net.userdir import user_root
 from discoro.wire.handshake import Role
 from discoro.wire.identity import Identity
+from discoro.wire.keys import stretch
 from discoro.wire.messages import Message, trusted_message
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class Network(FileTransfer, RemoteChannels):
         self.loop = kernel.loop
         self.options = options
         self.secret = resolve_secret(options.get("secret"))
+        self.master_key = stretch(self.secret)  # once per process (or handed over by a node)
         self.node: str = options.get("node") or default_node_address()
         self.ext_ip_addr: str | None = options.get("ext_ip_addr")
         self.tcp_port = int(options.get("tcp_port") or 0)
@@ -87,6 +89,9 @@ class Network(FileTransfer, RemoteChannels):
         self.dead_after = 5
         self.status_subscribers: list[Any] = []
         self.peer_watchers: list[Callable[[Peer], None]] = []  # called when a peer comes online
+        # ended coroutines that a remote monitor may still ask for, by id (an upper layer
+        # fills it, e.g. a server process with its jobs): such a request is told the end
+        self.ended_coros: dict[int, Coro] = {}
         self.closing = False
         self._replies: dict[int, tuple[asyncio.Future[Any], Location]] = {}
         self._rids = count(1)
@@ -225,19 +230,17 @@ class Network(FileTransfer, RemoteChannels):
         try:
             _, link = await asyncio.wait_for(
                 self.loop.create_connection(
-                    lambda: Link(self, Role.CLIENT),
+                    lambda: Link(self, Role.CLIENT, dialled=location),
                     location.addr,
                     location.port,
                     ssl=self.client_ssl,
                 ),
                 DIAL_TIMEOUT,
             )
-            peer = await asyncio.wait_for(asyncio.shield(link.authenticated), HANDSHAKE_TIMEOUT)
+            await asyncio.wait_for(asyncio.shield(link.authenticated), HANDSHAKE_TIMEOUT)
         except (OSError, TimeoutError, ConnectionError, ProtocolError) as exc:
             logger.debug("cannot connect to %s: %r", location, exc)
             return False
-        if peer.location != location:  # the peer advertises another address (ext_ip_addr)
-            self.peers.setdefault(location, peer)
         return True
 
     def ensure_link(self, location: Location) -> Peer:
@@ -404,7 +407,7 @@ class Network(FileTransfer, RemoteChannels):
         if reply is None or reply.fields.get("r", -1) != 0:
             return -1
         peer = self.peers.get(observed._location)
-        if peer is not None:
+        if peer is not None and not reply.fields.get("ended"):  # else its end is on the way
             peer.watch(observed, monitor)
         return 0
 

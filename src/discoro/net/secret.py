@@ -14,6 +14,9 @@ Invariants:
   into place, so processes that start together all read the same secret, never a partly
   written one, and the first one to link wins.
 - A secret file that others may read is used, with one warning naming the file.
+- A secret given explicitly (``secret=``, ``-s``) shorter than `SHORT_SECRET` characters is
+  used, with one warning per process (scrypt slows guessing; it cannot make a short
+  secret long).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from pathlib import Path
 from discoro.core.log import logger
 
 SECRET_ENV = "DISCORO_SECRET"
+SHORT_SECRET = 16
+_warned_short = False
 
 __all__ = ["SECRET_ENV", "resolve_secret", "secret_file"]
 
@@ -37,7 +42,9 @@ def secret_file() -> Path:
 def resolve_secret(secret: str | bytes | None) -> bytes:
     """The secret bytes to authenticate with (see the module docstring for precedence)."""
     if secret:
-        return secret.encode() if isinstance(secret, str) else bytes(secret)
+        value = secret.encode() if isinstance(secret, str) else bytes(secret)
+        _warn_if_short(value)
+        return value
     from_env = os.environ.get(SECRET_ENV)
     if from_env:
         return from_env.encode()
@@ -47,6 +54,18 @@ def resolve_secret(secret: str | bytes | None) -> bytes:
     except FileNotFoundError:
         pass
     return _create(path)
+
+
+def _warn_if_short(secret: bytes) -> None:
+    global _warned_short
+    if len(secret) < SHORT_SECRET and not _warned_short:
+        _warned_short = True
+        logger.warning(
+            "the cluster secret is only %d characters long: anyone who sees one handshake can "
+            "guess it offline; use at least %d random characters",
+            len(secret),
+            SHORT_SECRET,
+        )
 
 
 def _read(path: Path) -> bytes:

@@ -8,31 +8,38 @@ The I/O shell owns the socket and loops::
         while (event := conn.next_event()) is not NEED_DATA:
             handle(event)                  # ConnectionClosed: stop reading
         write(conn.data_to_send())
-    to send m after HandshakeComplete:  writelines(conn.send_parts(m))
+    to send m after HandshakeComplete:  write(conn.send(m))
 
 A shell may also let the socket write into the connection's own buffer (``recv_into``, as
 ``asyncio.BufferedProtocol`` does): ``view = conn.get_buffer()``, read into it, then
 ``conn.buffer_updated(n)`` instead of ``receive_data``. Once authenticated, it may take the
 batch fast path: ``conn.process(handle)`` calls ``handle(message)`` for every complete
 message buffered, in one loop, with no event objects, and returns False once the peer closed
-the stream cleanly (``conn.feed(b, handle)`` is ``receive_data`` + ``process``);
-``conn.send_into(out, m)`` appends m's frame to a list the shell writes later.
+the stream cleanly (``conn.feed(b, handle)`` is ``receive_data`` + ``process``). To send in
+batches, ``conn.queue(m, lane)`` queues m's frame on a lane and ``conn.seal()`` turns what is
+queued into sealed records (control lane first), a bounded batch per call.
 
 Invariants:
 - States go HANDSHAKING -> AUTHENTICATED -> CLOSED, or to ERROR from anywhere but CLOSED.
 - Before authentication frames are limited to `HANDSHAKE_MAX_FRAME` bytes, may carry no
   payload, and may only be handshake ops: no user byte is handed up (let alone unpickled)
   before the peer proved it holds the secret.
+- After authentication every byte, both ways, travels in AEAD records (`wire.record`) keyed
+  by the handshake's session keys: a byte the peer did not seal (injected, flipped, replayed,
+  reordered) fails the connection, and nothing in its record is decoded. Bytes that arrived
+  behind the handshake's last frame are taken as records.
 - Every failure is raised as a ProtocolError (or subclass) from `next_event`; the connection
   is then in state ERROR and every later call except `data_to_send` raises
   LocalProtocolError. If it failed during the handshake, `data_to_send` then holds a REFUSE
   frame telling the peer why: write it before closing.
-- `send_parts` prepends any bytes the connection queued itself, so they are never overtaken.
+- `seal` (and `send`) put any bytes the connection queued itself first, so they are never
+  overtaken.
 """
 
 from __future__ import annotations
 
 import enum
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from discoro.errors import LocalProtocolError, ProtocolError
@@ -44,8 +51,9 @@ from discoro.wire.events import (
     MessageReceived,
 )
 from discoro.wire.frames import MAX_CONTROL_SIZE, MAX_FRAME_SIZE, FrameDecoder, FrameEncoder
-from discoro.wire.handshake import HANDSHAKE_MAX_FRAME, Handshake, Role, refusal
+from discoro.wire.handshake import DIRECTIONS, HANDSHAKE_MAX_FRAME, Handshake, Role, refusal
 from discoro.wire.messages import Message, decode_message, message_control
+from discoro.wire.record import LANE_DATA, RecordReader, RecordWriter, aes_gcm
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -53,6 +61,8 @@ if TYPE_CHECKING:
     from discoro.wire.identity import Identity
 
 __all__ = ["Connection", "ConnectionState"]
+
+_OTHER = {Role.CLIENT: Role.SERVER, Role.SERVER: Role.CLIENT}
 
 
 class ConnectionState(enum.Enum):
@@ -68,29 +78,33 @@ class Connection:
     def __init__(
         self,
         role: Role,
-        secret: bytes,
+        master: bytes,
         identity: Identity,
         *,
         max_frame_size: int = MAX_FRAME_SIZE,
         max_control_size: int = MAX_CONTROL_SIZE,
     ) -> None:
+        """``master`` is the cluster's master key (`keys.stretch` of the secret)."""
         self.role = role
         self.identity = identity
         self.state = ConnectionState.HANDSHAKING
         self.peer: Identity | None = None
         self.max_frame_size = max_frame_size
         self.max_control_size = max_control_size
-        self._handshake = Handshake(role, secret, identity)
+        self._handshake = Handshake(role, master, identity)
         self._decoder = FrameDecoder(HANDSHAKE_MAX_FRAME, HANDSHAKE_MAX_FRAME, allow_payload=False)
         self._encoder = FrameEncoder(max_frame_size, max_control_size)
+        self._reader: RecordReader | None = None
+        self._writer: RecordWriter | None = None
+        self._received: deque[Message] = deque()  # decoded, not yet returned by next_event
         self._outbox: list[bytes] = []
         self._started = False
         self._eof = False
         self._error: ProtocolError | None = None
-        #: Room to receive into (e.g. with ``recv_into``); then call `buffer_updated`. Large
-        #: payloads are received straight into the buffer they are handed up in. Always
+        self._deferred: ProtocolError | None = None
+        #: Room to receive into (e.g. with ``recv_into``); then call `buffer_updated`. Always
         #: usable: it only hands out room.
-        self.get_buffer: Callable[..., memoryview] = self._decoder._buffer.get_buffer
+        self.get_buffer: Callable[..., memoryview] = self._decoder.get_buffer
 
     def __repr__(self) -> str:
         return f"<Connection {self.role.value} {self.state.value} peer={self.peer}>"
@@ -110,18 +124,33 @@ class Connection:
         self._check_usable()
         if self._eof:
             raise LocalProtocolError("data received after EOF")
-        if data:
-            self._decoder.feed(data)
-        else:
+        if not data:
             self._eof = True
+        elif self._reader is not None:
+            self._reader.feed(data)
+        else:
+            self._decoder.feed(data)
 
     def next_event(self) -> Event:
         """The next event, or NEED_DATA; raises ProtocolError when the peer broke the rules."""
-        if self.state is ConnectionState.AUTHENTICATED:  # the hot path
+        if self.state is ConnectionState.AUTHENTICATED:
+            received = self._received
+            if not received:
+                try:
+                    self._drain(received.append)
+                except ProtocolError as exc:
+                    if not received:
+                        self._fail(exc)
+                        raise
+                    self._deferred = exc  # raised once the messages before it were returned
+            if received:
+                return MessageReceived(received.popleft())
+            deferred = self._deferred
+            if deferred is not None:
+                self._deferred = None
+                self._fail(deferred)
+                raise deferred
             try:
-                frame = self._decoder.next_frame()
-                if frame is not None:
-                    return MessageReceived(decode_message(frame[0], frame[1]))
                 return self._no_frame()
             except ProtocolError as exc:
                 self._fail(exc)
@@ -151,7 +180,10 @@ class Connection:
         self._check_usable()
         if self._eof:
             raise LocalProtocolError("data received after EOF")
-        self._decoder.buffer_updated(nbytes)
+        if self._reader is not None:
+            self._reader.buffer_updated(nbytes)
+        else:
+            self._decoder.buffer_updated(nbytes)
 
     def feed(self, data: bytes, handle: Callable[[Message], Any]) -> bool:
         """`receive_data` then `process`: the batch fast path for bytes objects."""
@@ -163,16 +195,18 @@ class Connection:
 
         False once the stream ended cleanly (the events API would say ConnectionClosed),
         else True. Raises like `next_event`, after handing over the messages before the bad
-        frame; if ``handle`` raises, later messages stay buffered for the next call.
+        record or frame; if ``handle`` raises, later messages stay buffered for the next call.
         """
         if self.state is not ConnectionState.AUTHENTICATED:
             if self.state is ConnectionState.CLOSED:
                 return False
             self._check_usable()
             raise LocalProtocolError(f"process() needs an authenticated connection, not {self}")
-
         try:
-            self._decoder.drain(handle, decode_message)
+            received = self._received
+            while received:
+                handle(received.popleft())
+            self._drain(handle)
             if self._eof:
                 self._no_frame()
                 return False
@@ -181,40 +215,59 @@ class Connection:
             raise
         return True
 
-    def send_into(self, out: list[bytes | bytearray], message: Message) -> int:
-        """Append ``message``'s frame (1 or 2 parts; the payload is not copied) to ``out``;
-        its size in bytes. Raises as `send_parts`."""
-        if self.state is not ConnectionState.AUTHENTICATED:
+    def queue(self, message: Message, lane: int = LANE_DATA) -> int:
+        """Queue ``message``'s frame on ``lane`` (the payload is not copied); its size in
+        bytes. `seal` makes the records. Raises LocalProtocolError unless AUTHENTICATED,
+        TypeError for fields that are not msgpack-native, ValueError for a frame over
+        ``max_frame_size``."""
+        writer = self._writer
+        if writer is None or self.state is not ConnectionState.AUTHENTICATED:
             raise LocalProtocolError(f"cannot send while {self.state.value}")
+        return writer.queue_frame(
+            lane, self._encoder.encode_into, message_control(message), message.payload
+        )
+
+    @property
+    def queued(self) -> int:
+        """Bytes of frames queued and not sealed yet."""
+        return 0 if self._writer is None else sum(self._writer.pending)
+
+    def seal(self, budget: int | None = None) -> bytes | bytearray | None:
+        """Sealed records for (about) ``budget`` bytes of what is queued (control lane
+        first), behind any bytes the connection queued itself; None when nothing is."""
+        writer = self._writer
+        records = None
+        if writer is not None:
+            records = writer.seal() if budget is None else writer.seal(budget)
         if self._outbox:
-            out.append(self.data_to_send())
-        return self._encoder.encode_into(out, message_control(message), message.payload)
+            own = self.data_to_send()
+            return own if records is None else own + records
+        return records
 
-    def send_parts(self, message: Message) -> list[bytes | bytearray]:
-        """Frame ``message``: 1 or 2 bytes objects for writelines (the payload is not copied).
-
-        Raises LocalProtocolError unless AUTHENTICATED, TypeError for fields that are not
-        msgpack-native, ValueError for a frame over ``max_frame_size``.
-        """
-        if self.state is not ConnectionState.AUTHENTICATED:
-            raise LocalProtocolError(f"cannot send while {self.state.value}")
-        parts: list[bytes | bytearray] = []
-        self._encoder.encode_into(parts, message_control(message), message.payload)
-        if self._outbox:
-            parts[0] = self.data_to_send() + parts[0]
-        return parts
-
-    def send(self, message: Message) -> bytes:
-        """Frame ``message`` as one bytes object (copies the payload; prefer `send_parts`)."""
-        return b"".join(self.send_parts(message))
+    def send(self, message: Message, lane: int = LANE_DATA) -> bytes:
+        """``message`` (and anything queued before it) as sealed records, in one bytes
+        object: the simple API; the link uses `queue` and `seal`."""
+        self.queue(message, lane)
+        out = []
+        while (chunk := self.seal()) is not None:
+            out.append(chunk)
+        return b"".join(out)
 
     # -- internals ------------------------------------------------------------------------
+
+    def _drain(self, handle: Callable[[Message], object]) -> None:
+        reader = self._reader
+        assert reader is not None
+        reader.drain(handle, decode_message)
 
     def _no_frame(self) -> Event:
         """The event when no whole frame is buffered: NEED_DATA, or the end of the stream."""
         if not self._eof:
             return NEED_DATA
-        if not self._decoder.at_boundary:
+        if self._reader is not None:
+            if not self._reader.at_boundary:
+                raise ProtocolError("connection closed mid-record (truncated stream)")
+        elif not self._decoder.at_boundary:
             raise ProtocolError("connection closed mid-frame")
         self.state = ConnectionState.CLOSED
         return ConnectionClosed(self.peer is not None)
@@ -235,10 +288,15 @@ class Connection:
     def _authenticated(self, peer: Identity) -> None:
         self.peer = peer
         self.state = ConnectionState.AUTHENTICATED
-        decoder = self._decoder
-        decoder.max_frame_size = self.max_frame_size
-        decoder.max_control_size = self.max_control_size
-        decoder.allow_payload = True
+        send_key, receive_key = self._handshake.session_keys()
+        decoders = tuple(FrameDecoder(self.max_frame_size, self.max_control_size) for _ in range(2))
+        reader = RecordReader(aes_gcm(receive_key), DIRECTIONS[_OTHER[self.role]], decoders)
+        self._writer = RecordWriter(aes_gcm(send_key), DIRECTIONS[self.role])
+        buffered = self._decoder._buffer
+        if len(buffered):  # records that arrived right behind the handshake's last frame
+            reader.feed(buffered.read(len(buffered)))
+        self._reader = reader
+        self.get_buffer = reader.get_buffer
 
     def _queue(self, controls: list[dict[str, Any]]) -> None:
         self._outbox.extend(self._encoder.encode(control) for control in controls)

@@ -1,25 +1,37 @@
-"""Mutual HMAC-SHA256 challenge-response: the handshake every connection starts with.
+"""Mutual HMAC-SHA256 challenge-response that also agrees on the link's session keys.
 
 Flow (control maps of frames without payload; CLIENT dials, SERVER accepts)::
 
     C -> S  {"op": "hello", "body": Bc}
-    S -> C  {"op": "hello", "body": Bs, "mac": HMAC(secret, b"discoro server" + T)}
-    C -> S  {"op": "auth", "mac": HMAC(secret, b"discoro client" + T)}
+    S -> C  {"op": "hello", "body": Bs, "mac": HMAC(K_mac, b"discoro server" + T)}
+    C -> S  {"op": "auth", "mac": HMAC(K_mac, b"discoro client" + T)}
     S -> C  {"op": "ok"}
+    ... then AEAD records both ways (`wire.record`), keyed K_cs (client to server) and K_sc
 
 Each body is a msgpack map {"version", "nonce" (32 fresh random bytes), "name", "addr",
 "port", "sid"}; ``T = u32(len Bc) + Bc + u32(len Bs) + Bs`` is the transcript: the exact
 body bytes both sides sent, so the MACs authenticate both identities and both nonces.
+``M`` is the cluster's master key (`keys.stretch` of the secret); ``K_mac = derive(M, "link
+handshake mac")``; the session keys are ``HKDF-SHA256(M, salt = SHA-256(T), info = label +
+version + direction)``, fresh for every connection and bound to both nonces, both
+identities and the protocol version.
 
 Invariants:
-- The secret never goes on the wire; digests are compared with `hmac.compare_digest`.
+- Neither the secret nor the master key goes on the wire, and no MAC is keyed by the raw
+  secret: a sniffed handshake costs an offline guesser one scrypt run per guess. Digests are
+  compared with `hmac.compare_digest`.
+- A relay that forwards the handshake learns no session key, so it can neither read nor
+  inject a record: authentication covers every byte after the handshake, not just its start.
 - Fresh nonces per connection defeat replay; the role labels make the two MACs differ, so
   reflecting one side's MAC back fails; a peer echoing our own nonce is refused.
 - The "version" key exists in every protocol version's body. A side that sees another
   version sends {"op": "refuse", "kind": "version", "reason": ...} and raises VersionMismatch;
   a side that fails to verify a MAC refuses with kind "auth" and raises AuthenticationError;
   a side that receives a refusal raises the matching error with the peer's reason.
-- A peer's identity is exposed (`peer`) only after its MAC verified.
+- A peer's identity is exposed (`peer`) and the session keys (`session_keys`) exist only
+  after the peer's MAC verified.
+- Version 2 is the first with records; version 1 peers (plain frames after the handshake) are
+  refused with a message that names both versions.
 """
 
 from __future__ import annotations
@@ -38,11 +50,19 @@ from discoro.errors import (
     VersionMismatch,
 )
 from discoro.wire.identity import Identity, identity_fields, identity_from_fields
+from discoro.wire.keys import derive, hkdf
 from discoro.wire.safepack import pack, unpack_map
 
-__all__ = ["HANDSHAKE_MAX_FRAME", "NONCE_SIZE", "PROTOCOL_VERSION", "Handshake", "Role"]
+__all__ = [
+    "DIRECTIONS",
+    "HANDSHAKE_MAX_FRAME",
+    "NONCE_SIZE",
+    "PROTOCOL_VERSION",
+    "Handshake",
+    "Role",
+]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 NONCE_SIZE = 32
 HANDSHAKE_MAX_FRAME = 4096  # bytes of control per frame before authentication
 MAX_REASON_LEN = 500
@@ -59,6 +79,9 @@ class Role(enum.Enum):
     SERVER = "server"  # accepted it
 
 
+_SESSION_INFO = b"discoro link v%d session key %s"
+#: The 4-byte label that starts every record nonce, by the direction the record travels.
+DIRECTIONS = {Role.CLIENT: b"c2s\0", Role.SERVER: b"s2c\0"}
 _LABELS = {Role.SERVER: b"discoro server", Role.CLIENT: b"discoro client"}
 
 
@@ -117,16 +140,19 @@ class Handshake:
     """
 
     def __init__(
-        self, role: Role, secret: bytes, identity: Identity, *, version: int = PROTOCOL_VERSION
+        self, role: Role, master: bytes, identity: Identity, *, version: int = PROTOCOL_VERSION
     ) -> None:
-        if type(secret) is not bytes or not secret:
-            raise ValueError("the secret must be non-empty bytes")
+        """``master`` is the cluster's master key (`keys.stretch` of the secret)."""
+        if type(master) is not bytes or not master:
+            raise ValueError("the master key must be non-empty bytes")
         self.role = role
         self.identity = identity
         self.version = version
         self.peer: Identity | None = None
         self.refused_by_peer = False  # the failure was the peer's REFUSE: don't answer it
-        self._secret = secret
+        self._master = master
+        self._mac_key = derive(master, "link handshake mac")
+        self._session: tuple[bytes, bytes] | None = None
         self._nonce = secrets.token_bytes(NONCE_SIZE)
         self._step = _Step.START
         self._body = pack({"version": version, "nonce": self._nonce, **identity_fields(identity)})
@@ -170,7 +196,7 @@ class Handshake:
         raise ProtocolError(f"unexpected {op!r} during the handshake ({step.name.lower()})")
 
     def _mac(self, role: Role) -> bytes:
-        return hmac.new(self._secret, _LABELS[role] + self._transcript, hashlib.sha256).digest()
+        return hmac.new(self._mac_key, _LABELS[role] + self._transcript, hashlib.sha256).digest()
 
     def _check_mac(self, got: bytes, role: Role) -> None:
         if not hmac.compare_digest(got, self._mac(role)):
@@ -187,7 +213,10 @@ class Handshake:
         if type(version) is not int:
             raise ProtocolError("malformed handshake: no protocol version")
         if version != self.version:
-            raise VersionMismatch(f"protocol version {version} is not ours ({self.version})")
+            raise VersionMismatch(
+                f"peer speaks discoro protocol version {version}, we speak {self.version}: "
+                f"run the same discoro release on both sides"
+            )
         _expect_keys(fields, frozenset({"version", "nonce", "name", "addr", "port", "sid"}))
         if _bin(fields, "nonce", NONCE_SIZE) == self._nonce:
             raise AuthenticationError("peer echoed our own nonce (reflection?)")
@@ -216,7 +245,22 @@ class Handshake:
     def _finish(self) -> None:
         self._step = _Step.DONE
         self.peer = self._pending_peer
-        self._secret = b""  # no longer needed; don't keep it around
+        salt = hashlib.sha256(self._transcript).digest()
+        keys = {
+            direction: hkdf(self._master, salt, _SESSION_INFO % (self.version, direction))
+            for direction in (b"c2s", b"s2c")
+        }
+        if self.role is Role.CLIENT:
+            self._session = keys[b"c2s"], keys[b"s2c"]
+        else:
+            self._session = keys[b"s2c"], keys[b"c2s"]
+        self._master = self._mac_key = b""  # no longer needed; don't keep them around
+
+    def session_keys(self) -> tuple[bytes, bytes]:
+        """(key for what we send, key for what we receive), once the handshake is done."""
+        if self._session is None:
+            raise LocalProtocolError("no session keys before the handshake is done")
+        return self._session
 
 
 def _transcript(client_body: bytes, server_body: bytes) -> bytes:

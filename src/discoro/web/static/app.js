@@ -83,7 +83,9 @@ function showScheduler(scheduler) {
   if (!scheduler) return;
   document.getElementById("scheduler").textContent =
     "scheduler " + (scheduler.name || "") + " at " + scheduler.location +
-    (scheduler.computation ? ", computation " + scheduler.computation : ", idle") +
+    (scheduler.computation
+      ? ", computation of " + (scheduler.computation_name || scheduler.computation)
+      : ", idle") +
     (scheduler.queued ? ", " + scheduler.queued + " queued" : "");
 }
 

@@ -1,0 +1,182 @@
+"""Where a run goes, and what happens to a run that no process can take yet (no I/O).
+
+The scheduler's state machine asks `choose` for the processes a `RunRequest` names. When
+there are none yet (right after ``schedule()`` the processes are still being set up, or no
+node has joined), the request *waits*: it is held as a `WaitingRun` until processes are
+ready or its deadline (the computation's ``timeout``) passes, and only then fails, with a
+reason that says what was missing (`unready_reason`).
+
+Rules:
+- A single run (``any``, ``node``, ``proc``) goes as soon as one eligible process is ready.
+- A fan-out (``each_node``, ``each_proc``, ``node_procs``) goes once at least one target is
+  ready and no process it could also use is still initializing (`settled`), so ``run_procs``
+  right after ``schedule()`` reaches every process; at its deadline it goes to whatever is
+  ready, and fails only if nothing is.
+- Waiting runs are served in the order they arrived; closing the computation fails them all.
+
+`RunPlacement` is the part of the scheduler's state machine (`SchedulerState`) that handles
+`RunRequest`: it places a run now, holds it, or refuses it with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from discoro.cluster import protocol as p
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from discoro.cluster.scheduler_state import Computation, Proc
+
+FANOUT_KINDS = ("each_node", "each_proc", "node_procs")
+
+# the states a process can still leave for "initialized" (by its setup finishing)
+_PENDING = ("discovered", "initializing")
+
+
+@dataclass
+class WaitingRun:
+    """A run request held until a process can take it, or until ``deadline`` (monotonic)."""
+
+    request: p.RunRequest
+    deadline: float
+    waited: float  # the computation's timeout, for the failure reason
+
+
+def least_loaded(procs: list[Proc]) -> Proc:
+    # among equally loaded processes, the one whose newest job started longest ago: a busy
+    # CPU-bound job there is the likeliest to finish first (and idle processes take turns)
+    return min(procs, key=lambda proc: (proc.load, proc.last_started))
+
+
+def choose(
+    ready: dict[str, list[Proc]], procs: dict[object, Proc], where: tuple[object, ...]
+) -> list[Proc]:
+    """The processes a run at ``where`` goes to now (``ready``: the initialized ones, by
+    node; ``procs``: all, by location)."""
+    kind = where[0]
+    if kind == "any":
+        if not ready:
+            return []
+        node = min(ready.values(), key=lambda group: sum(p.load for p in group) / len(group))
+        return [least_loaded(node)]
+    if kind == "node":
+        group = ready.get(str(where[1]))
+        return [least_loaded(group)] if group else []
+    if kind == "proc":
+        proc = procs.get(where[1])
+        return [proc] if proc is not None and proc.state.value == "initialized" else []
+    if kind == "each_node":
+        return [least_loaded(group) for group in ready.values()]
+    if kind == "each_proc":
+        return [proc for group in ready.values() for proc in group]
+    if kind == "node_procs":
+        return list(ready.get(str(where[1]), []))
+    return []
+
+
+def _relevant(procs: dict[object, Proc], where: tuple[object, ...]) -> list[Proc]:
+    """The processes (in any state) that ``where`` could ever use."""
+    kind = where[0]
+    if kind in ("node", "node_procs"):
+        return [proc for proc in procs.values() if proc.addr == str(where[1])]
+    if kind == "proc":
+        proc = procs.get(where[1])
+        return [proc] if proc is not None else []
+    return list(procs.values())
+
+
+def settled(procs: dict[object, Proc], where: tuple[object, ...]) -> bool:
+    """Whether no process that ``where`` could use is still on its way to ready."""
+    return not any(proc.state.value in _PENDING for proc in _relevant(procs, where))
+
+
+def unready_reason(procs: dict[object, Proc], where: tuple[object, ...], waited: float) -> str:
+    """Why no process took a run at ``where`` within ``waited`` seconds."""
+    after = f"(waited {waited:g} s)"
+    live = [proc for proc in procs.values() if proc.state.value != "disconnected"]
+    if not live:
+        return f"no node: the scheduler has found no server process {after}"
+    kind = where[0]
+    relevant = _relevant(procs, where)
+    if kind in ("node", "node_procs") and not relevant:
+        return f"no node {where[1]} among the scheduler's nodes {after}"
+    if kind == "proc" and not relevant:
+        return f"no process {where[1]} among the scheduler's processes {after}"
+    counts: dict[str, int] = {}
+    for proc in relevant:
+        counts[proc.state.value] = counts.get(proc.state.value, 0) + 1
+    detail = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    return f"no process is ready ({detail}) {after}"
+
+
+class RunPlacement:
+    """Run requests in `SchedulerState` (a mixin: the attributes are the state's)."""
+
+    current: Computation | None
+    queue: list[Computation]
+    procs: dict[object, Proc]
+    waiting: list[WaitingRun]
+    clock: Callable[[], float]
+
+    def ready(self) -> dict[str, list[Proc]]:
+        raise NotImplementedError
+
+    def _uid_ok(self, uid: str) -> bool:
+        raise NotImplementedError
+
+    def _send(self, to: object, message: object) -> None:
+        raise NotImplementedError
+
+    def on_RunRequest(self, event: p.RunRequest) -> None:
+        if not self._uid_ok(event.uid):
+            queued = any(c.spec.uid == event.uid for c in self.queue)
+            why = "the computation is not scheduled yet" if queued else "the computation is closed"
+            self._refuse(event, why)
+            return
+        assert self.current is not None
+        if not self._dispatch(event, final=False):
+            timeout = float(self.current.spec.timeout)
+            self.waiting.append(WaitingRun(event, self.clock() + timeout, timeout))
+
+    def _refuse(self, event: p.RunRequest, reason: str) -> None:
+        empty: list[object] | None = [] if event.where[0] in FANOUT_KINDS else None
+        self._send(event.router, p.Reply(event.rid, empty, reason))
+
+    def _dispatch(self, event: p.RunRequest, final: bool, waited: float = 0.0) -> bool:
+        """Send the run to its processes, if it can go now; whether it is answered (with
+        ``final``, a run that cannot go is refused with the reason)."""
+        assert self.current is not None
+        fanout_kind = event.where[0] in FANOUT_KINDS
+        targets = choose(self.ready(), self.procs, event.where)
+        if not final and (not targets or (fanout_kind and not settled(self.procs, event.where))):
+            return False
+        if not targets:
+            self._refuse(event, unready_reason(self.procs, event.where, waited))
+            return True
+        router = self.current.spec.router
+        fanout = len(targets) if fanout_kind else 0
+        for proc in targets:
+            proc.pending += 1
+            run = p.Run(
+                event.uid,
+                event.rid,
+                event.func,
+                event.func_name,
+                event.args,
+                router,
+                fanout,
+                getattr(event, "sources", {}),
+            )
+            self._send(proc.server, run)
+        return True
+
+    def _serve_waiting(self, now: float) -> None:
+        waiting, self.waiting = self.waiting, []
+        for held in waiting:
+            if self.current is None:
+                self._refuse(held.request, "the computation is closed")
+            elif not self._dispatch(held.request, now >= held.deadline, held.waited):
+                self.waiting.append(held)

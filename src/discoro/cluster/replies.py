@@ -1,0 +1,132 @@
+"""How a client's `Computation` hears from the scheduler and the servers (a mixin).
+
+One router coroutine per computation receives every reply, run result, job failure, output
+and pulse. Each request the computation makes is a future keyed by its request id
+(`_expect`); the router resolves it with the answer (a `Reply`, a `RunResult`, or for a
+fan-out the list of that many `RunResult` s), and `_wait` gives up after a timeout.
+
+Invariants: a request's future is resolved at most once and is forgotten when its wait ends;
+when the computation ends (`_end`: closed, scheduler offline or silent for 5 pulse
+intervals) every pending future resolves to None, so no caller waits beyond its timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from discoro.cluster import protocol as p
+from discoro.cluster.constants import MISSED_PULSES
+from discoro.cluster.output import show_remote_output
+from discoro.core.kernel import AsynCoro
+from discoro.core.log import logger
+from discoro.net.location import PeerStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from discoro.core.coro import Coro
+
+
+class Replies:
+    """The reply side of `Computation` (its attributes are set there)."""
+
+    scheduler: Coro | None
+    timeout: float
+    pulse_interval: float
+    output_handler: Callable[[object, str, str], object] | None
+    _waiting: dict[int, asyncio.Future[object]]
+    _fanouts: dict[int, list[p.RunResult]]
+    _scheduled: asyncio.Future[str] | None
+    _state: str
+    _last_pulse: float
+
+    def _end(self) -> None:
+        raise NotImplementedError
+
+    def _expect(self, rid: int) -> asyncio.Future[object]:
+        future: asyncio.Future[object] = AsynCoro.instance().loop.create_future()
+        self._waiting[rid] = future
+        return future
+
+    async def _wait(
+        self, future: asyncio.Future[object], rid: int, timeout: float | None = None
+    ) -> object:
+        """The answer for request ``rid``, or None if none came within ``timeout``
+        (default: the computation's) or the computation ended."""
+        try:
+            done, _ = await asyncio.wait([future], timeout=timeout or self.timeout)
+            if not done:
+                return None
+            return future.result()
+        finally:
+            self._waiting.pop(rid, None)
+            self._fanouts.pop(rid, None)
+
+    async def _route(self, coro: Any = None) -> None:
+        """Receive every reply and pulse for this computation."""
+        coro.set_daemon()
+        scheduler = self.scheduler
+        remote = scheduler is not None and scheduler._remote
+        if remote:
+            AsynCoro.instance().peer_status(coro)
+        check = 2 * self.pulse_interval
+        while True:
+            message = await coro.receive(timeout=check)
+            kind = type(message)
+            if kind is p.RunResult:
+                self._take_run_result(message)
+            elif kind is p.Output:
+                self._show_output(message)
+            elif kind is p.JobError:
+                logger.warning(
+                    "remote coroutine %s failed:\n%s", message.coro, message.text.rstrip()
+                )
+            elif kind is p.Reply:
+                future = self._waiting.get(message.rid)
+                if future is not None and not future.done():
+                    future.set_result(message)
+            elif kind is p.Pulse:
+                self._last_pulse = time.monotonic()
+            elif kind is p.Scheduled:
+                if self._scheduled is not None and not self._scheduled.done():
+                    self._scheduled.set_result(message.error)
+            elif kind is PeerStatus and (
+                scheduler is not None
+                and message.status == PeerStatus.Offline
+                and message.location == scheduler.location
+            ):
+                logger.warning("scheduler at %s went offline; computation closed", message.location)
+                self._end()
+                return
+            if self._state == "current":
+                silence = time.monotonic() - self._last_pulse
+                if silence > MISSED_PULSES * self.pulse_interval:
+                    logger.warning(
+                        "no pulse from the scheduler for %.0f s; computation closed", silence
+                    )
+                    self._end()
+                    return
+
+    def _show_output(self, output: p.Output) -> None:
+        """Show remote output with its origin (`show_remote_output`); then the user's hook."""
+        show_remote_output(output.location, output.stream, output.text, output.level)
+        handler = self.output_handler
+        if handler is not None:
+            try:
+                handler(output.location, output.stream, output.text)
+            except Exception:
+                logger.exception("output_handler failed")
+
+    def _take_run_result(self, result: p.RunResult) -> None:
+        future = self._waiting.get(result.rid)
+        if future is None or future.done():
+            return
+        if not result.fanout:
+            future.set_result(result)
+            return
+        collected = self._fanouts.setdefault(result.rid, [])
+        collected.append(result)
+        if len(collected) >= result.fanout:
+            future.set_result(list(collected))

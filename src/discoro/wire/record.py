@@ -1,0 +1,301 @@
+"""AEAD records: how every byte travels after the handshake (AES-256-GCM, sans-I/O).
+
+Layout of one record (network byte order)::
+
+    header (u32): lane (top 8 bits) | ciphertext length (low 24 bits)
+    ciphertext:   AES-256-GCM(key, nonce, plaintext, associated data = header) + 16-byte tag
+
+The plaintext of a record is a run of frame bytes (`wire.frames`) of one lane: many small
+frames share a record, and a frame bigger than `MAX_PLAINTEXT` spans several records of its
+lane. Lanes are independent frame streams: `LANE_CONTROL` (replies, pings) and `LANE_DATA`
+(user messages). The receiver keeps one frame decoder per lane, so a control record can
+overtake the rest of a large data frame.
+
+Invariants:
+- Each direction has its own key (from the handshake) and its own record counter, starting at
+  0 and never sent: the nonce is the 4-byte direction label + the u64 counter. A record that
+  is tampered with (any bit, header included), replayed, reordered, dropped, truncated or
+  injected fails its tag (or its length check) and is refused with ProtocolError; its
+  plaintext is never handed to a frame decoder, so nothing in it is decoded. After an error
+  the reader is unusable.
+- A record's plaintext is 1 to `MAX_PLAINTEXT` bytes; a header announcing more (or less) is
+  refused as soon as its 4 bytes arrive, before any of the body is buffered.
+- The writer seals control lane records before data lane ones, at frame boundaries of the
+  data lane too (control may overtake a large data frame between two of its records).
+  Payloads are sealed from memoryview slices: a large payload is never joined with others.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from struct import Struct
+from typing import TYPE_CHECKING, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from discoro.errors import ProtocolError
+from discoro.wire.buffer import ReceiveBuffer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from discoro.wire.frames import FrameDecoder
+
+__all__ = [
+    "HEADER",
+    "LANE_CONTROL",
+    "LANE_DATA",
+    "MAX_PLAINTEXT",
+    "TAG_SIZE",
+    "Cipher",
+    "RecordReader",
+    "RecordWriter",
+]
+
+HEADER = Struct("!I")
+TAG_SIZE = 16
+MAX_PLAINTEXT = 64 * 1024
+LANE_DATA = 0
+LANE_CONTROL = 1
+LANES = 2
+_LENGTH_MASK = 0xFFFFFF
+_MAX_COUNTER = 2**64 - 1
+_HEADER_SIZE = HEADER.size
+_Bytes = bytes | bytearray | memoryview
+_pack_header = HEADER.pack
+#: Bytes of records sealed per `RecordWriter.seal` call at most (about; one record more).
+SEAL_BUDGET = 256 * 1024
+
+
+class Cipher(Protocol):
+    """What a record needs of an AEAD (`AESGCM` has it)."""
+
+    def encrypt(self, nonce: bytes, data: _Bytes, associated_data: bytes) -> bytes: ...
+
+    def encrypt_into(
+        self, nonce: bytes, data: _Bytes, associated_data: bytes, buf: bytearray | memoryview
+    ) -> object: ...
+
+    def decrypt_into(
+        self, nonce: bytes, data: _Bytes, associated_data: bytes, buf: bytearray | memoryview
+    ) -> object: ...
+
+
+def aes_gcm(key: bytes) -> Cipher:
+    """The record cipher for a 32-byte session key."""
+    if len(key) != 32:
+        raise ValueError("a record key is 32 bytes (AES-256)")
+    return AESGCM(key)
+
+
+def _check_direction(direction: bytes) -> bytes:
+    if len(direction) != 4:
+        raise ValueError("the direction label is 4 bytes")
+    return direction
+
+
+class RecordWriter:
+    """Frames in (by lane), sealed records out. One per direction (not thread-safe)."""
+
+    __slots__ = ("_cipher", "_counter", "_direction", "_lanes", "pending")
+
+    def __init__(self, cipher: Cipher, direction: bytes) -> None:
+        self._cipher = cipher
+        self._direction = _check_direction(direction)
+        self._counter = 0
+        self._lanes: tuple[deque[_Bytes], ...] = tuple(deque() for _ in range(LANES))
+        self.pending = [0] * LANES  #: plaintext bytes waiting, per lane
+
+    def add(self, lane: int, parts: list[bytes | bytearray]) -> None:
+        """Queue one frame's parts (as `FrameEncoder.encode_into` made them) on ``lane``."""
+        queue = self._lanes[lane]
+        size = 0
+        for part in parts:
+            if part:
+                queue.append(part)
+                size += len(part)
+        self.pending[lane] += size
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.pending)
+
+    def queue_frame(self, lane: int, encode_into: Callable[..., int], *args: object) -> int:
+        """Queue the frame ``encode_into(queue, *args)`` appends (a `FrameEncoder` method)
+        on ``lane``, without an intermediate list; its size."""
+        size: int = encode_into(self._lanes[lane], *args)
+        self.pending[lane] += size
+        return size
+
+    def seal(self, budget: int = SEAL_BUDGET) -> bytes | bytearray | None:
+        """Records for (about) ``budget`` bytes of what is queued, control lane first, as one
+        bytearray to write; None when nothing is queued."""
+        pending = self.pending
+        control, data = pending[LANE_CONTROL], pending[LANE_DATA]
+        if not control or not data:  # the common case: one lane, often one small frame
+            size = control or data
+            if size and size <= MAX_PLAINTEXT:
+                return self._seal_lane(LANE_CONTROL if control else LANE_DATA, size)
+        plan: list[tuple[int, list[_Bytes], int]] = []
+        total = 0
+        while total < budget:
+            lane = LANE_CONTROL if pending[LANE_CONTROL] else LANE_DATA
+            if not pending[lane]:
+                break
+            pieces, size = self._take(lane)
+            plan.append((lane, pieces, size))
+            total += _HEADER_SIZE + size + TAG_SIZE
+        if not plan:
+            return None
+        out = bytearray(total)
+        offset = 0
+        with memoryview(out) as view:
+            for lane, pieces, size in plan:
+                offset = self._seal_one(view, offset, lane, pieces, size)
+        return out
+
+    def _seal_lane(self, lane: int, size: int) -> bytes:
+        """Everything queued on ``lane`` (at most MAX_PLAINTEXT bytes) as one record."""
+        queue = self._lanes[lane]
+        plaintext = queue[0] if len(queue) == 1 else b"".join(queue)
+        queue.clear()
+        self.pending[lane] = 0
+        counter = self._counter
+        if counter >= _MAX_COUNTER:
+            raise ProtocolError("record counter exhausted: reconnect")
+        self._counter = counter + 1
+        header = _pack_header((lane << 24) | (size + TAG_SIZE))
+        nonce = self._direction + counter.to_bytes(8, "big")
+        return header + self._cipher.encrypt(nonce, plaintext, header)
+
+    def _take(self, lane: int) -> tuple[list[_Bytes], int]:
+        """Up to MAX_PLAINTEXT bytes from the front of ``lane``'s queue."""
+        queue = self._lanes[lane]
+        pieces: list[_Bytes] = []
+        room = MAX_PLAINTEXT
+        while queue and room:
+            part = queue[0]
+            size = len(part)
+            if size <= room:
+                queue.popleft()
+                pieces.append(part)
+                room -= size
+            else:  # a large part: seal its head now, keep the tail (a view, no copy)
+                view = part if type(part) is memoryview else memoryview(part)
+                pieces.append(view[:room])
+                queue[0] = view[room:]
+                room = 0
+        size = MAX_PLAINTEXT - room
+        self.pending[lane] -= size
+        return pieces, size
+
+    def _seal_one(
+        self, view: memoryview, offset: int, lane: int, pieces: list[_Bytes], size: int
+    ) -> int:
+        counter = self._counter
+        if counter >= _MAX_COUNTER:
+            raise ProtocolError("record counter exhausted: reconnect")
+        self._counter = counter + 1
+        header = HEADER.pack((lane << 24) | (size + TAG_SIZE))
+        view[offset : offset + _HEADER_SIZE] = header
+        start = offset + _HEADER_SIZE
+        end = start + size + TAG_SIZE
+        plaintext = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self._cipher.encrypt_into(
+            self._direction + counter.to_bytes(8, "big"), plaintext, header, view[start:end]
+        )
+        return end
+
+
+class RecordReader:
+    """Sealed records in (bytes from the stream), plaintext out into one frame decoder per
+    lane. One per direction (not thread-safe)."""
+
+    __slots__ = ("_buffer", "_cipher", "_counter", "_direction", "decoders")
+
+    def __init__(
+        self, cipher: Cipher, direction: bytes, decoders: tuple[FrameDecoder, ...]
+    ) -> None:
+        if len(decoders) != LANES:
+            raise ValueError(f"one frame decoder per lane ({LANES})")
+        self._cipher = cipher
+        self._direction = _check_direction(direction)
+        self._counter = 0
+        self._buffer = ReceiveBuffer()
+        self.decoders = decoders
+
+    @property
+    def at_boundary(self) -> bool:
+        """True when no partial record or frame is buffered (an EOF here is clean)."""
+        return self._buffer.empty and all(d.at_boundary for d in self.decoders)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Add (a copy of) received bytes."""
+        self._buffer.feed(data)
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Room for the socket to write received bytes into; then `buffer_updated`."""
+        return self._buffer.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._buffer.buffer_updated(nbytes)
+
+    def open_next(self) -> int:
+        """Open the next complete record into its lane's decoder; its lane, or -1 when no
+        whole record is buffered. Raises ProtocolError for a bad record."""
+        buffer = self._buffer
+        pos = buffer._pos
+        available = buffer._end - pos
+        if available < _HEADER_SIZE:
+            return -1
+        data = buffer._data
+        (word,) = HEADER.unpack_from(data, pos)
+        lane: int = word >> 24
+        length: int = word & _LENGTH_MASK
+        if lane >= LANES or not TAG_SIZE < length <= MAX_PLAINTEXT + TAG_SIZE:
+            raise ProtocolError(
+                f"bad record header (lane {lane}, {length} bytes): tampered or not discoro"
+            )
+        if available < _HEADER_SIZE + length:
+            return -1
+        counter = self._counter
+        nonce = self._direction + counter.to_bytes(8, "big")
+        size = length - TAG_SIZE
+        decoder = self.decoders[lane]
+        start = pos + _HEADER_SIZE
+        with memoryview(data) as view:
+            sealed = view[start : start + length]
+            header = bytes(view[pos:start])
+            room = decoder.get_buffer(size)
+            try:
+                if len(room) >= size:
+                    self._cipher.decrypt_into(nonce, sealed, header, room[:size])
+                    opened: bytearray | None = None
+                else:  # the decoder is collecting a large block with less room left
+                    opened = bytearray(size)
+                    self._cipher.decrypt_into(nonce, sealed, header, opened)
+            except InvalidTag:
+                raise ProtocolError(
+                    f"record {counter} failed authentication "
+                    f"(tampered, replayed, reordered, dropped or injected)"
+                ) from None
+        # only now, with the tag verified, does the decoder see the plaintext
+        buffer._pos = start + length
+        self._counter = counter + 1
+        if opened is None:
+            decoder.buffer_updated(size)
+        else:
+            decoder.feed(opened)
+        return lane
+
+    def drain(self, handle: Callable[..., object], decode: Callable[..., object]) -> None:
+        """``handle(decode(control, payload))`` for every complete frame: first what the
+        decoders still hold, then record by record. Raises like `open_next` and the frame
+        decoders, after handing over what came before the bad record or frame."""
+        decoders = self.decoders
+        for decoder in decoders:
+            if not decoder.at_boundary:  # frames left over from an earlier call
+                decoder.drain(handle, decode)
+        while (lane := self.open_next()) >= 0:
+            decoders[lane].drain(handle, decode)

@@ -1,0 +1,133 @@
+"""Runs that no process can take yet wait (bounded by the computation's timeout) in the
+scheduler's state machine, and fail with the real reason (issue 11), without a network."""
+
+from __future__ import annotations
+
+from discoro.cluster import protocol as p
+from discoro.cluster.scheduler_state import ProcFound, SchedulerState, Tick
+from test_scheduler_state import ME, ROUTER, Handle, loc, sent, spec
+from testing import ManualClock
+
+LATER = 1e12  # a Tick this far ahead is past every deadline (and every silence limit)
+
+
+def new_state() -> tuple[SchedulerState, ManualClock]:
+    clock = ManualClock()
+    return SchedulerState(ME, clock=clock), clock
+
+
+def after_timeout(clock: ManualClock) -> Tick:
+    """A tick just past a run's deadline (10 s), while processes are not yet silent for
+    too long (5 pulses of 5 s: `slow_spec`)."""
+    clock.advance(11)
+    return Tick(clock())
+
+
+def slow_spec(uid: str = "c1") -> p.ComputationSpec:
+    return p.ComputationSpec(uid, b"", [], [], None, ROUTER, 5.0, 10.0)
+
+
+def run(rid: int, where: tuple[object, ...] = ("any",), uid: str = "c1") -> p.RunRequest:
+    return p.RunRequest(uid, rid, where, "f", "f", b"", ROUTER)
+
+
+def runs(actions: list[object]) -> list[tuple[object, p.Run]]:
+    return [(a.to.location, a.message) for a in actions if isinstance(a.message, p.Run)]  # type: ignore[attr-defined]
+
+
+def found(state: SchedulerState, *locations: object) -> dict[object, Handle]:
+    servers = {location: Handle(f"server{location}", location) for location in locations}
+    for location, server in servers.items():
+        state.handle(ProcFound(location, server))
+    return servers
+
+
+def test_a_run_right_after_schedule_waits_for_the_first_ready_process() -> None:
+    state, clock = new_state()
+    a = loc(1, 1)
+    found(state, a)
+    state.handle(p.Submit(spec()))
+    assert state.handle(run(5)) == []  # setting up: no answer yet, no failure
+    clock.advance(3)
+    assert runs(state.handle(Tick(clock()))) == []  # before its deadline: waits
+    [(target, message)] = runs(state.handle(p.SetupDone(a, "c1")))
+    assert target == a and message.rid == 5 and message.reply_to is ROUTER
+
+
+def test_a_run_waits_for_a_node_that_joins_late() -> None:
+    state, _ = new_state()
+    state.handle(p.Submit(spec()))
+    assert sent(state.handle(run(1)), ROUTER) == []
+    a = loc(1, 1)
+    found(state, a)  # a node starts after the client scheduled
+    [(target, _)] = runs(state.handle(p.SetupDone(a, "c1")))
+    assert target == a
+
+
+def test_with_no_node_at_all_a_run_fails_at_its_deadline_saying_so() -> None:
+    state, clock = new_state()
+    state.handle(p.Submit(spec()))
+    state.handle(run(1))
+    state.handle(run(2, ("each_proc",)))
+    clock.advance(9)
+    assert sent(state.handle(Tick(clock())), ROUTER) == [p.Pulse("c1")]
+    replies = [m for m in sent(state.handle(Tick(LATER)), ROUTER) if isinstance(m, p.Reply)]
+    assert [(r.rid, r.value) for r in replies] == [(1, None), (2, [])]
+    for reply in replies:
+        assert reply.error.startswith("no node"), reply.error
+        assert "waited 10 s" in reply.error
+
+
+def test_a_process_that_never_gets_ready_is_named_in_the_reason() -> None:
+    state, clock = new_state()
+    found(state, loc(1, 1))
+    state.handle(p.Submit(slow_spec()))
+    state.handle(run(1))
+    state.handle(run(2, ("node", "127.0.0.7")))
+    actions = state.handle(after_timeout(clock))
+    replies = {m.rid: m for m in sent(actions, ROUTER) if isinstance(m, p.Reply)}
+    assert "no process is ready (1 initializing)" in replies[1].error
+    assert "no node 127.0.0.7" in replies[2].error
+
+
+def test_run_procs_waits_until_every_process_has_finished_its_setup() -> None:
+    state, _ = new_state()
+    a, b = loc(1, 1), loc(1, 2)
+    found(state, a, b)
+    state.handle(p.Submit(spec()))
+    assert runs(state.handle(p.SetupDone(a, "c1"))) == []
+    assert runs(state.handle(run(3, ("each_proc",)))) == []  # b is still initializing
+    fanned = runs(state.handle(p.SetupDone(b, "c1")))
+    assert sorted(str(target) for target, _ in fanned) == sorted([str(a), str(b)])
+    assert {message.fanout for _, message in fanned} == {2}
+
+
+def test_at_its_deadline_a_fanout_goes_to_whatever_is_ready() -> None:
+    state, clock = new_state()
+    a, b = loc(1, 1), loc(1, 2)
+    found(state, a, b)
+    state.handle(p.Submit(slow_spec()))
+    state.handle(p.SetupDone(a, "c1"))
+    state.handle(run(3, ("each_proc",)))
+    [(target, message)] = runs(state.handle(after_timeout(clock)))
+    assert target == a and message.fanout == 1
+
+
+def test_waiting_runs_fail_when_the_computation_closes() -> None:
+    state, _ = new_state()
+    state.handle(p.Submit(spec()))
+    state.handle(run(4))
+    actions = state.handle(p.CloseRequest("c1", 9, ROUTER))
+    replies = [m for m in sent(actions, ROUTER) if isinstance(m, p.Reply)]
+    assert [(r.rid, r.error) for r in replies] == [(4, "the computation is closed"), (9, "")]
+    assert state.waiting == []
+
+
+def test_runs_of_a_queued_or_closed_computation_are_refused_with_the_reason() -> None:
+    state, _ = new_state()
+    state.handle(p.Submit(spec()))
+    state.handle(p.Submit(spec("c2")))
+    [queued] = sent(state.handle(run(1, uid="c2")), ROUTER)
+    assert queued.value is None and "not scheduled yet" in queued.error
+    [gone] = sent(state.handle(run(2, ("each_node",), uid="zz")), ROUTER)
+    assert gone.value == [] and gone.error == "the computation is closed"
