@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import ssl
 import subprocess
 import time
@@ -277,3 +278,36 @@ def test_shutdown_from_a_coroutine_stops_after_one_poll(net_kernel: discoro.Asyn
             break
         assert time.monotonic() < deadline, "the monitor did not stop"
         time.sleep(0.05)
+
+
+def job(coro: Any = None) -> Any:
+    yield coro.sleep(0)
+
+
+def test_hooking_into_a_computation(net_kernel: discoro.AsynCoro) -> None:
+    bare = discoro.Computation([job])
+    monitor = discoro.httpd.HTTPServer(bare, port=0)
+    try:
+        assert bare.status_coro is monitor.status_coro  # none of its own: the monitor's
+    finally:
+        monitor.shutdown(wait=False)
+
+    def user_status(coro: Any = None) -> Any:
+        coro.set_daemon()
+        while True:
+            yield coro.receive()
+
+    user = discoro.Coro(user_status)
+    owned = discoro.Computation([job], status_coro=user)
+    with socket.socket() as taken:  # a port in use: the monitor fails before hooking in
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(OSError, match="in use"):
+            discoro.httpd.HTTPServer(owned, port=taken.getsockname()[1])
+    assert owned.status_coro is user
+    monitor = discoro.httpd.HTTPServer(owned, port=0)
+    try:
+        relay = owned.status_coro
+        assert relay is not user and relay is not monitor.status_coro  # a relay to both
+    finally:
+        monitor.shutdown(wait=False)

@@ -131,8 +131,6 @@ class HTTPServer:
         self.status_coro = Coro(self._status_loop)
         self._relay: Coro | None = None
         self._stopping: asyncio.Task[None] | None = None
-        if isinstance(computation, Computation):
-            self._hook(computation)
         secret = network_of(self.kernel).secret if not is_loopback(self.host) else b""
         self._server: WebServer = start_web(
             self,
@@ -143,7 +141,9 @@ class HTTPServer:
             document_root=self.document_root,
             add_routes=lambda app: add_compat_routes(app, self, self.document_root),
         )
-        logger.info("HTTP server for the computation's status at port %s", settings.port)
+        if isinstance(computation, Computation):  # once the page could start
+            self._hook(computation)
+        logger.info("HTTP server for the computation's status: %s", self.url or settings.port)
 
     @property
     def url(self) -> str | None:
