@@ -24,6 +24,8 @@ ALLOWED = {
     "cli": {"errors", "core", "wire", "net", "cluster", "web"},
     # public module paths of the original (``asyncoro.asyncfile``): thin re-exports
     "asyncfile": {"errors", "core"},
+    # the original's module path for the web monitor (asyncoro.httpd), a front door to web
+    "httpd": {"errors", "core", "wire", "net", "cluster", "web"},
 }
 # The one upward import: a computation's namespace on a server exposes the public API to
 # shipped code as ``discoro``/``asyncoro`` (reference 3.6), so it imports the facade.
@@ -192,6 +194,7 @@ PUBLIC_API = {
     "MonitorException", "RLock", "Semaphore", "logger", "serialize", "unserialize",
     "AsyncSocket", "AsynCoroSocket",
     "asyncfile",  # the module (reference 1.13)
+    "httpd",  # the module (reference 6)
     # asyncoro.disasyncoro (reference 2)
     "Location", "PeerStatus", "RCI", "MaxConnectionErrors",
     # asyncoro.discoro (reference 3)

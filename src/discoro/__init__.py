@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     __version__: str  # from the installed package's metadata, on first use
 
     from discoro import asyncfile as asyncfile
+    from discoro import httpd as httpd
     from discoro.cluster.computation import Computation as Computation
     from discoro.cluster.constants import MaxPulseInterval as MaxPulseInterval
     from discoro.cluster.constants import MinPulseInterval as MinPulseInterval
@@ -54,8 +55,9 @@ if TYPE_CHECKING:
     from discoro.net.location import PeerStatus as PeerStatus
     from discoro.net.rci import RCI as RCI
 
-# public submodules, loaded on first attribute access (``asyncoro.asyncfile.AsyncPipe``)
-_SUBMODULES: frozenset[str] = frozenset({"asyncfile"})
+# public submodules, loaded on first attribute access (``asyncoro.asyncfile.AsyncPipe``,
+# ``asyncoro.httpd.HTTPServer``)
+_SUBMODULES: frozenset[str] = frozenset({"asyncfile", "httpd"})
 
 # export name -> defining module (the name is the same there)
 _EXPORTS: dict[str, str] = {
@@ -101,8 +103,8 @@ __all__ = [
     "DiscoroError", "DiscoroStatus", "Event", "HotSwapException", "Location", "Lock",
     "MaxConnectionErrors", "MaxPulseInterval", "MetaSingleton", "MinPulseInterval",
     "MonitorException", "MsgTimeout", "PeerStatus", "RLock", "RemoteError", "Scheduler",
-    "Semaphore", "StatusMessage", "asyncfile", "local_cluster", "logger", "serialize",
-    "unserialize",
+    "Semaphore", "StatusMessage", "asyncfile", "httpd", "local_cluster", "logger",
+    "serialize", "unserialize",
 ]  # fmt: skip
 
 

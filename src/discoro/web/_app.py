@@ -28,7 +28,7 @@ from aiohttp import web
 from discoro.web._auth import LOOPBACK_NAMES, guard_middleware, token_middleware
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Awaitable, Callable, Iterable
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGES = {"/": "cluster.html", "/node": "node.html", "/process": "process.html"}
@@ -67,7 +67,7 @@ async def api_node(request: web.Request) -> web.Response:
     procs = [p for p in snapshot.get("procs", []) if p.get("node") == addr]
     if node is None and not procs:
         return _json({"error": f"unknown node {addr}"}, status=404)
-    return _json({"node": node, "procs": procs})
+    return _json(_with_poll({"node": node, "procs": procs}, snapshot))
 
 
 async def api_proc(request: web.Request) -> web.Response:
@@ -75,8 +75,13 @@ async def api_proc(request: web.Request) -> web.Response:
     snapshot = request.app[SOURCE].status()
     for proc in snapshot.get("procs", []):
         if proc.get("location") == location:
-            return _json(proc)
+            return _json(_with_poll(proc, snapshot))
     return _json({"error": f"unknown process {location}"}, status=404)
+
+
+def _with_poll(data: dict[str, object], snapshot: dict[str, object]) -> dict[str, object]:
+    """``data`` with the snapshot's refresh period, if it has one (`discoro.httpd`'s does)."""
+    return {**data, "poll_sec": snapshot["poll_sec"]} if "poll_sec" in snapshot else data
 
 
 async def api_terminate(request: web.Request) -> web.Response:
@@ -93,29 +98,35 @@ async def api_terminate(request: web.Request) -> web.Response:
     return _json({"terminated": list(result)})
 
 
-def _page(name: str) -> Any:
+def _page(name: str, root: Path = STATIC) -> Callable[[web.Request], Awaitable[web.FileResponse]]:
     async def serve(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-cache"})
+        return web.FileResponse(root / name, headers={"Cache-Control": "no-cache"})
 
     return serve
 
 
 def build_app(
-    source: StatusSource, token: str | None = None, hosts: Iterable[str] = LOOPBACK_NAMES
+    source: StatusSource,
+    token: str | None = None,
+    hosts: Iterable[str] = LOOPBACK_NAMES,
+    document_root: Path = STATIC,
+    scheme: str = "http",
 ) -> web.Application:
     """The application for ``source``, reachable under the names ``hosts`` (see
-    `_auth.allowed_hosts`); with ``token``, every request must carry it."""
+    `_auth.allowed_hosts`); with ``token``, every request must carry it. The pages and
+    ``/static/`` come from ``document_root`` (the package's own files by default); ``scheme``:
+    "https" when served over TLS."""
     csrf = secrets.token_urlsafe(32)  # one per server run; only same-origin pages read it
-    guards = [guard_middleware(hosts, csrf)]
+    guards = [guard_middleware(hosts, csrf, scheme)]
     app = web.Application(middlewares=[*guards, token_middleware(token)] if token else guards)
     app[SOURCE] = source
     app[CSRF] = csrf
     for path, name in PAGES.items():
-        app.router.add_get(path, _page(name))
+        app.router.add_get(path, _page(name, document_root))
     app.router.add_get("/api/session", api_session)
     app.router.add_get("/api/status", api_status)
     app.router.add_get("/api/node/{addr}", api_node)
     app.router.add_get("/api/proc/{location}", api_proc)
     app.router.add_post("/api/terminate", api_terminate)
-    app.router.add_static("/static/", STATIC)
+    app.router.add_static("/static/", document_root)
     return app

@@ -104,8 +104,9 @@ def _host_name(host_header: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def guard_middleware(hosts: Iterable[str], csrf: str) -> Middleware:
-    """An aiohttp middleware applying the Host, Origin and CSRF rules (module docstring)."""
+def guard_middleware(hosts: Iterable[str], csrf: str, scheme: str = "http") -> Middleware:
+    """An aiohttp middleware applying the Host, Origin and CSRF rules (module docstring);
+    ``scheme``: "https" for a page served over TLS (its pages' origin)."""
     allowed = frozenset(h.lower() for h in hosts)
 
     @web.middleware
@@ -114,7 +115,7 @@ def guard_middleware(hosts: Iterable[str], csrf: str) -> Middleware:
         if _host_name(host) not in allowed:
             raise web.HTTPForbidden(text="discoro: this page is not served under that name\n")
         origin = request.headers.get("Origin")
-        if origin is not None and origin != f"http://{host}":
+        if origin is not None and origin != f"{scheme}://{host}":
             raise web.HTTPForbidden(text="discoro: cross-origin requests are refused\n")
         site = request.headers.get("Sec-Fetch-Site")
         if site is not None and site not in _SAME_SITE:

@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
-from discoro.web._app import StatusSource, build_app
+from discoro.web._app import STATIC, StatusSource, build_app
 from discoro.web._auth import access_token, allowed_hosts, is_loopback
+
+if TYPE_CHECKING:
+    import ssl
+    from collections.abc import Callable
+    from pathlib import Path
 
 
 class WebServer:
@@ -33,8 +38,16 @@ class WebServer:
         port: int = 0,
         secret: bytes | str = b"",
         token_required: bool | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        document_root: Path = STATIC,
+        add_routes: Callable[[web.Application], None] | None = None,
     ) -> None:
+        """``ssl_context``: serve HTTPS; ``document_root``: where the pages come from;
+        ``add_routes``: called with the application to add routes of its own."""
         self.source = source
+        self.ssl_context = ssl_context
+        self.document_root = document_root
+        self.add_routes = add_routes
         self.host = host
         self.port = port
         if token_required is None:
@@ -49,10 +62,13 @@ class WebServer:
         """Listen and print the page's URL; the URL (with ``?token=`` when needed)."""
         loop = asyncio.get_running_loop()
         hosts = await loop.run_in_executor(None, allowed_hosts, self.host)  # may ask DNS
-        app = build_app(self.source, self.token, hosts)
+        scheme = "https" if self.ssl_context is not None else "http"
+        app = build_app(self.source, self.token, hosts, self.document_root, scheme)
+        if self.add_routes is not None:
+            self.add_routes(app)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, self.host or None, self.port)
+        site = web.TCPSite(runner, self.host or None, self.port, ssl_context=self.ssl_context)
         try:
             await site.start()
         except BaseException:
@@ -64,7 +80,8 @@ class WebServer:
         shown = self.host if self.host not in ("", "0.0.0.0", "::") else socket.gethostname()
         if ":" in shown:
             shown = f"[{shown}]"
-        self.url = f"http://{shown}:{self.port}/" + (f"?token={self.token}" if self.token else "")
+        query = f"?token={self.token}" if self.token else ""
+        self.url = f"{scheme}://{shown}:{self.port}/{query}"
         print(f"discoro: status page at {self.url}", flush=True)
         logger.debug("status page at %s", self.url)
         return self.url
@@ -82,10 +99,17 @@ def start_web(
     secret: bytes | str = b"",
     token_required: bool | None = None,
     timeout: float = 10.0,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    document_root: Path = STATIC,
+    add_routes: Callable[[web.Application], None] | None = None,
 ) -> WebServer:
-    """Start a `WebServer` for ``source`` on the kernel's loop (see the module docstring)."""
+    """Start a `WebServer` for ``source`` on the kernel's loop (see the module docstring);
+    the keywords are `WebServer`'s."""
     kernel = AsynCoro.instance()
-    server = WebServer(source, host, port, secret, token_required)
+    server = WebServer(
+        source, host, port, secret, token_required, ssl_context, document_root, add_routes
+    )
     kernel.add_shutdown_hook(server.stop)
     if kernel.on_loop_thread():
         task = kernel.loop.create_task(server.start())

@@ -1,10 +1,12 @@
-// discoro status page: polls the JSON API every POLL_MS and redraws the page's table.
+// discoro status page: polls the JSON API every POLL_MS (or the poll_sec the data carries:
+// a computation's web monitor, discoro.httpd) and redraws the page's table.
 // Everything is built with textContent (never innerHTML): names and arguments come from
 // user code. Sorting: click a column header; click again to reverse.
 "use strict";
 
 const POLL_MS = 2000;
 const params = new URLSearchParams(window.location.search);
+const nodeAddr = params.get("addr") || params.get("host") || ""; // node.html?host= (httpd)
 
 async function getJSON(url, options) {
   const response = await fetch(url, Object.assign({ credentials: "same-origin" }, options));
@@ -91,6 +93,33 @@ function showError(error) {
   document.getElementById("updated").textContent = "(" + error.message + ")";
 }
 
+// A computation's web monitor (discoro.httpd) sends its refresh period (poll_sec): show it in
+// the header as a field the user can change (POST /set_poll_sec); the scheduler's page does not.
+function showPollControl(seconds) {
+  if (typeof seconds !== "number") return;
+  let input = document.getElementById("poll-sec");
+  if (!input) {
+    const label = el("label", "refresh every ", { id: "poll-control" });
+    input = el("input", null, { id: "poll-sec", type: "number", min: "1", step: "1" });
+    label.appendChild(input);
+    label.appendChild(document.createTextNode(" s"));
+    document.querySelector("header").appendChild(label);
+    input.addEventListener("change", async () => {
+      try {
+        const data = await getJSON("/set_poll_sec", {
+          method: "POST",
+          headers: { "Content-Type": "application/json", "X-Discoro-CSRF": await csrf() },
+          body: JSON.stringify({ timeout: Number(input.value) }),
+        });
+        if (lastData) lastData.poll_sec = data.poll_sec; // the next poll waits that long
+      } catch (error) {
+        showError(error);
+      }
+    });
+  }
+  if (document.activeElement !== input) input.value = String(seconds);
+}
+
 function showUpdated() {
   document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
 }
@@ -126,11 +155,11 @@ const pages = {
     },
   },
   node: {
-    url: () => "/api/node/" + encodeURIComponent(params.get("addr") || ""),
+    url: () => "/api/node/" + encodeURIComponent(nodeAddr),
     table: "procs",
     draw(data) {
       const node = data.node || {};
-      document.getElementById("title").textContent = "node " + (params.get("addr") || "");
+      document.getElementById("title").textContent = "node " + nodeAddr;
       document.getElementById("summary").textContent = node.addr
         ? `${node.name || node.addr}: ${node.state || ""}, cpu ${percent(node.cpu)} %, ` +
           `memory ${percent(node.memory)} %, disk ${percent(node.disk)} %`
@@ -219,6 +248,7 @@ async function refresh() {
   try {
     lastData = await getJSON(current.url());
     current.draw(lastData);
+    showPollControl(lastData.poll_sec);
     showUpdated();
   } catch (error) {
     showError(error);
@@ -228,6 +258,10 @@ async function refresh() {
 if (current) {
   setupSorting(document.getElementById(current.table), () => lastData && current.draw(lastData));
   if (current.setup) current.setup();
-  refresh();
-  window.setInterval(refresh, POLL_MS);
+  const poll = async () => {
+    await refresh();
+    const seconds = lastData && lastData.poll_sec;
+    window.setTimeout(poll, typeof seconds === "number" ? seconds * 1000 : POLL_MS);
+  };
+  poll();
 }
