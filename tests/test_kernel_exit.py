@@ -403,3 +403,24 @@ def test_a_purely_local_program_opens_no_network_socket():
     assert report["inet"] == 0
     assert set(report["families"]) <= {"AF_UNIX"}  # asyncio's self-pipe is a socketpair
     assert report["location"] is None
+
+
+def test_coroutines_that_outlive_the_main_script_can_still_use_threads():
+    # The wait for non-daemon coroutines runs before threading shuts its pools down, so a
+    # coroutine still running after the script's end can resolve a name or run to_thread
+    # (after atexit time a new executor job is refused: "can't register atexit after shutdown").
+    proc = run(
+        """
+        import asyncio, socket
+        from discoro import Coro
+
+        async def late(coro=None):
+            await coro.sleep(0.05)  # the main script has ended by now
+            infos = await asyncio.get_running_loop().getaddrinfo("localhost", 80)
+            print("resolved", infos[0][0] in (socket.AF_INET, socket.AF_INET6), flush=True)
+            print("thread says", await asyncio.to_thread(lambda: 6 * 7), flush=True)
+
+        Coro(late)
+        """
+    )
+    assert lines(proc) == ["resolved True", "thread says 42"], proc.stderr

@@ -102,7 +102,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
         self._thread.start()
         self._ready.wait()
         self._thread_id = self._thread.ident
-        atexit.register(self._at_interpreter_exit)
+        _register_exit_wait(self._at_interpreter_exit)
         if options:
             self.network()
 
@@ -310,7 +310,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         type(self)._forget_instance()
-        atexit.unregister(self._at_interpreter_exit)
+        atexit.unregister(self._at_interpreter_exit)  # where it was registered there
         for func, args, kwargs in self._exit_funcs:
             try:
                 func(*args, **kwargs)
@@ -336,3 +336,24 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
             self.finish()
         except KeyboardInterrupt:
             self.terminate()
+
+
+def _register_exit_wait(hook: Callable[[], None]) -> None:
+    """Run ``hook`` (wait for the non-daemon coroutines) when the main thread ends.
+
+    Through threading's own exit hooks where this Python has them: they run before thread
+    pools shut down, so coroutines that outlive the main script can still resolve names, run
+    ``to_thread`` or start servers (after ``atexit`` time every new executor job is refused).
+    Importing the pool module first registers its hook before ours; hooks run in reverse, so
+    ours runs first. Elsewhere (or once threading is shutting down): ``atexit``.
+    """
+    import concurrent.futures.thread  # noqa: F401  (its exit hook goes in before ours)
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(hook)
+            return
+        except RuntimeError:  # threading is already shutting down
+            pass
+    atexit.register(hook)
