@@ -34,6 +34,9 @@ Invariants:
   a fast producer of large messages costs at most one batch of sealed records in the
   transport, not a transport buffer as big as the backlog. `drained` (used by ``deliver``)
   waits for that too.
+- Back-pressure on user sends (`net.flow`): holds are checked whenever the link writes and
+  all released when it is lost. The transport's own limits sit below ``flow.SEND_LOW``, so a
+  link whose lanes are empty is always under it: every hold ends.
 - Liveness: any bytes received count as a sign of life; an idle link is pinged every
   ``ping_interval`` seconds and closed after ``dead_after`` intervals of silence.
 - A link we dialled is used only if the peer authenticated as the address dialled (which,
@@ -57,6 +60,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from discoro.core.log import logger
 from discoro.errors import ProtocolError
+from discoro.net import flow
+from discoro.net.flow import SendHolds
 from discoro.wire.connection import Connection, ConnectionState
 from discoro.wire.events import NEED_DATA, ConnectionClosed, HandshakeComplete, MessageReceived
 from discoro.wire.handshake import Role
@@ -102,7 +107,7 @@ def _dropped(message: Message) -> None:
     """Where a closed link's messages go (none should: it reads no more)."""
 
 
-class Link(asyncio.BufferedProtocol):
+class Link(SendHolds, asyncio.BufferedProtocol):
     def __init__(
         self,
         network: Network,
@@ -132,6 +137,7 @@ class Link(asyncio.BufferedProtocol):
         self._paused = False
         self._can_write = asyncio.Event()
         self._can_write.set()
+        self._holds: list[asyncio.Future[None]] = []  # senders waiting for SEND_LOW
         self._last_heard = monotonic()
         self._timer: asyncio.TimerHandle | None = None
         self._tls = tls  # a TLS handshake to run first (accepted connections)
@@ -186,7 +192,8 @@ class Link(asyncio.BufferedProtocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
+        high = min(WRITE_HIGH, flow.SEND_LOW // 2)  # empty lanes are always under SEND_LOW
+        transport.set_write_buffer_limits(high, min(WRITE_LOW, high // 4))
         if self.role is Role.CLIENT:
             self.conn.start()
             self._write_own()
@@ -237,6 +244,7 @@ class Link(asyncio.BufferedProtocol):
         if self._timer is not None:
             self._timer.cancel()
         self._can_write.set()
+        self._release_holds()
         if not self.authenticated.done():
             self.authenticated.set_exception(
                 ConnectionError(f"connection to {self.remote_address} closed: {exc or 'EOF'}")
@@ -258,6 +266,8 @@ class Link(asyncio.BufferedProtocol):
             self._flush()
         if not self._paused and not self.conn.queued:
             self._can_write.set()
+        if self._holds:
+            self._check_holds()
 
     # -- the handshake --------------------------------------------------------------------
 
@@ -385,8 +395,10 @@ class Link(asyncio.BufferedProtocol):
         while not self._paused:
             records = conn.seal()
             if records is None:
-                return
+                break
             transport.write(records)
+        if self._holds:
+            self._check_holds()
 
     async def drained(self) -> None:
         """Wait until the stream's write buffer has room and nothing is held (back-pressure

@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import pickle
 import secrets
+import threading
 from itertools import count
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from discoro.core.log import logger
 from discoro.errors import MonitorException, ProtocolError
-from discoro.net import handlers, tls
+from discoro.net import flow, handlers, tls
 from discoro.net.addresses import default_node_address
 from discoro.net.discovery import Discovery
 from discoro.net.files import FileTransfer
@@ -94,6 +95,8 @@ class Network(FileTransfer, RemoteChannels):
         self.ended_coros: dict[int, Coro] = {}
         self.closing = False
         self._replies: dict[int, tuple[asyncio.Future[Any], Location]] = {}
+        self._hop_lock = threading.Lock()
+        self._hopping = 0  # payload bytes other threads sent that the loop has not queued yet
         self._rids = count(1)
         self.front_door = FrontDoor(self.loop)  # the listening socket and who waits in it
         self._started: asyncio.Future[None] | None = None
@@ -373,10 +376,50 @@ class Network(FileTransfer, RemoteChannels):
     # -- what remote coroutine handles need -------------------------------------------------
 
     def send(self, coro: Coro, message: object) -> int:
+        """Queue ``message`` for a remote coroutine; never blocks the loop: a coroutine
+        whose send filled the link is held at its next suspension point (`net.flow`), a
+        sender on another thread waits here for room (TimeoutError after
+        ``flow.THREAD_SEND_TIMEOUT`` seconds)."""
+        location = coro._location
         payload = DUMPS(message, PROTOCOL)
-        return self.post_from_any_thread(
-            coro._location, trusted_message("send", 0, {"c": coro._id}, payload)
-        )
+        outgoing = trusted_message("send", 0, {"c": coro._id}, payload)
+        if not self.kernel.on_loop_thread():
+            size = len(payload)
+            self._wait_for_room(location)
+            with self._hop_lock:
+                self._hopping += size
+            self.kernel.call(self._post_hopped, location, outgoing, size)
+            return 0
+        if not self.post(location, outgoing):
+            return -1
+        peer = self.peers.get(location)
+        link = None if peer is None else peer.link
+        if link is not None and link.over_high():
+            sender = self.kernel.cur_coro()
+            if sender is not None and sender._hold is None:
+                sender._hold = link.hold()
+        return 0
+
+    def _post_hopped(self, location: Location, message: Message, size: int) -> None:
+        with self._hop_lock:
+            self._hopping -= size
+        self.post(location, message)
+
+    def _wait_for_room(self, location: Location) -> None:
+        """(Not the loop thread.) Wait while the link to ``location``, with what threads
+        sent that is still on its way to the loop, is over its high-water mark;
+        TimeoutError if it stays there."""
+        peer = self.peers.get(location)
+        link = None if peer is None else peer.link
+        if link is None or link.queued_bytes + self._hopping <= flow.SEND_HIGH:
+            return
+        try:
+            self.kernel.run_sync(link.room(), flow.THREAD_SEND_TIMEOUT)
+        except TimeoutError:
+            raise TimeoutError(
+                f"send to {location}: {link.queued_bytes} bytes still queued after "
+                f"{flow.THREAD_SEND_TIMEOUT} s (the receiver does not keep up)"
+            ) from None
 
     async def deliver(self, coro: Coro, message: object, timeout: float | None) -> int:
         await self.started()
