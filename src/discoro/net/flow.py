@@ -13,12 +13,13 @@ Invariants:
   so a link whose lanes are empty is always under it).
 - A sender's memory is bounded by `SEND_HIGH` plus what it sends between two suspension
   points, whatever the receiver does.
-- Holds never touch control traffic: replies, pings, pulses are queued as before.
+- Holds never touch control traffic: replies, pings and `CONTROL_TYPES` messages (pulses)
+  are queued at once and go ahead of queued user data.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     import asyncio
@@ -31,6 +32,19 @@ if TYPE_CHECKING:
 SEND_HIGH, SEND_LOW = 16 * 1024 * 1024, 8 * 1024 * 1024
 #: Seconds a `send` from a thread other than the loop's waits for room before it fails.
 THREAD_SEND_TIMEOUT = 10.0
+#: Message types that liveness depends on (pulses): `send` and `deliver` put them on the
+#: control lane, ahead of queued user data, and never hold or wait for room on their account.
+CONTROL_TYPES: set[type] = set()
+
+_T = TypeVar("_T", bound=type)
+
+
+def travels_first(cls: _T) -> _T:
+    """Class decorator: messages of ``cls`` travel on the control lane (`CONTROL_TYPES`).
+    They may overtake user data sent before them to the same process: only for messages
+    whose order relative to user data does not matter (pulses)."""
+    CONTROL_TYPES.add(cls)
+    return cls
 
 
 class SendHolds:

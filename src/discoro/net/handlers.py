@@ -80,6 +80,8 @@ class Handlers:
             **rci.handlers(net),
             "send": self.on_send,
             "deliver": self.on_deliver,
+            "control_send": self.on_send,
+            "control_deliver": self.on_deliver,
             "reply": self.on_reply,
             "monitor": self.on_monitor,
             "notify_exit": self.on_notify_exit,

@@ -17,10 +17,11 @@ Invariants:
 - Every byte after the handshake travels in AEAD records (`wire.record`): the link only
   queues messages and writes what ``Connection.seal`` makes. A record that fails (tampered,
   replayed, dropped, injected) closes the link with one log line; nothing in it is decoded.
-- Two lanes: replies, pings and pongs (`CONTROL_OPS`) go on the control lane, everything else
-  on the data lane; each batch of records is sealed control-first, so control overtakes
-  queued user data (and, between two records of it, a large data frame). Within a lane,
-  frames go out in the order `send` was called.
+- Two lanes: replies, pings, pongs and messages of the types `flow.travels_first` marks
+  (`CONTROL_OPS`) go on the control lane, everything else on the data lane; each batch of
+  records is sealed control-first, so control overtakes queued user data (and, between two
+  records of it, a large data frame). Within a lane, frames go out in the order `send` was
+  called.
 - Writes are coalesced: replies made while a received chunk is being dispatched go out in one
   write after it; outside of that, the first frame after a quiet spell is written at once
   (latency) and frames sent after it in the same loop iteration are written together in the
@@ -80,7 +81,7 @@ if TYPE_CHECKING:
 #: connection, so tests and programs may lower it before connections are made).
 HANDSHAKE_TIMEOUT = 5.0
 #: Message ops that travel on the control lane (ahead of queued user data).
-CONTROL_OPS = frozenset({"reply", "ping", "pong"})
+CONTROL_OPS = frozenset({"reply", "ping", "pong", "control_send", "control_deliver"})
 #: The transport's write buffer limits (bytes): above HIGH frames wait in the link.
 WRITE_HIGH, WRITE_LOW = 4 * 1024 * 1024, 1024 * 1024
 PING = trusted_message("ping")

@@ -382,6 +382,10 @@ class Network(FileTransfer, RemoteChannels):
         ``flow.THREAD_SEND_TIMEOUT`` seconds)."""
         location = coro._location
         payload = DUMPS(message, PROTOCOL)
+        if type(message) in flow.CONTROL_TYPES:  # a pulse: ahead of user data, never held
+            return self.post_from_any_thread(
+                location, trusted_message("control_send", 0, {"c": coro._id}, payload)
+            )
         outgoing = trusted_message("send", 0, {"c": coro._id}, payload)
         if not self.kernel.on_loop_thread():
             size = len(payload)
@@ -424,10 +428,13 @@ class Network(FileTransfer, RemoteChannels):
     async def deliver(self, coro: Coro, message: object, timeout: float | None) -> int:
         await self.started()
         payload = DUMPS(message, PROTOCOL)
-        peer = self.peers.get(coro._location)
-        if peer is not None and peer.link is not None:
-            await peer.link.drained()
-        reply = await self.request(coro._location, "deliver", {"c": coro._id}, payload, timeout)
+        op = "control_deliver"
+        if type(message) not in flow.CONTROL_TYPES:  # else a pulse: it waits for nobody
+            op = "deliver"
+            peer = self.peers.get(coro._location)
+            if peer is not None and peer.link is not None:
+                await peer.link.drained()
+        reply = await self.request(coro._location, op, {"c": coro._id}, payload, timeout)
         if reply is None:
             return 0 if timeout is not None and coro._location in self.peers else -1
         return int(reply.fields.get("r", -1))
