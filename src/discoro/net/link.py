@@ -361,10 +361,10 @@ class Link(SendHolds, asyncio.BufferedProtocol):
 
     # -- sending --------------------------------------------------------------------------
 
-    def send(self, message: Message) -> None:
-        """Queue ``message`` (authenticated links only); see the module docstring for when
-        it is written."""
-        self.conn.queue(message, LANE_CONTROL if message.op in CONTROL_OPS else LANE_DATA)
+    def send(self, message: Message, more: tuple[bytes | memoryview, ...] = ()) -> None:
+        """Queue ``message`` (authenticated links only; ``more``: buffers that follow its
+        payload, see `Connection.queue`); see the module docstring for when it is written."""
+        self.conn.queue(message, LANE_CONTROL if message.op in CONTROL_OPS else LANE_DATA, more)
         if self._flush_pending or self._in_batch:
             return
         if self._heard:

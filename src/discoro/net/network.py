@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from discoro.core.log import logger
 from discoro.errors import MonitorException, ProtocolError
-from discoro.net import flow, handlers, tls
+from discoro.net import flow, handlers, payloads, tls
 from discoro.net.addresses import default_node_address
 from discoro.net.discovery import Discovery
 from discoro.net.files import FileTransfer
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from discoro.core.coro import Coro
     from discoro.core.kernel import AsynCoro
+    from discoro.net.payloads import Part
 
 DIAL_TIMEOUT = 2.0
 FIRE_AND_FORGET_TIMEOUT = 2.0
@@ -300,16 +301,16 @@ class Network(FileTransfer, RemoteChannels):
 
     # -- sending --------------------------------------------------------------------------
 
-    def post(self, location: Location, message: Message) -> bool:
+    def post(self, location: Location, message: Message, more: tuple[Part, ...] = ()) -> bool:
         """Queue ``message`` for the peer at ``location`` (loop thread); False if it cannot
-        be queued."""
+        be queued. ``more``: buffers that follow its payload (`payloads.encode`)."""
         peer = self.peers.get(location)
         link = peer.link if peer is not None else None
         # A link that is closing (EOF or error seen, connection_lost not yet called) refuses
         # frames; the message waits in the queue for the re-dialled link (or is dropped
         # when the peer goes offline) instead of raising into the sender.
         if link is not None and link.transport is not None and not link.transport.is_closing():
-            link.send(message)
+            link.send(message, more)
             return True
         if location == self.location:
             return False
@@ -317,6 +318,9 @@ class Network(FileTransfer, RemoteChannels):
         if len(peer.queue) >= MAX_QUEUED:
             logger.warning("send queue for %s is full; message dropped", peer)
             return False
+        if more:  # it waits as one message: the buffers joined behind its payload
+            joined = b"".join((message.payload or b"", *more))
+            message = trusted_message(message.op, message.rid, message.fields, joined)
         peer.queue.append(message)
         return True
 
@@ -381,20 +385,21 @@ class Network(FileTransfer, RemoteChannels):
         sender on another thread waits here for room (TimeoutError after
         ``flow.THREAD_SEND_TIMEOUT`` seconds)."""
         location = coro._location
-        payload = DUMPS(message, PROTOCOL)
+        fields: dict[str, object] = {"c": coro._id}
+        payload, more = payloads.encode(message, fields)
         if type(message) in flow.CONTROL_TYPES:  # a pulse: ahead of user data, never held
             return self.post_from_any_thread(
-                location, trusted_message("control_send", 0, {"c": coro._id}, payload)
+                location, trusted_message("control_send", 0, fields, payload)
             )
-        outgoing = trusted_message("send", 0, {"c": coro._id}, payload)
+        outgoing = trusted_message("send", 0, fields, payload)
         if not self.kernel.on_loop_thread():
-            size = len(payload)
+            size = len(payload) + sum(len(part) for part in more)
             self._wait_for_room(location)
             with self._hop_lock:
                 self._hopping += size
-            self.kernel.call(self._post_hopped, location, outgoing, size)
+            self.kernel.call(self._post_hopped, location, outgoing, size, more)
             return 0
-        if not self.post(location, outgoing):
+        if not self.post(location, outgoing, more):
             return -1
         peer = self.peers.get(location)
         link = None if peer is None else peer.link
@@ -404,10 +409,12 @@ class Network(FileTransfer, RemoteChannels):
                 sender._hold = link.hold()
         return 0
 
-    def _post_hopped(self, location: Location, message: Message, size: int) -> None:
+    def _post_hopped(
+        self, location: Location, message: Message, size: int, more: tuple[Part, ...]
+    ) -> None:
         with self._hop_lock:
             self._hopping -= size
-        self.post(location, message)
+        self.post(location, message, more)
 
     def _wait_for_room(self, location: Location) -> None:
         """(Not the loop thread.) Wait while the link to ``location``, with what threads
@@ -427,14 +434,17 @@ class Network(FileTransfer, RemoteChannels):
 
     async def deliver(self, coro: Coro, message: object, timeout: float | None) -> int:
         await self.started()
-        payload = DUMPS(message, PROTOCOL)
+        fields: dict[str, object] = {"c": coro._id}
+        payload, more = payloads.encode(message, fields)
+        if more:  # a request is one message: the buffers joined behind the pickle stream
+            payload = b"".join((payload, *more))
         op = "control_deliver"
         if type(message) not in flow.CONTROL_TYPES:  # else a pulse: it waits for nobody
             op = "deliver"
             peer = self.peers.get(coro._location)
             if peer is not None and peer.link is not None:
                 await peer.link.drained()
-        reply = await self.request(coro._location, op, {"c": coro._id}, payload, timeout)
+        reply = await self.request(coro._location, op, fields, payload, timeout)
         if reply is None:
             return 0 if timeout is not None and coro._location in self.peers else -1
         return int(reply.fields.get("r", -1))
