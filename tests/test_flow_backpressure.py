@@ -1,15 +1,20 @@
 """Back-pressure on remote sends (issue 9, DESIGN decision 5): `send` never blocks, a
 coroutine that filled a link is held at its next suspension point, a thread waits in `send`,
-and the sender's queued bytes stay bounded while the receiver cannot keep up."""
+and the sender's queued bytes stay bounded while the receiver cannot keep up; a link torn down
+with messages queued says how many it dropped and tells the monitors."""
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+import signal
 import threading
 from typing import Any
 
 import pytest
 
-from discoro import AsynCoro, Coro
+from discoro import AsynCoro, Coro, MonitorException
 from discoro.net import flow
 from netpeers import run, start_peer
 
@@ -116,3 +121,55 @@ def test_a_thread_waits_in_send_and_fails_after_a_timeout(
         assert isinstance(outcome.get("error"), TimeoutError), outcome
         assert 0 < sent < COUNT
         assert peak <= HIGH + 2 * (len(BLOB) + 200)  # it waited instead of queueing more
+
+
+TEARDOWN_PROGRAM = """
+    def sleeper(coro=None):
+        yield coro.sleep(1000)
+
+    def sink(coro=None):
+        while True:
+            yield coro.receive()
+
+    assert Coro(sleeper).register("sleeper") == 0
+    assert Coro(sink).register("sink") == 0
+"""
+
+
+def test_a_link_torn_down_with_messages_queued_says_how_many_and_tells_monitors(
+    net_kernel: AsynCoro, caplog: pytest.LogCaptureFixture
+) -> None:
+    blob = b"z" * (1 << 20)
+    count = 40  # 40 MiB: most of it still queued when the link breaks
+    with start_peer(net_kernel, TEARDOWN_PROGRAM) as child:
+        link = link_to(net_kernel, child.location)
+        pid = child.proc.proc.pid
+
+        def main(coro: Any = None) -> Any:
+            sleeper = yield Coro.locate("sleeper", child.location, timeout=5)
+            sink = yield Coro.locate("sink", child.location, timeout=5)
+            assert (yield coro.monitor(sleeper)) == 0
+            os.kill(pid, signal.SIGSTOP)  # it reads nothing now
+            os.waitpid(pid, os.WUNTRACED)
+            for _ in range(count):
+                sink.send(blob)
+            queued = link.queued_bytes
+            assert link.transport is not None
+            link.transport.abort()  # the stream breaks, messages still queued
+            notice = yield coro.receive(timeout=10)
+            return queued, notice, sleeper
+
+        try:
+            with caplog.at_level(logging.WARNING, logger="discoro"):
+                queued, notice, sleeper = run(main, timeout=30)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert queued > 20 << 20
+        assert isinstance(notice, MonitorException) and notice.args[0] == sleeper
+        assert notice.args[1][0].__name__ == "LinkLost"
+        lines = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+        assert len(lines) == 1, lines
+        match = re.match(r"dropped (\d+) message\(s\) queued for .*connection was lost", lines[0])
+        assert match is not None, lines
+        # every message not yet wholly handed to the socket was counted
+        assert 20 <= int(match[1]) <= count, lines

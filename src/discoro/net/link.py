@@ -38,6 +38,9 @@ Invariants:
 - Back-pressure on user sends (`net.flow`): holds are checked whenever the link writes and
   all released when it is lost. The transport's own limits sit below ``flow.SEND_LOW``, so a
   link whose lanes are empty is always under it: every hold ends.
+- A link lost with messages still queued (data lane frames not wholly sealed) tells the
+  network how many it dropped (`Network.link_lost`: one log line, and the monitors of
+  coroutines over there hear of it).
 - Liveness: any bytes received count as a sign of life; an idle link is pinged every
   ``ping_interval`` seconds and closed after ``dead_after`` intervals of silence.
 - A link we dialled is used only if the peer authenticated as the address dialled (which,
@@ -255,7 +258,7 @@ class Link(SendHolds, asyncio.BufferedProtocol):
             self.lost.set_result(None)
         self.network.front_door.settled(self)
         self._dispatch = _dropped  # no reference cycle (link -> partial -> link) outlives it
-        self.network.link_lost(self)
+        self.network.link_lost(self, self.conn.unsent(LANE_DATA))
 
     def pause_writing(self) -> None:
         self._paused = True

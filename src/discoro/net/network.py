@@ -60,6 +60,12 @@ class PeerOffline(Exception):
     """The process a coroutine lived on went away; sent in a `MonitorException`."""
 
 
+class LinkLost(Exception):
+    """The connection to the process a coroutine lives on broke while messages for it were
+    still queued (they were dropped); sent in a `MonitorException`. The coroutine may still
+    be running: this monitor is told nothing more about it."""
+
+
 def _expire(future: asyncio.Future[Any], value: Any) -> None:
     if not future.done():
         future.set_result(value)
@@ -204,8 +210,16 @@ class Network(FileTransfer, RemoteChannels):
         new_dialer = other_sid if current.role is Role.CLIENT else self.sid
         return current if current_dialer <= new_dialer else None
 
-    def link_lost(self, link: Link) -> None:
+    def link_lost(self, link: Link, dropped: int = 0) -> None:
+        """``link`` is gone, with ``dropped`` messages (requests, user messages) unsent."""
         peer = link.peer
+        if dropped and peer is not None:
+            logger.warning(
+                "dropped %d message(s) queued for %s: its connection was lost", dropped, peer
+            )
+            self._tell_watchers(
+                peer, LinkLost, f"its connection was lost with {dropped} message(s) unsent"
+            )
         if peer is None or peer.link is not link:
             return
         peer.link = None
@@ -266,15 +280,20 @@ class Network(FileTransfer, RemoteChannels):
             if location == peer.location and not future.done():
                 future.set_result(None)
                 del self._replies[rid]
-        watchers, peer.watchers = peer.watchers, {}
-        for entries in watchers.values():
-            for observed, monitor in entries:
-                error = PeerOffline(f"{observed.location} went offline: {why}")
-                monitor._put(MonitorException(observed, (PeerOffline, error)))
+        self._tell_watchers(peer, PeerOffline, f"went offline: {why}")
         if peer.online:
             peer.online = False
             logger.debug("peer %s offline: %s", peer, why)
             self._tell_subscribers(PeerStatus(peer.location, peer.name, PeerStatus.Offline))
+
+    def _tell_watchers(self, peer: Peer, kind: type[Exception], what: str) -> None:
+        """Every local monitor of a coroutine at ``peer`` gets a `MonitorException` with
+        ``kind`` (each is told once: the watch ends)."""
+        watchers, peer.watchers = peer.watchers, {}
+        for entries in watchers.values():
+            for observed, monitor in entries:
+                error = kind(f"{observed.location} {what}")
+                monitor._put(MonitorException(observed, (kind, error)))
 
     # -- peer status ----------------------------------------------------------------------
 

@@ -229,6 +229,11 @@ class Connection:
             lane, self._encoder.encode_into, message_control(message), message.payload, more
         )
 
+    def unsent(self, lane: int = LANE_DATA) -> int:
+        """Frames queued on ``lane`` and not wholly sealed yet (what a torn-down stream
+        drops)."""
+        return 0 if self._writer is None else self._writer.unsent_frames(lane)
+
     @property
     def queued(self) -> int:
         """Bytes of frames queued and not sealed yet."""
