@@ -173,3 +173,22 @@ def test_a_link_torn_down_with_messages_queued_says_how_many_and_tells_monitors(
         assert match is not None, lines
         # every message not yet wholly handed to the socket was counted
         assert 20 <= int(match[1]) <= count, lines
+
+
+def test_deliver_waits_for_room_only_within_its_timeout(net_kernel: AsynCoro) -> None:
+    blob = b"d" * (1 << 20)
+    with start_peer(net_kernel, TEARDOWN_PROGRAM) as child:
+        pid = child.proc.proc.pid
+
+        def main(coro: Any = None) -> Any:
+            sink = yield Coro.locate("sink", child.location, timeout=5)
+            os.kill(pid, signal.SIGSTOP)  # it reads nothing now: the link stays full
+            os.waitpid(pid, os.WUNTRACED)
+            for _ in range(40):
+                sink.send(blob)
+            return (yield sink.deliver("late", timeout=0.5))
+
+        try:
+            assert run(main, timeout=20) == 0  # timed out waiting for room: not delivered
+        finally:
+            os.kill(pid, signal.SIGCONT)

@@ -404,6 +404,11 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         if self._holds:
             self._check_holds()
 
+    @property
+    def has_room(self) -> bool:
+        """True unless `drained` would wait."""
+        return self._can_write.is_set()
+
     async def drained(self) -> None:
         """Wait until the stream's write buffer has room and nothing is held (back-pressure
         for `deliver`)."""

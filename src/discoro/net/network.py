@@ -461,8 +461,14 @@ class Network(FileTransfer, RemoteChannels):
         if type(message) not in flow.CONTROL_TYPES:  # else a pulse: it waits for nobody
             op = "deliver"
             peer = self.peers.get(coro._location)
-            if peer is not None and peer.link is not None:
-                await peer.link.drained()
+            if peer is not None and peer.link is not None and not peer.link.has_room:
+                started = self.loop.time()
+                try:  # room first (back-pressure), within the caller's timeout
+                    await asyncio.wait_for(peer.link.drained(), timeout)
+                except TimeoutError:
+                    return 0
+                if timeout is not None:
+                    timeout = max(0.0, timeout - (self.loop.time() - started))
         reply = await self.request(coro._location, op, fields, payload, timeout)
         if reply is None:
             return 0 if timeout is not None and coro._location in self.peers else -1
