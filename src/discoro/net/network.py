@@ -20,14 +20,13 @@ from __future__ import annotations
 import asyncio
 import pickle
 import secrets
-import threading
 from itertools import count
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from discoro.core.log import logger
 from discoro.errors import MonitorException, ProtocolError
-from discoro.net import flow, handlers, payloads, tls
+from discoro.net import handlers, tls
 from discoro.net.addresses import default_node_address
 from discoro.net.discovery import Discovery
 from discoro.net.files import FileTransfer
@@ -37,6 +36,7 @@ from discoro.net.location import Location, PeerStatus
 from discoro.net.peers import MAX_QUEUED, REDIAL_DELAYS, Peer
 from discoro.net.remote_channels import RemoteChannels
 from discoro.net.secret import resolve_secret
+from discoro.net.sending import RemoteSends
 from discoro.net.userdir import user_root
 from discoro.wire.handshake import Role
 from discoro.wire.identity import Identity
@@ -71,7 +71,7 @@ def _expire(future: asyncio.Future[Any], value: Any) -> None:
         future.set_result(value)
 
 
-class Network(FileTransfer, RemoteChannels):
+class Network(RemoteSends, FileTransfer, RemoteChannels):
     def __init__(self, kernel: AsynCoro, options: dict[str, Any]) -> None:
         self.kernel = kernel
         self.loop = kernel.loop
@@ -102,8 +102,7 @@ class Network(FileTransfer, RemoteChannels):
         self.ended_coros: dict[int, Coro] = {}
         self.closing = False
         self._replies: dict[int, tuple[asyncio.Future[Any], Location]] = {}
-        self._hop_lock = threading.Lock()
-        self._hopping = 0  # payload bytes other threads sent that the loop has not queued yet
+        RemoteSends.__init__(self)
         self._rids = count(1)
         self.front_door = FrontDoor(self.loop)  # the listening socket and who waits in it
         self._started: asyncio.Future[None] | None = None
@@ -396,83 +395,7 @@ class Network(FileTransfer, RemoteChannels):
             if message.rid and message.op != "reply":
                 self.reply(link.peer, message.rid, {"r": -1, "e": f"cannot handle: {exc!r}"})
 
-    # -- what remote coroutine handles need -------------------------------------------------
-
-    def send(self, coro: Coro, message: object) -> int:
-        """Queue ``message`` for a remote coroutine; never blocks the loop: a coroutine
-        whose send filled the link is held at its next suspension point (`net.flow`), a
-        sender on another thread waits here for room (TimeoutError after
-        ``flow.THREAD_SEND_TIMEOUT`` seconds)."""
-        location = coro._location
-        fields: dict[str, object] = {"c": coro._id}
-        payload, more = payloads.encode(message, fields)
-        if type(message) in flow.CONTROL_TYPES:  # a pulse: ahead of user data, never held
-            return self.post_from_any_thread(
-                location, trusted_message("control_send", 0, fields, payload)
-            )
-        outgoing = trusted_message("send", 0, fields, payload)
-        if not self.kernel.on_loop_thread():
-            size = len(payload) + sum(len(part) for part in more)
-            self._wait_for_room(location)
-            with self._hop_lock:
-                self._hopping += size
-            self.kernel.call(self._post_hopped, location, outgoing, size, more)
-            return 0
-        if not self.post(location, outgoing, more):
-            return -1
-        peer = self.peers.get(location)
-        link = None if peer is None else peer.link
-        if link is not None and link.over_high():
-            sender = self.kernel.cur_coro()
-            if sender is not None and sender._hold is None:
-                sender._hold = link.hold()
-        return 0
-
-    def _post_hopped(
-        self, location: Location, message: Message, size: int, more: tuple[Part, ...]
-    ) -> None:
-        with self._hop_lock:
-            self._hopping -= size
-        self.post(location, message, more)
-
-    def _wait_for_room(self, location: Location) -> None:
-        """(Not the loop thread.) Wait while the link to ``location``, with what threads
-        sent that is still on its way to the loop, is over its high-water mark;
-        TimeoutError if it stays there."""
-        peer = self.peers.get(location)
-        link = None if peer is None else peer.link
-        if link is None or link.queued_bytes + self._hopping <= flow.SEND_HIGH:
-            return
-        try:
-            self.kernel.run_sync(link.room(), flow.THREAD_SEND_TIMEOUT)
-        except TimeoutError:
-            raise TimeoutError(
-                f"send to {location}: {link.queued_bytes} bytes still queued after "
-                f"{flow.THREAD_SEND_TIMEOUT} s (the receiver does not keep up)"
-            ) from None
-
-    async def deliver(self, coro: Coro, message: object, timeout: float | None) -> int:
-        await self.started()
-        fields: dict[str, object] = {"c": coro._id}
-        payload, more = payloads.encode(message, fields)
-        if more:  # a request is one message: the buffers joined behind the pickle stream
-            payload = b"".join((payload, *more))
-        op = "control_deliver"
-        if type(message) not in flow.CONTROL_TYPES:  # else a pulse: it waits for nobody
-            op = "deliver"
-            peer = self.peers.get(coro._location)
-            if peer is not None and peer.link is not None and not peer.link.has_room:
-                started = self.loop.time()
-                try:  # room first (back-pressure), within the caller's timeout
-                    await asyncio.wait_for(peer.link.drained(), timeout)
-                except TimeoutError:
-                    return 0
-                if timeout is not None:
-                    timeout = max(0.0, timeout - (self.loop.time() - started))
-        reply = await self.request(coro._location, op, fields, payload, timeout)
-        if reply is None:
-            return 0 if timeout is not None and coro._location in self.peers else -1
-        return int(reply.fields.get("r", -1))
+    # -- what remote coroutine handles need (send and deliver: `RemoteSends`) ---------------
 
     def terminate(self, coro: Coro) -> int:
         return self.post_from_any_thread(coro._location, Message("terminate", 0, {"c": coro._id}))
