@@ -7,10 +7,13 @@ Invariants:
 - Everything here runs on the kernel's loop thread, except the entry points the core calls
   from other threads (`send`, `terminate`, `throw`), which pickle in the caller's thread and
   hop over.
-- User data crosses the wire only as pickled payloads on authenticated links; the control
-  fields are msgpack (see `wire`).
+- User data crosses the wire only as payloads on authenticated links (raw bytes, or pickle
+  5 with buffers out of band: `payloads`); the control fields are msgpack (see `wire`).
 - Messages from one process to another arrive in the order sent: one link per peer pair,
-  and a queue in front of it while it is being dialled.
+  and a queue in front of it while it is being dialled. The one exception: pulses
+  (``flow.CONTROL_TYPES``) travel on the control lane, ahead of queued user data.
+- A link lost with messages unsent is logged with their number, and the local monitors of
+  coroutines at that peer get a `MonitorException` with `LinkLost`.
 - Every request waits with a timeout or until its peer goes offline; nothing waits forever
   because a peer died.
 """
