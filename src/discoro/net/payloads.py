@@ -36,6 +36,8 @@ OUT_OF_BAND_MIN = 64 * 1024
 PROTOCOL = 5
 
 Part = bytes | memoryview
+#: Types that never hold a buffer to send out of band.
+_NO_BUFFERS = frozenset({int, float, str, bool, type(None), complex})
 _dumps = pickle.dumps
 _loads = pickle.loads
 
@@ -69,6 +71,8 @@ def encode(message: object, fields: dict[str, object]) -> tuple[bytes, tuple[Par
     if kind is bytearray or kind is memoryview:
         fields[RAW] = 1
         return bytes(message), ()  # type: ignore[call-overload]  # checked: bytes-like
+    if kind in _NO_BUFFERS:  # nothing to put out of band: the plain (faster) pickling
+        return _dumps(message, PROTOCOL), ()
     collect = _OutOfBand()
     payload = _dumps(message, PROTOCOL, buffer_callback=collect)
     parts = collect.parts
