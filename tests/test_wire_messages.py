@@ -15,6 +15,8 @@ def test_ops_are_the_documented_set() -> None:
     assert {
         "send",
         "deliver",
+        "control_send",
+        "control_deliver",
         "reply",
         "monitor",
         "notify_exit",

@@ -15,6 +15,8 @@ import reprlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from discoro.net.flow import travels_first
+
 
 @dataclass
 class ShippedFile:
@@ -99,6 +101,7 @@ class Scheduled:
     error: str = ""
 
 
+@travels_first  # liveness: ahead of queued user data (issue 9)
 @dataclass
 class Pulse:
     uid: str
@@ -193,6 +196,7 @@ class JobDone:
     coro_id: int
 
 
+@travels_first
 @dataclass
 class ServerPulse:
     location: Any

@@ -16,6 +16,8 @@ Invariants:
   ``_block`` never returns ``_WOKEN`` and never puts it back as a message.
 - When it ends, each monitor gets one `MonitorException`, ``_done`` is set and every
   `finish()` waiter is woken, in that order.
+- ``_hold``, when set (by the network, on the loop thread, after a send filled a link), is
+  awaited by the driver at the coroutine's next suspension point, then cleared.
 - A handle whose ``_remote`` is true stands for a coroutine in another process; its methods
   go through the network layer (``kernel.network()``).
 """
@@ -113,6 +115,7 @@ class Coro(Located):
         "_done",
         "_exc_info",
         "_finish_waiters",
+        "_hold",
         "_id",
         "_interrupts",
         "_is_async",
@@ -173,6 +176,7 @@ class Coro(Located):
         self._swappable = False
         self._depth = 0
         self._finish_waiters: list[asyncio.Future[Any]] | None = None
+        self._hold: asyncio.Future[None] | None = None  # back-pressure: wait at the next yield
         self._body = None
         self._is_async = False
 

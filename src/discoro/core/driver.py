@@ -13,6 +13,10 @@ the top frame and looks at what comes out:
 - from an awaitable frame: a future to wait on, or None (a bare switch), as asyncio's
   protocol says.
 
+Back-pressure: a coroutine whose sends filled a network link has ``coro._hold`` set; at its
+next yield (before anything else is done with what it yielded) it waits for that future, as
+for its own discoro wait (an interrupt completes it; asyncio's cancellation is thrown in).
+
 A frame that ends hands its outcome (a value, or an exception) to the frame below it.
 
 Final values (reference 1.4): ``return v`` gives ``v``; ending with no value gives the last
@@ -198,6 +202,27 @@ async def wait_foreign(coro: Coro, future: asyncio.Future[Any]) -> None:
             future.remove_done_callback(done)
 
 
+async def wait_hold(coro: Coro, unawaited: object) -> BaseException | None:
+    """Wait for the coroutine's back-pressure hold; asyncio's cancellation if it came
+    meanwhile (then ``unawaited``, what the frame yielded, is closed: it never runs)."""
+    hold = coro._hold
+    coro._hold = None
+    if hold is None or hold.done():
+        return None
+    coro._suspended_on = hold
+    try:
+        await suspend_on(hold)
+    except CancelledError as cancelled:
+        if unawaited is not None and type(unawaited) is not GeneratorType:
+            close = getattr(unawaited, "close", None)
+            if close is not None:
+                close()
+        return cancelled
+    finally:
+        coro._suspended_on = None
+    return None
+
+
 async def run(coro: Coro) -> None:
     """The body of the task behind ``coro``: step it to its end, then end it."""
     _current_coro.set(coro)  # in this task's own copy of the context
@@ -238,7 +263,10 @@ async def run(coro: Coro) -> None:
                 result, exc_info = body_outcome(value, error, last)
                 break
 
-            # 2. every yield is where interrupts apply
+            # 2. every yield is where a held sender waits and where interrupts apply
+            if coro._hold is not None and (error := await wait_hold(coro, out)) is not None:
+                value = None
+                continue
             if interrupts and (error := interrupt_now(coro, out)) is not None:
                 value = None
                 continue

@@ -21,6 +21,7 @@ from discoro.core.coro import Coro
 from discoro.core.log import logger
 from discoro.errors import MonitorException, RemoteError
 from discoro.net import file_receiver, rci, remote_channels
+from discoro.net.payloads import decode as decode_payload
 from discoro.wire.messages import Message
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ class Handlers:
             **rci.handlers(net),
             "send": self.on_send,
             "deliver": self.on_deliver,
+            "control_send": self.on_send,
+            "control_deliver": self.on_deliver,
             "reply": self.on_reply,
             "monitor": self.on_monitor,
             "notify_exit": self.on_notify_exit,
@@ -120,7 +123,7 @@ class Handlers:
             logger.debug("message from %s for unknown coroutine %s", peer, message.fields)
             return
         try:  # unpickle() inlined: this is the hot path of every remote send
-            value = pickle.loads(message.payload or b"")
+            value = decode_payload(message.fields, message.payload)
         except Exception as exc:
             logger.warning("cannot unpickle %s from %s: %r", message.op, peer, exc)
             return
@@ -130,8 +133,11 @@ class Handlers:
         coro = self.local_coro(message)
         result = -1
         if coro is not None:
-            ok, value = self.unpickle(peer, message)
-            if ok:
+            try:
+                value = decode_payload(message.fields, message.payload)
+            except Exception as exc:
+                logger.warning("cannot unpickle %s from %s: %r", message.op, peer, exc)
+            else:
                 coro._put(value)
                 result = 1
         self.net.reply(peer, message.rid, {"r": result})

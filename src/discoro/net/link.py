@@ -17,10 +17,11 @@ Invariants:
 - Every byte after the handshake travels in AEAD records (`wire.record`): the link only
   queues messages and writes what ``Connection.seal`` makes. A record that fails (tampered,
   replayed, dropped, injected) closes the link with one log line; nothing in it is decoded.
-- Two lanes: replies, pings and pongs (`CONTROL_OPS`) go on the control lane, everything else
-  on the data lane; each batch of records is sealed control-first, so control overtakes
-  queued user data (and, between two records of it, a large data frame). Within a lane,
-  frames go out in the order `send` was called.
+- Two lanes: replies, pings, pongs and messages of the types `flow.travels_first` marks
+  (`CONTROL_OPS`) go on the control lane, everything else on the data lane; each batch of
+  records is sealed control-first, so control overtakes queued user data (and, between two
+  records of it, a large data frame). Within a lane, frames go out in the order `send` was
+  called.
 - Writes are coalesced: replies made while a received chunk is being dispatched go out in one
   write after it; outside of that, the first frame after a quiet spell is written at once
   (latency) and frames sent after it in the same loop iteration are written together in the
@@ -34,6 +35,12 @@ Invariants:
   a fast producer of large messages costs at most one batch of sealed records in the
   transport, not a transport buffer as big as the backlog. `drained` (used by ``deliver``)
   waits for that too.
+- Back-pressure on user sends (`net.flow`): holds are checked whenever the link writes and
+  all released when it is lost. The transport's own limits sit below ``flow.SEND_LOW``, so a
+  link whose lanes are empty is always under it: every hold ends.
+- A link lost with messages still queued (data lane frames not wholly sealed) tells the
+  network how many it dropped (`Network.link_lost`: one log line, and the monitors of
+  coroutines over there hear of it).
 - Liveness: any bytes received count as a sign of life; an idle link is pinged every
   ``ping_interval`` seconds and closed after ``dead_after`` intervals of silence.
 - A link we dialled is used only if the peer authenticated as the address dialled (which,
@@ -57,6 +64,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from discoro.core.log import logger
 from discoro.errors import ProtocolError
+from discoro.net import flow
+from discoro.net.flow import SendHolds
 from discoro.wire.connection import Connection, ConnectionState
 from discoro.wire.events import NEED_DATA, ConnectionClosed, HandshakeComplete, MessageReceived
 from discoro.wire.handshake import Role
@@ -75,7 +84,7 @@ if TYPE_CHECKING:
 #: connection, so tests and programs may lower it before connections are made).
 HANDSHAKE_TIMEOUT = 5.0
 #: Message ops that travel on the control lane (ahead of queued user data).
-CONTROL_OPS = frozenset({"reply", "ping", "pong"})
+CONTROL_OPS = frozenset({"reply", "ping", "pong", "control_send", "control_deliver"})
 #: The transport's write buffer limits (bytes): above HIGH frames wait in the link.
 WRITE_HIGH, WRITE_LOW = 4 * 1024 * 1024, 1024 * 1024
 PING = trusted_message("ping")
@@ -102,7 +111,7 @@ def _dropped(message: Message) -> None:
     """Where a closed link's messages go (none should: it reads no more)."""
 
 
-class Link(asyncio.BufferedProtocol):
+class Link(SendHolds, asyncio.BufferedProtocol):
     def __init__(
         self,
         network: Network,
@@ -132,6 +141,7 @@ class Link(asyncio.BufferedProtocol):
         self._paused = False
         self._can_write = asyncio.Event()
         self._can_write.set()
+        self._holds: list[asyncio.Future[None]] = []  # senders waiting for SEND_LOW
         self._last_heard = monotonic()
         self._timer: asyncio.TimerHandle | None = None
         self._tls = tls  # a TLS handshake to run first (accepted connections)
@@ -186,7 +196,8 @@ class Link(asyncio.BufferedProtocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
+        high = min(WRITE_HIGH, flow.SEND_LOW // 2)  # empty lanes are always under SEND_LOW
+        transport.set_write_buffer_limits(high, min(WRITE_LOW, high // 4))
         if self.role is Role.CLIENT:
             self.conn.start()
             self._write_own()
@@ -237,6 +248,7 @@ class Link(asyncio.BufferedProtocol):
         if self._timer is not None:
             self._timer.cancel()
         self._can_write.set()
+        self._release_holds()
         if not self.authenticated.done():
             self.authenticated.set_exception(
                 ConnectionError(f"connection to {self.remote_address} closed: {exc or 'EOF'}")
@@ -246,7 +258,7 @@ class Link(asyncio.BufferedProtocol):
             self.lost.set_result(None)
         self.network.front_door.settled(self)
         self._dispatch = _dropped  # no reference cycle (link -> partial -> link) outlives it
-        self.network.link_lost(self)
+        self.network.link_lost(self, self.conn.unsent(LANE_DATA))
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -258,6 +270,8 @@ class Link(asyncio.BufferedProtocol):
             self._flush()
         if not self._paused and not self.conn.queued:
             self._can_write.set()
+        if self._holds:
+            self._check_holds()
 
     # -- the handshake --------------------------------------------------------------------
 
@@ -350,10 +364,10 @@ class Link(asyncio.BufferedProtocol):
 
     # -- sending --------------------------------------------------------------------------
 
-    def send(self, message: Message) -> None:
-        """Queue ``message`` (authenticated links only); see the module docstring for when
-        it is written."""
-        self.conn.queue(message, LANE_CONTROL if message.op in CONTROL_OPS else LANE_DATA)
+    def send(self, message: Message, more: tuple[bytes | memoryview, ...] = ()) -> None:
+        """Queue ``message`` (authenticated links only; ``more``: buffers that follow its
+        payload, see `Connection.queue`); see the module docstring for when it is written."""
+        self.conn.queue(message, LANE_CONTROL if message.op in CONTROL_OPS else LANE_DATA, more)
         if self._flush_pending or self._in_batch:
             return
         if self._heard:
@@ -385,8 +399,15 @@ class Link(asyncio.BufferedProtocol):
         while not self._paused:
             records = conn.seal()
             if records is None:
-                return
+                break
             transport.write(records)
+        if self._holds:
+            self._check_holds()
+
+    @property
+    def has_room(self) -> bool:
+        """True unless `drained` would wait."""
+        return self._can_write.is_set()
 
     async def drained(self) -> None:
         """Wait until the stream's write buffer has room and nothing is held (back-pressure

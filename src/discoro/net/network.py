@@ -7,10 +7,13 @@ Invariants:
 - Everything here runs on the kernel's loop thread, except the entry points the core calls
   from other threads (`send`, `terminate`, `throw`), which pickle in the caller's thread and
   hop over.
-- User data crosses the wire only as pickled payloads on authenticated links; the control
-  fields are msgpack (see `wire`).
+- User data crosses the wire only as payloads on authenticated links (raw bytes, or pickle
+  5 with buffers out of band: `payloads`); the control fields are msgpack (see `wire`).
 - Messages from one process to another arrive in the order sent: one link per peer pair,
-  and a queue in front of it while it is being dialled.
+  and a queue in front of it while it is being dialled. The one exception: pulses
+  (``flow.CONTROL_TYPES``) travel on the control lane, ahead of queued user data.
+- A link lost with messages unsent is logged with their number, and the local monitors of
+  coroutines at that peer get a `MonitorException` with `LinkLost`.
 - Every request waits with a timeout or until its peer goes offline; nothing waits forever
   because a peer died.
 """
@@ -36,6 +39,7 @@ from discoro.net.location import Location, PeerStatus
 from discoro.net.peers import MAX_QUEUED, REDIAL_DELAYS, Peer
 from discoro.net.remote_channels import RemoteChannels
 from discoro.net.secret import resolve_secret
+from discoro.net.sending import RemoteSends
 from discoro.net.userdir import user_root
 from discoro.wire.handshake import Role
 from discoro.wire.identity import Identity
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
 
     from discoro.core.coro import Coro
     from discoro.core.kernel import AsynCoro
+    from discoro.net.payloads import Part
 
 DIAL_TIMEOUT = 2.0
 FIRE_AND_FORGET_TIMEOUT = 2.0
@@ -58,12 +63,18 @@ class PeerOffline(Exception):
     """The process a coroutine lived on went away; sent in a `MonitorException`."""
 
 
+class LinkLost(Exception):
+    """The connection to the process a coroutine lives on broke while messages for it were
+    still queued (they were dropped); sent in a `MonitorException`. The coroutine may still
+    be running: this monitor is told nothing more about it."""
+
+
 def _expire(future: asyncio.Future[Any], value: Any) -> None:
     if not future.done():
         future.set_result(value)
 
 
-class Network(FileTransfer, RemoteChannels):
+class Network(RemoteSends, FileTransfer, RemoteChannels):
     def __init__(self, kernel: AsynCoro, options: dict[str, Any]) -> None:
         self.kernel = kernel
         self.loop = kernel.loop
@@ -94,6 +105,7 @@ class Network(FileTransfer, RemoteChannels):
         self.ended_coros: dict[int, Coro] = {}
         self.closing = False
         self._replies: dict[int, tuple[asyncio.Future[Any], Location]] = {}
+        RemoteSends.__init__(self)
         self._rids = count(1)
         self.front_door = FrontDoor(self.loop)  # the listening socket and who waits in it
         self._started: asyncio.Future[None] | None = None
@@ -200,8 +212,16 @@ class Network(FileTransfer, RemoteChannels):
         new_dialer = other_sid if current.role is Role.CLIENT else self.sid
         return current if current_dialer <= new_dialer else None
 
-    def link_lost(self, link: Link) -> None:
+    def link_lost(self, link: Link, dropped: int = 0) -> None:
+        """``link`` is gone, with ``dropped`` messages (requests, user messages) unsent."""
         peer = link.peer
+        if dropped and peer is not None:
+            logger.warning(
+                "dropped %d message(s) queued for %s: its connection was lost", dropped, peer
+            )
+            self._tell_watchers(
+                peer, LinkLost, f"its connection was lost with {dropped} message(s) unsent"
+            )
         if peer is None or peer.link is not link:
             return
         peer.link = None
@@ -262,15 +282,20 @@ class Network(FileTransfer, RemoteChannels):
             if location == peer.location and not future.done():
                 future.set_result(None)
                 del self._replies[rid]
-        watchers, peer.watchers = peer.watchers, {}
-        for entries in watchers.values():
-            for observed, monitor in entries:
-                error = PeerOffline(f"{observed.location} went offline: {why}")
-                monitor._put(MonitorException(observed, (PeerOffline, error)))
+        self._tell_watchers(peer, PeerOffline, f"went offline: {why}")
         if peer.online:
             peer.online = False
             logger.debug("peer %s offline: %s", peer, why)
             self._tell_subscribers(PeerStatus(peer.location, peer.name, PeerStatus.Offline))
+
+    def _tell_watchers(self, peer: Peer, kind: type[Exception], what: str) -> None:
+        """Every local monitor of a coroutine at ``peer`` gets a `MonitorException` with
+        ``kind`` (each is told once: the watch ends)."""
+        watchers, peer.watchers = peer.watchers, {}
+        for entries in watchers.values():
+            for observed, monitor in entries:
+                error = kind(f"{observed.location} {what}")
+                monitor._put(MonitorException(observed, (kind, error)))
 
     # -- peer status ----------------------------------------------------------------------
 
@@ -297,16 +322,16 @@ class Network(FileTransfer, RemoteChannels):
 
     # -- sending --------------------------------------------------------------------------
 
-    def post(self, location: Location, message: Message) -> bool:
+    def post(self, location: Location, message: Message, more: tuple[Part, ...] = ()) -> bool:
         """Queue ``message`` for the peer at ``location`` (loop thread); False if it cannot
-        be queued."""
+        be queued. ``more``: buffers that follow its payload (`payloads.encode`)."""
         peer = self.peers.get(location)
         link = peer.link if peer is not None else None
         # A link that is closing (EOF or error seen, connection_lost not yet called) refuses
         # frames; the message waits in the queue for the re-dialled link (or is dropped
         # when the peer goes offline) instead of raising into the sender.
         if link is not None and link.transport is not None and not link.transport.is_closing():
-            link.send(message)
+            link.send(message, more)
             return True
         if location == self.location:
             return False
@@ -314,6 +339,9 @@ class Network(FileTransfer, RemoteChannels):
         if len(peer.queue) >= MAX_QUEUED:
             logger.warning("send queue for %s is full; message dropped", peer)
             return False
+        if more:  # it waits as one message: the buffers joined behind its payload
+            joined = b"".join((message.payload or b"", *more))
+            message = trusted_message(message.op, message.rid, message.fields, joined)
         peer.queue.append(message)
         return True
 
@@ -370,24 +398,7 @@ class Network(FileTransfer, RemoteChannels):
             if message.rid and message.op != "reply":
                 self.reply(link.peer, message.rid, {"r": -1, "e": f"cannot handle: {exc!r}"})
 
-    # -- what remote coroutine handles need -------------------------------------------------
-
-    def send(self, coro: Coro, message: object) -> int:
-        payload = DUMPS(message, PROTOCOL)
-        return self.post_from_any_thread(
-            coro._location, trusted_message("send", 0, {"c": coro._id}, payload)
-        )
-
-    async def deliver(self, coro: Coro, message: object, timeout: float | None) -> int:
-        await self.started()
-        payload = DUMPS(message, PROTOCOL)
-        peer = self.peers.get(coro._location)
-        if peer is not None and peer.link is not None:
-            await peer.link.drained()
-        reply = await self.request(coro._location, "deliver", {"c": coro._id}, payload, timeout)
-        if reply is None:
-            return 0 if timeout is not None and coro._location in self.peers else -1
-        return int(reply.fields.get("r", -1))
+    # -- what remote coroutine handles need (send and deliver: `RemoteSends`) ---------------
 
     def terminate(self, coro: Coro) -> int:
         return self.post_from_any_thread(coro._location, Message("terminate", 0, {"c": coro._id}))

@@ -215,17 +215,24 @@ class Connection:
             raise
         return True
 
-    def queue(self, message: Message, lane: int = LANE_DATA) -> int:
-        """Queue ``message``'s frame on ``lane`` (the payload is not copied); its size in
-        bytes. `seal` makes the records. Raises LocalProtocolError unless AUTHENTICATED,
-        TypeError for fields that are not msgpack-native, ValueError for a frame over
-        ``max_frame_size``."""
+    def queue(
+        self, message: Message, lane: int = LANE_DATA, more: tuple[bytes | memoryview, ...] = ()
+    ) -> int:
+        """Queue ``message``'s frame on ``lane`` (the payload is not copied; ``more``: buffers
+        that follow it in the frame's payload, not copied either); its size in bytes. `seal`
+        makes the records. Raises LocalProtocolError unless AUTHENTICATED, TypeError for
+        fields that are not msgpack-native, ValueError for a frame over ``max_frame_size``."""
         writer = self._writer
         if writer is None or self.state is not ConnectionState.AUTHENTICATED:
             raise LocalProtocolError(f"cannot send while {self.state.value}")
         return writer.queue_frame(
-            lane, self._encoder.encode_into, message_control(message), message.payload
+            lane, self._encoder.encode_into, message_control(message), message.payload, more
         )
+
+    def unsent(self, lane: int = LANE_DATA) -> int:
+        """Frames queued on ``lane`` and not wholly sealed yet (what a torn-down stream
+        drops)."""
+        return 0 if self._writer is None else self._writer.unsent_frames(lane)
 
     @property
     def queued(self) -> int:

@@ -116,15 +116,21 @@ class FrameEncoder:
 
     def encode_into(
         self,
-        out: list[bytes | bytearray],
+        out: list[bytes | bytearray | memoryview],
         control: dict[str, Any],
         payload: bytes | bytearray | None = None,
+        more: tuple[bytes | memoryview, ...] = (),
     ) -> int:
-        """Append the frame's parts to ``out`` (as `encode_parts`); return its size in bytes."""
+        """Append the frame's parts to ``out`` (as `encode_parts`); return its size in bytes.
+
+        ``more``: buffers that follow ``payload`` in the frame's payload, each its own part
+        (never joined: out-of-band pickle buffers); only with a non-empty ``payload``."""
         body = self._pack(control)
         control_len = len(body)
         if payload:
             payload_len = len(payload)
+            if more:
+                payload_len += sum(len(part) for part in more)
             if control_len > self.max_control_size or control_len + payload_len > (
                 self.max_frame_size
             ):
@@ -137,6 +143,8 @@ class FrameEncoder:
                 _pack_header(MAGIC, FRAME_FORMAT, HAS_PAYLOAD, control_len, payload_len) + body
             )
             out.append(payload)
+            if more:
+                out.extend(part for part in more if len(part))
             return _HEADER_SIZE + control_len + payload_len
         if control_len > self.max_control_size or control_len > self.max_frame_size:
             raise ValueError(

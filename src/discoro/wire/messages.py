@@ -32,6 +32,8 @@ OPS: frozenset[str] = frozenset(
     {
         "send",
         "deliver",
+        "control_send",  # a `send` of a message type that travels on the control lane
+        "control_deliver",  # likewise for `deliver`
         "reply",
         "monitor",
         "notify_exit",

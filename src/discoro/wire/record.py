@@ -98,7 +98,7 @@ def _check_direction(direction: bytes) -> bytes:
 class RecordWriter:
     """Frames in (by lane), sealed records out. One per direction (not thread-safe)."""
 
-    __slots__ = ("_cipher", "_counter", "_direction", "_lanes", "pending")
+    __slots__ = ("_cipher", "_counter", "_direction", "_ends", "_lanes", "_sealed", "pending")
 
     def __init__(self, cipher: Cipher, direction: bytes) -> None:
         self._cipher = cipher
@@ -106,6 +106,10 @@ class RecordWriter:
         self._counter = 0
         self._lanes: tuple[deque[_Bytes], ...] = tuple(deque() for _ in range(LANES))
         self.pending = [0] * LANES  #: plaintext bytes waiting, per lane
+        # per lane: where each frame not wholly sealed ends, counted in bytes ever queued on
+        # the lane, and how many of those bytes were sealed
+        self._ends: tuple[deque[int], ...] = tuple(deque() for _ in range(LANES))
+        self._sealed = [0] * LANES
 
     def add(self, lane: int, parts: list[bytes | bytearray]) -> None:
         """Queue one frame's parts (as `FrameEncoder.encode_into` made them) on ``lane``."""
@@ -116,6 +120,15 @@ class RecordWriter:
                 queue.append(part)
                 size += len(part)
         self.pending[lane] += size
+        self._ends[lane].append(self._sealed[lane] + self.pending[lane])
+
+    def unsent_frames(self, lane: int) -> int:
+        """Frames queued on ``lane`` that are not wholly sealed yet (a frame partly sealed
+        counts: the peer cannot decode it without the rest)."""
+        ends, sealed = self._ends[lane], self._sealed[lane]
+        while ends and ends[0] <= sealed:
+            ends.popleft()
+        return len(ends)
 
     @property
     def empty(self) -> bool:
@@ -125,7 +138,13 @@ class RecordWriter:
         """Queue the frame ``encode_into(queue, *args)`` appends (a `FrameEncoder` method)
         on ``lane``, without an intermediate list; its size."""
         size: int = encode_into(self._lanes[lane], *args)
-        self.pending[lane] += size
+        pending = self.pending[lane] + size
+        self.pending[lane] = pending
+        ends = self._ends[lane]
+        sealed = self._sealed[lane]
+        while ends and ends[0] <= sealed:  # forget frames sealed meanwhile (bounded deque)
+            ends.popleft()
+        ends.append(sealed + pending)
         return size
 
     def seal(self, budget: int = SEAL_BUDGET) -> bytes | bytearray | None:
@@ -161,6 +180,7 @@ class RecordWriter:
         plaintext = queue[0] if len(queue) == 1 else b"".join(queue)
         queue.clear()
         self.pending[lane] = 0
+        self._sealed[lane] += size
         counter = self._counter
         if counter >= _MAX_COUNTER:
             raise ProtocolError("record counter exhausted: reconnect")
@@ -188,6 +208,7 @@ class RecordWriter:
                 room = 0
         size = MAX_PLAINTEXT - room
         self.pending[lane] -= size
+        self._sealed[lane] += size
         return pieces, size
 
     def _seal_one(

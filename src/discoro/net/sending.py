@@ -1,0 +1,138 @@
+"""`RemoteSends`: the network's half of ``send`` and ``deliver`` to remote coroutines.
+
+What a message becomes on the wire is `payloads`' business (raw bytes, pickle 5 with buffers
+out of band); how a fast sender is slowed is `flow`'s (holds, high and low-water marks).
+
+Invariants:
+- `send` never blocks the loop: a coroutine whose send left the link over
+  ``flow.SEND_HIGH`` gets a hold (it waits at its next suspension point); a sender on another
+  thread waits in `send` itself, at most ``flow.THREAD_SEND_TIMEOUT`` seconds (TimeoutError),
+  counting what threads sent that has not reached the loop yet (``_hopping``).
+- Messages of ``flow.CONTROL_TYPES`` (pulses) go on the control lane and never wait: neither
+  held nor waiting for room.
+- `deliver` waits for room on the link (back-pressure) within its timeout, which that wait
+  counts against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import TYPE_CHECKING
+
+from discoro.net import flow, payloads
+from discoro.wire.messages import trusted_message
+
+if TYPE_CHECKING:
+    from discoro.core.coro import Coro
+    from discoro.core.kernel import AsynCoro
+    from discoro.net.location import Location
+    from discoro.net.payloads import Part
+    from discoro.net.peers import Peer
+    from discoro.wire.messages import Message
+
+
+class RemoteSends:
+    """Mixed into `Network` (which provides the attributes declared here)."""
+
+    if TYPE_CHECKING:  # provided by Network
+        kernel: AsynCoro
+        loop: asyncio.AbstractEventLoop
+        peers: dict[Location, Peer]
+
+        def post(
+            self, location: Location, message: Message, more: tuple[Part, ...] = ()
+        ) -> bool: ...
+
+        def post_from_any_thread(self, location: Location, message: Message) -> int: ...
+
+        async def started(self) -> None: ...
+
+        async def request(
+            self,
+            location: Location,
+            op: str,
+            fields: dict[str, object],
+            payload: bytes | None = None,
+            timeout: float | None = None,
+        ) -> Message | None: ...
+
+    def __init__(self) -> None:
+        self._hop_lock = threading.Lock()
+        self._hopping = 0  # payload bytes other threads sent that the loop has not queued yet
+
+    def send(self, coro: Coro, message: object) -> int:
+        """Queue ``message`` for a remote coroutine; never blocks the loop: a coroutine
+        whose send filled the link is held at its next suspension point (`net.flow`), a
+        sender on another thread waits here for room (TimeoutError after
+        ``flow.THREAD_SEND_TIMEOUT`` seconds)."""
+        location = coro._location
+        fields: dict[str, object] = {"c": coro._id}
+        payload, more = payloads.encode(message, fields)
+        if type(message) in flow.CONTROL_TYPES:  # a pulse: ahead of user data, never held
+            return self.post_from_any_thread(
+                location, trusted_message("control_send", 0, fields, payload)
+            )
+        outgoing = trusted_message("send", 0, fields, payload)
+        if not self.kernel.on_loop_thread():
+            size = len(payload) + sum(len(part) for part in more)
+            self._wait_for_room(location)
+            with self._hop_lock:
+                self._hopping += size
+            self.kernel.call(self._post_hopped, location, outgoing, size, more)
+            return 0
+        if not self.post(location, outgoing, more):
+            return -1
+        peer = self.peers.get(location)
+        link = None if peer is None else peer.link
+        if link is not None and link.over_high():
+            sender = self.kernel.cur_coro()
+            if sender is not None and sender._hold is None:
+                sender._hold = link.hold()
+        return 0
+
+    def _post_hopped(
+        self, location: Location, message: Message, size: int, more: tuple[Part, ...]
+    ) -> None:
+        with self._hop_lock:
+            self._hopping -= size
+        self.post(location, message, more)
+
+    def _wait_for_room(self, location: Location) -> None:
+        """(Not the loop thread.) Wait while the link to ``location``, with what threads
+        sent that is still on its way to the loop, is over its high-water mark;
+        TimeoutError if it stays there."""
+        peer = self.peers.get(location)
+        link = None if peer is None else peer.link
+        if link is None or link.queued_bytes + self._hopping <= flow.SEND_HIGH:
+            return
+        try:
+            self.kernel.run_sync(link.room(), flow.THREAD_SEND_TIMEOUT)
+        except TimeoutError:
+            raise TimeoutError(
+                f"send to {location}: {link.queued_bytes} bytes still queued after "
+                f"{flow.THREAD_SEND_TIMEOUT} s (the receiver does not keep up)"
+            ) from None
+
+    async def deliver(self, coro: Coro, message: object, timeout: float | None) -> int:
+        await self.started()
+        fields: dict[str, object] = {"c": coro._id}
+        payload, more = payloads.encode(message, fields)
+        if more:  # a request is one message: the buffers joined behind the pickle stream
+            payload = b"".join((payload, *more))
+        op = "control_deliver"
+        if type(message) not in flow.CONTROL_TYPES:  # else a pulse: it waits for nobody
+            op = "deliver"
+            peer = self.peers.get(coro._location)
+            if peer is not None and peer.link is not None and not peer.link.has_room:
+                started = self.loop.time()
+                try:  # room first (back-pressure), within the caller's timeout
+                    await asyncio.wait_for(peer.link.drained(), timeout)
+                except TimeoutError:
+                    return 0
+                if timeout is not None:
+                    timeout = max(0.0, timeout - (self.loop.time() - started))
+        reply = await self.request(coro._location, op, fields, payload, timeout)
+        if reply is None:
+            return 0 if timeout is not None and coro._location in self.peers else -1
+        return int(reply.fields.get("r", -1))
