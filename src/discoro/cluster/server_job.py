@@ -1,0 +1,57 @@
+"""`ServerJob`: a job coroutine as a server process runs it.
+
+Invariants: an uncaught exception is reported to ``on_error`` after the job's monitors were
+told; a job ended because its computation's scheduler was lost (`ServerJob.end_lost`) is
+reported to its monitors as failed with that `SchedulerLost`, never as a normal finish,
+whether the termination or its own end comes first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from discoro.cluster.output import Job
+from discoro.cluster.server_state import SchedulerLost
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeAlias
+
+    from discoro.core.coro import Coro
+
+    # called as on_error(job, exc_info, monitors) when a job ends with an exception
+    OnError: TypeAlias = Callable[[Coro, tuple[object, ...], list[Coro]], None]
+
+
+class ServerJob(Job):
+    """A job that reports an uncaught exception to ``on_error(job, exc_info, monitors)``
+    after its monitors were told (``monitors``: who they were)."""
+
+    __slots__ = ("_lost", "_on_error")
+
+    def __init__(
+        self,
+        on_end: Callable[[], None] | None,
+        on_error: OnError,
+        target: Callable[..., object],
+        *args: object,
+        **kwargs: object,
+    ) -> None:
+        self._on_error: OnError | None = on_error  # set before the coroutine can start
+        self._lost: SchedulerLost | None = None
+        super().__init__(on_end, target, *args, **kwargs)
+
+    def end_lost(self, error: SchedulerLost) -> None:
+        """End the job because its scheduler was lost: monitors hear ``error``."""
+        self._lost = error
+        self._on_error = None  # the client hears of it through its monitors, not a JobError
+        self.terminate()
+
+    def _end(self, value: object, exc_info: tuple[object, ...] | None) -> None:
+        on_error, self._on_error = self._on_error, None
+        if self._lost is not None and exc_info is None:
+            exc_info = (SchedulerLost, self._lost, None)
+        monitors = list(self._monitors or ())
+        super()._end(value, exc_info)
+        if exc_info is not None and on_error is not None:
+            on_error(self, exc_info, monitors)
