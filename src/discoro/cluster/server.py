@@ -30,6 +30,9 @@ create job coroutines, send replies and reports). Messages it handles:
   (``uid`` None, with the node figures) every `IDLE_PULSE_INTERVAL` seconds, so status pages
   show idle nodes; one watcher at a time (a newer `Watch` replaces the scheduler), stopped
   when that scheduler's peer goes offline or a send to it fails.
+- Announcements: the process keeps announcing itself with backoff (1 s doubling to 30 s,
+  started over when a computation closes or its scheduler is lost), so after a partition
+  it is found again.
 - `Quit`: no more `Setup`/`Run`; running jobs finish; then the coroutine ends (the process
   exits).
 
@@ -58,6 +61,7 @@ from discoro.core.coro import Coro
 from discoro.core.log import logger
 from discoro.errors import MonitorException
 from discoro.net.location import PeerStatus
+from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -121,6 +125,7 @@ class Server:
             raise RuntimeError(f"another coroutine is registered as {SERVER_NAME}")
         self.location = self.kernel.location
         self.kernel.peer_status(coro)
+        self._announce()
         try:
             while not self.state.may_exit():
                 message = await coro.receive(self.state.wait_time(self.clock()))
@@ -339,6 +344,20 @@ class Server:
             if len(self.ended) > KEEP_ENDED:
                 self.kernel.network().ended_coros.pop(self.ended.popleft(), None)
 
+    def _reachable(self, coro: Coro) -> bool:
+        """Whether a message to ``coro`` can go now (local, or its process is linked)."""
+        if not coro._remote:
+            return True
+        peer = network_of(self.kernel).peers.get(coro.location)
+        return peer is not None and bool(peer.online)
+
+    def _announce(self) -> None:
+        """Announce this process again, with backoff from 1 s (`Discovery.keep_announcing`),
+        so a scheduler that lost it (a partition) finds it again once the network heals."""
+        discovery = getattr(self.kernel.network(), "discovery", None)
+        if discovery is not None:
+            discovery.keep_announcing()
+
     # -- close -------------------------------------------------------------------------------
 
     def _close(self, uid: str | None = None, idle: bool = False, lost: str | None = None) -> None:
@@ -353,7 +372,8 @@ class Server:
         ended_coros = self.kernel.network().ended_coros
         for job in list(current.jobs.values()):
             if lost is not None and isinstance(job, ServerJob):
-                job.end_lost(SchedulerLost(f"{lost}; {self.location} ended the coroutine"))
+                error = SchedulerLost(f"{lost}; {self.location} ended the coroutine")
+                job.end_lost(error, self._reachable)
             else:
                 job.terminate()
             ended_coros.pop(job._id, None)
@@ -373,6 +393,7 @@ class Server:
                 namespace.close()
             except Exception:
                 logger.exception("cleaning up computation %s failed", current.uid)
+        self._announce()  # something changed: be found again soon (e.g. after a partition)
         if lost is None:
             current.scheduler.send(p.ServerClosed(self.location, current.uid, idle))
         logger.debug("computation %s closed%s", current.uid, " (idle)" if idle else "")

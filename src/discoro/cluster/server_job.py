@@ -2,8 +2,8 @@
 
 Invariants: an uncaught exception is reported to ``on_error`` after the job's monitors were
 told; a job ended because its computation's scheduler was lost (`ServerJob.end_lost`) is
-reported to its monitors as failed with that `SchedulerLost`, never as a normal finish,
-whether the termination or its own end comes first.
+reported to those of its monitors still reachable as failed with that `SchedulerLost`,
+never as a normal finish.
 """
 
 from __future__ import annotations
@@ -41,9 +41,13 @@ class ServerJob(Job):
         self._lost: SchedulerLost | None = None
         super().__init__(on_end, target, *args, **kwargs)
 
-    def end_lost(self, error: SchedulerLost) -> None:
-        """End the job because its scheduler was lost: monitors hear ``error``."""
+    def end_lost(self, error: SchedulerLost, reachable: Callable[[Coro], bool]) -> None:
+        """End the job because its scheduler was lost: its monitors that are ``reachable``
+        now hear ``error``; the others are forgotten (cut off with the scheduler, they hear
+        of the job from it, as lost, or not at all: never twice)."""
         self._lost = error
+        if self._monitors:
+            self._monitors = [monitor for monitor in self._monitors if reachable(monitor)]
         self._on_error = None  # the client hears of it through its monitors, not a JobError
         self.terminate()
 
