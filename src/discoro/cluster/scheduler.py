@@ -31,8 +31,8 @@ from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.core.singleton import MetaSingleton
-from discoro.net.discovery import backoff
-from discoro.net.location import PeerStatus
+from discoro.net.location import Location, PeerStatus
+from discoro.net.reannounce import backoff
 from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
         self.clock = clock
         self.state = SchedulerState(zombie_period=zombie_period or None, clock=clock)
         self._nodes = list(nodes or [])
-        self._redialing: set[Any] = set()  # lost processes being dialled now
+        self._redialing: set[Location] = set()  # lost processes being dialled now
         self._ready = asyncio.Event()
         self.coro = Coro(self._serve)
         self.web: Any = None
@@ -193,14 +193,15 @@ class Scheduler(Status, metaclass=MetaSingleton):
             if location not in network_of(self.kernel).peers:
                 return  # gone again
 
-    async def _reprobe(self, coro: Any = None) -> None:
+    async def _reprobe(self, coro: Coro | None = None) -> None:
         """Dial the lost processes again and re-introduce this scheduler to the ``nodes=``
         hosts, with backoff (see the module docstring)."""
+        assert coro is not None
         coro.set_daemon()
         delays = backoff(REPROBE_FIRST, REPROBE_MAX)
         introductions = backoff(REPROBE_FIRST, REINTRODUCE_MAX)
         next_introduction = self.clock() + next(introductions)
-        known_lost: set[Any] = set()
+        known_lost: set[Location] = set()
         while True:
             await coro.sleep(next(delays))
             lost = set(self.state.lost_locations())
@@ -217,7 +218,8 @@ class Scheduler(Status, metaclass=MetaSingleton):
                 for host in self._nodes:
                     await self.kernel.peer(host, broadcast=True)
 
-    async def _redial(self, location: Any, coro: Any = None) -> None:
+    async def _redial(self, location: Location, coro: Coro | None = None) -> None:
+        assert coro is not None
         coro.set_daemon()
         try:
             if await self.kernel.peer(location) == 0:  # it comes online: probed and found

@@ -11,9 +11,9 @@ Theory of operation:
   seconds (`ANNOUNCE_DELAYS`, each datagram signed afresh) to survive loss, and then stays
   quiet: the links' pings detect failures, not discovery. A process that wants to be found
   again after a partition (a server process) calls `keep_announcing`: it then goes on
-  announcing on the same broadcast address with backoff (`REANNOUNCE_FIRST` seconds,
-  doubling up to `REANNOUNCE_MAX`), and `keep_announcing` again (something changed: it lost
-  its scheduler, its computation closed) starts the backoff over.
+  announcing on the same broadcast address with backoff (`discoro.net.reannounce`: 1 s
+  doubling to 30 s), and `keep_announcing` again (something changed: it lost its
+  scheduler, its computation closed) starts the backoff over.
 - A broadcast reaches every socket sharing the port on each host, ours included (our own sid
   is ignored); a unicast datagram reaches only one of them. So a datagram that asks to be
   relayed (``relay=True``: an introduction by `introduce`, or a reply) is forwarded, with
@@ -38,9 +38,8 @@ Invariants:
   per sender address (at most `MAX_LOGGED` such lines in all); refused dials and failed
   dials go through a `SummaryLog`.
 - Every send is bounded: `start` and `introduce` send ``len(ANNOUNCE_DELAYS)`` datagrams;
-  re-announcement sends one datagram per backoff step (never more often than every
-  `REANNOUNCE_FIRST` seconds, at most one per `REANNOUNCE_MAX` seconds once settled), only
-  to our own network's broadcast address; a
+  re-announcement sends one datagram per backoff step (at most one a second, one per 30 s
+  once settled), only to our own network's broadcast address; a
   reply goes at most once per `REPLY_INTERVAL` per announcer; a relayed datagram causes at
   most two forwarded ones, which have relay off and so are never forwarded again.
 - Runs on the kernel's loop thread only (like the rest of `Network`).
@@ -62,6 +61,7 @@ from discoro.net.addresses import LOOPBACK_BROADCAST, broadcast_address
 from discoro.net.dialgate import DialGate
 from discoro.net.location import Location
 from discoro.net.ratelimit import SummaryLog
+from discoro.net.reannounce import Reannouncer
 from discoro.wire.discovery import (
     MAX_DATAGRAM_SIZE,
     REPLAY_WINDOW,
@@ -76,25 +76,14 @@ from discoro.wire.discovery import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Iterator
+    from collections.abc import Callable, Coroutine
 
     from discoro.net.network import Network
 
-__all__ = [
-    "ANNOUNCE_DELAYS",
-    "REANNOUNCE_FIRST",
-    "REANNOUNCE_MAX",
-    "REPLY_GRACE",
-    "REPLY_INTERVAL",
-    "Discovery",
-    "backoff",
-]
+__all__ = ["ANNOUNCE_DELAYS", "REPLY_GRACE", "REPLY_INTERVAL", "Discovery"]
 
 #: Pauses before each announcement of `start` and `introduce` (three datagrams in 2 s).
 ANNOUNCE_DELAYS = (0.0, 0.5, 1.5)
-#: Re-announcement (`Discovery.keep_announcing`): the first pause, doubled up to the last.
-REANNOUNCE_FIRST = 1.0
-REANNOUNCE_MAX = 30.0
 #: At most one reply per announcer within this many seconds.
 REPLY_INTERVAL = 1.0
 #: After replying, dial the announcer ourselves if it has not dialled us by then.
@@ -121,14 +110,6 @@ def _shared_socket(port: int) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-def backoff(first: float, limit: float) -> Iterator[float]:
-    """Pauses ``first``, twice that, ... up to ``limit``, then ``limit`` for ever."""
-    delay = first
-    while True:
-        yield delay
-        delay = min(delay * 2, limit)
 
 
 def _dialable(text: str) -> bool:
@@ -161,7 +142,7 @@ class Discovery(asyncio.DatagramProtocol):
         self._tasks: set[asyncio.Task[None]] = set()
         self._replied: dict[str, float] = {}  # announcer sid -> when we last replied
         self._logged: set[tuple[str, str]] = set()
-        self._reannouncing: asyncio.Task[None] | None = None
+        self._reannouncer: Reannouncer | None = None  # made by `keep_announcing`
         self._reannounce_wanted = False
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -190,28 +171,23 @@ class Discovery(asyncio.DatagramProtocol):
             self.keep_announcing()
 
     def keep_announcing(self) -> None:
-        """Go on announcing this process with backoff, from `REANNOUNCE_FIRST` seconds now
-        (again: the backoff starts over). Before `start` has run, it starts then."""
+        """Go on announcing this process with backoff (`discoro.net.reannounce`), from its
+        first pause now (again: the backoff starts over). Before `start`: from then on."""
         self._reannounce_wanted = True
-        if self.broadcast_to is None or self._transport is None:
+        broadcast_to = self.broadcast_to
+        if broadcast_to is None or self._transport is None:
             return
-        if self._reannouncing is not None:
-            self._reannouncing.cancel()
-        address = (self.broadcast_to, self.net.udp_port)
-
-        async def reannounce() -> None:
-            for delay in backoff(REANNOUNCE_FIRST, REANNOUNCE_MAX):
-                await asyncio.sleep(delay)
-                if self.net.closing:
-                    return
-                self._send(self._datagram(), address)
-
-        self._reannouncing = self.net.loop.create_task(reannounce())
-        self._tasks.add(self._reannouncing)
-        self._reannouncing.add_done_callback(self._tasks.discard)
+        if self._reannouncer is None:
+            address = (broadcast_to, self.net.udp_port)
+            self._reannouncer = Reannouncer(
+                self.net.loop, lambda: self._send(self._datagram(), address)
+            )
+        self._reannouncer.restart()
 
     def stop(self) -> None:
         """Stop sending and close the socket (idempotent)."""
+        if self._reannouncer is not None:
+            self._reannouncer.stop()
         for task in self._tasks:
             task.cancel()
         self._tasks.clear()
