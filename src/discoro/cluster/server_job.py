@@ -44,7 +44,13 @@ class ServerJob(Job):
     def end_lost(self, error: SchedulerLost, reachable: Callable[[Coro], bool]) -> None:
         """End the job because its scheduler was lost: its monitors that are ``reachable``
         now hear ``error``; the others are forgotten (cut off with the scheduler, they hear
-        of the job from it, as lost, or not at all: never twice)."""
+        of the job from it, as lost, or not at all: never twice). A job that has ended
+        already keeps its end. Callable from any thread (done on the loop thread)."""
+        self._kernel.call(self._end_lost, error, reachable)
+
+    def _end_lost(self, error: SchedulerLost, reachable: Callable[[Coro], bool]) -> None:
+        if self._done:
+            return
         self._lost = error
         if self._monitors:
             self._monitors = [monitor for monitor in self._monitors if reachable(monitor)]
