@@ -355,7 +355,7 @@ class Server:
         """Announce this process again, with backoff from 1 s (`Discovery.keep_announcing`),
         so a scheduler that lost it (a partition) finds it again once the network heals."""
         discovery = getattr(self.kernel.network(), "discovery", None)
-        if discovery is not None:
+        if discovery is not None and not self.state.quitting:
             discovery.keep_announcing()
 
     # -- close -------------------------------------------------------------------------------
