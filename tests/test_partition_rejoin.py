@@ -2,9 +2,12 @@
 
 Host 0 and host 1 (network namespaces on one bridge) each run a ``discoronode`` with one
 server process; host 2 runs a client with a private `Scheduler`. Host 1's cable is pulled
-for 3 s (the links survive: nothing is lost) and then for 15 s (the scheduler writes the
-process off and reports its running coroutine lost, once). Each time, within 10 s of the
-cable going back in, the process is initialized for the computation again and runs a job.
+for 3 s and then for 15 s, each time while a coroutine sleeps there. After 15 s the
+scheduler has written the process off and reported that coroutine lost (once); after 3 s it
+usually has not (the links survive), but TCP's retransmission backoff can stretch a 3 s cut
+past the 5 s silence rule, so the test accepts either, reported exactly once if lost. Each
+time, within 10 s of the cable going back in, the node runs a job again (a lost process is
+found, initialized for the computation again and used), and nothing else was lost.
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ sys.exit(main())
 """
 
 # argv: own address, udp port. Prints what the test waits for. Commands on stdin:
-# ``RUN addr`` runs a job at that node and prints ``RESULT addr location``. Every process
-# initialized again after the first two runs a job too (``RESULT ... location``).
+# ``RUN addr`` runs a job at that node (retried for up to 10 s while no process there is
+# ready) and prints ``RESULT addr location``; ``SLEEP addr`` starts a sleeper there and prints
+# ``SLEEPING location coro``. Every process initialized again after the first two runs a job
+# too (``RESULT ... location``).
 CLIENT_PROGRAM = """
-import sys, threading
+import sys, threading, time
 import discoro
 from discoro.cluster.status import status_name
 
@@ -68,10 +73,15 @@ def status(coro=None):
 
 
 def run_at(computation, where, coro):
-    rcoro = yield computation.run_at(where, answer, coro)
-    if not isinstance(rcoro, discoro.Coro):
-        print("RUN FAILED", where, computation.last_error, flush=True)
-        return
+    deadline = time.monotonic() + 10
+    while True:
+        rcoro = yield computation.run_at(where, answer, coro)
+        if isinstance(rcoro, discoro.Coro):
+            break
+        if time.monotonic() > deadline:
+            print("RUN FAILED", where, computation.last_error, flush=True)
+            return
+        yield coro.sleep(0.2)  # no process there is ready yet: ask again
     while True:
         reply = yield coro.receive(timeout=10)
         if reply is None:
@@ -104,6 +114,9 @@ def client(coro=None):
             verb, where = msg[1].split()
             if verb == "RUN":
                 yield from run_at(computation, where, coro)
+            elif verb == "SLEEP":
+                rcoro = yield computation.run_at(where, sleeper, 300)
+                print("SLEEPING", rcoro.location, rcoro, flush=True)
 
 
 def commands():
@@ -157,25 +170,30 @@ def test_cut_off_node_is_used_again_once_the_network_heals(lan: Topology) -> Non
             rf"^SLEEPING {re.escape(cut)}:\d+ \S+$",
             timeout=15,
         )
-        _, where, sleeper = lines(client, rf"^SLEEPING {re.escape(cut)}:")[0].split()
-        lost = rf"^MONITOR {re.escape(sleeper)} "
+        _, where, first = lines(client, rf"^SLEEPING {re.escape(cut)}:")[0].split()
+        _, _, other = lines(client, rf"^SLEEPING {re.escape(lan.addresses[0])}:")[0].split()
 
-        # 3 s: shorter than 5 pulse intervals, so nothing is lost; the node works on
+        def reports(sleeper: str) -> list[str]:
+            return [line.split()[-1] for line in lines(client, rf"^MONITOR {re.escape(sleeper)} ")]
+
+        # 3 s: the node works on (or, if the cut outlasted the silence rule, works again)
         lan.unplug(1)
         time.sleep(3)  # the length of the partition, not a synchronisation
         lan.plug(1)
         client.write(f"RUN {cut}")
         client.expect(rf"^RESULT {re.escape(cut)} {re.escape(where)}$", timeout=10)
-        assert not lines(client, lost) and not lines(client, r"^STATUS ProcDisconnected ")
+        assert reports(first) in ([], ["ProcessLost"]), client.output
 
-        # 15 s: the process is written off, its sleeper reported lost; after the cut heals
-        # it is found, initialized and used again
+        # 15 s: the process is written off and its sleeper reported lost; after the cut
+        # heals it is found, initialized and used again
+        client.write(f"SLEEP {cut}")
+        second = client.expect(rf"^SLEEPING {re.escape(where)} (\S+)$")[1]
         lan.unplug(1)
         cut_at = time.monotonic()
         client.expect_all(
             rf"^STATUS ProcDisconnected {re.escape(where)}$",
             rf"^STATUS NodeDisconnected {re.escape(cut)}$",
-            rf"{lost}{re.escape(where)} ProcessLost$",
+            rf"^MONITOR {re.escape(second)} {re.escape(where)} ProcessLost$",
             timeout=12,
         )
         time.sleep(max(0.0, 15 - (time.monotonic() - cut_at)))
@@ -184,10 +202,16 @@ def test_cut_off_node_is_used_again_once_the_network_heals(lan: Topology) -> Non
         client.expect(rf"^RESULT {re.escape(cut)} {re.escape(where)}$", timeout=10)
         client.write(f"RUN {cut}")  # and again on request
         client.expect(rf"^RESULT {re.escape(cut)} {re.escape(where)}$", timeout=10)
-        # the sleeper that ran there was reported once, as lost; the other one runs on
-        assert lines(client, lost) == [f"MONITOR {sleeper} {where} ProcessLost"], client.output
-        # every other coroutine (the answers) finished normally
-        others = [line for line in lines(client, r"^MONITOR ") if sleeper not in line]
-        assert others and all(line.endswith(" StopIteration") for line in others), others
+        # each sleeper that ran there was reported once at most (the second: once, lost);
+        # the one on the other node runs on; every other coroutine finished normally
+        assert reports(second) == ["ProcessLost"], client.output
+        assert reports(first) in ([], ["ProcessLost"]), client.output
+        assert reports(other) == [], client.output
+        rest = [
+            line.split()[-1]
+            for line in lines(client, r"^MONITOR ")
+            if not any(name in line for name in (first, second))
+        ]
+        assert rest and set(rest) == {"StopIteration"}, client.output
         for line in client.output:
             assert "Traceback" not in line, client.output
