@@ -201,7 +201,7 @@ PUBLIC_API = {
     "Computation", "CoroInfo", "DiscoroStatus", "MaxPulseInterval", "MinPulseInterval",
     "MsgTimeout", "Scheduler", "StatusMessage",
     # ours
-    "DiscoroError", "RemoteError", "local_cluster",
+    "DiscoroError", "RemoteError", "SchedulerLost", "local_cluster",
 }  # fmt: skip
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from discoro.cluster.constants import MsgTimeout as MsgTimeout
     from discoro.cluster.local import local_cluster as local_cluster
     from discoro.cluster.scheduler import Scheduler as Scheduler
+    from discoro.cluster.server_state import SchedulerLost as SchedulerLost
     from discoro.cluster.status import CoroInfo as CoroInfo
     from discoro.cluster.status import DiscoroStatus as DiscoroStatus
     from discoro.cluster.status import StatusMessage as StatusMessage
@@ -67,6 +68,7 @@ _EXPORTS: dict[str, str] = {
     "MsgTimeout": "discoro.cluster.constants",
     "local_cluster": "discoro.cluster.local",
     "Scheduler": "discoro.cluster.scheduler",
+    "SchedulerLost": "discoro.cluster.server_state",
     "CoroInfo": "discoro.cluster.status",
     "DiscoroStatus": "discoro.cluster.status",
     "StatusMessage": "discoro.cluster.status",
@@ -103,7 +105,8 @@ __all__ = [
     "DiscoroError", "DiscoroStatus", "Event", "HotSwapException", "Location", "Lock",
     "MaxConnectionErrors", "MaxPulseInterval", "MetaSingleton", "MinPulseInterval",
     "MonitorException", "MsgTimeout", "PeerStatus", "RLock", "RemoteError", "Scheduler",
-    "Semaphore", "StatusMessage", "asyncfile", "httpd", "local_cluster", "logger",
+    "SchedulerLost", "Semaphore", "StatusMessage", "asyncfile", "httpd", "local_cluster",
+    "logger",
     "serialize", "unserialize",
 ]  # fmt: skip
 

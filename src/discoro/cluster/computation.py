@@ -115,6 +115,7 @@ class Computation(Replies):
         self._state = "new"
         self._last_pulse = 0.0
         self._last_error: str | None = None
+        self._lost_reason: str | None = None
         interrupt.arm()  # Ctrl-C closes this computation (when made on the main thread)
 
     @property
@@ -122,7 +123,11 @@ class Computation(Replies):
         """Why the latest ``run*`` call failed, or None if it succeeded: the scheduler's
         reason (e.g. "no process is ready (2 initializing) (waited 10 s)", "no node: ...",
         "the computation is closed"), or the remote traceback text when the coroutine could
-        not be created. A list method that created fewer coroutines than it had targets
+        not be created. Once the scheduler is lost (its process died, or it sent no pulse
+        for 5 pulse intervals), the computation is closed: this says so ("the scheduler at
+        ... went offline; ..."), every later ``schedule``/``run*`` call fails at once with
+        that reason, and the coroutines that were running report `SchedulerLost` to their
+        monitors. A list method that created fewer coroutines than it had targets
         keeps the reason of the last one that failed."""
         return self._last_error
 
@@ -130,6 +135,10 @@ class Computation(Replies):
 
     async def schedule(self, location: Location | None = None, timeout: float | None = None) -> int:
         """Submit to the scheduler and wait for this computation's turn; 0 or -1."""
+        if self._lost_reason is not None:
+            self._last_error = self._lost_reason
+            logger.warning("cannot schedule: %s", self._lost_reason)
+            return -1
         if self._state != "new":
             logger.warning("computation already scheduled")
             return -1
@@ -172,7 +181,8 @@ class Computation(Replies):
                 return -1
         error = await waited
         if error:
-            logger.warning("computation not scheduled: %s", error)
+            self._last_error = self._lost_reason or str(error)
+            logger.warning("computation not scheduled: %s", self._last_error)
             self._end()
             return -1
         self._state = "current"
@@ -258,6 +268,8 @@ class Computation(Replies):
         """Why this computation cannot run anything now (None: it can)."""
         if self._state == "current" and self.scheduler is not None:
             return None
+        if self._lost_reason is not None:
+            return self._lost_reason
         return {
             "new": "the computation is not scheduled",
             "queued": "the computation is not scheduled yet (it waits for its turn)",
@@ -351,7 +363,7 @@ class Computation(Replies):
         if isinstance(answer, p.Reply) and answer.error:
             return answer.error
         if self._state != "current":
-            return "the computation is closed"
+            return self._lost_reason or "the computation is closed"
         return f"no reply from the scheduler within {self.timeout + REPLY_GRACE:g} s"
 
     def _created(self, coro: Coro, args: tuple[object, ...], kwargs: dict[str, object]) -> None:

@@ -8,6 +8,8 @@ fan-out the list of that many `RunResult` s), and `_wait` gives up after a timeo
 Invariants: a request's future is resolved at most once and is forgotten when its wait ends;
 when the computation ends (`_end`: closed, scheduler offline or silent for 5 pulse
 intervals) every pending future resolves to None, so no caller waits beyond its timeout.
+A lost scheduler (offline or silent) is not a normal close: its reason is kept
+(``_lost_reason``, and ``last_error``) and every later call fails with it at once.
 """
 
 from __future__ import annotations
@@ -41,9 +43,19 @@ class Replies:
     _scheduled: asyncio.Future[str] | None
     _state: str
     _last_pulse: float
+    _last_error: str | None
+    _lost_reason: str | None  # why the scheduler is gone (None: it is not)
 
     def _end(self) -> None:
         raise NotImplementedError
+
+    def _scheduler_lost(self, reason: str) -> None:
+        """The scheduler is gone: the computation ends, and every later call fails at once
+        with ``reason`` (kept in ``last_error``)."""
+        reason += "; the computation is closed"
+        logger.warning("%s", reason)
+        self._lost_reason = self._last_error = reason
+        self._end()
 
     def _expect(self, rid: int) -> asyncio.Future[object]:
         future: asyncio.Future[object] = AsynCoro.instance().loop.create_future()
@@ -97,16 +109,15 @@ class Replies:
                 and message.status == PeerStatus.Offline
                 and message.location == scheduler.location
             ):
-                logger.warning("scheduler at %s went offline; computation closed", message.location)
-                self._end()
+                self._scheduler_lost(f"the scheduler at {message.location} went offline")
                 return
             if self._state == "current":
                 silence = time.monotonic() - self._last_pulse
                 if silence > MISSED_PULSES * self.pulse_interval:
-                    logger.warning(
-                        "no pulse from the scheduler for %.0f s; computation closed", silence
+                    where = scheduler.location if scheduler is not None else None
+                    self._scheduler_lost(
+                        f"no pulse from the scheduler at {where} for {silence:.0f} s"
                     )
-                    self._end()
                     return
 
     def _show_output(self, output: p.Output) -> None:

@@ -4,6 +4,13 @@ It finds server processes (every peer that comes online is asked for a ``discoro
 coroutine), turns what it receives into events for the state machine and sends the messages
 the state machine decides. Private (``discoro.Scheduler()`` inside a client) or shared (the
 ``discoro`` program); clients find it by the name ``discoro_scheduler``.
+
+Rejoining after a partition: a re-prober dials every process the state lost (with backoff
+from `REPROBE_FIRST` seconds doubling to `REPROBE_MAX`, started over whenever another one is
+lost) and introduces itself again to the hosts of ``nodes=`` (backoff up to
+`REINTRODUCE_MAX`); a process that answers comes online again, is probed, found and set up
+like a new one. Each dial is one TCP connection attempt, bounded by the network's dial
+timeout; introductions are the bounded unicast datagrams of `Discovery.introduce`.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.core.singleton import MetaSingleton
-from discoro.net.location import PeerStatus
+from discoro.net.location import Location, PeerStatus
+from discoro.net.reannounce import backoff
 from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
@@ -33,6 +41,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 PROBE_DELAYS = (0.0, 0.1, 0.3, 0.6, 1.0, 2.0)  # a new peer may register its server late
+REPROBE_FIRST = 1.0  # re-dial lost processes after this long, then twice as long ...
+REPROBE_MAX = 5.0  # ... up to this: a healed partition is used again within seconds
+REINTRODUCE_MAX = 30.0  # introductions to the ``nodes=`` hosts back off up to this
 
 # The facade imports this module at a program's first ``discoro.X``, in its main thread: the
 # one moment the cluster layer can install its Ctrl-C handler for clients
@@ -80,6 +91,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
         self.clock = clock
         self.state = SchedulerState(zombie_period=zombie_period or None, clock=clock)
         self._nodes = list(nodes or [])
+        self._redialing: set[Location] = set()  # lost processes being dialled now
         self._ready = asyncio.Event()
         self.coro = Coro(self._serve)
         self.web: Any = None
@@ -98,6 +110,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
         self.state.me = coro
         self.kernel.peer_status(coro)
         Coro(self._ticker, coro)
+        Coro(self._reprobe)
         for host in self._nodes:
             await self.kernel.peer(host, broadcast=True)
         logger.debug("discoro scheduler ready at %s", coro.location)
@@ -179,6 +192,40 @@ class Scheduler(Status, metaclass=MetaSingleton):
                 return
             if location not in network_of(self.kernel).peers:
                 return  # gone again
+
+    async def _reprobe(self, coro: Coro | None = None) -> None:
+        """Dial the lost processes again and re-introduce this scheduler to the ``nodes=``
+        hosts, with backoff (see the module docstring)."""
+        assert coro is not None
+        coro.set_daemon()
+        delays = backoff(REPROBE_FIRST, REPROBE_MAX)
+        introductions = backoff(REPROBE_FIRST, REINTRODUCE_MAX)
+        next_introduction = self.clock() + next(introductions)
+        known_lost: set[Location] = set()
+        while True:
+            await coro.sleep(next(delays))
+            lost = set(self.state.lost_locations())
+            if lost - known_lost:  # something changed: start over
+                delays = backoff(REPROBE_FIRST, REPROBE_MAX)
+                introductions = backoff(REPROBE_FIRST, REINTRODUCE_MAX)
+                next_introduction = self.clock()
+            known_lost = lost
+            for location in lost - self._redialing:
+                self._redialing.add(location)
+                Coro(self._redial, location)
+            if self._nodes and self.clock() >= next_introduction:
+                next_introduction = self.clock() + next(introductions)
+                for host in self._nodes:
+                    await self.kernel.peer(host, broadcast=True)
+
+    async def _redial(self, location: Location, coro: Coro | None = None) -> None:
+        assert coro is not None
+        coro.set_daemon()
+        try:
+            if await self.kernel.peer(location) == 0:  # it comes online: probed and found
+                logger.debug("lost process %s reached again", location)
+        finally:
+            self._redialing.discard(location)
 
     async def _ticker(self, me: Coro, coro: Any = None) -> None:
         coro.set_daemon()

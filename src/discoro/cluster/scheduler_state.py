@@ -42,6 +42,8 @@ from discoro.errors import MonitorException
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from discoro.net.location import Location
+
 
 class ProcState(enum.Enum):
     DISCOVERED = "discovered"
@@ -159,6 +161,13 @@ class SchedulerState(RunPlacement):
 
     def ready(self) -> dict[str, list[Proc]]:
         return self.nodes(ProcState.INITIALIZED)
+
+    def lost_locations(self) -> list[Location]:
+        """Where the processes lost (disconnected) and not found again are: the shell
+        re-probes them, so a process cut off by a partition is used again once it heals."""
+        return [
+            proc.location for proc in self.procs.values() if proc.state is ProcState.DISCONNECTED
+        ]
 
     # -- the one entry point --------------------------------------------------------------------
 

@@ -23,12 +23,16 @@ create job coroutines, send replies and reports). Messages it handles:
   code is in `linecache` while the computation is installed (`discoro.cluster.sources`).
 - `Close`: jobs are terminated, the namespace is closed, ``ServerClosed`` goes to the
   scheduler. The computation also closes by itself (``ServerClosed(idle=True)``) after its
-  zombie period without jobs, and silently when the scheduler is unreachable for 5 pulse
-  intervals or its process goes offline.
+  zombie period without jobs, and without a report when the scheduler is unreachable for 5
+  pulse intervals or its process goes offline: then each job's monitors (the client's
+  status coroutine, its ``monitor()`` callers) hear it failed with `SchedulerLost`.
 - `Watch`: while no computation is installed, send ``Watch.scheduler`` a ``ServerPulse``
   (``uid`` None, with the node figures) every `IDLE_PULSE_INTERVAL` seconds, so status pages
   show idle nodes; one watcher at a time (a newer `Watch` replaces the scheduler), stopped
   when that scheduler's peer goes offline or a send to it fails.
+- Announcements: the process keeps announcing itself with backoff (1 s doubling to 30 s,
+  started over when a computation closes or its scheduler is lost), so after a partition
+  it is found again.
 - `Quit`: no more `Setup`/`Run`; running jobs finish; then the coroutine ends (the process
   exits).
 
@@ -50,19 +54,17 @@ from discoro.cluster import sources
 from discoro.cluster.constants import SERVER_NAME, MinPulseInterval
 from discoro.cluster.load import LoadMeter
 from discoro.cluster.namespace import Namespace
-from discoro.cluster.output import Job, OutputCapture
-from discoro.cluster.server_state import Installed, PulseTracker, ServerState
+from discoro.cluster.output import OutputCapture
+from discoro.cluster.server_job import ServerJob
+from discoro.cluster.server_state import Installed, PulseTracker, SchedulerLost, ServerState
 from discoro.core.coro import Coro
 from discoro.core.log import logger
 from discoro.errors import MonitorException
 from discoro.net.location import PeerStatus
+from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import TypeAlias
-
-    # called as on_error(job, exc_info, monitors) when a job ends with an exception
-    OnError: TypeAlias = Callable[[Coro, tuple[object, ...], list[Coro]], None]
 
     from discoro.core.kernel import AsynCoro
 
@@ -80,31 +82,6 @@ class PulseLost:
 @dataclass
 class Abort:
     """Internal: terminate every job and end now (a second interrupt)."""
-
-
-class ServerJob(Job):
-    """A job that reports an uncaught exception to ``on_error(job, exc_info, monitors)``
-    after its monitors were told (``monitors``: who they were)."""
-
-    __slots__ = ("_on_error",)
-
-    def __init__(
-        self,
-        on_end: Callable[[], None] | None,
-        on_error: OnError,
-        target: Callable[..., object],
-        *args: object,
-        **kwargs: object,
-    ) -> None:
-        self._on_error: OnError | None = on_error  # set before the coroutine can start
-        super().__init__(on_end, target, *args, **kwargs)
-
-    def _end(self, value: object, exc_info: tuple[object, ...] | None) -> None:
-        on_error, self._on_error = self._on_error, None
-        monitors = list(self._monitors or ())
-        super()._end(value, exc_info)
-        if exc_info is not None and on_error is not None:
-            on_error(self, exc_info, monitors)
 
 
 class Server:
@@ -148,6 +125,7 @@ class Server:
             raise RuntimeError(f"another coroutine is registered as {SERVER_NAME}")
         self.location = self.kernel.location
         self.kernel.peer_status(coro)
+        self._announce()
         try:
             while not self.state.may_exit():
                 message = await coro.receive(self.state.wait_time(self.clock()))
@@ -191,11 +169,12 @@ class Server:
                 and message.location == current.scheduler.location
             ):
                 logger.warning("scheduler %s went offline; closing", message.location)
-                self._close(report=False)
+                self._close(lost=f"the scheduler at {message.location} went offline")
         elif isinstance(message, PulseLost):
             if self.state.current is not None and self.state.current.uid == message.uid:
                 logger.warning("scheduler unreachable for too long; closing %s", message.uid)
-                self._close(report=False)
+                where = self.state.current.scheduler.location
+                self._close(lost=f"the scheduler at {where} was unreachable for too long")
         elif isinstance(message, p.Quit):
             self.state.quitting = True
         elif isinstance(message, Abort):
@@ -365,10 +344,26 @@ class Server:
             if len(self.ended) > KEEP_ENDED:
                 self.kernel.network().ended_coros.pop(self.ended.popleft(), None)
 
+    def _reachable(self, coro: Coro) -> bool:
+        """Whether a message to ``coro`` can go now (local, or its process is linked)."""
+        if not coro._remote:
+            return True
+        peer = network_of(self.kernel).peers.get(coro.location)
+        return peer is not None and bool(peer.online)
+
+    def _announce(self) -> None:
+        """Announce this process again, with backoff from 1 s (`Discovery.keep_announcing`),
+        so a scheduler that lost it (a partition) finds it again once the network heals."""
+        discovery = getattr(self.kernel.network(), "discovery", None)
+        if discovery is not None and not self.state.quitting:
+            discovery.keep_announcing()
+
     # -- close -------------------------------------------------------------------------------
 
-    def _close(self, uid: str | None = None, idle: bool = False, report: bool = True) -> None:
-        """Close the installed computation (only ``uid``, when given)."""
+    def _close(self, uid: str | None = None, idle: bool = False, lost: str | None = None) -> None:
+        """Close the installed computation (only ``uid``, when given). ``lost``: why its
+        scheduler is gone (its jobs end as failed with `SchedulerLost`, nothing is reported
+        to the scheduler)."""
         current = self.state.close(uid)
         if current is None:
             if uid is not None:
@@ -376,7 +371,11 @@ class Server:
             return
         ended_coros = self.kernel.network().ended_coros
         for job in list(current.jobs.values()):
-            job.terminate()
+            if lost is not None and isinstance(job, ServerJob):
+                error = SchedulerLost(f"{lost}; {self.location} ended the coroutine")
+                job.end_lost(error, self._reachable)
+            else:
+                job.terminate()
             ended_coros.pop(job._id, None)
         current.jobs.clear()
         while self.ended:
@@ -394,6 +393,7 @@ class Server:
                 namespace.close()
             except Exception:
                 logger.exception("cleaning up computation %s failed", current.uid)
-        if report:
+        self._announce()  # something changed: be found again soon (e.g. after a partition)
+        if lost is None:
             current.scheduler.send(p.ServerClosed(self.location, current.uid, idle))
         logger.debug("computation %s closed%s", current.uid, " (idle)" if idle else "")

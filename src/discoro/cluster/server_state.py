@@ -12,6 +12,9 @@ Rules (reference 3.6, 3.7):
 - A quitting process accepts no `Setup` and no `Run`; it exits once no job runs.
 - Idle close: with a zombie period, a computation without a running job for that long closes.
 - Pulses: if none could be delivered for more than ``MISSED_PULSES`` x interval, give up.
+- A computation whose scheduler is lost (its peer went offline, or pulses gave up) ends its
+  jobs as failed with `SchedulerLost`, never as a normal finish: a client that is still alive
+  must not take work that was cut short for a result.
 """
 
 from __future__ import annotations
@@ -20,9 +23,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from discoro.cluster.constants import MISSED_PULSES, MaxPulseInterval, MinPulseInterval
+from discoro.errors import DiscoroError
 
 if TYPE_CHECKING:
     from discoro.core.coro import Coro
+
+
+class SchedulerLost(DiscoroError):
+    """Why a remote coroutine ended when the scheduler of its computation was lost (its
+    process died or could not be reached for 5 pulse intervals): its server ended it. Its
+    monitors (the computation's ``status_coro``, and coroutines that called ``monitor()``)
+    get ``MonitorException(coro, (SchedulerLost, SchedulerLost(reason)))`` instead of a
+    normal finish; the reason names the scheduler. Exported as ``discoro.SchedulerLost``."""
 
 
 def clamp_pulse_interval(value: float) -> float:

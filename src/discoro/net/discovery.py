@@ -9,7 +9,11 @@ Theory of operation:
   signed and timestamped, see `wire.discovery`) to the broadcast address of the interface it
   is bound to (127.255.255.255 on loopback, never 255.255.255.255), a few times within two
   seconds (`ANNOUNCE_DELAYS`, each datagram signed afresh) to survive loss, and then stays
-  quiet: the links' pings detect failures, not discovery.
+  quiet: the links' pings detect failures, not discovery. A process that wants to be found
+  again after a partition (a server process) calls `keep_announcing`: it then goes on
+  announcing on the same broadcast address with backoff (`discoro.net.reannounce`: 1 s
+  doubling to 30 s), and `keep_announcing` again (something changed: it lost its
+  scheduler, its computation closed) starts the backoff over.
 - A broadcast reaches every socket sharing the port on each host, ours included (our own sid
   is ignored); a unicast datagram reaches only one of them. So a datagram that asks to be
   relayed (``relay=True``: an introduction by `introduce`, or a reply) is forwarded, with
@@ -33,7 +37,9 @@ Invariants:
   outside the replay window, another protocol version, malformed) is logged in one line, once
   per sender address (at most `MAX_LOGGED` such lines in all); refused dials and failed
   dials go through a `SummaryLog`.
-- Every send is bounded: `start` and `introduce` send ``len(ANNOUNCE_DELAYS)`` datagrams; a
+- Every send is bounded: `start` and `introduce` send ``len(ANNOUNCE_DELAYS)`` datagrams;
+  re-announcement sends one datagram per backoff step (at most one a second, one per 30 s
+  once settled), only to our own network's broadcast address; a
   reply goes at most once per `REPLY_INTERVAL` per announcer; a relayed datagram causes at
   most two forwarded ones, which have relay off and so are never forwarded again.
 - Runs on the kernel's loop thread only (like the rest of `Network`).
@@ -55,6 +61,7 @@ from discoro.net.addresses import LOOPBACK_BROADCAST, broadcast_address
 from discoro.net.dialgate import DialGate
 from discoro.net.location import Location
 from discoro.net.ratelimit import SummaryLog
+from discoro.net.reannounce import Reannouncer
 from discoro.wire.discovery import (
     MAX_DATAGRAM_SIZE,
     REPLAY_WINDOW,
@@ -135,6 +142,8 @@ class Discovery(asyncio.DatagramProtocol):
         self._tasks: set[asyncio.Task[None]] = set()
         self._replied: dict[str, float] = {}  # announcer sid -> when we last replied
         self._logged: set[tuple[str, str]] = set()
+        self._reannouncer: Reannouncer | None = None  # made by `keep_announcing`
+        self._reannounce_wanted = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -158,9 +167,27 @@ class Discovery(asyncio.DatagramProtocol):
             logger.warning("discovery will not broadcast from %s: %s", net.node, exc)
             return
         self._repeat(self._datagram, (self.broadcast_to, net.udp_port))
+        if self._reannounce_wanted:
+            self.keep_announcing()
+
+    def keep_announcing(self) -> None:
+        """Go on announcing this process with backoff (`discoro.net.reannounce`), from its
+        first pause now (again: the backoff starts over). Before `start`: from then on."""
+        self._reannounce_wanted = True
+        broadcast_to = self.broadcast_to
+        if broadcast_to is None or self._transport is None:
+            return
+        if self._reannouncer is None:
+            address = (broadcast_to, self.net.udp_port)
+            self._reannouncer = Reannouncer(
+                self.net.loop, lambda: self._send(self._datagram(), address)
+            )
+        self._reannouncer.restart()
 
     def stop(self) -> None:
         """Stop sending and close the socket (idempotent)."""
+        if self._reannouncer is not None:
+            self._reannouncer.stop()
         for task in self._tasks:
             task.cancel()
         self._tasks.clear()
