@@ -44,7 +44,11 @@ kernel = discoro.AsynCoro(node="127.0.0.1", tcp_port=int(sys.argv[1]), name="vic
                           discover=False)
 print("READY", kernel.location, len(os.listdir("/proc/self/fd")), flush=True)
 for line in sys.stdin:
-    print("FDS", len(os.listdir("/proc/self/fd")), flush=True)
+    try:
+        count = len(os.listdir("/proc/self/fd"))
+    except OSError:  # listing needs a descriptor too, and the flood may hold them all
+        count = -1
+    print("FDS", count, flush=True)
 """
 
 
@@ -180,7 +184,7 @@ def test_out_of_descriptors_pauses_accepting_then_resumes(cluster_secret: str) -
         held = flood(port, 600, sources=8)
         try:
             proc.write("fds")
-            proc.expect(r"^FDS \d+$", timeout=TIMEOUT)
+            proc.expect(r"^FDS -?\d+$", timeout=TIMEOUT)
             lines = log_lines(proc)
             assert any("cannot accept connections" in line for line in lines), proc.output
             # while flooders still hold their sockets, a legitimate client gets in
