@@ -102,14 +102,21 @@ def _install_interrupts(server: Any, watch_stdin: bool) -> None:
     if watch_stdin:
 
         def watch() -> None:
-            for line in sys.stdin:
-                if line.strip() in ("quit", "exit"):
-                    server.quit()
-                    return
+            try:
+                for line in sys.stdin:
+                    if line.strip() in ("quit", "exit"):
+                        server.quit()
+                        return
+            except (OSError, ValueError):  # an unreadable stdin counts as the node gone
+                pass
             # End of stdin: the node program is gone. Quit as usual; but a job that never
-            # yields keeps the loop (and so the quit) from running, so this thread, which user
-            # code cannot block, ends the process after a grace period: never an orphan.
+            # yields keeps the loop (and so the quit) from running, so a watchdog thread, which
+            # user code cannot block, ends the process after a grace period: never an orphan.
+            # It starts first, so nothing the quit does can keep it from firing.
+            threading.Thread(target=exit_when_orphaned, name="discoro-orphan", daemon=True).start()
             server.quit()
+
+        def exit_when_orphaned() -> None:
             time.sleep(ORPHAN_GRACE)
             with contextlib.suppress(OSError, ValueError):  # our output went to the node
                 print(
