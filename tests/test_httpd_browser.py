@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 import urllib.parse
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,14 @@ import pytest
 from discoro.cluster.local import LocalCluster, local_cluster
 from procs import free_port
 from test_httpd import monitored_client, poll
-from test_web_browser import CHROMIUM, FLAGS, evaluate, profile, terminate_in_browser
+from test_web_browser import (
+    CHROMIUM,
+    FLAGS,
+    devtools_page,
+    evaluate,
+    profile,
+    terminate_in_browser,
+)
 from test_web_browser import poll as poll_page
 
 if TYPE_CHECKING:
@@ -48,18 +54,7 @@ def dump_dom(url: str, profile: str) -> str:
 async def change_poll_in_browser(debug_port: int, seconds: int) -> None:
     """Type ``seconds`` into the page's refresh field (as a user does: value, then change)."""
     async with aiohttp.ClientSession() as session:
-        deadline = time.monotonic() + 15
-        page = None
-        while page is None:
-            try:
-                async with session.get(f"http://127.0.0.1:{debug_port}/json/list") as reply:
-                    targets = await reply.json()
-                page = next((t for t in targets if t.get("type") == "page"), None)
-            except aiohttp.ClientError:
-                pass
-            if page is None:
-                assert time.monotonic() < deadline, "chromium's DevTools did not come up"
-                await asyncio.sleep(0.1)
+        page = await devtools_page(session, debug_port)
         async with session.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
             ids = iter(range(1, 1_000_000))
             await poll_page(ws, ids, "!!document.getElementById('poll-sec')")

@@ -97,20 +97,25 @@ async def poll(ws: aiohttp.ClientWebSocketResponse, ids: Iterator[int], expr: st
     raise AssertionError(f"never true in the page: {expr}")
 
 
+async def devtools_page(session: aiohttp.ClientSession, debug_port: int) -> dict[str, Any]:
+    """The page target of the chromium listening for DevTools on ``debug_port``, once it is up."""
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            async with session.get(f"http://127.0.0.1:{debug_port}/json/list") as reply:
+                targets = await reply.json()
+            page = next((t for t in targets if t.get("type") == "page"), None)
+        except aiohttp.ClientError:
+            page = None
+        if page is not None:
+            return dict(page)
+        assert time.monotonic() < deadline, "chromium's DevTools did not come up"
+        await asyncio.sleep(0.1)
+
+
 async def terminate_in_browser(debug_port: int, coro: str) -> str:
     async with aiohttp.ClientSession() as session:
-        deadline = time.monotonic() + 15
-        page = None
-        while page is None:
-            try:
-                async with session.get(f"http://127.0.0.1:{debug_port}/json/list") as reply:
-                    targets = await reply.json()
-                page = next((t for t in targets if t.get("type") == "page"), None)
-            except aiohttp.ClientError:
-                pass
-            if page is None:
-                assert time.monotonic() < deadline, "chromium's DevTools did not come up"
-                await asyncio.sleep(0.1)
+        page = await devtools_page(session, debug_port)
         async with session.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
             ids = iter(range(1, 1_000_000))
             selector = json.dumps(f'input.select[value="{coro}"]')
