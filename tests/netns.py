@@ -32,6 +32,13 @@ from typing import Any
 
 from procs import PeerProcess
 
+# `discoronode` as a program a host of a `Topology` runs (argv: its options).
+NODE_PROGRAM = """
+import sys
+from discoro.cli.node import main
+sys.exit(main())
+"""
+
 PEER_PROGRAM = """
 import json, sys
 from discoro import AsynCoro, Coro, PeerStatus

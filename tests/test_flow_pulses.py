@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from netns import Topology, netns_unavailable
+from netns import NODE_PROGRAM, Topology, netns_unavailable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -28,12 +28,6 @@ pytestmark = pytest.mark.netns
 
 UDP_PORT = 51362  # private: these namespaces exist only for this test
 MIB = 100
-
-NODE_PROGRAM = """
-import sys
-from discoro.cli.node import main
-sys.exit(main())
-"""
 
 # argv: own address, udp port, MiB to send
 CLIENT_PROGRAM = """

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from netns import Topology, netns_unavailable
+from netns import NODE_PROGRAM, Topology, netns_unavailable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -30,12 +30,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.netns
 
 UDP_PORT = 51372  # private: these namespaces exist only for this test
-
-NODE_PROGRAM = """
-import sys
-from discoro.cli.node import main
-sys.exit(main())
-"""
 
 # argv: own address, udp port. Prints what the test waits for. Commands on stdin:
 # ``RUN addr`` runs a job at that node (retried for up to 10 s while no process there is
