@@ -33,7 +33,6 @@ from typing import Any
 from discoro.cluster import procdir
 
 EXIT_BUSY = 3  # another live server holds this index
-EXIT_ORPHANED = 5  # its node program died and it could not quit in time (the watchdog ended it)
 #: Seconds a server whose node program died has to quit before its watchdog ends it.
 ORPHAN_GRACE = 5.0
 EXIT_CANNOT_START = 4  # a port, address or file it was given cannot be used (one line said so)
@@ -125,7 +124,9 @@ def _install_interrupts(server: Any, watch_stdin: bool) -> None:
                     file=sys.__stderr__,
                     flush=True,
                 )
-            os._exit(EXIT_ORPHANED)
+            # SIGKILL, not os._exit: tools may wrap _exit (coverage saves its data there) and
+            # block behind the spinning job; nothing can delay a kill
+            os.kill(os.getpid(), signal.SIGKILL)
 
         threading.Thread(target=watch, name="discoro-stdin", daemon=True).start()
 
