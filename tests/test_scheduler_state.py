@@ -14,7 +14,6 @@ from discoro.cluster.scheduler_state import (
     Tick,
 )
 from discoro.cluster.status import Status, StatusMessage
-from discoro.errors import MonitorException
 from discoro.net.location import Location
 from testing import ManualClock
 
@@ -59,7 +58,7 @@ def ready_state(*locations: Location) -> tuple[SchedulerState, dict[Location, Ha
         state.handle(ProcFound(location, server))
     state.handle(p.Submit(spec()))
     for location in locations:
-        state.handle(p.SetupDone(location, "c1"))
+        state.handle(p.SetupDone(location, "c1", incarnation=state.procs[location].incarnation))
     return state, servers
 
 
@@ -79,9 +78,11 @@ def test_submitted_computation_becomes_current_and_sets_up_every_process() -> No
         (Status.ProcDiscovered, a),
         (Status.ProcDiscovered, b),
     ]
-    first = statuses(state.handle(p.SetupDone(a, "c1")))
+    first = statuses(state.handle(p.SetupDone(a, "c1", incarnation=state.procs[a].incarnation)))
     assert first == [(Status.NodeInitialized, "127.0.0.1"), (Status.ProcInitialized, a)]
-    assert statuses(state.handle(p.SetupDone(b, "c1"))) == [(Status.ProcInitialized, b)]
+    assert statuses(state.handle(p.SetupDone(b, "c1", incarnation=state.procs[b].incarnation))) == [
+        (Status.ProcInitialized, b)
+    ]
 
 
 def test_second_computation_waits_until_the_first_closes() -> None:
@@ -131,14 +132,15 @@ def test_run_for_a_computation_that_is_not_current_is_refused() -> None:
     assert reply.value is None and reply.error
 
 
-def test_lost_process_reports_its_running_coroutines_as_failed() -> None:
+def test_lost_process_reports_its_running_coroutines_to_the_client_router() -> None:
     a, b = loc(1, 1), loc(2, 1)
     state, _ = ready_state(a, b)
     job = Handle("job", a)
-    state.handle(p.JobStarted(a, "c1", 1, job, "f", 0.0))
+    state.handle(p.JobStarted(a, "c1", 1, job, "f", 0.0, incarnation=state.procs[a].incarnation))
     actions = state.handle(PeerLost(a))
-    notices = [m for m in sent(actions, STATUS) if isinstance(m, MonitorException)]
-    assert len(notices) == 1 and notices[0].args[0] is job
+    [notice] = [m for m in sent(actions, ROUTER) if isinstance(m, p.WrittenOff)]
+    assert notice.coros == [job] and notice.location == a and notice.incarnation == 1
+    assert "connection was lost" in notice.reason
     assert statuses(actions) == [
         (Status.ProcDisconnected, a),
         (Status.NodeDisconnected, "127.0.0.1"),
@@ -167,7 +169,7 @@ def test_last_heard_is_read_from_the_state_clock() -> None:
     state.handle(p.Submit(spec()))
     assert state.procs[a].last_heard == 100.0
     clock.advance(4.0)
-    state.handle(p.ServerPulse(a, "c1", 0))
+    state.handle(p.ServerPulse(a, "c1", 0, incarnation=state.procs[a].incarnation))
     assert state.procs[a].last_heard == 104.0
     assert statuses(state.handle(Tick(clock() + 4.0))) == []
     assert statuses(state.handle(Tick(clock() + 5.5)))[0] == (Status.ProcDisconnected, a)
@@ -181,11 +183,15 @@ def test_every_tick_pulses_the_client() -> None:
 def test_idle_close_of_every_process_closes_the_computation() -> None:
     a, b = loc(1, 1), loc(2, 1)
     state, _ = ready_state(a, b)
-    assert statuses(state.handle(p.ServerClosed(a, "c1", idle=True))) == [
+    assert statuses(
+        state.handle(p.ServerClosed(a, "c1", idle=True, incarnation=state.procs[a].incarnation))
+    ) == [
         (Status.ProcClosed, a),
         (Status.NodeClosed, "127.0.0.1"),
     ]
-    last = statuses(state.handle(p.ServerClosed(b, "c1", idle=True)))
+    last = statuses(
+        state.handle(p.ServerClosed(b, "c1", idle=True, incarnation=state.procs[b].incarnation))
+    )
     assert last[:2] == [(Status.ProcClosed, b), (Status.NodeClosed, "127.0.0.2")]
     assert last[2][0] == Status.ComputationClosed
     assert state.current is None

@@ -116,6 +116,7 @@ class Computation(Replies):
         self._last_pulse = 0.0
         self._last_error: str | None = None
         self._lost_reason: str | None = None
+        self._ledger = None
         interrupt.arm()  # Ctrl-C closes this computation (when made on the main thread)
 
     @property

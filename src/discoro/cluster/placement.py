@@ -26,8 +26,6 @@ from typing import TYPE_CHECKING
 from discoro.cluster import protocol as p
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from discoro.cluster.scheduler_state import Computation, Proc
 
 FANOUT_KINDS = ("each_node", "each_proc", "node_procs")
@@ -119,7 +117,7 @@ class RunPlacement:
     queue: list[Computation]
     procs: dict[object, Proc]
     waiting: list[WaitingRun]
-    clock: Callable[[], float]
+    now: float  # monotonic time of the event being handled
 
     def ready(self) -> dict[str, list[Proc]]:
         raise NotImplementedError
@@ -139,7 +137,7 @@ class RunPlacement:
         assert self.current is not None
         if not self._dispatch(event, final=False):
             timeout = float(self.current.spec.timeout)
-            self.waiting.append(WaitingRun(event, self.clock() + timeout, timeout))
+            self.waiting.append(WaitingRun(event, self.now + timeout, timeout))
 
     def _refuse(self, event: p.RunRequest, reason: str) -> None:
         empty: list[object] | None = [] if event.where[0] in FANOUT_KINDS else None

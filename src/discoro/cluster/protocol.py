@@ -114,6 +114,7 @@ class Pulse:
 class Setup:
     spec: ComputationSpec
     scheduler: Any  # where the server reports (the scheduler's request coroutine)
+    incarnation: int = 0  # the process works for the computation under this number
 
 
 @dataclass
@@ -131,6 +132,17 @@ class Run:
 @dataclass
 class Close:
     uid: str
+
+
+@dataclass
+class Fenced:
+    """The scheduler wrote off incarnation ``incarnation`` of this process for computation
+    ``uid``: end its jobs without reporting them (they were reported lost), close, and say
+    so with ``ServerClosed(fenced=True)``, to be set up again as a new incarnation."""
+
+    uid: str
+    incarnation: int
+    reason: str = ""
 
 
 @dataclass
@@ -154,6 +166,7 @@ class SetupDone:
     location: Any
     uid: str
     error: str = ""
+    incarnation: int = 0
 
 
 @dataclass
@@ -165,6 +178,7 @@ class JobStarted:
     func_name: str
     start_time: float
     args_repr: str = ""  # a short repr of the arguments, for status pages
+    incarnation: int = 0
 
 
 def _safe_repr(value: Any) -> str:
@@ -187,6 +201,7 @@ class JobFailed:
     location: Any
     uid: str
     rid: int
+    incarnation: int = 0
 
 
 @dataclass
@@ -194,6 +209,7 @@ class JobDone:
     location: Any
     uid: str
     coro_id: int
+    incarnation: int = 0
 
 
 @travels_first
@@ -203,6 +219,7 @@ class ServerPulse:
     uid: str | None
     ncoros: int
     load: dict[str, Any] = field(default_factory=dict)  # node figures (issue: status page)
+    incarnation: int = 0
 
 
 @dataclass
@@ -210,6 +227,8 @@ class ServerClosed:
     location: Any
     uid: str
     idle: bool = False  # closed by itself after zombie_period without jobs
+    incarnation: int = 0
+    fenced: bool = False  # closed because the scheduler wrote this incarnation off
 
 
 # -- server -> client router --------------------------------------------------------------
@@ -233,6 +252,20 @@ class RunResult:
     coro: Any  # the remote Coro, or None
     error: tuple[Any, ...] | None = None  # (exception class, function name, traceback text)
     fanout: int = 0
+    location: Any = None  # the process that made ``coro`` ...
+    incarnation: int = 0  # ... and its incarnation then
+
+
+@dataclass
+class WrittenOff:
+    """Scheduler -> the client's router: incarnation ``incarnation`` of the process at
+    ``location`` was written off (``reason``); ``coros``: the coroutines the scheduler knew
+    it ran. The client fences it and reports each of its jobs not yet ended as lost."""
+
+    location: Any
+    incarnation: int
+    reason: str
+    coros: list[Any] = field(default_factory=list)
 
 
 # -- anyone -> scheduler: status (``discoro status``, the status page) ----------------------

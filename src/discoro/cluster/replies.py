@@ -10,6 +10,10 @@ when the computation ends (`_end`: closed, scheduler offline or silent for 5 pul
 intervals) every pending future resolves to None, so no caller waits beyond its timeout.
 A lost scheduler (offline or silent) is not a normal close: its reason is kept
 (``_lost_reason``, and ``last_error``) and every later call fails with it at once.
+Exactly once: the router keeps the computation's `JobLedger`; a `WrittenOff` from the
+scheduler fences that process incarnation in this process's network and reports each of
+its jobs whose end has not reached the status coroutine as lost (`ProcessLost`), once; the
+network's exit hook counts the ends that did reach it.
 """
 
 from __future__ import annotations
@@ -20,15 +24,20 @@ from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MISSED_PULSES
+from discoro.cluster.job_ledger import JobLedger
 from discoro.cluster.output import show_remote_output
+from discoro.cluster.scheduler_procs import ProcessLost
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
+from discoro.errors import MonitorException
 from discoro.net.location import PeerStatus
+from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from discoro.core.coro import Coro
+    from discoro.net.location import Location
 
 
 class Replies:
@@ -45,6 +54,8 @@ class Replies:
     _last_pulse: float
     _last_error: str | None
     _lost_reason: str | None  # why the scheduler is gone (None: it is not)
+    status_coro: Coro | None
+    _ledger: JobLedger | None  # only with a local status coroutine (it sees the ends)
 
     def _end(self) -> None:
         raise NotImplementedError
@@ -84,11 +95,25 @@ class Replies:
         if remote:
             AsynCoro.instance().peer_status(coro)
         check = 2 * self.pulse_interval
+        network = network_of(AsynCoro.instance())
+        status = self.status_coro
+        self._ledger = JobLedger() if status is not None and not status._remote else None
+        network.exit_hooks.append(self._end_seen)
+        try:
+            await self._receive_all(coro, scheduler, check)
+        finally:
+            if self._end_seen in network.exit_hooks:
+                network.exit_hooks.remove(self._end_seen)
+
+    async def _receive_all(self, coro: Any, scheduler: Coro | None, check: float) -> None:
         while True:
             message = await coro.receive(timeout=check)
             kind = type(message)
             if kind is p.RunResult:
                 self._take_run_result(message)
+                self._job_created(message)
+            elif kind is p.WrittenOff:
+                self._written_off(message)
             elif kind is p.Output:
                 self._show_output(message)
             elif kind is p.JobError:
@@ -119,6 +144,40 @@ class Replies:
                         f"no pulse from the scheduler at {where} for {silence:.0f} s"
                     )
                     return
+
+    def _end_seen(self, location: Location, coro_id: int, monitor: Coro) -> None:
+        """The network's exit hook: a job's end reached ``monitor`` (counted if that is
+        the status coroutine)."""
+        if self._ledger is not None and monitor is self.status_coro:
+            self._ledger.ended(coro_id)
+
+    def _job_created(self, result: p.RunResult) -> None:
+        ledger, location = self._ledger, getattr(result, "location", None)
+        if ledger is None or result.coro is None or location is None:
+            return
+        if ledger.started(result.coro, location, getattr(result, "incarnation", 0)):
+            why = ledger.why.get(location, f"process {location} was lost")
+            self._report_lost([result.coro], why)
+
+    def _written_off(self, message: p.WrittenOff) -> None:
+        """The scheduler wrote a process incarnation off: fence it, report its jobs."""
+        if self._ledger is not None:
+            lost = self._ledger.written_off(
+                message.location, message.incarnation, message.reason, message.coros
+            )
+        else:
+            lost = list(message.coros)
+        error = ProcessLost(message.reason)
+        ids = [coro._id for coro in lost]
+        network_of(AsynCoro.instance()).write_off(message.location, message.incarnation, ids, error)
+        self._report_lost(lost, message.reason)
+
+    def _report_lost(self, coros: list[Any], reason: str) -> None:
+        status = self.status_coro
+        if status is None:
+            return
+        for job in coros:
+            status.send(MonitorException(job, (ProcessLost, ProcessLost(reason))))
 
     def _show_output(self, output: p.Output) -> None:
         """Show remote output with its origin (`show_remote_output`); then the user's hook."""

@@ -108,6 +108,8 @@ class Scheduler(Status, metaclass=MetaSingleton):
         if coro.register(SCHEDULER_NAME) != 0:
             logger.warning("another %s is registered in this process", SCHEDULER_NAME)
         self.state.me = coro
+        # reports carry their incarnation, which the state checks: never fenced by the network
+        network_of(self.kernel).fences.exempt.add(coro._id)
         self.kernel.peer_status(coro)
         Coro(self._ticker, coro)
         Coro(self._reprobe)
@@ -127,7 +129,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
             else:
                 event = message
             try:
-                actions = self.state.handle(event)
+                actions = self.state.handle(event, self.clock())
             except Exception:
                 logger.exception("scheduler failed to handle %r", event)
                 continue

@@ -1,21 +1,30 @@
-"""The scheduler's logic as a state machine: ``handle(event) -> actions``, no I/O.
+"""The scheduler's logic as a state machine: ``handle(event, now) -> actions``, no I/O.
 
 State: the processes (grouped into nodes by address), the FIFO of submitted computations
 and the current one. Events are what the shell received (protocol messages, peers found or
-lost, clock ticks); actions are messages for the shell to send. Tested without a network.
+lost, clock ticks); actions are messages for the shell to send. The clock comes in with
+every event (``now``, monotonic; ``Tick.now`` for ticks); an event this state has no
+handler for is refused loudly (`UnknownEvent`); events are never mutated. Tested without a
+network, and by a Hypothesis state machine (tests/test_scheduler_fencing_machine.py).
+
+The parts: a process's record and lifecycle table (`discoro.cluster.scheduler_procs`),
+what processes report and how a lost one is fenced (`discoro.cluster.scheduler_processes`),
+where runs go (`discoro.cluster.placement`); computations are here.
 
 Invariants:
 - One computation is current at a time; it reserves every process. The next in the queue
   becomes current only when the current one closes (or its client is lost).
-- A process is set up for the current computation once; only INITIALIZED processes on
-  nodes that have one are eligible for runs. Load = runs dispatched but not ended.
+- A process is set up for the current computation once per incarnation; only INITIALIZED
+  processes are eligible for runs. Load = runs dispatched but not ended.
 - Every process the current computation used hears ``Close`` when it closes, and status
   messages stop (the client's status coroutine is detached) when the client closes it.
 - A run that no process can take yet waits (`discoro.cluster.placement`) until one can or
   the computation's timeout passes; every request gets exactly one answer (the runs, or a
   `Reply` with the reason), also when the computation closes while it waits.
-- A process silent for more than 5 pulse intervals is treated as lost: its status becomes
-  disconnected and each of its running coroutines is reported failed to the status coroutine.
+- A job is in at most one process's ``jobs``; it leaves it exactly once: done (reported by
+  its server), closed with its computation, or written off with its process (reported
+  to the client's router in one `WrittenOff`). Nothing a written-off incarnation sends
+  afterwards is accepted (`discoro.cluster.scheduler_processes`).
 - Status bookkeeping (for `discoro.cluster.snapshot`): per process, ``submitted`` counts
   `JobStarted`, ``done`` counts `JobDone` of a job it knew, ``jobs`` holds the running ones
   (``submitted >= done + len(jobs)``: jobs dropped at a close or loss are neither); the
@@ -28,73 +37,50 @@ Invariants:
 
 from __future__ import annotations
 
-import enum
+import itertools
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import protocol as p
-from discoro.cluster.constants import MISSED_PULSES
 from discoro.cluster.placement import RunPlacement, WaitingRun
+from discoro.cluster.scheduler_processes import ProcessEvents
+from discoro.cluster.scheduler_procs import (
+    LifecycleError,
+    NodeLoad,
+    Proc,
+    ProcessLost,
+    ProcEvent,
+    ProcState,
+    RunningJob,
+    advance,
+)
 from discoro.cluster.status import Status, StatusMessage
-from discoro.errors import MonitorException
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from discoro.net.location import Location
 
-
-class ProcState(enum.Enum):
-    DISCOVERED = "discovered"
-    INITIALIZING = "initializing"
-    INITIALIZED = "initialized"
-    CLOSED = "closed"
-    DISCONNECTED = "disconnected"
-
-
-class ProcessLost(Exception):
-    """A remote coroutine's process went away (disconnected or silent too long)."""
-
-
-class RunningJob(NamedTuple):
-    """A coroutine a process runs for the current computation."""
-
-    coro: Any
-    func_name: str
-    args: str  # short repr of the arguments
-    start_time: float  # wall clock, as the server reported it
+__all__ = [
+    "Computation",
+    "LifecycleError",
+    "NodeLoad",
+    "PeerLost",
+    "Proc",
+    "ProcFound",
+    "ProcState",
+    "ProcessLost",
+    "RunningJob",
+    "SchedulerState",
+    "Send",
+    "Tick",
+    "UnknownEvent",
+]
 
 
-@dataclass
-class NodeLoad:
-    """The latest figures reported for a node (see `discoro.cluster.load`)."""
-
-    figures: dict[str, Any]
-    updated: float  # wall clock
-
-
-@dataclass
-class Proc:
-    location: Any
-    server: Any  # the server coroutine handle
-    state: ProcState = ProcState.DISCOVERED
-    jobs: dict[int, RunningJob] = field(default_factory=dict)
-    pending: int = 0
-    last_heard: float = 0.0
-    last_started: float = 0.0  # when its newest job was reported started (tie-breaker)
-    submitted: int = 0
-    done: int = 0
-    load_figures: dict[str, Any] = field(default_factory=dict)  # the latest ServerPulse.load
-    updated: float | None = None  # wall clock of the latest pulse
-
-    @property
-    def addr(self) -> str:
-        return str(self.location.addr)
-
-    @property
-    def load(self) -> int:
-        return len(self.jobs) + self.pending
+class UnknownEvent(TypeError):
+    """An event the scheduler's state machine has no handler for."""
 
 
 @dataclass
@@ -133,7 +119,7 @@ class Tick:
     now: float
 
 
-class SchedulerState(RunPlacement):
+class SchedulerState(RunPlacement, ProcessEvents):
     def __init__(
         self,
         me: Any = None,
@@ -141,7 +127,11 @@ class SchedulerState(RunPlacement):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.me = me  # the scheduler's request coroutine (where servers and clients reply)
-        self.clock = clock  # when processes were last heard from (compared with Tick.now)
+        self.clock = clock  # the shell's clock, for callers that give no ``now``
+        self.now = clock()  # monotonic time of the event being handled
+        self.wall = time.time()  # wall-clock time of the event being handled (status pages)
+        self.incarnations = itertools.count(1)
+        self.written_off: dict[int, str] = {}  # incarnation -> why it was written off
         self.zombie_period = zombie_period
         self.procs: dict[Any, Proc] = {}
         self.queue: list[Computation] = []
@@ -171,13 +161,18 @@ class SchedulerState(RunPlacement):
 
     # -- the one entry point --------------------------------------------------------------------
 
-    def handle(self, event: Any) -> list[Send]:
-        self.actions = []
+    def handle(self, event: Any, now: float | None = None) -> list[Send]:
+        """The actions ``event`` calls for at monotonic time ``now`` (``Tick.now`` for a
+        tick; else the state's clock when not given)."""
         handler = getattr(self, "on_" + type(event).__name__, None)
-        if handler is not None:
-            handler(event)
+        if handler is None:
+            raise UnknownEvent(f"the scheduler has no handler for {type(event).__name__}")
+        self.actions = []
+        self.now = event.now if isinstance(event, Tick) else self.clock() if now is None else now
+        self.wall = time.time()
+        handler(event)
         if self.waiting:
-            self._serve_waiting(event.now if isinstance(event, Tick) else self.clock())
+            self._serve_waiting(self.now)
         return self.actions
 
     def _send(self, to: Any, message: Any) -> None:
@@ -191,17 +186,18 @@ class SchedulerState(RunPlacement):
     def _uid_ok(self, uid: str) -> bool:
         return self.current is not None and self.current.spec.uid == uid
 
-    # -- processes --------------------------------------------------------------------------
-
-    def on_ProcFound(self, event: ProcFound) -> None:
+    def on_PeerLost(self, event: PeerLost) -> None:
         proc = self.procs.get(event.location)
-        if proc is not None and proc.state not in (ProcState.DISCONNECTED, ProcState.CLOSED):
-            return
-        proc = self.procs[event.location] = Proc(event.location, event.server)
-        if self.me is not None:
-            self._send(proc.server, p.Watch(self.me))  # idle pulses: figures for status pages
+        if proc is not None:
+            self._write_off(proc, "its connection was lost")
+        current = self.current
+        if current is not None and getattr(current.spec.router, "location", None) == event.location:
+            self._close_current(client_gone=True)
+
+    def on_Tick(self, event: Tick) -> None:
+        self._lose_silent()
         if self.current is not None:
-            self._setup(proc, announce=True)
+            self._send(self.current.spec.router, p.Pulse(self.current.spec.uid))
 
     def _setup(self, proc: Proc, announce: bool) -> None:
         assert self.current is not None
@@ -213,76 +209,10 @@ class SchedulerState(RunPlacement):
             ):
                 self._status(Status.NodeDiscovered, proc.addr)
             self._status(Status.ProcDiscovered, proc.location)
-        proc.state = ProcState.INITIALIZING
-        proc.last_heard = self.clock()
-        self._send(proc.server, p.Setup(self.current.spec, self.me))
-
-    def on_SetupDone(self, event: p.SetupDone) -> None:
-        proc = self.procs.get(event.location)
-        if proc is None or proc.state is not ProcState.INITIALIZING:
-            return
-        if not self._uid_ok(event.uid) or event.error:
-            proc.state = ProcState.CLOSED
-            if event.error:
-                self._status(Status.ProcIgnore, proc.location)
-            return
-        if not any(
-            other.state is ProcState.INITIALIZED for other in self.ready().get(proc.addr, [])
-        ):
-            self._status(Status.NodeInitialized, proc.addr)
-        proc.state = ProcState.INITIALIZED
-        proc.last_heard = self.clock()
-        self._status(Status.ProcInitialized, proc.location)
-
-    def on_PeerLost(self, event: PeerLost) -> None:
-        proc = self.procs.get(event.location)
-        if proc is not None:
-            self._lose(proc)
-        current = self.current
-        if current is not None and getattr(current.spec.router, "location", None) == event.location:
-            self._close_current(client_gone=True)
-
-    def _lose(self, proc: Proc) -> None:
-        if proc.state is ProcState.DISCONNECTED:
-            return
-        was_active = proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
-        proc.state = ProcState.DISCONNECTED
-        proc.pending = 0
-        if self.current is None or not was_active:
-            proc.jobs.clear()
-            return
-        status_coro = self.current.spec.status_coro
-        for info in proc.jobs.values():
-            error = ProcessLost(f"process {proc.location} was lost")
-            self._send(status_coro, MonitorException(info.coro, (ProcessLost, error)))
-        proc.jobs.clear()
-        self._status(Status.ProcDisconnected, proc.location)
-        if not any(
-            other.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
-            for other in self.procs.values()
-            if other.addr == proc.addr
-        ):
-            self._status(Status.NodeDisconnected, proc.addr)
-
-    def on_ServerPulse(self, event: p.ServerPulse) -> None:
-        proc = self.procs.get(event.location)
-        if proc is not None:
-            proc.last_heard = self.clock()
-            if event.load:
-                proc.load_figures = dict(event.load)
-                proc.updated = time.time()
-                self.node_load[proc.addr] = NodeLoad(proc.load_figures, proc.updated)
-
-    def on_Tick(self, event: Tick) -> None:
-        current = self.current
-        if current is None:
-            return
-        limit = MISSED_PULSES * current.spec.pulse_interval
-        for proc in list(self.procs.values()):
-            active = proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
-            if active and event.now - proc.last_heard > limit:
-                self._lose(proc)
-        self._send(current.spec.router, p.Pulse(current.spec.uid))
+        advance(proc, ProcEvent.SETUP)
+        proc.incarnation = next(self.incarnations)
+        proc.last_heard = self.now
+        self._send(proc.server, p.Setup(self.current.spec, self.me, proc.incarnation))
 
     # -- computations -----------------------------------------------------------------------
 
@@ -322,9 +252,9 @@ class SchedulerState(RunPlacement):
         if not idle:
             current.spec.status_coro = None  # detached: the client asked, or is gone
         for proc in self.procs.values():
-            if proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED):
+            if proc.active:
                 self._send(proc.server, p.Close(current.spec.uid))
-                proc.state = ProcState.CLOSED
+                advance(proc, ProcEvent.CLOSED)
             proc.jobs.clear()
             proc.pending = 0
         if idle:
@@ -335,45 +265,8 @@ class SchedulerState(RunPlacement):
         self.current = None
         self._next()
 
-    def on_ServerClosed(self, event: p.ServerClosed) -> None:
-        proc = self.procs.get(event.location)
-        if proc is None or not self._uid_ok(event.uid):
-            return
-        if proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED):
-            proc.state = ProcState.CLOSED
-            proc.jobs.clear()
-            self._status(Status.ProcClosed, proc.location)
-            node = [other for other in self.procs.values() if other.addr == proc.addr]
-            if all(other.state is not ProcState.INITIALIZED for other in node):
-                self._status(Status.NodeClosed, proc.addr)
-        if not any(
-            proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
-            for proc in self.procs.values()
-        ):
-            self._close_current(client_gone=False, idle=True)
-
-    # -- runs -------------------------------------------------------------------------------
-
-    def on_JobStarted(self, event: p.JobStarted) -> None:
-        proc = self.procs.get(event.location)
-        if proc is None or not self._uid_ok(event.uid):
-            return
-        proc.pending = max(0, proc.pending - 1)
-        proc.jobs[event.coro._id] = RunningJob(
-            event.coro, event.func_name, event.args_repr, event.start_time
-        )
-        proc.submitted += 1
-        proc.last_heard = proc.last_started = self.clock()
-
-    def on_JobFailed(self, event: p.JobFailed) -> None:
-        proc = self.procs.get(event.location)
-        if proc is not None:
-            proc.pending = max(0, proc.pending - 1)
-
-    def on_JobDone(self, event: p.JobDone) -> None:
-        proc = self.procs.get(event.location)
-        if proc is not None and proc.jobs.pop(event.coro_id, None) is not None:
-            proc.done += 1
+    def _close_idle(self) -> None:
+        self._close_current(client_gone=False, idle=True)
 
     def on_ListRequest(self, event: p.ListRequest) -> None:
         if not self._uid_ok(event.uid):

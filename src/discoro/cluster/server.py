@@ -153,6 +153,8 @@ class Server:
             self._setup(message)
         elif isinstance(message, p.Close):
             self._close(uid=message.uid)
+        elif isinstance(message, p.Fenced):
+            self._fenced(message)
         elif isinstance(message, p.Watch):
             self._watch(message.scheduler)
         elif isinstance(message, PeerStatus):
@@ -187,12 +189,17 @@ class Server:
 
     def _setup(self, setup: p.Setup) -> None:
         spec = setup.spec
+        incarnation = getattr(setup, "incarnation", 0)
+        if self.state.supersedes(spec.uid, incarnation):
+            self._fenced(p.Fenced(spec.uid, self.state.current.incarnation, "set up again"))  # type: ignore[union-attr]
         refusal = self.state.setup_refusal(spec.uid)
-        if refusal is None and self.state.current is not None:
-            setup.scheduler.send(p.SetupDone(self.location, spec.uid))  # a repeated Setup
+        if refusal is None and self.state.current is not None:  # a repeated Setup
+            done = p.SetupDone(self.location, spec.uid, incarnation=self.state.current.incarnation)
+            setup.scheduler.send(done)
             return
         if refusal is not None:
-            setup.scheduler.send(p.SetupDone(self.location, spec.uid, error=refusal))
+            refused = p.SetupDone(self.location, spec.uid, refusal, incarnation)
+            setup.scheduler.send(refused)
             return
         namespace = Namespace(self.workdir)
         self.sources = sources.register(getattr(spec, "sources", {}))
@@ -204,7 +211,7 @@ class Server:
             sources.unregister(self.sources)
             self.sources = {}
             namespace.close()
-            setup.scheduler.send(p.SetupDone(self.location, spec.uid, error=text))
+            setup.scheduler.send(p.SetupDone(self.location, spec.uid, text, incarnation))
             return
         self.namespace = namespace
         current = self.state.install(
@@ -216,14 +223,17 @@ class Server:
             self.clock(),
         )
         current.router = spec.router
-        setup.scheduler.send(p.SetupDone(self.location, spec.uid))
+        current.incarnation = incarnation
+        # every frame from now on says it comes from this incarnation (`discoro.net.fencing`)
+        network_of(self.kernel).fences.own = incarnation
+        setup.scheduler.send(p.SetupDone(self.location, spec.uid, incarnation=incarnation))
         current.pulser = Coro(self._pulse, current)
         if getattr(spec, "remote_output", True) and spec.router is not None:
             self.output = OutputCapture(
                 self.kernel, self.location, spec.uid, spec.router, self._is_internal
             )
             self.output.install()
-        logger.debug("computation %s installed", spec.uid)
+        logger.debug("computation %s installed (incarnation %d)", spec.uid, incarnation)
 
     async def _pulse(self, current: Installed, coro: Any = None) -> None:
         coro.set_daemon()
@@ -233,7 +243,9 @@ class Server:
         meter = LoadMeter(self.workdir, name, name.rpartition("-")[0] or name)
         while self.state.current is current:
             load = meter.measure()  # cheap: psutil without blocking
-            pulse = p.ServerPulse(self.location, current.uid, len(current.jobs), load)
+            pulse = p.ServerPulse(
+                self.location, current.uid, len(current.jobs), load, current.incarnation
+            )
             delivered = await current.scheduler.deliver(pulse, timeout=interval)
             if self.state.current is not current:
                 break
@@ -277,7 +289,8 @@ class Server:
             error: tuple[Any, ...] = (RuntimeError, run.func_name, f"{self.location}: {refusal}")
             run.reply_to.send(p.RunResult(run.rid, None, error, run.fanout))
             if current is not None:
-                current.scheduler.send(p.JobFailed(self.location, run.uid, run.rid))
+                failed = p.JobFailed(self.location, run.uid, run.rid, current.incarnation)
+                current.scheduler.send(failed)
             return
         extra = getattr(run, "sources", None)
         if extra:
@@ -293,7 +306,8 @@ class Server:
         except Exception as exc:
             error = (type(exc), run.func_name, traceback.format_exc())
             run.reply_to.send(p.RunResult(run.rid, None, error, run.fanout))
-            current.scheduler.send(p.JobFailed(self.location, run.uid, run.rid))
+            failed = p.JobFailed(self.location, run.uid, run.rid, current.incarnation)
+            current.scheduler.send(failed)
             return
         self.state.job_started(job)
         self.kernel.network().ended_coros[job._id] = job  # found once it ended, too
@@ -302,10 +316,14 @@ class Server:
             job.notify(current.status_coro)
         # the scheduler hears of the job before the client does: if this process dies right
         # after the client got its coroutine, the scheduler still reports the coroutine lost
+        incarnation = current.incarnation
         current.scheduler.send(
-            p.JobStarted(self.location, run.uid, run.rid, job, run.func_name, time.time(), shown)
+            p.JobStarted(
+                self.location, run.uid, run.rid, job, run.func_name, time.time(), shown, incarnation
+            )
         )
-        run.reply_to.send(p.RunResult(run.rid, job, None, run.fanout))
+        result = p.RunResult(run.rid, job, None, run.fanout, self.location, incarnation)
+        run.reply_to.send(result)
 
     def _is_internal(self, coro: Any) -> bool:
         """Whether ``coro`` is this server's own (its output is not the computation's)."""
@@ -339,7 +357,8 @@ class Server:
     def _job_ended(self, job: Any) -> None:
         current = self.state.job_ended(getattr(job, "_id", -1), self.clock())
         if current is not None:
-            current.scheduler.send(p.JobDone(self.location, current.uid, job._id))
+            done = p.JobDone(self.location, current.uid, job._id, current.incarnation)
+            current.scheduler.send(done)
             self.ended.append(job._id)
             if len(self.ended) > KEEP_ENDED:
                 self.kernel.network().ended_coros.pop(self.ended.popleft(), None)
@@ -360,10 +379,37 @@ class Server:
 
     # -- close -------------------------------------------------------------------------------
 
-    def _close(self, uid: str | None = None, idle: bool = False, lost: str | None = None) -> None:
+    def _fenced(self, fenced: p.Fenced) -> None:
+        """The scheduler wrote this incarnation off: its jobs were reported lost, so they
+        end without a word to anyone (the client drops what they sent since); then say so,
+        to be set up again as a new incarnation."""
+        if not self.state.fenced(fenced.incarnation):
+            logger.debug("Fenced for incarnation %d ignored: not installed", fenced.incarnation)
+            return
+        current = self.state.current
+        assert current is not None
+        logger.warning(
+            "incarnation %d of computation %s was written off (%s); ending its %d job(s)",
+            fenced.incarnation,
+            current.uid,
+            fenced.reason or "no reason given",
+            len(current.jobs),
+        )
+        self._close(lost=fenced.reason or "written off", silent=True)
+        closed = p.ServerClosed(self.location, current.uid, False, current.incarnation, True)
+        current.scheduler.send(closed)
+
+    def _close(
+        self,
+        uid: str | None = None,
+        idle: bool = False,
+        lost: str | None = None,
+        silent: bool = False,
+    ) -> None:
         """Close the installed computation (only ``uid``, when given). ``lost``: why its
         scheduler is gone (its jobs end as failed with `SchedulerLost`, nothing is reported
-        to the scheduler)."""
+        to the scheduler). ``silent``: its jobs end without telling any monitor (this
+        incarnation was written off: the client heard of them as lost)."""
         current = self.state.close(uid)
         if current is None:
             if uid is not None:
@@ -373,7 +419,7 @@ class Server:
         for job in list(current.jobs.values()):
             if lost is not None and isinstance(job, ServerJob):
                 error = SchedulerLost(f"{lost}; {self.location} ended the coroutine")
-                job.end_lost(error, self._reachable)
+                job.end_lost(error, _nowhere if silent else self._reachable)
             else:
                 job.terminate()
             ended_coros.pop(job._id, None)
@@ -395,5 +441,11 @@ class Server:
                 logger.exception("cleaning up computation %s failed", current.uid)
         self._announce()  # something changed: be found again soon (e.g. after a partition)
         if lost is None:
-            current.scheduler.send(p.ServerClosed(self.location, current.uid, idle))
+            closed = p.ServerClosed(self.location, current.uid, idle, current.incarnation)
+            current.scheduler.send(closed)
         logger.debug("computation %s closed%s", current.uid, " (idle)" if idle else "")
+
+
+def _nowhere(coro: Coro) -> bool:
+    """No monitor is reachable (a written-off incarnation's jobs end unreported)."""
+    return False

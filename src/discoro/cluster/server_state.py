@@ -12,6 +12,9 @@ Rules (reference 3.6, 3.7):
 - A quitting process accepts no `Setup` and no `Run`; it exits once no job runs.
 - Idle close: with a zombie period, a computation without a running job for that long closes.
 - Pulses: if none could be delivered for more than ``MISSED_PULSES`` x interval, give up.
+- Incarnations: a computation is installed under the scheduler's incarnation number; a
+  `Fenced` for it (or a `Setup` of the same computation with a higher number) ends its jobs
+  unreported and closes it, and the process answers ``ServerClosed(fenced=True)``.
 - A computation whose scheduler is lost (its peer went offline, or pulses gave up) ends its
   jobs as failed with `SchedulerLost`, never as a normal finish: a client that is still alive
   must not take work that was cut short for a result.
@@ -53,6 +56,7 @@ class Installed:
     idle_since: float
     jobs: dict[int, Any] = field(default_factory=dict)  # coroutine id -> job Coro
     pulser: Any = None  # the coroutine sending pulses (set by the shell)
+    incarnation: int = 0  # the scheduler's number for this process's work on it
     router: Coro | None = None  # the client's router (set by the shell)
 
 
@@ -72,6 +76,17 @@ class ServerState:
         if self.current is not None and self.current.uid != uid:
             return f"busy with computation {self.current.uid}"
         return None
+
+    def supersedes(self, uid: str, incarnation: int) -> bool:
+        """Whether a `Setup` of ``uid`` as ``incarnation`` replaces the installed one: the
+        scheduler wrote the installed incarnation off (this process never heard `Fenced`)
+        and sets it up again. The same incarnation again is a repeated request."""
+        current = self.current
+        return current is not None and current.uid == uid and incarnation > current.incarnation
+
+    def fenced(self, incarnation: int) -> bool:
+        """Whether `Fenced` for ``incarnation`` is about the installed computation."""
+        return self.current is not None and self.current.incarnation == incarnation
 
     def install(
         self,

@@ -179,6 +179,8 @@ class Handlers:
         notice = MonitorException(observed, info)
         notice.remote_traceback = fields.get("tb")
         monitor._put(notice)
+        for hook in self.net.exit_hooks:
+            hook(peer.location, observed._id, monitor)
 
     def on_terminate(self, peer: Peer, message: Message) -> None:
         coro = self.local_coro(message)

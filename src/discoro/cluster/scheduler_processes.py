@@ -1,0 +1,250 @@
+"""The scheduler's handling of what server processes report, with incarnation fencing.
+
+A mixin of `SchedulerState` (its attributes are the state's); no I/O, the clock comes in
+with every event (``self.now``, set by ``handle``).
+
+Theory of operation (issue 10, exactly-once):
+- Every `Setup` gives the process a new incarnation (a number never used before by this
+  scheduler). Everything the process reports (`SetupDone`, `JobStarted`, `JobFailed`,
+  `JobDone`, `ServerPulse`, `ServerClosed`) carries it; a report is accepted only from the
+  incarnation the process record holds now.
+- Writing a process off (silent for 5 pulse intervals, or its link lost) fences its
+  incarnation for good: the client's router is sent `WrittenOff` with the jobs the
+  scheduler knew, and the client (the one place every job is reported to) fences the
+  process too and reports each of those jobs not yet ended there as lost, once.
+- A report from a written-off incarnation is dropped (logged once per incarnation); while
+  the process record still holds that incarnation, the process is told `Fenced` (at most
+  once per pulse interval), ends what it runs without reporting it, and answers
+  ``ServerClosed(fenced=True)``: then it rejoins, set up again as a new incarnation. An
+  idle pulse (nothing installed) from a written-off process, or the process found again
+  after its link came back, rejoins it the same way.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from discoro.cluster import protocol as p
+from discoro.cluster.constants import MISSED_PULSES
+from discoro.cluster.scheduler_procs import (
+    NodeLoad,
+    Proc,
+    ProcEvent,
+    ProcState,
+    RunningJob,
+    advance,
+)
+from discoro.cluster.status import Status
+from discoro.core.log import logger
+
+if TYPE_CHECKING:
+    from discoro.cluster.scheduler_state import Computation
+
+
+class ProcessEvents:
+    """Process reports and losses (a mixin of `SchedulerState`)."""
+
+    me: Any
+    now: float
+    wall: float
+    procs: dict[Any, Proc]
+    current: Computation | None
+    node_load: dict[str, NodeLoad]
+    written_off: dict[int, str]  # incarnation -> why it was written off
+
+    def _send(self, to: Any, message: Any) -> None:
+        raise NotImplementedError
+
+    def _status(self, status: int, info: Any) -> None:
+        raise NotImplementedError
+
+    def _uid_ok(self, uid: str) -> bool:
+        raise NotImplementedError
+
+    def _setup(self, proc: Proc, announce: bool) -> None:
+        raise NotImplementedError
+
+    # -- which reports count ------------------------------------------------------------------
+
+    def _reporter(self, event: Any) -> Proc | None:
+        """The process record ``event`` is a report of, if it is to be accepted: from the
+        incarnation the record holds, and not written off (dropped and logged; the process
+        is told it is fenced)."""
+        proc = self.procs.get(event.location)
+        incarnation = getattr(event, "incarnation", 0)
+        if incarnation in self.written_off:
+            self._fenced_contact(proc, event, incarnation)
+            return None
+        if proc is None or incarnation != proc.incarnation:
+            logger.debug("dropped %r of an old incarnation %d", type(event).__name__, incarnation)
+            return None
+        return proc
+
+    def _fenced_contact(self, proc: Proc | None, event: Any, incarnation: int) -> None:
+        why = self.written_off[incarnation]
+        if proc is None or proc.incarnation != incarnation:
+            logger.debug("dropped %r of written-off incarnation %d", event, incarnation)
+            return
+        log = logger.warning if proc.fenced_told is None else logger.debug
+        log(
+            "dropped %s from %s: its incarnation %d was written off (%s)",
+            type(event).__name__,
+            proc.location,
+            incarnation,
+            why,
+        )
+        pulse = self.current.spec.pulse_interval if self.current is not None else 1.0
+        if proc.fenced_told is None or self.now - proc.fenced_told >= pulse:
+            proc.fenced_told = self.now
+            uid = getattr(event, "uid", None) or ""
+            self._send(proc.server, p.Fenced(uid, incarnation, why))
+
+    # -- found, set up, rejoined ----------------------------------------------------------------
+
+    def on_ProcFound(self, event: Any) -> None:
+        proc = self.procs.get(event.location)
+        if proc is not None and proc.state not in (ProcState.DISCONNECTED, ProcState.CLOSED):
+            return
+        self._renew(event.location, event.server)
+
+    def _renew(self, location: Any, server: Any) -> None:
+        """A fresh record for the process at ``location`` (found, or rejoined), set up for
+        the current computation if there is one."""
+        proc = self.procs[location] = Proc(location, server)
+        if self.me is not None:
+            self._send(proc.server, p.Watch(self.me))  # idle pulses: figures for status pages
+        if self.current is not None:
+            self._setup(proc, announce=True)
+
+    def _rejoin(self, proc: Proc) -> None:
+        logger.info(
+            "process %s rejoins (incarnation %d was written off)", proc.location, proc.incarnation
+        )
+        advance(proc, ProcEvent.REJOINED)
+        self._renew(proc.location, proc.server)
+
+    def on_SetupDone(self, event: p.SetupDone) -> None:
+        proc = self._reporter(event)
+        if proc is None or proc.state is not ProcState.INITIALIZING:
+            return
+        if not self._uid_ok(event.uid) or event.error:
+            advance(proc, ProcEvent.SETUP_REFUSED)
+            if event.error:
+                self._status(Status.ProcIgnore, proc.location)
+            return
+        if not any(
+            other.state is ProcState.INITIALIZED
+            for other in self.procs.values()
+            if other.addr == proc.addr
+        ):
+            self._status(Status.NodeInitialized, proc.addr)
+        advance(proc, ProcEvent.SETUP_DONE)
+        proc.last_heard = self.now
+        self._status(Status.ProcInitialized, proc.location)
+
+    # -- lost ---------------------------------------------------------------------------------
+
+    def _write_off(self, proc: Proc, why: str) -> None:
+        """``proc`` is lost: fence its incarnation, report its jobs once (to the client's
+        router, `WrittenOff`), and mark it disconnected."""
+        if proc.state is ProcState.DISCONNECTED:
+            return
+        was_active = proc.active
+        advance(proc, ProcEvent.WRITTEN_OFF)
+        if proc.incarnation:
+            self.written_off[proc.incarnation] = why
+        proc.pending = 0
+        jobs, proc.jobs = proc.jobs, {}
+        current = self.current
+        if current is None or not was_active:
+            return
+        logger.warning(
+            "process %s (incarnation %d) written off: %s; %d job(s) reported lost",
+            proc.location,
+            proc.incarnation,
+            why,
+            len(jobs),
+        )
+        coros = [info.coro for info in jobs.values()]
+        reason = f"process {proc.location} was lost: {why}"
+        self._send(
+            current.spec.router, p.WrittenOff(proc.location, proc.incarnation, reason, coros)
+        )
+        self._status(Status.ProcDisconnected, proc.location)
+        if not any(other.active for other in self.procs.values() if other.addr == proc.addr):
+            self._status(Status.NodeDisconnected, proc.addr)
+
+    def _lose_silent(self) -> None:
+        current = self.current
+        if current is None:
+            return
+        limit = MISSED_PULSES * current.spec.pulse_interval
+        for proc in list(self.procs.values()):
+            silence = self.now - proc.last_heard
+            if proc.active and silence > limit:
+                self._write_off(proc, f"silent for {silence:.1f} s")
+
+    # -- reports ------------------------------------------------------------------------------
+
+    def on_ServerPulse(self, event: p.ServerPulse) -> None:
+        proc = self.procs.get(event.location)
+        if proc is None:
+            return
+        if event.load:
+            proc.load_figures = dict(event.load)
+            proc.updated = self.wall
+            self.node_load[proc.addr] = NodeLoad(proc.load_figures, proc.updated)
+        if event.uid is None:  # idle: nothing installed
+            if proc.state is ProcState.DISCONNECTED:
+                self._rejoin(proc)
+            return
+        proc = self._reporter(event)
+        if proc is not None:
+            proc.last_heard = self.now
+
+    def on_ServerClosed(self, event: p.ServerClosed) -> None:
+        proc = self.procs.get(event.location)
+        if (
+            proc is not None
+            and event.fenced
+            and proc.incarnation == event.incarnation
+            and proc.state is ProcState.DISCONNECTED
+        ):
+            self._rejoin(proc)
+            return
+        proc = self._reporter(event)
+        if proc is None or not self._uid_ok(event.uid):
+            return
+        if proc.active:
+            advance(proc, ProcEvent.CLOSED)
+            proc.jobs.clear()
+            self._status(Status.ProcClosed, proc.location)
+            node = [other for other in self.procs.values() if other.addr == proc.addr]
+            if all(other.state is not ProcState.INITIALIZED for other in node):
+                self._status(Status.NodeClosed, proc.addr)
+        if not any(other.active for other in self.procs.values()):
+            self._close_idle()
+
+    def _close_idle(self) -> None:
+        raise NotImplementedError
+
+    def on_JobStarted(self, event: p.JobStarted) -> None:
+        proc = self._reporter(event)
+        if proc is None or not self._uid_ok(event.uid) or not proc.active:
+            return
+        proc.pending = max(0, proc.pending - 1)
+        proc.jobs[event.coro._id] = RunningJob(
+            event.coro, event.func_name, event.args_repr, event.start_time
+        )
+        proc.submitted += 1
+        proc.last_heard = proc.last_started = self.now
+
+    def on_JobFailed(self, event: p.JobFailed) -> None:
+        proc = self._reporter(event)
+        if proc is not None:
+            proc.pending = max(0, proc.pending - 1)
+
+    def on_JobDone(self, event: p.JobDone) -> None:
+        proc = self._reporter(event)
+        if proc is not None and proc.jobs.pop(event.coro_id, None) is not None:
+            proc.done += 1

@@ -1,0 +1,128 @@
+"""What the scheduler knows of one server process, and the process lifecycle as a table.
+
+A process moves between the states of `ProcState` only through `advance(proc, event)`, which
+looks the pair up in `PROC_TRANSITIONS` (in the style of h11's ``_state.py``): a pair that is
+not in the table is a bug in the caller and raises `LifecycleError`, loudly, instead of
+leaving the process in a state nobody planned for. Events are plain enum members: nothing
+is mutated but the process's ``state``.
+
+    DISCOVERED --setup--> INITIALIZING --setup done--> INITIALIZED
+        INITIALIZING --setup refused / closed--> CLOSED
+        INITIALIZED --closed--> CLOSED --setup--> INITIALIZING (the next computation)
+        any but DISCONNECTED --written off--> DISCONNECTED (lost: silent, or its link died)
+        DISCONNECTED --setup--> INITIALIZING (it rejoined, as a new incarnation)
+        DISCONNECTED --rejoined--> CLOSED (it rejoined while no computation is current)
+
+Incarnations: each `Setup` the scheduler sends gives the process a new incarnation number
+(``Proc.incarnation``); whatever the process reports carries the number it was set up with,
+so a report from an incarnation that was written off is recognised and dropped.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+
+class ProcState(enum.Enum):
+    DISCOVERED = "discovered"
+    INITIALIZING = "initializing"
+    INITIALIZED = "initialized"
+    CLOSED = "closed"
+    DISCONNECTED = "disconnected"
+
+
+class ProcEvent(enum.Enum):
+    SETUP = "setup sent"
+    SETUP_DONE = "setup done"
+    SETUP_REFUSED = "setup refused"
+    CLOSED = "closed"
+    WRITTEN_OFF = "written off"
+    REJOINED = "rejoined"
+
+
+_S, _E = ProcState, ProcEvent
+_ACTIVE = (_S.INITIALIZING, _S.INITIALIZED)
+
+PROC_TRANSITIONS: dict[tuple[ProcState, ProcEvent], ProcState] = {
+    (_S.DISCOVERED, _E.SETUP): _S.INITIALIZING,
+    (_S.CLOSED, _E.SETUP): _S.INITIALIZING,
+    (_S.DISCONNECTED, _E.SETUP): _S.INITIALIZING,
+    (_S.INITIALIZING, _E.SETUP_DONE): _S.INITIALIZED,
+    (_S.INITIALIZING, _E.SETUP_REFUSED): _S.CLOSED,
+    (_S.INITIALIZING, _E.CLOSED): _S.CLOSED,
+    (_S.INITIALIZED, _E.CLOSED): _S.CLOSED,
+    (_S.DISCONNECTED, _E.REJOINED): _S.CLOSED,
+    **{
+        (state, _E.WRITTEN_OFF): _S.DISCONNECTED
+        for state in (_S.DISCOVERED, _S.INITIALIZING, _S.INITIALIZED, _S.CLOSED)
+    },
+}
+
+
+class LifecycleError(RuntimeError):
+    """An event that the lifecycle table has no transition for (a bug in the caller)."""
+
+
+class ProcessLost(Exception):
+    """A remote coroutine's process went away (disconnected or silent too long)."""
+
+
+class RunningJob(NamedTuple):
+    """A coroutine a process runs for the current computation."""
+
+    coro: Any
+    func_name: str
+    args: str  # short repr of the arguments
+    start_time: float  # wall clock, as the server reported it
+
+
+@dataclass
+class NodeLoad:
+    """The latest figures reported for a node (see `discoro.cluster.load`)."""
+
+    figures: dict[str, Any]
+    updated: float  # wall clock
+
+
+@dataclass
+class Proc:
+    location: Any
+    server: Any  # the server coroutine handle
+    state: ProcState = ProcState.DISCOVERED
+    incarnation: int = 0  # set by every Setup; 0: never set up
+    jobs: dict[int, RunningJob] = field(default_factory=dict)
+    pending: int = 0
+    last_heard: float = 0.0
+    last_started: float = 0.0  # when its newest job was reported started (tie-breaker)
+    fenced_told: float | None = None  # when it was last told it is fenced
+    submitted: int = 0
+    done: int = 0
+    load_figures: dict[str, Any] = field(default_factory=dict)  # the latest ServerPulse.load
+    updated: float | None = None  # wall clock of the latest pulse
+
+    @property
+    def addr(self) -> str:
+        return str(self.location.addr)
+
+    @property
+    def load(self) -> int:
+        return len(self.jobs) + self.pending
+
+    @property
+    def active(self) -> bool:
+        """Set up, or being set up, for the current computation."""
+        return self.state in _ACTIVE
+
+
+def advance(proc: Proc, event: ProcEvent) -> ProcState:
+    """Move ``proc`` along its lifecycle (see the module docstring); its new state."""
+    try:
+        proc.state = PROC_TRANSITIONS[proc.state, event]
+    except KeyError:
+        raise LifecycleError(
+            f"process {proc.location}: no transition for {event.value!r} "
+            f"in state {proc.state.value!r}"
+        ) from None
+    return proc.state
