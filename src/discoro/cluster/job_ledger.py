@@ -15,7 +15,8 @@ things happen on its loop thread:
   lost at once, unless its end has already counted.
 
 So whichever of the server's report and the scheduler's write-off the client takes first
-wins, and the other is dropped. Bounded: ended jobs are remembered only for the window in
+wins, and the other is dropped. A job is known by its location and id (ids are numbered
+per process). Bounded: ended jobs are remembered only for the window in
 which a late creation report can still arrive (the latest `KEEP_ENDED`).
 """
 
@@ -29,11 +30,12 @@ KEEP_ENDED = 4096
 
 class JobLedger:
     def __init__(self) -> None:
-        self.open: dict[int, tuple[Any, Any, int]] = {}  # id -> (coro, location, incarnation)
-        self.ended_ids: OrderedDict[int, None] = OrderedDict()
+        # (location, id) -> (coro, incarnation)
+        self.open: dict[tuple[Any, int], tuple[Any, int]] = {}
+        self.ended_ids: OrderedDict[tuple[Any, int], None] = OrderedDict()
         self.fenced: dict[Any, int] = {}  # location -> highest incarnation written off
         self.why: dict[Any, str] = {}  # location -> the latest reason it was written off
-        self.reported: set[int] = set()  # ids reported lost
+        self.reported: set[tuple[Any, int]] = set()  # (location, id) reported lost
 
     def _is_fenced(self, location: Any, incarnation: int) -> bool:
         return incarnation <= self.fenced.get(location, 0)
@@ -41,19 +43,20 @@ class JobLedger:
     def started(self, coro: Any, location: Any, incarnation: int) -> bool:
         """A job was created at ``location`` under ``incarnation``; True if it must be
         reported lost now (that incarnation was written off, and its end has not counted)."""
-        ident = coro._id
+        ident = (location, coro._id)
         if ident in self.ended_ids or ident in self.reported:
             return False
         if self._is_fenced(location, incarnation):
             self.reported.add(ident)
             return True
-        self.open[ident] = (coro, location, incarnation)
+        self.open[ident] = (coro, incarnation)
         return False
 
-    def ended(self, coro_id: int) -> None:
-        """A server's report of job ``coro_id``'s end was taken."""
-        self.open.pop(coro_id, None)
-        self.ended_ids[coro_id] = None
+    def ended(self, location: Any, coro_id: int) -> None:
+        """A server's report of the end of job ``coro_id`` at ``location`` was taken."""
+        ident = (location, coro_id)
+        self.open.pop(ident, None)
+        self.ended_ids[ident] = None
         while len(self.ended_ids) > KEEP_ENDED:
             self.ended_ids.popitem(last=False)
 
@@ -66,13 +69,13 @@ class JobLedger:
         if incarnation > self.fenced.get(location, 0):
             self.fenced[location] = incarnation
         self.why[location] = reason
-        lost: dict[int, Any] = {}
-        for ident, (coro, where, number) in list(self.open.items()):
-            if where == location and number <= incarnation:
+        lost: dict[tuple[Any, int], Any] = {}
+        for ident, (coro, number) in list(self.open.items()):
+            if ident[0] == location and number <= incarnation:
                 lost[ident] = coro
                 del self.open[ident]
         for coro in listed:
-            ident = coro._id
+            ident = (location, coro._id)
             if ident not in self.ended_ids and ident not in self.reported:
                 lost.setdefault(ident, coro)
                 self.open.pop(ident, None)

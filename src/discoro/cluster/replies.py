@@ -149,7 +149,7 @@ class Replies:
         """The network's exit hook: a job's end reached ``monitor`` (counted if that is
         the status coroutine)."""
         if self._ledger is not None and monitor is self.status_coro:
-            self._ledger.ended(coro_id)
+            self._ledger.ended(location, coro_id)
 
     def _job_created(self, result: p.RunResult) -> None:
         ledger, location = self._ledger, getattr(result, "location", None)
