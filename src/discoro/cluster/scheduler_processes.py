@@ -29,6 +29,7 @@ from discoro.cluster.constants import MISSED_PULSES
 from discoro.cluster.scheduler_procs import (
     NodeLoad,
     Proc,
+    ProcessLost,
     ProcEvent,
     ProcState,
     RunningJob,
@@ -153,8 +154,8 @@ class ProcessEvents:
         advance(proc, ProcEvent.WRITTEN_OFF)
         if proc.incarnation:
             self.written_off[proc.incarnation] = why
-        proc.pending = 0
         jobs, proc.jobs = proc.jobs, {}
+        runs, proc.runs = proc.runs, {}
         current = self.current
         if current is None or not was_active:
             return
@@ -167,9 +168,14 @@ class ProcessEvents:
         )
         coros = [info.coro for info in jobs.values()]
         reason = f"process {proc.location} was lost: {why}"
-        self._send(
-            current.spec.router, p.WrittenOff(proc.location, proc.incarnation, reason, coros)
-        )
+        router = current.spec.router
+        self._send(router, p.WrittenOff(proc.location, proc.incarnation, reason, coros))
+        for rid, (fanout, func_name) in runs.items():  # sent there, never started: refused
+            why = f"{reason} before the run started"
+            if fanout:
+                self._send(router, p.RunResult(rid, None, (ProcessLost, func_name, why), fanout))
+            else:
+                self._send(router, p.Reply(rid, None, why))
         self._status(Status.ProcDisconnected, proc.location)
         if not any(other.active for other in self.procs.values() if other.addr == proc.addr):
             self._status(Status.NodeDisconnected, proc.addr)
@@ -232,7 +238,7 @@ class ProcessEvents:
         proc = self._reporter(event)
         if proc is None or not self._uid_ok(event.uid) or not proc.active:
             return
-        proc.pending = max(0, proc.pending - 1)
+        proc.runs.pop(event.rid, None)
         proc.jobs[event.coro._id] = RunningJob(
             event.coro, event.func_name, event.args_repr, event.start_time
         )
@@ -242,7 +248,7 @@ class ProcessEvents:
     def on_JobFailed(self, event: p.JobFailed) -> None:
         proc = self._reporter(event)
         if proc is not None:
-            proc.pending = max(0, proc.pending - 1)
+            proc.runs.pop(event.rid, None)
 
     def on_JobDone(self, event: p.JobDone) -> None:
         proc = self._reporter(event)

@@ -93,7 +93,8 @@ class Proc:
     state: ProcState = ProcState.DISCOVERED
     incarnation: int = 0  # set by every Setup; 0: never set up
     jobs: dict[int, RunningJob] = field(default_factory=dict)
-    pending: int = 0
+    runs: dict[int, tuple[int, str]] = field(default_factory=dict)  # sent, not started:
+    # request id -> (fan-out size, function name)
     last_heard: float = 0.0
     last_started: float = 0.0  # when its newest job was reported started (tie-breaker)
     fenced_told: float | None = None  # when it was last told it is fenced
@@ -105,6 +106,10 @@ class Proc:
     @property
     def addr(self) -> str:
         return str(self.location.addr)
+
+    @property
+    def pending(self) -> int:
+        return len(self.runs)
 
     @property
     def load(self) -> int:

@@ -256,7 +256,7 @@ class SchedulerState(RunPlacement, ProcessEvents):
                 self._send(proc.server, p.Close(current.spec.uid))
                 advance(proc, ProcEvent.CLOSED)
             proc.jobs.clear()
-            proc.pending = 0
+            proc.runs.clear()
         if idle:
             self._status(Status.ComputationClosed, self.me.location if self.me else None)
         waiting, self.waiting = self.waiting, []
