@@ -327,3 +327,41 @@ def test_scheduler_process_offline_closes_at_once(server: Server) -> None:
         server.proc.expect(r"scheduler \S+ went offline; closing", timeout=5)
     inbox = Inbox()
     install(server, inbox)
+
+
+def test_fenced_incarnation_ends_its_jobs_unreported_and_is_set_up_again(server: Server) -> None:
+    """Issue 10: `Fenced` ends the incarnation's jobs without a word to their monitors and is
+    answered ``ServerClosed(fenced=True)``; a `Setup` with a higher incarnation does the same
+    for the installed one first. Every report carries the incarnation."""
+    inbox = Inbox()
+    spec = make_spec(inbox, ["setup", "waiter"])
+    server.coro.send(p.Setup(spec, inbox.coro, 3))
+    assert inbox.expect(p.SetupDone).incarnation == 3
+    server.coro.send(run_msg(spec, inbox, 1, "waiter", inbox.coro))
+    first = inbox.expect(tuple, lambda m: m[0] == "waiting")[1]
+    assert inbox.expect(p.RunResult, lambda m: m.rid == 1).incarnation == 3
+    assert inbox.expect(p.JobStarted).incarnation == 3
+    assert inbox.expect(p.ServerPulse).incarnation == 3
+
+    server.coro.send(p.Fenced(spec.uid, 2, "an older incarnation"))  # not installed: ignored
+    server.coro.send(p.Fenced(spec.uid, 3, "written off by the test"))
+    closed = inbox.expect(p.ServerClosed)
+    assert (closed.incarnation, closed.fenced, closed.uid) == (3, True, spec.uid)
+    server.proc.expect(r"incarnation 3 of computation \S+ was written off", timeout=5)
+
+    server.coro.send(p.Setup(spec, inbox.coro, 4))  # rejoins as a new incarnation
+    assert inbox.expect(p.SetupDone, lambda m: m.incarnation == 4).error == ""
+    server.coro.send(run_msg(spec, inbox, 2, "waiter", inbox.coro))
+    second = inbox.expect(tuple, lambda m: m[0] == "waiting")[1]
+
+    server.coro.send(p.Setup(spec, inbox.coro, 5))  # written off without hearing Fenced
+    closed = inbox.expect(p.ServerClosed, lambda m: m.incarnation == 4)
+    assert closed.fenced
+    assert inbox.expect(p.SetupDone, lambda m: m.incarnation == 5).error == ""
+    server.coro.send(run_msg(spec, inbox, 3, "setup", "last"))
+    last = inbox.expect(p.RunResult, lambda m: m.rid == 3).coro
+    assert inbox.expect(MonitorException, lambda m: m.args[0] == last).args[1][1] == "last"
+    # the jobs of the written-off incarnations ended without a report (FIFO: it would
+    # have come before the last job's)
+    ended = [m.args[0] for m in inbox.stash if isinstance(m, MonitorException)]
+    assert first not in ended and second not in ended, inbox.stash

@@ -45,6 +45,8 @@ from discoro.net.location import Location
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from discoro.cluster.job_ledger import JobLedger
+
 
 # the scheduler answers a waiting run at most a tick (1 s) after its deadline; beyond this
 # much more, the scheduler is taken to be unreachable
@@ -116,7 +118,7 @@ class Computation(Replies):
         self._last_pulse = 0.0
         self._last_error: str | None = None
         self._lost_reason: str | None = None
-        self._ledger = None
+        self._ledger: JobLedger[Coro] | None = None
         interrupt.arm()  # Ctrl-C closes this computation (when made on the main thread)
 
     @property

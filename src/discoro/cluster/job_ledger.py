@@ -23,24 +23,31 @@ which a late creation report can still arrive (the latest `KEEP_ENDED`).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Generic, Protocol, TypeVar
 
 KEEP_ENDED = 4096
 
 
-class JobLedger:
+class JobHandle(Protocol):
+    _id: int  # numbered per process
+
+
+J = TypeVar("J", bound=JobHandle)
+
+
+class JobLedger(Generic[J]):
     def __init__(self) -> None:
         # (location, id) -> (coro, incarnation)
-        self.open: dict[tuple[Any, int], tuple[Any, int]] = {}
-        self.ended_ids: OrderedDict[tuple[Any, int], None] = OrderedDict()
-        self.fenced: dict[Any, int] = {}  # location -> highest incarnation written off
-        self.why: dict[Any, str] = {}  # location -> the latest reason it was written off
-        self.reported: set[tuple[Any, int]] = set()  # (location, id) reported lost
+        self.open: dict[tuple[object, int], tuple[J, int]] = {}
+        self.ended_ids: OrderedDict[tuple[object, int], None] = OrderedDict()
+        self.fenced: dict[object, int] = {}  # location -> highest incarnation written off
+        self.why: dict[object, str] = {}  # location -> the latest reason it was written off
+        self.reported: set[tuple[object, int]] = set()  # (location, id) reported lost
 
-    def _is_fenced(self, location: Any, incarnation: int) -> bool:
+    def _is_fenced(self, location: object, incarnation: int) -> bool:
         return incarnation <= self.fenced.get(location, 0)
 
-    def started(self, coro: Any, location: Any, incarnation: int) -> bool:
+    def started(self, coro: J, location: object, incarnation: int) -> bool:
         """A job was created at ``location`` under ``incarnation``; True if it must be
         reported lost now (that incarnation was written off, and its end has not counted)."""
         ident = (location, coro._id)
@@ -52,7 +59,7 @@ class JobLedger:
         self.open[ident] = (coro, incarnation)
         return False
 
-    def ended(self, location: Any, coro_id: int) -> None:
+    def ended(self, location: object, coro_id: int) -> None:
         """A server's report of the end of job ``coro_id`` at ``location`` was taken."""
         ident = (location, coro_id)
         self.open.pop(ident, None)
@@ -61,15 +68,15 @@ class JobLedger:
             self.ended_ids.popitem(last=False)
 
     def written_off(
-        self, location: Any, incarnation: int, reason: str, listed: list[Any]
-    ) -> list[Any]:
+        self, location: object, incarnation: int, reason: str, listed: list[J]
+    ) -> list[J]:
         """Incarnation ``incarnation`` of the process at ``location`` (and every older one)
         was written off; ``listed``: the jobs the scheduler knew it ran. The jobs to report
         lost now (each once, ever)."""
         if incarnation > self.fenced.get(location, 0):
             self.fenced[location] = incarnation
         self.why[location] = reason
-        lost: dict[tuple[Any, int], Any] = {}
+        lost: dict[tuple[object, int], J] = {}
         for ident, (coro, number) in list(self.open.items()):
             if ident[0] == location and number <= incarnation:
                 lost[ident] = coro

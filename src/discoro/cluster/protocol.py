@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import reprlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from discoro.net.flow import travels_first
+
+if TYPE_CHECKING:
+    from discoro.core.coro import Coro
 
 
 @dataclass
@@ -252,7 +255,7 @@ class RunResult:
     coro: Any  # the remote Coro, or None
     error: tuple[Any, ...] | None = None  # (exception class, function name, traceback text)
     fanout: int = 0
-    location: Any = None  # the process that made ``coro`` ...
+    location: object = None  # the process that made ``coro`` ...
     incarnation: int = 0  # ... and its incarnation then
 
 
@@ -262,10 +265,10 @@ class WrittenOff:
     ``location`` was written off (``reason``); ``coros``: the coroutines the scheduler knew
     it ran. The client fences it and reports each of its jobs not yet ended as lost."""
 
-    location: Any
+    location: object
     incarnation: int
     reason: str
-    coros: list[Any] = field(default_factory=list)
+    coros: list[Coro] = field(default_factory=list)
 
 
 # -- anyone -> scheduler: status (``discoro status``, the status page) ----------------------

@@ -30,14 +30,13 @@ from discoro.cluster.scheduler_procs import ProcessLost
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.errors import MonitorException
-from discoro.net.location import PeerStatus
+from discoro.net.location import Location, PeerStatus
 from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from discoro.core.coro import Coro
-    from discoro.net.location import Location
 
 
 class Replies:
@@ -55,7 +54,7 @@ class Replies:
     _last_error: str | None
     _lost_reason: str | None  # why the scheduler is gone (None: it is not)
     status_coro: Coro | None
-    _ledger: JobLedger | None  # only with a local status coroutine (it sees the ends)
+    _ledger: JobLedger[Coro] | None  # only with a local status coroutine (it sees the ends)
 
     def _end(self) -> None:
         raise NotImplementedError
@@ -105,7 +104,7 @@ class Replies:
             if self._end_seen in network.exit_hooks:
                 network.exit_hooks.remove(self._end_seen)
 
-    async def _receive_all(self, coro: Any, scheduler: Coro | None, check: float) -> None:
+    async def _receive_all(self, coro: Coro, scheduler: Coro | None, check: float) -> None:
         while True:
             message = await coro.receive(timeout=check)
             kind = type(message)
@@ -169,10 +168,14 @@ class Replies:
             lost = list(message.coros)
         error = ProcessLost(message.reason)
         ids = [coro._id for coro in lost]
-        network_of(AsynCoro.instance()).write_off(message.location, message.incarnation, ids, error)
+        if isinstance(message.location, Location):
+            network = network_of(AsynCoro.instance())
+            network.write_off(message.location, message.incarnation, ids, error)
+        else:
+            logger.warning("WrittenOff without a process location: %r", message)
         self._report_lost(lost, message.reason)
 
-    def _report_lost(self, coros: list[Any], reason: str) -> None:
+    def _report_lost(self, coros: list[Coro], reason: str) -> None:
         status = self.status_coro
         if status is None:
             return

@@ -22,7 +22,7 @@ Theory of operation (issue 10, exactly-once):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MISSED_PULSES
@@ -39,24 +39,30 @@ from discoro.cluster.status import Status
 from discoro.core.log import logger
 
 if TYPE_CHECKING:
-    from discoro.cluster.scheduler_state import Computation
+    from typing import TypeAlias
+
+    from discoro.cluster.scheduler_state import Computation, ProcFound
+
+    Report: TypeAlias = (
+        p.SetupDone | p.JobStarted | p.JobFailed | p.JobDone | p.ServerPulse | p.ServerClosed
+    )
 
 
 class ProcessEvents:
     """Process reports and losses (a mixin of `SchedulerState`)."""
 
-    me: Any
+    me: object  # the scheduler's request coroutine
     now: float
     wall: float
-    procs: dict[Any, Proc]
+    procs: dict[object, Proc]
     current: Computation | None
     node_load: dict[str, NodeLoad]
     written_off: dict[int, str]  # incarnation -> why it was written off
 
-    def _send(self, to: Any, message: Any) -> None:
+    def _send(self, to: object, message: object) -> None:
         raise NotImplementedError
 
-    def _status(self, status: int, info: Any) -> None:
+    def _status(self, status: int, info: object) -> None:
         raise NotImplementedError
 
     def _uid_ok(self, uid: str) -> bool:
@@ -67,7 +73,7 @@ class ProcessEvents:
 
     # -- which reports count ------------------------------------------------------------------
 
-    def _reporter(self, event: Any) -> Proc | None:
+    def _reporter(self, event: Report) -> Proc | None:
         """The process record ``event`` is a report of, if it is to be accepted: from the
         incarnation the record holds, and not written off (dropped and logged; the process
         is told it is fenced)."""
@@ -81,7 +87,7 @@ class ProcessEvents:
             return None
         return proc
 
-    def _fenced_contact(self, proc: Proc | None, event: Any, incarnation: int) -> None:
+    def _fenced_contact(self, proc: Proc | None, event: Report, incarnation: int) -> None:
         why = self.written_off[incarnation]
         if proc is None or proc.incarnation != incarnation:
             logger.debug("dropped %r of written-off incarnation %d", event, incarnation)
@@ -102,13 +108,13 @@ class ProcessEvents:
 
     # -- found, set up, rejoined ----------------------------------------------------------------
 
-    def on_ProcFound(self, event: Any) -> None:
+    def on_ProcFound(self, event: ProcFound) -> None:
         proc = self.procs.get(event.location)
         if proc is not None and proc.state not in (ProcState.DISCONNECTED, ProcState.CLOSED):
             return
         self._renew(event.location, event.server)
 
-    def _renew(self, location: Any, server: Any) -> None:
+    def _renew(self, location: object, server: object) -> None:
         """A fresh record for the process at ``location`` (found, or rejoined), set up for
         the current computation if there is one."""
         proc = self.procs[location] = Proc(location, server)

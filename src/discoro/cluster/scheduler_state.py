@@ -258,7 +258,7 @@ class SchedulerState(RunPlacement, ProcessEvents):
             proc.jobs.clear()
             proc.runs.clear()
         if idle:
-            self._status(Status.ComputationClosed, self.me.location if self.me else None)
+            self._status(Status.ComputationClosed, getattr(self.me, "location", None))
         waiting, self.waiting = self.waiting, []
         for held in waiting:
             self._refuse(held.request, "the computation is closed")
