@@ -45,11 +45,13 @@ def lan(cluster_secret: str) -> Iterator[Topology]:
         yield topology
 
 
-def start_node(lan: Topology, index: int, dest: str, servers: int = 1) -> PeerProcess:
+def start_node(
+    lan: Topology, index: int, dest: str, servers: int = 1, udp_port: int = UDP_PORT
+) -> PeerProcess:
     address = lan.addresses[index]
     process = lan.spawn(
         index, NODE_PROGRAM, "-c", str(servers), "--force", "-i", address,
-        "-u", str(UDP_PORT), "-n", f"node{index}",
+        "-u", str(udp_port), "-n", f"node{index}",
         "--dest_path", os.path.join(dest, f"node{index}"),
     )  # fmt: skip
     process.expect(rf"^discoronode: {servers} processes ready at {re.escape(address)}$", timeout=20)
