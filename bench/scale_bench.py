@@ -13,7 +13,8 @@ started fresh and these are measured:
 - scheduler CPU per job: user+system CPU time of the scheduler process (``/proc/PID/stat``)
   over the job phase, divided by the number of jobs;
 - pulse round: with the computation current and every process idle, the scheduler's CPU and
-  the bytes through its host's interface over ``--idle`` seconds, per pulse interval (1 s).
+  the bytes through its host's interface over ``--idle`` seconds, per pulse interval (1 s);
+  the scheduler's resident memory and open file descriptors then.
 
 Each program is a real process: ``discoronode -c 2`` in each host namespace, the scheduler
 program, a client with `Computation`. Traffic stays inside the namespaces this creates
@@ -131,6 +132,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 def interface_bytes(lan: Topology, index: int) -> int:
     """Bytes received plus sent by host ``index``'s interface."""
     out = subprocess.run(
@@ -173,10 +186,11 @@ def one_round(hosts: int, jobs: int, submitters: int, idle: float) -> dict[str, 
         scheduled = float(client.expect(r"^SCHEDULED (\S+)$", timeout=120)[1])
         initialized = float(client.expect(r"^INITIALIZED (\S+)$", timeout=120)[1])
         client.expect(r"^IDLE$", timeout=10)
-        time.sleep(1.0)  # let the first pulses after initialization pass
+        time.sleep(idle / 5)  # let the first pulses after initialization pass
         cpu0, bytes0, t0 = cpu_seconds(pid), interface_bytes(lan, sched_index), time.monotonic()
         client.expect(r"^JOBS$", timeout=idle + 30)
         cpu1, bytes1, t1 = cpu_seconds(pid), interface_bytes(lan, sched_index), time.monotonic()
+        idle_rss, idle_fds = rss_mib(pid), open_fds(pid)
         done = client.expect(r"^JOBS_DONE (\S+) (\S+) (\S+) (\S+) (\S+)$", timeout=900)
         cpu2 = cpu_seconds(pid)
         if done[1] != "True":
@@ -193,6 +207,8 @@ def one_round(hosts: int, jobs: int, submitters: int, idle: float) -> dict[str, 
             "sched CPU us/job": (cpu2 - cpu1) / jobs * 1e6,
             "pulse round sched CPU ms": (cpu1 - cpu0) / (t1 - t0) * 1e3,
             "pulse round KiB": (bytes1 - bytes0) / (t1 - t0) / 1024,
+            "sched RSS MiB (idle)": idle_rss,
+            "sched open fds (idle)": float(idle_fds),
         }
 
 
@@ -204,6 +220,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle pulses measured")
     args = parser.parse_args()
+    if args.idle < 2:
+        parser.error("--idle must be at least 2 seconds")
     why_not = netns_unavailable()
     if why_not is not None:
         print(f"scale_bench: {why_not}", file=sys.stderr)

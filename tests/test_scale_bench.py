@@ -21,7 +21,7 @@ def test_scale_bench_smoke(cluster_secret: str) -> None:
     why_not = netns_unavailable()
     if why_not is not None:
         pytest.skip(why_not)
-    args = ["--hosts", "2", "--jobs", "20", "--submitters", "4", "--repeat", "1", "--idle", "1"]
+    args = ["--hosts", "2", "--jobs", "20", "--submitters", "4", "--repeat", "1", "--idle", "2"]
     result = subprocess.run(
         [sys.executable, str(BENCH), *args],
         capture_output=True, text=True, timeout=170, env=dict(os.environ),
