@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import protocol as p
+from discoro.cluster import server_lifecycle as lc
 from discoro.cluster import sources
 from discoro.cluster.constants import SERVER_NAME, MinPulseInterval
 from discoro.cluster.load import LoadMeter
@@ -134,73 +135,82 @@ class Server:
                         self._handle(message)
                     except Exception:
                         logger.exception("discoro_proc: cannot handle %r", message)
-                if self.state.zombie_due(self.clock()):
-                    self._close(idle=True)
+                self._perform(self.state.handle(lc.Tick(self.clock())))  # the zombie period
         finally:
             self.watched = None
             if self.watcher is not None:
                 self.watcher.terminate()
-            self._close()
+            self._perform(self.state.handle(lc.AbortAsked(self.clock())))
             self.kernel.unsubscribe_peer_status(coro)
             coro.unregister(SERVER_NAME)
 
     def _handle(self, message: Any) -> None:
+        """Turn ``message`` into a lifecycle event, and perform what the state decides."""
+        now = self.clock()
         if isinstance(message, MonitorException):
-            self._job_ended(message.args[0])
+            event: object = lc.JobEnded(getattr(message.args[0], "_id", -1), now)
         elif isinstance(message, p.Run):
-            self._run(message)
+            self._reap()
+            event = lc.RunAsked(message.uid, now)
         elif isinstance(message, p.Setup):
-            self._setup(message)
+            event = lc.SetupAsked(message.spec.uid, getattr(message, "incarnation", 0), now)
         elif isinstance(message, p.Close):
-            self._close(uid=message.uid)
+            event = lc.CloseAsked(message.uid, now)
         elif isinstance(message, p.Fenced):
-            self._fenced(message)
+            event = lc.FencedAsked(message.incarnation, message.reason or "written off", now)
         elif isinstance(message, p.Watch):
             self._watch(message.scheduler)
+            return
         elif isinstance(message, PeerStatus):
-            if (
-                message.status == PeerStatus.Offline
-                and self.watched is not None
-                and message.location == self.watched.location
-            ):
+            if message.status != PeerStatus.Offline:
+                return
+            if self.watched is not None and message.location == self.watched.location:
                 self.watched = None
             current = self.state.current
-            if (
-                message.status == PeerStatus.Offline
-                and current is not None
-                and message.location == current.scheduler.location
-            ):
-                logger.warning("scheduler %s went offline; closing", message.location)
-                self._close(lost=f"the scheduler at {message.location} went offline")
+            if current is None or message.location != current.scheduler.location:
+                return
+            logger.warning("scheduler %s went offline; closing", message.location)
+            why = f"the scheduler at {message.location} went offline"
+            event = lc.SchedulerGone(current.uid, why, now)
         elif isinstance(message, PulseLost):
-            if self.state.current is not None and self.state.current.uid == message.uid:
-                logger.warning("scheduler unreachable for too long; closing %s", message.uid)
-                where = self.state.current.scheduler.location
-                self._close(lost=f"the scheduler at {where} was unreachable for too long")
+            current = self.state.current
+            if current is None or current.uid != message.uid:
+                return
+            logger.warning("scheduler unreachable for too long; closing %s", message.uid)
+            where = current.scheduler.location
+            why = f"the scheduler at {where} was unreachable for too long"
+            event = lc.SchedulerGone(message.uid, why, now)
         elif isinstance(message, p.Quit):
-            self.state.quitting = True
+            event = lc.QuitAsked(now)
         elif isinstance(message, Abort):
-            self.state.quitting = True
-            self._close()
+            event = lc.AbortAsked(now)
         else:
             logger.warning("discoro_proc ignores unexpected message %r", message)
+            return
+        self._perform(self.state.handle(event), message)
+
+    def _perform(self, actions: list[lc.Action], message: Any = None) -> None:
+        """Do what the lifecycle decided (``message``: the request it answers, if any)."""
+        for action in actions:
+            if isinstance(action, lc.AnswerSetup):
+                uid = message.spec.uid
+                done = p.SetupDone(self.location, uid, action.error, action.incarnation)
+                message.scheduler.send(done)
+            elif isinstance(action, lc.InstallComputation):
+                self._install(message, action.incarnation)
+            elif isinstance(action, lc.RefuseRun):
+                self._refuse_run(message, action.reason)
+            elif isinstance(action, lc.StartJob):
+                self._start_job(message)
+            elif isinstance(action, lc.ReportJobDone):
+                self._report_job_done(action.record, action.coro_id)
+            elif isinstance(action, lc.CloseComputation):
+                self._teardown(action)
 
     # -- setup ---------------------------------------------------------------------------------
 
-    def _setup(self, setup: p.Setup) -> None:
+    def _install(self, setup: p.Setup, incarnation: int) -> None:
         spec = setup.spec
-        incarnation = getattr(setup, "incarnation", 0)
-        if self.state.supersedes(spec.uid, incarnation):
-            self._fenced(p.Fenced(spec.uid, self.state.current.incarnation, "set up again"))  # type: ignore[union-attr]
-        refusal = self.state.setup_refusal(spec.uid)
-        if refusal is None and self.state.current is not None:  # a repeated Setup
-            done = p.SetupDone(self.location, spec.uid, incarnation=self.state.current.incarnation)
-            setup.scheduler.send(done)
-            return
-        if refusal is not None:
-            refused = p.SetupDone(self.location, spec.uid, refusal, incarnation)
-            setup.scheduler.send(refused)
-            return
         namespace = Namespace(self.workdir)
         self.sources = sources.register(getattr(spec, "sources", {}))
         try:
@@ -214,19 +224,19 @@ class Server:
             setup.scheduler.send(p.SetupDone(self.location, spec.uid, text, incarnation))
             return
         self.namespace = namespace
-        current = self.state.install(
+        current = self.state.record(
             spec.uid,
             setup.scheduler,
             spec.pulse_interval,
             spec.zombie_period,
             spec.status_coro,
             self.clock(),
+            incarnation,
         )
         current.router = spec.router
-        current.incarnation = incarnation
         # every frame from now on says it comes from this incarnation (`discoro.net.fencing`)
         network_of(self.kernel).fences.own = incarnation
-        setup.scheduler.send(p.SetupDone(self.location, spec.uid, incarnation=incarnation))
+        self._perform(self.state.handle(lc.SetupSucceeded(current, self.clock())), setup)
         current.pulser = Coro(self._pulse, current)
         if getattr(spec, "remote_output", True) and spec.router is not None:
             self.output = OutputCapture(
@@ -281,17 +291,18 @@ class Server:
 
     # -- jobs ------------------------------------------------------------------------------
 
-    def _run(self, run: p.Run) -> None:
-        self._reap()
-        refusal = self.state.run_refusal(run.uid)
+    def _refuse_run(self, run: p.Run, refusal: str) -> None:
+        error: tuple[Any, ...] = (RuntimeError, run.func_name, f"{self.location}: {refusal}")
+        run.reply_to.send(p.RunResult(run.rid, None, error, run.fanout))
         current = self.state.current
-        if refusal is not None or current is None or self.namespace is None:
-            error: tuple[Any, ...] = (RuntimeError, run.func_name, f"{self.location}: {refusal}")
-            run.reply_to.send(p.RunResult(run.rid, None, error, run.fanout))
-            if current is not None:
-                failed = p.JobFailed(self.location, run.uid, run.rid, current.incarnation)
-                current.scheduler.send(failed)
-            return
+        if current is not None:
+            current.scheduler.send(
+                p.JobFailed(self.location, run.uid, run.rid, current.incarnation)
+            )
+
+    def _start_job(self, run: p.Run) -> None:
+        current = self.state.current
+        assert current is not None and self.namespace is not None
         extra = getattr(run, "sources", None)
         if extra:
             self.sources.update(sources.register(extra))
@@ -309,7 +320,7 @@ class Server:
             failed = p.JobFailed(self.location, run.uid, run.rid, current.incarnation)
             current.scheduler.send(failed)
             return
-        self.state.job_started(job)
+        self.state.handle(lc.JobStarted(job, self.clock()))
         self.kernel.network().ended_coros[job._id] = job  # found once it ended, too
         job.notify(self.coro)  # type: ignore[arg-type]
         if current.status_coro is not None:
@@ -342,7 +353,7 @@ class Server:
         current = self.state.current
         if current is not None:
             for job in [job for job in current.jobs.values() if job._done]:
-                self._job_ended(job)
+                self._perform(self.state.handle(lc.JobEnded(job._id, self.clock())))
 
     def _job_failed(self, job: Coro, exc_info: tuple[object, ...], monitors: list[Coro]) -> None:
         """Show the client a job's exception that no one else is told of."""
@@ -354,14 +365,11 @@ class Server:
         text = sources.format_failure(exc_info)
         current.router.send(p.JobError(self.location, current.uid, job, text))
 
-    def _job_ended(self, job: Any) -> None:
-        current = self.state.job_ended(getattr(job, "_id", -1), self.clock())
-        if current is not None:
-            done = p.JobDone(self.location, current.uid, job._id, current.incarnation)
-            current.scheduler.send(done)
-            self.ended.append(job._id)
-            if len(self.ended) > KEEP_ENDED:
-                self.kernel.network().ended_coros.pop(self.ended.popleft(), None)
+    def _report_job_done(self, current: Installed, coro_id: int) -> None:
+        current.scheduler.send(p.JobDone(self.location, current.uid, coro_id, current.incarnation))
+        self.ended.append(coro_id)
+        if len(self.ended) > KEEP_ENDED:
+            self.kernel.network().ended_coros.pop(self.ended.popleft(), None)
 
     def _reachable(self, coro: Coro) -> bool:
         """Whether a message to ``coro`` can go now (local, or its process is linked)."""
@@ -379,47 +387,23 @@ class Server:
 
     # -- close -------------------------------------------------------------------------------
 
-    def _fenced(self, fenced: p.Fenced) -> None:
-        """The scheduler wrote this incarnation off: its jobs were reported lost, so they
-        end without a word to anyone (the client drops what they sent since); then say so,
-        to be set up again as a new incarnation."""
-        if not self.state.fenced(fenced.incarnation):
-            logger.debug("Fenced for incarnation %d ignored: not installed", fenced.incarnation)
-            return
-        current = self.state.current
-        assert current is not None
-        logger.warning(
-            "incarnation %d of computation %s was written off (%s); ending its %d job(s)",
-            fenced.incarnation,
-            current.uid,
-            fenced.reason or "no reason given",
-            len(current.jobs),
-        )
-        self._close(lost=fenced.reason or "written off", silent=True)
-        closed = p.ServerClosed(self.location, current.uid, False, current.incarnation, True)
-        current.scheduler.send(closed)
-
-    def _close(
-        self,
-        uid: str | None = None,
-        idle: bool = False,
-        lost: str | None = None,
-        silent: bool = False,
-    ) -> None:
-        """Close the installed computation (only ``uid``, when given). ``lost``: why its
-        scheduler is gone (its jobs end as failed with `SchedulerLost`, nothing is reported
-        to the scheduler). ``silent``: its jobs end without telling any monitor (this
-        incarnation was written off: the client heard of them as lost)."""
-        current = self.state.close(uid)
-        if current is None:
-            if uid is not None:
-                logger.debug("close of %s ignored: not installed", uid)
-            return
+    def _teardown(self, close: lc.CloseComputation) -> None:
+        """Tear the closed computation down; ``close.how`` says how its jobs end and what the
+        scheduler is told (`discoro.cluster.server_lifecycle.CloseComputation`)."""
+        current, how = close.record, close.how
+        if how == "fenced":
+            logger.warning(
+                "incarnation %d of computation %s was written off (%s); ending its %d job(s)",
+                current.incarnation,
+                current.uid,
+                close.reason,
+                len(current.jobs),
+            )
         ended_coros = self.kernel.network().ended_coros
         for job in list(current.jobs.values()):
-            if lost is not None and isinstance(job, ServerJob):
-                error = SchedulerLost(f"{lost}; {self.location} ended the coroutine")
-                job.end_lost(error, _nowhere if silent else self._reachable)
+            if how in ("lost", "fenced") and isinstance(job, ServerJob):
+                error = SchedulerLost(f"{close.reason}; {self.location} ended the coroutine")
+                job.end_lost(error, _nowhere if how == "fenced" else self._reachable)
             else:
                 job.terminate()
             ended_coros.pop(job._id, None)
@@ -440,10 +424,11 @@ class Server:
             except Exception:
                 logger.exception("cleaning up computation %s failed", current.uid)
         self._announce()  # something changed: be found again soon (e.g. after a partition)
-        if lost is None:
-            closed = p.ServerClosed(self.location, current.uid, idle, current.incarnation)
+        if how != "lost":
+            idle, fenced = how == "idle", how == "fenced"
+            closed = p.ServerClosed(self.location, current.uid, idle, current.incarnation, fenced)
             current.scheduler.send(closed)
-        logger.debug("computation %s closed%s", current.uid, " (idle)" if idle else "")
+        logger.debug("computation %s closed (%s)", current.uid, how)
 
 
 def _nowhere(coro: Coro) -> bool:

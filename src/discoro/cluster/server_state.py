@@ -2,6 +2,8 @@
 
 `ServerState` knows which computation is installed, which jobs run, whether the process is
 quitting and when the computation has been idle long enough to close itself (zombie period);
+it changes only through ``handle(event) -> actions`` (the lifecycle table and its rules:
+`discoro.cluster.server_lifecycle`);
 `PulseTracker` decides when pulses have failed for too long. The shell in `server.py` feeds
 them events with the current (monotonic) time and performs what they decide, so every rule
 here is tested as a table, without a network or a clock.
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from discoro.cluster.constants import MISSED_PULSES, MaxPulseInterval, MinPulseInterval
+from discoro.cluster.server_lifecycle import LifecycleRules, Phase
 from discoro.errors import DiscoroError
 
 if TYPE_CHECKING:
@@ -60,83 +63,41 @@ class Installed:
     router: Coro | None = None  # the client's router (set by the shell)
 
 
-class ServerState:
+class ServerState(LifecycleRules):
+    """What the server process knows; it changes only through ``handle(event)`` (the rules
+    and their table: `discoro.cluster.server_lifecycle`)."""
+
     def __init__(self) -> None:
+        self.phase = Phase.IDLE
         self.current: Installed | None = None
-        self.quitting = False
+
+    @property
+    def quitting(self) -> bool:
+        return self.phase is Phase.QUITTING
 
     @property
     def ncoros(self) -> int:
         return 0 if self.current is None else len(self.current.jobs)
 
-    def setup_refusal(self, uid: str) -> str | None:
-        """Why a `Setup` of computation ``uid`` is refused (None: accept it)."""
-        if self.quitting:
-            return "the server process is quitting"
-        if self.current is not None and self.current.uid != uid:
-            return f"busy with computation {self.current.uid}"
-        return None
-
-    def supersedes(self, uid: str, incarnation: int) -> bool:
-        """Whether a `Setup` of ``uid`` as ``incarnation`` replaces the installed one: the
-        scheduler wrote the installed incarnation off (this process never heard `Fenced`)
-        and sets it up again. The same incarnation again is a repeated request."""
-        current = self.current
-        return current is not None and current.uid == uid and incarnation > current.incarnation
-
-    def fenced(self, incarnation: int) -> bool:
-        """Whether `Fenced` for ``incarnation`` is about the installed computation."""
-        return self.current is not None and self.current.incarnation == incarnation
-
-    def install(
-        self,
+    @staticmethod
+    def record(
         uid: str,
         scheduler: Any,
         pulse_interval: float,
         zombie_period: float | None,
         status_coro: Any,
         now: float,
+        incarnation: int = 0,
     ) -> Installed:
-        self.current = Installed(
+        """The record of a computation about to be installed (`SetupSucceeded` installs it)."""
+        return Installed(
             uid,
             scheduler,
             clamp_pulse_interval(pulse_interval),
             zombie_period if zombie_period and zombie_period > 0 else None,
             status_coro,
             now,
-        )
-        return self.current
-
-    def run_refusal(self, uid: str) -> str | None:
-        """Why a `Run` for computation ``uid`` is refused (None: run it)."""
-        if self.quitting:
-            return "the server process is quitting"
-        if self.current is None:
-            return "no computation is installed"
-        if self.current.uid != uid:
-            return f"computation {uid} is not installed (current: {self.current.uid})"
-        return None
-
-    def job_started(self, job: Any) -> None:
-        assert self.current is not None
-        self.current.jobs[job._id] = job
-
-    def job_ended(self, coro_id: int, now: float) -> Installed | None:
-        """Forget a job; the computation it belonged to (None if it was not a current job)."""
-        current = self.current
-        if current is None or current.jobs.pop(coro_id, None) is None:
-            return None
-        if not current.jobs:
-            current.idle_since = now
-        return current
-
-    def zombie_due(self, now: float) -> bool:
-        current = self.current
-        return (
-            current is not None
-            and current.zombie_period is not None
-            and not current.jobs
-            and now - current.idle_since >= current.zombie_period
+            incarnation=incarnation,
         )
 
     def wait_time(self, now: float) -> float | None:
@@ -145,14 +106,6 @@ class ServerState:
         if current is None or current.zombie_period is None or current.jobs:
             return None
         return max(0.0, current.idle_since + current.zombie_period - now)
-
-    def close(self, uid: str | None = None) -> Installed | None:
-        """Uninstall the computation (only if it is ``uid``, when given); what was closed."""
-        current = self.current
-        if current is None or (uid is not None and current.uid != uid):
-            return None
-        self.current = None
-        return current
 
     def may_exit(self) -> bool:
         return self.quitting and self.ncoros == 0
