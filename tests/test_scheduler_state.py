@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from discoro.cluster import protocol as p
 from discoro.cluster.scheduler_state import (
     PeerLost,
@@ -215,3 +217,39 @@ def test_lists_of_nodes_and_processes() -> None:
     assert set(reply.value) == {a, b}
     [reply] = sent(state.handle(p.ListRequest("other", 5, "procs", ROUTER)), ROUTER)
     assert reply.value == []
+
+
+def test_lifecycles_are_tables_and_refuse_unplanned_events_loudly() -> None:
+    from discoro.cluster.scheduler_procs import LifecycleError, Proc, ProcEvent, advance
+    from discoro.cluster.scheduler_state import UnknownEvent
+
+    proc = Proc(loc(1, 1), Handle("server"))
+    with pytest.raises(LifecycleError, match="no transition for 'setup done' in state 'disc"):
+        advance(proc, ProcEvent.SETUP_DONE)
+    assert advance(proc, ProcEvent.SETUP) is ProcState.INITIALIZING
+    assert advance(proc, ProcEvent.WRITTEN_OFF) is ProcState.DISCONNECTED
+    with pytest.raises(LifecycleError):
+        advance(proc, ProcEvent.WRITTEN_OFF)  # once
+    state, _ = ready_state(loc(1, 1))
+    assert state.current is not None and state.current.state.value == "current"
+    with pytest.raises(UnknownEvent, match="no handler for str"):
+        state.handle("not an event")
+
+
+def test_a_written_off_process_is_fenced_and_rejoins_as_a_new_incarnation() -> None:
+    a = loc(1, 1)
+    state, servers = ready_state(a)
+    job = Handle("job", a)
+    state.handle(p.JobStarted(a, "c1", 1, job, "f", 0.0, incarnation=1))
+    state.handle(PeerLost(a))  # written off; its link comes back before it noticed
+    late = state.handle(p.JobDone(a, "c1", job._id, incarnation=1), now=10.0)
+    assert [type(m) for m in sent(late, servers[a])] == [p.Fenced]
+    assert state.handle(p.ServerPulse(a, "c1", 1, incarnation=1), now=10.5) == []  # told once
+    again = state.handle(p.ServerPulse(a, "c1", 1, incarnation=1), now=11.5)
+    assert sent(again, servers[a]) == [p.Fenced("c1", 1, "its connection was lost")]
+    rejoined = state.handle(p.ServerClosed(a, "c1", False, 1, fenced=True), now=12.0)
+    [setup] = [m for m in sent(rejoined, servers[a]) if isinstance(m, p.Setup)]
+    assert setup.incarnation == 2 and state.procs[a].state is ProcState.INITIALIZING
+    assert (Status.ProcDiscovered, a) in statuses(rejoined)
+    state.handle(p.SetupDone(a, "c1", incarnation=2))
+    assert state.procs[a].state is ProcState.INITIALIZED

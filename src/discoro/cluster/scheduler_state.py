@@ -37,6 +37,7 @@ Invariants:
 
 from __future__ import annotations
 
+import enum
 import itertools
 import time
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Computation",
+    "ComputationState",
     "LifecycleError",
     "NodeLoad",
     "PeerLost",
@@ -83,10 +85,40 @@ class UnknownEvent(TypeError):
     """An event the scheduler's state machine has no handler for."""
 
 
+class ComputationState(enum.Enum):
+    QUEUED = "queued"
+    CURRENT = "current"
+    CLOSED = "closed"
+
+
+class ComputationEvent(enum.Enum):
+    SCHEDULED = "scheduled"  # its turn came
+    WITHDRAWN = "withdrawn"  # closed by its client while it waited
+    CLOSED = "closed"  # closed by its client, its client lost, or every process idle
+
+
+# a computation's lifecycle (as `scheduler_procs.PROC_TRANSITIONS` for processes)
+COMPUTATION_TRANSITIONS: dict[tuple[ComputationState, ComputationEvent], ComputationState] = {
+    (ComputationState.QUEUED, ComputationEvent.SCHEDULED): ComputationState.CURRENT,
+    (ComputationState.QUEUED, ComputationEvent.WITHDRAWN): ComputationState.CLOSED,
+    (ComputationState.CURRENT, ComputationEvent.CLOSED): ComputationState.CLOSED,
+}
+
+
 @dataclass
 class Computation:
     spec: p.ComputationSpec
     rid: int = 0  # the Submit's reply id
+    state: ComputationState = ComputationState.QUEUED
+
+    def advance(self, event: ComputationEvent) -> None:
+        try:
+            self.state = COMPUTATION_TRANSITIONS[self.state, event]
+        except KeyError:
+            raise LifecycleError(
+                f"computation {self.spec.uid}: no transition for {event.value!r} "
+                f"in state {self.state.value!r}"
+            ) from None
 
 
 # -- actions -------------------------------------------------------------------------------
@@ -228,6 +260,7 @@ class SchedulerState(RunPlacement, ProcessEvents):
         if self.current is not None or not self.queue:
             return
         self.current = self.queue.pop(0)
+        self.current.advance(ComputationEvent.SCHEDULED)
         self._send(self.current.spec.router, p.Scheduled(self.current.spec.uid))
         for proc in self.procs.values():
             if proc.state in (ProcState.DISCOVERED, ProcState.CLOSED):
@@ -237,6 +270,7 @@ class SchedulerState(RunPlacement, ProcessEvents):
         for index, queued in enumerate(self.queue):
             if queued.spec.uid == event.uid:
                 del self.queue[index]
+                queued.advance(ComputationEvent.WITHDRAWN)
                 self._send(queued.spec.router, p.Reply(event.rid, 0))
                 return
         if not self._uid_ok(event.uid):
@@ -262,6 +296,7 @@ class SchedulerState(RunPlacement, ProcessEvents):
         waiting, self.waiting = self.waiting, []
         for held in waiting:
             self._refuse(held.request, "the computation is closed")
+        current.advance(ComputationEvent.CLOSED)
         self.current = None
         self._next()
 
