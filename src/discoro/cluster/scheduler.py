@@ -9,8 +9,10 @@ Rejoining after a partition: a re-prober dials every process the state lost (wit
 from `REPROBE_FIRST` seconds doubling to `REPROBE_MAX`, started over whenever another one is
 lost) and introduces itself again to the hosts of ``nodes=`` (backoff up to
 `REINTRODUCE_MAX`); a process that answers comes online again, is probed, found and set up
-like a new one. Each dial is one TCP connection attempt, bounded by the network's dial
-timeout; introductions are the bounded unicast datagrams of `Discovery.introduce`.
+like a new one (as a new incarnation: `discoro.cluster.scheduler_processes`); one whose link
+stayed up (stopped for a while, or silent without losing its connection) is probed at once.
+Each dial is one TCP connection attempt, bounded by the network's dial timeout;
+introductions are the bounded unicast datagrams of `Discovery.introduce`.
 """
 
 from __future__ import annotations
@@ -225,9 +227,15 @@ class Scheduler(Status, metaclass=MetaSingleton):
     async def _redial(self, location: Location, coro: Coro | None = None) -> None:
         assert coro is not None
         coro.set_daemon()
+        peer = network_of(self.kernel).peers.get(location)
+        was_online = peer is not None and bool(peer.online)
         try:
             if await self.kernel.peer(location) == 0:  # it comes online: probed and found
                 logger.debug("lost process %s reached again", location)
+                if was_online and self.coro is not None:
+                    # its link never went down (it was stopped, or silent only for a while):
+                    # no Online news will come, so find it again now (set up anew)
+                    Coro(self._probe, location, self.coro)
         finally:
             self._redialing.discard(location)
 
