@@ -26,6 +26,12 @@ create job coroutines, send replies and reports). Messages it handles:
   zombie period without jobs, and without a report when the scheduler is unreachable for 5
   pulse intervals or its process goes offline: then each job's monitors (the client's
   status coroutine, its ``monitor()`` callers) hear it failed with `SchedulerLost`.
+- `Fenced` (the scheduler wrote this incarnation off), or a `Setup` of the installed
+  computation with a higher incarnation: its jobs end without a report to anyone (they were
+  reported lost), ``ServerClosed(fenced=True)`` goes to the scheduler, and the next
+  incarnation is installed only once those jobs have ended, so every frame they send still
+  carries the written-off incarnation (`discoro.net.fencing`). The logic is a transition
+  table (`discoro.cluster.server_lifecycle`); this shell performs its actions.
 - `Watch`: while no computation is installed, send ``Watch.scheduler`` a ``ServerPulse``
   (``uid`` None, with the node figures) every `IDLE_PULSE_INTERVAL` seconds, so status pages
   show idle nodes; one watcher at a time (a newer `Watch` replaces the scheduler), stopped
@@ -71,6 +77,7 @@ if TYPE_CHECKING:
 
 IDLE_PULSE_INTERVAL = MinPulseInterval * 2  # pulses to a `Watch` scheduler while idle
 KEEP_ENDED = 1000  # ended jobs kept findable for late monitor requests
+FENCED_JOBS_WAIT = 5.0  # how long a new incarnation waits for the written-off one's jobs
 
 
 @dataclass
@@ -105,6 +112,7 @@ class Server:
         self.watcher: Coro | None = None  # the coroutine sending them
         self.ended: deque[int] = deque()  # ids of ended jobs still in the network's ended_coros
         self.sources: dict[str, list[str]] = {}  # source text in linecache (`sources.register`)
+        self.fenced_jobs: list[Coro] = []  # jobs of a written-off incarnation still ending
 
     def start(self) -> Coro:
         self.coro = Coro(self._main)
@@ -197,7 +205,11 @@ class Server:
                 done = p.SetupDone(self.location, uid, action.error, action.incarnation)
                 message.scheduler.send(done)
             elif isinstance(action, lc.InstallComputation):
-                self._install(message, action.incarnation)
+                self.fenced_jobs = [job for job in self.fenced_jobs if not job._done]
+                if self.fenced_jobs:  # a new tag only once the old jobs can send nothing more
+                    Coro(self._install_after_fenced_jobs, message, action.incarnation)
+                else:
+                    self._install(message, action.incarnation)
             elif isinstance(action, lc.RefuseRun):
                 self._refuse_run(message, action.reason)
             elif isinstance(action, lc.StartJob):
@@ -208,6 +220,21 @@ class Server:
                 self._teardown(action)
 
     # -- setup ---------------------------------------------------------------------------------
+
+    async def _install_after_fenced_jobs(
+        self, setup: p.Setup, incarnation: int, coro: Any = None
+    ) -> None:
+        """Install once the jobs of the written-off incarnation have ended (at most
+        `FENCED_JOBS_WAIT` s), so nothing they send goes out under the new incarnation."""
+        coro.set_daemon()
+        deadline = self.clock() + FENCED_JOBS_WAIT
+        while any(not job._done for job in self.fenced_jobs) and self.clock() < deadline:
+            await coro.sleep(0.01)
+        if any(not job._done for job in self.fenced_jobs):
+            logger.warning("jobs of a written-off incarnation still run; installing anyway")
+        self.fenced_jobs = []
+        if self.state.current is None and not self.state.quitting:
+            self._install(setup, incarnation)
 
     def _install(self, setup: p.Setup, incarnation: int) -> None:
         spec = setup.spec
@@ -400,6 +427,8 @@ class Server:
                 len(current.jobs),
             )
         ended_coros = self.kernel.network().ended_coros
+        if how == "fenced":
+            self.fenced_jobs.extend(current.jobs.values())
         for job in list(current.jobs.values()):
             if how in ("lost", "fenced") and isinstance(job, ServerJob):
                 error = SchedulerLost(f"{close.reason}; {self.location} ended the coroutine")
