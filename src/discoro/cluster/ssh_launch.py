@@ -87,6 +87,7 @@ class RemoteProgram:
     lines: deque[str] = field(default_factory=lambda: deque(maxlen=KEPT_LINES))
     pending: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     reader: asyncio.Task[None] | None = None
+    ready: bool = False  # it printed its ready line
 
     def last_words(self) -> str:
         """The line that best says why it failed: its last error line, else its last line."""
@@ -202,6 +203,7 @@ class Launcher:
                 while (line := await program.pending.get()) is not None:
                     match = ready.match(line)
                     if match:
+                        program.ready = True
                         return match
         except TimeoutError:
             raise LaunchError(
@@ -218,7 +220,9 @@ class Launcher:
         itself after it was ready."""
         try:
             async for line in program.process.stdout:
-                text = line.rstrip("\n")
+                text = line.rstrip("\r\n")
+                if not text.strip():
+                    continue  # blank lines say nothing (asyncssh also ends with one)
                 program.lines.append(text)
                 logger.debug("%s %s: %s", program.host, program.role, text)
                 program.pending.put_nowait(text)
@@ -227,7 +231,7 @@ class Launcher:
         except (asyncssh.Error, OSError) as exc:
             program.lines.append(f"(connection lost: {exc})")
         program.pending.put_nowait(None)
-        if not self.stopping and self.scheduler_location is not None:
+        if not self.stopping and program.ready:
             status = program.process.exit_status
             self.report(f"{program.host}: {program.role} ended (status {status})")
             self.lost.put_nowait(program)
