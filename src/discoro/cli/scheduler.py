@@ -4,6 +4,7 @@
     discoro node [options]          the same as ``discoronode``
     discoro status [options]        show a scheduler's nodes, processes and coroutines
     discoro ssh [options] HOST ...  start a cluster on other machines over SSH
+    discoro slurm --print [options] the shell lines that start a cluster in a Slurm job
 
 Scheduler options: the network options of ``discoronode`` (without ``-c``) plus ``--node
 HOST`` (repeatable: nodes on other networks), ``--zombie_period SEC`` (>= 100, 0 = never;
@@ -42,6 +43,8 @@ commands:
   status      show a scheduler's nodes, processes and coroutines (discoro status --help)
   ssh         start a cluster on other machines over SSH: the scheduler and a node on the
               first host, a node on every other (discoro ssh --help)
+  slurm       print the shell lines that start a cluster in a Slurm allocation
+              (discoro slurm --help)
 """
 
 
@@ -51,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         usage="discoro [scheduler] [options]\n"
         "       discoro node [options]\n"
         "       discoro status [options]\n"
-        "       discoro ssh [options] HOST [HOST ...]",
+        "       discoro ssh [options] HOST [HOST ...]\n"
+        "       discoro slurm --print [options]",
         description=COMMANDS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -154,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         from discoro.cli import ssh
 
         return ssh.main(argv[1:])
+    if argv and argv[0] == "slurm":
+        from discoro.cli import slurm
+
+        return slurm.main(argv[1:])
     if argv and argv[0] == "scheduler":
         argv = argv[1:]
     return run_scheduler(argv)
