@@ -7,7 +7,8 @@
 The first host runs the shared scheduler and a node, every other host a node
 (`discoro.cluster.ssh_launch`). It prints one line per host as it comes up, then
 ``scheduler at ADDR:PORT``, and stays in the foreground until SIGINT/SIGTERM, which stop
-every remote program it started (exit status 0), or until the scheduler ends by itself
+every remote program it started (exit status 0; a second signal closes the connections at
+once, and the remote programs stop by themselves), or until the scheduler ends by itself
 (exit status 1). A host that cannot be reached or used is one line on stderr naming it, and
 exit status 1 (after stopping whatever had started); a bad argument is exit status 2. If this
 program is killed, the remote programs see their SSH sessions end and stop by themselves.
@@ -82,13 +83,17 @@ async def run(spec: LaunchSpec) -> int:
     stop = asyncio.Event()
     reasons: list[str] = []
 
+    launcher = Launcher(spec, say)
+
     def on_signal(name: str) -> None:
+        if stop.is_set():  # a second signal: do not wait for the remote programs
+            say(f"{name}: closing the SSH connections")
+            launcher.abort()
         reasons.append(name)
         stop.set()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signal.Signals(signum).name)
-    launcher = Launcher(spec, say)
     starting = asyncio.ensure_future(launcher.start())
     stopped = asyncio.ensure_future(stop.wait())
     await asyncio.wait([starting, stopped], return_when=asyncio.FIRST_COMPLETED)

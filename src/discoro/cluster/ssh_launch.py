@@ -175,6 +175,8 @@ class Launcher:
         except (OSError, asyncssh.Error) as exc:
             why = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
             raise LaunchError(host, f"cannot connect: {why}") from None
+        except ValueError as exc:  # a key that does not load, a bad ~/.ssh/config, ...
+            raise LaunchError(host, f"cannot connect: {exc}") from None
         self.connections[host] = connection
 
     async def _start_node(self, host: str, command: str) -> None:
@@ -252,6 +254,13 @@ class Launcher:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5.0):
                     await connection.wait_closed()
+
+    def abort(self) -> None:
+        """Close every connection now, without waiting for the programs to quit (a second
+        Ctrl-C): the end of their sessions stops them by themselves."""
+        self.stopping = True
+        for connection in self.connections.values():
+            connection.close()
 
     async def _quit(self, program: RemoteProgram) -> None:
         process = program.process
