@@ -1,10 +1,11 @@
 """``discoro ssh`` failing: fast, with one line that names the host, nothing left behind.
 
 Real sshd on hosts 0 and 1 (`sshhosts.SSHHosts`), the launcher on host 2. An address where
-no host answers, a key the servers do not accept, a host key that is not pinned, a remote
-interpreter that does not exist and a node that refuses its options must each end the
-launcher with exit status 1 and one ``discoro ssh: error: HOST: ...`` line, and leave no
-discoro process on any host (in the last case the scheduler had already started).
+no host answers, a port where no sshd listens, a key the servers do not accept, a host key
+that is not pinned, a remote interpreter that does not exist and a node that refuses its
+options must each end the launcher with exit status 1 and one ``discoro ssh: error: HOST:
+...`` line, and leave no discoro process on any host (in the last case the scheduler had
+already started).
 """
 
 from __future__ import annotations
@@ -82,6 +83,13 @@ def test_an_unreachable_host_fails_fast(lan: tuple[Topology, SSHHosts]) -> None:
     print(f"{line} (after {took:.1f} s)")
 
 
+def test_a_port_without_sshd_fails_fast(lan: tuple[Topology, SSHHosts]) -> None:
+    _, hosts = lan
+    either = "|".join(re.escape(address) for address in hosts.addresses)
+    fails(lan, [*hosts.launcher_args(), "--ssh-port", "2222", *hosts.addresses], either,
+          "cannot connect to SSH port 2222: Connection refused")  # fmt: skip
+
+
 def test_a_refused_key_fails_clearly(
     lan: tuple[Topology, SSHHosts], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -90,8 +98,9 @@ def test_a_refused_key_fails_clearly(
     keygen(stranger)
     args = ["--ssh-user", "root", "--ssh-key", str(stranger), "--known-hosts"]
     either = "|".join(re.escape(address) for address in hosts.addresses)
-    fails(lan, [*args, str(hosts.known_hosts), *hosts.addresses], either,
+    line, took = fails(lan, [*args, str(hosts.known_hosts), *hosts.addresses], either,
           "the SSH server refused the key")  # fmt: skip
+    print(f"{line} (after {took:.1f} s)")
 
 
 def test_a_host_key_that_is_not_pinned_fails(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -172,9 +173,11 @@ class Launcher:
             raise LaunchError(
                 host, f"no SSH connection within {self.spec.connect_timeout:g} s"
             ) from None
-        except (OSError, asyncssh.Error) as exc:
-            why = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
-            raise LaunchError(host, f"cannot connect: {why}") from None
+        except OSError as exc:  # asyncio's text repeats the address: the errno's is plainer
+            why = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise LaunchError(host, f"cannot connect to SSH port {port or 22}: {why}") from None
+        except asyncssh.Error as exc:
+            raise LaunchError(host, f"cannot connect: {exc.reason}") from None
         except ValueError as exc:  # a key that does not load, a bad ~/.ssh/config, ...
             raise LaunchError(host, f"cannot connect: {exc}") from None
         self.connections[host] = connection
