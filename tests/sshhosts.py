@@ -22,6 +22,10 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from netns import Topology
 
 SSHD = "/usr/sbin/sshd"
 
@@ -150,7 +154,7 @@ class SSHServer:
 class SSHHosts:
     """sshd on the hosts ``indexes`` of ``topology`` (see the module docstring)."""
 
-    def __init__(self, topology: object, indexes: list[int], folder: Path) -> None:
+    def __init__(self, topology: Topology, indexes: list[int], folder: Path) -> None:
         self.topology = topology
         self.indexes = indexes
         self.folder = folder
@@ -160,11 +164,11 @@ class SSHHosts:
 
     @property
     def addresses(self) -> list[str]:
-        return [self.topology.addresses[i] for i in self.indexes]  # type: ignore[attr-defined]
+        return [self.topology.addresses[i] for i in self.indexes]
 
     @property
     def namespaces(self) -> list[str]:
-        return [self.topology.hosts[i] for i in self.indexes]  # type: ignore[attr-defined]
+        return [self.topology.hosts[i] for i in self.indexes]
 
     def start(self) -> SSHHosts:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation

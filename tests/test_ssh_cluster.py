@@ -177,6 +177,22 @@ def test_sigkill_of_the_launcher_ends_the_remote_programs(lan: tuple[Topology, S
     print(f"remote programs gone {took:.1f} s after the launcher was killed")
 
 
+def test_a_second_signal_closes_the_connections_and_the_programs_still_stop(
+    lan: tuple[Topology, SSHHosts],
+) -> None:
+    topology, hosts = lan
+    launcher = launch(topology, hosts)
+    wait_up(launcher, hosts)
+    programs = running_remotely(hosts)
+    launcher.proc.send_signal(signal.SIGINT)
+    launcher.proc.send_signal(signal.SIGTERM)  # another signal: two SIGINTs could merge
+    launcher.expect(r"^discoro ssh: SIGTERM: closing the SSH connections$", timeout=10)
+    assert launcher.wait(30) == 0
+    left = wait_until_gone(hosts.namespaces, 30)  # promised: 10 s; generous on a busy machine
+    assert not left, f"left running after the connections closed: {left}"
+    assert not alive(programs)
+
+
 def test_python_api_runs_on_each_host_and_close_stops_it(
     lan: tuple[Topology, SSHHosts],
 ) -> None:

@@ -130,6 +130,12 @@ class Launcher:
             location = Location(scheduler[1], int(scheduler[2]))
             self.scheduler_location = location
             self.report(f"{first}: scheduler ready at {location}")
+            if location.addr.startswith("127.") and len(self.spec.hosts) > 1:
+                self.report(
+                    f"warning: the scheduler listens at a loopback address ({location.addr}): "
+                    "nodes on other hosts cannot reach it (reach the first host by an address "
+                    "the others can use, or give the scheduler -i ADDR)"
+                )
             node = commands.node_command(
                 self.spec.remote_python, str(location), self.spec.node_options
             )
