@@ -185,13 +185,34 @@ def test_bad_options_are_refused_before_anything_starts(
 
 @pytest.mark.parametrize(
     ("hosts", "message"),
-    [([], "no hosts"), (["a", "a"], "given twice"), (["-oProxyCommand=x"], "bad host name")],
+    [
+        ([], "no hosts"),
+        (["a", "a"], "given twice"),
+        (["-oProxyCommand=x"], "bad host name"),
+        (["me@-oProxyCommand=x"], "bad host name"),
+        (["me@"], "bad host name"),
+    ],
 )
 def test_bad_host_lists_are_refused(hosts: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         LaunchSpec(hosts=hosts).check()
     with pytest.raises(ValueError, match="line break"):
         LaunchSpec(hosts=["a"], secret="two\nlines").check()
+
+
+@pytest.mark.timeout(60)
+def test_a_host_name_that_does_not_resolve_is_named() -> None:
+    import asyncio
+
+    from discoro.cluster.ssh_launch import Launcher, LaunchError
+
+    launcher = Launcher(LaunchSpec(hosts=["me@no-such-host.invalid"], connect_timeout=20))
+    with pytest.raises(LaunchError) as caught:
+        asyncio.run(launcher.start())
+    assert caught.value.host == "me@no-such-host.invalid"
+    assert str(caught.value).startswith("me@no-such-host.invalid: cannot connect to SSH port 22: ")
+    assert "Unknown error" not in str(caught.value)
+    assert not launcher.programs and not launcher.connections
 
 
 def test_locations_from_host_port_strings() -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -70,7 +71,8 @@ class LaunchSpec:
             raise ValueError("no hosts given")
         seen: set[str] = set()
         for host in self.hosts:
-            if not host or host.startswith("-") or any(c.isspace() for c in host):
+            name = host.rpartition("@")[2]
+            if not name or name.startswith("-") or any(c.isspace() for c in host):
                 raise ValueError(f"bad host name {host!r}")
             if host in seen:
                 raise ValueError(f"host {host!r} is given twice (one node per host)")
@@ -162,10 +164,13 @@ class Launcher:
     async def _connect(self, host: str) -> None:
         options = dict(self.spec.connect_options)
         port = options.pop("port", ())
+        user, at, name = host.rpartition("@")
+        if at:  # ssh's user@host
+            options["username"] = user
         try:
             async with asyncio.timeout(self.spec.connect_timeout):
                 connection = await asyncssh.connect(
-                    host, port, connect_timeout=self.spec.connect_timeout, **options
+                    name, port, connect_timeout=self.spec.connect_timeout, **options
                 )
         except asyncssh.PermissionDenied as exc:
             raise LaunchError(host, f"the SSH server refused the key ({exc.reason})") from None
@@ -180,7 +185,10 @@ class Launcher:
                 host, f"no SSH connection within {self.spec.connect_timeout:g} s"
             ) from None
         except OSError as exc:  # asyncio's text repeats the address: the errno's is plainer
-            why = os.strerror(exc.errno) if exc.errno else str(exc)
+            if isinstance(exc, socket.gaierror) or not exc.errno or exc.errno < 0:
+                why = exc.strerror or str(exc)  # a name that does not resolve, ...
+            else:
+                why = os.strerror(exc.errno)
             raise LaunchError(host, f"cannot connect to SSH port {port or 22}: {why}") from None
         except asyncssh.Error as exc:
             raise LaunchError(host, f"cannot connect: {exc.reason}") from None
