@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="discoro ssh", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("hosts", nargs="+", metavar="HOST", help="one node per host")
+    parser.add_argument("hosts", nargs="+", metavar="HOST", help="one node per host ([USER@]HOST)")
     parser.add_argument("--ssh-port", type=int, default=22, metavar="N", help="SSH port (22)")
     parser.add_argument("--ssh-user", metavar="USER", help="remote user (default: SSH's)")
     parser.add_argument("--ssh-key", action="append", metavar="PATH", help="private key file")
