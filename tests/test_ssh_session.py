@@ -215,6 +215,23 @@ def test_a_host_name_that_does_not_resolve_is_named() -> None:
     assert not launcher.programs and not launcher.connections
 
 
+@pytest.mark.timeout(60)
+def test_ssh_cluster_that_cannot_start_raises_naming_the_host() -> None:
+    import threading
+
+    import discoro
+
+    before = threading.active_count()
+    with pytest.raises(
+        discoro.SSHClusterError, match=r"^nowhere\.invalid: cannot connect"
+    ) as caught:
+        discoro.SSHCluster("nowhere.invalid", secret=SECRET, connect_timeout=20)
+    assert caught.value.host == "nowhere.invalid"
+    assert threading.active_count() == before  # its loop thread ended
+    with pytest.raises(ValueError, match="node_options"):
+        discoro.SSHCluster(["a"], node_options="-c 'unclosed")
+
+
 def test_locations_from_host_port_strings() -> None:
     assert as_location("127.0.0.1:4567") == Location("127.0.0.1", 4567)
     location = Location("127.0.0.1", 1)

@@ -112,9 +112,11 @@ class SSHCluster:
         self._end_loop()
 
     def _end_loop(self) -> None:
+        """Stop the launch loop and its thread, and the loop's resolver threads too."""
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10.0)
         if not self._thread.is_alive():
+            self._loop.run_until_complete(self._loop.shutdown_default_executor())
             self._loop.close()
 
     def __enter__(self) -> SSHCluster:
