@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from netns import Topology
 
 SSHD = "/usr/sbin/sshd"
@@ -95,11 +97,32 @@ def remote_programs(namespace: str) -> dict[int, str]:
     return {pid: line for pid, line in processes_in(namespace).items() if "discoro" in line}
 
 
-def wait_until_gone(namespaces: list[str], timeout: float) -> dict[int, str]:
-    """Wait until no discoro process runs in ``namespaces``; what still runs at the end."""
+def alive(pids: Iterable[int]) -> dict[int, str]:
+    """The processes of ``pids`` that have not ended, with their state and parent. A zombie
+    has ended (only its parent's wait is missing); a process on its way out has no command
+    line any more but is still running, so it counts as alive here."""
+    found = {}
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        if not fields.get("State", "").startswith("Z"):
+            found[pid] = f"{fields.get('Name')} {fields.get('State')} ppid {fields.get('PPid')}"
+    return found
+
+
+def wait_until_gone(
+    namespaces: list[str], timeout: float, pids: Iterable[int] = ()
+) -> dict[int, str]:
+    """Wait until no discoro process runs in ``namespaces`` and none of ``pids`` is alive;
+    what is still there at the end (empty if all went)."""
     deadline = time.monotonic() + timeout
+    pids = list(pids)
     while True:
         left = {pid: line for ns in namespaces for pid, line in remote_programs(ns).items()}
+        left.update(alive(pids))
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.2)  # polling /proc: there is no event for another namespace's exit

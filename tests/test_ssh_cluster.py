@@ -13,7 +13,6 @@ import re
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -22,7 +21,8 @@ from netns import Topology, netns_unavailable
 from sshhosts import SSHHosts, remote_programs, sshd_unavailable, wait_until_gone
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterator
+    from pathlib import Path
 
     from procs import PeerProcess
 
@@ -119,21 +119,6 @@ def running_remotely(hosts: SSHHosts) -> dict[int, str]:
     return programs
 
 
-def alive(pids: Iterable[int]) -> dict[int, str]:
-    """The processes of ``pids`` that still run (a zombie has ended: only its parent's
-    wait is missing), with their state and parent."""
-    found = {}
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
-        if not fields.get("State", "").startswith("Z"):
-            found[pid] = f"{fields.get('Name')} {fields.get('State')} ppid {fields.get('PPid')}"
-    return found
-
-
 def test_cli_cluster_runs_on_each_host_and_sigterm_stops_it(
     lan: tuple[Topology, SSHHosts], cluster_secret: str
 ) -> None:
@@ -158,9 +143,8 @@ def test_cli_cluster_runs_on_each_host_and_sigterm_stops_it(
     launcher.expect(r"^discoro ssh: SIGTERM: stopping$", timeout=10)
     launcher.expect(r"^discoro ssh: stopped$", timeout=60)
     assert launcher.wait(10) == 0
-    left = wait_until_gone(hosts.namespaces, 10)
+    left = wait_until_gone(hosts.namespaces, 10, programs)
     assert not left, f"left running after SIGTERM: {left}"
-    assert not alive(programs)
 
 
 def test_sigkill_of_the_launcher_ends_the_remote_programs(lan: tuple[Topology, SSHHosts]) -> None:
@@ -170,10 +154,9 @@ def test_sigkill_of_the_launcher_ends_the_remote_programs(lan: tuple[Topology, S
     programs = running_remotely(hosts)
     killed_at = time.monotonic()
     launcher.kill()
-    left = wait_until_gone(hosts.namespaces, 30)  # promised: 10 s; generous on a busy machine
+    left = wait_until_gone(hosts.namespaces, 30, programs)  # promised: 10 s; generous here
     took = time.monotonic() - killed_at
     assert not left, f"left running {took:.1f} s after SIGKILL of the launcher: {left}"
-    assert not alive(programs)
     print(f"remote programs gone {took:.1f} s after the launcher was killed")
 
 
@@ -186,11 +169,11 @@ def test_a_second_signal_closes_the_connections_and_the_programs_still_stop(
     programs = running_remotely(hosts)
     launcher.proc.send_signal(signal.SIGINT)
     launcher.proc.send_signal(signal.SIGTERM)  # another signal: two SIGINTs could merge
-    launcher.expect(r"^discoro ssh: SIGTERM: closing the SSH connections$", timeout=10)
+    # the two may be handled in either order; the second one closes the connections
+    launcher.expect(r"^discoro ssh: SIG(INT|TERM): closing the SSH connections$", timeout=10)
     assert launcher.wait(30) == 0
-    left = wait_until_gone(hosts.namespaces, 30)  # promised: 10 s; generous on a busy machine
+    left = wait_until_gone(hosts.namespaces, 30, programs)  # promised: 10 s; generous here
     assert not left, f"left running after the connections closed: {left}"
-    assert not alive(programs)
 
 
 def test_python_api_runs_on_each_host_and_close_stops_it(
@@ -218,6 +201,5 @@ def test_python_api_runs_on_each_host_and_close_stops_it(
         client.expect(rf"^RAN {re.escape(address)} {re.escape(address)}:\d+$", timeout=60)
     client.expect(r"^CLOSED$", timeout=60)
     assert client.wait(30) == 0
-    left = wait_until_gone(hosts.namespaces, 10)
+    left = wait_until_gone(hosts.namespaces, 10, programs)
     assert not left, f"left running after close(): {left}"
-    assert not alive(programs)
