@@ -202,6 +202,7 @@ PUBLIC_API = {
     "MsgTimeout", "Scheduler", "StatusMessage",
     # ours
     "DiscoroError", "RemoteError", "SchedulerLost", "local_cluster",
+    "SSHCluster", "SSHClusterError",  # issue 14: a cluster started over SSH
 }  # fmt: skip
 
 

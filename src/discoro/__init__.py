@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from discoro.cluster.local import local_cluster as local_cluster
     from discoro.cluster.scheduler import Scheduler as Scheduler
     from discoro.cluster.server_state import SchedulerLost as SchedulerLost
+    from discoro.cluster.ssh import SSHCluster as SSHCluster
+    from discoro.cluster.ssh import SSHClusterError as SSHClusterError
     from discoro.cluster.status import CoroInfo as CoroInfo
     from discoro.cluster.status import DiscoroStatus as DiscoroStatus
     from discoro.cluster.status import StatusMessage as StatusMessage
@@ -69,6 +71,8 @@ _EXPORTS: dict[str, str] = {
     "local_cluster": "discoro.cluster.local",
     "Scheduler": "discoro.cluster.scheduler",
     "SchedulerLost": "discoro.cluster.server_state",
+    "SSHCluster": "discoro.cluster.ssh",
+    "SSHClusterError": "discoro.cluster.ssh",
     "CoroInfo": "discoro.cluster.status",
     "DiscoroStatus": "discoro.cluster.status",
     "StatusMessage": "discoro.cluster.status",
@@ -104,9 +108,9 @@ __all__ = [
     "CategorizeMessages", "Channel", "Computation", "Condition", "Coro", "CoroInfo",
     "DiscoroError", "DiscoroStatus", "Event", "HotSwapException", "Location", "Lock",
     "MaxConnectionErrors", "MaxPulseInterval", "MetaSingleton", "MinPulseInterval",
-    "MonitorException", "MsgTimeout", "PeerStatus", "RLock", "RemoteError", "Scheduler",
-    "SchedulerLost", "Semaphore", "StatusMessage", "asyncfile", "httpd", "local_cluster",
-    "logger",
+    "MonitorException", "MsgTimeout", "PeerStatus", "RLock", "RemoteError", "SSHCluster",
+    "SSHClusterError", "Scheduler", "SchedulerLost", "Semaphore", "StatusMessage", "asyncfile",
+    "httpd", "local_cluster", "logger",
     "serialize", "unserialize",
 ]  # fmt: skip
 
