@@ -188,6 +188,6 @@ class SchedulerMachine(RuleBasedStateMachine):
 
 
 SchedulerMachine.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=40, deadline=None
+    derandomize=True, database=None, deadline=None, max_examples=150, stateful_step_count=40
 )
 test_scheduler_fencing_machine = SchedulerMachine.TestCase
