@@ -89,7 +89,7 @@ class NodeLoad:
 @dataclass
 class Proc:
     location: Any
-    server: Any  # the server coroutine handle
+    server: object  # the server coroutine handle
     state: ProcState = ProcState.DISCOVERED
     incarnation: int = 0  # set by every Setup; 0: never set up
     jobs: dict[int, RunningJob] = field(default_factory=dict)
