@@ -230,6 +230,11 @@ def test_lifecycles_are_tables_and_refuse_unplanned_events_loudly() -> None:
     assert advance(proc, ProcEvent.WRITTEN_OFF) is ProcState.DISCONNECTED
     with pytest.raises(LifecycleError):
         advance(proc, ProcEvent.WRITTEN_OFF)  # once
+    from discoro.cluster.scheduler_procs import JobEvent, JobPlace, job_moves
+
+    assert job_moves(JobPlace.RUNNING, JobEvent.WRITTEN_OFF) is JobPlace.LOST
+    with pytest.raises(LifecycleError, match="no transition for 'done' at 'lost'"):
+        job_moves(JobPlace.LOST, JobEvent.DONE)  # a job reported lost never ends again
     state, _ = ready_state(loc(1, 1))
     assert state.current is not None and state.current.state.value == "current"
     with pytest.raises(UnknownEvent, match="no handler for str"):

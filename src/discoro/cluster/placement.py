@@ -157,7 +157,7 @@ class RunPlacement:
         router = self.current.spec.router
         fanout = len(targets) if fanout_kind else 0
         for proc in targets:
-            proc.runs[event.rid] = (fanout, event.func_name)
+            proc.run_sent(event.rid, fanout, event.func_name)
             run = p.Run(
                 event.uid,
                 event.rid,

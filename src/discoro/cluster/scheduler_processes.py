@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MISSED_PULSES
 from discoro.cluster.scheduler_procs import (
+    JobEvent,
     NodeLoad,
     Proc,
     ProcessLost,
@@ -160,8 +161,7 @@ class ProcessEvents:
         advance(proc, ProcEvent.WRITTEN_OFF)
         if proc.incarnation:
             self.written_off[proc.incarnation] = why
-        jobs, proc.jobs = proc.jobs, {}
-        runs, proc.runs = proc.runs, {}
+        jobs, runs = proc.take_all(JobEvent.WRITTEN_OFF)
         current = self.current
         if current is None or not was_active:
             return
@@ -229,7 +229,7 @@ class ProcessEvents:
             return
         if proc.active:
             advance(proc, ProcEvent.CLOSED)
-            proc.jobs.clear()
+            proc.take_all(JobEvent.DONE)  # the server told their monitors
             self._status(Status.ProcClosed, proc.location)
             node = [other for other in self.procs.values() if other.addr == proc.addr]
             if all(other.state is not ProcState.INITIALIZED for other in node):
@@ -244,19 +244,17 @@ class ProcessEvents:
         proc = self._reporter(event)
         if proc is None or not self._uid_ok(event.uid) or not proc.active:
             return
-        proc.runs.pop(event.rid, None)
-        proc.jobs[event.coro._id] = RunningJob(
-            event.coro, event.func_name, event.args_repr, event.start_time
-        )
+        info = RunningJob(event.coro, event.func_name, event.args_repr, event.start_time)
+        proc.run_started(event.rid, event.coro._id, info)
         proc.submitted += 1
         proc.last_heard = proc.last_started = self.now
 
     def on_JobFailed(self, event: p.JobFailed) -> None:
         proc = self._reporter(event)
         if proc is not None:
-            proc.runs.pop(event.rid, None)
+            proc.run_failed(event.rid)
 
     def on_JobDone(self, event: p.JobDone) -> None:
         proc = self._reporter(event)
-        if proc is not None and proc.jobs.pop(event.coro_id, None) is not None:
+        if proc is not None and proc.job_done(event.coro_id):
             proc.done += 1

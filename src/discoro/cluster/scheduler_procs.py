@@ -13,6 +13,13 @@ is mutated but the process's ``state``.
         DISCONNECTED --setup--> INITIALIZING (it rejoined, as a new incarnation)
         DISCONNECTED --rejoined--> CLOSED (it rejoined while no computation is current)
 
+A job of the current computation has its own small lifecycle (`JOB_TRANSITIONS`): a run
+*sent* to the process (``Proc.runs``) becomes *running* when the process reports it started
+(``Proc.jobs``), and leaves exactly once, to one of the ends: ended (its server reported the
+end), failed (it could not start: the client got the error), refused (written off before it
+started: the client is answered), lost (written off while it ran: `WrittenOff`), dropped (its
+computation closed). The `Proc` methods that move jobs check each move against the table.
+
 Incarnations: each `Setup` the scheduler sends gives the process a new incarnation number
 (``Proc.incarnation``); whatever the process reports carries the number it was set up with,
 so a report from an incarnation that was written off is recognised and dropped.
@@ -59,6 +66,44 @@ PROC_TRANSITIONS: dict[tuple[ProcState, ProcEvent], ProcState] = {
         for state in (_S.DISCOVERED, _S.INITIALIZING, _S.INITIALIZED, _S.CLOSED)
     },
 }
+
+
+class JobPlace(enum.Enum):
+    SENT = "sent"
+    RUNNING = "running"
+    ENDED = "ended"
+    FAILED = "failed"
+    REFUSED = "refused"
+    LOST = "lost"
+    DROPPED = "dropped"
+
+
+class JobEvent(enum.Enum):
+    STARTED = "started"
+    FAILED = "failed"
+    DONE = "done"  # JobDone, or ServerClosed (the server told the monitors of each)
+    WRITTEN_OFF = "written off"
+    CLOSED = "closed"  # its computation closed
+
+
+_J, _JE = JobPlace, JobEvent
+JOB_TRANSITIONS: dict[tuple[JobPlace, JobEvent], JobPlace] = {
+    (_J.SENT, _JE.STARTED): _J.RUNNING,
+    (_J.SENT, _JE.FAILED): _J.FAILED,
+    (_J.SENT, _JE.WRITTEN_OFF): _J.REFUSED,
+    (_J.SENT, _JE.CLOSED): _J.DROPPED,
+    (_J.RUNNING, _JE.DONE): _J.ENDED,
+    (_J.RUNNING, _JE.WRITTEN_OFF): _J.LOST,
+    (_J.RUNNING, _JE.CLOSED): _J.DROPPED,
+}
+
+
+def job_moves(place: JobPlace, event: JobEvent) -> JobPlace:
+    """Where a job at ``place`` goes on ``event`` (`LifecycleError` if it cannot)."""
+    try:
+        return JOB_TRANSITIONS[place, event]
+    except KeyError:
+        raise LifecycleError(f"job: no transition for {event.value!r} at {place.value!r}") from None
 
 
 class LifecycleError(RuntimeError):
@@ -114,6 +159,42 @@ class Proc:
     @property
     def load(self) -> int:
         return len(self.jobs) + self.pending
+
+    # -- moving jobs (checked against JOB_TRANSITIONS) ---------------------------------------
+
+    def run_sent(self, rid: int, fanout: int, func_name: str) -> None:
+        self.runs[rid] = (fanout, func_name)
+
+    def run_started(self, rid: int, coro_id: int, job: RunningJob) -> None:
+        """A run sent here started as job ``coro_id`` (a start whose run this record did not
+        send, e.g. one it forgot at a close, is taken as sent)."""
+        self.runs.pop(rid, None)
+        job_moves(JobPlace.SENT, JobEvent.STARTED)
+        self.jobs[coro_id] = job
+
+    def run_failed(self, rid: int) -> None:
+        if self.runs.pop(rid, None) is not None:
+            job_moves(JobPlace.SENT, JobEvent.FAILED)
+
+    def job_done(self, coro_id: int) -> bool:
+        """Job ``coro_id`` ended (its server said so); whether it was running here."""
+        if self.jobs.pop(coro_id, None) is None:
+            return False
+        job_moves(JobPlace.RUNNING, JobEvent.DONE)
+        return True
+
+    def take_all(self, event: JobEvent) -> tuple[dict[int, RunningJob], dict[int, tuple[int, str]]]:
+        """Every job and run here leaves on ``event`` (written off, closed, or the server
+        closed: ``DONE``); they are returned (jobs, runs): the runs stay on a ``DONE``."""
+        jobs, self.jobs = self.jobs, {}
+        if jobs:
+            job_moves(JobPlace.RUNNING, event)
+        if event is JobEvent.DONE:
+            return jobs, {}
+        runs, self.runs = self.runs, {}
+        if runs:
+            job_moves(JobPlace.SENT, event)
+        return jobs, runs
 
     @property
     def active(self) -> bool:

@@ -47,6 +47,7 @@ from discoro.cluster import protocol as p
 from discoro.cluster.placement import RunPlacement, WaitingRun
 from discoro.cluster.scheduler_processes import ProcessEvents
 from discoro.cluster.scheduler_procs import (
+    JobEvent,
     LifecycleError,
     NodeLoad,
     Proc,
@@ -289,8 +290,7 @@ class SchedulerState(RunPlacement, ProcessEvents):
             if proc.active:
                 self._send(proc.server, p.Close(current.spec.uid))
                 advance(proc, ProcEvent.CLOSED)
-            proc.jobs.clear()
-            proc.runs.clear()
+            proc.take_all(JobEvent.CLOSED)
         if idle:
             self._status(Status.ComputationClosed, getattr(self.me, "location", None))
         waiting, self.waiting = self.waiting, []
