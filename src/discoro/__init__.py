@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from discoro.cluster.constants import MinPulseInterval as MinPulseInterval
     from discoro.cluster.constants import MsgTimeout as MsgTimeout
     from discoro.cluster.local import local_cluster as local_cluster
+    from discoro.cluster.nodeinfo import DiscoroNodeInfo as DiscoroNodeInfo
     from discoro.cluster.scheduler import Scheduler as Scheduler
     from discoro.cluster.server_state import SchedulerLost as SchedulerLost
     from discoro.cluster.status import CoroInfo as CoroInfo
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from discoro.errors import HotSwapException as HotSwapException
     from discoro.errors import MonitorException as MonitorException
     from discoro.errors import RemoteError as RemoteError
+    from discoro.errors import RunError as RunError
     from discoro.net.legacy_constants import MaxConnectionErrors as MaxConnectionErrors
     from discoro.net.location import Location as Location
     from discoro.net.location import PeerStatus as PeerStatus
@@ -67,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "MinPulseInterval": "discoro.cluster.constants",
     "MsgTimeout": "discoro.cluster.constants",
     "local_cluster": "discoro.cluster.local",
+    "DiscoroNodeInfo": "discoro.cluster.nodeinfo",
     "Scheduler": "discoro.cluster.scheduler",
     "SchedulerLost": "discoro.cluster.server_state",
     "CoroInfo": "discoro.cluster.status",
@@ -93,6 +96,7 @@ _EXPORTS: dict[str, str] = {
     "HotSwapException": "discoro.errors",
     "MonitorException": "discoro.errors",
     "RemoteError": "discoro.errors",
+    "RunError": "discoro.errors",
     "MaxConnectionErrors": "discoro.net.legacy_constants",
     "Location": "discoro.net.location",
     "PeerStatus": "discoro.net.location",
@@ -102,9 +106,11 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "RCI", "AsynCoro", "AsynCoroSocket", "AsyncDBCursor", "AsyncSocket", "AsyncThreadPool",
     "CategorizeMessages", "Channel", "Computation", "Condition", "Coro", "CoroInfo",
-    "DiscoroError", "DiscoroStatus", "Event", "HotSwapException", "Location", "Lock",
+    "DiscoroError", "DiscoroNodeInfo", "DiscoroStatus", "Event", "HotSwapException",
+    "Location", "Lock",
     "MaxConnectionErrors", "MaxPulseInterval", "MetaSingleton", "MinPulseInterval",
-    "MonitorException", "MsgTimeout", "PeerStatus", "RLock", "RemoteError", "Scheduler",
+    "MonitorException", "MsgTimeout", "PeerStatus", "RLock", "RemoteError", "RunError",
+    "Scheduler",
     "SchedulerLost", "Semaphore", "StatusMessage", "asyncfile", "httpd", "local_cluster",
     "logger",
     "serialize", "unserialize",
