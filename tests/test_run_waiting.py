@@ -85,7 +85,7 @@ def test_with_no_node_at_all_a_fanout_fails_at_its_deadline_and_a_run_keeps_wait
 
 
 def test_a_run_at_a_target_that_is_not_ready_fails_at_once_saying_why() -> None:
-    state, clock = new_state()
+    state, _ = new_state()
     a = loc(1, 1)
     found(state, a)
     state.handle(p.Submit(slow_spec()))
