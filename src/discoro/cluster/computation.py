@@ -152,6 +152,7 @@ class Computation(Replies, ResultRuns):
         self._last_pulse = 0.0
         self._last_error: str | None = None
         self._lost_reason: str | None = None
+        self._close_reports = 0
         interrupt.arm()  # Ctrl-C closes this computation (when made on the main thread)
 
     @property

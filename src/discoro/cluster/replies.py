@@ -48,6 +48,7 @@ class Replies:
     _last_pulse: float
     _last_error: str | None
     _lost_reason: str | None  # why the scheduler is gone (None: it is not)
+    _close_reports: int  # `CloseWaiting` reports received
 
     def _end(self) -> None:
         raise NotImplementedError
@@ -108,11 +109,9 @@ class Replies:
                 if waiter is not None and not waiter.done():
                     waiter.set_result(message)
             elif kind is p.CloseWaiting:
-                logger.info(
-                    "close waits for %d job(s) to end: %s",
-                    len(message.coros),
-                    ", ".join(message.coros),
-                )
+                self._close_reports += 1  # the first (at once) is news; later ones a concern
+                log = logger.info if self._close_reports == 1 else logger.warning
+                log("close waits for %d job(s) to end: %s", len(message.coros), message.coros)
             elif kind is p.Pulse:
                 self._last_pulse = time.monotonic()
             elif kind is p.Scheduled:
