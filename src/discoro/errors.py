@@ -90,7 +90,8 @@ class MonitorException(Exception):
     warning of ``discoro.logger`` ("remote coroutine ... failed"), unless the program
     handles it: when the computation has a status coroutine (which receives every job's
     `MonitorException`), or when a coroutine of the program monitors the job (``monitor()``)
-    before it ends, the traceback is only in their `MonitorException`.
+    before it ends, the traceback is only in their `MonitorException`; a ``run_result*``
+    job's caller gets the exception (or `RunError`) instead.
     """
 
     #: the traceback text of a remote coroutine that failed (None for local ones)

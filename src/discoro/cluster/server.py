@@ -20,9 +20,10 @@ create job coroutines, send replies and reports). Messages it handles:
   the latest `KEEP_ENDED` of the installed computation), so a client's ``monitor()`` that
   arrives after a fast job ended still gets its `MonitorException`, at once.
 - A job that ends with an exception that only this server hears of (no status coroutine,
-  no ``monitor()`` from anyone) is shown at the client: `JobError` with its traceback goes
-  to the router. Tracebacks read as on the client: the client's source text of the shipped
-  code is in `linecache` while the computation is installed (`discoro.cluster.sources`).
+  no ``monitor()`` from anyone, not a ``run_result*`` job) is shown at the client:
+  `JobError` with its traceback goes to the router. Tracebacks read as on the client: the
+  client's source text of the shipped code is in `linecache` while the computation is
+  installed (`discoro.cluster.sources`).
 - `Close`: jobs are terminated, the namespace is closed, ``ServerClosed`` goes to the
   scheduler. The computation also closes by itself (``ServerClosed(idle=True)``) after its
   zombie period without jobs, and without a report when the scheduler is unreachable for 5
@@ -373,6 +374,8 @@ class Server:
             return
         if any(monitor is not self.coro for monitor in monitors):
             return  # its status coroutine or a monitor() of the program handles it
+        if job._id in self.results:
+            return  # a run_result*: its caller gets the exception (`JobValue`)
         text = sources.format_failure(exc_info)
         current.router.send(p.JobError(self.location, current.uid, job, text))
 
