@@ -289,6 +289,14 @@ class Computation(Replies, ResultRuns):
         self._end()
         return 0
 
+    async def close_now(self) -> int:
+        """Close at once, terminating the jobs still running (Ctrl-C does this)."""
+        if self._state in ("new", "closed") or self.scheduler is None:
+            return 0
+        await self._request_close(False, force=True, timeout=self.timeout + REPLY_GRACE)
+        self._end()
+        return 0
+
     async def _request_close(self, await_async: bool, force: bool, timeout: float) -> object:
         assert self.scheduler is not None
         rid = next(self._rids)
