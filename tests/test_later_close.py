@@ -71,6 +71,27 @@ def client(coro=None):
 """
 )
 
+VALUE_AT_CLOSE = (
+    JOBS
+    + """
+def getter(comp, coro=None):
+    out("GOT", (yield comp.run_result(sleeper, 2)))
+
+
+def client(coro=None):
+    comp = yield from start([sleeper], coro)
+    LISTENERS.append(coro)
+    Coro(getter, comp)
+    while True:  # until the job runs
+        msg = yield coro.receive(timeout=30)
+        if getattr(msg, "status", None) == Scheduler.CoroCreated:
+            break
+    yield comp.close()  # waits for the job; its value still reaches run_result
+    out("CLOSED")
+    return "ok"
+"""
+)
+
 NO_SERVER = """
 def nap(coro=None):
     yield coro.sleep(1)
@@ -126,6 +147,14 @@ def test_close_with_await_async_waits_for_async_jobs(cluster: LocalCluster, udp_
         client.expect(r"^MONITOR \S+ StopIteration 'slept 2'$", timeout=30)
         client.expect(r"^STATUS ComputationClosed \S+$")
         client.expect(r"^CLOSED$")
+        client.expect(r"^DONE ok$", timeout=30)
+        assert client.wait(30) == 0
+
+
+def test_a_run_result_running_at_close_gets_its_value(cluster: LocalCluster, udp_port: int) -> None:
+    with run_client(VALUE_AT_CLOSE, udp_port) as client:
+        client.expect(r"^GOT slept 2$", timeout=30)
+        client.expect(r"^CLOSED$", timeout=30)
         client.expect(r"^DONE ok$", timeout=30)
         assert client.wait(30) == 0
 

@@ -285,7 +285,12 @@ class Computation(Replies, ResultRuns):
         it and sent the status coroutine the close-time statuses."""
         if self._state in ("new", "closed") or self.scheduler is None:
             return 0
-        await self._request_close(await_async, force=False, timeout=math.inf)
+        answer = await self._request_close(await_async, force=False, timeout=math.inf)
+        # the values of the run_result* jobs the close waited for come straight from their
+        # servers, not through the scheduler: let them arrive before every wait ends
+        arriving = [future for future in self._values.values() if not future.done()]
+        if answer is not None and arriving:
+            await asyncio.wait(arriving, timeout=self.timeout)
         self._end()
         return 0
 
