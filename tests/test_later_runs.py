@@ -7,12 +7,14 @@ ready server."""
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING
 
 import pytest
 
 import discoro
 from cluster_programs import run_client
+from procs import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -118,6 +120,20 @@ async def client(coro=None):
 """
 
 
+LOST_SERVER = """
+def dies(coro=None):
+    yield coro.sleep(0.5)
+    os._exit(3)  # the server process dies under the job
+
+
+def client(coro=None):
+    comp = yield from start([dies], coro)
+    out("LOST", (yield comp.run_result(dies)))
+    yield comp.close()
+    return "ok"
+"""
+
+
 @pytest.fixture(scope="module")
 def cluster(cluster_secret: str, udp_port: int) -> Iterator[LocalCluster]:
     with discoro.local_cluster(procs=2, udp_port=udp_port, secret=cluster_secret) as node:
@@ -151,5 +167,17 @@ def test_async_client_gets_values_and_run_errors(cluster: LocalCluster, udp_port
         client.expect(r"^RAISED KeyError KeyError KeyError True True$")
         client.expect(r"^RESULTS_RAISED TypeError True$")
         client.expect(r"^ASYNC Coro$")
+        client.expect(r"^DONE ok$", timeout=30)
+        assert client.wait(30) == 0
+
+
+def test_run_result_whose_server_dies_gives_none(cluster_secret: str) -> None:
+    port = free_port(socket.SOCK_DGRAM)  # a node of its own: this test kills its servers
+    with (
+        discoro.local_cluster(procs=2, udp_port=port, secret=cluster_secret),
+        run_client(LOST_SERVER, port) as client,
+    ):
+        client.expect(r"^MONITOR \S+ ProcessLost ", timeout=60)
+        client.expect(r"^LOST None$", timeout=60)
         client.expect(r"^DONE ok$", timeout=30)
         assert client.wait(30) == 0

@@ -11,7 +11,8 @@ import pytest
 
 import discoro
 from discoro import Computation, DiscoroNodeInfo, MsgTimeout, RunError, Scheduler
-from discoro.cluster.results import result_args
+from discoro.cluster import protocol as p
+from discoro.cluster.results import _settle, result_args
 
 
 def job(n: int, coro: object = None) -> object:
@@ -110,3 +111,18 @@ def test_run_error_carries_the_remote_exception_and_traceback() -> None:
     assert isinstance(error, discoro.RemoteError) and isinstance(error, discoro.DiscoroError)
     assert error.exception is cause and error.type_name == "ValueError"
     assert str(error).startswith("ValueError: bad\nTraceback")
+
+
+def test_what_a_lost_or_failed_job_gives_each_style() -> None:
+    lost_error, lost_value = _settle(p.JobLost(1, "process 127.0.0.1:1 was lost"))
+    assert lost_value is None
+    assert lost_error is not None and lost_error.type_name == "ProcessLost"
+    closed_error, closed_value = _settle(None)  # the computation ended first
+    assert closed_value is None and closed_error is not None
+    raised = KeyError("k")
+    data = pickle.dumps(raised)
+    error, value = _settle(p.JobValue(2, data, True, "Traceback ...\nKeyError: 'k'\n"))
+    assert isinstance(value, KeyError) and value.remote_traceback.endswith("KeyError: 'k'\n")  # type: ignore[attr-defined]
+    assert error is not None and error.type_name == "KeyError"
+    assert isinstance(error.exception, KeyError) and isinstance(error.__cause__, KeyError)
+    assert _settle(p.JobValue(3, pickle.dumps([1, 2]))) == (None, [1, 2])

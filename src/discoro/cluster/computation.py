@@ -76,7 +76,8 @@ class Computation(Replies, ResultRuns):
     """What a client runs on the cluster: ``components`` (functions, classes, modules and file
     paths shipped to every server process), an optional ``status_coro`` that receives
     `StatusMessage` objects and a `MonitorException` for every remote coroutine, and the bounds
-    ``timeout`` (each wait, 1 to 100 s) and ``pulse_interval`` (liveness, 1 to 100 s).
+    ``timeout`` (the waits for answers, 1 to 100 s) and ``pulse_interval`` (liveness, 1 to
+    100 s).
 
     Keyword-only (the later versions' parameters): ``remote_output``, ``node_allocations``,
     ``node_setup``, ``server_setup``, ``disable_nodes``, ``disable_servers`` and
