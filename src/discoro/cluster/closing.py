@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MsgTimeout
-from discoro.cluster.nodeinfo import node_info
 from discoro.cluster.status import Status
 
 if TYPE_CHECKING:
@@ -57,6 +56,7 @@ class CloseRules:
     waiting: list[WaitingRun]
     closing: PendingClose | None
     clock: Callable[[], float]
+    node_info_of: Callable[[str], object]  # the state's (no stub: it may come from a mixin)
 
     def _send(self, to: object, message: object) -> None:
         raise NotImplementedError
@@ -132,18 +132,19 @@ class CloseRules:
         if client_gone:
             current.spec.status_coro = None  # detached: no one listens any more
         explicit = not client_gone and not idle
-        closed_nodes: dict[str, list[Proc]] = {}
+        closed_nodes: list[str] = []
         for proc in self.procs.values():
             if proc.state.value in ACTIVE:
                 self._send(proc.server, p.Close(current.spec.uid))
                 if explicit:
                     self._status(Status.ServerClosed, proc.location)
-                    closed_nodes.setdefault(proc.addr, []).append(proc)
+                    if proc.addr not in closed_nodes:
+                        closed_nodes.append(proc.addr)
                 proc.state = type(proc.state).CLOSED
             proc.jobs.clear()
             proc.pending.clear()
-        for addr, group in closed_nodes.items():
-            self._status(Status.NodeClosed, node_info(addr, group))
+        for addr in closed_nodes:
+            self._status(Status.NodeClosed, self.node_info_of(addr))
         if not client_gone:
             self._status(Status.ComputationClosed, getattr(self.me, "location", None))
         held, self.waiting = self.waiting, []

@@ -182,14 +182,17 @@ class SchedulerState(RunPlacement, CloseRules):
     def ready(self) -> dict[str, list[Proc]]:
         return self.nodes(ProcState.INITIALIZED)
 
-    def _node_info(self, addr: str) -> DiscoroNodeInfo:
-        """`DiscoroNodeInfo` of node ``addr``: its processes that are not lost."""
-        group = [
-            proc
-            for proc in self.procs.values()
-            if proc.addr == addr and proc.state is not ProcState.DISCONNECTED
-        ]
-        return node_info(addr, group)
+    def node_info_of(self, addr: str) -> DiscoroNodeInfo:
+        """The `DiscoroNodeInfo` of the node at ``addr`` from its processes' latest figures
+        (a simple form; the node gates of the setup hooks keep a record per node)."""
+        procs = [proc for proc in self.procs.values() if proc.addr == addr]
+        location = procs[0].location if procs else None
+        figures: dict[str, object] = {}
+        for proc in procs:
+            if proc.load_figures:
+                figures = proc.load_figures
+        live = [proc for proc in procs if proc.state is not ProcState.DISCONNECTED]
+        return node_info(addr, location, figures, len(live) or len(procs))
 
     def lost_locations(self) -> list[Location]:
         """Where the processes lost (disconnected) and not found again are: the shell
@@ -243,7 +246,7 @@ class SchedulerState(RunPlacement, CloseRules):
                 for other in self.procs.values()
                 if other.addr == proc.addr and other is not proc
             ):
-                self._status(Status.NodeDiscovered, self._node_info(proc.addr))
+                self._status(Status.NodeDiscovered, self.node_info_of(proc.addr))
             self._status(Status.ProcDiscovered, proc.location)
         proc.state = ProcState.INITIALIZING
         proc.last_heard = self.clock()
@@ -261,7 +264,7 @@ class SchedulerState(RunPlacement, CloseRules):
         if not any(
             other.state is ProcState.INITIALIZED for other in self.ready().get(proc.addr, [])
         ):
-            self._status(Status.NodeInitialized, self._node_info(proc.addr))
+            self._status(Status.NodeInitialized, self.node_info_of(proc.addr))
         proc.state = ProcState.INITIALIZED
         proc.last_heard = self.clock()
         self._status(Status.ProcInitialized, proc.location)
@@ -301,7 +304,7 @@ class SchedulerState(RunPlacement, CloseRules):
             for other in self.procs.values()
             if other.addr == proc.addr
         ):
-            self._status(Status.NodeDisconnected, self._node_info(proc.addr))
+            self._status(Status.NodeDisconnected, self.node_info_of(proc.addr))
 
     def on_ServerPulse(self, event: p.ServerPulse) -> None:
         proc = self.procs.get(event.location)
@@ -352,7 +355,7 @@ class SchedulerState(RunPlacement, CloseRules):
             self._status(Status.ProcClosed, proc.location)
             node = [other for other in self.procs.values() if other.addr == proc.addr]
             if all(other.state is not ProcState.INITIALIZED for other in node):
-                self._status(Status.NodeClosed, node_info(proc.addr, node))
+                self._status(Status.NodeClosed, self.node_info_of(proc.addr))
         if not any(
             proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
             for proc in self.procs.values()

@@ -57,7 +57,7 @@ class Status:
     ServerDisconnected = ProcDisconnected
 
     CoroCreated = 20
-    ComputationScheduled = 23  # defined (4.5.6), never sent
+    ComputationScheduled = 23  # the later versions define it and never send it
     ComputationClosed = 25
 
 
