@@ -98,13 +98,13 @@ def nap(coro=None):
 
 
 def closer(comp, coro=None):
-    yield coro.sleep(1)
+    yield coro.sleep(4)  # past the computation's timeout: the run says why it waits
     out("CLOSING")
     yield comp.close()
 
 
 def client(coro=None):
-    comp = Computation([])
+    comp = Computation([], timeout=2)
     out("SCHEDULE", (yield comp.schedule()))
     Coro(closer, comp)
     out("RUN", (yield comp.run(nap)), comp.last_error)
@@ -184,6 +184,7 @@ def test_a_run_without_target_waits_until_the_computation_closes(cluster_secret:
     lonely_port = free_port(socket.SOCK_DGRAM)  # no node listens there
     with run_client(NO_SERVER, lonely_port) as client:
         client.expect(r"^SCHEDULE 0$", timeout=30)
+        client.expect(r"run of nap still waits: no node: .* \(waited 2 s\)$", timeout=30)
         client.expect(r"^CLOSING$", timeout=30)
         client.expect(r"^RUN None the computation is closing$", timeout=30)
         client.expect(r"^DONE ok$", timeout=30)

@@ -73,11 +73,16 @@ def test_with_no_node_at_all_a_fanout_fails_at_its_deadline_and_a_run_keeps_wait
     state.handle(run(2, ("each_proc",)))
     clock.advance(9)
     assert sent(state.handle(Tick(clock())), ROUTER) == [p.Pulse("c1")]
-    replies = [m for m in sent(state.handle(Tick(LATER)), ROUTER) if isinstance(m, p.Reply)]
+    to_router = sent(state.handle(Tick(LATER)), ROUTER)
+    replies = [m for m in to_router if isinstance(m, p.Reply)]
     assert [(r.rid, r.value) for r in replies] == [(2, [])]
     assert replies[0].error.startswith("no node"), replies[0].error
     assert "waited 10 s" in replies[0].error
     assert [held.request.rid for held in state.waiting] == [1]
+    # the run goes on waiting; the client is told why, once
+    [report] = [m for m in to_router if isinstance(m, p.RunWaits)]
+    assert report.rid == 1 and report.reason.startswith("no node"), report
+    assert not [m for m in sent(state.handle(Tick(LATER + 1)), ROUTER) if isinstance(m, p.RunWaits)]
     a = loc(1, 1)
     found(state, a)  # much later, a node joins: the run goes there
     [(target, message)] = runs(state.handle(p.SetupDone(a, "c1")))

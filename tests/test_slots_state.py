@@ -6,7 +6,7 @@ a later one."""
 from __future__ import annotations
 
 from discoro.cluster import protocol as p
-from discoro.cluster.scheduler_state import PeerLost, SchedulerState, Send
+from discoro.cluster.scheduler_state import PeerLost, SchedulerState, Send, Tick
 from test_run_waiting import found, runs
 from test_scheduler_state import ME, ROUTER, Handle, loc, sent, spec
 from testing import ManualClock
@@ -80,6 +80,18 @@ def test_run_result_waits_for_a_free_slot_in_arrival_order() -> None:
     [(target, message)] = runs(end(state, A1, 1))
     assert target == A1 and message.rid == 2 and message.kind == "result"
     assert [held.request.rid for held in state.waiting] == [3]
+
+
+def test_a_run_result_waiting_for_a_busy_slot_is_not_reported() -> None:
+    state = ready(A1)
+    place(state, 1, "cpu")
+    assert place(state, 2, "result") is None
+    clock = state.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(11)  # past the timeout (10 s), the process still pulsing
+    later = state.handle(p.ServerPulse(A1, "c1", 1)) + state.handle(Tick(clock()))
+    assert not [m for m in sent(later, ROUTER) if isinstance(m, p.RunWaits)]
+    assert [held.request.rid for held in state.waiting] == [2]
 
 
 def test_run_result_at_a_busy_server_waits_and_at_an_unknown_one_fails_at_once() -> None:

@@ -9,7 +9,9 @@ it goes now, is refused at once with the reason, or is *held*. A fan-out (``each
 Rules:
 - A held single run has no deadline: ``run``/``run_async`` without a target wait for the
   first initialized process, ``run_result*`` for a free slot; they end when they can go, when
-  their target is lost (refused with the reason) or when the computation closes.
+  their target is lost (refused with the reason) or when the computation closes. One still
+  held after the computation's ``timeout`` with no process ready at all is reported to the
+  client once (`RunWaits`, with the reason), which logs it.
 - A fan-out goes once at least one target is ready and no process it could also use is
   still initializing (`settled`), so ``run_procs`` right after ``schedule()`` reaches every
   process; at its deadline (the computation's ``timeout``) it goes to whatever is ready, and
@@ -45,8 +47,9 @@ class WaitingRun:
     """A run request held until a process can take it, or until ``deadline`` (monotonic)."""
 
     request: p.RunRequest
-    deadline: float
+    deadline: float  # a fan-out fails then; a single run is only reported (`RunWaits`)
     waited: float  # the computation's timeout, for the failure reason
+    reported: bool = False
 
 
 def choose(
@@ -130,9 +133,7 @@ class RunPlacement:
             return
         if not self._dispatch(event, final=False):
             timeout = float(self.current.spec.timeout)
-            fanout = event.where[0] in FANOUT_KINDS
-            deadline = self.clock() + timeout if fanout else float("inf")
-            self.waiting.append(WaitingRun(event, deadline, timeout))
+            self.waiting.append(WaitingRun(event, self.clock() + timeout, timeout))
 
     def _refuse(self, event: p.RunRequest, reason: str) -> None:
         empty: list[object] | None = [] if event.where[0] in FANOUT_KINDS else None
@@ -180,7 +181,14 @@ class RunPlacement:
     def _serve_waiting(self, now: float) -> None:
         waiting, self.waiting = self.waiting, []
         for held in waiting:
+            request = held.request
+            due = now >= held.deadline
+            fanout = request.where[0] in FANOUT_KINDS
             if self.current is None:
-                self._refuse(held.request, "the computation is closed")
-            elif not self._dispatch(held.request, now >= held.deadline, held.waited):
+                self._refuse(request, "the computation is closed")
+            elif not self._dispatch(request, due and fanout, held.waited):
                 self.waiting.append(held)
+                if due and not held.reported and not self.ready():
+                    held.reported = True  # it goes on waiting: say why, once
+                    reason = unready_reason(self.procs, request.where, held.waited)
+                    self._send(request.router, p.RunWaits(request.rid, request.func_name, reason))

@@ -123,6 +123,16 @@ class CloseWaiting:
 
 
 @dataclass
+class RunWaits:
+    """Run request ``rid`` (of ``func_name``) is still held after the computation's timeout
+    because no process is ready (``reason``); sent once, the client logs it."""
+
+    rid: int
+    func_name: str
+    reason: str
+
+
+@dataclass
 class JobLost:
     """The job of run request ``rid`` (a ``run_result*``) will never report its value: its
     process was lost (``reason``)."""

@@ -108,6 +108,8 @@ class Replies:
                 waiter = self._values.get(message.rid)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(message)
+            elif kind is p.RunWaits:
+                logger.warning("run of %s still waits: %s", message.func_name, message.reason)
             elif kind is p.CloseWaiting:
                 self._close_reports += 1  # the first (at once) is news; later ones a concern
                 log = logger.info if self._close_reports == 1 else logger.warning
