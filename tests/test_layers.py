@@ -204,6 +204,7 @@ PUBLIC_API = {
     "DiscoroNodeInfo",
     # ours
     "DiscoroError", "RemoteError", "RunError", "SchedulerLost", "local_cluster",
+    "SSHCluster", "SSHClusterError",  # issue 14: a cluster started over SSH
 }  # fmt: skip
 
 

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from discoro.cluster.nodeinfo import DiscoroNodeInfo as DiscoroNodeInfo
     from discoro.cluster.scheduler import Scheduler as Scheduler
     from discoro.cluster.server_state import SchedulerLost as SchedulerLost
+    from discoro.cluster.ssh import SSHCluster as SSHCluster
+    from discoro.cluster.ssh import SSHClusterError as SSHClusterError
     from discoro.cluster.status import CoroInfo as CoroInfo
     from discoro.cluster.status import DiscoroStatus as DiscoroStatus
     from discoro.cluster.status import StatusMessage as StatusMessage
@@ -72,6 +74,8 @@ _EXPORTS: dict[str, str] = {
     "DiscoroNodeInfo": "discoro.cluster.nodeinfo",
     "Scheduler": "discoro.cluster.scheduler",
     "SchedulerLost": "discoro.cluster.server_state",
+    "SSHCluster": "discoro.cluster.ssh",
+    "SSHClusterError": "discoro.cluster.ssh",
     "CoroInfo": "discoro.cluster.status",
     "DiscoroStatus": "discoro.cluster.status",
     "StatusMessage": "discoro.cluster.status",
@@ -110,9 +114,8 @@ __all__ = [
     "Location", "Lock",
     "MaxConnectionErrors", "MaxPulseInterval", "MetaSingleton", "MinPulseInterval",
     "MonitorException", "MsgTimeout", "PeerStatus", "RLock", "RemoteError", "RunError",
-    "Scheduler",
-    "SchedulerLost", "Semaphore", "StatusMessage", "asyncfile", "httpd", "local_cluster",
-    "logger",
+    "SSHCluster", "SSHClusterError", "Scheduler", "SchedulerLost", "Semaphore", "StatusMessage",
+    "asyncfile", "httpd", "local_cluster", "logger",
     "serialize", "unserialize",
 ]  # fmt: skip
 
