@@ -48,7 +48,13 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     def records(self) -> dict[Any, tuple[Any, ...]]:
         return {
-            where: (proc.state, proc.incarnation, dict(proc.jobs), dict(proc.runs), proc.last_heard)
+            where: (
+                proc.state,
+                proc.incarnation,
+                dict(proc.jobs),
+                dict(proc.pending),
+                proc.last_heard,
+            )
             for where, proc in self.state.procs.items()
         }
 

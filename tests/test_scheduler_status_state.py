@@ -21,7 +21,7 @@ def started(
     state: SchedulerState, location: Location, coro: Handle, args: str = "1, 2"
 ) -> p.JobStarted:
     incarnation = state.procs[location].incarnation
-    return p.JobStarted(location, "c1", 1, coro, "work", 1000.0, args, incarnation)
+    return p.JobStarted(location, "c1", 1, coro, "work", 1000.0, args, incarnation=incarnation)
 
 
 def test_jobs_are_counted_and_listed_per_process_and_node() -> None:

@@ -30,7 +30,6 @@ from discoro.cluster.scheduler_procs import (
     JobEvent,
     NodeLoad,
     Proc,
-    ProcessLost,
     ProcEvent,
     ProcState,
     RunningJob,
@@ -42,6 +41,7 @@ from discoro.core.log import logger
 if TYPE_CHECKING:
     from typing import TypeAlias
 
+    from discoro.cluster.nodeinfo import DiscoroNodeInfo
     from discoro.cluster.scheduler_state import Computation, ProcFound
 
     Report: TypeAlias = (
@@ -145,7 +145,7 @@ class ProcessEvents:
             for other in self.procs.values()
             if other.addr == proc.addr
         ):
-            self._status(Status.NodeInitialized, proc.addr)
+            self._status(Status.NodeInitialized, self.node_info_of(proc.addr))
         advance(proc, ProcEvent.SETUP_DONE)
         proc.last_heard = self.now
         self._status(Status.ProcInitialized, proc.location)
@@ -176,15 +176,16 @@ class ProcessEvents:
         reason = f"process {proc.location} was lost: {why}"
         router = current.spec.router
         self._send(router, p.WrittenOff(proc.location, proc.incarnation, reason, coros))
-        for rid, (fanout, func_name) in runs.items():  # sent there, never started: refused
-            why = f"{reason} before the run started"
-            if fanout:
-                self._send(router, p.RunResult(rid, None, (ProcessLost, func_name, why), fanout))
-            else:
-                self._send(router, p.Reply(rid, None, why))
+        lost = f"process {proc.location} was lost"
+        for rid, kind in runs.items():  # sent there, never started: answered now
+            if kind != "each":  # a fan-out's other processes answer; its wait ends it
+                self._send(router, p.Reply(rid, None, lost))
+        for info in jobs.values():
+            if info.kind == "result":  # its value will never come
+                self._send(router, p.JobLost(info.rid, lost))
         self._status(Status.ProcDisconnected, proc.location)
         if not any(other.active for other in self.procs.values() if other.addr == proc.addr):
-            self._status(Status.NodeDisconnected, proc.addr)
+            self._status(Status.NodeDisconnected, self.node_info_of(proc.addr))
 
     def _lose_silent(self) -> None:
         current = self.current
@@ -233,18 +234,24 @@ class ProcessEvents:
             self._status(Status.ProcClosed, proc.location)
             node = [other for other in self.procs.values() if other.addr == proc.addr]
             if all(other.state is not ProcState.INITIALIZED for other in node):
-                self._status(Status.NodeClosed, proc.addr)
+                self._status(Status.NodeClosed, self.node_info_of(proc.addr))
         if not any(other.active for other in self.procs.values()):
             self._close_idle()
 
     def _close_idle(self) -> None:
         raise NotImplementedError
 
+    def node_info_of(self, addr: str) -> DiscoroNodeInfo:
+        raise NotImplementedError
+
     def on_JobStarted(self, event: p.JobStarted) -> None:
         proc = self._reporter(event)
         if proc is None or not self._uid_ok(event.uid) or not proc.active:
             return
-        info = RunningJob(event.coro, event.func_name, event.args_repr, event.start_time)
+        kind = getattr(event, "kind", "cpu")
+        info = RunningJob(
+            event.coro, event.func_name, event.args_repr, event.start_time, event.rid, kind
+        )
         proc.run_started(event.rid, event.coro._id, info)
         proc.submitted += 1
         proc.last_heard = proc.last_started = self.now

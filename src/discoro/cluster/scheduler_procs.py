@@ -14,7 +14,7 @@ is mutated but the process's ``state``.
         DISCONNECTED --rejoined--> CLOSED (it rejoined while no computation is current)
 
 A job of the current computation has its own small lifecycle (`JOB_TRANSITIONS`): a run
-*sent* to the process (``Proc.runs``) becomes *running* when the process reports it started
+*sent* to the process (``Proc.pending``) becomes *running* when the process reports it started
 (``Proc.jobs``), and leaves exactly once, to one of the ends: ended (its server reported the
 end), failed (it could not start: the client got the error), refused (written off before it
 started: the client is answered), lost (written off while it ran: `WrittenOff`), dropped (its
@@ -106,6 +106,36 @@ def job_moves(place: JobPlace, event: JobEvent) -> JobPlace:
         raise LifecycleError(f"job: no transition for {event.value!r} at {place.value!r}") from None
 
 
+class ComputationState(enum.Enum):
+    QUEUED = "queued"
+    CURRENT = "current"
+    CLOSED = "closed"
+
+
+class ComputationEvent(enum.Enum):
+    SCHEDULED = "scheduled"  # its turn came
+    WITHDRAWN = "withdrawn"  # closed by its client while it waited
+    CLOSED = "closed"  # closed by its client, its client lost, or every process idle
+
+
+# a computation's lifecycle (as `PROC_TRANSITIONS` for processes)
+COMPUTATION_TRANSITIONS: dict[tuple[ComputationState, ComputationEvent], ComputationState] = {
+    (ComputationState.QUEUED, ComputationEvent.SCHEDULED): ComputationState.CURRENT,
+    (ComputationState.QUEUED, ComputationEvent.WITHDRAWN): ComputationState.CLOSED,
+    (ComputationState.CURRENT, ComputationEvent.CLOSED): ComputationState.CLOSED,
+}
+
+
+def computation_moves(state: ComputationState, event: ComputationEvent) -> ComputationState:
+    """Where a computation in ``state`` goes on ``event`` (`LifecycleError` if it cannot)."""
+    try:
+        return COMPUTATION_TRANSITIONS[state, event]
+    except KeyError:
+        raise LifecycleError(
+            f"computation: no transition for {event.value!r} in state {state.value!r}"
+        ) from None
+
+
 class LifecycleError(RuntimeError):
     """An event that the lifecycle table has no transition for (a bug in the caller)."""
 
@@ -121,6 +151,8 @@ class RunningJob(NamedTuple):
     func_name: str
     args: str  # short repr of the arguments
     start_time: float  # wall clock, as the server reported it
+    rid: int = 0  # the run request that made it
+    kind: str = "cpu"  # "cpu" and "result" hold the CPU slot; "async" does not
 
 
 @dataclass
@@ -138,8 +170,8 @@ class Proc:
     state: ProcState = ProcState.DISCOVERED
     incarnation: int = 0  # set by every Setup; 0: never set up
     jobs: dict[int, RunningJob] = field(default_factory=dict)
-    runs: dict[int, tuple[int, str]] = field(default_factory=dict)  # sent, not started:
-    # request id -> (fan-out size, function name)
+    # runs sent, not started: request id -> kind ("cpu", "result", "async"; "each": fan-out)
+    pending: dict[int, str] = field(default_factory=dict)
     last_heard: float = 0.0
     last_started: float = 0.0  # when its newest job was reported started (tie-breaker)
     fenced_told: float | None = None  # when it was last told it is fenced
@@ -153,27 +185,30 @@ class Proc:
         return str(self.location.addr)
 
     @property
-    def pending(self) -> int:
-        return len(self.runs)
+    def load(self) -> int:
+        return len(self.jobs) + len(self.pending)
 
     @property
-    def load(self) -> int:
-        return len(self.jobs) + self.pending
+    def cpu_busy(self) -> bool:
+        """Whether its CPU slot is taken (a CPU job runs or was dispatched)."""
+        return any(job.kind in ("cpu", "result") for job in self.jobs.values()) or any(
+            kind in ("cpu", "result") for kind in self.pending.values()
+        )
 
     # -- moving jobs (checked against JOB_TRANSITIONS) ---------------------------------------
 
-    def run_sent(self, rid: int, fanout: int, func_name: str) -> None:
-        self.runs[rid] = (fanout, func_name)
+    def run_sent(self, rid: int, kind: str) -> None:
+        self.pending[rid] = kind
 
     def run_started(self, rid: int, coro_id: int, job: RunningJob) -> None:
         """A run sent here started as job ``coro_id`` (a start whose run this record did not
         send, e.g. one it forgot at a close, is taken as sent)."""
-        self.runs.pop(rid, None)
+        self.pending.pop(rid, None)
         job_moves(JobPlace.SENT, JobEvent.STARTED)
         self.jobs[coro_id] = job
 
     def run_failed(self, rid: int) -> None:
-        if self.runs.pop(rid, None) is not None:
+        if self.pending.pop(rid, None) is not None:
             job_moves(JobPlace.SENT, JobEvent.FAILED)
 
     def job_done(self, coro_id: int) -> bool:
@@ -183,7 +218,7 @@ class Proc:
         job_moves(JobPlace.RUNNING, JobEvent.DONE)
         return True
 
-    def take_all(self, event: JobEvent) -> tuple[dict[int, RunningJob], dict[int, tuple[int, str]]]:
+    def take_all(self, event: JobEvent) -> tuple[dict[int, RunningJob], dict[int, str]]:
         """Every job and run here leaves on ``event`` (written off, closed, or the server
         closed: ``DONE``); they are returned (jobs, runs): the runs stay on a ``DONE``."""
         jobs, self.jobs = self.jobs, {}
@@ -191,7 +226,7 @@ class Proc:
             job_moves(JobPlace.RUNNING, event)
         if event is JobEvent.DONE:
             return jobs, {}
-        runs, self.runs = self.runs, {}
+        runs, self.pending = self.pending, {}
         if runs:
             job_moves(JobPlace.SENT, event)
         return jobs, runs

@@ -15,16 +15,23 @@ Invariants:
 - One computation is current at a time; it reserves every process. The next in the queue
   becomes current only when the current one closes (or its client is lost).
 - A process is set up for the current computation once per incarnation; only INITIALIZED
-  processes are eligible for runs. Load = runs dispatched but not ended.
-- Every process the current computation used hears ``Close`` when it closes, and status
-  messages stop (the client's status coroutine is detached) when the client closes it.
-- A run that no process can take yet waits (`discoro.cluster.placement`) until one can or
-  the computation's timeout passes; every request gets exactly one answer (the runs, or a
-  `Reply` with the reason), also when the computation closes while it waits.
+  processes are eligible for runs. Load = runs dispatched but not ended; a CPU job
+  (``run``, ``run_at``, ``run_result*``) holds its process's one CPU slot until it ends
+  (`discoro.cluster.slots`).
+- Each process and each node is announced (``ServerDiscovered``; ``NodeDiscovered`` for the
+  first of a node, with a `DiscoroNodeInfo`) before its setup, for every computation.
+- An explicit close waits for the CPU jobs (`discoro.cluster.closing`); every process the
+  computation used hears ``Close``, and the status coroutine gets the close-time statuses
+  before the close is answered. Only a lost client detaches the status coroutine.
+- A run that no process can take yet is held (`discoro.cluster.placement`) until one can
+  (a fan-out: until the computation's timeout passes); every request gets exactly one
+  answer (the runs, or a `Reply` with the reason), also when the computation closes while
+  it waits, and also when the process it went to is lost before it started.
 - A job is in at most one process's ``jobs``; it leaves it exactly once: done (reported by
   its server), closed with its computation, or written off with its process (reported
-  to the client's router in one `WrittenOff`). Nothing a written-off incarnation sends
-  afterwards is accepted (`discoro.cluster.scheduler_processes`).
+  to the client's router in one `WrittenOff`; a ``run_result*`` waiting for one hears
+  `JobLost`). Nothing a written-off incarnation sends afterwards is accepted
+  (`discoro.cluster.scheduler_processes`).
 - Status bookkeeping (for `discoro.cluster.snapshot`): per process, ``submitted`` counts
   `JobStarted`, ``done`` counts `JobDone` of a job it knew, ``jobs`` holds the running ones
   (``submitted >= done + len(jobs)``: jobs dropped at a close or loss are neither); the
@@ -37,17 +44,19 @@ Invariants:
 
 from __future__ import annotations
 
-import enum
 import itertools
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import protocol as p
+from discoro.cluster.closing import CloseRules, PendingClose
+from discoro.cluster.nodeinfo import node_info
 from discoro.cluster.placement import RunPlacement, WaitingRun
 from discoro.cluster.scheduler_processes import ProcessEvents
 from discoro.cluster.scheduler_procs import (
-    JobEvent,
+    ComputationEvent,
+    ComputationState,
     LifecycleError,
     NodeLoad,
     Proc,
@@ -56,12 +65,14 @@ from discoro.cluster.scheduler_procs import (
     ProcState,
     RunningJob,
     advance,
+    computation_moves,
 )
 from discoro.cluster.status import Status, StatusMessage
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from discoro.cluster.nodeinfo import DiscoroNodeInfo
     from discoro.net.location import Location
 
 __all__ = [
@@ -86,26 +97,6 @@ class UnknownEvent(TypeError):
     """An event the scheduler's state machine has no handler for."""
 
 
-class ComputationState(enum.Enum):
-    QUEUED = "queued"
-    CURRENT = "current"
-    CLOSED = "closed"
-
-
-class ComputationEvent(enum.Enum):
-    SCHEDULED = "scheduled"  # its turn came
-    WITHDRAWN = "withdrawn"  # closed by its client while it waited
-    CLOSED = "closed"  # closed by its client, its client lost, or every process idle
-
-
-# a computation's lifecycle (as `scheduler_procs.PROC_TRANSITIONS` for processes)
-COMPUTATION_TRANSITIONS: dict[tuple[ComputationState, ComputationEvent], ComputationState] = {
-    (ComputationState.QUEUED, ComputationEvent.SCHEDULED): ComputationState.CURRENT,
-    (ComputationState.QUEUED, ComputationEvent.WITHDRAWN): ComputationState.CLOSED,
-    (ComputationState.CURRENT, ComputationEvent.CLOSED): ComputationState.CLOSED,
-}
-
-
 @dataclass
 class Computation:
     spec: p.ComputationSpec
@@ -113,13 +104,7 @@ class Computation:
     state: ComputationState = ComputationState.QUEUED
 
     def advance(self, event: ComputationEvent) -> None:
-        try:
-            self.state = COMPUTATION_TRANSITIONS[self.state, event]
-        except KeyError:
-            raise LifecycleError(
-                f"computation {self.spec.uid}: no transition for {event.value!r} "
-                f"in state {self.state.value!r}"
-            ) from None
+        self.state = computation_moves(self.state, event)
 
 
 # -- actions -------------------------------------------------------------------------------
@@ -152,7 +137,7 @@ class Tick:
     now: float
 
 
-class SchedulerState(RunPlacement, ProcessEvents):
+class SchedulerState(RunPlacement, CloseRules, ProcessEvents):
     def __init__(
         self,
         me: Any = None,
@@ -172,6 +157,7 @@ class SchedulerState(RunPlacement, ProcessEvents):
         self.actions: list[Send] = []
         self.node_load: dict[str, NodeLoad] = {}  # node address -> latest figures
         self.waiting: list[WaitingRun] = []  # runs of the current computation held for now
+        self.closing: PendingClose | None = None  # the current computation's close waits
 
     # -- views ------------------------------------------------------------------------------
 
@@ -184,6 +170,18 @@ class SchedulerState(RunPlacement, ProcessEvents):
 
     def ready(self) -> dict[str, list[Proc]]:
         return self.nodes(ProcState.INITIALIZED)
+
+    def node_info_of(self, addr: str) -> DiscoroNodeInfo:
+        """The `DiscoroNodeInfo` of the node at ``addr`` from its processes' latest figures
+        (a simple form; the node gates of the setup hooks keep a record per node)."""
+        procs = [proc for proc in self.procs.values() if proc.addr == addr]
+        location = procs[0].location if procs else None
+        figures: dict[str, object] = {}
+        for proc in procs:
+            if proc.load_figures:
+                figures = proc.load_figures
+        live = [proc for proc in procs if proc.state is not ProcState.DISCONNECTED]
+        return node_info(addr, location, figures, len(live) or len(procs))
 
     def lost_locations(self) -> list[Location]:
         """Where the processes lost (disconnected) and not found again are: the shell
@@ -206,6 +204,8 @@ class SchedulerState(RunPlacement, ProcessEvents):
         handler(event)
         if self.waiting:
             self._serve_waiting(self.now)
+        if self.closing is not None:
+            self._check_close(self.now)
         return self.actions
 
     def _send(self, to: Any, message: Any) -> None:
@@ -236,11 +236,11 @@ class SchedulerState(RunPlacement, ProcessEvents):
         assert self.current is not None
         if announce:
             if not any(
-                other.state is not ProcState.DISCONNECTED and other is not proc
+                other.active
                 for other in self.procs.values()
-                if other.addr == proc.addr and other.state is not ProcState.DISCOVERED
+                if other.addr == proc.addr and other is not proc
             ):
-                self._status(Status.NodeDiscovered, proc.addr)
+                self._status(Status.NodeDiscovered, self.node_info_of(proc.addr))
             self._status(Status.ProcDiscovered, proc.location)
         advance(proc, ProcEvent.SETUP)
         proc.incarnation = next(self.incarnations)
@@ -266,39 +266,6 @@ class SchedulerState(RunPlacement, ProcessEvents):
         for proc in self.procs.values():
             if proc.state in (ProcState.DISCOVERED, ProcState.CLOSED):
                 self._setup(proc, announce=True)
-
-    def on_CloseRequest(self, event: p.CloseRequest) -> None:
-        for index, queued in enumerate(self.queue):
-            if queued.spec.uid == event.uid:
-                del self.queue[index]
-                queued.advance(ComputationEvent.WITHDRAWN)
-                self._send(queued.spec.router, p.Reply(event.rid, 0))
-                return
-        if not self._uid_ok(event.uid):
-            self._send(event.router, p.Reply(event.rid, -1, "no such computation"))
-            return
-        self._close_current(client_gone=False)
-        self._send(event.router, p.Reply(event.rid, 0))
-
-    def _close_current(self, client_gone: bool, idle: bool = False) -> None:
-        current = self.current
-        if current is None:
-            return
-        if not idle:
-            current.spec.status_coro = None  # detached: the client asked, or is gone
-        for proc in self.procs.values():
-            if proc.active:
-                self._send(proc.server, p.Close(current.spec.uid))
-                advance(proc, ProcEvent.CLOSED)
-            proc.take_all(JobEvent.CLOSED)
-        if idle:
-            self._status(Status.ComputationClosed, getattr(self.me, "location", None))
-        waiting, self.waiting = self.waiting, []
-        for held in waiting:
-            self._refuse(held.request, "the computation is closed")
-        current.advance(ComputationEvent.CLOSED)
-        self.current = None
-        self._next()
 
     def _close_idle(self) -> None:
         self._close_current(client_gone=False, idle=True)
