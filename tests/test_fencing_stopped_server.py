@@ -79,8 +79,9 @@ def test_stopped_server_is_written_off_fenced_and_used_again(lan: Topology) -> N
         client.expect(r"^SCHEDULED 0$", timeout=15)
         client.expect(r"^PROCS 2$", timeout=25)
         stopped_addr = re.escape(lan.addresses[1])
-        # it is busy: a job runs there now
+        # it is busy: a job has just started there (each job takes a second)
         where = client.expect(rf"^REPORT \d+ \S+ ({stopped_addr}:\d+) StopIteration$", 30)[1]
+        client.expect(rf"^STATUS CoroCreated CoroInfo\(coro=work/\d+@{re.escape(where)},", 30)
         [server] = server_processes(node1)
         server.send_signal(signal.SIGSTOP)
         stopped_at = time.monotonic()
