@@ -35,6 +35,7 @@ from discoro.cluster.constants import (
     MsgTimeout,
 )
 from discoro.cluster.replies import Replies
+from discoro.cluster.setup_options import SetupOptions
 from discoro.cluster.shipping import package, pickle_arguments, pickle_function
 from discoro.cluster.status import CoroInfo, Status, StatusMessage
 from discoro.core.coro import Coro
@@ -74,10 +75,24 @@ class Computation(Replies):
         pulse_interval: float = MinPulseInterval,
         zombie_period: float | None = None,
         remote_output: bool = True,
+        *,
+        node_allocations: list[object] | None = None,
+        node_setup: Callable[..., object] | None = None,
+        server_setup: Callable[..., object] | None = None,
+        disable_nodes: bool = False,
+        disable_servers: bool = False,
+        peers_communicate: bool = False,
     ) -> None:
         """``remote_output``: what the remote coroutines print and log is shown here on
         stdout/stderr, prefixed with the process it came from (and passed to
-        ``output_handler`` when set)."""
+        ``output_handler`` when set).
+
+        The later versions' keywords (`discoro.cluster.setup_options`): ``node_allocations``
+        (`DiscoroNodeAllocate` rules, or strings), ``node_setup`` (run once per node, its
+        globals seen by the node's servers), ``server_setup`` (run in every server before
+        it takes jobs), ``disable_nodes`` / ``disable_servers`` (wait for `enable_node` /
+        `enable_server`; they need ``status_coro``), ``peers_communicate`` (connect the
+        servers to each other)."""
         if not MinPulseInterval <= pulse_interval <= MaxPulseInterval:
             raise ValueError(
                 f"pulse_interval must be between {MinPulseInterval} and {MaxPulseInterval}"
@@ -88,6 +103,17 @@ class Computation(Replies):
             raise TypeError(f"status_coro must be a Coro, not {status_coro!r}")
         if zombie_period is not None and zombie_period < MaxPulseInterval:
             raise ValueError(f"zombie_period must be at least {MaxPulseInterval} seconds")
+        setup = SetupOptions.check(
+            status_coro,
+            node_allocations,
+            node_setup,
+            server_setup,
+            disable_nodes,
+            disable_servers,
+            peers_communicate,
+        )
+        components = setup.with_hooks(components)
+        self._setup_options = setup
         self._code, self._names, self._files = package(components)
         self._components: dict[str, Any] = dict.fromkeys(self._names)
         code_objects = []
@@ -166,6 +192,7 @@ class Computation(Replies):
             _client_name(kernel),
             time.time(),
         )
+        self._setup_options.fill(spec)
         self._state = "queued"
         interrupt.opened(self)
         if await scheduler.deliver(p.Submit(spec), timeout=self.timeout) != 1:
@@ -228,6 +255,32 @@ class Computation(Replies):
         return await self._run_many(("node_procs", _address(addr)), func, args, kwargs)
 
     run_node_servers = run_node_procs
+
+    def enable_node(self, addr: object, *setup_args: object) -> None:
+        """Let the node at ``addr`` (an address, a host name or a `Location`) be set up
+        (``disable_nodes``): ``node_setup(*setup_args)`` runs there. Ignored unless the node
+        waits for it. A plain call (yielding its None is harmless)."""
+        self._enable(p.EnableNode, self._setup_options.node_address(addr), setup_args)
+
+    def enable_server(self, location: Location, *setup_args: object) -> None:
+        """Let the server at ``location`` be set up (``disable_servers``):
+        ``server_setup(*setup_args)`` runs there. Ignored unless it waits for it."""
+        if not isinstance(location, Location):
+            raise TypeError(f"enable_server() needs a server Location, not {location!r}")
+        self._enable(p.EnableServer, location, setup_args)
+
+    def _enable(
+        self,
+        kind: type[p.EnableNode] | type[p.EnableServer],
+        where: str | Location,
+        args: tuple[object, ...],
+    ) -> None:
+        why = self._not_current()
+        if why is not None:
+            logger.warning("%s(%s) ignored: %s", kind.__name__, where, why)
+            return
+        assert self.scheduler is not None
+        self.scheduler.send(kind(self._uid, where, pickle_arguments(args, {}, [])))  # type: ignore[arg-type]
 
     async def nodes(self) -> list[str]:
         """Addresses of the nodes initialized for this computation ([] if not current)."""

@@ -28,13 +28,14 @@ Invariants:
 
 from __future__ import annotations
 
-import enum
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MISSED_PULSES
+from discoro.cluster.node_gates import NodeGates
+from discoro.cluster.node_gates import ProcState as ProcState
 from discoro.cluster.placement import RunPlacement, WaitingRun
 from discoro.cluster.status import Status, StatusMessage
 from discoro.errors import MonitorException
@@ -43,14 +44,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from discoro.net.location import Location
-
-
-class ProcState(enum.Enum):
-    DISCOVERED = "discovered"
-    INITIALIZING = "initializing"
-    INITIALIZED = "initialized"
-    CLOSED = "closed"
-    DISCONNECTED = "disconnected"
 
 
 class ProcessLost(Exception):
@@ -133,7 +126,7 @@ class Tick:
     now: float
 
 
-class SchedulerState(RunPlacement):
+class SchedulerState(RunPlacement, NodeGates):
     def __init__(
         self,
         me: Any = None,
@@ -201,21 +194,17 @@ class SchedulerState(RunPlacement):
         if self.me is not None:
             self._send(proc.server, p.Watch(self.me))  # idle pulses: figures for status pages
         if self.current is not None:
-            self._setup(proc, announce=True)
+            self._admit(proc)  # through its node's gates (`discoro.cluster.node_gates`)
 
-    def _setup(self, proc: Proc, announce: bool) -> None:
+    def _setup(self, proc: Proc, node_setup_args: bytes | None = None) -> None:
+        """Send ``proc`` the computation (``node_setup_args``: it runs node_setup too)."""
         assert self.current is not None
-        if announce:
-            if not any(
-                other.state is not ProcState.DISCONNECTED and other is not proc
-                for other in self.procs.values()
-                if other.addr == proc.addr and other.state is not ProcState.DISCOVERED
-            ):
-                self._status(Status.NodeDiscovered, proc.addr)
-            self._status(Status.ProcDiscovered, proc.location)
+        self._status(Status.ProcDiscovered, proc.location)
         proc.state = ProcState.INITIALIZING
         proc.last_heard = self.clock()
-        self._send(proc.server, p.Setup(self.current.spec, self.me))
+        record = self.node_records.get(proc.addr)
+        node_globals = record.node_globals if record is not None else None
+        self._send(proc.server, p.Setup(self.current.spec, self.me, node_setup_args, node_globals))
 
     def on_SetupDone(self, event: p.SetupDone) -> None:
         proc = self.procs.get(event.location)
@@ -225,14 +214,29 @@ class SchedulerState(RunPlacement):
             proc.state = ProcState.CLOSED
             if event.error:
                 self._status(Status.ProcIgnore, proc.location)
+                assert self.current is not None
+                spec = self.current.spec
+                why = f"server {proc.location} is not used: its setup failed: {event.error}"
+                self._send(spec.router, p.Output(proc.location, spec.uid, "log", why, 30))
+                self._node_setup_lost(proc)
             return
         if not any(
             other.state is ProcState.INITIALIZED for other in self.ready().get(proc.addr, [])
         ):
-            self._status(Status.NodeInitialized, proc.addr)
+            self._status(Status.NodeInitialized, self.node_info_of(proc.addr))
         proc.state = ProcState.INITIALIZED
         proc.last_heard = self.clock()
         self._status(Status.ProcInitialized, proc.location)
+        assert self.current is not None
+        if getattr(self.current.spec, "peers_communicate", False):
+            others = [
+                other.location
+                for others in self.ready().values()
+                for other in others
+                if other is not proc
+            ]
+            if others:
+                self._send(proc.server, p.Peers(self.current.spec.uid, others))
 
     def on_PeerLost(self, event: PeerLost) -> None:
         proc = self.procs.get(event.location)
@@ -257,12 +261,13 @@ class SchedulerState(RunPlacement):
             self._send(status_coro, MonitorException(info.coro, (ProcessLost, error)))
         proc.jobs.clear()
         self._status(Status.ProcDisconnected, proc.location)
+        self._node_setup_lost(proc)
         if not any(
             other.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
             for other in self.procs.values()
             if other.addr == proc.addr
         ):
-            self._status(Status.NodeDisconnected, proc.addr)
+            self._status(Status.NodeDisconnected, self.node_info_of(proc.addr))
 
     def on_ServerPulse(self, event: p.ServerPulse) -> None:
         proc = self.procs.get(event.location)
@@ -272,6 +277,7 @@ class SchedulerState(RunPlacement):
                 proc.load_figures = dict(event.load)
                 proc.updated = time.time()
                 self.node_load[proc.addr] = NodeLoad(proc.load_figures, proc.updated)
+                self._node_pulse(proc)
 
     def on_Tick(self, event: Tick) -> None:
         current = self.current
@@ -298,10 +304,11 @@ class SchedulerState(RunPlacement):
         if self.current is not None or not self.queue:
             return
         self.current = self.queue.pop(0)
+        self.reset_nodes()
         self._send(self.current.spec.router, p.Scheduled(self.current.spec.uid))
-        for proc in self.procs.values():
+        for proc in list(self.procs.values()):
             if proc.state in (ProcState.DISCOVERED, ProcState.CLOSED):
-                self._setup(proc, announce=True)
+                self._admit(proc)
 
     def on_CloseRequest(self, event: p.CloseRequest) -> None:
         for index, queued in enumerate(self.queue):
@@ -328,11 +335,12 @@ class SchedulerState(RunPlacement):
             proc.jobs.clear()
             proc.pending = 0
         if idle:
-            self._status(Status.ComputationClosed, self.me.location if self.me else None)
+            self._status(Status.ComputationClosed, getattr(self.me, "location", None))
         waiting, self.waiting = self.waiting, []
         for held in waiting:
             self._refuse(held.request, "the computation is closed")
         self.current = None
+        self.reset_nodes()
         self._next()
 
     def on_ServerClosed(self, event: p.ServerClosed) -> None:
@@ -345,7 +353,7 @@ class SchedulerState(RunPlacement):
             self._status(Status.ProcClosed, proc.location)
             node = [other for other in self.procs.values() if other.addr == proc.addr]
             if all(other.state is not ProcState.INITIALIZED for other in node):
-                self._status(Status.NodeClosed, proc.addr)
+                self._status(Status.NodeClosed, self.node_info_of(proc.addr))
         if not any(
             proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
             for proc in self.procs.values()

@@ -54,6 +54,7 @@ class Installed:
     jobs: dict[int, Any] = field(default_factory=dict)  # coroutine id -> job Coro
     pulser: Any = None  # the coroutine sending pulses (set by the shell)
     router: Coro | None = None  # the client's router (set by the shell)
+    preparer: Coro | None = None  # the coroutine running its setup hooks, until it is initialized
 
 
 class ServerState:

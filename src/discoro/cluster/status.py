@@ -55,6 +55,7 @@ class Status:
     ServerDisconnected = ProcDisconnected
 
     CoroCreated = 20
+    ComputationScheduled = 23  # the later versions define it and never send it
     ComputationClosed = 25
 
 
