@@ -28,6 +28,11 @@ class DiscoroNodeAvailInfo:
 
     __slots__ = ("cpu", "disk", "location", "memory", "swap")
 
+    #: never a status code: a status coroutine written for `StatusMessage` alone
+    #: (``msg.status == Scheduler.X``, then ``msg.info``) passes over these reports
+    status = None
+    info = None
+
     def __init__(
         self,
         location: object,

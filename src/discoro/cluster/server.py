@@ -261,7 +261,7 @@ class Server:
                 return
             setup.scheduler.send(p.NodeSetupDone(self.location, spec.uid, data, error or ""))
             if error is not None:
-                logger.warning("node_setup failed; not serving %s:\n%s", spec.uid, error)
+                logger.debug("node_setup failed; not serving %s:\n%s", spec.uid, error)
                 current.preparer = None
                 self._close(uid=spec.uid, lost="its node_setup failed")
                 return
@@ -274,7 +274,7 @@ class Server:
             if self.state.current is not current:
                 return
             if error is not None:
-                logger.warning("server_setup failed; not serving %s:\n%s", spec.uid, error)
+                logger.debug("server_setup failed; not serving %s:\n%s", spec.uid, error)
                 setup.scheduler.send(p.SetupDone(self.location, spec.uid, error=error))
                 current.preparer = None
                 self._close(uid=spec.uid, lost="its server_setup failed")

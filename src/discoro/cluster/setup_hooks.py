@@ -17,6 +17,7 @@ from __future__ import annotations
 import traceback
 from typing import TYPE_CHECKING
 
+from discoro.cluster import sources
 from discoro.cluster.shipping import dumps
 from discoro.core.coro import Coro
 from discoro.errors import MonitorException
@@ -39,8 +40,7 @@ async def run_hook(namespace: Namespace, name: str, args: bytes, me: Coro) -> st
     value = await job.finish()
     exc_info = job._exc_info
     if exc_info is not None:
-        text = "".join(traceback.format_exception(*exc_info)) if len(exc_info) == 3 else ""
-        return f"{name} failed: {text or exc_info[1]!r}".rstrip()
+        return f"{name} failed:\n{sources.format_failure(exc_info)}".rstrip()
     if value != 0:
         return f"{name} returned {value!r} (0 means success)"
     return None
