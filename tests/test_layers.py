@@ -28,7 +28,7 @@ ALLOWED = {
     "httpd": {"errors", "core", "wire", "net", "cluster", "web"},
     # the original's module paths asyncoro.discoro and asyncoro.disasyncoro: re-exports
     "discoro": {"errors", "core", "net", "cluster"},
-    "disasyncoro": {"errors", "core", "net", "cluster"},
+    "disasyncoro": {"errors", "core", "net", "cluster", "asyncfile", "discoro", "httpd"},
 }
 # The one upward import: a computation's namespace on a server exposes the public API to
 # shipped code as ``discoro``/``asyncoro`` (reference 3.6), so it imports the facade.

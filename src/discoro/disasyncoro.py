@@ -1,9 +1,14 @@
 """``discoro.disasyncoro``: the original ``asyncoro.disasyncoro`` module path (later-versions
 D1). 4.5.6 programs write ``import asyncoro.disasyncoro as asyncoro``; after changing that
 to ``import discoro.disasyncoro as asyncoro`` every name they use is here: the core API, the
-distributed one (`Location`, `PeerStatus`, `RCI`, ...) and ``MsgTimeout``. Re-exports only."""
+distributed one (`Location`, `PeerStatus`, `RCI`, ...) and ``MsgTimeout``; and the modules
+``discoro``, ``httpd`` and ``asyncfile`` as attributes (loaded on first use), so
+``asyncoro.discoro.MinPulseInterval`` and ``asyncoro.httpd.HTTPServer`` work through the
+alias. Re-exports only."""
 
 from __future__ import annotations
+
+import importlib
 
 import discoro.net  # noqa: F401  (installs the network layer, as the facade does)
 from discoro.cluster.constants import MsgTimeout as MsgTimeout
@@ -41,3 +46,18 @@ __all__ = [
     "MsgTimeout", "PeerStatus", "RLock", "Semaphore", "Singleton", "deserialize", "logger",
     "serialize", "unserialize",
 ]  # fmt: skip
+
+# the sibling modules reachable as attributes (the layer test allows these imports)
+_SUBMODULES = {
+    "asyncfile": "discoro.asyncfile",
+    "discoro": "discoro.discoro",
+    "httpd": "discoro.httpd",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _SUBMODULES:
+        module = importlib.import_module(_SUBMODULES[name])
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
