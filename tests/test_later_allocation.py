@@ -255,3 +255,15 @@ def test_peers_communicate_introduces_servers() -> None:
     assert sent(state.handle(p.SetupDone(procs[0].location, "c1")), procs[0]) == []
     actions = state.handle(p.SetupDone(procs[1].location, "c1"))
     assert sent(actions, procs[1]) == [p.Peers("c1", [procs[0].location])]
+
+
+def test_a_server_still_closing_an_earlier_computation_is_tried_again() -> None:
+    from discoro.cluster.scheduler_state import Tick
+
+    state, procs, _ = gated()
+    refused = p.SetupDone(procs[0].location, "c1", error="busy with computation old")
+    assert state.handle(refused) == []  # no status: it is tried again at the next tick
+    assert state.procs[procs[0].location].state is ProcState.DISCOVERED
+    actions = state.handle(Tick(0.0))
+    assert setups(actions, procs) == procs[:1]
+    assert [m for m in sent(actions, STATUS) if isinstance(m, StatusMessage)] == []

@@ -37,6 +37,7 @@ from discoro.cluster.constants import MISSED_PULSES
 from discoro.cluster.node_gates import NodeGates
 from discoro.cluster.node_gates import ProcState as ProcState
 from discoro.cluster.placement import RunPlacement, WaitingRun
+from discoro.cluster.server_state import BUSY
 from discoro.cluster.status import Status, StatusMessage
 from discoro.errors import MonitorException
 
@@ -80,6 +81,8 @@ class Proc:
     done: int = 0
     load_figures: dict[str, Any] = field(default_factory=dict)  # the latest ServerPulse.load
     updated: float | None = None  # wall clock of the latest pulse
+    busy: bool = False  # refused the current computation while closing an earlier one
+    announced: str | None = None  # the computation its ProcDiscovered was sent for
 
     @property
     def addr(self) -> str:
@@ -199,7 +202,9 @@ class SchedulerState(RunPlacement, NodeGates):
     def _setup(self, proc: Proc, node_setup_args: bytes | None = None) -> None:
         """Send ``proc`` the computation (``node_setup_args``: it runs node_setup too)."""
         assert self.current is not None
-        self._status(Status.ProcDiscovered, proc.location)
+        if proc.announced != self.current.spec.uid:
+            proc.announced = self.current.spec.uid
+            self._status(Status.ProcDiscovered, proc.location)
         proc.state = ProcState.INITIALIZING
         proc.last_heard = self.clock()
         record = self.node_records.get(proc.addr)
@@ -209,6 +214,12 @@ class SchedulerState(RunPlacement, NodeGates):
     def on_SetupDone(self, event: p.SetupDone) -> None:
         proc = self.procs.get(event.location)
         if proc is None or proc.state is not ProcState.INITIALIZING:
+            return
+        if self._uid_ok(event.uid) and event.error.startswith(BUSY):
+            # still closing an earlier computation (its client just ended): the next tick
+            # tries again, without a status
+            proc.state = ProcState.DISCOVERED
+            proc.busy = True
             return
         if not self._uid_ok(event.uid) or event.error:
             proc.state = ProcState.CLOSED
@@ -288,6 +299,9 @@ class SchedulerState(RunPlacement, NodeGates):
             active = proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
             if active and event.now - proc.last_heard > limit:
                 self._lose(proc)
+            elif proc.busy and proc.state is ProcState.DISCOVERED:
+                proc.busy = False
+                self._admit(proc)
         self._send(current.spec.router, p.Pulse(current.spec.uid))
 
     # -- computations -----------------------------------------------------------------------

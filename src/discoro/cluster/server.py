@@ -89,13 +89,19 @@ class Server:
     """The logic of one server process; `start` runs it as the ``discoro_proc`` coroutine."""
 
     def __init__(
-        self, kernel: AsynCoro, workdir: str | Path, clock: Callable[[], float] = time.monotonic
+        self,
+        kernel: AsynCoro,
+        workdir: str | Path,
+        clock: Callable[[], float] = time.monotonic,
+        node_dir: str | Path | None = None,
     ) -> None:
         """``clock``: the monotonic time of the state's deadlines (pulses, zombie period);
-        tests pass a manual one."""
+        tests pass a manual one. ``node_dir``: the node directory (the parent of the working
+        directories of the node's servers), where computation files go too."""
         self.kernel = kernel
         self.clock = clock
         self.workdir = Path(workdir)
+        self.node_dir = Path(node_dir) if node_dir is not None else None
         self.state = ServerState()
         self.namespace: Namespace | None = None
         self.coro: Coro | None = None
@@ -203,7 +209,7 @@ class Server:
         if refusal is not None:
             setup.scheduler.send(p.SetupDone(self.location, spec.uid, error=refusal))
             return
-        namespace = Namespace(self.workdir)
+        namespace = Namespace(self.workdir, self.node_dir)
         self.sources = sources.register(getattr(spec, "sources", {}))
         try:
             namespace.install(spec.code, spec.files)

@@ -37,6 +37,9 @@ class SchedulerLost(DiscoroError):
     normal finish; the reason names the scheduler. Exported as ``discoro.SchedulerLost``."""
 
 
+BUSY = "busy with computation"  # how a refusal because of another computation starts
+
+
 def clamp_pulse_interval(value: float) -> float:
     return float(min(max(value or MinPulseInterval, MinPulseInterval), MaxPulseInterval))
 
@@ -71,7 +74,7 @@ class ServerState:
         if self.quitting:
             return "the server process is quitting"
         if self.current is not None and self.current.uid != uid:
-            return f"busy with computation {self.current.uid}"
+            return f"{BUSY} {self.current.uid}"
         return None
 
     def install(
