@@ -163,3 +163,48 @@ def test_failing_hooks_keep_node_and_server_out(cluster: LocalCluster, udp_port:
         client.expect(r"server \S+ is not used: its setup failed: picky_server_setup returned 7")
         client.expect(r"^PROCS 1$", timeout=20)
         client.expect(r"^DONE ok$", timeout=30)
+
+
+PEERS = (
+    WAIT_FOR
+    + """
+def listener(name, client, coro=None):
+    coro.register(name)
+    client.send("registered")
+    sender, text = yield coro.receive(timeout=20)
+    sender.send(("heard", text, str(coro.location)))
+
+
+def talker(name, client, coro=None):
+    peers = [str(loc) for loc in discoro.AsynCoro.instance().peers()]
+    target = yield discoro.Coro.locate(name, timeout=10)
+    target.send((coro, "hello from " + str(coro.location)))
+    reply = yield coro.receive(timeout=10)
+    client.send((reply, peers))
+
+
+def client(coro=None):
+    comp = Computation([listener, talker], status_coro=Coro(status_proc),
+                       peers_communicate=True)
+    out("SCHEDULE", (yield comp.schedule()))
+    procs = yield from wait_procs(comp, coro, 2)
+    name = "listener-%d" % os.getpid()
+    yield comp.run_at(procs[1], listener, name, coro)
+    out("LISTENER", (yield coro.receive(timeout=20)))
+    yield comp.run_at(procs[0], talker, name, coro)
+    (kind, text, where), peers = yield coro.receive(timeout=20)
+    out("HEARD", kind, text == "hello from " + str(procs[0]), where == str(procs[1]))
+    out("PEERS", str(procs[1]) in peers)
+    yield comp.close()
+    return "ok"
+"""
+)
+
+
+@pytest.mark.timeout(60)
+def test_servers_reach_each_other(cluster: LocalCluster, udp_port: int) -> None:
+    with run_client(PEERS, udp_port) as client:
+        client.expect(r"^SCHEDULE 0$", timeout=20)
+        client.expect(r"^HEARD heard True True$", timeout=30)
+        client.expect(r"^PEERS True$", timeout=5)
+        client.expect(r"^DONE ok$", timeout=20)
