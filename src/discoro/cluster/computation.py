@@ -275,11 +275,12 @@ class Computation(Replies):
         where: str | Location,
         args: tuple[object, ...],
     ) -> None:
-        why = self._not_current()
-        if why is not None:
-            logger.warning("%s(%s) ignored: %s", kind.__name__, where, why)
+        # a status coroutine may hear NodeDiscovered before schedule() has returned: while
+        # queued the request goes too (the scheduler takes it only for the current one)
+        why = None if self._state == "queued" else self._not_current()
+        if why is not None or self.scheduler is None:
+            logger.warning("%s(%s) ignored: %s", kind.__name__, where, why or "not scheduled")
             return
-        assert self.scheduler is not None
         self.scheduler.send(kind(self._uid, where, pickle_arguments(args, {}, [])))  # type: ignore[arg-type]
 
     async def nodes(self) -> list[str]:

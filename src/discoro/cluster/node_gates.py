@@ -5,9 +5,10 @@ Per node (the processes of one address) and current computation there is one `No
 that moves through these stages, each only when the computation asks for it:
 
     INFO      wait for the node's figures (its first pulse), when allocation rules or
-              ``disable_nodes`` need them; then ``NodeDiscovered`` (a `DiscoroNodeInfo`)
+              ``disable_nodes`` need them
     ALLOCATE  ask the client's router how many servers to use (`AllocateQuery`; the rules
-              are the client's objects and run there); 0: the node is not used, no status
+              are the client's objects and run there); 0: the node is not used, no status;
+              else (and without rules) ``NodeDiscovered`` with a `DiscoroNodeInfo`
     ENABLE    ``disable_nodes``: wait for `EnableNode` (its arguments go to ``node_setup``)
     NODE_SETUP one process of the node (the node's `location` one when it can) installs the
               computation and runs ``node_setup``; the others wait. Its `NodeSetupDone`
@@ -151,13 +152,12 @@ class NodeGates:
                 proc.load_figures for proc in self._node_procs(record.addr)
             ):
                 return  # its first pulse brings them (on_ServerPulse)
-            record.announced = True
-            self._status(Status.NodeDiscovered, self.node_info_of(record.addr))
             if getattr(spec, "allocate", False):
                 record.stage = Stage.ALLOCATE
                 info = self.node_info_of(record.addr)
                 self._send(spec.router, p.AllocateQuery(spec.uid, info, self.me))
                 return
+            self._announce(record)
             record.stage = Stage.ENABLE
         if record.stage is Stage.ALLOCATE:
             return  # waiting for the client's `Allocation`
@@ -170,6 +170,13 @@ class NodeGates:
             return
         if record.stage is Stage.READY:
             self._fill(record)
+
+    def _announce(self, record: NodeRecord) -> None:
+        """``NodeDiscovered``: the node is reserved for the computation (after allocation,
+        so a program may enable it at once)."""
+        if not record.announced:
+            record.announced = True
+            self._status(Status.NodeDiscovered, self.node_info_of(record.addr))
 
     def _start_node_setup(self, record: NodeRecord) -> None:
         if record.setup_proc is not None:
@@ -205,6 +212,7 @@ class NodeGates:
             record.stage = Stage.IGNORED
             return
         record.limit = event.count
+        self._announce(record)
         record.stage = Stage.ENABLE
         self._advance(record)
 

@@ -157,7 +157,11 @@ class Coro(Located):
     def __init__(self, *args: object, **kwargs: object) -> None:
         """``Coro(target, *args, **kwargs)``, or the later keyword form
         ``Coro(target=f, args=(...), kwargs={...})`` (`split_target`)."""
-        target, args, kwargs = split_target(args, kwargs)
+        if args:  # the common case, kept cheap
+            target: Callable[..., object] = args[0]  # type: ignore[assignment]
+            args = args[1:]
+        else:
+            target, args, kwargs = split_target(args, kwargs)
         kernel = AsynCoro._singleton_instance or AsynCoro.instance()
         self._init_state(kernel, getattr(target, "__name__", repr(target)), next(_ids), None, False)
         self._body = make_body(self, target, args, kwargs)
