@@ -205,6 +205,7 @@ PUBLIC_API = {
     "MsgTimeout", "Scheduler", "StatusMessage",
     # ours
     "DiscoroError", "RemoteError", "SchedulerLost", "local_cluster",
+    "SSHCluster", "SSHClusterError",  # issue 14: a cluster started over SSH
     # later versions (later-versions D1)
     "DiscoroCoroInfo", "DiscoroNodeAllocate", "DiscoroNodeAvailInfo", "DiscoroNodeInfo",
     "Logger", "Singleton", "deserialize",

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from discoro.cluster.nodeinfo import DiscoroNodeInfo as DiscoroNodeInfo
     from discoro.cluster.scheduler import Scheduler as Scheduler
     from discoro.cluster.server_state import SchedulerLost as SchedulerLost
+    from discoro.cluster.ssh import SSHCluster as SSHCluster
+    from discoro.cluster.ssh import SSHClusterError as SSHClusterError
     from discoro.cluster.status import CoroInfo as CoroInfo
     from discoro.cluster.status import CoroInfo as DiscoroCoroInfo
     from discoro.cluster.status import DiscoroStatus as DiscoroStatus
@@ -81,6 +83,8 @@ _EXPORTS: dict[str, str] = {
     "local_cluster": "discoro.cluster.local",
     "Scheduler": "discoro.cluster.scheduler",
     "SchedulerLost": "discoro.cluster.server_state",
+    "SSHCluster": "discoro.cluster.ssh",
+    "SSHClusterError": "discoro.cluster.ssh",
     "CoroInfo": "discoro.cluster.status",
     "DiscoroStatus": "discoro.cluster.status",
     "StatusMessage": "discoro.cluster.status",
@@ -115,53 +119,15 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
-    "RCI",
-    "AsynCoro",
-    "AsynCoroSocket",
-    "AsyncDBCursor",
-    "AsyncSocket",
-    "AsyncThreadPool",
-    "CategorizeMessages",
-    "Channel",
-    "Computation",
-    "Condition",
-    "Coro",
-    "CoroInfo",
-    # later versions (later-versions D1)
-    "DiscoroCoroInfo",
-    "DiscoroError",
-    "DiscoroNodeAllocate",
-    "DiscoroNodeAvailInfo",
-    "DiscoroNodeInfo",
-    "DiscoroStatus",
-    "Event",
-    "HotSwapException",
-    "Location",
-    "Lock",
-    "Logger",
-    "MaxConnectionErrors",
-    "MaxPulseInterval",
-    "MetaSingleton",
-    "MinPulseInterval",
-    "MonitorException",
-    "MsgTimeout",
-    "PeerStatus",
-    "RLock",
-    "RemoteError",
-    "Scheduler",
-    "SchedulerLost",
-    "Semaphore",
-    "Singleton",
-    "StatusMessage",
-    "asyncfile",
-    "deserialize",
-    "disasyncoro",
-    "discoro",
-    "httpd",
-    "local_cluster",
-    "logger",
-    "serialize",
-    "unserialize",
+    "RCI", "AsynCoro", "AsynCoroSocket", "AsyncDBCursor", "AsyncSocket", "AsyncThreadPool",
+    "CategorizeMessages", "Channel", "Computation", "Condition", "Coro", "CoroInfo",
+    "DiscoroCoroInfo", "DiscoroError", "DiscoroNodeAllocate", "DiscoroNodeAvailInfo",
+    "DiscoroNodeInfo", "DiscoroStatus", "Event", "HotSwapException", "Location", "Lock",
+    "Logger", "MaxConnectionErrors", "MaxPulseInterval", "MetaSingleton", "MinPulseInterval",
+    "MonitorException", "MsgTimeout", "PeerStatus", "RLock", "RemoteError", "SSHCluster",
+    "SSHClusterError", "Scheduler", "SchedulerLost", "Semaphore", "Singleton", "StatusMessage",
+    "asyncfile", "deserialize", "disasyncoro", "discoro", "httpd", "local_cluster", "logger",
+    "serialize", "unserialize",
 ]  # fmt: skip
 
 

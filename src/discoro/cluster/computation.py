@@ -41,7 +41,7 @@ from discoro.cluster.status import CoroInfo, Status, StatusMessage
 from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
-from discoro.net.location import Location
+from discoro.net.location import Location, as_location
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -159,8 +159,14 @@ class Computation(Replies):
 
     # -- scheduling ---------------------------------------------------------------------------
 
-    async def schedule(self, location: Location | None = None, timeout: float | None = None) -> int:
-        """Submit to the scheduler and wait for this computation's turn; 0 or -1."""
+    async def schedule(
+        self, location: Location | str | None = None, timeout: float | None = None
+    ) -> int:
+        """Submit to the scheduler and wait for this computation's turn; 0 or -1.
+        ``location``: the scheduler's (a `Location` or ``"host:port"``, e.g. what ``discoro
+        ssh`` printed or `SSHCluster.scheduler_location`); None finds it by discovery."""
+        if location is not None:
+            location = as_location(location)
         if self._lost_reason is not None:
             self._last_error = self._lost_reason
             logger.warning("cannot schedule: %s", self._lost_reason)
