@@ -12,6 +12,7 @@ host names given to `enable_node` are resolved (a name that does not resolve is 
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -89,6 +90,10 @@ class SetupOptions:
             return str(addr.addr)
         if not isinstance(addr, str):
             raise TypeError(f"enable_node() needs an address, host name or Location, not {addr!r}")
+        try:
+            return str(ipaddress.ip_address(addr))  # an address (or a DiscoroNodeInfo): no lookup
+        except ValueError:
+            pass
         try:
             return socket.gethostbyname(addr)
         except (OSError, UnicodeError) as exc:
