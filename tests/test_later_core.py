@@ -226,3 +226,42 @@ def test_peers_close_peer_and_ignore_peers(net_kernel: Any, udp_port: int) -> No
 
 def _nap(coro: Any = None) -> Any:
     yield coro.sleep(0.05)
+
+
+QUIET_PEER = """
+import sys
+import discoro
+kernel = discoro.AsynCoro(node="127.0.0.1", udp_port=int(sys.argv[1]), name="quiet",
+                          discover_peers=False)
+
+
+def announce(coro=None):
+    yield kernel.discover_peers()
+
+
+print("LOCATION", kernel.location, flush=True)
+sys.stdin.readline()
+discoro.Coro(announce).value(10)
+print("ANNOUNCED", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.mark.timeout(60)
+def test_discover_peers_false_waits_for_an_explicit_announcement(
+    net_kernel: Any, udp_port: int
+) -> None:
+    kernel = net_kernel
+    with PeerProcess(QUIET_PEER, str(udp_port)) as peer:
+        where = peer.expect(r"^LOCATION (\S+)$", timeout=20)[1]
+        assert all(str(loc) != where for loc in kernel.peers())  # it did not announce
+        peer.proc.stdin.write("\n")  # type: ignore[union-attr]
+        peer.proc.stdin.flush()  # type: ignore[union-attr]
+        peer.expect(r"^ANNOUNCED$", timeout=20)
+        for _ in range(400):  # discovery finds it now: wait for the event, bounded
+            if any(str(loc) == where for loc in kernel.peers()):
+                break
+            Coro(_nap).value(timeout=5)
+        assert any(str(loc) == where for loc in kernel.peers())
+        peer.proc.stdin.write("\n")  # type: ignore[union-attr]
+        peer.proc.stdin.flush()  # type: ignore[union-attr]

@@ -58,6 +58,7 @@ NETWORK_OPTIONS = (
     "notifier",
     "peers",
     "discover",
+    "discover_peers",  # later versions: False = no start-up announcement (still listens)
 )
 
 
@@ -82,7 +83,8 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
         ``tcp_port`` (0: any), ``ext_ip_addr`` (address to advertise), ``name``, ``secret``,
         ``certfile``/``keyfile``/``cafile`` (TLS), ``dest_path`` (received files),
         ``max_file_size``, ``peers`` (addresses to dial), ``discover`` (broadcast or not),
-        ``notifier``."""
+        ``discover_peers`` (False: listen, but announce only when `discover_peers` is
+        called), ``notifier``."""
         unknown = set(options) - set(NETWORK_OPTIONS)
         if unknown:
             raise TypeError(f"AsynCoro() got unknown option(s): {', '.join(sorted(unknown))}")

@@ -166,7 +166,8 @@ class Discovery(asyncio.DatagramProtocol):
         except (OSError, ValueError) as exc:
             logger.warning("discovery will not broadcast from %s: %s", net.node, exc)
             return
-        self._repeat(self._datagram, (self.broadcast_to, net.udp_port))
+        if net.options.get("discover_peers", True) is not False:
+            self._repeat(self._datagram, (self.broadcast_to, net.udp_port))
         if self._reannounce_wanted:
             self.keep_announcing()
 
