@@ -137,7 +137,8 @@ class Namespace:
             path.write_bytes(shipped.data)
             os.chmod(path, shipped.mode & 0o7777 or 0o644)
             if self.node_dir is not None:
-                self._node_files.append(_write_atomically(self.node_dir, path))
+                where = _node_path(self.node_dir, getattr(shipped, "relpath", "") or path.name)
+                self._node_files.append(_write_atomically(where, path))
         importlib.invalidate_caches()
 
     def define(self, name: str, component: Any) -> Any:
@@ -284,6 +285,7 @@ class Namespace:
         for path in self._node_files:
             with contextlib.suppress(OSError):
                 path.unlink()
+            _remove_empty_parents(path.parent, self.node_dir)
         self._node_files.clear()
         importlib.invalidate_caches()
         self._rebound.clear()
@@ -302,12 +304,31 @@ class Namespace:
         return resolved in self._node_files
 
 
-def _write_atomically(directory: Path, source: Path) -> Path:
-    """Copy ``source`` into ``directory`` under its name (a temporary file, then a rename:
-    a reader never sees half a file, and concurrent writers of one file both succeed)."""
+def _node_path(node_dir: Path, relpath: str) -> Path:
+    """Where a file with path ``relpath`` (relative, ``/``-separated) goes in ``node_dir``;
+    a path that would leave it is a `ShippingError`."""
+    parts = relpath.split("/")
+    if not relpath or relpath.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ShippingError(f"shipped file path {relpath!r} is not a plain relative path")
+    return node_dir.joinpath(*parts)
+
+
+def _write_atomically(target: Path, source: Path) -> Path:
+    """Copy ``source`` to ``target`` (a temporary file, then a rename: a reader never sees
+    half a file, and concurrent writers of one file both succeed)."""
+    directory = target.parent
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / source.name
-    temporary = directory / f".{source.name}.{os.getpid()}.tmp"
+    temporary = directory / f".{target.name}.{os.getpid()}.tmp"
     shutil.copy2(source, temporary)
     os.replace(temporary, target)
     return target
+
+
+def _remove_empty_parents(directory: Path, stop: Path | None) -> None:
+    """Remove ``directory`` and its parents up to (not including) ``stop`` while empty."""
+    while stop is not None and directory != stop and directory.is_relative_to(stop):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent

@@ -26,6 +26,9 @@ class ShippedFile:
     name: str  # a base name: servers write it into their working directory
     data: bytes
     mode: int
+    # its path relative to the client's working directory, when under it ("" otherwise): the
+    # node directory keeps it there (``../sub/name`` from a server); base name if ""
+    relpath: str = ""
 
 
 @dataclass
