@@ -7,6 +7,12 @@ create job coroutines, send replies and reports). Messages it handles:
 - `Setup`: refused with ``SetupDone(error=...)`` while another computation is installed or
   the process quits; else files and code go into a fresh namespace, ``SetupDone`` goes to
   ``Setup.scheduler`` and a pulser sends ``ServerPulse`` every pulse interval.
+- Setup hooks (later versions, `discoro.cluster.setup_hooks`): a `Setup` with
+  ``node_setup_args`` runs the computation's node_setup here first and answers
+  `NodeSetupDone` with the globals it made (a `Setup` with ``node_globals`` installs them);
+  with ``server_setup`` the server runs it (after `EnableServer` when ``disable_servers``)
+  before ``SetupDone``. A failing hook: the failure goes to the scheduler, and the
+  computation is uninstalled here. `Peers` (``peers_communicate``): connect to those servers.
 - `Run`: the function (a shipped name, or cloudpickle bytes rebound into the namespace) runs
   as a job coroutine, monitored by this coroutine and by the computation's ``status_coro``.
   ``RunResult`` goes to ``Run.reply_to`` (the coroutine, or the ``(exception class, function
