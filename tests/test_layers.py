@@ -203,11 +203,13 @@ PUBLIC_API = {
     # asyncoro.discoro (reference 3)
     "Computation", "CoroInfo", "DiscoroStatus", "MaxPulseInterval", "MinPulseInterval",
     "MsgTimeout", "Scheduler", "StatusMessage",
+    # asyncoro.discoro 4.5.6 (later-versions D1, D5)
+    "DiscoroNodeInfo",
     # ours
-    "DiscoroError", "RemoteError", "SchedulerLost", "local_cluster",
+    "DiscoroError", "RemoteError", "RunError", "SchedulerLost", "local_cluster",
     "SSHCluster", "SSHClusterError",  # issue 14: a cluster started over SSH
     # later versions (later-versions D1)
-    "DiscoroCoroInfo", "DiscoroNodeAllocate", "DiscoroNodeAvailInfo", "DiscoroNodeInfo",
+    "DiscoroCoroInfo", "DiscoroNodeAllocate", "DiscoroNodeAvailInfo",
     "Logger", "Singleton", "deserialize",
     "disasyncoro", "discoro",  # the modules
 }  # fmt: skip

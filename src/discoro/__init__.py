@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from discoro.errors import HotSwapException as HotSwapException
     from discoro.errors import MonitorException as MonitorException
     from discoro.errors import RemoteError as RemoteError
+    from discoro.errors import RunError as RunError
     from discoro.net.legacy_constants import MaxConnectionErrors as MaxConnectionErrors
     from discoro.net.location import Location as Location
     from discoro.net.location import PeerStatus as PeerStatus
@@ -112,6 +113,7 @@ _EXPORTS: dict[str, str] = {
     "HotSwapException": "discoro.errors",
     "MonitorException": "discoro.errors",
     "RemoteError": "discoro.errors",
+    "RunError": "discoro.errors",
     "MaxConnectionErrors": "discoro.net.legacy_constants",
     "Location": "discoro.net.location",
     "PeerStatus": "discoro.net.location",
@@ -124,9 +126,10 @@ __all__ = [
     "DiscoroCoroInfo", "DiscoroError", "DiscoroNodeAllocate", "DiscoroNodeAvailInfo",
     "DiscoroNodeInfo", "DiscoroStatus", "Event", "HotSwapException", "Location", "Lock",
     "Logger", "MaxConnectionErrors", "MaxPulseInterval", "MetaSingleton", "MinPulseInterval",
-    "MonitorException", "MsgTimeout", "PeerStatus", "RLock", "RemoteError", "SSHCluster",
-    "SSHClusterError", "Scheduler", "SchedulerLost", "Semaphore", "Singleton", "StatusMessage",
-    "asyncfile", "deserialize", "disasyncoro", "discoro", "httpd", "local_cluster", "logger",
+    "MonitorException", "MsgTimeout", "PeerStatus", "RLock", "RemoteError", "RunError",
+    "SSHCluster", "SSHClusterError", "Scheduler", "SchedulerLost", "Semaphore", "Singleton",
+    "StatusMessage", "asyncfile", "deserialize", "disasyncoro", "discoro", "httpd",
+    "local_cluster", "logger",
     "serialize", "unserialize",
 ]  # fmt: skip
 

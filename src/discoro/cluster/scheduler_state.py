@@ -8,14 +8,21 @@ Invariants:
 - One computation is current at a time; it reserves every process. The next in the queue
   becomes current only when the current one closes (or its client is lost).
 - A process is set up for the current computation once; only INITIALIZED processes on
-  nodes that have one are eligible for runs. Load = runs dispatched but not ended.
-- Every process the current computation used hears ``Close`` when it closes, and status
-  messages stop (the client's status coroutine is detached) when the client closes it.
-- A run that no process can take yet waits (`discoro.cluster.placement`) until one can or
-  the computation's timeout passes; every request gets exactly one answer (the runs, or a
-  `Reply` with the reason), also when the computation closes while it waits.
+  nodes that have one are eligible for runs. Load = runs dispatched but not ended; a CPU
+  job (``run``, ``run_at``, ``run_result*``) holds its process's one CPU slot until it ends
+  (`discoro.cluster.slots`).
+- Each process and each node is announced (``ServerDiscovered``; ``NodeDiscovered`` for the
+  first of a node, with a `DiscoroNodeInfo`) before its setup, for every computation.
+- An explicit close waits for the CPU jobs (`discoro.cluster.closing`); every process the
+  computation used hears ``Close``, and the status coroutine gets the close-time statuses
+  before the close is answered. Only a lost client detaches the status coroutine.
+- A run that no process can take yet is held (`discoro.cluster.placement`) until one can
+  (a fan-out: until the computation's timeout passes); every request gets exactly one
+  answer (the runs, or a `Reply` with the reason), also when the computation closes while
+  it waits, and also when the process it went to is lost before it started.
 - A process silent for more than 5 pulse intervals is treated as lost: its status becomes
-  disconnected and each of its running coroutines is reported failed to the status coroutine.
+  disconnected and each of its running coroutines is reported failed to the status coroutine
+  (and a ``run_result*`` waiting for one hears `JobLost`).
 - Status bookkeeping (for `discoro.cluster.snapshot`): per process, ``submitted`` counts
   `JobStarted`, ``done`` counts `JobDone` of a job it knew, ``jobs`` holds the running ones
   (``submitted >= done + len(jobs)``: jobs dropped at a close or loss are neither); the
@@ -33,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from discoro.cluster import protocol as p
+from discoro.cluster.closing import CloseRules, PendingClose
 from discoro.cluster.constants import MISSED_PULSES
 from discoro.cluster.node_gates import NodeGates
 from discoro.cluster.node_gates import ProcState as ProcState
@@ -44,6 +52,7 @@ from discoro.errors import MonitorException
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from discoro.cluster.nodeinfo import DiscoroNodeInfo
     from discoro.net.location import Location
 
 
@@ -58,6 +67,8 @@ class RunningJob(NamedTuple):
     func_name: str
     args: str  # short repr of the arguments
     start_time: float  # wall clock, as the server reported it
+    rid: int = 0  # the run request that made it
+    kind: str = "cpu"  # "cpu" and "result" hold the CPU slot; "async" does not
 
 
 @dataclass
@@ -74,7 +85,7 @@ class Proc:
     server: Any  # the server coroutine handle
     state: ProcState = ProcState.DISCOVERED
     jobs: dict[int, RunningJob] = field(default_factory=dict)
-    pending: int = 0
+    pending: dict[int, str] = field(default_factory=dict)  # dispatched, not started: rid -> kind
     last_heard: float = 0.0
     last_started: float = 0.0  # when its newest job was reported started (tie-breaker)
     submitted: int = 0
@@ -90,7 +101,14 @@ class Proc:
 
     @property
     def load(self) -> int:
-        return len(self.jobs) + self.pending
+        return len(self.jobs) + len(self.pending)
+
+    @property
+    def cpu_busy(self) -> bool:
+        """Whether its CPU slot is taken (a CPU job runs or was dispatched)."""
+        return any(job.kind in ("cpu", "result") for job in self.jobs.values()) or any(
+            kind in ("cpu", "result") for kind in self.pending.values()
+        )
 
 
 @dataclass
@@ -129,7 +147,7 @@ class Tick:
     now: float
 
 
-class SchedulerState(RunPlacement, NodeGates):
+class SchedulerState(RunPlacement, CloseRules, NodeGates):
     def __init__(
         self,
         me: Any = None,
@@ -145,6 +163,7 @@ class SchedulerState(RunPlacement, NodeGates):
         self.actions: list[Send] = []
         self.node_load: dict[str, NodeLoad] = {}  # node address -> latest figures
         self.waiting: list[WaitingRun] = []  # runs of the current computation held for now
+        self.closing: PendingClose | None = None  # the current computation's close waits
 
     # -- views ------------------------------------------------------------------------------
 
@@ -157,6 +176,11 @@ class SchedulerState(RunPlacement, NodeGates):
 
     def ready(self) -> dict[str, list[Proc]]:
         return self.nodes(ProcState.INITIALIZED)
+
+    def node_info_of(self, addr: str) -> DiscoroNodeInfo:
+        """The `DiscoroNodeInfo` of the node at ``addr`` (`NodeGates.node_info_of`; named here
+        because the close rules use it too)."""
+        return NodeGates.node_info_of(self, addr)
 
     def lost_locations(self) -> list[Location]:
         """Where the processes lost (disconnected) and not found again are: the shell
@@ -172,8 +196,11 @@ class SchedulerState(RunPlacement, NodeGates):
         handler = getattr(self, "on_" + type(event).__name__, None)
         if handler is not None:
             handler(event)
+        now = event.now if isinstance(event, Tick) else self.clock()
         if self.waiting:
-            self._serve_waiting(event.now if isinstance(event, Tick) else self.clock())
+            self._serve_waiting(now)
+        if self.closing is not None:
+            self._check_close(now)
         return self.actions
 
     def _send(self, to: Any, message: Any) -> None:
@@ -262,14 +289,21 @@ class SchedulerState(RunPlacement, NodeGates):
             return
         was_active = proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
         proc.state = ProcState.DISCONNECTED
-        proc.pending = 0
+        pending, proc.pending = proc.pending, {}
         if self.current is None or not was_active:
             proc.jobs.clear()
             return
         status_coro = self.current.spec.status_coro
+        router = self.current.spec.router
+        reason = f"process {proc.location} was lost"
+        for rid, kind in pending.items():
+            if kind != "each":  # a fan-out's other processes answer; its wait ends it
+                self._send(router, p.Reply(rid, None, reason))
         for info in proc.jobs.values():
-            error = ProcessLost(f"process {proc.location} was lost")
+            error = ProcessLost(reason)
             self._send(status_coro, MonitorException(info.coro, (ProcessLost, error)))
+            if info.kind == "result":
+                self._send(router, p.JobLost(info.rid, reason))
         proc.jobs.clear()
         self._status(Status.ProcDisconnected, proc.location)
         self._node_setup_lost(proc)
@@ -324,39 +358,6 @@ class SchedulerState(RunPlacement, NodeGates):
             if proc.state in (ProcState.DISCOVERED, ProcState.CLOSED):
                 self._admit(proc)
 
-    def on_CloseRequest(self, event: p.CloseRequest) -> None:
-        for index, queued in enumerate(self.queue):
-            if queued.spec.uid == event.uid:
-                del self.queue[index]
-                self._send(queued.spec.router, p.Reply(event.rid, 0))
-                return
-        if not self._uid_ok(event.uid):
-            self._send(event.router, p.Reply(event.rid, -1, "no such computation"))
-            return
-        self._close_current(client_gone=False)
-        self._send(event.router, p.Reply(event.rid, 0))
-
-    def _close_current(self, client_gone: bool, idle: bool = False) -> None:
-        current = self.current
-        if current is None:
-            return
-        if not idle:
-            current.spec.status_coro = None  # detached: the client asked, or is gone
-        for proc in self.procs.values():
-            if proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED):
-                self._send(proc.server, p.Close(current.spec.uid))
-                proc.state = ProcState.CLOSED
-            proc.jobs.clear()
-            proc.pending = 0
-        if idle:
-            self._status(Status.ComputationClosed, getattr(self.me, "location", None))
-        waiting, self.waiting = self.waiting, []
-        for held in waiting:
-            self._refuse(held.request, "the computation is closed")
-        self.current = None
-        self.reset_nodes()
-        self._next()
-
     def on_ServerClosed(self, event: p.ServerClosed) -> None:
         proc = self.procs.get(event.location)
         if proc is None or not self._uid_ok(event.uid):
@@ -380,9 +381,10 @@ class SchedulerState(RunPlacement, NodeGates):
         proc = self.procs.get(event.location)
         if proc is None or not self._uid_ok(event.uid):
             return
-        proc.pending = max(0, proc.pending - 1)
+        proc.pending.pop(event.rid, None)
+        kind = getattr(event, "kind", "cpu")
         proc.jobs[event.coro._id] = RunningJob(
-            event.coro, event.func_name, event.args_repr, event.start_time
+            event.coro, event.func_name, event.args_repr, event.start_time, event.rid, kind
         )
         proc.submitted += 1
         proc.last_heard = proc.last_started = self.clock()
@@ -390,7 +392,7 @@ class SchedulerState(RunPlacement, NodeGates):
     def on_JobFailed(self, event: p.JobFailed) -> None:
         proc = self.procs.get(event.location)
         if proc is not None:
-            proc.pending = max(0, proc.pending - 1)
+            proc.pending.pop(event.rid, None)
 
     def on_JobDone(self, event: p.JobDone) -> None:
         proc = self.procs.get(event.location)
