@@ -38,6 +38,13 @@ def fail(program: str, message: str, status: int = 1) -> NoReturn:
     raise SystemExit(status)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the module's rule: a mistake is one line (and a pointer to --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(self.prog, f"{message} (see {self.prog} --help)", 2)
+
+
 def parse_peer(text: str) -> str | list[str | int]:
     """``HOST`` (introduced by UDP) or ``HOST:PORT`` (dialled at that TCP port)."""
     host, sep, port = text.rpartition(":")

@@ -56,6 +56,8 @@ NETWORK_OPTIONS = (
     "notifier",
     "peers",
     "discover",
+    "announce_port",
+    "announce_interval",
 )
 
 
@@ -80,7 +82,8 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
         ``tcp_port`` (0: any), ``ext_ip_addr`` (address to advertise), ``name``, ``secret``,
         ``certfile``/``keyfile``/``cafile`` (TLS), ``dest_path`` (received files),
         ``max_file_size``, ``peers`` (addresses to dial), ``discover`` (broadcast or not),
-        ``notifier``."""
+        ``announce_port`` (where announcements go; default ``udp_port``),
+        ``announce_interval`` (announce again every so many seconds), ``notifier``."""
         unknown = set(options) - set(NETWORK_OPTIONS)
         if unknown:
             raise TypeError(f"AsynCoro() got unknown option(s): {', '.join(sorted(unknown))}")
