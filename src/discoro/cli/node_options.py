@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from discoro.cluster.constants import MaxPulseInterval, MinPulseInterval, MsgTimeout
 from discoro.cluster.service_window import ServiceWindow
@@ -51,7 +51,7 @@ def add_service_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def add_announce_options(group: Any, port_option: str, whom: str) -> None:
+def add_announce_options(group: argparse._ActionsContainer, port_option: str, whom: str) -> None:
     """``--ping_interval`` and the port announcements go to (both programs)."""
     group.add_argument(
         "--ping_interval", type=float, default=0, metavar="SEC",
@@ -63,9 +63,9 @@ def add_announce_options(group: Any, port_option: str, whom: str) -> None:
     )  # fmt: skip
 
 
-def announce_options(ping_interval: float, port: int | None, option: str) -> dict[str, Any]:
+def announce_options(ping_interval: float, port: int | None, option: str) -> dict[str, float]:
     """Network options for ``--ping_interval`` and the announce port (ValueError)."""
-    options: dict[str, Any] = {}
+    options: dict[str, float] = {}
     if ping_interval < 0 or 0 < ping_interval < 1:
         raise ValueError(f"--ping_interval {ping_interval:g}: at least 1 second (or 0: off)")
     if ping_interval:
@@ -112,8 +112,8 @@ class ServiceSettings:
 
     serve: int = -1
     window: ServiceWindow | None = None
-    rules: dict[str, Any] = field(default_factory=dict)  # NodeRules fields (JSON-able)
-    network: dict[str, Any] = field(default_factory=dict)  # extra AsynCoro options
+    rules: dict[str, float] = field(default_factory=dict)  # NodeRules fields (JSON-able)
+    network: dict[str, float] = field(default_factory=dict)  # extra AsynCoro options
     tcp_ports: list[int] = field(default_factory=list)
 
 
@@ -147,7 +147,7 @@ def service_settings(args: argparse.Namespace, count: int) -> ServiceSettings:
     )
     if args.tcp_ports and args.tcp_port:
         raise ValueError("--tcp_port and --tcp_ports: give one of them")
-    rules: dict[str, Any] = {"msg_timeout": args.msg_timeout}
+    rules: dict[str, float] = {"msg_timeout": args.msg_timeout}
     rules.update(min_pulse_interval=low, max_pulse_interval=high)
     if zombie:
         rules["zombie_period"] = zombie

@@ -23,7 +23,7 @@ import argparse
 import queue
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from discoro.cli.common import (
     ArgumentParser,
@@ -38,6 +38,9 @@ from discoro.cli.node_options import add_announce_options, announce_options
 from discoro.cli.units import add_unit_option, print_unit
 from discoro.cluster.constants import MaxPulseInterval, MinPulseInterval
 from discoro.cluster.stdin_commands import read_commands
+
+if TYPE_CHECKING:
+    from discoro.cluster.scheduler import Scheduler
 
 DEFAULT_ZOMBIE_PERIOD = 1800
 COMMANDS = """\
@@ -105,7 +108,7 @@ def quit_events(daemon: bool = False) -> queue.SimpleQueue[str]:
     return events
 
 
-def wait_for_quit(events: queue.SimpleQueue[str], scheduler: Any = None) -> str:
+def wait_for_quit(events: queue.SimpleQueue[str], scheduler: Scheduler | None = None) -> str:
     """Block until a quit event arrives (answering ``status`` meanwhile); the reason."""
     while True:
         try:
@@ -118,7 +121,7 @@ def wait_for_quit(events: queue.SimpleQueue[str], scheduler: Any = None) -> str:
             print(f"discoro: {status_line(scheduler)}", flush=True)
 
 
-def status_line(scheduler: Any) -> str:
+def status_line(scheduler: Scheduler) -> str:
     """One line: the current computation and its client, jobs, nodes and processes."""
     try:
         status = scheduler.status_threadsafe()

@@ -82,7 +82,7 @@ class NodeConfig:
     daemon: bool = False  # read no commands on stdin
     serve: int = -1  # computations to serve before exiting (-1: no limit)
     window: ServiceWindow | None = None
-    rules: dict[str, Any] = field(default_factory=dict)  # JSON-able NodeRules (no serve)
+    rules: dict[str, float] = field(default_factory=dict)  # JSON-able NodeRules (no serve)
     time_of_day: Callable[[], int] | None = None  # seconds after local midnight (tests)
 
 

@@ -47,7 +47,7 @@ def serve(
     prefix: str,
     options: dict[str, Any],
     watch_stdin: bool = False,
-    rules: dict[str, Any] | None = None,
+    rules: dict[str, float] | None = None,
 ) -> int:
     """Run server process ``index``; its exit status."""
     import discoro.net  # noqa: F401  (installs the network layer)
@@ -81,7 +81,7 @@ def serve(
             separator = ": " if kind == "status" else " "
             print(f"discoro_proc {index} {kind}{separator}{text}", file=out, flush=True)
 
-        server = Server(kernel, workdir, rules=NodeRules(**(rules or {})), events=tell)
+        server = Server(kernel, workdir, rules=NodeRules.from_dict(rules or {}), events=tell)
         coro = server.start()
         _install_interrupts(server, watch_stdin)
         print(f"discoro_proc {index} ready at {kernel.location} pid {os.getpid()}", flush=True)

@@ -32,6 +32,8 @@ from discoro.cluster.constants import MISSED_PULSES, MaxPulseInterval, MinPulseI
 from discoro.errors import DiscoroError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from discoro.core.coro import Coro
 
 
@@ -56,6 +58,16 @@ class NodeRules:
     min_pulse_interval: float = MinPulseInterval
     max_pulse_interval: float = MaxPulseInterval
     msg_timeout: float = MsgTimeout  # bound on waiting for a pulse to be delivered
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, float]) -> NodeRules:
+        """The rules a node passed as JSON (ValueError on a name that is no rule)."""
+        rules = cls()
+        for key, value in values.items():
+            if key not in cls.__dataclass_fields__:
+                raise ValueError(f"unknown node rule {key!r}")
+            setattr(rules, key, int(value) if key == "serve" else float(value))
+        return rules
 
     def zombie(self, computation: float | None) -> float | None:
         """The idle period that applies: the shorter of the computation's and the node's."""
@@ -101,8 +113,6 @@ class ServerState:
             return None  # a repeated Setup of the installed computation
         if self.retired is not None:
             return self.retired
-        if self.draining:
-            return "the node's operator is closing this server's computation"
         serve = self.rules.serve
         if serve >= 0 and uid not in self.served and len(self.served) >= serve:
             return f"the node serves only {serve} computation(s) (--serve)"
