@@ -297,13 +297,13 @@ class Node:
             return None
         for child in self.children.values():
             child.restart_due = None
-        if phase is Phase.STOPPING:
+        if first:
+            self.say("outside the service window: waiting for its start")
+        elif phase is Phase.STOPPING:
             self.say("service window stops: server processes quit once their jobs are done")
             for child in self.live():
                 child.retired = True
                 self._tell(child, "quit")
-        elif first:
-            self.say("outside the service window: waiting for its start")
         else:
             self.say("service window ends: terminating the server processes")
             for child in self.live():
