@@ -37,6 +37,7 @@ from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.core.singleton import MetaSingleton
+from discoro.net.fdlimit import raise_fd_limit
 from discoro.net.location import Location, PeerStatus
 from discoro.net.reannounce import backoff
 from discoro.net.runtime import network_of
@@ -98,6 +99,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
             options["announce_interval"] = ping_interval
         if discoronode_port:
             options["announce_port"] = discoronode_port
+        raise_fd_limit()  # one link per server process
         kernel = AsynCoro._existing_instance()
         if kernel is None:
             kernel = AsynCoro(name=SCHEDULER_NAME, **options)
