@@ -1,11 +1,16 @@
 """The rules behind the node's service options, as tables without processes: the service
-window's phases, ``--tcp_ports``, and the node's rules inside a server process
-(`ServerState` with `NodeRules`)."""
+window's phases, ``--tcp_ports``, ``--config``/``--save_config``, and the node's rules
+inside a server process (`ServerState` with `NodeRules`)."""
 
 from __future__ import annotations
 
+import re
+from typing import TYPE_CHECKING
+
 import pytest
 
+from discoro.cli.config_file import apply_config, save_config
+from discoro.cli.node import build_parser
 from discoro.cli.node_options import parse_tcp_ports, ports_for
 from discoro.cluster.server_state import NodeRules, ServerState
 from discoro.cluster.service_window import (
@@ -15,6 +20,9 @@ from discoro.cluster.service_window import (
     format_time_of_day,
     parse_time_of_day,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 H = 3600
 
@@ -133,3 +141,37 @@ def test_drain_refuses_jobs_and_closes_when_none_runs() -> None:
     assert not server.draining and server.setup_refusal("B", 1) is None  # serves again
     server.retired = "outside the service window"
     assert server.setup_refusal("B", 1) == "outside the service window"
+
+
+def test_config_file_round_trip_and_command_line_wins(tmp_path: Path) -> None:
+    parser = build_parser()
+    given = ["-c", "1", "--serve", "3", "--service_end", "18:00", "--peer", "10.0.0.2:9000"]
+    given += ["--peer", "h2", "--tcp_ports", "9000-9001", "--daemon", "-s", "SECRET"]
+    args = parser.parse_args(given)
+    path = tmp_path / "node.ini"
+    save_config(parser, args, str(path))
+    text = path.read_text()
+    assert "SECRET" not in text and "secret" not in text  # never written to a file
+    again = parser.parse_args(["-c", "2", "--config", str(path)])
+    apply_config(parser, again, str(path))
+    assert again.cpus == 2  # given on the command line: wins
+    assert (again.serve, again.service_end, again.daemon) == (3, "18:00", True)
+    assert again.peer == [["10.0.0.2", 9000], "h2"]
+    assert again.tcp_ports == ["9000-9001"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("bogus = 1", "'bogus' is not an option of discoronode"),
+        ("cpus = many", "cpus: invalid literal"),
+        ("daemon = maybe", "daemon: expected True or False"),
+        ("peer = __import__('os')", "peer: expected a list"),
+    ],
+)
+def test_config_file_mistakes(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "node.ini"
+    path.write_text(f"[DEFAULT]\n{text}\n")
+    parser = build_parser()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        apply_config(parser, parser.parse_args([]), str(path))

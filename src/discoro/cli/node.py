@@ -8,6 +8,7 @@ certificates), ``--peer HOST[:PORT]`` (repeatable, for networks without broadcas
 ``--version``, and the later versions' service options (`node_options`: ``--serve``,
 ``--service_start/stop/end``, ``--daemon``, ``--msg_timeout``, pulse bounds,
 ``--zombie_period``, ``--ping_interval``, ``--tcp_ports``, ``--scheduler_port``).
+``--config FILE``/``--save_config FILE`` read/write the options (`config_file`);
 ``--print-systemd-unit`` prints the unit file template for running it as a service.
 The default ``--dest_path`` is this user's own (`procdir.user_root`).
 Arguments are checked before any process starts (`common.preflight`: one line and exit
@@ -32,6 +33,7 @@ from discoro.cli.common import (
     parse_peer,
     preflight,
 )
+from discoro.cli.config_file import add_config_options, apply_config, save_config
 from discoro.cli.node_options import add_service_options, service_settings
 from discoro.cli.units import add_unit_option, print_unit
 from discoro.cluster import procdir
@@ -81,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="allow more processes than processors")
     add_network_options(parser, "discoronode")
     add_service_options(parser)
+    add_config_options(parser)
     add_unit_option(parser)
     return parser
 
@@ -91,10 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_systemd_unit:
         return print_unit("discoronode")
     try:
+        if args.config:
+            apply_config(parser, args, args.config)
         count = process_count(args.cpus, available_cpus(), args.force)
         service = service_settings(args, count)
+        if args.save_config:
+            save_config(parser, args, args.save_config)
     except ValueError as exc:
         fail("discoronode", str(exc), 2)
+    if args.save_config:
+        print(f"discoronode: options saved to {args.save_config}", flush=True)
+        return 0
     level = log_level(args)
     configure_logging(level)
     first = args.tcp_port

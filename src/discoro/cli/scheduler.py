@@ -118,22 +118,7 @@ def wait_for_quit(events: queue.SimpleQueue[str], scheduler: Scheduler | None = 
         if event != "status":
             return event
         if scheduler is not None:
-            print(f"discoro: {status_line(scheduler)}", flush=True)
-
-
-def status_line(scheduler: Scheduler) -> str:
-    """One line: the current computation and its client, jobs, nodes and processes."""
-    try:
-        status = scheduler.status_threadsafe()
-    except Exception as exc:
-        return f"no status: {exc}"
-    info, totals = status["scheduler"], status["totals"]
-    client = info.get("client")
-    head = f"computation of the client at {client}" if client else "no computation"
-    return (
-        f"{head}; {totals['running']} coroutine(s) running, {info['queued']} queued "
-        f"computation(s); {totals['nodes']} node(s), {totals['procs']} server process(es)"
-    )
+            scheduler.print_status()
 
 
 def run_scheduler(argv: list[str]) -> int:

@@ -175,6 +175,25 @@ class Scheduler(Status, metaclass=MetaSingleton):
         """`status` from any thread (blocks up to ``timeout`` seconds for the loop)."""
         return self._on_loop(self.status, timeout)
 
+    def status_line(self) -> str:
+        """One line (from any thread): the current computation's client, running
+        coroutines, queued computations, nodes and server processes."""
+        try:
+            status = self.status_threadsafe()
+        except Exception as exc:
+            return f"no status: {exc!r}"
+        info, totals = status["scheduler"], status["totals"]
+        client = info.get("client")
+        head = f"computation of the client at {client}" if client else "no computation"
+        return (
+            f"{head}; {totals['running']} coroutine(s) running, {info['queued']} queued "
+            f"computation(s); {totals['nodes']} node(s), {totals['procs']} server process(es)"
+        )
+
+    def print_status(self) -> None:
+        """Print `status_line` (later versions' ``Scheduler.print_status``)."""
+        print(f"discoro: {self.status_line()}", flush=True)
+
     def terminate_coros(self, coros: list[str]) -> list[str]:
         """Terminate the running coroutines whose ``str()`` is in ``coros`` (callable from
         any thread); the ones found. Each ends normally, so its process reports it done and
