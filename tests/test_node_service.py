@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import datetime
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from cluster_programs import run_client
+from discoro.net.discovery import ANNOUNCE_DELAYS
 from procs import PeerProcess, free_port
+from test_partition_announce import Counter
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -81,14 +84,15 @@ def client(coro=None):
 def test_service_window_starts_stops_and_ends(
     cluster_secret: str, udp_port: int, tmp_path: Path
 ) -> None:
-    # start in 3 s; stop taking work 8 s later; terminate what still runs 4 s after that
-    start, stop, end = hhmmss(3), hhmmss(11), hhmmss(15)
+    # start in 8 s (a loaded machine may take seconds to start the node); stop taking work
+    # 12 s later (time for the client to start and run its job); terminate 4 s after that
+    start, stop, end = hhmmss(8), hhmmss(20), hhmmss(24)
     window = ("--service_start", start, "--service_stop", stop, "--service_end", end)
     with start_node(tmp_path, udp_port, *window) as node:
         node.expect(r"^discoronode: service window: from ", timeout=10)
         node.expect(r"^discoronode: outside the service window: waiting for its start$")
         assert not list((tmp_path / "discoro").glob("*.pid"))  # no server process yet
-        node.expect(r"^discoronode: service window starts", timeout=10)
+        node.expect(r"^discoronode: service window starts", timeout=15)
         node.expect(READY.format(1), timeout=20)
         with run_client(LONG_JOB, udp_port, nprocs=1) as client:
             client.expect(r"^RUN True$", timeout=30)
@@ -266,3 +270,40 @@ def test_bad_values_are_one_line(
     assert len(lines) == 1 and lines[0].startswith("discoronode: error: "), lines
     assert named in lines[0]
     assert not (tmp_path / "discoro").exists()  # nothing started
+
+
+TOO_FAST = """
+def job(coro=None):
+    yield coro.sleep(0)
+
+
+def client(coro=None):
+    comp = Computation([job], status_coro=Coro(status_proc), pulse_interval=1)
+    out("SCHEDULE", (yield comp.schedule()))
+    yield coro.sleep(30)  # until the test has seen the refusal
+    return "fast"
+"""
+
+
+def test_announcements_to_the_scheduler_port_and_the_pulse_lower_bound(
+    cluster_secret: str, tmp_path: Path
+) -> None:
+    """``--ping_interval`` and ``--scheduler_port``: the server process announces itself to
+    the schedulers' port every second (a listener there counts them) and a scheduler on that
+    port finds it; ``--min_pulse_interval``: a computation that pulses faster is refused."""
+    own, schedulers = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    counter = Counter(schedulers, cluster_secret)
+    try:
+        args = ("--ping_interval", "1", "--scheduler_port", str(schedulers))
+        with start_node(tmp_path, own, *args, "--min_pulse_interval", "2") as node:
+            node.expect(READY.format(1), timeout=20)
+            heard = counter.wait_for(len(ANNOUNCE_DELAYS) + 4, timeout=20)
+            assert set(heard) == {"t-1"}
+            with run_client(TOO_FAST, schedulers, nprocs=1) as client:
+                client.expect(r"^SCHEDULE 0$", timeout=30)
+                client.expect(r"^STATUS ProcIgnore 127\.0\.0\.1:\d+$", timeout=30)
+                assert not any("ProcInitialized" in line for line in client.output)
+            node.write("quit")
+            assert node.wait(20) == 0
+    finally:
+        counter.close()
