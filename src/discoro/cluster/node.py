@@ -48,15 +48,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from discoro.cluster import procdir
 from discoro.cluster.server_main import EXIT_BUSY, EXIT_CANNOT_START
 from discoro.cluster.service_window import Phase, ServiceWindow
 from discoro.cluster.stdin_commands import read_commands
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 READY = re.compile(r"^discoro_proc (\d+) ready at (\S+):(\d+) pid (\d+)$")
 CHILD_EVENT = re.compile(r"^discoro_proc (\d+) (installed|closed|status:) (.*)$")
@@ -83,7 +80,6 @@ class NodeConfig:
     serve: int = -1  # computations to serve before exiting (-1: no limit)
     window: ServiceWindow | None = None
     rules: dict[str, float] = field(default_factory=dict)  # JSON-able NodeRules (no serve)
-    time_of_day: Callable[[], int] | None = None  # seconds after local midnight (tests)
 
 
 @dataclass
@@ -280,8 +276,7 @@ class Node:
         window = self.config.window
         if window is None:
             return Phase.SERVING, 3600.0
-        clock = self.config.time_of_day or _local_time_of_day
-        phase, seconds = window.phase(clock())
+        phase, seconds = window.phase(_local_time_of_day())
         return phase, float(seconds)
 
     def _enter(self, phase: Phase, first: bool = False) -> None:
@@ -427,12 +422,6 @@ class Node:
             if event[0] in ("line", "exit"):
                 self._dispatch(event)
         return False
-
-
-def watch_stdin(on_quit: Callable[[str], None]) -> None:
-    """Call ``on_quit(line)`` (from a daemon thread) when a ``quit`` or ``exit`` line arrives
-    on stdin (`read_commands`: at its end only signals stop the program, nothing spins)."""
-    read_commands("discoro", ("quit", "exit"), lambda word, _rest: on_quit(word))
 
 
 def _local_time_of_day() -> int:
