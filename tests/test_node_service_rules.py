@@ -4,11 +4,13 @@ inside a server process (`ServerState` with `NodeRules`)."""
 
 from __future__ import annotations
 
+import argparse
 import re
 from typing import TYPE_CHECKING
 
 import pytest
 
+from discoro.cli.common import parse_size
 from discoro.cli.config_file import apply_config, save_config
 from discoro.cli.node import build_parser
 from discoro.cli.node_options import parse_tcp_ports, ports_for
@@ -85,6 +87,15 @@ def test_window_without_start_stop_or_end() -> None:
 def test_bad_windows(start: str, stop: str | None, end: str | None, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ServiceWindow.from_options(start, stop, end, now=0)
+
+
+def test_max_file_size_takes_suffixes() -> None:
+    assert [parse_size(t) for t in ("512", "2k", "3M", "1g", "1t")] == [
+        512, 2048, 3 << 20, 1 << 30, 1 << 40,
+    ]  # fmt: skip
+    for bad in ("", "k", "1.5m", "-1", "12x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected bytes"):
+            parse_size(bad)
 
 
 def test_tcp_ports() -> None:

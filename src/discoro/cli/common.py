@@ -55,6 +55,19 @@ def parse_peer(text: str) -> str | list[str | int]:
     return [host, int(port)]
 
 
+SIZE_SUFFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes of ``N`` or ``N`` with a suffix k/m/g/t (later versions' ``--max_file_size``)."""
+    value = text.strip().lower()
+    factor = SIZE_SUFFIXES.get(value[-1:], 1)
+    number = value[:-1] if factor > 1 else value
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected bytes, e.g. 1048576 or 1m")
+    return int(number) * factor
+
+
 def add_program_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument(
@@ -112,7 +125,10 @@ def add_network_options(parser: argparse.ArgumentParser, program: str) -> None:
         "--dest_path",
         help=f"root directory for received files (default {procdir.user_root_text()})",
     )
-    parser.add_argument("--max_file_size", type=int, help="largest file accepted (bytes)")
+    parser.add_argument(
+        "--max_file_size", type=parse_size, metavar="SIZE",
+        help="largest file accepted: bytes, or with a suffix k, m, g, t (powers of 1024)",
+    )  # fmt: skip
     parser.add_argument(
         "-s", "--secret", help="cluster secret (default: $DISCORO_SECRET, ~/.discoro/secret)"
     )
