@@ -94,6 +94,7 @@ class Child:
     restart_due: float | None = None
     output: list[str] = field(default_factory=list)
     retired: bool = False  # told to quit by the service window: its exit is no failure
+    kill_due: float | None = None  # told to terminate: killed if still running by then
     installed: str | None = None  # the computation it runs now
 
 
@@ -148,6 +149,7 @@ class Node:
         )
         child.popen, child.pid, child.started = popen, popen.pid, time.monotonic()
         child.ready_at, child.restart_due, child.retired, child.installed = "", None, False, None
+        child.kill_due = None
         threading.Thread(target=self._read, args=(child.index, popen), daemon=True).start()
 
     def _read(self, index: int, popen: subprocess.Popen[str]) -> None:
@@ -247,6 +249,7 @@ class Node:
                 status = 1
                 break
             due = [c.restart_due for c in self.children.values() if c.restart_due is not None]
+            due += [c.kill_due for c in self.live() if c.kill_due is not None]
             timeout = max(0.0, min(due) - now) if due else 5.0
             phase, change_in = self._current_phase()
             if phase is not self.phase:
@@ -263,6 +266,7 @@ class Node:
             for child in self.children.values():
                 if child.restart_due is not None and child.restart_due <= time.monotonic():
                     self._spawn(child)
+            self._kill_overdue()
         self.shutdown(terminate=self.terminating)
         return status
 
@@ -303,7 +307,17 @@ class Node:
             self.say("service window ends: terminating the server processes")
             for child in self.live():
                 child.retired = True
+                child.kill_due = time.monotonic() + self.config.grace
                 self._tell(child, "terminate", close=True)
+
+    def _kill_overdue(self) -> None:
+        """Kill the server processes told to terminate that are still running (a job that
+        never yields keeps a process from ending its jobs)."""
+        for child in self.live():
+            if child.kill_due is not None and child.kill_due <= time.monotonic():
+                child.kill_due = None
+                self.say(f"process {child.index} did not terminate; killing it")
+                self._signal(child, signal.SIGKILL)
 
     # -- events ------------------------------------------------------------------------------
 

@@ -118,12 +118,15 @@ def _install_interrupts(server: Any, watch_stdin: bool) -> None:
     if watch_stdin:
 
         def watch() -> None:
+            told = False  # to quit, by the node: the end of stdin then means no orphan
             try:
                 for line in sys.stdin:
                     command, _, rest = line.strip().partition(" ")
                     if command in ("quit", "exit"):
+                        told = True
                         server.quit()  # and go on reading: ``terminate`` may follow
                     elif command == "terminate":
+                        told = True
                         server.abort()
                     elif command == "close":
                         server.drain()
@@ -133,6 +136,8 @@ def _install_interrupts(server: Any, watch_stdin: bool) -> None:
                         server.report_status()
             except (OSError, ValueError):  # an unreadable stdin counts as the node gone
                 pass
+            if told:
+                return  # the node, alive, waits for us (and signals us if we take too long)
             # End of stdin: the node program is gone. Quit as usual; but a job that never
             # yields keeps the loop (and so the quit) from running, so a watchdog thread, which
             # user code cannot block, ends the process after a grace period: never an orphan.
