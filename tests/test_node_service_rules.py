@@ -14,6 +14,7 @@ from discoro.cli.common import parse_size
 from discoro.cli.config_file import apply_config, save_config
 from discoro.cli.node import build_parser
 from discoro.cli.node_options import parse_tcp_ports, ports_for
+from discoro.cluster.serve_count import ServeCount
 from discoro.cluster.server_state import NodeRules, ServerState
 from discoro.cluster.service_window import (
     DAY,
@@ -186,3 +187,19 @@ def test_config_file_mistakes(tmp_path: Path, text: str, message: str) -> None:
     parser = build_parser()
     with pytest.raises(ValueError, match=re.escape(message)):
         apply_config(parser, parser.parse_args([]), str(path))
+
+
+def test_serve_count() -> None:
+    count = ServeCount(2)
+    assert count.remaining() == 2
+    assert not count.installed(1, "A") and not count.installed(2, "A")  # one computation
+    assert not count.closed(1, "A") and not count.closed(2, "A")  # one more to serve
+    assert count.remaining() == 1
+    assert count.installed(1, "B")  # the second: retire every process now
+    assert not count.installed(2, "B")
+    assert not count.closed(1, "B")  # process 2 still has it
+    assert count.gone(2)  # it exited: nothing installed any more, the node is done
+    assert count.remaining() == 0
+    unlimited = ServeCount(-1)
+    assert not unlimited.installed(1, "A") and not unlimited.closed(1, "A")
+    assert unlimited.remaining() == -1

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from discoro.cluster import procdir
+from discoro.cluster.serve_count import ServeCount
 from discoro.cluster.server_main import EXIT_BUSY, EXIT_CANNOT_START
 from discoro.cluster.service_window import Phase, ServiceWindow
 from discoro.cluster.stdin_commands import read_commands
@@ -95,7 +96,6 @@ class Child:
     output: list[str] = field(default_factory=list)
     retired: bool = False  # told to quit by the service window: its exit is no failure
     kill_due: float | None = None  # told to terminate: killed if still running by then
-    installed: str | None = None  # the computation it runs now
 
 
 class Node:
@@ -107,7 +107,7 @@ class Node:
         self.stopping = False
         self.announced = False
         self._handoff = _master_key_handoff(config.secret)
-        self.served: set[str] = set()  # computations installed by any process
+        self.serving = ServeCount(config.serve)
         self.phase = Phase.SERVING
         self.deadline = 0.0  # of the start-up (monotonic), while not announced
 
@@ -124,7 +124,7 @@ class Node:
             options["tcp_port"] = self.config.tcp_port + index - 1
         rules = dict(self.config.rules)
         if self.config.serve >= 0:
-            rules["serve"] = max(0, self.config.serve - len(self.served))
+            rules["serve"] = self.serving.remaining()
         command = [sys.executable, "-m", procdir.SERVER_MODULE, "--index", str(index)]
         command += ["--prefix", self.config.prefix, "--options", json.dumps(options)]
         command += ["--rules", json.dumps(rules), "--watch-stdin"]
@@ -148,7 +148,7 @@ class Node:
             start_new_session=True,
         )
         child.popen, child.pid, child.started = popen, popen.pid, time.monotonic()
-        child.ready_at, child.restart_due, child.retired, child.installed = "", None, False, None
+        child.ready_at, child.restart_due, child.retired = "", None, False
         child.kill_due = None
         threading.Thread(target=self._read, args=(child.index, popen), daemon=True).start()
 
@@ -181,31 +181,27 @@ class Node:
         if kind == "status:":
             self.say(f"process {child.index}: {text}")
             return None
-        serve = self.config.serve
         if kind == "installed":
-            child.installed = text
-            if text not in self.served:
-                self.served.add(text)
-                if serve >= 0 and len(self.served) >= serve:
-                    reason = f"the node has served its {serve} computation(s) (--serve)"
-                    for other in self.live():
-                        self._tell(other, f"retire {reason}")
+            if self.serving.installed(child.index, text):
+                reason = f"the node has served its {self.config.serve} computation(s) (--serve)"
+                for other in self.live():
+                    self._tell(other, f"retire {reason}")
             return None
-        if child.installed == text:
-            child.installed = None
-        done = serve >= 0 and len(self.served) >= serve
-        if done and not any(c.installed for c in self.children.values()):
-            self.say(f"served {len(self.served)} computation(s): stopping")
-            return 0
-        return None
+        return self._served_all() if self.serving.closed(child.index, text) else None
+
+    def _served_all(self) -> int:
+        self.say(f"served {len(self.serving.served)} computation(s): stopping")
+        return 0
 
     def _on_exit(self, child: Child, popen: subprocess.Popen[str]) -> int | None:
         """Handle a child's exit; an exit status for the node if it must stop."""
         status = popen.returncode
-        child.popen, child.ready_at, child.installed = None, "", None
+        child.popen, child.ready_at = None, ""
         procdir.remove(procdir.pidfile(self.config.options, child.index), popen.pid)
         if self.stopping:
             return None
+        if self.serving.gone(child.index):
+            return self._served_all()
         if child.retired:  # the service window told it to quit
             self.say(f"process {child.index} stopped (service window)")
             if self.phase is Phase.SERVING:  # the next window began meanwhile
