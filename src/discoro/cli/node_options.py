@@ -30,7 +30,10 @@ def add_service_options(parser: argparse.ArgumentParser) -> None:
     add("--service_stop", metavar="HH:MM", help="stop taking computations and jobs")
     add("--service_end", metavar="HH:MM", help="terminate the jobs still running")
     add("--daemon", action="store_true", help="read no commands on stdin (a service)")
-    add("--msg_timeout", type=float, default=MsgTimeout, metavar="SEC", help="(>= 1)")
+    add(
+        "--msg_timeout", type=float, default=MsgTimeout, metavar="SEC",
+        help=f"longest wait for a pulse to be delivered (>= 1, default {MsgTimeout})",
+    )  # fmt: skip
     add(
         "--min_pulse_interval", type=float, default=MinPulseInterval, metavar="SEC",
         help=f"refuse computations that pulse faster (default {MinPulseInterval})",
