@@ -35,6 +35,7 @@ from discoro.cli.common import (
 )
 from discoro.cli.config_file import add_config_options, apply_config, save_config
 from discoro.cli.node_options import add_service_options, service_settings
+from discoro.cli.session import SESSION_GRACE, add_session_option, enter_session
 from discoro.cli.units import add_unit_option, print_unit
 from discoro.cluster import procdir
 from discoro.cluster.node import Node, NodeConfig
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_service_options(parser)
     add_config_options(parser)
     add_unit_option(parser)
+    add_session_option(parser)
     return parser
 
 
@@ -105,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.save_config:
         print(f"discoronode: options saved to {args.save_config}", flush=True)
         return 0
+    enter_session(args)
     level = log_level(args)
     configure_logging(level)
     first = args.tcp_port
@@ -128,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         window=service.window,
         rules=service.rules,
     )
+    if args.ssh_session:
+        config.quit_at_eof, config.grace = True, SESSION_GRACE
     return Node(config).run()
 
 

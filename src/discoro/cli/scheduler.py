@@ -3,6 +3,8 @@
     discoro [scheduler] [options]   run a shared scheduler until quit/exit, Ctrl-C or SIGTERM
     discoro node [options]          the same as ``discoronode``
     discoro status [options]        show a scheduler's nodes, processes and coroutines
+    discoro ssh [options] HOST ...  start a cluster on other machines over SSH
+    discoro slurm --print [options] the shell lines that start a cluster in a Slurm job
 
 Scheduler options: the network options of ``discoronode`` (without ``-c``) plus ``--node
 HOST`` (repeatable: nodes on other networks), ``--zombie_period SEC`` (>= 100, 0 = never;
@@ -35,6 +37,7 @@ from discoro.cli.common import (
     preflight,
 )
 from discoro.cli.node_options import add_announce_options, announce_options
+from discoro.cli.session import add_session_option, enter_session
 from discoro.cli.units import add_unit_option, print_unit
 from discoro.cluster.constants import MaxPulseInterval, MinPulseInterval
 from discoro.cluster.stdin_commands import read_commands
@@ -50,6 +53,10 @@ commands:
   node        start server processes on this node: the same as discoronode
               (discoro node --help)
   status      show a scheduler's nodes, processes and coroutines (discoro status --help)
+  ssh         start a cluster on other machines over SSH: the scheduler and a node on the
+              first host, a node on every other (discoro ssh --help)
+  slurm       print the shell lines that start a cluster in a Slurm allocation
+              (discoro slurm --help)
 """
 
 
@@ -58,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="discoro",
         usage="discoro [scheduler] [options]\n"
         "       discoro node [options]\n"
-        "       discoro status [options]",
+        "       discoro status [options]\n"
+        "       discoro ssh [options] HOST [HOST ...]\n"
+        "       discoro slurm --print [options]",
         description=COMMANDS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -85,16 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_announce_options(parser, "--discoronode_port", "nodes")
     parser.add_argument("--daemon", action="store_true", help="read no commands on stdin")
     add_unit_option(parser)
+    add_session_option(parser)
     return parser
 
 
 QUIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGABRT)
 
 
-def quit_events(daemon: bool = False) -> queue.SimpleQueue[str]:
+def quit_events(daemon: bool = False, quit_at_eof: bool = False) -> queue.SimpleQueue[str]:
     """Start listening for signals and (unless ``daemon``) commands on stdin (at the end of
-    stdin only signals count: no busy loop). Call it before announcing readiness, so a
-    signal sent right after the announcement is never missed."""
+    stdin only signals count, unless ``quit_at_eof``: no busy loop). Call it before
+    announcing readiness, so a signal sent right after the announcement is never missed."""
     events: queue.SimpleQueue[str] = queue.SimpleQueue()
 
     def handler(signum: int, _frame: Any) -> None:
@@ -102,9 +112,12 @@ def quit_events(daemon: bool = False) -> queue.SimpleQueue[str]:
 
     for signum in QUIT_SIGNALS:
         signal.signal(signum, handler)
-    if not daemon:
+    if not daemon or quit_at_eof:
         commands = ("quit", "exit", "status")
-        read_commands("discoro", commands, lambda word, _: events.put(word), empty="status")
+        on_eof = events.put if quit_at_eof else None
+        read_commands(
+            "discoro", commands, lambda word, _: events.put(word), empty="status", on_eof=on_eof
+        )
     return events
 
 
@@ -137,6 +150,7 @@ def run_scheduler(argv: list[str]) -> int:
         announce = announce_options(args.ping_interval, args.discoronode_port, "--discoronode_port")
     except ValueError as exc:
         parser.error(str(exc))
+    enter_session(args)
     configure_logging(log_level(args))
     options = network_options(args)
     options.update(announce)
@@ -150,7 +164,7 @@ def run_scheduler(argv: list[str]) -> int:
     from discoro.cluster.server_main import peers
     from discoro.core.kernel import AsynCoro
 
-    events = quit_events(args.daemon)
+    events = quit_events(args.daemon, args.ssh_session)
     options["peers"] = peers(options.get("peers"))
     for key in ("secret", "tcp_port", "name"):
         if getattr(args, key):
@@ -185,6 +199,14 @@ def main(argv: list[str] | None = None) -> int:
         from discoro.cli import status
 
         return status.main(argv[1:])
+    if argv and argv[0] == "ssh":
+        from discoro.cli import ssh
+
+        return ssh.main(argv[1:])
+    if argv and argv[0] == "slurm":
+        from discoro.cli import slurm
+
+        return slurm.main(argv[1:])
     if argv and argv[0] == "scheduler":
         argv = argv[1:]
     return run_scheduler(argv)

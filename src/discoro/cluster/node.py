@@ -81,6 +81,7 @@ class NodeConfig:
     serve: int = -1  # computations to serve before exiting (-1: no limit)
     window: ServiceWindow | None = None
     rules: dict[str, float] = field(default_factory=dict)  # JSON-able NodeRules (no serve)
+    quit_at_eof: bool = False  # the end of stdin stops the node (``--ssh-session``)
 
 
 @dataclass
@@ -231,7 +232,7 @@ class Node:
     def run(self) -> int:
         """Start the processes and supervise them until told to stop; the exit status."""
         self._install_signals()
-        if not self.config.daemon:
+        if not self.config.daemon or self.config.quit_at_eof:
             self._watch_stdin()
         window = self.config.window
         if window is not None:
@@ -327,7 +328,7 @@ class Node:
             if kind == "line":
                 return self._on_line(child, event[3])
             return self._on_exit(child, popen)
-        if kind == "signal":
+        if kind in ("signal", "quit"):  # a signal, or the end of an SSH session's stdin
             self.say(f"{event[1]}: stopping")
             return 0
         if kind == "command":
@@ -364,11 +365,15 @@ class Node:
             signal.signal(getattr(signal, name), handler)
 
     def _watch_stdin(self) -> None:
+        def quit_now(reason: str) -> None:
+            self.events.put(("quit", reason))
+
         read_commands(
             "discoronode",
             COMMANDS,
             lambda word, _rest: self.events.put(("command", word)),
             empty="status",
+            on_eof=quit_now if self.config.quit_at_eof else None,
         )
 
     # -- shutdown ----------------------------------------------------------------------------

@@ -4,9 +4,9 @@
 for each line whose first word is one of ``commands`` (an empty line counts as ``empty``,
 when given). Other lines are answered with a one-line hint on stderr.
 
-Rules: at the end of stdin, or if stdin is closed or a terminal we do not own (a background
-job), only signals reach the program: nothing polls or spins. A program run with
-``--daemon`` calls nothing here.
+Rules: at the end of stdin (unless ``on_eof`` is given), or if stdin is closed or a terminal
+we do not own (a background job), only signals reach the program: nothing polls or spins. A
+program run with ``--daemon`` calls nothing here (unless an SSH session needs its end).
 """
 
 from __future__ import annotations
@@ -41,9 +41,11 @@ def read_commands(
     commands: Collection[str],
     on_command: Callable[[str, str], None],
     empty: str | None = None,
+    on_eof: Callable[[str], None] | None = None,
 ) -> bool:
     """Read commands from stdin in a daemon thread (see the module docstring); whether
-    stdin is read at all."""
+    stdin is read at all. ``on_eof("end of stdin")``, if given, is called at the end of
+    stdin or when it fails (``--ssh-session``: the session is gone)."""
     if not stdin_usable():
         return False
     stream = sys.stdin
@@ -65,7 +67,9 @@ def read_commands(
                         flush=True,
                     )
         except (OSError, ValueError):
-            return  # stdin went away under us
+            pass  # stdin went away under us
+        if on_eof is not None:
+            on_eof("end of stdin")
 
     threading.Thread(target=watch, name="discoro-stdin", daemon=True).start()
     return True
