@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from discoro.cluster import interrupt
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import SCHEDULER_NAME, SERVER_NAME, MinPulseInterval, MsgTimeout
+from discoro.cluster.scheduler_liveness import SchedulerLiveness
 from discoro.cluster.scheduler_state import PeerLost, ProcFound, SchedulerState, Tick
 from discoro.cluster.snapshot import find_running, snapshot
 from discoro.cluster.status import Status
@@ -31,6 +32,7 @@ from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.core.singleton import MetaSingleton
+from discoro.core.stalls import ran_late
 from discoro.net.location import Location, PeerStatus
 from discoro.net.reannounce import backoff
 from discoro.net.runtime import network_of
@@ -109,6 +111,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
             logger.warning("another %s is registered in this process", SCHEDULER_NAME)
         self.state.me = coro
         self.kernel.peer_status(coro)
+        self.liveness = SchedulerLiveness(self.kernel, self.state, coro)
         Coro(self._ticker, coro)
         Coro(self._reprobe)
         for host in self._nodes:
@@ -127,7 +130,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
             else:
                 event = message
             try:
-                actions = self.state.handle(event)
+                actions = self.liveness.rewrite(self.state.handle(event))
             except Exception:
                 logger.exception("scheduler failed to handle %r", event)
                 continue
@@ -229,6 +232,11 @@ class Scheduler(Status, metaclass=MetaSingleton):
 
     async def _ticker(self, me: Coro, coro: Any = None) -> None:
         coro.set_daemon()
+        previous = time.monotonic()
         while True:
             await coro.sleep(MinPulseInterval)
+            now = time.monotonic()
+            if ran_late(previous, now, MinPulseInterval):
+                self.liveness.fresh_window()  # our loop was blocked, not the processes
+            previous = now
             me.send(Tick(self.clock()))

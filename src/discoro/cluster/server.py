@@ -13,7 +13,8 @@ create job coroutines, send replies and reports). Messages it handles:
   name, traceback text)`` of a failure) and ``JobStarted``/``JobFailed`` to the scheduler;
   when a job ends, ``JobDone``. With ``spec.remote_output``, what jobs print and log goes to
   the client's router as `Output` (see `discoro.cluster.output`), flushed before each job's
-  end is reported.
+  end is reported. A new job's first step waits until ``JobStarted`` and ``RunResult`` went
+  to the socket, so a job that never yields still gets its ``run`` a reply.
 - A job that has ended stays findable for remote monitors (the network's ``ended_coros``;
   the latest `KEEP_ENDED` of the installed computation), so a client's ``monitor()`` that
   arrives after a fast job ended still gets its `MonitorException`, at once.
@@ -50,8 +51,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import protocol as p
-from discoro.cluster import sources
-from discoro.cluster.constants import SERVER_NAME, MinPulseInterval
+from discoro.cluster import server_liveness, sources
+from discoro.cluster.constants import SERVER_NAME, MinPulseInterval, MsgTimeout
 from discoro.cluster.load import LoadMeter
 from discoro.cluster.namespace import Namespace
 from discoro.cluster.output import OutputCapture
@@ -64,6 +65,7 @@ from discoro.net.location import PeerStatus
 from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Callable
 
     from discoro.core.kernel import AsynCoro
@@ -104,6 +106,7 @@ class Server:
         self.watcher: Coro | None = None  # the coroutine sending them
         self.ended: deque[int] = deque()  # ids of ended jobs still in the network's ended_coros
         self.sources: dict[str, list[str]] = {}  # source text in linecache (`sources.register`)
+        self._releasing: set[asyncio.Task[None]] = set()  # `_hold_until_written` tasks
 
     def start(self) -> Coro:
         self.coro = Coro(self._main)
@@ -125,6 +128,7 @@ class Server:
             raise RuntimeError(f"another coroutine is registered as {SERVER_NAME}")
         self.location = self.kernel.location
         self.kernel.peer_status(coro)
+        server_liveness.start(self.kernel)  # heartbeats that busy jobs cannot stop
         self._announce()
         try:
             while not self.state.may_exit():
@@ -306,6 +310,29 @@ class Server:
             p.JobStarted(self.location, run.uid, run.rid, job, run.func_name, time.time(), shown)
         )
         run.reply_to.send(p.RunResult(run.rid, job, None, run.fanout))
+        self._hold_until_written(job, (current.scheduler, run.reply_to))
+
+    def _hold_until_written(self, job: Coro, told: tuple[Coro, ...]) -> None:
+        """Hold ``job`` before its first step until the messages that hand it out went to
+        the socket: a job that computes without yielding from its first step would keep the
+        loop from writing them, and its ``run`` would get no reply."""
+        network = network_of(self.kernel)
+        waits = [coro.location for coro in told if coro._remote]
+        waits = [location for location in waits if not network.flushed(location)]
+        if not waits:
+            return
+        gate: asyncio.Future[None] = network.loop.create_future()
+        job._hold = gate
+
+        async def release() -> None:
+            for location in waits:
+                await network.written(location, MsgTimeout)
+            if not gate.done():
+                gate.set_result(None)
+
+        task = network.loop.create_task(release())
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     def _is_internal(self, coro: Any) -> bool:
         """Whether ``coro`` is this server's own (its output is not the computation's)."""

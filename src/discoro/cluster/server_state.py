@@ -11,7 +11,8 @@ Rules (reference 3.6, 3.7):
   again is accepted: it is a repeated request, not a second computation).
 - A quitting process accepts no `Setup` and no `Run`; it exits once no job runs.
 - Idle close: with a zombie period, a computation without a running job for that long closes.
-- Pulses: if none could be delivered for more than ``MISSED_PULSES`` x interval, give up.
+- Pulses: if none could be delivered for more than ``MISSED_PULSES`` x interval, give up;
+  time this process's own loop was blocked does not count (`PulseTracker`).
 - A computation whose scheduler is lost (its peer went offline, or pulses gave up) ends its
   jobs as failed with `SchedulerLost`, never as a normal finish: a client that is still alive
   must not take work that was cut short for a result.
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from discoro.cluster.constants import MISSED_PULSES, MaxPulseInterval, MinPulseInterval
+from discoro.core.stalls import ran_late
 from discoro.errors import DiscoroError
 
 if TYPE_CHECKING:
@@ -144,15 +146,24 @@ class ServerState:
 
 
 class PulseTracker:
-    """Decides when pulses to the scheduler have failed for too long."""
+    """Decides when pulses to the scheduler have failed for too long.
+
+    A pulse is tried every interval and waits up to an interval for delivery, so steps come
+    at most two intervals apart; a step much later than that means this process's own loop
+    was blocked (a job that does not yield), which says nothing of the scheduler: the
+    scheduler then gets a fresh window (`discoro.core.stalls`)."""
 
     def __init__(self, interval: float, now: float) -> None:
         self.interval = interval
         self.last_delivered = now
+        self.last_step = now
 
     def delivered(self, now: float) -> None:
-        self.last_delivered = now
+        self.last_delivered = self.last_step = now
 
     def given_up(self, now: float) -> bool:
         """After a failed pulse: has the scheduler been unreachable for too long?"""
+        if ran_late(self.last_step, now, 2 * self.interval):
+            self.last_delivered = max(self.last_delivered, now)
+        self.last_step = now
         return now - self.last_delivered > MISSED_PULSES * self.interval
