@@ -60,6 +60,7 @@ from discoro.cluster.server_job import ServerJob
 from discoro.cluster.server_state import Installed, PulseTracker, SchedulerLost, ServerState
 from discoro.core.coro import Coro
 from discoro.core.log import logger
+from discoro.core.stalls import ran_late
 from discoro.errors import MonitorException
 from discoro.net.location import PeerStatus
 from discoro.net.runtime import network_of
@@ -235,15 +236,17 @@ class Server:
         tracker = PulseTracker(interval, self.clock())
         name = self.kernel.name or ""
         meter = LoadMeter(self.workdir, name, name.rpartition("-")[0] or name)
+        step = time.monotonic()  # real time, for the stall rule (`core.stalls`)
         while self.state.current is current:
             load = meter.measure()  # cheap: psutil without blocking
             pulse = p.ServerPulse(self.location, current.uid, len(current.jobs), load)
             delivered = await current.scheduler.deliver(pulse, timeout=interval)
             if self.state.current is not current:
                 break
+            previous, step = step, time.monotonic()
             if delivered == 1:
                 tracker.delivered(self.clock())
-            elif tracker.given_up(self.clock()):
+            elif tracker.given_up(self.clock(), ran_late(previous, step, 2 * interval)):
                 self.coro.send(PulseLost(current.uid))  # type: ignore[union-attr]
                 break
             await coro.sleep(interval)

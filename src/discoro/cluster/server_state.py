@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from discoro.cluster.constants import MISSED_PULSES, MaxPulseInterval, MinPulseInterval
-from discoro.core.stalls import ran_late
 from discoro.errors import DiscoroError
 
 if TYPE_CHECKING:
@@ -148,22 +147,20 @@ class ServerState:
 class PulseTracker:
     """Decides when pulses to the scheduler have failed for too long.
 
-    A pulse is tried every interval and waits up to an interval for delivery, so steps come
-    at most two intervals apart; a step much later than that means this process's own loop
-    was blocked (a job that does not yield), which says nothing of the scheduler: the
-    scheduler then gets a fresh window (`discoro.core.stalls`)."""
+    A pulse is tried every interval and waits up to an interval for delivery, so its steps
+    come at most two intervals apart; the shell says when a step came much later than that
+    (``stalled``: this process's own loop was blocked, `discoro.core.stalls`), which says
+    nothing of the scheduler: it then gets a fresh window."""
 
     def __init__(self, interval: float, now: float) -> None:
         self.interval = interval
         self.last_delivered = now
-        self.last_step = now
 
     def delivered(self, now: float) -> None:
-        self.last_delivered = self.last_step = now
+        self.last_delivered = now
 
-    def given_up(self, now: float) -> bool:
+    def given_up(self, now: float, stalled: bool = False) -> bool:
         """After a failed pulse: has the scheduler been unreachable for too long?"""
-        if ran_late(self.last_step, now, 2 * self.interval):
+        if stalled:
             self.last_delivered = max(self.last_delivered, now)
-        self.last_step = now
         return now - self.last_delivered > MISSED_PULSES * self.interval
