@@ -17,6 +17,7 @@ import pytest
 
 import discoro
 from cluster_programs import run_client
+from discoro.cluster.constants import TERMINATE_GRACE
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -90,3 +91,66 @@ def test_long_jobs_are_not_failures(cluster: LocalCluster, udp_port: int) -> Non
         assert reports == [f"MONITOR {match[1]} StopIteration {value!r}"], client.output
     assert not lines(client, r"^STATUS (Proc|Node)(Disconnected|Closed) "), client.output
     assert not lines(client, r"^TIMED OUT"), client.output
+
+
+RUNAWAY = """
+def spin(coro=None):
+    while True:  # never yields: only ending its process can stop it
+        pass
+    yield
+
+
+def nap(coro=None):
+    yield coro.sleep(300)
+
+
+def client(coro=None):
+    LISTENERS.append(coro)
+    comp = yield from start([spin, nap], coro, pulse_interval=1)
+    procs = yield comp.procs()
+    known = set(str(where) for where in procs)
+    napper = yield comp.run_at(procs[0], nap)
+    spinner = yield comp.run_at(procs[0], spin)
+    out("RUNNING", procs[0], type(napper).__name__, napper, type(spinner).__name__, spinner)
+    yield coro.sleep(2)  # the spinner has the loop; heartbeats still come
+    started = time.monotonic()
+    spinner.terminate()
+    reports, again = 0, False
+    while reports < 2 or not again:
+        msg = yield coro.receive(timeout=40)
+        if msg is None:
+            out("TIMED OUT")
+            break
+        if isinstance(msg, MonitorException):
+            reports += 1
+            out("ENDED", msg.args[0], time.monotonic() - started)
+        elif msg.status == Scheduler.ProcInitialized and str(msg.info) not in known:
+            again = True  # the node started a new server; it joined the computation
+    yield coro.sleep(2)  # a second report of either coroutine would show up meanwhile
+    out("PROCS", len((yield comp.procs())))
+    yield comp.close()
+    return "ok"
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_runaway_job_terminated_ends_its_process(cluster: LocalCluster, udp_port: int) -> None:
+    with run_client(RUNAWAY, udp_port) as client:
+        client.expect(r"^SCHEDULE 0$", timeout=20)
+        running = client.expect(r"^RUNNING (\S+) Coro (\S+) Coro (\S+)$", timeout=20)
+        where, napper, spinner = running.groups()
+        ended = client.expect(rf"^ENDED {re.escape(spinner)} ([\d.]+)$", timeout=30)
+        client.expect(r"^DONE ok$", timeout=60)
+        assert client.wait(15) == 0
+    assert float(ended[1]) < TERMINATE_GRACE + 5, client.output
+    # the terminated coroutine ends as any terminate does; the other one is lost, saying why
+    assert lines(client, rf"^MONITOR {re.escape(spinner)} ") == [
+        f"MONITOR {spinner} StopIteration None"
+    ], client.output
+    (lost,) = lines(client, rf"^MONITOR {re.escape(napper)} ")
+    assert lost.startswith(f"MONITOR {napper} ProcessLost "), lost
+    assert "terminated while a job kept its event loop busy" in lost, lost
+    assert lines(client, rf"^STATUS ProcDisconnected {re.escape(where)}$"), client.output
+    assert lines(client, r"^PROCS 2$"), client.output  # the node's process count is restored
+    assert not lines(client, r"^TIMED OUT"), client.output
+    assert any("ending this process" in line for line in cluster.output), cluster.output

@@ -78,6 +78,7 @@ class Liveness(asyncio.DatagramProtocol):
         self.loop_ran = time.monotonic()  # written by the loop's beat, read by the thread
         self.targets: tuple[Location, ...] = ()  # peers with a link, as of the latest beat
         self.thread: HeartbeatThread | None = None
+        self.beating = False  # the loop notes when it runs (a heartbeat thread reads it)
         self.host = "0.0.0.0"  # the address the TCP server is bound to (set by `start`)
         self._transport: asyncio.DatagramTransport | None = None
         self._beat_timer: asyncio.TimerHandle | None = None
@@ -105,6 +106,7 @@ class Liveness(asyncio.DatagramProtocol):
         stuck for ``grace`` seconds."""
         if self.thread is not None or self.net.location is None:
             return
+        self.beating = True
         self._beat()
         self.thread = HeartbeatThread(self, grace, on_wedged)
         self.thread.start()
@@ -120,9 +122,15 @@ class Liveness(asyncio.DatagramProtocol):
 
     def _beat(self) -> None:
         self.loop_ran = time.monotonic()
-        peers = self.net.peers
-        self.targets = tuple(location for location, peer in peers.items() if peer.link is not None)
+        self.linked()
         self._beat_timer = self.net.loop.call_later(BEAT_PERIOD, self._beat)
+
+    def linked(self) -> None:
+        """Take the peers with a link as the heartbeat's targets (at every beat, and when a
+        link comes up: a job may block the loop right after its reply went out)."""
+        if self.beating:
+            peers = self.net.peers
+            self.targets = tuple(loc for loc, peer in peers.items() if peer.link is not None)
 
     # -- receiving ---------------------------------------------------------------------------
 

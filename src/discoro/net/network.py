@@ -197,6 +197,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels):
         peer.link = link
         peer.sid = identity.sid
         peer.name = identity.name
+        self.liveness.linked()
         while peer.queue:
             link.send(peer.queue.popleft())
         if not link.authenticated.done():
