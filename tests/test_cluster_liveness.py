@@ -154,3 +154,65 @@ def test_a_runaway_job_terminated_ends_its_process(cluster: LocalCluster, udp_po
     assert lines(client, r"^PROCS 2$"), client.output  # the node's process count is restored
     assert not lines(client, r"^TIMED OUT"), client.output
     assert any("ending this process" in line for line in cluster.output), cluster.output
+
+
+# In the style of 4.5.6's discoro_client8 (later-versions.md D10): remote jobs block their
+# server with time.sleep for each message they get, while the client sends them more.
+CLIENT8 = """
+import random
+
+
+def rcoro_proc(client, coro=None):
+    import time
+    total = 0.0
+    while True:
+        value = yield coro.receive()
+        if value is None:
+            break
+        time.sleep(value)  # blocks the server for 10 s or more per message
+        total += value
+    client.send((str(coro.location), total))
+
+
+def client(coro=None):
+    comp = yield from start([rcoro_proc], coro, pulse_interval=1)
+    rcoros = []
+    for i in range(2):
+        rcoro = yield comp.run(rcoro_proc, coro)
+        if isinstance(rcoro, Coro):
+            out("  job %s processed by %s" % (i, rcoro.location))
+            rcoros.append(rcoro)
+    for rcoro in rcoros:
+        for _ in range(2):  # the second waits in the mailbox while the first blocks
+            rcoro.send(random.uniform(10, 12))
+        rcoro.send(None)
+    for _ in rcoros:
+        result = yield coro.receive(timeout=60)
+        if result is None:
+            out("TIMED OUT")
+            break
+        out("    %s computed result: %.4f" % result)
+    yield comp.close()
+    return "ok"
+"""
+
+
+@pytest.mark.timeout(120)
+def test_client8_style_blocking_jobs_print_their_results(
+    cluster: LocalCluster, udp_port: int
+) -> None:
+    with run_client(CLIENT8, udp_port) as client:
+        client.expect(r"^SCHEDULE 0$", timeout=20)
+        jobs = [client.expect(rf"^  job {i} processed by (\S+)$", timeout=20)[1] for i in (0, 1)]
+        results = [
+            client.expect(r"^    (\S+) computed result: (\d+\.\d{4})$", timeout=60)
+            for _ in range(2)
+        ]
+        client.expect(r"^DONE ok$", timeout=30)
+        assert client.wait(15) == 0
+    assert sorted(match[1] for match in results) == sorted(jobs), client.output
+    assert all(20 <= float(match[2]) <= 24 for match in results), client.output
+    reports = [line.split()[1] for line in lines(client, r"^MONITOR ")]
+    assert len(reports) == len(set(reports)) == 2, client.output  # each job once
+    assert len(lines(client, r"^MONITOR \S+ StopIteration ")) == 2, client.output  # normally
+    assert not lines(client, r"^STATUS (Proc|Node)(Disconnected|Closed) "), client.output
