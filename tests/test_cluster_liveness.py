@@ -216,3 +216,44 @@ def test_client8_style_blocking_jobs_print_their_results(
     assert len(reports) == len(set(reports)) == 2, client.output  # each job once
     assert len(lines(client, r"^MONITOR \S+ StopIteration ")) == 2, client.output  # normally
     assert not lines(client, r"^STATUS (Proc|Node)(Disconnected|Closed) "), client.output
+
+
+BUSY_CLIENT = """
+def nap(seconds, coro=None):
+    yield coro.sleep(seconds)
+    return "napped"
+
+
+def client(coro=None):
+    LISTENERS.append(coro)
+    comp = yield from start([nap], coro, pulse_interval=1)
+    rcoro = yield comp.run(nap, 3)
+    out("RUNNING", type(rcoro).__name__, rcoro)
+    time.sleep(12)  # the client's own loop (and its private scheduler's) blocked for 12 s
+    out("AWAKE")
+    msg = yield coro.receive(timeout=30)
+    while msg is not None and not isinstance(msg, MonitorException):
+        msg = yield coro.receive(timeout=30)
+    rcoro = yield comp.run(nap, 0)  # the computation still works
+    out("AGAIN", type(rcoro).__name__)
+    yield comp.close()
+    return "ok"
+"""
+
+
+@pytest.mark.timeout(90)
+def test_a_busy_client_keeps_its_computation(cluster: LocalCluster, udp_port: int) -> None:
+    """A client whose loop (and private scheduler's) is blocked for 12 s is not taken for
+    gone by its servers, and its own silence rules do not give up on them."""
+    with run_client(BUSY_CLIENT, udp_port) as client:
+        client.expect(r"^SCHEDULE 0$", timeout=20)
+        coro = client.expect(r"^RUNNING Coro (\S+)$", timeout=20)[1]
+        client.expect(r"^AWAKE$", timeout=30)
+        client.expect(r"^AGAIN Coro$", timeout=30)
+        client.expect(r"^DONE ok$", timeout=30)
+        assert client.wait(15) == 0
+    assert lines(client, rf"^MONITOR {re.escape(coro)} ") == [
+        f"MONITOR {coro} StopIteration 'napped'"
+    ], client.output
+    assert not lines(client, r"^STATUS (Proc|Node)(Disconnected|Closed) "), client.output
+    assert not any("Lost" in line or "unreachable" in line for line in client.output)

@@ -41,6 +41,7 @@ from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.net.location import Location
+from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -148,6 +149,7 @@ class Computation(Replies):
             return -1
         self.scheduler = scheduler
         kernel = AsynCoro.instance()
+        network_of(kernel).liveness.start_heartbeat()  # busy client code is not a lost client
         loop = kernel.loop
         self._scheduled = loop.create_future()
         self._router = Coro(self._route)

@@ -244,8 +244,9 @@ class Server:
             if self.state.current is not current:
                 break
             previous, step = step, time.monotonic()
-            if delivered == 1:
-                tracker.delivered(self.clock())
+            liveness = network_of(self.kernel).liveness
+            if delivered == 1 or liveness.heard_within(current.scheduler.location, interval):
+                tracker.delivered(self.clock())  # delivered, or its process is busy but alive
             elif tracker.given_up(self.clock(), ran_late(previous, step, 2 * interval)):
                 self.coro.send(PulseLost(current.uid))  # type: ignore[union-attr]
                 break

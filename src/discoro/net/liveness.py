@@ -10,7 +10,8 @@ is not written off while it lives, discoro keeps liveness beside the loop:
   sid), counts as a sign of life on that link (`Link.heard`) and goes to the ``watchers``
   (the scheduler feeds it to its process table like a pulse). If the port is taken, one
   warning says so and the process only loses this protection.
-- A process that runs user code (a server) starts a `HeartbeatThread`: once a
+- A process that runs user code (a server; a client once it schedules a computation)
+  starts a `HeartbeatThread`: once a
   ``ping_interval`` it sends an ``alive`` note to every peer it had a link to when its loop
   last ran, saying how long ago that was (``stuck``). A stopped (SIGSTOP) process stops its
   thread too, and a partition stops the datagrams: both are still noticed, as they should be.
@@ -100,10 +101,12 @@ class Liveness(asyncio.DatagramProtocol):
                 exc,
             )
 
-    def start_heartbeat(self, grace: float, on_wedged: Callable[[list[int], float], None]) -> None:
+    def start_heartbeat(
+        self, grace: float = 0.0, on_wedged: Callable[[list[int], float], None] | None = None
+    ) -> None:
         """Start the heartbeat thread (once), and the loop's beat it reads. ``on_wedged``
         (called in the thread) handles coroutines asked to terminate while the loop stayed
-        stuck for ``grace`` seconds."""
+        stuck for ``grace`` seconds; without it the thread takes no commands (a client)."""
         if self.thread is not None or self.net.location is None:
             return
         self.beating = True
@@ -163,6 +166,11 @@ class Liveness(asyncio.DatagramProtocol):
             except Exception:
                 logger.exception("liveness watcher %r failed", watcher)
 
+    def heard_within(self, location: Location, seconds: float) -> bool:
+        """Whether the peer at ``location`` said it lives within the last ``seconds``."""
+        entry = self.known.get(location)
+        return entry is not None and time.monotonic() - entry[1] <= seconds
+
     def take(
         self, data: bytes, sender: str, guard: ReplayGuard | None = None
     ) -> LivenessNote | None:
@@ -215,7 +223,10 @@ class HeartbeatThread(threading.Thread):
     module docstring); a daemon thread that needs no event loop."""
 
     def __init__(
-        self, liveness: Liveness, grace: float, on_wedged: Callable[[list[int], float], None]
+        self,
+        liveness: Liveness,
+        grace: float,
+        on_wedged: Callable[[list[int], float], None] | None,
     ) -> None:
         super().__init__(name="discoro-liveness", daemon=True)
         net = liveness.net
@@ -230,7 +241,7 @@ class HeartbeatThread(threading.Thread):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((liveness.host, 0))
         self.sock.setblocking(False)
-        self.cmd_port = int(self.sock.getsockname()[1])
+        self.cmd_port = int(self.sock.getsockname()[1]) if on_wedged is not None else 0
         self.pending: dict[int, float] = {}  # coroutine id -> when its terminate note came
         self.guard = ReplayGuard()  # its own: the loop's is not shared across threads
         self._stop = threading.Event()
@@ -279,7 +290,7 @@ class HeartbeatThread(threading.Thread):
         except OSError:
             return
         note = self.liveness.take(data, str(addr[0]), self.guard)
-        if note is None or note.kind != "terminate":
+        if note is None or note.kind != "terminate" or self.on_wedged is None:
             return
         ours = (note.addr, note.port, note.sid, note.pid) == (
             self.location.addr,
@@ -300,7 +311,7 @@ class HeartbeatThread(threading.Thread):
         wedged = [cid for cid in due if loop_ran < self.pending[cid]]
         for cid in due:
             del self.pending[cid]
-        if wedged:
+        if wedged and self.on_wedged is not None:
             self.on_wedged(wedged, now - loop_ran)
 
     def send_ending(self, coros: list[int]) -> None:
