@@ -109,10 +109,20 @@ class Liveness(asyncio.DatagramProtocol):
         stuck for ``grace`` seconds; without it the thread takes no commands (a client)."""
         if self.thread is not None or self.net.location is None:
             return
+        try:
+            thread = HeartbeatThread(self, grace, on_wedged)
+        except OSError as exc:
+            logger.warning(
+                "no heartbeat thread (cannot bind UDP at %s: %s): while user code keeps "
+                "this process's loop busy, its peers may write it off",
+                self.host,
+                exc,
+            )
+            return
         self.beating = True
         self._beat()
-        self.thread = HeartbeatThread(self, grace, on_wedged)
-        self.thread.start()
+        self.thread = thread
+        thread.start()
 
     def stop(self) -> None:
         if self._beat_timer is not None:
@@ -239,20 +249,24 @@ class HeartbeatThread(threading.Thread):
         self.sid = net.sid
         self.pid = os.getpid()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((liveness.host, 0))
+        try:
+            self.sock.bind((liveness.host, 0))
+        except OSError:
+            self.sock.close()
+            raise
         self.sock.setblocking(False)
         self.cmd_port = int(self.sock.getsockname()[1]) if on_wedged is not None else 0
         self.pending: dict[int, float] = {}  # coroutine id -> when its terminate note came
         self.guard = ReplayGuard()  # its own: the loop's is not shared across threads
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
     def run(self) -> None:
         next_beat = 0.0
         try:
-            while not self._stop.is_set():
+            while not self._stopping.is_set():
                 now = time.monotonic()
                 if now >= next_beat:
                     self._send_all(self._note("alive", now))
