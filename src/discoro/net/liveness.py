@@ -11,9 +11,10 @@ is not written off while it lives, discoro keeps liveness beside the loop:
   (the scheduler feeds it to its process table like a pulse). If the port is taken, one
   warning says so and the process only loses this protection.
 - A process that runs user code (a server; a client once it schedules a computation)
-  starts a `HeartbeatThread`: once a
-  ``ping_interval`` it sends an ``alive`` note to every peer it had a link to when its loop
-  last ran, saying how long ago that was (``stuck``). A stopped (SIGSTOP) process stops its
+  starts a `HeartbeatThread`: while its loop has not run for half a ``ping_interval``, it
+  sends, once a ``ping_interval``, an ``alive`` note to every peer it had a link to when its
+  loop last ran, saying how long ago that was (``stuck``). While the loop runs, the thread
+  is quiet: TCP pings and pulses say the process lives. A stopped (SIGSTOP) process stops its
   thread too, and a partition stops the datagrams: both are still noticed, as they should be.
 - Runaway jobs: `Network.terminate` of a coroutine at a peer that reported a command port also
   sends ``terminate`` notes there (a few, for loss). The thread remembers when the first one
@@ -27,8 +28,8 @@ is not written off while it lives, discoro keeps liveness beside the loop:
 Invariants: nothing received is unpickled; forged, stale (outside the replay window) and
 replayed (a copy within it) datagrams are dropped, each kind logged once per sender. The
 thread shares with the loop only floats and a tuple it reads whole (``loop_ran``,
-``targets``, written by the loop's beat). Sends are bounded: one note per peer per interval,
-three per terminate, three per ending.
+``targets``, written by the loop's beat). Sends are bounded: one note per peer per interval
+(only while the loop is stuck), four per terminate, three per ending.
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ if TYPE_CHECKING:
 #: The loop notes that it runs this often (what ``stuck`` is measured against).
 BEAT_PERIOD = 0.2
 #: `terminate` notes to a wedged process: sent at these delays after the terminate.
-TERMINATE_DELAYS = (0.0, 0.5, 1.0)
+TERMINATE_DELAYS = (0.0, 0.5, 1.0, 2.0)
+#: The thread says "alive" only while the loop has not run for this many ping intervals:
+#: while it runs, TCP pings and pulses say so (and busy schedulers get no extra datagrams).
+STUCK_AFTER = 0.5
 #: A peer's ``alive`` note older than this says nothing about where to send commands.
 NOTE_FRESH = 10.0
 MAX_LOGGED = 256
@@ -207,22 +211,22 @@ class Liveness(asyncio.DatagramProtocol):
 
     def terminating(self, location: Location, coro_id: int) -> None:
         """A terminate of coroutine ``coro_id`` at ``location`` was sent: if that process
-        has a heartbeat thread that takes commands, tell it too (see the module docstring)."""
-        entry = self.known.get(location)
-        peer = self.net.peers.get(location)
-        if entry is None or peer is None or self._transport is None:
-            return
-        note, when = entry
-        if not note.cmd_port or time.monotonic() - when > NOTE_FRESH or peer.sid != note.sid:
-            return
-        address = (note.addr, note.cmd_port)
+        has a heartbeat thread that takes commands, tell it too (see the module docstring).
+        Each of the few notes looks for the process's latest ``alive`` note when it is due:
+        a process whose loop got stuck just now has not sent one yet."""
 
         def send() -> None:
+            entry = self.known.get(location)
+            peer = self.net.peers.get(location)
+            if entry is None or peer is None or self._transport is None:
+                return
+            note, when = entry
+            if not note.cmd_port or time.monotonic() - when > NOTE_FRESH or peer.sid != note.sid:
+                return
             request = LivenessNote(
                 "terminate", time.time(), note.sid, note.addr, note.port, note.pid, coros=(coro_id,)
             )
-            if self._transport is not None:
-                self._transport.sendto(encode_liveness(request, self.key), address)
+            self._transport.sendto(encode_liveness(request, self.key), (note.addr, note.cmd_port))
 
         for delay in TERMINATE_DELAYS:
             self.net.loop.call_later(delay, send)
@@ -269,7 +273,8 @@ class HeartbeatThread(threading.Thread):
             while not self._stopping.is_set():
                 now = time.monotonic()
                 if now >= next_beat:
-                    self._send_all(self._note("alive", now))
+                    if now - self.liveness.loop_ran >= STUCK_AFTER * self.interval:
+                        self._send_all(self._note("alive", now))
                     next_beat = now + self.interval
                 readable, _, _ = select.select([self.sock], [], [], min(next_beat - now, 0.25))
                 if readable:
