@@ -113,7 +113,8 @@ class Scheduler(Status, metaclass=MetaSingleton):
             logger.warning("another %s is registered in this process", SCHEDULER_NAME)
         self.state.me = coro
         self.kernel.peer_status(coro)
-        self.liveness = SchedulerLiveness(self.kernel, self.state, coro)
+        self.liveness = SchedulerLiveness(self.state, coro)
+        self.liveness.watch(self.kernel)
         Coro(self._ticker, coro)
         Coro(self._reprobe)
         for host in self._nodes:

@@ -38,13 +38,18 @@ ENDING_KEPT = 60.0
 
 
 class SchedulerLiveness:
-    def __init__(self, kernel: AsynCoro, state: SchedulerState, me: Coro) -> None:
+    """Made by the scheduler shell, which then calls `watch`; tests feed `noted` directly."""
+
+    def __init__(self, state: SchedulerState, me: Coro) -> None:
         self.state = state
         self.me = me
         self.ended: dict[Location, tuple[frozenset[int], float, float]] = {}  # ids, stuck, when
-        network_of(kernel).liveness.watchers.append(self._noted)
 
-    def _noted(self, note: LivenessNote) -> None:
+    def watch(self, kernel: AsynCoro) -> None:
+        """Take the liveness notes that reach this process's network."""
+        network_of(kernel).liveness.watchers.append(self.noted)
+
+    def noted(self, note: LivenessNote) -> None:
         location = Location(note.addr, note.port)
         if location not in self.state.procs:
             return
