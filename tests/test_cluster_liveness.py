@@ -4,8 +4,9 @@ A server whose event loop is busy in user code still says it lives, from its hea
 thread (`discoro.net.liveness`); so does a client. With a pulse interval of 1 s (so 5 s of
 silence is the write-off limit): a discoro_client8-style program whose jobs block 10-12 s per
 message prints its results, and a client blocked for 12 s keeps its computation, with no
-process reported lost. A job that never yields and is terminated ends its process after the
-grace period; the client hears of it once, and the node's process count is restored. (The
+process reported lost. A job that never yields and is terminated (through its handle, or
+the status page's terminate) ends its process after the grace period; the client hears of it
+once, and the node's process count is restored. (The
 30 s sleeping and computing jobs run across hosts: test_liveness_netns.py.)
 """
 
@@ -60,7 +61,10 @@ def client(coro=None):
     # the terminate's UDP notes find where to go only when they are due (net.liveness)
     yield coro.sleep(0.3)
     started = time.monotonic()
-    spinner.terminate()
+    if HOW == "status page":  # what the status page's terminate button does
+        out("TERMINATED", Scheduler().terminate_coros([str(spinner)]))
+    else:
+        spinner.terminate()
     reports, again = 0, False
     while reports < 2 or not again:
         msg = yield coro.receive(timeout=40)
@@ -80,8 +84,11 @@ def client(coro=None):
 
 
 @pytest.mark.timeout(120)
-def test_a_runaway_job_terminated_ends_its_process(cluster: LocalCluster, udp_port: int) -> None:
-    with run_client(RUNAWAY, udp_port) as client:
+@pytest.mark.parametrize("how", ["handle", "status page"])
+def test_a_runaway_job_terminated_ends_its_process(
+    cluster: LocalCluster, udp_port: int, how: str
+) -> None:
+    with run_client(f"HOW = {how!r}\n" + RUNAWAY, udp_port) as client:
         client.expect(r"^SCHEDULE 0$", timeout=20)
         running = client.expect(r"^RUNNING (\S+) Coro (\S+) Coro (\S+)$", timeout=20)
         where, napper, spinner = running.groups()
