@@ -5,6 +5,10 @@ coroutine), turns what it receives into events for the state machine and sends t
 the state machine decides. Private (``discoro.Scheduler()`` inside a client) or shared (the
 ``discoro`` program); clients find it by the name ``discoro_scheduler``.
 
+Liveness (`discoro.cluster.scheduler_liveness`): a server's heartbeat notes count as its
+pulses, a late tick (this process's loop was blocked) gives every process a fresh window, and
+the coroutines of a server that ended itself over a runaway job are reported saying so.
+
 Rejoining after a partition: a re-prober dials every process the state lost (with backoff
 from `REPROBE_FIRST` seconds doubling to `REPROBE_MAX`, started over whenever another one is
 lost) and introduces itself again to the hosts of ``nodes=`` (backoff up to

@@ -31,6 +31,10 @@ create job coroutines, send replies and reports). Messages it handles:
   (``uid`` None, with the node figures) every `IDLE_PULSE_INTERVAL` seconds, so status pages
   show idle nodes; one watcher at a time (a newer `Watch` replaces the scheduler), stopped
   when that scheduler's peer goes offline or a send to it fails.
+- Liveness: a heartbeat thread (`discoro.cluster.server_liveness`) tells the scheduler and
+  the client that this process lives while a job keeps the loop busy, and ends the process
+  when a coroutine terminated here cannot be reached for `TERMINATE_GRACE` seconds. The
+  pulser counts the scheduler's own liveness notes as delivery (its loop may be busy too).
 - Announcements: the process keeps announcing itself with backoff (1 s doubling to 30 s,
   started over when a computation closes or its scheduler is lost), so after a partition
   it is found again.

@@ -16,6 +16,8 @@ Invariants:
   coroutines at that peer get a `MonitorException` with `LinkLost`.
 - Every request waits with a timeout or until its peer goes offline; nothing waits forever
   because a peer died.
+- Liveness (`net.liveness`): the process listens for its peers' signed heartbeat datagrams on
+  the UDP port with its TCP port's number; a peer's own heartbeat counts as life on its link.
 """
 
 from __future__ import annotations
