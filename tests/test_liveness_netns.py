@@ -80,6 +80,7 @@ def client(coro=None):
     for _ in range(2):
         if (yield coro.receive(timeout=90)) is None:
             print("TIMED OUT", flush=True)
+    print("CLOSING", flush=True)
     yield computation.close()
     print("CLOSED", flush=True)
 
@@ -126,7 +127,9 @@ def test_long_jobs_on_two_hosts_are_not_failures(lan: Topology) -> None:
     for match, value in zip(running, ("slept 30", "spun 30"), strict=True):
         reports = [line for line in output if line.startswith(f"MONITOR {match[1]} ")]
         assert reports == [f"MONITOR {match[1]} StopIteration {value!r}"], output
-    lost = [line for line in output if re.match(r"^STATUS (Proc|Node)(Disconnected|Closed) ", line)]
+    before = output[: output.index("CLOSING")]
+    lost = [line for line in output if re.match(r"^STATUS (Proc|Node)Disconnected ", line)]
+    lost += [line for line in before if re.match(r"^STATUS (Proc|Node)Closed ", line)]
     assert not lost, output
     assert "TIMED OUT" not in output, output
     for node in nodes:  # no server was restarted
