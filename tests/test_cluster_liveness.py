@@ -110,7 +110,7 @@ def test_a_runaway_job_terminated_ends_its_process(
     ], client.output
     (lost,) = lines(client, rf"^MONITOR {re.escape(napper)} ")
     assert lost.startswith(f"MONITOR {napper} ProcessLost "), lost
-    assert "terminated while a job kept its event loop busy" in lost, lost
+    assert f"{spinner} was terminated while a job kept its event loop busy" in lost, lost
     assert lines(client, rf"^STATUS ProcDisconnected {re.escape(where)}$"), client.output
     assert lines(client, r"^PROCS 2$"), client.output  # the node's process count is restored
     assert not lines(client, r"^TIMED OUT"), client.output

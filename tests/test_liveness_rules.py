@@ -78,7 +78,7 @@ def test_an_ending_process_reports_terminated_and_lost_once_each() -> None:
     reports = [action.message for action in actions]
     assert reports[0].args == (spinner, (StopIteration, None))  # as any terminate ends
     kind, error = reports[1].args[1]
-    assert kind is ProcessLost and "5 there were terminated" in str(error)
+    assert kind is ProcessLost and f"{spinner} was terminated while a job" in str(error)
     assert reports[2].args[1][0] is ProcessLost and "was lost" in str(reports[2].args[1][1])
     assert reports[3] is unrelated.message
     assert liveness.rewrite([lost(napper)])[0].message.args[1][1].args == (

@@ -79,27 +79,30 @@ class SchedulerLiveness:
             return actions
         now = time.monotonic()
         self.ended = {loc: v for loc, v in self.ended.items() if now - v[2] < ENDING_KEPT}
+        lost = [
+            (index, action.message.args[0])
+            for index, action in enumerate(actions)
+            if isinstance(action.message, MonitorException)
+            and action.message.args[1][0] is ProcessLost
+            and action.message.args[0].location in self.ended
+        ]
+        names = {(coro.location, coro._id): str(coro) for _, coro in lost}
         used: set[Location] = set()
-        for index, action in enumerate(actions):
-            message = action.message
-            if not isinstance(message, MonitorException) or message.args[1][0] is not ProcessLost:
-                continue
-            coro = message.args[0]
-            entry = self.ended.get(coro.location)
-            if entry is None:
-                continue
-            terminated, stuck, _ = entry
+        for index, coro in lost:
+            terminated, stuck, _ = self.ended[coro.location]
             used.add(coro.location)
             if coro._id in terminated:
                 info: tuple[object, ...] = (StopIteration, None)  # as any terminate ends
             else:
+                which = ", ".join(
+                    names.get((coro.location, cid), str(cid)) for cid in sorted(terminated)
+                )
                 why = (
-                    f"process {coro.location} was ended: coroutine(s) "
-                    f"{', '.join(map(str, sorted(terminated)))} there were terminated while "
-                    f"a job kept its event loop busy for {stuck:.1f} s"
+                    f"process {coro.location} was ended: {which} was terminated while a job "
+                    f"kept its event loop busy for {stuck:.1f} s"
                 )
                 info = (ProcessLost, ProcessLost(why))
-            actions[index] = Send(action.to, MonitorException(coro, info))
+            actions[index] = Send(actions[index].to, MonitorException(coro, info))
         for location in used:
             del self.ended[location]
         return actions
