@@ -77,7 +77,8 @@ def stopped_peer(cluster_secret: str, udp_port: int) -> Iterator[Pair]:
 def send_for(seconds: float, watcher: PeerProcess, make: Callable[[], list[bytes]]) -> bool:
     """Send ``make()``'s datagrams to the watcher's liveness port every 0.5 s for
     ``seconds`` (bounded); whether the watcher still had its peer online at the end."""
-    port = int(watcher.output[0].split()[1].rsplit(":", 1)[1])  # its TCP port's number
+    ready = next(line for line in watcher.output if line.startswith("READY "))
+    port = int(ready.split()[1].rsplit(":", 1)[1])  # its TCP port's number
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
