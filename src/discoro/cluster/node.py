@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from discoro.cluster import procdir
+from discoro.cluster.load import SERVERS_ENV
 from discoro.cluster.server_main import EXIT_BUSY, EXIT_CANNOT_START
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ class Node:
 
     def _spawn(self, child: Child) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env[SERVERS_ENV] = str(self.config.count)  # for node info and allocations
         if self.config.secret:
             env["DISCORO_SECRET"] = self.config.secret
         name, value = self._handoff

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MISSED_PULSES
 from discoro.cluster.output import show_remote_output
+from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.core.stalls import ran_late
@@ -32,7 +33,7 @@ from discoro.net.location import PeerStatus
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from discoro.core.coro import Coro
+    from discoro.cluster.setup_options import SetupOptions
 
 
 class Replies:
@@ -50,6 +51,7 @@ class Replies:
     _last_pulse: float
     _last_error: str | None
     _lost_reason: str | None  # why the scheduler is gone (None: it is not)
+    _setup_options: SetupOptions
     _close_reports: int  # `CloseWaiting` reports received
 
     def _end(self) -> None:
@@ -111,6 +113,8 @@ class Replies:
                 future = self._waiting.get(message.rid)
                 if future is not None and not future.done():
                     future.set_result(message)
+            elif kind is p.AllocateQuery:
+                self._allocate(message)
             elif kind is p.JobValue or kind is p.JobLost:
                 waiter = self._values.get(message.rid)
                 if waiter is not None and not waiter.done():
@@ -141,6 +145,16 @@ class Replies:
                         f"no pulse from the scheduler at {where} for {silence:.0f} s"
                     )
                     return
+
+    def _allocate(self, query: p.AllocateQuery) -> None:
+        """Answer the scheduler with this client's allocation rules (never run there)."""
+        try:
+            answer = self._setup_options.answer(query)
+        except Exception:
+            logger.exception("node allocation failed for %s; not using it", query.info)
+            answer = p.Allocation(query.uid, str(getattr(query.info, "addr", query.info)), 0)
+        if isinstance(query.reply_to, Coro):
+            query.reply_to.send(answer)
 
     def _show_output(self, output: p.Output) -> None:
         """Show remote output with its origin (`show_remote_output`); then the user's hook."""

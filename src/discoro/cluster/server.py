@@ -7,6 +7,12 @@ create job coroutines, send replies and reports). Messages it handles:
 - `Setup`: refused with ``SetupDone(error=...)`` while another computation is installed or
   the process quits; else files and code go into a fresh namespace, ``SetupDone`` goes to
   ``Setup.scheduler`` and a pulser sends ``ServerPulse`` every pulse interval.
+- Setup hooks (later versions, `discoro.cluster.setup_hooks`): a `Setup` with
+  ``node_setup_args`` runs the computation's node_setup here first and answers
+  `NodeSetupDone` with the globals it made (a `Setup` with ``node_globals`` installs them);
+  with ``server_setup`` the server runs it (after `EnableServer` when ``disable_servers``)
+  before ``SetupDone``. A failing hook: the failure goes to the scheduler, and the
+  computation is uninstalled here. `Peers` (``peers_communicate``): connect to those servers.
 - `Run`: the function (a shipped name, or cloudpickle bytes rebound into the namespace) runs
   as a job coroutine, monitored by this coroutine and by the computation's ``status_coro``.
   ``RunResult`` goes to ``Run.reply_to`` (the coroutine, or the ``(exception class, function
@@ -61,6 +67,7 @@ from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import protocol as p
 from discoro.cluster import server_liveness, sources
+from discoro.cluster import setup_hooks as hooks
 from discoro.cluster.constants import SERVER_NAME, MinPulseInterval, MsgTimeout
 from discoro.cluster.load import LoadMeter
 from discoro.cluster.namespace import Namespace
@@ -121,13 +128,19 @@ class Server:
     """The logic of one server process; `start` runs it as the ``discoro_proc`` coroutine."""
 
     def __init__(
-        self, kernel: AsynCoro, workdir: str | Path, clock: Callable[[], float] = time.monotonic
+        self,
+        kernel: AsynCoro,
+        workdir: str | Path,
+        clock: Callable[[], float] = time.monotonic,
+        node_dir: str | Path | None = None,
     ) -> None:
         """``clock``: the monotonic time of the state's deadlines (pulses, zombie period);
-        tests pass a manual one."""
+        tests pass a manual one. ``node_dir``: the node directory (the parent of the working
+        directories of the node's servers), where computation files go too."""
         self.kernel = kernel
         self.clock = clock
         self.workdir = Path(workdir)
+        self.node_dir = Path(node_dir) if node_dir is not None else None
         self.state = ServerState()
         self.namespace: Namespace | None = None
         self.coro: Coro | None = None
@@ -192,6 +205,14 @@ class Server:
             self._close(uid=message.uid)
         elif isinstance(message, p.Watch):
             self._watch(message.scheduler)
+        elif isinstance(message, p.EnableServer):
+            current = self.state.current
+            if current is not None and current.uid == message.uid and current.preparer:
+                current.preparer.send(message)
+        elif isinstance(message, p.Peers):
+            current = self.state.current
+            if current is not None and current.uid == message.uid:
+                Coro(self._introduce, list(message.locations))
         elif isinstance(message, PeerStatus):
             if (
                 message.status == PeerStatus.Offline
@@ -231,10 +252,13 @@ class Server:
         if refusal is not None:
             setup.scheduler.send(p.SetupDone(self.location, spec.uid, error=refusal))
             return
-        namespace = Namespace(self.workdir)
+        namespace = Namespace(self.workdir, self.node_dir)
         self.sources = sources.register(getattr(spec, "sources", {}))
         try:
             namespace.install(spec.code, spec.files)
+            node_globals = getattr(setup, "node_globals", None)
+            if node_globals:
+                hooks.install_globals(namespace, node_globals)
         except Exception:
             text = traceback.format_exc()
             logger.warning("setup of computation %s failed:\n%s", spec.uid, text)
@@ -253,14 +277,67 @@ class Server:
             self.clock(),
         )
         current.router = spec.router
-        setup.scheduler.send(p.SetupDone(self.location, spec.uid))
+        node_setup_args = getattr(setup, "node_setup_args", None)
+        if node_setup_args is None and not getattr(spec, "server_setup", None):
+            setup.scheduler.send(p.SetupDone(self.location, spec.uid))
         current.pulser = Coro(self._pulse, current)
         if getattr(spec, "remote_output", True) and spec.router is not None:
             self.output = OutputCapture(
                 self.kernel, self.location, spec.uid, spec.router, self._is_internal
             )
             self.output.install()
+        if node_setup_args is not None or getattr(spec, "server_setup", None):
+            current.preparer = Coro(self._prepare, setup, current)
         logger.debug("computation %s installed", spec.uid)
+
+    async def _prepare(self, setup: p.Setup, current: Installed, coro: Coro | None = None) -> None:
+        """Run the computation's setup hooks here (`discoro.cluster.setup_hooks`); report
+        `NodeSetupDone` / `SetupDone`; on a failure, uninstall the computation."""
+        assert coro is not None
+        coro.set_daemon()
+        spec, namespace = setup.spec, self.namespace
+        assert namespace is not None
+        if setup.node_setup_args is not None and spec.node_setup:
+            before = hooks.snapshot(namespace)
+            error = await hooks.run_hook(namespace, spec.node_setup, setup.node_setup_args, coro)
+            data = b""
+            if error is None:
+                try:
+                    data = hooks.changed_globals(namespace, before)
+                except ValueError as exc:
+                    error = f"{spec.node_setup}: {exc}"
+            if self.state.current is not current:
+                return
+            setup.scheduler.send(p.NodeSetupDone(self.location, spec.uid, data, error or ""))
+            if error is not None:
+                logger.debug("node_setup failed; not serving %s:\n%s", spec.uid, error)
+                current.preparer = None
+                self._close(uid=spec.uid, lost="its node_setup failed")
+                return
+        if spec.server_setup:
+            args = b""
+            if spec.disable_servers:
+                enable = await hooks.wait_for(coro, p.EnableServer)
+                args = getattr(enable, "args", b"")
+            error = await hooks.run_hook(namespace, spec.server_setup, args, coro)
+            if self.state.current is not current:
+                return
+            if error is not None:
+                logger.debug("server_setup failed; not serving %s:\n%s", spec.uid, error)
+                setup.scheduler.send(p.SetupDone(self.location, spec.uid, error=error))
+                current.preparer = None
+                self._close(uid=spec.uid, lost="its server_setup failed")
+                return
+        current.preparer = None
+        setup.scheduler.send(p.SetupDone(self.location, spec.uid))
+
+    async def _introduce(self, locations: list[object], coro: Coro | None = None) -> None:
+        """Connect to the computation's other servers (``peers_communicate``)."""
+        assert coro is not None
+        coro.set_daemon()
+        for location in locations:
+            if location != self.location and await self.kernel.peer(location) != 0:
+                logger.debug("peers_communicate: cannot reach %s", location)
 
     async def _pulse(self, current: Installed, coro: Any = None) -> None:
         coro.set_daemon()
@@ -461,6 +538,9 @@ class Server:
             ended_coros.pop(self.ended.popleft(), None)
         if current.pulser is not None:
             current.pulser.terminate()
+        preparer, current.preparer = current.preparer, None
+        if preparer is not None:
+            preparer.terminate()
         output, self.output = self.output, None
         if output is not None:
             output.close()

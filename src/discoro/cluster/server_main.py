@@ -65,6 +65,7 @@ def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = 
             return EXIT_CANNOT_START
         kernel.dest_path = str(workdir)
         server = Server(kernel, workdir)
+        server.node_dir = procdir.procs_dir(options)  # computation files go there too (D8)
         coro = server.start()
         _install_interrupts(server, watch_stdin)
         print(f"discoro_proc {index} ready at {kernel.location} pid {os.getpid()}", flush=True)

@@ -38,6 +38,9 @@ class SchedulerLost(DiscoroError):
     normal finish; the reason names the scheduler. Exported as ``discoro.SchedulerLost``."""
 
 
+BUSY = "busy with computation"  # how a refusal because of another computation starts
+
+
 def clamp_pulse_interval(value: float) -> float:
     return float(min(max(value or MinPulseInterval, MinPulseInterval), MaxPulseInterval))
 
@@ -55,6 +58,7 @@ class Installed:
     jobs: dict[int, Any] = field(default_factory=dict)  # coroutine id -> job Coro
     pulser: Any = None  # the coroutine sending pulses (set by the shell)
     router: Coro | None = None  # the client's router (set by the shell)
+    preparer: Coro | None = None  # the coroutine running its setup hooks, until it is initialized
 
 
 class ServerState:
@@ -71,7 +75,7 @@ class ServerState:
         if self.quitting:
             return "the server process is quitting"
         if self.current is not None and self.current.uid != uid:
-            return f"busy with computation {self.current.uid}"
+            return f"{BUSY} {self.current.uid}"
         return None
 
     def install(

@@ -166,7 +166,8 @@ class Discovery(asyncio.DatagramProtocol):
         except (OSError, ValueError) as exc:
             logger.warning("discovery will not broadcast from %s: %s", net.node, exc)
             return
-        self._repeat(self._datagram, (self.broadcast_to, net.udp_port))
+        if net.options.get("discover_peers", True) is not False:
+            self._repeat(self._datagram, (self.broadcast_to, net.udp_port))
         if self._reannounce_wanted:
             self.keep_announcing()
 
@@ -183,6 +184,18 @@ class Discovery(asyncio.DatagramProtocol):
                 self.net.loop, lambda: self._send(self._datagram(), address)
             )
         self._reannouncer.restart()
+
+    def announce_once(self, port: int) -> int:
+        """Announce this process once more to ``port`` on our network and this host (the
+        later versions' ``discover_peers``); 0, or -1 if discovery is not running."""
+        if self._transport is None:
+            return -1
+        data = self._datagram()
+        self._send(data, (LOOPBACK_BROADCAST, port))
+        if self.broadcast_to not in (None, LOOPBACK_BROADCAST):
+            assert self.broadcast_to is not None
+            self._send(data, (self.broadcast_to, port))
+        return 0
 
     def stop(self) -> None:
         """Stop sending and close the socket (idempotent)."""
@@ -280,7 +293,7 @@ class Discovery(asyncio.DatagramProtocol):
 
     def _consider(self, announcement: Announcement, sender: str) -> None:
         net = self.net
-        if net.closing:
+        if net.closing or getattr(net, "ignoring_peers", False):
             return
         location = Location(announcement.addr, announcement.port)
         if location == net.location or self._known(location):
