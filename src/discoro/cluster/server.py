@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING, Any
 from discoro.cluster import protocol as p
 from discoro.cluster import server_liveness, sources
 from discoro.cluster import setup_hooks as hooks
-from discoro.cluster.constants import SERVER_NAME, MinPulseInterval, MsgTimeout
+from discoro.cluster.constants import SERVER_NAME, MinPulseInterval
 from discoro.cluster.load import LoadMeter
 from discoro.cluster.namespace import Namespace
 from discoro.cluster.output import OutputCapture
@@ -82,7 +82,6 @@ from discoro.net.location import PeerStatus
 from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
-    import asyncio
     from collections.abc import Callable
 
     from discoro.core.kernel import AsynCoro
@@ -151,7 +150,6 @@ class Server:
         self.ended: deque[int] = deque()  # ids of ended jobs still in the network's ended_coros
         self.sources: dict[str, list[str]] = {}  # source text in linecache (`sources.register`)
         self.results: dict[int, tuple[int, Coro]] = {}  # job id -> (rid, router): JobValue due
-        self._releasing: set[asyncio.Task[None]] = set()  # `_hold_until_written` tasks
 
     def start(self) -> Coro:
         self.coro = Coro(self._main)
@@ -428,29 +426,7 @@ class Server:
         run.reply_to.send(p.RunResult(run.rid, job, None, run.fanout))
         if kind == "result":
             self.results[job._id] = (run.rid, run.reply_to)
-        self._hold_until_written(job, (current.scheduler, run.reply_to))
-
-    def _hold_until_written(self, job: Coro, told: tuple[Coro, ...]) -> None:
-        """Hold ``job`` before its first step until the messages that hand it out went to
-        the socket: a job that computes without yielding from its first step would keep the
-        loop from writing them, and its ``run`` would get no reply."""
-        network = network_of(self.kernel)
-        waits = [coro.location for coro in told if coro._remote]
-        waits = [location for location in waits if not network.flushed(location)]
-        if not waits:
-            return
-        gate: asyncio.Future[None] = network.loop.create_future()
-        job._hold = gate
-
-        async def release() -> None:
-            for location in waits:
-                await network.written(location, MsgTimeout)
-            if not gate.done():
-                gate.set_result(None)
-
-        task = network.loop.create_task(release())
-        self._releasing.add(task)
-        task.add_done_callback(self._releasing.discard)
+        server_liveness.hold_until_written(self.kernel, job, (current.scheduler, run.reply_to))
 
     def _send_value(self, ended: MonitorException) -> None:
         """A ``run_result*`` job ended: its value (or exception) to the client's router."""

@@ -11,6 +11,10 @@ as terminated and the process's other coroutines as lost), says so on stderr (th
 it) and kills this process with SIGKILL, which nothing running here can delay; the node
 program starts a new server, which joins like any new process. A busy loop alone never ends
 the process: only a terminate it cannot honour.
+
+A job that computes from its first step would also keep the loop from writing the messages
+that hand it out (``JobStarted``, ``RunResult``): `hold_until_written` holds its first step
+until they went to the socket, so its ``run`` always gets a reply.
 """
 
 from __future__ import annotations
@@ -21,12 +25,17 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
-from discoro.cluster.constants import TERMINATE_GRACE
+from discoro.cluster.constants import TERMINATE_GRACE, MsgTimeout
 from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from discoro.core.coro import Coro
     from discoro.core.kernel import AsynCoro
     from discoro.net.liveness import Liveness
+
+_releasing: set[asyncio.Task[None]] = set()  # the tasks of `hold_until_written`
 
 
 def start(kernel: AsynCoro) -> None:
@@ -47,3 +56,26 @@ def start(kernel: AsynCoro) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     liveness.start_heartbeat(TERMINATE_GRACE, end_wedged)
+
+
+def hold_until_written(kernel: AsynCoro, job: Coro, told: tuple[Coro, ...]) -> None:
+    """Hold ``job`` (not started yet) before its first step until what was sent to the
+    coroutines ``told`` went to the socket (at most `MsgTimeout` seconds); when the links
+    exist, one flush does it and nothing is held."""
+    network = network_of(kernel)
+    waits = [coro.location for coro in told if coro._remote]
+    waits = [location for location in waits if not network.flushed(location)]
+    if not waits:
+        return
+    gate: asyncio.Future[None] = network.loop.create_future()
+    job._hold = gate
+
+    async def release() -> None:
+        for location in waits:
+            await network.written(location, MsgTimeout)
+        if not gate.done():
+            gate.set_result(None)
+
+    task = network.loop.create_task(release())
+    _releasing.add(task)
+    task.add_done_callback(_releasing.discard)
