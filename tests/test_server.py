@@ -37,8 +37,8 @@ import discoro.cluster.server_main as server_main  # the name procdir knows serv
 clock = ManualClock()
 
 class ServerWithManualClock(server_module.Server):
-    def __init__(self, kernel, workdir):
-        super().__init__(kernel, workdir, clock=clock)
+    def __init__(self, kernel, workdir, **options):
+        super().__init__(kernel, workdir, clock=clock, **options)
 
 server_module.Server = ServerWithManualClock
 
@@ -335,7 +335,7 @@ def test_fenced_incarnation_ends_its_jobs_unreported_and_is_set_up_again(server:
     for the installed one first. Every report carries the incarnation."""
     inbox = Inbox()
     spec = make_spec(inbox, ["setup", "waiter"])
-    server.coro.send(p.Setup(spec, inbox.coro, 3))
+    server.coro.send(p.Setup(spec, inbox.coro, incarnation=3))
     assert inbox.expect(p.SetupDone).incarnation == 3
     server.coro.send(run_msg(spec, inbox, 1, "waiter", inbox.coro))
     first = inbox.expect(tuple, lambda m: m[0] == "waiting")[1]
@@ -349,12 +349,12 @@ def test_fenced_incarnation_ends_its_jobs_unreported_and_is_set_up_again(server:
     assert (closed.incarnation, closed.fenced, closed.uid) == (3, True, spec.uid)
     server.proc.expect(r"incarnation 3 of computation \S+ was written off", timeout=5)
 
-    server.coro.send(p.Setup(spec, inbox.coro, 4))  # rejoins as a new incarnation
+    server.coro.send(p.Setup(spec, inbox.coro, incarnation=4))  # rejoins as a new incarnation
     assert inbox.expect(p.SetupDone, lambda m: m.incarnation == 4).error == ""
     server.coro.send(run_msg(spec, inbox, 2, "waiter", inbox.coro))
     second = inbox.expect(tuple, lambda m: m[0] == "waiting")[1]
 
-    server.coro.send(p.Setup(spec, inbox.coro, 5))  # written off without hearing Fenced
+    server.coro.send(p.Setup(spec, inbox.coro, incarnation=5))  # written off without hearing Fenced
     closed = inbox.expect(p.ServerClosed, lambda m: m.incarnation == 4)
     assert closed.fenced
     assert inbox.expect(p.SetupDone, lambda m: m.incarnation == 5).error == ""

@@ -8,7 +8,8 @@ that many `RunResult` s), and `_wait` gives up after a timeout.
 
 Invariants: a request's future is resolved at most once and is forgotten when its wait ends;
 when the computation ends (`_end`: closed, scheduler offline or silent for 5 pulse
-intervals) every pending future resolves to None, so no caller waits beyond its timeout.
+intervals, not counting time this process's own loop was blocked: `core.stalls`) every
+pending future resolves to None, so no caller waits beyond its timeout.
 A lost scheduler (offline or silent) is not a normal close: its reason is kept
 (``_lost_reason``, and ``last_error``) and every later call fails with it at once.
 Exactly once: the router keeps the computation's `JobLedger`; a `WrittenOff` from the
@@ -29,8 +30,10 @@ from discoro.cluster.constants import MISSED_PULSES
 from discoro.cluster.job_ledger import JobLedger
 from discoro.cluster.output import show_remote_output
 from discoro.cluster.scheduler_procs import ProcessLost
+from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
+from discoro.core.stalls import ran_late
 from discoro.errors import MonitorException
 from discoro.net.location import Location, PeerStatus
 from discoro.net.runtime import network_of
@@ -38,7 +41,7 @@ from discoro.net.runtime import network_of
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from discoro.core.coro import Coro
+    from discoro.cluster.setup_options import SetupOptions
 
 
 class Replies:
@@ -58,6 +61,7 @@ class Replies:
     _lost_reason: str | None  # why the scheduler is gone (None: it is not)
     status_coro: Coro | None
     _ledger: JobLedger[Coro] | None  # only with a local status coroutine (it sees the ends)
+    _setup_options: SetupOptions
     _close_reports: int  # `CloseWaiting` reports received
 
     def _end(self) -> None:
@@ -110,8 +114,13 @@ class Replies:
                 network.exit_hooks.remove(self._end_seen)
 
     async def _receive_all(self, coro: Coro, scheduler: Coro | None, check: float) -> None:
+        previous = time.monotonic()
         while True:
             message = await coro.receive(timeout=check)
+            now = time.monotonic()
+            if ran_late(previous, now, check):  # our loop was blocked, not the scheduler
+                self._last_pulse = max(self._last_pulse, now)
+            previous = now
             kind = type(message)
             if kind is p.RunResult:
                 self._take_run_result(message)
@@ -128,6 +137,8 @@ class Replies:
                 future = self._waiting.get(message.rid)
                 if future is not None and not future.done():
                     future.set_result(message)
+            elif kind is p.AllocateQuery:
+                self._allocate(message)
             elif kind is p.JobValue or kind is p.JobLost:
                 waiter = self._values.get(message.rid)
                 if waiter is not None and not waiter.done():
@@ -196,6 +207,16 @@ class Replies:
             return
         for job in coros:
             status.send(MonitorException(job, (ProcessLost, ProcessLost(reason))))
+
+    def _allocate(self, query: p.AllocateQuery) -> None:
+        """Answer the scheduler with this client's allocation rules (never run there)."""
+        try:
+            answer = self._setup_options.answer(query)
+        except Exception:
+            logger.exception("node allocation failed for %s; not using it", query.info)
+            answer = p.Allocation(query.uid, str(getattr(query.info, "addr", query.info)), 0)
+        if isinstance(query.reply_to, Coro):
+            query.reply_to.send(answer)
 
     def _show_output(self, output: p.Output) -> None:
         """Show remote output with its origin (`show_remote_output`); then the user's hook."""

@@ -35,6 +35,7 @@ from discoro.cluster.scheduler_procs import (
     RunningJob,
     advance,
 )
+from discoro.cluster.server_lifecycle import BUSY
 from discoro.cluster.status import Status
 from discoro.core.log import logger
 
@@ -59,6 +60,7 @@ class ProcessEvents:
     current: Computation | None
     node_load: dict[str, NodeLoad]
     written_off: dict[int, str]  # incarnation -> why it was written off
+    idle_pulse_interval: float  # asked of idle processes (0: their default)
 
     def _send(self, to: object, message: object) -> None:
         raise NotImplementedError
@@ -69,7 +71,19 @@ class ProcessEvents:
     def _uid_ok(self, uid: str) -> bool:
         raise NotImplementedError
 
-    def _setup(self, proc: Proc, announce: bool) -> None:
+    def _setup(self, proc: Proc, node_setup_args: bytes | None = None) -> None:
+        raise NotImplementedError
+
+    def _admit(self, proc: Proc) -> None:
+        raise NotImplementedError
+
+    def _node_setup_lost(self, proc: Proc) -> None:
+        raise NotImplementedError
+
+    def _node_pulse(self, proc: Proc) -> None:
+        raise NotImplementedError
+
+    def ready(self) -> dict[str, list[Proc]]:
         raise NotImplementedError
 
     # -- which reports count ------------------------------------------------------------------
@@ -120,9 +134,10 @@ class ProcessEvents:
         the current computation if there is one."""
         proc = self.procs[location] = Proc(location, server)
         if self.me is not None:
-            self._send(proc.server, p.Watch(self.me))  # idle pulses: figures for status pages
+            # idle pulses: figures for status pages
+            self._send(proc.server, p.Watch(self.me, self.idle_pulse_interval))
         if self.current is not None:
-            self._setup(proc, announce=True)
+            self._admit(proc)  # through its node's gates (`discoro.cluster.node_gates`)
 
     def _rejoin(self, proc: Proc) -> None:
         logger.info(
@@ -135,10 +150,20 @@ class ProcessEvents:
         proc = self._reporter(event)
         if proc is None or proc.state is not ProcState.INITIALIZING:
             return
+        if self._uid_ok(event.uid) and event.error.startswith(BUSY):
+            # still closing an earlier computation (its client just ended): a later tick
+            # tries again, without a status
+            advance(proc, ProcEvent.BUSY)
+            proc.busy = True
+            return
         if not self._uid_ok(event.uid) or event.error:
             advance(proc, ProcEvent.SETUP_REFUSED)
-            if event.error:
+            if event.error and self.current is not None:
                 self._status(Status.ProcIgnore, proc.location)
+                spec = self.current.spec
+                why = f"server {proc.location} is not used: its setup failed: {event.error}"
+                self._send(spec.router, p.Output(proc.location, spec.uid, "log", why, 30))
+                self._node_setup_lost(proc)
             return
         if not any(
             other.state is ProcState.INITIALIZED
@@ -149,6 +174,21 @@ class ProcessEvents:
         advance(proc, ProcEvent.SETUP_DONE)
         proc.last_heard = self.now
         self._status(Status.ProcInitialized, proc.location)
+        self._introduce_peers(proc)
+
+    def _introduce_peers(self, proc: Proc) -> None:
+        """``peers_communicate``: a process just set up connects to the others ready."""
+        assert self.current is not None
+        if not getattr(self.current.spec, "peers_communicate", False):
+            return
+        others = [
+            other.location
+            for group in self.ready().values()
+            for other in group
+            if other is not proc
+        ]
+        if others:
+            self._send(proc.server, p.Peers(self.current.spec.uid, others))
 
     # -- lost ---------------------------------------------------------------------------------
 
@@ -165,6 +205,7 @@ class ProcessEvents:
         current = self.current
         if current is None or not was_active:
             return
+        self._node_setup_lost(proc)
         logger.warning(
             "process %s (incarnation %d) written off: %s; %d job(s) reported lost",
             proc.location,
@@ -207,6 +248,7 @@ class ProcessEvents:
             proc.load_figures = dict(event.load)
             proc.updated = self.wall
             self.node_load[proc.addr] = NodeLoad(proc.load_figures, proc.updated)
+            self._node_pulse(proc)
         if event.uid is None:  # idle: nothing installed
             if proc.state is ProcState.DISCONNECTED:
                 self._rejoin(proc)

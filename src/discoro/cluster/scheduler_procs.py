@@ -8,6 +8,8 @@ is mutated but the process's ``state``.
 
     DISCOVERED --setup--> INITIALIZING --setup done--> INITIALIZED
         INITIALIZING --setup refused / closed--> CLOSED
+        INITIALIZING --busy--> DISCOVERED (still closing an earlier computation: set up
+            again at a later tick)
         INITIALIZED --closed--> CLOSED --setup--> INITIALIZING (the next computation)
         any but DISCONNECTED --written off--> DISCONNECTED (lost: silent, or its link died)
         DISCONNECTED --setup--> INITIALIZING (it rejoined, as a new incarnation)
@@ -44,6 +46,7 @@ class ProcEvent(enum.Enum):
     SETUP = "setup sent"
     SETUP_DONE = "setup done"
     SETUP_REFUSED = "setup refused"
+    BUSY = "busy"  # refused while it still closes an earlier computation
     CLOSED = "closed"
     WRITTEN_OFF = "written off"
     REJOINED = "rejoined"
@@ -58,6 +61,7 @@ PROC_TRANSITIONS: dict[tuple[ProcState, ProcEvent], ProcState] = {
     (_S.DISCONNECTED, _E.SETUP): _S.INITIALIZING,
     (_S.INITIALIZING, _E.SETUP_DONE): _S.INITIALIZED,
     (_S.INITIALIZING, _E.SETUP_REFUSED): _S.CLOSED,
+    (_S.INITIALIZING, _E.BUSY): _S.DISCOVERED,
     (_S.INITIALIZING, _E.CLOSED): _S.CLOSED,
     (_S.INITIALIZED, _E.CLOSED): _S.CLOSED,
     (_S.DISCONNECTED, _E.REJOINED): _S.CLOSED,
@@ -179,6 +183,8 @@ class Proc:
     done: int = 0
     load_figures: dict[str, Any] = field(default_factory=dict)  # the latest ServerPulse.load
     updated: float | None = None  # wall clock of the latest pulse
+    busy: bool = False  # refused the current computation while closing an earlier one
+    announced: str | None = None  # the computation its ProcDiscovered was sent for
 
     @property
     def addr(self) -> str:

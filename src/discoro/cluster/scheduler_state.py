@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import protocol as p
 from discoro.cluster.closing import CloseRules, PendingClose
-from discoro.cluster.nodeinfo import node_info
+from discoro.cluster.node_gates import NodeGates
 from discoro.cluster.placement import RunPlacement, WaitingRun
 from discoro.cluster.scheduler_processes import ProcessEvents
 from discoro.cluster.scheduler_procs import (
@@ -137,7 +137,7 @@ class Tick:
     now: float
 
 
-class SchedulerState(RunPlacement, CloseRules, ProcessEvents):
+class SchedulerState(RunPlacement, CloseRules, NodeGates, ProcessEvents):
     def __init__(
         self,
         me: Any = None,
@@ -157,6 +157,7 @@ class SchedulerState(RunPlacement, CloseRules, ProcessEvents):
         self.actions: list[Send] = []
         self.node_load: dict[str, NodeLoad] = {}  # node address -> latest figures
         self.waiting: list[WaitingRun] = []  # runs of the current computation held for now
+        self.idle_pulse_interval = 0.0  # asked of idle processes (0: their default)
         self.closing: PendingClose | None = None  # the current computation's close waits
 
     # -- views ------------------------------------------------------------------------------
@@ -172,16 +173,9 @@ class SchedulerState(RunPlacement, CloseRules, ProcessEvents):
         return self.nodes(ProcState.INITIALIZED)
 
     def node_info_of(self, addr: str) -> DiscoroNodeInfo:
-        """The `DiscoroNodeInfo` of the node at ``addr`` from its processes' latest figures
-        (a simple form; the node gates of the setup hooks keep a record per node)."""
-        procs = [proc for proc in self.procs.values() if proc.addr == addr]
-        location = procs[0].location if procs else None
-        figures: dict[str, object] = {}
-        for proc in procs:
-            if proc.load_figures:
-                figures = proc.load_figures
-        live = [proc for proc in procs if proc.state is not ProcState.DISCONNECTED]
-        return node_info(addr, location, figures, len(live) or len(procs))
+        """The `DiscoroNodeInfo` of the node at ``addr`` (`NodeGates.node_info_of`; named here
+        because the close rules use it too)."""
+        return NodeGates.node_info_of(self, addr)
 
     def lost_locations(self) -> list[Location]:
         """Where the processes lost (disconnected) and not found again are: the shell
@@ -229,23 +223,33 @@ class SchedulerState(RunPlacement, CloseRules, ProcessEvents):
 
     def on_Tick(self, event: Tick) -> None:
         self._lose_silent()
-        if self.current is not None:
-            self._send(self.current.spec.router, p.Pulse(self.current.spec.uid))
+        if self.current is None:
+            return
+        for proc in list(self.procs.values()):
+            if proc.busy and proc.state is ProcState.DISCOVERED:
+                proc.busy = False  # refused while closing an earlier computation: again
+                self._admit(proc)
+        self._send(self.current.spec.router, p.Pulse(self.current.spec.uid))
 
-    def _setup(self, proc: Proc, announce: bool) -> None:
+    def _setup(self, proc: Proc, node_setup_args: bytes | None = None) -> None:
+        """Send ``proc`` the computation (``node_setup_args``: it runs node_setup too)."""
         assert self.current is not None
-        if announce:
-            if not any(
-                other.active
-                for other in self.procs.values()
-                if other.addr == proc.addr and other is not proc
-            ):
-                self._status(Status.NodeDiscovered, self.node_info_of(proc.addr))
+        if proc.announced != self.current.spec.uid:
+            proc.announced = self.current.spec.uid
             self._status(Status.ProcDiscovered, proc.location)
         advance(proc, ProcEvent.SETUP)
         proc.incarnation = next(self.incarnations)
         proc.last_heard = self.now
-        self._send(proc.server, p.Setup(self.current.spec, self.me, proc.incarnation))
+        record = self.node_records.get(proc.addr)
+        node_globals = record.node_globals if record is not None else None
+        setup = p.Setup(
+            self.current.spec,
+            self.me,
+            node_setup_args,
+            node_globals,
+            incarnation=proc.incarnation,
+        )
+        self._send(proc.server, setup)
 
     # -- computations -----------------------------------------------------------------------
 
@@ -262,10 +266,11 @@ class SchedulerState(RunPlacement, CloseRules, ProcessEvents):
             return
         self.current = self.queue.pop(0)
         self.current.advance(ComputationEvent.SCHEDULED)
+        self.reset_nodes()
         self._send(self.current.spec.router, p.Scheduled(self.current.spec.uid))
-        for proc in self.procs.values():
+        for proc in list(self.procs.values()):
             if proc.state in (ProcState.DISCOVERED, ProcState.CLOSED):
-                self._setup(proc, announce=True)
+                self._admit(proc)
 
     def _close_idle(self) -> None:
         self._close_current(client_gone=False, idle=True)

@@ -7,6 +7,12 @@ create job coroutines, send replies and reports). Messages it handles:
 - `Setup`: refused with ``SetupDone(error=...)`` while another computation is installed or
   the process quits; else files and code go into a fresh namespace, ``SetupDone`` goes to
   ``Setup.scheduler`` and a pulser sends ``ServerPulse`` every pulse interval.
+- Setup hooks (later versions, `discoro.cluster.setup_hooks`): a `Setup` with
+  ``node_setup_args`` runs the computation's node_setup here first and answers
+  `NodeSetupDone` with the globals it made (a `Setup` with ``node_globals`` installs them);
+  with ``server_setup`` the server runs it (after `EnableServer` when ``disable_servers``)
+  before ``SetupDone``. A failing hook: the failure goes to the scheduler, and the
+  computation is uninstalled here. `Peers` (``peers_communicate``): connect to those servers.
 - `Run`: the function (a shipped name, or cloudpickle bytes rebound into the namespace) runs
   as a job coroutine, monitored by this coroutine and by the computation's ``status_coro``.
   ``RunResult`` goes to ``Run.reply_to`` (the coroutine, or the ``(exception class, function
@@ -15,7 +21,9 @@ create job coroutines, send replies and reports). Messages it handles:
   the client's router as `Output` (see `discoro.cluster.output`), flushed before each job's
   end is reported. A ``run_result*`` job (``Run.kind`` "result") also sends its end to the
   router as `JobValue` (the pickled final value, or the exception and its traceback), after
-  its `RunResult`, whatever ends it (even a close).
+  its `RunResult`, whatever ends it (even a close). A new job's first step waits until
+  ``JobStarted`` and ``RunResult`` went to the socket, so a job that never yields still gets
+  its ``run`` a reply.
 - A job that has ended stays findable for remote monitors (the network's ``ended_coros``;
   the latest `KEEP_ENDED` of the installed computation), so a client's ``monitor()`` that
   arrives after a fast job ended still gets its `MonitorException`, at once.
@@ -39,11 +47,21 @@ create job coroutines, send replies and reports). Messages it handles:
   (``uid`` None, with the node figures) every `IDLE_PULSE_INTERVAL` seconds, so status pages
   show idle nodes; one watcher at a time (a newer `Watch` replaces the scheduler), stopped
   when that scheduler's peer goes offline or a send to it fails.
+- Liveness: a heartbeat thread (`discoro.cluster.server_liveness`) tells the scheduler and
+  the client that this process lives while a job keeps the loop busy, and ends the process
+  when a coroutine terminated here cannot be reached for `TERMINATE_GRACE` seconds. The
+  pulser counts the scheduler's own liveness notes as delivery (its loop may be busy too).
 - Announcements: the process keeps announcing itself with backoff (1 s doubling to 30 s,
   started over when a computation closes or its scheduler is lost), so after a partition
   it is found again.
 - `Quit`: no more `Setup`/`Run`; running jobs finish; then the coroutine ends (the process
   exits).
+- From the node's operator (`drain`, `retire`, `report_status`, callable from any thread):
+  close the computation once its jobs are done and take no new job meanwhile; take no more
+  computations (with the reason); say in one line what this process does. The node's rules
+  (`NodeRules`: ``--serve``, ``--zombie_period``, pulse bounds, ``--msg_timeout``) are applied
+  by `ServerState`. Each install and close is told to ``events`` (the node counts computations
+  served from them).
 
 Everything runs on the kernel's loop thread; sends are fire-and-forget (FIFO per peer pair),
 only pulses wait for delivery.
@@ -51,6 +69,7 @@ only pulses wait for delivery.
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 import traceback
@@ -61,15 +80,23 @@ from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import protocol as p
 from discoro.cluster import server_lifecycle as lc
-from discoro.cluster import sources
+from discoro.cluster import server_liveness, sources
+from discoro.cluster import setup_hooks as hooks
 from discoro.cluster.constants import SERVER_NAME, MinPulseInterval
 from discoro.cluster.load import LoadMeter
 from discoro.cluster.namespace import Namespace
 from discoro.cluster.output import OutputCapture
 from discoro.cluster.server_job import ServerJob
-from discoro.cluster.server_state import Installed, PulseTracker, SchedulerLost, ServerState
+from discoro.cluster.server_state import (
+    Installed,
+    NodeRules,
+    PulseTracker,
+    SchedulerLost,
+    ServerState,
+)
 from discoro.core.coro import Coro
 from discoro.core.log import logger
+from discoro.core.stalls import ran_late
 from discoro.errors import MonitorException, RemoteError
 from discoro.net.location import PeerStatus
 from discoro.net.runtime import network_of
@@ -97,6 +124,15 @@ class Abort:
     """Internal: terminate every job and end now (a second interrupt)."""
 
 
+@dataclass
+class OperatorRequest:
+    """Internal: the node's operator asks to ``drain``, ``retire`` (with ``reason``) or for a
+    ``status`` line."""
+
+    what: str
+    reason: str = ""
+
+
 def job_value(rid: int, info: tuple[object, ...]) -> p.JobValue:
     """`JobValue` for a job that ended with ``info`` (a local monitor's ``(StopIteration,
     value)`` or ``(type, exception, traceback)``); what does not pickle is replaced by a
@@ -121,20 +157,32 @@ class Server:
     """The logic of one server process; `start` runs it as the ``discoro_proc`` coroutine."""
 
     def __init__(
-        self, kernel: AsynCoro, workdir: str | Path, clock: Callable[[], float] = time.monotonic
+        self,
+        kernel: AsynCoro,
+        workdir: str | Path,
+        clock: Callable[[], float] = time.monotonic,
+        node_dir: str | Path | None = None,
+        rules: NodeRules | None = None,
+        events: Callable[[str, str], None] | None = None,
     ) -> None:
         """``clock``: the monotonic time of the state's deadlines (pulses, zombie period);
-        tests pass a manual one."""
+        tests pass a manual one. ``node_dir``: the node directory (the parent of the working
+        directories of the node's servers), where computation files go too.
+        ``events(kind, text)`` hears ``installed``/``closed`` (the computation's uid) and
+        ``status`` (the line `report_status` asked for)."""
         self.kernel = kernel
         self.clock = clock
         self.workdir = Path(workdir)
-        self.state = ServerState()
+        self.node_dir = Path(node_dir) if node_dir is not None else None
+        self.state = ServerState(rules)
+        self.events = events
         self.namespace: Namespace | None = None
         self.coro: Coro | None = None
         self.location: Any = None
         self.output: OutputCapture | None = None  # remote output of the installed computation
         self.watched: Any = None  # the scheduler of the latest `Watch` (idle pulses)
         self.watcher: Coro | None = None  # the coroutine sending them
+        self.watch_interval: float = IDLE_PULSE_INTERVAL  # between them
         self.ended: deque[int] = deque()  # ids of ended jobs still in the network's ended_coros
         self.sources: dict[str, list[str]] = {}  # source text in linecache (`sources.register`)
         self.fenced_jobs: list[Coro] = []  # jobs of a written-off incarnation still ending
@@ -153,6 +201,50 @@ class Server:
         if self.coro is not None:
             self.coro.send(Abort())
 
+    def drain(self) -> None:
+        """Close the computation once its jobs are done; no new job meanwhile."""
+        if self.coro is not None:
+            self.coro.send(OperatorRequest("drain"))
+
+    def retire(self, reason: str) -> None:
+        """Take no more computations (``reason`` goes to the schedulers that ask)."""
+        if self.coro is not None:
+            self.coro.send(OperatorRequest("retire", reason))
+
+    def report_status(self) -> None:
+        """Tell ``events`` one ``status`` line: what this process does now."""
+        if self.coro is not None:
+            self.coro.send(OperatorRequest("status"))
+
+    def _tell(self, kind: str, text: str) -> None:
+        if self.events is not None:
+            try:
+                self.events(kind, text)
+            except Exception:
+                logger.exception("discoro_proc: cannot report %s %s", kind, text)
+
+    def status_line(self) -> str:
+        current = self.state.current
+        head = f"{self.kernel.name} at {self.location}, pid {os.getpid()}"
+        if current is None:
+            return f"{head}: not currently used"
+        where = getattr(current.scheduler, "location", current.scheduler)
+        closing = ", closing" if self.state.draining else ""
+        return (
+            f"{head}: {len(current.jobs)} coroutine(s) running for the scheduler at "
+            f"{where}{closing}"
+        )
+
+    def _operator(self, request: OperatorRequest) -> None:
+        if request.what == "drain":
+            current = self.state.current
+            if self.state.drain() and current is not None:
+                logger.info("closing computation %s when its jobs are done", current.uid)
+        elif request.what == "retire":
+            self.state.retired = request.reason or "the node takes no more computations"
+        elif request.what == "status":
+            self._tell("status", self.status_line())
+
     # -- the coroutine -----------------------------------------------------------------------
 
     async def _main(self, coro: Any = None) -> None:
@@ -160,6 +252,7 @@ class Server:
             raise RuntimeError(f"another coroutine is registered as {SERVER_NAME}")
         self.location = self.kernel.location
         self.kernel.peer_status(coro)
+        server_liveness.start(self.kernel)  # heartbeats that busy jobs cannot stop
         self._announce()
         try:
             while not self.state.may_exit():
@@ -188,13 +281,25 @@ class Server:
             self._reap()
             event = lc.RunAsked(message.uid, now)
         elif isinstance(message, p.Setup):
-            event = lc.SetupAsked(message.spec.uid, getattr(message, "incarnation", 0), now)
+            incarnation = getattr(message, "incarnation", 0)
+            interval = getattr(message.spec, "pulse_interval", None)
+            event = lc.SetupAsked(message.spec.uid, incarnation, now, interval)
         elif isinstance(message, p.Close):
             event = lc.CloseAsked(message.uid, now)
         elif isinstance(message, p.Fenced):
             event = lc.FencedAsked(message.incarnation, message.reason or "written off", now)
         elif isinstance(message, p.Watch):
-            self._watch(message.scheduler)
+            self._watch(message.scheduler, message.interval)
+            return
+        elif isinstance(message, p.EnableServer):
+            current = self.state.current
+            if current is not None and current.uid == message.uid and current.preparer:
+                current.preparer.send(message)
+            return
+        elif isinstance(message, p.Peers):
+            current = self.state.current
+            if current is not None and current.uid == message.uid:
+                Coro(self._introduce, list(message.locations))
             return
         elif isinstance(message, PeerStatus):
             if message.status != PeerStatus.Offline:
@@ -219,6 +324,9 @@ class Server:
             event = lc.QuitAsked(now)
         elif isinstance(message, Abort):
             event = lc.AbortAsked(now)
+        elif isinstance(message, OperatorRequest):
+            self._operator(message)
+            return
         else:
             logger.warning("discoro_proc ignores unexpected message %r", message)
             return
@@ -265,10 +373,13 @@ class Server:
 
     def _install(self, setup: p.Setup, incarnation: int) -> None:
         spec = setup.spec
-        namespace = Namespace(self.workdir)
+        namespace = Namespace(self.workdir, self.node_dir)
         self.sources = sources.register(getattr(spec, "sources", {}))
         try:
             namespace.install(spec.code, spec.files)
+            node_globals = getattr(setup, "node_globals", None)
+            if node_globals:
+                hooks.install_globals(namespace, node_globals)
         except Exception:
             text = traceback.format_exc()
             logger.warning("setup of computation %s failed:\n%s", spec.uid, text)
@@ -290,14 +401,75 @@ class Server:
         current.router = spec.router
         # every frame from now on says it comes from this incarnation (`discoro.net.fencing`)
         network_of(self.kernel).fences.own = incarnation
-        self._perform(self.state.handle(lc.SetupSucceeded(current, self.clock())), setup)
+        node_setup_args = getattr(setup, "node_setup_args", None)
+        hooked = node_setup_args is not None or bool(getattr(spec, "server_setup", None))
+        # without setup hooks the Setup is answered now; with them, once they ran (`_prepare`)
+        installed = lc.SetupSucceeded(current, self.clock(), answer=not hooked)
+        self._perform(self.state.handle(installed), setup)
         current.pulser = Coro(self._pulse, current)
         if getattr(spec, "remote_output", True) and spec.router is not None:
             self.output = OutputCapture(
                 self.kernel, self.location, spec.uid, spec.router, self._is_internal
             )
             self.output.install()
+        if node_setup_args is not None or getattr(spec, "server_setup", None):
+            current.preparer = Coro(self._prepare, setup, current)
         logger.debug("computation %s installed (incarnation %d)", spec.uid, incarnation)
+        self._tell("installed", spec.uid)
+
+    async def _prepare(self, setup: p.Setup, current: Installed, coro: Coro | None = None) -> None:
+        """Run the computation's setup hooks here (`discoro.cluster.setup_hooks`); report
+        `NodeSetupDone` / `SetupDone`; on a failure, uninstall the computation."""
+        assert coro is not None
+        coro.set_daemon()
+        spec, namespace = setup.spec, self.namespace
+        assert namespace is not None
+        if setup.node_setup_args is not None and spec.node_setup:
+            before = hooks.snapshot(namespace)
+            error = await hooks.run_hook(namespace, spec.node_setup, setup.node_setup_args, coro)
+            data = b""
+            if error is None:
+                try:
+                    data = hooks.changed_globals(namespace, before)
+                except ValueError as exc:
+                    error = f"{spec.node_setup}: {exc}"
+            if self.state.current is not current:
+                return
+            setup.scheduler.send(p.NodeSetupDone(self.location, spec.uid, data, error or ""))
+            if error is not None:
+                logger.debug("node_setup failed; not serving %s:\n%s", spec.uid, error)
+                current.preparer = None
+                self._setup_failed(spec.uid, "its node_setup failed")
+                return
+        if spec.server_setup:
+            args = b""
+            if spec.disable_servers:
+                enable = await hooks.wait_for(coro, p.EnableServer)
+                args = getattr(enable, "args", b"")
+            error = await hooks.run_hook(namespace, spec.server_setup, args, coro)
+            if self.state.current is not current:
+                return
+            if error is not None:
+                logger.debug("server_setup failed; not serving %s:\n%s", spec.uid, error)
+                failed = p.SetupDone(self.location, spec.uid, error, current.incarnation)
+                setup.scheduler.send(failed)
+                current.preparer = None
+                self._setup_failed(spec.uid, "its server_setup failed")
+                return
+        current.preparer = None
+        setup.scheduler.send(p.SetupDone(self.location, spec.uid, "", current.incarnation))
+
+    def _setup_failed(self, uid: str, why: str) -> None:
+        """A setup hook failed: uninstall the computation (the scheduler was told)."""
+        self._perform(self.state.handle(lc.SetupFailed(uid, why, self.clock())))
+
+    async def _introduce(self, locations: list[object], coro: Coro | None = None) -> None:
+        """Connect to the computation's other servers (``peers_communicate``)."""
+        assert coro is not None
+        coro.set_daemon()
+        for location in locations:
+            if location != self.location and await self.kernel.peer(location) != 0:
+                logger.debug("peers_communicate: cannot reach %s", location)
 
     async def _pulse(self, current: Installed, coro: Any = None) -> None:
         coro.set_daemon()
@@ -305,23 +477,28 @@ class Server:
         tracker = PulseTracker(interval, self.clock())
         name = self.kernel.name or ""
         meter = LoadMeter(self.workdir, name, name.rpartition("-")[0] or name)
+        step = time.monotonic()  # real time, for the stall rule (`core.stalls`)
         while self.state.current is current:
             load = meter.measure()  # cheap: psutil without blocking
             pulse = p.ServerPulse(
                 self.location, current.uid, len(current.jobs), load, current.incarnation
             )
-            delivered = await current.scheduler.deliver(pulse, timeout=interval)
+            wait = min(interval, self.state.rules.msg_timeout)
+            delivered = await current.scheduler.deliver(pulse, timeout=wait)
             if self.state.current is not current:
                 break
-            if delivered == 1:
-                tracker.delivered(self.clock())
-            elif tracker.given_up(self.clock()):
+            previous, step = step, time.monotonic()
+            liveness = network_of(self.kernel).liveness
+            if delivered == 1 or liveness.heard_within(current.scheduler.location, interval):
+                tracker.delivered(self.clock())  # delivered, or its process is busy but alive
+            elif tracker.given_up(self.clock(), ran_late(previous, step, 2 * interval)):
                 self.coro.send(PulseLost(current.uid))  # type: ignore[union-attr]
                 break
             await coro.sleep(interval)
 
-    def _watch(self, scheduler: Any) -> None:
+    def _watch(self, scheduler: Any, interval: float = 0.0) -> None:
         self.watched = scheduler
+        self.watch_interval = interval or IDLE_PULSE_INTERVAL
         if scheduler is not None and self.watcher is None:
             self.watcher = Coro(self._idle_pulse)
 
@@ -338,7 +515,7 @@ class Server:
                         logger.debug("idle pulses to %s stopped: send failed", scheduler)
                         self.watched = None
                         break
-                await coro.sleep(IDLE_PULSE_INTERVAL)
+                await coro.sleep(self.watch_interval)
         finally:
             if self.watcher is coro:
                 self.watcher = None
@@ -400,6 +577,7 @@ class Server:
         run.reply_to.send(result)
         if kind == "result":
             self.results[job._id] = (run.rid, run.reply_to)
+        server_liveness.hold_until_written(self.kernel, job, (current.scheduler, run.reply_to))
 
     def _send_value(self, ended: MonitorException) -> None:
         """A ``run_result*`` job ended: its value (or exception) to the client's router."""
@@ -492,6 +670,9 @@ class Server:
             ended_coros.pop(self.ended.popleft(), None)
         if current.pulser is not None:
             current.pulser.terminate()
+        preparer, current.preparer = current.preparer, None
+        if preparer is not None:
+            preparer.terminate()
         output, self.output = self.output, None
         if output is not None:
             output.close()
@@ -509,6 +690,7 @@ class Server:
             closed = p.ServerClosed(self.location, current.uid, idle, current.incarnation, fenced)
             current.scheduler.send(closed)
         logger.debug("computation %s closed (%s)", current.uid, how)
+        self._tell("closed", current.uid)
 
 
 def _nowhere(coro: Coro) -> bool:

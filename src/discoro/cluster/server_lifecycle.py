@@ -12,6 +12,14 @@ The shell (`discoro.cluster.server`) turns each protocol message into an event, 
         (CloseComputation: how the jobs end and what the scheduler is told)
     INSTALLED --SetupAsked of the same computation, higher incarnation-->
         CloseComputation(fenced), then InstallComputation (it was written off unawares)
+    INSTALLED --SetupFailed (its node_setup / server_setup failed)--> IDLE
+    INSTALLED --Tick, drained (the node's ``close``) and no job runs--> IDLE
+
+The node's rules (`NodeRules`: serve count, retirement, minimum pulse interval, draining)
+are the state's queries (``setup_refusal``, ``run_refusal``, ``zombie_due``); the rules here
+ask them, so a `Setup` or `Run` the node refuses is answered with the node's reason. With
+setup hooks (``node_setup``/``server_setup``) the computation is installed first and the
+shell answers the `Setup` once they ran (``SetupSucceeded(answer=False)``).
     any --QuitAsked--> QUITTING (no Setup, no Run; exits once no job runs)
     any --AbortAsked--> QUITTING, closing what is installed at once
 
@@ -28,7 +36,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from discoro.cluster.server_state import Installed
+    from discoro.cluster.server_state import Installed, NodeRules
+
+
+BUSY = "busy with computation"  # how a refusal because of another computation starts
 
 
 class Phase(enum.Enum):
@@ -49,6 +60,7 @@ class SetupAsked:
     uid: str
     incarnation: int
     now: float
+    pulse_interval: float | None = None  # the computation's (the node may refuse it)
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,17 @@ class SetupSucceeded:
     """The shell installed the computation of a `SetupAsked` (``record``: what it made)."""
 
     record: Installed
+    now: float
+    answer: bool = True  # False: setup hooks run first; the shell answers after them
+
+
+@dataclass(frozen=True)
+class SetupFailed:
+    """The installed computation's setup hooks failed here: uninstall it (the shell has
+    told the scheduler why)."""
+
+    uid: str
+    reason: str
     now: float
 
 
@@ -168,6 +191,18 @@ class LifecycleRules:
 
     phase: Phase
     current: Installed | None
+    rules: NodeRules
+    served: set[str]  # computations installed so far
+    draining: bool
+
+    def setup_refusal(self, uid: str, pulse_interval: float | None = None) -> str | None:
+        raise NotImplementedError
+
+    def run_refusal(self, uid: str) -> str | None:
+        raise NotImplementedError
+
+    def zombie_due(self, now: float) -> bool:
+        raise NotImplementedError
 
     def handle(self, event: object) -> list[Action]:
         name = TRANSITIONS.get((self.phase, type(event)))
@@ -181,19 +216,23 @@ class LifecycleRules:
     # -- setup ------------------------------------------------------------------------------
 
     def _setup_idle(self, event: SetupAsked) -> list[Action]:
+        refusal = self.setup_refusal(event.uid, event.pulse_interval)
+        if refusal is not None:
+            return [AnswerSetup(event.incarnation, refusal)]
         return [InstallComputation(event.incarnation)]
 
     def _setup_installed(self, event: SetupAsked) -> list[Action]:
         current = self.current
         assert current is not None
         if current.uid != event.uid:
-            return [AnswerSetup(event.incarnation, f"busy with computation {current.uid}")]
+            return [AnswerSetup(event.incarnation, f"{BUSY} {current.uid}")]
         if event.incarnation > current.incarnation:  # written off, and it never heard
             closed = self._uninstall()
-            return [
-                CloseComputation(closed, "fenced", "set up again as a new incarnation"),
-                InstallComputation(event.incarnation),
-            ]
+            close = CloseComputation(closed, "fenced", "set up again as a new incarnation")
+            refusal = self.setup_refusal(event.uid, event.pulse_interval)
+            if refusal is not None:  # e.g. the node retired meanwhile
+                return [close, AnswerSetup(event.incarnation, refusal)]
+            return [close, InstallComputation(event.incarnation)]
         return [AnswerSetup(current.incarnation)]  # a repeated Setup
 
     def _setup_quitting(self, event: SetupAsked) -> list[Action]:
@@ -202,7 +241,13 @@ class LifecycleRules:
     def _installed(self, event: SetupSucceeded) -> list[Action]:
         self.current = event.record
         self.phase = Phase.INSTALLED
-        return [AnswerSetup(event.record.incarnation)]
+        self.served.add(event.record.uid)
+        return [AnswerSetup(event.record.incarnation)] if event.answer else []
+
+    def _setup_failed(self, event: SetupFailed) -> list[Action]:
+        if self.current is None or self.current.uid != event.uid:
+            return []
+        return [CloseComputation(self._uninstall(), "lost", event.reason)]
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -210,11 +255,8 @@ class LifecycleRules:
         return [RefuseRun("no computation is installed")]
 
     def _run_installed(self, event: RunAsked) -> list[Action]:
-        current = self.current
-        assert current is not None
-        if current.uid != event.uid:
-            return [RefuseRun(f"computation {event.uid} is not installed (current: {current.uid})")]
-        return [StartJob()]
+        refusal = self.run_refusal(event.uid)  # another computation, or draining
+        return [RefuseRun(refusal)] if refusal is not None else [StartJob()]
 
     def _run_quitting(self, event: RunAsked) -> list[Action]:
         return [RefuseRun("the server process is quitting")]
@@ -239,6 +281,7 @@ class LifecycleRules:
         current = self.current
         assert current is not None
         self.current = None
+        self.draining = False  # drained: take computations again
         if self.phase is Phase.INSTALLED:
             self.phase = Phase.IDLE
         return current
@@ -260,13 +303,7 @@ class LifecycleRules:
         return [CloseComputation(self._uninstall(), "lost", event.reason)]
 
     def _tick(self, event: Tick) -> list[Action]:
-        current = self.current
-        if (
-            current is None
-            or current.zombie_period is None
-            or current.jobs
-            or event.now - current.idle_since < current.zombie_period
-        ):
+        if not self.zombie_due(event.now):  # idle too long, or drained
             return []
         return [CloseComputation(self._uninstall(), "idle")]
 
@@ -293,6 +330,7 @@ TRANSITIONS: dict[tuple[Phase, type], str] = {
     (_N, SetupAsked): "_setup_installed",
     (_Q, SetupAsked): "_setup_quitting",
     (_I, SetupSucceeded): "_installed",
+    **{(phase, SetupFailed): "_setup_failed" for phase in Phase},
     (_I, RunAsked): "_run_idle",
     (_N, RunAsked): "_run_installed",
     (_Q, RunAsked): "_run_quitting",
