@@ -380,6 +380,9 @@ class WrittenOff:
     incarnation: int
     reason: str
     coros: list[Coro] = field(default_factory=list)
+    # ids of coroutines terminated there before it ended itself: they end as any terminate
+    # does (``(StopIteration, None)``), not lost (`discoro.cluster.scheduler_liveness`)
+    terminated: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -199,14 +199,21 @@ class Replies:
             network.write_off(message.location, message.incarnation, ids, error)
         else:
             logger.warning("WrittenOff without a process location: %r", message)
-        self._report_lost(lost, message.reason)
+        self._report_lost(lost, message.reason, frozenset(getattr(message, "terminated", ())))
 
-    def _report_lost(self, coros: list[Coro], reason: str) -> None:
+    def _report_lost(
+        self, coros: list[Coro], reason: str, terminated: frozenset[int] = frozenset()
+    ) -> None:
+        """Each of ``coros`` ended with its process: lost, or (``terminated``: ended by a
+        terminate before the process ended itself) as any terminate ends."""
         status = self.status_coro
         if status is None:
             return
         for job in coros:
-            status.send(MonitorException(job, (ProcessLost, ProcessLost(reason))))
+            if job._id in terminated:
+                status.send(MonitorException(job, (StopIteration, None)))
+            else:
+                status.send(MonitorException(job, (ProcessLost, ProcessLost(reason))))
 
     def _allocate(self, query: p.AllocateQuery) -> None:
         """Answer the scheduler with this client's allocation rules (never run there)."""

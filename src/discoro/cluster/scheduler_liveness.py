@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING
 
@@ -94,6 +95,7 @@ class SchedulerLiveness:
             and action.message.args[1][0] is ProcessLost
             and action.message.args[0].location in self.ended
         ]
+        self._rewrite_written_off(actions)
         names = {(coro.location, coro._id): str(coro) for _, coro in lost}
         used: set[Location] = set()
         for index, coro in lost:
@@ -114,3 +116,23 @@ class SchedulerLiveness:
         for location in used:
             del self.ended[location]
         return actions
+
+    def _rewrite_written_off(self, actions: list[Send]) -> None:
+        """A `WrittenOff` of a process that ended itself: its terminated coroutines are
+        named (they end as a terminate does, at the client) and the reason says why."""
+        for index, action in enumerate(actions):
+            message = action.message
+            if not isinstance(message, p.WrittenOff):
+                continue
+            location = message.location
+            if not isinstance(location, Location) or location not in self.ended:
+                continue
+            terminated, stuck, _ = self.ended.pop(location)
+            names = {coro._id: str(coro) for coro in message.coros}
+            which = ", ".join(names.get(cid, str(cid)) for cid in sorted(terminated))
+            why = (
+                f"process {message.location} was ended: {which} was terminated while a job "
+                f"kept its event loop busy for {stuck:.1f} s"
+            )
+            rewritten = dataclasses.replace(message, reason=why, terminated=sorted(terminated))
+            actions[index] = Send(action.to, rewritten)
