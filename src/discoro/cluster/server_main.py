@@ -79,7 +79,10 @@ def serve(
 
         def tell(kind: str, text: str) -> None:
             separator = ": " if kind == "status" else " "
-            print(f"discoro_proc {index} {kind}{separator}{text}", file=out, flush=True)
+            # one write per line: other threads print too, and print() writes the text and
+            # its newline separately
+            out.write(f"discoro_proc {index} {kind}{separator}{text}\n")
+            out.flush()
 
         server = Server(kernel, workdir, rules=NodeRules.from_dict(rules or {}), events=tell)
         server.node_dir = procdir.procs_dir(options)  # computation files go there too (D8)
