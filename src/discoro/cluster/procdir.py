@@ -145,6 +145,24 @@ def clean(options: dict[str, Any]) -> list[Path]:
     return removed
 
 
+def remove_received(paths: list[Path], node_dir: Path) -> None:
+    """Remove files that were received into ``node_dir`` (`NodeLocation` transfers), and
+    the directories they leave empty, never ``node_dir`` or anything outside it."""
+    root = node_dir.resolve()
+    for path in paths:
+        if not path.is_relative_to(root) or path == root:
+            continue
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            path.unlink()
+        directory = path.parent
+        while directory != root and directory.is_relative_to(root):
+            try:
+                directory.rmdir()
+            except OSError:
+                break
+            directory = directory.parent
+
+
 def empty_directory(path: Path) -> None:
     """Delete everything inside ``path`` (not ``path`` itself)."""
     if not path.is_dir():

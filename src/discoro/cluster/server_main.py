@@ -43,6 +43,7 @@ def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = 
     import discoro.net  # noqa: F401  (installs the network layer)
     from discoro.cluster.server import Server
     from discoro.core.kernel import AsynCoro
+    from discoro.net.runtime import network_of
 
     pid_path = procdir.pidfile(options, index)
     holder = procdir.claim(pid_path)
@@ -64,6 +65,8 @@ def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = 
             print(f"discoro_proc {index}: cannot start: {exc}", flush=True)
             return EXIT_CANNOT_START
         kernel.dest_path = str(workdir)
+        # files sent to the node's location go to the node directory (D8)
+        network_of(kernel).set_node_path(procdir.procs_dir(options))
         server = Server(kernel, workdir)
         server.node_dir = procdir.procs_dir(options)  # computation files go there too (D8)
         coro = server.start()
