@@ -20,11 +20,12 @@ if TYPE_CHECKING:
 RECEIVER = """
 import sys
 import discoro
+from discoro.cluster.procdir import node_reserved
 
 kernel = discoro.AsynCoro(node="127.0.0.1", dest_path=sys.argv[1], discover=False)
 network = kernel.network()
 if sys.argv[2] != "-":
-    network.set_node_path(sys.argv[2])
+    network.set_node_path(sys.argv[2], node_reserved)
 print("LOCATION", kernel.location.port, flush=True)
 for line in sys.stdin:
     if line.strip() == "taken":
@@ -86,6 +87,16 @@ def test_files_for_the_node_go_to_the_node_directory(
     for bad in ("../escape", "/abs", "link"):
         assert run(net_kernel, net_kernel.send_file(node, str(source), dir=bad)) == -1
     assert tree(outside) == [] and not (tmp_path / "escape").exists()
+    # the node's own entries: servers' directories and PID files, the scheduler's directory
+    (node_dir / "proc-1.pid").write_text("1\n")
+    pid_named = tmp_path / "proc-1.pid"
+    pid_named.write_text("2\n")
+    for bad_source, bad_dir in ((pid_named, None), (source, "proc-1"), (source, "scheduler")):
+        sent = run(net_kernel, net_kernel.send_file(node, str(bad_source), dir=bad_dir))
+        assert sent == -1, (bad_source, bad_dir)
+    assert run(net_kernel, net_kernel.del_file(node, "proc-1.pid")) == -1
+    assert (node_dir / "proc-1.pid").read_text() == "1\n"
+    assert not (node_dir / "scheduler").exists()
     proc.write("taken")
     taken = proc.expect(r"^TAKEN (.*)$", timeout=20).group(1)
     assert taken == repr(sorted([str(node_dir / "sub/table.dat"), str(node_dir / "table.dat")]))

@@ -66,7 +66,7 @@ def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = 
             return EXIT_CANNOT_START
         kernel.dest_path = str(workdir)
         # files sent to the node's location go to the node directory (D8)
-        network_of(kernel).set_node_path(procdir.procs_dir(options))
+        network_of(kernel).set_node_path(procdir.procs_dir(options), procdir.node_reserved)
         server = Server(kernel, workdir)
         server.node_dir = procdir.procs_dir(options)  # computation files go there too (D8)
         coro = server.start()

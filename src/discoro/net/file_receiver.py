@@ -147,6 +147,7 @@ class FileReceiver:
         try:
             root = self._root(fields)
             path = _inside(root, _relative_dir(fields.get("d"))) / _plain_name(fields.get("n"))
+            self._check_reserved(fields, root, path)
             if stat.S_ISDIR(path.lstat().st_mode):
                 raise _Refused(f"{path} is a directory")
             path.unlink()
@@ -170,6 +171,7 @@ class FileReceiver:
         root = self._root(fields)
         directory = _inside(root, _relative_dir(fields.get("d")))
         target = directory / name
+        self._check_reserved(fields, root, target)
         existing = _compare(target, size, mode, mtime_ns, bool(fields.get("o")))
         if existing is not None:
             return existing
@@ -218,6 +220,10 @@ class FileReceiver:
         if node_path is None:
             raise _Refused("this peer has no node directory (not a node's server)")
         return node_path
+
+    def _check_reserved(self, fields: Mapping[str, object], root: Path, target: Path) -> None:
+        if fields.get("nd") and self.net.node_reserved(target.relative_to(root)):
+            raise _Refused(f"{target.relative_to(root)} belongs to the node itself")
 
     def _watch(self, key: Key, record: _Incoming, peer: Peer) -> None:
         """Drop the transfer when its link is lost or it idles for IDLE_TIMEOUT."""

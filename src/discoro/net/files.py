@@ -134,14 +134,27 @@ class FileTransfer:
         """Where files sent to this process's `NodeLocation` go (None: refused)."""
         return self._node_path
 
-    def set_node_path(self, path: str | os.PathLike[str] | None) -> None:
-        """Make ``path`` (made if missing) the node directory, or None for none."""
+    _node_reserved: Callable[[PurePath], bool] | None = None
+
+    def set_node_path(
+        self,
+        path: str | os.PathLike[str] | None,
+        reserved: Callable[[PurePath], bool] | None = None,
+    ) -> None:
+        """Make ``path`` (made if missing) the node directory, or None for none.
+        ``reserved(relative path)`` true: that path is the node's own, never written or
+        deleted by a peer."""
+        self._node_reserved = reserved
         if path is None:
             self._node_path = None
             return
         target = Path(path).resolve()
         target.mkdir(parents=True, exist_ok=True)
         self._node_path = target
+
+    def node_reserved(self, relative: PurePath) -> bool:
+        """Whether ``relative`` (a path under the node directory) is the node's own."""
+        return self._node_reserved is not None and self._node_reserved(relative)
 
     def note_node_file(self, path: Path) -> None:
         """The receiving side wrote ``path`` into the node directory."""
