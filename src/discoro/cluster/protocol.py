@@ -244,6 +244,7 @@ class Watch:
     while no computation is installed; a newer `Watch` replaces the older scheduler."""
 
     scheduler: Any
+    interval: float = 0.0  # seconds between idle pulses (0: the server's default)
 
 
 # -- server -> scheduler ------------------------------------------------------------------

@@ -163,6 +163,7 @@ class SchedulerState(RunPlacement, CloseRules, NodeGates):
         self.actions: list[Send] = []
         self.node_load: dict[str, NodeLoad] = {}  # node address -> latest figures
         self.waiting: list[WaitingRun] = []  # runs of the current computation held for now
+        self.idle_pulse_interval = 0.0  # asked of idle processes (0: their default)
         self.closing: PendingClose | None = None  # the current computation's close waits
 
     # -- views ------------------------------------------------------------------------------
@@ -222,7 +223,8 @@ class SchedulerState(RunPlacement, CloseRules, NodeGates):
             return
         proc = self.procs[event.location] = Proc(event.location, event.server)
         if self.me is not None:
-            self._send(proc.server, p.Watch(self.me))  # idle pulses: figures for status pages
+            # idle pulses: figures for status pages
+            self._send(proc.server, p.Watch(self.me, self.idle_pulse_interval))
         if self.current is not None:
             self._admit(proc)  # through its node's gates (`discoro.cluster.node_gates`)
 

@@ -44,6 +44,12 @@ create job coroutines, send replies and reports). Messages it handles:
   it is found again.
 - `Quit`: no more `Setup`/`Run`; running jobs finish; then the coroutine ends (the process
   exits).
+- From the node's operator (`drain`, `retire`, `report_status`, callable from any thread):
+  close the computation once its jobs are done and take no new job meanwhile; take no more
+  computations (with the reason); say in one line what this process does. The node's rules
+  (`NodeRules`: ``--serve``, ``--zombie_period``, pulse bounds, ``--msg_timeout``) are applied
+  by `ServerState`. Each install and close is told to ``events`` (the node counts computations
+  served from them).
 
 Everything runs on the kernel's loop thread; sends are fire-and-forget (FIFO per peer pair),
 only pulses wait for delivery.
@@ -51,6 +57,7 @@ only pulses wait for delivery.
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 import traceback
@@ -67,7 +74,13 @@ from discoro.cluster.load import LoadMeter
 from discoro.cluster.namespace import Namespace
 from discoro.cluster.output import OutputCapture
 from discoro.cluster.server_job import ServerJob
-from discoro.cluster.server_state import Installed, PulseTracker, SchedulerLost, ServerState
+from discoro.cluster.server_state import (
+    Installed,
+    NodeRules,
+    PulseTracker,
+    SchedulerLost,
+    ServerState,
+)
 from discoro.core.coro import Coro
 from discoro.core.log import logger
 from discoro.errors import MonitorException, RemoteError
@@ -94,6 +107,15 @@ class PulseLost:
 @dataclass
 class Abort:
     """Internal: terminate every job and end now (a second interrupt)."""
+
+
+@dataclass
+class OperatorRequest:
+    """Internal: the node's operator asks to ``drain``, ``retire`` (with ``reason``) or for a
+    ``status`` line."""
+
+    what: str
+    reason: str = ""
 
 
 def job_value(rid: int, info: tuple[object, ...]) -> p.JobValue:
@@ -125,21 +147,27 @@ class Server:
         workdir: str | Path,
         clock: Callable[[], float] = time.monotonic,
         node_dir: str | Path | None = None,
+        rules: NodeRules | None = None,
+        events: Callable[[str, str], None] | None = None,
     ) -> None:
         """``clock``: the monotonic time of the state's deadlines (pulses, zombie period);
         tests pass a manual one. ``node_dir``: the node directory (the parent of the working
-        directories of the node's servers), where computation files go too."""
+        directories of the node's servers), where computation files go too.
+        ``events(kind, text)`` hears ``installed``/``closed`` (the computation's uid) and
+        ``status`` (the line `report_status` asked for)."""
         self.kernel = kernel
         self.clock = clock
         self.workdir = Path(workdir)
         self.node_dir = Path(node_dir) if node_dir is not None else None
-        self.state = ServerState()
+        self.state = ServerState(rules)
+        self.events = events
         self.namespace: Namespace | None = None
         self.coro: Coro | None = None
         self.location: Any = None
         self.output: OutputCapture | None = None  # remote output of the installed computation
         self.watched: Any = None  # the scheduler of the latest `Watch` (idle pulses)
         self.watcher: Coro | None = None  # the coroutine sending them
+        self.watch_interval: float = IDLE_PULSE_INTERVAL  # between them
         self.ended: deque[int] = deque()  # ids of ended jobs still in the network's ended_coros
         self.sources: dict[str, list[str]] = {}  # source text in linecache (`sources.register`)
         self.results: dict[int, tuple[int, Coro]] = {}  # job id -> (rid, router): JobValue due
@@ -156,6 +184,50 @@ class Server:
     def abort(self) -> None:
         if self.coro is not None:
             self.coro.send(Abort())
+
+    def drain(self) -> None:
+        """Close the computation once its jobs are done; no new job meanwhile."""
+        if self.coro is not None:
+            self.coro.send(OperatorRequest("drain"))
+
+    def retire(self, reason: str) -> None:
+        """Take no more computations (``reason`` goes to the schedulers that ask)."""
+        if self.coro is not None:
+            self.coro.send(OperatorRequest("retire", reason))
+
+    def report_status(self) -> None:
+        """Tell ``events`` one ``status`` line: what this process does now."""
+        if self.coro is not None:
+            self.coro.send(OperatorRequest("status"))
+
+    def _tell(self, kind: str, text: str) -> None:
+        if self.events is not None:
+            try:
+                self.events(kind, text)
+            except Exception:
+                logger.exception("discoro_proc: cannot report %s %s", kind, text)
+
+    def status_line(self) -> str:
+        current = self.state.current
+        head = f"{self.kernel.name} at {self.location}, pid {os.getpid()}"
+        if current is None:
+            return f"{head}: not currently used"
+        where = getattr(current.scheduler, "location", current.scheduler)
+        closing = ", closing" if self.state.draining else ""
+        return (
+            f"{head}: {len(current.jobs)} coroutine(s) running for the scheduler at "
+            f"{where}{closing}"
+        )
+
+    def _operator(self, request: OperatorRequest) -> None:
+        if request.what == "drain":
+            current = self.state.current
+            if self.state.drain() and current is not None:
+                logger.info("closing computation %s when its jobs are done", current.uid)
+        elif request.what == "retire":
+            self.state.retired = request.reason or "the node takes no more computations"
+        elif request.what == "status":
+            self._tell("status", self.status_line())
 
     # -- the coroutine -----------------------------------------------------------------------
 
@@ -194,7 +266,7 @@ class Server:
         elif isinstance(message, p.Close):
             self._close(uid=message.uid)
         elif isinstance(message, p.Watch):
-            self._watch(message.scheduler)
+            self._watch(message.scheduler, message.interval)
         elif isinstance(message, p.EnableServer):
             current = self.state.current
             if current is not None and current.uid == message.uid and current.preparer:
@@ -228,6 +300,8 @@ class Server:
         elif isinstance(message, Abort):
             self.state.quitting = True
             self._close()
+        elif isinstance(message, OperatorRequest):
+            self._operator(message)
         else:
             logger.warning("discoro_proc ignores unexpected message %r", message)
 
@@ -235,7 +309,7 @@ class Server:
 
     def _setup(self, setup: p.Setup) -> None:
         spec = setup.spec
-        refusal = self.state.setup_refusal(spec.uid)
+        refusal = self.state.setup_refusal(spec.uid, spec.pulse_interval)
         if refusal is None and self.state.current is not None:
             setup.scheduler.send(p.SetupDone(self.location, spec.uid))  # a repeated Setup
             return
@@ -279,6 +353,7 @@ class Server:
         if node_setup_args is not None or getattr(spec, "server_setup", None):
             current.preparer = Coro(self._prepare, setup, current)
         logger.debug("computation %s installed", spec.uid)
+        self._tell("installed", spec.uid)
 
     async def _prepare(self, setup: p.Setup, current: Installed, coro: Coro | None = None) -> None:
         """Run the computation's setup hooks here (`discoro.cluster.setup_hooks`); report
@@ -346,7 +421,8 @@ class Server:
         while self.state.current is current:
             load = meter.measure()  # cheap: psutil without blocking
             pulse = p.ServerPulse(self.location, current.uid, len(current.jobs), load)
-            delivered = await current.scheduler.deliver(pulse, timeout=interval)
+            wait = min(interval, self.state.rules.msg_timeout)
+            delivered = await current.scheduler.deliver(pulse, timeout=wait)
             if self.state.current is not current:
                 break
             if delivered == 1:
@@ -356,8 +432,9 @@ class Server:
                 break
             await coro.sleep(interval)
 
-    def _watch(self, scheduler: Any) -> None:
+    def _watch(self, scheduler: Any, interval: float = 0.0) -> None:
         self.watched = scheduler
+        self.watch_interval = interval or IDLE_PULSE_INTERVAL
         if scheduler is not None and self.watcher is None:
             self.watcher = Coro(self._idle_pulse)
 
@@ -374,7 +451,7 @@ class Server:
                         logger.debug("idle pulses to %s stopped: send failed", scheduler)
                         self.watched = None
                         break
-                await coro.sleep(IDLE_PULSE_INTERVAL)
+                await coro.sleep(self.watch_interval)
         finally:
             if self.watcher is coro:
                 self.watcher = None
@@ -535,3 +612,4 @@ class Server:
         if lost is None:
             current.scheduler.send(p.ServerClosed(self.location, current.uid, idle))
         logger.debug("computation %s closed%s", current.uid, " (idle)" if idle else "")
+        self._tell("closed", current.uid)

@@ -59,6 +59,8 @@ NETWORK_OPTIONS = (
     "peers",
     "discover",
     "discover_peers",  # later versions: False = no start-up announcement (still listens)
+    "announce_port",
+    "announce_interval",
 )
 
 
@@ -84,7 +86,8 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
         ``certfile``/``keyfile``/``cafile`` (TLS), ``dest_path`` (received files),
         ``max_file_size``, ``peers`` (addresses to dial), ``discover`` (broadcast or not),
         ``discover_peers`` (False: listen, but announce only when `discover_peers` is
-        called), ``notifier``."""
+        called), ``announce_port`` (where announcements go; default ``udp_port``),
+        ``announce_interval`` (announce again every so many seconds), ``notifier``."""
         unknown = set(options) - set(NETWORK_OPTIONS)
         if unknown:
             raise TypeError(f"AsynCoro() got unknown option(s): {', '.join(sorted(unknown))}")
