@@ -8,7 +8,8 @@ that many `RunResult` s), and `_wait` gives up after a timeout.
 
 Invariants: a request's future is resolved at most once and is forgotten when its wait ends;
 when the computation ends (`_end`: closed, scheduler offline or silent for 5 pulse
-intervals) every pending future resolves to None, so no caller waits beyond its timeout.
+intervals, not counting time this process's own loop was blocked: `core.stalls`) every
+pending future resolves to None, so no caller waits beyond its timeout.
 A lost scheduler (offline or silent) is not a normal close: its reason is kept
 (``_lost_reason``, and ``last_error``) and every later call fails with it at once.
 """
@@ -26,6 +27,7 @@ from discoro.cluster.output import show_remote_output
 from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
+from discoro.core.stalls import ran_late
 from discoro.net.location import PeerStatus
 
 if TYPE_CHECKING:
@@ -91,8 +93,13 @@ class Replies:
         if remote:
             AsynCoro.instance().peer_status(coro)
         check = 2 * self.pulse_interval
+        previous = time.monotonic()
         while True:
             message = await coro.receive(timeout=check)
+            now = time.monotonic()
+            if ran_late(previous, now, check):  # our loop was blocked, not the scheduler
+                self._last_pulse = max(self._last_pulse, now)
+            previous = now
             kind = type(message)
             if kind is p.RunResult:
                 self._take_run_result(message)
