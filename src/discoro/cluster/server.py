@@ -72,9 +72,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from discoro.cluster import procdir, sources
+from discoro.cluster import procdir, server_liveness, sources
 from discoro.cluster import protocol as p
-from discoro.cluster import server_liveness, sources
 from discoro.cluster import setup_hooks as hooks
 from discoro.cluster.constants import SERVER_NAME, MinPulseInterval
 from discoro.cluster.load import LoadMeter
