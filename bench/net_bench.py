@@ -71,7 +71,7 @@ SIZES = {  # workload: (full, quick)
     "rtt": (20_000, 2_000),
     "small": (200_000, 20_000),
     "bulk": (1_000, 100),
-    "rtt_bulk": (5_000, 1_000),
+    "rtt_bulk": (1_000, 200),
     "slow": (200_000, 20_000),
 }
 
@@ -302,8 +302,9 @@ class Program:
             self.popen.wait(5)
 
 
-def one_round(sizes: dict[str, int], source: Path = _SRC) -> dict[str, float]:
+def one_round(sizes: dict[str, int], source: Path = _SRC, loop: str = "") -> dict[str, float]:
     env = dict(os.environ, DISCORO_SECRET=secrets.token_hex(16), PYTHONUNBUFFERED="1")
+    env["DISCORO_LOOP"] = loop
     env["PYTHONPATH"] = str(source) + os.pathsep + os.environ.get("PYTHONPATH", "")
     env["NET_BENCH_SRC"] = str(source)  # the client program imports it too
     dest = tempfile.mkdtemp(prefix="discoro-net-bench-")
@@ -346,10 +347,10 @@ ROWS = (  # key, label, format
 )
 
 
-def table(results: list[dict[str, float]], sizes: dict[str, int], source: Path) -> str:
+def table(results: list[dict[str, float]], sizes: dict[str, int], source: Path, loop: str) -> str:
     lines = [
         f"discoro net bench: {len(results)} round(s), python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, loop {os.environ.get('DISCORO_LOOP') or 'auto'}, "
+        f"{os.cpu_count()} CPUs, loop {loop or 'auto'}, load {os.getloadavg()[0]:.1f}, "
         f"source {source}; n = {sizes}",
         f"{'metric':40} {'median':>12} {'spread':>24}",
     ]
@@ -368,6 +369,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", action="append", choices=sorted(SIZES), help="workload")
     parser.add_argument("--vs", type=Path, help="another source tree: paired rounds")
+    parser.add_argument(
+        "--vs-asyncio", action="store_true", help="paired rounds: this tree on asyncio's loop"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -377,19 +381,23 @@ def main() -> None:
     if args.only:
         sizes = {name: n if name in args.only else 0 for name, n in sizes.items()}
     rounds = 1 if args.quick else args.rounds
-    sources = [_SRC] if args.vs is None else [_SRC, args.vs.resolve()]
-    results: dict[Path, list[dict[str, float]]] = {source: [] for source in sources}
-    for _ in range(rounds):  # interleaved: each round runs every source once
-        for source in sources:
-            results[source].append(one_round(sizes, source))
-    for source in sources:
-        print(table(results[source], sizes, source))
-    if args.vs is not None:  # the paired ratios: this tree / the other, round by round
-        print(f"{'ratio (this / other), median of pairs':40} {'median':>12} {'spread':>24}")
+    variants = [(_SRC, os.environ.get("DISCORO_LOOP", ""))]
+    if args.vs is not None:
+        variants.append((args.vs.resolve(), variants[0][1]))
+    if args.vs_asyncio:
+        variants.append((_SRC, "asyncio"))
+    results: list[list[dict[str, float]]] = [[] for _ in variants]
+    for _ in range(rounds):  # interleaved: each round runs every variant once
+        for runs, (source, loop) in zip(results, variants, strict=True):
+            runs.append(one_round(sizes, source, loop))
+    for runs, (source, loop) in zip(results, variants, strict=True):
+        print(table(runs, sizes, source, loop))
+    if len(variants) > 1:  # the paired ratios: this tree / the other, round by round
+        print(f"{'ratio (first / second), median of pairs':40} {'median':>12} {'spread':>24}")
         for key, label, _ in ROWS:
             pairs = [
                 a[key] / b[key]
-                for a, b in zip(results[_SRC], results[sources[1]], strict=True)
+                for a, b in zip(results[0], results[1], strict=True)
                 if key in a and key in b and b[key]
             ]
             if pairs:
