@@ -200,8 +200,11 @@ PUBLIC_API = {
     # asyncoro.discoro (reference 3)
     "Computation", "CoroInfo", "DiscoroStatus", "MaxPulseInterval", "MinPulseInterval",
     "MsgTimeout", "Scheduler", "StatusMessage",
+    # asyncoro.discoro 4.5.6 (later-versions D1, D5)
+    "DiscoroNodeInfo",
     # ours
-    "DiscoroError", "RemoteError", "SchedulerLost", "local_cluster",
+    "DiscoroError", "RemoteError", "RunError", "SchedulerLost", "local_cluster",
+    "SSHCluster", "SSHClusterError",  # issue 14: a cluster started over SSH
 }  # fmt: skip
 
 

@@ -25,8 +25,11 @@ if TYPE_CHECKING:
     from discoro.cluster.constants import MinPulseInterval as MinPulseInterval
     from discoro.cluster.constants import MsgTimeout as MsgTimeout
     from discoro.cluster.local import local_cluster as local_cluster
+    from discoro.cluster.nodeinfo import DiscoroNodeInfo as DiscoroNodeInfo
     from discoro.cluster.scheduler import Scheduler as Scheduler
     from discoro.cluster.server_state import SchedulerLost as SchedulerLost
+    from discoro.cluster.ssh import SSHCluster as SSHCluster
+    from discoro.cluster.ssh import SSHClusterError as SSHClusterError
     from discoro.cluster.status import CoroInfo as CoroInfo
     from discoro.cluster.status import DiscoroStatus as DiscoroStatus
     from discoro.cluster.status import StatusMessage as StatusMessage
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
     from discoro.errors import HotSwapException as HotSwapException
     from discoro.errors import MonitorException as MonitorException
     from discoro.errors import RemoteError as RemoteError
+    from discoro.errors import RunError as RunError
     from discoro.net.legacy_constants import MaxConnectionErrors as MaxConnectionErrors
     from discoro.net.location import Location as Location
     from discoro.net.location import PeerStatus as PeerStatus
@@ -67,8 +71,11 @@ _EXPORTS: dict[str, str] = {
     "MinPulseInterval": "discoro.cluster.constants",
     "MsgTimeout": "discoro.cluster.constants",
     "local_cluster": "discoro.cluster.local",
+    "DiscoroNodeInfo": "discoro.cluster.nodeinfo",
     "Scheduler": "discoro.cluster.scheduler",
     "SchedulerLost": "discoro.cluster.server_state",
+    "SSHCluster": "discoro.cluster.ssh",
+    "SSHClusterError": "discoro.cluster.ssh",
     "CoroInfo": "discoro.cluster.status",
     "DiscoroStatus": "discoro.cluster.status",
     "StatusMessage": "discoro.cluster.status",
@@ -93,6 +100,7 @@ _EXPORTS: dict[str, str] = {
     "HotSwapException": "discoro.errors",
     "MonitorException": "discoro.errors",
     "RemoteError": "discoro.errors",
+    "RunError": "discoro.errors",
     "MaxConnectionErrors": "discoro.net.legacy_constants",
     "Location": "discoro.net.location",
     "PeerStatus": "discoro.net.location",
@@ -102,11 +110,12 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "RCI", "AsynCoro", "AsynCoroSocket", "AsyncDBCursor", "AsyncSocket", "AsyncThreadPool",
     "CategorizeMessages", "Channel", "Computation", "Condition", "Coro", "CoroInfo",
-    "DiscoroError", "DiscoroStatus", "Event", "HotSwapException", "Location", "Lock",
+    "DiscoroError", "DiscoroNodeInfo", "DiscoroStatus", "Event", "HotSwapException",
+    "Location", "Lock",
     "MaxConnectionErrors", "MaxPulseInterval", "MetaSingleton", "MinPulseInterval",
-    "MonitorException", "MsgTimeout", "PeerStatus", "RLock", "RemoteError", "Scheduler",
-    "SchedulerLost", "Semaphore", "StatusMessage", "asyncfile", "httpd", "local_cluster",
-    "logger",
+    "MonitorException", "MsgTimeout", "PeerStatus", "RLock", "RemoteError", "RunError",
+    "SSHCluster", "SSHClusterError", "Scheduler", "SchedulerLost", "Semaphore", "StatusMessage",
+    "asyncfile", "httpd", "local_cluster", "logger",
     "serialize", "unserialize",
 ]  # fmt: skip
 

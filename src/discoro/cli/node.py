@@ -25,6 +25,7 @@ from discoro.cli.common import (
     parse_peer,
     preflight,
 )
+from discoro.cli.session import SESSION_GRACE, add_session_option, enter_session
 from discoro.cluster import procdir
 from discoro.cluster.node import Node, NodeConfig
 
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--force", action="store_true", help="allow more processes than processors")
     add_network_options(parser, "discoronode")
+    add_session_option(parser)
     return parser
 
 
@@ -78,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         count = process_count(args.cpus, available_cpus(), args.force)
     except ValueError as exc:
         parser.error(str(exc))
+    enter_session(args)
     level = log_level(args)
     configure_logging(level)
     first = args.tcp_port
@@ -94,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         tcp_port=args.tcp_port,
         log_level=level,
     )
+    if args.ssh_session:
+        config.quit_at_eof, config.grace = True, SESSION_GRACE
     return Node(config).run()
 
 

@@ -3,6 +3,8 @@
     discoro [scheduler] [options]   run a shared scheduler until quit/exit, Ctrl-C or SIGTERM
     discoro node [options]          the same as ``discoronode``
     discoro status [options]        show a scheduler's nodes, processes and coroutines
+    discoro ssh [options] HOST ...  start a cluster on other machines over SSH
+    discoro slurm --print [options] the shell lines that start a cluster in a Slurm job
 
 Scheduler options: the network options of ``discoronode`` (without ``-c``) plus ``--node
 HOST`` (repeatable: nodes on other networks), ``--zombie_period SEC`` (>= 100, 0 = never;
@@ -28,6 +30,7 @@ from discoro.cli.common import (
     network_options,
     preflight,
 )
+from discoro.cli.session import add_session_option, enter_session
 from discoro.cluster.node import watch_stdin
 
 DEFAULT_ZOMBIE_PERIOD = 1800
@@ -38,6 +41,10 @@ commands:
   node        start server processes on this node: the same as discoronode
               (discoro node --help)
   status      show a scheduler's nodes, processes and coroutines (discoro status --help)
+  ssh         start a cluster on other machines over SSH: the scheduler and a node on the
+              first host, a node on every other (discoro ssh --help)
+  slurm       print the shell lines that start a cluster in a Slurm allocation
+              (discoro slurm --help)
 """
 
 
@@ -46,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="discoro",
         usage="discoro [scheduler] [options]\n"
         "       discoro node [options]\n"
-        "       discoro status [options]",
+        "       discoro status [options]\n"
+        "       discoro ssh [options] HOST [HOST ...]\n"
+        "       discoro slurm --print [options]",
         description=COMMANDS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -65,13 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--http_addr", default="127.0.0.1", metavar="ADDR",
         help="status page address (default 127.0.0.1; others need the printed token)",
     )  # fmt: skip
+    add_session_option(parser)
     return parser
 
 
-def quit_events() -> queue.SimpleQueue[str]:
+def quit_events(quit_at_eof: bool = False) -> queue.SimpleQueue[str]:
     """Start listening for SIGINT/SIGTERM and ``quit``/``exit`` lines on stdin (at the end of
-    stdin only signals count: no busy loop). Call it before announcing readiness, so a
-    signal sent right after the announcement is never missed."""
+    stdin only signals count, unless ``quit_at_eof``: no busy loop). Call it before
+    announcing readiness, so a signal sent right after the announcement is never missed."""
     events: queue.SimpleQueue[str] = queue.SimpleQueue()
 
     def handler(signum: int, _frame: Any) -> None:
@@ -79,7 +89,7 @@ def quit_events() -> queue.SimpleQueue[str]:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handler)
-    watch_stdin(events.put)
+    watch_stdin(events.put, events.put if quit_at_eof else None)
     return events
 
 
@@ -97,6 +107,7 @@ def run_scheduler(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.zombie_period and args.zombie_period < 100:
         parser.error("--zombie_period must be at least 100 (or 0: never)")
+    enter_session(args)
     configure_logging(log_level(args))
     options = network_options(args)
     http = (args.http_addr, args.http) if args.http is not None else None
@@ -109,7 +120,7 @@ def run_scheduler(argv: list[str]) -> int:
     from discoro.cluster.server_main import peers
     from discoro.core.kernel import AsynCoro
 
-    events = quit_events()
+    events = quit_events(args.ssh_session)
     options["peers"] = peers(options.get("peers"))
     for key in ("secret", "tcp_port", "name"):
         if getattr(args, key):
@@ -143,6 +154,14 @@ def main(argv: list[str] | None = None) -> int:
         from discoro.cli import status
 
         return status.main(argv[1:])
+    if argv and argv[0] == "ssh":
+        from discoro.cli import ssh
+
+        return ssh.main(argv[1:])
+    if argv and argv[0] == "slurm":
+        from discoro.cli import slurm
+
+        return slurm.main(argv[1:])
     if argv and argv[0] == "scheduler":
         argv = argv[1:]
     return run_scheduler(argv)

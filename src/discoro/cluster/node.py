@@ -62,6 +62,7 @@ class NodeConfig:
     log_level: str | None = None  # e.g. "DEBUG", passed to the server processes
     grace: float = 10.0
     startup_timeout: float = 60.0
+    quit_at_eof: bool = False  # the end of stdin stops the node (``--ssh-session``)
 
 
 @dataclass
@@ -224,7 +225,10 @@ class Node:
             signal.signal(signum, handler)
 
     def _watch_stdin(self) -> None:
-        watch_stdin(lambda line: self.events.put(("quit", line)))
+        def quit_now(reason: str) -> None:
+            self.events.put(("quit", reason))
+
+        watch_stdin(quit_now, quit_now if self.config.quit_at_eof else None)
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -285,9 +289,12 @@ class Node:
         return False
 
 
-def watch_stdin(on_quit: Callable[[str], None]) -> None:
+def watch_stdin(
+    on_quit: Callable[[str], None], on_eof: Callable[[str], None] | None = None
+) -> None:
     """Call ``on_quit(line)`` (from a daemon thread) when a ``quit`` or ``exit`` line arrives
-    on stdin. At the end of stdin, or if stdin is closed or a terminal we do not own (a
+    on stdin, and ``on_eof("end of stdin")`` (if given) at its end or when it fails. Without
+    ``on_eof``, at the end of stdin, or if stdin is closed or a terminal we do not own (a
     background job), only signals stop the program: nothing polls or spins."""
     stream = sys.stdin
     if stream is None or stream.closed:
@@ -307,7 +314,9 @@ def watch_stdin(on_quit: Callable[[str], None]) -> None:
                     on_quit(line.strip().lower())
                     return
         except (OSError, ValueError):
-            return  # stdin went away under us
+            pass  # stdin went away under us
+        if on_eof is not None:
+            on_eof("end of stdin")
 
     threading.Thread(target=watch, name="discoro-stdin", daemon=True).start()
 

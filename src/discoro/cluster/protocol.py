@@ -66,6 +66,7 @@ class RunRequest:
     args: bytes  # cloudpickle of (args, kwargs)
     router: Any = None  # where a refusal goes
     sources: dict[str, str] = field(default_factory=dict)  # of ``func``, if not in the spec
+    kind: str = "cpu"  # "cpu" (run*), "result" (run_result*) or "async" (run_async*)
 
 
 @dataclass
@@ -78,9 +79,14 @@ class ListRequest:
 
 @dataclass
 class CloseRequest:
+    """Close when the CPU jobs have ended (and, with ``await_async``, every job); ``force``:
+    now, terminating whatever still runs (also when a close already waits)."""
+
     uid: str
     rid: int = 0
     router: Any = None
+    await_async: bool = False
+    force: bool = False
 
 
 # -- scheduler -> client ------------------------------------------------------------------
@@ -107,6 +113,34 @@ class Pulse:
     uid: str
 
 
+@dataclass
+class CloseWaiting:
+    """A close of computation ``uid`` still waits for these jobs (their ``str``), sent
+    every `MsgTimeout` while it waits; the client logs it."""
+
+    uid: str
+    coros: list[str]
+
+
+@dataclass
+class RunWaits:
+    """Run request ``rid`` (of ``func_name``) is still held after the computation's timeout
+    because no process is ready (``reason``); sent once, the client logs it."""
+
+    rid: int
+    func_name: str
+    reason: str
+
+
+@dataclass
+class JobLost:
+    """The job of run request ``rid`` (a ``run_result*``) will never report its value: its
+    process was lost (``reason``)."""
+
+    rid: int
+    reason: str
+
+
 # -- scheduler -> server ------------------------------------------------------------------
 
 
@@ -126,6 +160,7 @@ class Run:
     reply_to: Any  # the client's router: the result goes straight to it
     fanout: int = 0  # >0: one of a run_each group; the router collects that many
     sources: dict[str, str] = field(default_factory=dict)  # as in `RunRequest`
+    kind: str = "cpu"  # as in `RunRequest`; "result": send `JobValue` when the job ends
 
 
 @dataclass
@@ -165,6 +200,7 @@ class JobStarted:
     func_name: str
     start_time: float
     args_repr: str = ""  # a short repr of the arguments, for status pages
+    kind: str = "cpu"  # the `Run`'s kind: "cpu" and "result" jobs hold the CPU slot
 
 
 def _safe_repr(value: Any) -> str:
@@ -233,6 +269,18 @@ class RunResult:
     coro: Any  # the remote Coro, or None
     error: tuple[Any, ...] | None = None  # (exception class, function name, traceback text)
     fanout: int = 0
+
+
+@dataclass
+class JobValue:
+    """The end of the job of run request ``rid`` (a ``run_result*``): ``data`` is the pickle
+    of its final value, or with ``failed`` of the exception that ended it (``text``: the
+    traceback)."""
+
+    rid: int
+    data: bytes
+    failed: bool = False
+    text: str = ""
 
 
 # -- anyone -> scheduler: status (``discoro status``, the status page) ----------------------

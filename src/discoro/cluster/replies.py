@@ -1,9 +1,10 @@
 """How a client's `Computation` hears from the scheduler and the servers (a mixin).
 
 One router coroutine per computation receives every reply, run result, job failure, output
-and pulse. Each request the computation makes is a future keyed by its request id
-(`_expect`); the router resolves it with the answer (a `Reply`, a `RunResult`, or for a
-fan-out the list of that many `RunResult` s), and `_wait` gives up after a timeout.
+and pulse, and the ends of ``run_result*`` jobs (`JobValue`/`JobLost`, into ``_values``).
+Each request the computation makes is a future keyed by its request id (`_expect`); the
+router resolves it with the answer (a `Reply`, a `RunResult`, or for a fan-out the list of
+that many `RunResult` s), and `_wait` gives up after a timeout.
 
 Invariants: a request's future is resolved at most once and is forgotten when its wait ends;
 when the computation ends (`_end`: closed, scheduler offline or silent for 5 pulse
@@ -15,6 +16,7 @@ A lost scheduler (offline or silent) is not a normal close: its reason is kept
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -39,12 +41,14 @@ class Replies:
     pulse_interval: float
     output_handler: Callable[[object, str, str], object] | None
     _waiting: dict[int, asyncio.Future[object]]
+    _values: dict[int, asyncio.Future[object]]  # run_result*: request id -> the job's end
     _fanouts: dict[int, list[p.RunResult]]
     _scheduled: asyncio.Future[str] | None
     _state: str
     _last_pulse: float
     _last_error: str | None
     _lost_reason: str | None  # why the scheduler is gone (None: it is not)
+    _close_reports: int  # `CloseWaiting` reports received
 
     def _end(self) -> None:
         raise NotImplementedError
@@ -66,9 +70,10 @@ class Replies:
         self, future: asyncio.Future[object], rid: int, timeout: float | None = None
     ) -> object:
         """The answer for request ``rid``, or None if none came within ``timeout``
-        (default: the computation's) or the computation ended."""
+        (default: the computation's; ``math.inf``: no limit) or the computation ended."""
+        limit = timeout or self.timeout
         try:
-            done, _ = await asyncio.wait([future], timeout=timeout or self.timeout)
+            done, _ = await asyncio.wait([future], timeout=None if limit == math.inf else limit)
             if not done:
                 return None
             return future.result()
@@ -99,6 +104,16 @@ class Replies:
                 future = self._waiting.get(message.rid)
                 if future is not None and not future.done():
                     future.set_result(message)
+            elif kind is p.JobValue or kind is p.JobLost:
+                waiter = self._values.get(message.rid)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(message)
+            elif kind is p.RunWaits:
+                logger.warning("run of %s still waits: %s", message.func_name, message.reason)
+            elif kind is p.CloseWaiting:
+                self._close_reports += 1  # the first (at once) is news; later ones a concern
+                log = logger.info if self._close_reports == 1 else logger.warning
+                log("close waits for %d job(s) to end: %s", len(message.coros), message.coros)
             elif kind is p.Pulse:
                 self._last_pulse = time.monotonic()
             elif kind is p.Scheduled:

@@ -8,14 +8,21 @@ Invariants:
 - One computation is current at a time; it reserves every process. The next in the queue
   becomes current only when the current one closes (or its client is lost).
 - A process is set up for the current computation once; only INITIALIZED processes on
-  nodes that have one are eligible for runs. Load = runs dispatched but not ended.
-- Every process the current computation used hears ``Close`` when it closes, and status
-  messages stop (the client's status coroutine is detached) when the client closes it.
-- A run that no process can take yet waits (`discoro.cluster.placement`) until one can or
-  the computation's timeout passes; every request gets exactly one answer (the runs, or a
-  `Reply` with the reason), also when the computation closes while it waits.
+  nodes that have one are eligible for runs. Load = runs dispatched but not ended; a CPU
+  job (``run``, ``run_at``, ``run_result*``) holds its process's one CPU slot until it ends
+  (`discoro.cluster.slots`).
+- Each process and each node is announced (``ServerDiscovered``; ``NodeDiscovered`` for the
+  first of a node, with a `DiscoroNodeInfo`) before its setup, for every computation.
+- An explicit close waits for the CPU jobs (`discoro.cluster.closing`); every process the
+  computation used hears ``Close``, and the status coroutine gets the close-time statuses
+  before the close is answered. Only a lost client detaches the status coroutine.
+- A run that no process can take yet is held (`discoro.cluster.placement`) until one can
+  (a fan-out: until the computation's timeout passes); every request gets exactly one
+  answer (the runs, or a `Reply` with the reason), also when the computation closes while
+  it waits, and also when the process it went to is lost before it started.
 - A process silent for more than 5 pulse intervals is treated as lost: its status becomes
-  disconnected and each of its running coroutines is reported failed to the status coroutine.
+  disconnected and each of its running coroutines is reported failed to the status coroutine
+  (and a ``run_result*`` waiting for one hears `JobLost`).
 - Status bookkeeping (for `discoro.cluster.snapshot`): per process, ``submitted`` counts
   `JobStarted`, ``done`` counts `JobDone` of a job it knew, ``jobs`` holds the running ones
   (``submitted >= done + len(jobs)``: jobs dropped at a close or loss are neither); the
@@ -34,7 +41,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from discoro.cluster import protocol as p
+from discoro.cluster.closing import CloseRules, PendingClose
 from discoro.cluster.constants import MISSED_PULSES
+from discoro.cluster.nodeinfo import node_info
 from discoro.cluster.placement import RunPlacement, WaitingRun
 from discoro.cluster.status import Status, StatusMessage
 from discoro.errors import MonitorException
@@ -42,6 +51,7 @@ from discoro.errors import MonitorException
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from discoro.cluster.nodeinfo import DiscoroNodeInfo
     from discoro.net.location import Location
 
 
@@ -64,6 +74,8 @@ class RunningJob(NamedTuple):
     func_name: str
     args: str  # short repr of the arguments
     start_time: float  # wall clock, as the server reported it
+    rid: int = 0  # the run request that made it
+    kind: str = "cpu"  # "cpu" and "result" hold the CPU slot; "async" does not
 
 
 @dataclass
@@ -80,7 +92,7 @@ class Proc:
     server: Any  # the server coroutine handle
     state: ProcState = ProcState.DISCOVERED
     jobs: dict[int, RunningJob] = field(default_factory=dict)
-    pending: int = 0
+    pending: dict[int, str] = field(default_factory=dict)  # dispatched, not started: rid -> kind
     last_heard: float = 0.0
     last_started: float = 0.0  # when its newest job was reported started (tie-breaker)
     submitted: int = 0
@@ -94,7 +106,14 @@ class Proc:
 
     @property
     def load(self) -> int:
-        return len(self.jobs) + self.pending
+        return len(self.jobs) + len(self.pending)
+
+    @property
+    def cpu_busy(self) -> bool:
+        """Whether its CPU slot is taken (a CPU job runs or was dispatched)."""
+        return any(job.kind in ("cpu", "result") for job in self.jobs.values()) or any(
+            kind in ("cpu", "result") for kind in self.pending.values()
+        )
 
 
 @dataclass
@@ -133,7 +152,7 @@ class Tick:
     now: float
 
 
-class SchedulerState(RunPlacement):
+class SchedulerState(RunPlacement, CloseRules):
     def __init__(
         self,
         me: Any = None,
@@ -149,6 +168,7 @@ class SchedulerState(RunPlacement):
         self.actions: list[Send] = []
         self.node_load: dict[str, NodeLoad] = {}  # node address -> latest figures
         self.waiting: list[WaitingRun] = []  # runs of the current computation held for now
+        self.closing: PendingClose | None = None  # the current computation's close waits
 
     # -- views ------------------------------------------------------------------------------
 
@@ -161,6 +181,18 @@ class SchedulerState(RunPlacement):
 
     def ready(self) -> dict[str, list[Proc]]:
         return self.nodes(ProcState.INITIALIZED)
+
+    def node_info_of(self, addr: str) -> DiscoroNodeInfo:
+        """The `DiscoroNodeInfo` of the node at ``addr`` from its processes' latest figures
+        (a simple form; the node gates of the setup hooks keep a record per node)."""
+        procs = [proc for proc in self.procs.values() if proc.addr == addr]
+        location = procs[0].location if procs else None
+        figures: dict[str, object] = {}
+        for proc in procs:
+            if proc.load_figures:
+                figures = proc.load_figures
+        live = [proc for proc in procs if proc.state is not ProcState.DISCONNECTED]
+        return node_info(addr, location, figures, len(live) or len(procs))
 
     def lost_locations(self) -> list[Location]:
         """Where the processes lost (disconnected) and not found again are: the shell
@@ -176,8 +208,11 @@ class SchedulerState(RunPlacement):
         handler = getattr(self, "on_" + type(event).__name__, None)
         if handler is not None:
             handler(event)
+        now = event.now if isinstance(event, Tick) else self.clock()
         if self.waiting:
-            self._serve_waiting(event.now if isinstance(event, Tick) else self.clock())
+            self._serve_waiting(now)
+        if self.closing is not None:
+            self._check_close(now)
         return self.actions
 
     def _send(self, to: Any, message: Any) -> None:
@@ -207,11 +242,11 @@ class SchedulerState(RunPlacement):
         assert self.current is not None
         if announce:
             if not any(
-                other.state is not ProcState.DISCONNECTED and other is not proc
+                other.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
                 for other in self.procs.values()
-                if other.addr == proc.addr and other.state is not ProcState.DISCOVERED
+                if other.addr == proc.addr and other is not proc
             ):
-                self._status(Status.NodeDiscovered, proc.addr)
+                self._status(Status.NodeDiscovered, self.node_info_of(proc.addr))
             self._status(Status.ProcDiscovered, proc.location)
         proc.state = ProcState.INITIALIZING
         proc.last_heard = self.clock()
@@ -229,7 +264,7 @@ class SchedulerState(RunPlacement):
         if not any(
             other.state is ProcState.INITIALIZED for other in self.ready().get(proc.addr, [])
         ):
-            self._status(Status.NodeInitialized, proc.addr)
+            self._status(Status.NodeInitialized, self.node_info_of(proc.addr))
         proc.state = ProcState.INITIALIZED
         proc.last_heard = self.clock()
         self._status(Status.ProcInitialized, proc.location)
@@ -247,14 +282,21 @@ class SchedulerState(RunPlacement):
             return
         was_active = proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
         proc.state = ProcState.DISCONNECTED
-        proc.pending = 0
+        pending, proc.pending = proc.pending, {}
         if self.current is None or not was_active:
             proc.jobs.clear()
             return
         status_coro = self.current.spec.status_coro
+        router = self.current.spec.router
+        reason = f"process {proc.location} was lost"
+        for rid, kind in pending.items():
+            if kind != "each":  # a fan-out's other processes answer; its wait ends it
+                self._send(router, p.Reply(rid, None, reason))
         for info in proc.jobs.values():
-            error = ProcessLost(f"process {proc.location} was lost")
+            error = ProcessLost(reason)
             self._send(status_coro, MonitorException(info.coro, (ProcessLost, error)))
+            if info.kind == "result":
+                self._send(router, p.JobLost(info.rid, reason))
         proc.jobs.clear()
         self._status(Status.ProcDisconnected, proc.location)
         if not any(
@@ -262,7 +304,7 @@ class SchedulerState(RunPlacement):
             for other in self.procs.values()
             if other.addr == proc.addr
         ):
-            self._status(Status.NodeDisconnected, proc.addr)
+            self._status(Status.NodeDisconnected, self.node_info_of(proc.addr))
 
     def on_ServerPulse(self, event: p.ServerPulse) -> None:
         proc = self.procs.get(event.location)
@@ -303,38 +345,6 @@ class SchedulerState(RunPlacement):
             if proc.state in (ProcState.DISCOVERED, ProcState.CLOSED):
                 self._setup(proc, announce=True)
 
-    def on_CloseRequest(self, event: p.CloseRequest) -> None:
-        for index, queued in enumerate(self.queue):
-            if queued.spec.uid == event.uid:
-                del self.queue[index]
-                self._send(queued.spec.router, p.Reply(event.rid, 0))
-                return
-        if not self._uid_ok(event.uid):
-            self._send(event.router, p.Reply(event.rid, -1, "no such computation"))
-            return
-        self._close_current(client_gone=False)
-        self._send(event.router, p.Reply(event.rid, 0))
-
-    def _close_current(self, client_gone: bool, idle: bool = False) -> None:
-        current = self.current
-        if current is None:
-            return
-        if not idle:
-            current.spec.status_coro = None  # detached: the client asked, or is gone
-        for proc in self.procs.values():
-            if proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED):
-                self._send(proc.server, p.Close(current.spec.uid))
-                proc.state = ProcState.CLOSED
-            proc.jobs.clear()
-            proc.pending = 0
-        if idle:
-            self._status(Status.ComputationClosed, self.me.location if self.me else None)
-        waiting, self.waiting = self.waiting, []
-        for held in waiting:
-            self._refuse(held.request, "the computation is closed")
-        self.current = None
-        self._next()
-
     def on_ServerClosed(self, event: p.ServerClosed) -> None:
         proc = self.procs.get(event.location)
         if proc is None or not self._uid_ok(event.uid):
@@ -345,7 +355,7 @@ class SchedulerState(RunPlacement):
             self._status(Status.ProcClosed, proc.location)
             node = [other for other in self.procs.values() if other.addr == proc.addr]
             if all(other.state is not ProcState.INITIALIZED for other in node):
-                self._status(Status.NodeClosed, proc.addr)
+                self._status(Status.NodeClosed, self.node_info_of(proc.addr))
         if not any(
             proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
             for proc in self.procs.values()
@@ -358,9 +368,10 @@ class SchedulerState(RunPlacement):
         proc = self.procs.get(event.location)
         if proc is None or not self._uid_ok(event.uid):
             return
-        proc.pending = max(0, proc.pending - 1)
+        proc.pending.pop(event.rid, None)
+        kind = getattr(event, "kind", "cpu")
         proc.jobs[event.coro._id] = RunningJob(
-            event.coro, event.func_name, event.args_repr, event.start_time
+            event.coro, event.func_name, event.args_repr, event.start_time, event.rid, kind
         )
         proc.submitted += 1
         proc.last_heard = proc.last_started = self.clock()
@@ -368,7 +379,7 @@ class SchedulerState(RunPlacement):
     def on_JobFailed(self, event: p.JobFailed) -> None:
         proc = self.procs.get(event.location)
         if proc is not None:
-            proc.pending = max(0, proc.pending - 1)
+            proc.pending.pop(event.rid, None)
 
     def on_JobDone(self, event: p.JobDone) -> None:
         proc = self.procs.get(event.location)

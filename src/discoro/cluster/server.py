@@ -13,14 +13,17 @@ create job coroutines, send replies and reports). Messages it handles:
   name, traceback text)`` of a failure) and ``JobStarted``/``JobFailed`` to the scheduler;
   when a job ends, ``JobDone``. With ``spec.remote_output``, what jobs print and log goes to
   the client's router as `Output` (see `discoro.cluster.output`), flushed before each job's
-  end is reported.
+  end is reported. A ``run_result*`` job (``Run.kind`` "result") also sends its end to the
+  router as `JobValue` (the pickled final value, or the exception and its traceback), after
+  its `RunResult`, whatever ends it (even a close).
 - A job that has ended stays findable for remote monitors (the network's ``ended_coros``;
   the latest `KEEP_ENDED` of the installed computation), so a client's ``monitor()`` that
   arrives after a fast job ended still gets its `MonitorException`, at once.
 - A job that ends with an exception that only this server hears of (no status coroutine,
-  no ``monitor()`` from anyone) is shown at the client: `JobError` with its traceback goes
-  to the router. Tracebacks read as on the client: the client's source text of the shipped
-  code is in `linecache` while the computation is installed (`discoro.cluster.sources`).
+  no ``monitor()`` from anyone, not a ``run_result*`` job) is shown at the client:
+  `JobError` with its traceback goes to the router. Tracebacks read as on the client: the
+  client's source text of the shipped code is in `linecache` while the computation is
+  installed (`discoro.cluster.sources`).
 - `Close`: jobs are terminated, the namespace is closed, ``ServerClosed`` goes to the
   scheduler. The computation also closes by itself (``ServerClosed(idle=True)``) after its
   zombie period without jobs, and without a report when the scheduler is unreachable for 5
@@ -42,6 +45,7 @@ only pulses wait for delivery.
 
 from __future__ import annotations
 
+import pickle
 import time
 import traceback
 from collections import deque
@@ -59,7 +63,7 @@ from discoro.cluster.server_job import ServerJob
 from discoro.cluster.server_state import Installed, PulseTracker, SchedulerLost, ServerState
 from discoro.core.coro import Coro
 from discoro.core.log import logger
-from discoro.errors import MonitorException
+from discoro.errors import MonitorException, RemoteError
 from discoro.net.location import PeerStatus
 from discoro.net.runtime import network_of
 
@@ -70,6 +74,7 @@ if TYPE_CHECKING:
 
 IDLE_PULSE_INTERVAL = MinPulseInterval * 2  # pulses to a `Watch` scheduler while idle
 KEEP_ENDED = 1000  # ended jobs kept findable for late monitor requests
+PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
 @dataclass
@@ -82,6 +87,26 @@ class PulseLost:
 @dataclass
 class Abort:
     """Internal: terminate every job and end now (a second interrupt)."""
+
+
+def job_value(rid: int, info: tuple[object, ...]) -> p.JobValue:
+    """`JobValue` for a job that ended with ``info`` (a local monitor's ``(StopIteration,
+    value)`` or ``(type, exception, traceback)``); what does not pickle is replaced by a
+    `RemoteError` that names it."""
+    kind, value = info[0], info[1]
+    if kind is StopIteration:
+        try:
+            return p.JobValue(rid, pickle.dumps(value, PROTOCOL))
+        except Exception as exc:
+            text = f"the value ({type(value).__qualname__}) does not pickle: {exc}"
+            return p.JobValue(rid, pickle.dumps(RemoteError("PicklingError", text), PROTOCOL), True)
+    text = sources.format_failure(info)
+    try:
+        data = pickle.dumps(value, PROTOCOL)
+    except Exception:
+        name = getattr(kind, "__name__", str(kind))
+        data = pickle.dumps(RemoteError(name, str(value), text), PROTOCOL)
+    return p.JobValue(rid, data, True, text)
 
 
 class Server:
@@ -104,6 +129,7 @@ class Server:
         self.watcher: Coro | None = None  # the coroutine sending them
         self.ended: deque[int] = deque()  # ids of ended jobs still in the network's ended_coros
         self.sources: dict[str, list[str]] = {}  # source text in linecache (`sources.register`)
+        self.results: dict[int, tuple[int, Coro]] = {}  # job id -> (rid, router): JobValue due
 
     def start(self) -> Coro:
         self.coro = Coro(self._main)
@@ -146,6 +172,7 @@ class Server:
 
     def _handle(self, message: Any) -> None:
         if isinstance(message, MonitorException):
+            self._send_value(message)
             self._job_ended(message.args[0])
         elif isinstance(message, p.Run):
             self._run(message)
@@ -302,10 +329,24 @@ class Server:
             job.notify(current.status_coro)
         # the scheduler hears of the job before the client does: if this process dies right
         # after the client got its coroutine, the scheduler still reports the coroutine lost
+        kind = getattr(run, "kind", "cpu")
         current.scheduler.send(
-            p.JobStarted(self.location, run.uid, run.rid, job, run.func_name, time.time(), shown)
+            p.JobStarted(
+                self.location, run.uid, run.rid, job, run.func_name, time.time(), shown, kind
+            )
         )
         run.reply_to.send(p.RunResult(run.rid, job, None, run.fanout))
+        if kind == "result":
+            self.results[job._id] = (run.rid, run.reply_to)
+
+    def _send_value(self, ended: MonitorException) -> None:
+        """A ``run_result*`` job ended: its value (or exception) to the client's router."""
+        job = ended.args[0]
+        wanted = self.results.pop(getattr(job, "_id", -1), None)
+        if wanted is None:
+            return
+        rid, router = wanted
+        router.send(job_value(rid, ended.args[1]))
 
     def _is_internal(self, coro: Any) -> bool:
         """Whether ``coro`` is this server's own (its output is not the computation's)."""
@@ -333,6 +374,8 @@ class Server:
             return
         if any(monitor is not self.coro for monitor in monitors):
             return  # its status coroutine or a monitor() of the program handles it
+        if job._id in self.results:
+            return  # a run_result*: its caller gets the exception (`JobValue`)
         text = sources.format_failure(exc_info)
         current.router.send(p.JobError(self.location, current.uid, job, text))
 

@@ -85,7 +85,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
         self._live = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._exit_funcs: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
-        self._shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._shutdown_hooks: list[tuple[Callable[[], Awaitable[None]], float]] = []
         self._network: NetworkRuntime | None = None
         self._network_lock = threading.Lock()
         self._terminated = False
@@ -256,9 +256,10 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
                 self._network = network
         return self._network
 
-    def add_shutdown_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
-        """An async callable run on the loop when the kernel shuts down (before it stops)."""
-        self._shutdown_hooks.append(hook)
+    def add_shutdown_hook(self, hook: Callable[[], Awaitable[None]], timeout: float = 5) -> None:
+        """An async callable run on the loop when the kernel shuts down (before it stops),
+        given at most ``timeout`` seconds."""
+        self._shutdown_hooks.append((hook, timeout))
 
     @property
     def location(self) -> Any:
@@ -310,9 +311,9 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
                 logger.exception("atexit function %r failed", func)
 
     async def _shutdown(self) -> None:
-        for hook in reversed(self._shutdown_hooks):
+        for hook, timeout in reversed(self._shutdown_hooks):
             try:
-                await asyncio.wait_for(hook(), 5)
+                await asyncio.wait_for(hook(), timeout)
             except Exception as exc:
                 logger.warning("shutdown hook %r failed: %r", hook, exc)
         coros = list(self._coros.values())
