@@ -32,8 +32,12 @@ def test_later_parameters_are_keywords_and_kept() -> None:
     def setup(coro: object = None) -> object:
         yield 0
 
+    def status(coro: object = None) -> object:
+        yield 0
+
     computation = Computation(
         [job],
+        status_coro=discoro.Coro(status),  # disable_nodes/_servers need one (later-versions 1)
         pulse_interval=discoro.MinPulseInterval,
         timeout=5,  # discoro_client2 passes it (4.5.6 itself refused it)
         node_allocations=["127.0.0.1"],
@@ -44,7 +48,7 @@ def test_later_parameters_are_keywords_and_kept() -> None:
         peers_communicate=True,
     )
     assert computation.timeout == 5
-    assert computation.node_allocations == ["127.0.0.1"]
+    assert [rule.node for rule in computation.node_allocations] == ["127.0.0.1"]  # as rules
     assert computation.node_setup is setup and computation.server_setup is setup
     assert computation.disable_nodes and computation.disable_servers
     assert computation.peers_communicate

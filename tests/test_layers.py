@@ -26,6 +26,9 @@ ALLOWED = {
     "asyncfile": {"errors", "core"},
     # the original's module path for the web monitor (asyncoro.httpd), a front door to web
     "httpd": {"errors", "core", "wire", "net", "cluster", "web"},
+    # the original's module paths asyncoro.discoro and asyncoro.disasyncoro: re-exports
+    "discoro": {"errors", "core", "net", "cluster"},
+    "disasyncoro": {"errors", "core", "net", "cluster", "asyncfile", "discoro", "httpd"},
 }
 # The one upward import: a computation's namespace on a server exposes the public API to
 # shipped code as ``discoro``/``asyncoro`` (reference 3.6), so it imports the facade.
@@ -205,6 +208,10 @@ PUBLIC_API = {
     # ours
     "DiscoroError", "RemoteError", "RunError", "SchedulerLost", "local_cluster",
     "SSHCluster", "SSHClusterError",  # issue 14: a cluster started over SSH
+    # later versions (later-versions D1)
+    "DiscoroCoroInfo", "DiscoroNodeAllocate", "DiscoroNodeAvailInfo",
+    "Logger", "Singleton", "deserialize",
+    "disasyncoro", "discoro",  # the modules
 }  # fmt: skip
 
 

@@ -51,12 +51,14 @@ from discoro.cluster.constants import (
 )
 from discoro.cluster.replies import Replies
 from discoro.cluster.results import ResultRuns, Target, target_of
+from discoro.cluster.setup_options import SetupOptions
 from discoro.cluster.shipping import package, pickle_arguments, pickle_function
 from discoro.cluster.status import CoroInfo, Status, StatusMessage
 from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.net.location import Location, as_location
+from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -106,7 +108,14 @@ class Computation(Replies, ResultRuns):
     ) -> None:
         """``remote_output``: what the remote coroutines print and log is shown here on
         stdout/stderr, prefixed with the process it came from (and passed to
-        ``output_handler`` when set)."""
+        ``output_handler`` when set).
+
+        The later versions' keywords (`discoro.cluster.setup_options`): ``node_allocations``
+        (`DiscoroNodeAllocate` rules, or strings), ``node_setup`` (run once per node, its
+        globals seen by the node's servers), ``server_setup`` (run in every server before
+        it takes jobs), ``disable_nodes`` / ``disable_servers`` (wait for `enable_node` /
+        `enable_server`; they need ``status_coro``), ``peers_communicate`` (connect the
+        servers to each other)."""
         _check_positional(status_coro, timeout, pulse_interval, zombie_period)
         if not MinPulseInterval <= pulse_interval <= MaxPulseInterval:
             raise ValueError(
@@ -118,6 +127,17 @@ class Computation(Replies, ResultRuns):
             raise TypeError(f"status_coro must be a Coro, not {status_coro!r}")
         if zombie_period is not None and zombie_period < MaxPulseInterval:
             raise ValueError(f"zombie_period must be at least {MaxPulseInterval} seconds")
+        setup = SetupOptions.check(
+            status_coro,
+            node_allocations,
+            node_setup,
+            server_setup,
+            disable_nodes,
+            disable_servers,
+            peers_communicate,
+        )
+        components = setup.with_hooks(components)
+        self._setup_options = setup
         self._code, self._names, self._files = package(components)
         self._components: dict[str, Any] = dict.fromkeys(self._names)
         code_objects = []
@@ -132,7 +152,7 @@ class Computation(Replies, ResultRuns):
         self.pulse_interval = pulse_interval
         self.zombie_period = zombie_period
         self.remote_output = remote_output
-        self.node_allocations = list(node_allocations or [])
+        self.node_allocations = list(setup.rules)  # strings turned into rules
         self.node_setup = node_setup
         self.server_setup = server_setup
         self.disable_nodes = disable_nodes
@@ -192,6 +212,7 @@ class Computation(Replies, ResultRuns):
             return -1
         self.scheduler = scheduler
         kernel = AsynCoro.instance()
+        network_of(kernel).liveness.start_heartbeat()  # busy client code is not a lost client
         loop = kernel.loop
         self._scheduled = loop.create_future()
         self._router = Coro(self._route)
@@ -210,6 +231,7 @@ class Computation(Replies, ResultRuns):
             _client_name(kernel),
             time.time(),
         )
+        self._setup_options.fill(spec)
         self._state = "queued"
         interrupt.opened(self)
         if await scheduler.deliver(p.Submit(spec), timeout=self.timeout) != 1:
@@ -274,6 +296,33 @@ class Computation(Replies, ResultRuns):
         return await self._run_many(("node_procs", target_of(addr)[1]), func, args, kwargs)
 
     run_node_servers = run_node_procs
+
+    def enable_node(self, addr: object, *setup_args: object) -> None:
+        """Let the node at ``addr`` (an address, a host name or a `Location`) be set up
+        (``disable_nodes``): ``node_setup(*setup_args)`` runs there. Ignored unless the node
+        waits for it. A plain call (yielding its None is harmless)."""
+        self._enable(p.EnableNode, self._setup_options.node_address(addr), setup_args)
+
+    def enable_server(self, location: Location, *setup_args: object) -> None:
+        """Let the server at ``location`` be set up (``disable_servers``):
+        ``server_setup(*setup_args)`` runs there. Ignored unless it waits for it."""
+        if not isinstance(location, Location):
+            raise TypeError(f"enable_server() needs a server Location, not {location!r}")
+        self._enable(p.EnableServer, location, setup_args)
+
+    def _enable(
+        self,
+        kind: type[p.EnableNode] | type[p.EnableServer],
+        where: str | Location,
+        args: tuple[object, ...],
+    ) -> None:
+        # a status coroutine may hear NodeDiscovered before schedule() has returned: while
+        # queued the request goes too (the scheduler takes it only for the current one)
+        why = None if self._state == "queued" else self._not_current()
+        if why is not None or self.scheduler is None:
+            logger.warning("%s(%s) ignored: %s", kind.__name__, where, why or "not scheduled")
+            return
+        self.scheduler.send(kind(self._uid, where, pickle_arguments(args, {}, [])))  # type: ignore[arg-type]
 
     async def nodes(self) -> list[str]:
         """Addresses of the nodes initialized for this computation ([] if not current)."""

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import reprlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from discoro.net.flow import travels_first
+
+if TYPE_CHECKING:
+    from discoro.cluster.nodeinfo import DiscoroNodeInfo
 
 
 @dataclass
@@ -23,6 +26,9 @@ class ShippedFile:
     name: str  # a base name: servers write it into their working directory
     data: bytes
     mode: int
+    # its path relative to the client's working directory, when under it ("" otherwise): the
+    # node directory keeps it there (``../sub/name`` from a server); base name if ""
+    relpath: str = ""
 
 
 @dataclass
@@ -43,6 +49,13 @@ class ComputationSpec:
     sources: dict[str, str] = field(default_factory=dict)
     client_name: str = ""  # the client's name, for status displays
     created: float = 0.0  # wall-clock time the client submitted it
+    # later versions (`discoro.cluster.node_gates`): hooks are names of shipped components
+    node_setup: str | None = None  # run once per node, its globals given to its servers
+    server_setup: str | None = None  # run in each server before it takes jobs
+    disable_nodes: bool = False  # a node waits for `EnableNode`
+    disable_servers: bool = False  # a server waits for `EnableServer` (with server_setup)
+    peers_communicate: bool = False  # servers are introduced to each other (`Peers`)
+    allocate: bool = False  # the client has node allocation rules (`AllocateQuery`)
 
 
 # -- client -> scheduler ------------------------------------------------------------------
@@ -67,6 +80,35 @@ class RunRequest:
     router: Any = None  # where a refusal goes
     sources: dict[str, str] = field(default_factory=dict)  # of ``func``, if not in the spec
     kind: str = "cpu"  # "cpu" (run*), "result" (run_result*) or "async" (run_async*)
+
+
+@dataclass
+class EnableNode:
+    """Go on with the node at ``addr`` (``disable_nodes``): ``args`` (cloudpickle of
+    ``(args, {})``) are for ``node_setup``."""
+
+    uid: str
+    addr: str
+    args: bytes
+
+
+@dataclass
+class EnableServer:
+    """Go on with the server at ``location`` (``disable_servers``): ``args`` (cloudpickle
+    of ``(args, {})``) are for ``server_setup``. The scheduler forwards it to the server."""
+
+    uid: str
+    location: object
+    args: bytes
+
+
+@dataclass
+class Allocation:
+    """The client's answer to `AllocateQuery`: use ``count`` servers of the node (0: none)."""
+
+    uid: str
+    addr: str
+    count: int
 
 
 @dataclass
@@ -97,6 +139,16 @@ class Reply:
     rid: int
     value: Any
     error: str = ""
+
+
+@dataclass
+class AllocateQuery:
+    """Ask the client how many servers of this node to use (its allocation rules run there,
+    never in the scheduler); the answer is `Allocation`."""
+
+    uid: str
+    info: DiscoroNodeInfo
+    reply_to: object  # the scheduler's request coroutine
 
 
 @dataclass
@@ -148,6 +200,18 @@ class JobLost:
 class Setup:
     spec: ComputationSpec
     scheduler: Any  # where the server reports (the scheduler's request coroutine)
+    # this server runs the node's ``node_setup`` with these arguments (cloudpickle bytes of
+    # ``(args, {})``) and answers `NodeSetupDone` first
+    node_setup_args: bytes | None = None
+    node_globals: bytes | None = None  # what node_setup left in its globals (cloudpickle)
+
+
+@dataclass
+class Peers:
+    """Connect to these servers of the computation (``peers_communicate``)."""
+
+    uid: str
+    locations: list[object]
 
 
 @dataclass
@@ -179,6 +243,7 @@ class Watch:
     while no computation is installed; a newer `Watch` replaces the older scheduler."""
 
     scheduler: Any
+    interval: float = 0.0  # seconds between idle pulses (0: the server's default)
 
 
 # -- server -> scheduler ------------------------------------------------------------------
@@ -188,6 +253,18 @@ class Watch:
 class SetupDone:
     location: Any
     uid: str
+    error: str = ""
+
+
+@dataclass
+class NodeSetupDone:
+    """The node's ``node_setup`` ended at ``location``: ``node_globals`` (cloudpickle of the
+    globals it made) for the node's other servers, or ``error`` (then this server has
+    uninstalled the computation)."""
+
+    location: object
+    uid: str
+    node_globals: bytes = b""
     error: str = ""
 
 

@@ -8,7 +8,8 @@ that many `RunResult` s), and `_wait` gives up after a timeout.
 
 Invariants: a request's future is resolved at most once and is forgotten when its wait ends;
 when the computation ends (`_end`: closed, scheduler offline or silent for 5 pulse
-intervals) every pending future resolves to None, so no caller waits beyond its timeout.
+intervals, not counting time this process's own loop was blocked: `core.stalls`) every
+pending future resolves to None, so no caller waits beyond its timeout.
 A lost scheduler (offline or silent) is not a normal close: its reason is kept
 (``_lost_reason``, and ``last_error``) and every later call fails with it at once.
 """
@@ -23,14 +24,16 @@ from typing import TYPE_CHECKING, Any
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MISSED_PULSES
 from discoro.cluster.output import show_remote_output
+from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
+from discoro.core.stalls import ran_late
 from discoro.net.location import PeerStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from discoro.core.coro import Coro
+    from discoro.cluster.setup_options import SetupOptions
 
 
 class Replies:
@@ -48,6 +51,7 @@ class Replies:
     _last_pulse: float
     _last_error: str | None
     _lost_reason: str | None  # why the scheduler is gone (None: it is not)
+    _setup_options: SetupOptions
     _close_reports: int  # `CloseWaiting` reports received
 
     def _end(self) -> None:
@@ -89,8 +93,13 @@ class Replies:
         if remote:
             AsynCoro.instance().peer_status(coro)
         check = 2 * self.pulse_interval
+        previous = time.monotonic()
         while True:
             message = await coro.receive(timeout=check)
+            now = time.monotonic()
+            if ran_late(previous, now, check):  # our loop was blocked, not the scheduler
+                self._last_pulse = max(self._last_pulse, now)
+            previous = now
             kind = type(message)
             if kind is p.RunResult:
                 self._take_run_result(message)
@@ -104,6 +113,8 @@ class Replies:
                 future = self._waiting.get(message.rid)
                 if future is not None and not future.done():
                     future.set_result(message)
+            elif kind is p.AllocateQuery:
+                self._allocate(message)
             elif kind is p.JobValue or kind is p.JobLost:
                 waiter = self._values.get(message.rid)
                 if waiter is not None and not waiter.done():
@@ -134,6 +145,16 @@ class Replies:
                         f"no pulse from the scheduler at {where} for {silence:.0f} s"
                     )
                     return
+
+    def _allocate(self, query: p.AllocateQuery) -> None:
+        """Answer the scheduler with this client's allocation rules (never run there)."""
+        try:
+            answer = self._setup_options.answer(query)
+        except Exception:
+            logger.exception("node allocation failed for %s; not using it", query.info)
+            answer = p.Allocation(query.uid, str(getattr(query.info, "addr", query.info)), 0)
+        if isinstance(query.reply_to, Coro):
+            query.reply_to.send(answer)
 
     def _show_output(self, output: p.Output) -> None:
         """Show remote output with its origin (`show_remote_output`); then the user's hook."""

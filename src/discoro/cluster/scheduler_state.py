@@ -35,7 +35,6 @@ Invariants:
 
 from __future__ import annotations
 
-import enum
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -43,8 +42,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from discoro.cluster import protocol as p
 from discoro.cluster.closing import CloseRules, PendingClose
 from discoro.cluster.constants import MISSED_PULSES
-from discoro.cluster.nodeinfo import node_info
+from discoro.cluster.node_gates import NodeGates
+from discoro.cluster.node_gates import ProcState as ProcState
 from discoro.cluster.placement import RunPlacement, WaitingRun
+from discoro.cluster.server_state import BUSY
 from discoro.cluster.status import Status, StatusMessage
 from discoro.errors import MonitorException
 
@@ -53,14 +54,6 @@ if TYPE_CHECKING:
 
     from discoro.cluster.nodeinfo import DiscoroNodeInfo
     from discoro.net.location import Location
-
-
-class ProcState(enum.Enum):
-    DISCOVERED = "discovered"
-    INITIALIZING = "initializing"
-    INITIALIZED = "initialized"
-    CLOSED = "closed"
-    DISCONNECTED = "disconnected"
 
 
 class ProcessLost(Exception):
@@ -99,6 +92,8 @@ class Proc:
     done: int = 0
     load_figures: dict[str, Any] = field(default_factory=dict)  # the latest ServerPulse.load
     updated: float | None = None  # wall clock of the latest pulse
+    busy: bool = False  # refused the current computation while closing an earlier one
+    announced: str | None = None  # the computation its ProcDiscovered was sent for
 
     @property
     def addr(self) -> str:
@@ -152,7 +147,7 @@ class Tick:
     now: float
 
 
-class SchedulerState(RunPlacement, CloseRules):
+class SchedulerState(RunPlacement, CloseRules, NodeGates):
     def __init__(
         self,
         me: Any = None,
@@ -168,6 +163,7 @@ class SchedulerState(RunPlacement, CloseRules):
         self.actions: list[Send] = []
         self.node_load: dict[str, NodeLoad] = {}  # node address -> latest figures
         self.waiting: list[WaitingRun] = []  # runs of the current computation held for now
+        self.idle_pulse_interval = 0.0  # asked of idle processes (0: their default)
         self.closing: PendingClose | None = None  # the current computation's close waits
 
     # -- views ------------------------------------------------------------------------------
@@ -183,16 +179,9 @@ class SchedulerState(RunPlacement, CloseRules):
         return self.nodes(ProcState.INITIALIZED)
 
     def node_info_of(self, addr: str) -> DiscoroNodeInfo:
-        """The `DiscoroNodeInfo` of the node at ``addr`` from its processes' latest figures
-        (a simple form; the node gates of the setup hooks keep a record per node)."""
-        procs = [proc for proc in self.procs.values() if proc.addr == addr]
-        location = procs[0].location if procs else None
-        figures: dict[str, object] = {}
-        for proc in procs:
-            if proc.load_figures:
-                figures = proc.load_figures
-        live = [proc for proc in procs if proc.state is not ProcState.DISCONNECTED]
-        return node_info(addr, location, figures, len(live) or len(procs))
+        """The `DiscoroNodeInfo` of the node at ``addr`` (`NodeGates.node_info_of`; named here
+        because the close rules use it too)."""
+        return NodeGates.node_info_of(self, addr)
 
     def lost_locations(self) -> list[Location]:
         """Where the processes lost (disconnected) and not found again are: the shell
@@ -234,32 +223,42 @@ class SchedulerState(RunPlacement, CloseRules):
             return
         proc = self.procs[event.location] = Proc(event.location, event.server)
         if self.me is not None:
-            self._send(proc.server, p.Watch(self.me))  # idle pulses: figures for status pages
+            # idle pulses: figures for status pages
+            self._send(proc.server, p.Watch(self.me, self.idle_pulse_interval))
         if self.current is not None:
-            self._setup(proc, announce=True)
+            self._admit(proc)  # through its node's gates (`discoro.cluster.node_gates`)
 
-    def _setup(self, proc: Proc, announce: bool) -> None:
+    def _setup(self, proc: Proc, node_setup_args: bytes | None = None) -> None:
+        """Send ``proc`` the computation (``node_setup_args``: it runs node_setup too)."""
         assert self.current is not None
-        if announce:
-            if not any(
-                other.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
-                for other in self.procs.values()
-                if other.addr == proc.addr and other is not proc
-            ):
-                self._status(Status.NodeDiscovered, self.node_info_of(proc.addr))
+        if proc.announced != self.current.spec.uid:
+            proc.announced = self.current.spec.uid
             self._status(Status.ProcDiscovered, proc.location)
         proc.state = ProcState.INITIALIZING
         proc.last_heard = self.clock()
-        self._send(proc.server, p.Setup(self.current.spec, self.me))
+        record = self.node_records.get(proc.addr)
+        node_globals = record.node_globals if record is not None else None
+        self._send(proc.server, p.Setup(self.current.spec, self.me, node_setup_args, node_globals))
 
     def on_SetupDone(self, event: p.SetupDone) -> None:
         proc = self.procs.get(event.location)
         if proc is None or proc.state is not ProcState.INITIALIZING:
             return
+        if self._uid_ok(event.uid) and event.error.startswith(BUSY):
+            # still closing an earlier computation (its client just ended): the next tick
+            # tries again, without a status
+            proc.state = ProcState.DISCOVERED
+            proc.busy = True
+            return
         if not self._uid_ok(event.uid) or event.error:
             proc.state = ProcState.CLOSED
             if event.error:
                 self._status(Status.ProcIgnore, proc.location)
+                assert self.current is not None
+                spec = self.current.spec
+                why = f"server {proc.location} is not used: its setup failed: {event.error}"
+                self._send(spec.router, p.Output(proc.location, spec.uid, "log", why, 30))
+                self._node_setup_lost(proc)
             return
         if not any(
             other.state is ProcState.INITIALIZED for other in self.ready().get(proc.addr, [])
@@ -268,6 +267,16 @@ class SchedulerState(RunPlacement, CloseRules):
         proc.state = ProcState.INITIALIZED
         proc.last_heard = self.clock()
         self._status(Status.ProcInitialized, proc.location)
+        assert self.current is not None
+        if getattr(self.current.spec, "peers_communicate", False):
+            others = [
+                other.location
+                for others in self.ready().values()
+                for other in others
+                if other is not proc
+            ]
+            if others:
+                self._send(proc.server, p.Peers(self.current.spec.uid, others))
 
     def on_PeerLost(self, event: PeerLost) -> None:
         proc = self.procs.get(event.location)
@@ -299,6 +308,7 @@ class SchedulerState(RunPlacement, CloseRules):
                 self._send(router, p.JobLost(info.rid, reason))
         proc.jobs.clear()
         self._status(Status.ProcDisconnected, proc.location)
+        self._node_setup_lost(proc)
         if not any(
             other.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
             for other in self.procs.values()
@@ -314,6 +324,7 @@ class SchedulerState(RunPlacement, CloseRules):
                 proc.load_figures = dict(event.load)
                 proc.updated = time.time()
                 self.node_load[proc.addr] = NodeLoad(proc.load_figures, proc.updated)
+                self._node_pulse(proc)
 
     def on_Tick(self, event: Tick) -> None:
         current = self.current
@@ -324,6 +335,9 @@ class SchedulerState(RunPlacement, CloseRules):
             active = proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
             if active and event.now - proc.last_heard > limit:
                 self._lose(proc)
+            elif proc.busy and proc.state is ProcState.DISCOVERED:
+                proc.busy = False
+                self._admit(proc)
         self._send(current.spec.router, p.Pulse(current.spec.uid))
 
     # -- computations -----------------------------------------------------------------------
@@ -340,10 +354,11 @@ class SchedulerState(RunPlacement, CloseRules):
         if self.current is not None or not self.queue:
             return
         self.current = self.queue.pop(0)
+        self.reset_nodes()
         self._send(self.current.spec.router, p.Scheduled(self.current.spec.uid))
-        for proc in self.procs.values():
+        for proc in list(self.procs.values()):
             if proc.state in (ProcState.DISCOVERED, ProcState.CLOSED):
-                self._setup(proc, announce=True)
+                self._admit(proc)
 
     def on_ServerClosed(self, event: p.ServerClosed) -> None:
         proc = self.procs.get(event.location)

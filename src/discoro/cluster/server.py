@@ -7,6 +7,12 @@ create job coroutines, send replies and reports). Messages it handles:
 - `Setup`: refused with ``SetupDone(error=...)`` while another computation is installed or
   the process quits; else files and code go into a fresh namespace, ``SetupDone`` goes to
   ``Setup.scheduler`` and a pulser sends ``ServerPulse`` every pulse interval.
+- Setup hooks (later versions, `discoro.cluster.setup_hooks`): a `Setup` with
+  ``node_setup_args`` runs the computation's node_setup here first and answers
+  `NodeSetupDone` with the globals it made (a `Setup` with ``node_globals`` installs them);
+  with ``server_setup`` the server runs it (after `EnableServer` when ``disable_servers``)
+  before ``SetupDone``. A failing hook: the failure goes to the scheduler, and the
+  computation is uninstalled here. `Peers` (``peers_communicate``): connect to those servers.
 - `Run`: the function (a shipped name, or cloudpickle bytes rebound into the namespace) runs
   as a job coroutine, monitored by this coroutine and by the computation's ``status_coro``.
   ``RunResult`` goes to ``Run.reply_to`` (the coroutine, or the ``(exception class, function
@@ -15,7 +21,9 @@ create job coroutines, send replies and reports). Messages it handles:
   the client's router as `Output` (see `discoro.cluster.output`), flushed before each job's
   end is reported. A ``run_result*`` job (``Run.kind`` "result") also sends its end to the
   router as `JobValue` (the pickled final value, or the exception and its traceback), after
-  its `RunResult`, whatever ends it (even a close).
+  its `RunResult`, whatever ends it (even a close). A new job's first step waits until
+  ``JobStarted`` and ``RunResult`` went to the socket, so a job that never yields still gets
+  its ``run`` a reply.
 - A job that has ended stays findable for remote monitors (the network's ``ended_coros``;
   the latest `KEEP_ENDED` of the installed computation), so a client's ``monitor()`` that
   arrives after a fast job ended still gets its `MonitorException`, at once.
@@ -33,11 +41,21 @@ create job coroutines, send replies and reports). Messages it handles:
   (``uid`` None, with the node figures) every `IDLE_PULSE_INTERVAL` seconds, so status pages
   show idle nodes; one watcher at a time (a newer `Watch` replaces the scheduler), stopped
   when that scheduler's peer goes offline or a send to it fails.
+- Liveness: a heartbeat thread (`discoro.cluster.server_liveness`) tells the scheduler and
+  the client that this process lives while a job keeps the loop busy, and ends the process
+  when a coroutine terminated here cannot be reached for `TERMINATE_GRACE` seconds. The
+  pulser counts the scheduler's own liveness notes as delivery (its loop may be busy too).
 - Announcements: the process keeps announcing itself with backoff (1 s doubling to 30 s,
   started over when a computation closes or its scheduler is lost), so after a partition
   it is found again.
 - `Quit`: no more `Setup`/`Run`; running jobs finish; then the coroutine ends (the process
   exits).
+- From the node's operator (`drain`, `retire`, `report_status`, callable from any thread):
+  close the computation once its jobs are done and take no new job meanwhile; take no more
+  computations (with the reason); say in one line what this process does. The node's rules
+  (`NodeRules`: ``--serve``, ``--zombie_period``, pulse bounds, ``--msg_timeout``) are applied
+  by `ServerState`. Each install and close is told to ``events`` (the node counts computations
+  served from them).
 
 Everything runs on the kernel's loop thread; sends are fire-and-forget (FIFO per peer pair),
 only pulses wait for delivery.
@@ -45,6 +63,7 @@ only pulses wait for delivery.
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 import traceback
@@ -54,15 +73,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import protocol as p
-from discoro.cluster import sources
+from discoro.cluster import server_liveness, sources
+from discoro.cluster import setup_hooks as hooks
 from discoro.cluster.constants import SERVER_NAME, MinPulseInterval
 from discoro.cluster.load import LoadMeter
 from discoro.cluster.namespace import Namespace
 from discoro.cluster.output import OutputCapture
 from discoro.cluster.server_job import ServerJob
-from discoro.cluster.server_state import Installed, PulseTracker, SchedulerLost, ServerState
+from discoro.cluster.server_state import (
+    Installed,
+    NodeRules,
+    PulseTracker,
+    SchedulerLost,
+    ServerState,
+)
 from discoro.core.coro import Coro
 from discoro.core.log import logger
+from discoro.core.stalls import ran_late
 from discoro.errors import MonitorException, RemoteError
 from discoro.net.location import PeerStatus
 from discoro.net.runtime import network_of
@@ -89,6 +116,15 @@ class Abort:
     """Internal: terminate every job and end now (a second interrupt)."""
 
 
+@dataclass
+class OperatorRequest:
+    """Internal: the node's operator asks to ``drain``, ``retire`` (with ``reason``) or for a
+    ``status`` line."""
+
+    what: str
+    reason: str = ""
+
+
 def job_value(rid: int, info: tuple[object, ...]) -> p.JobValue:
     """`JobValue` for a job that ended with ``info`` (a local monitor's ``(StopIteration,
     value)`` or ``(type, exception, traceback)``); what does not pickle is replaced by a
@@ -113,20 +149,32 @@ class Server:
     """The logic of one server process; `start` runs it as the ``discoro_proc`` coroutine."""
 
     def __init__(
-        self, kernel: AsynCoro, workdir: str | Path, clock: Callable[[], float] = time.monotonic
+        self,
+        kernel: AsynCoro,
+        workdir: str | Path,
+        clock: Callable[[], float] = time.monotonic,
+        node_dir: str | Path | None = None,
+        rules: NodeRules | None = None,
+        events: Callable[[str, str], None] | None = None,
     ) -> None:
         """``clock``: the monotonic time of the state's deadlines (pulses, zombie period);
-        tests pass a manual one."""
+        tests pass a manual one. ``node_dir``: the node directory (the parent of the working
+        directories of the node's servers), where computation files go too.
+        ``events(kind, text)`` hears ``installed``/``closed`` (the computation's uid) and
+        ``status`` (the line `report_status` asked for)."""
         self.kernel = kernel
         self.clock = clock
         self.workdir = Path(workdir)
-        self.state = ServerState()
+        self.node_dir = Path(node_dir) if node_dir is not None else None
+        self.state = ServerState(rules)
+        self.events = events
         self.namespace: Namespace | None = None
         self.coro: Coro | None = None
         self.location: Any = None
         self.output: OutputCapture | None = None  # remote output of the installed computation
         self.watched: Any = None  # the scheduler of the latest `Watch` (idle pulses)
         self.watcher: Coro | None = None  # the coroutine sending them
+        self.watch_interval: float = IDLE_PULSE_INTERVAL  # between them
         self.ended: deque[int] = deque()  # ids of ended jobs still in the network's ended_coros
         self.sources: dict[str, list[str]] = {}  # source text in linecache (`sources.register`)
         self.results: dict[int, tuple[int, Coro]] = {}  # job id -> (rid, router): JobValue due
@@ -144,6 +192,50 @@ class Server:
         if self.coro is not None:
             self.coro.send(Abort())
 
+    def drain(self) -> None:
+        """Close the computation once its jobs are done; no new job meanwhile."""
+        if self.coro is not None:
+            self.coro.send(OperatorRequest("drain"))
+
+    def retire(self, reason: str) -> None:
+        """Take no more computations (``reason`` goes to the schedulers that ask)."""
+        if self.coro is not None:
+            self.coro.send(OperatorRequest("retire", reason))
+
+    def report_status(self) -> None:
+        """Tell ``events`` one ``status`` line: what this process does now."""
+        if self.coro is not None:
+            self.coro.send(OperatorRequest("status"))
+
+    def _tell(self, kind: str, text: str) -> None:
+        if self.events is not None:
+            try:
+                self.events(kind, text)
+            except Exception:
+                logger.exception("discoro_proc: cannot report %s %s", kind, text)
+
+    def status_line(self) -> str:
+        current = self.state.current
+        head = f"{self.kernel.name} at {self.location}, pid {os.getpid()}"
+        if current is None:
+            return f"{head}: not currently used"
+        where = getattr(current.scheduler, "location", current.scheduler)
+        closing = ", closing" if self.state.draining else ""
+        return (
+            f"{head}: {len(current.jobs)} coroutine(s) running for the scheduler at "
+            f"{where}{closing}"
+        )
+
+    def _operator(self, request: OperatorRequest) -> None:
+        if request.what == "drain":
+            current = self.state.current
+            if self.state.drain() and current is not None:
+                logger.info("closing computation %s when its jobs are done", current.uid)
+        elif request.what == "retire":
+            self.state.retired = request.reason or "the node takes no more computations"
+        elif request.what == "status":
+            self._tell("status", self.status_line())
+
     # -- the coroutine -----------------------------------------------------------------------
 
     async def _main(self, coro: Any = None) -> None:
@@ -151,6 +243,7 @@ class Server:
             raise RuntimeError(f"another coroutine is registered as {SERVER_NAME}")
         self.location = self.kernel.location
         self.kernel.peer_status(coro)
+        server_liveness.start(self.kernel)  # heartbeats that busy jobs cannot stop
         self._announce()
         try:
             while not self.state.may_exit():
@@ -181,7 +274,15 @@ class Server:
         elif isinstance(message, p.Close):
             self._close(uid=message.uid)
         elif isinstance(message, p.Watch):
-            self._watch(message.scheduler)
+            self._watch(message.scheduler, message.interval)
+        elif isinstance(message, p.EnableServer):
+            current = self.state.current
+            if current is not None and current.uid == message.uid and current.preparer:
+                current.preparer.send(message)
+        elif isinstance(message, p.Peers):
+            current = self.state.current
+            if current is not None and current.uid == message.uid:
+                Coro(self._introduce, list(message.locations))
         elif isinstance(message, PeerStatus):
             if (
                 message.status == PeerStatus.Offline
@@ -207,6 +308,8 @@ class Server:
         elif isinstance(message, Abort):
             self.state.quitting = True
             self._close()
+        elif isinstance(message, OperatorRequest):
+            self._operator(message)
         else:
             logger.warning("discoro_proc ignores unexpected message %r", message)
 
@@ -214,17 +317,20 @@ class Server:
 
     def _setup(self, setup: p.Setup) -> None:
         spec = setup.spec
-        refusal = self.state.setup_refusal(spec.uid)
+        refusal = self.state.setup_refusal(spec.uid, spec.pulse_interval)
         if refusal is None and self.state.current is not None:
             setup.scheduler.send(p.SetupDone(self.location, spec.uid))  # a repeated Setup
             return
         if refusal is not None:
             setup.scheduler.send(p.SetupDone(self.location, spec.uid, error=refusal))
             return
-        namespace = Namespace(self.workdir)
+        namespace = Namespace(self.workdir, self.node_dir)
         self.sources = sources.register(getattr(spec, "sources", {}))
         try:
             namespace.install(spec.code, spec.files)
+            node_globals = getattr(setup, "node_globals", None)
+            if node_globals:
+                hooks.install_globals(namespace, node_globals)
         except Exception:
             text = traceback.format_exc()
             logger.warning("setup of computation %s failed:\n%s", spec.uid, text)
@@ -243,14 +349,68 @@ class Server:
             self.clock(),
         )
         current.router = spec.router
-        setup.scheduler.send(p.SetupDone(self.location, spec.uid))
+        node_setup_args = getattr(setup, "node_setup_args", None)
+        if node_setup_args is None and not getattr(spec, "server_setup", None):
+            setup.scheduler.send(p.SetupDone(self.location, spec.uid))
         current.pulser = Coro(self._pulse, current)
         if getattr(spec, "remote_output", True) and spec.router is not None:
             self.output = OutputCapture(
                 self.kernel, self.location, spec.uid, spec.router, self._is_internal
             )
             self.output.install()
+        if node_setup_args is not None or getattr(spec, "server_setup", None):
+            current.preparer = Coro(self._prepare, setup, current)
         logger.debug("computation %s installed", spec.uid)
+        self._tell("installed", spec.uid)
+
+    async def _prepare(self, setup: p.Setup, current: Installed, coro: Coro | None = None) -> None:
+        """Run the computation's setup hooks here (`discoro.cluster.setup_hooks`); report
+        `NodeSetupDone` / `SetupDone`; on a failure, uninstall the computation."""
+        assert coro is not None
+        coro.set_daemon()
+        spec, namespace = setup.spec, self.namespace
+        assert namespace is not None
+        if setup.node_setup_args is not None and spec.node_setup:
+            before = hooks.snapshot(namespace)
+            error = await hooks.run_hook(namespace, spec.node_setup, setup.node_setup_args, coro)
+            data = b""
+            if error is None:
+                try:
+                    data = hooks.changed_globals(namespace, before)
+                except ValueError as exc:
+                    error = f"{spec.node_setup}: {exc}"
+            if self.state.current is not current:
+                return
+            setup.scheduler.send(p.NodeSetupDone(self.location, spec.uid, data, error or ""))
+            if error is not None:
+                logger.debug("node_setup failed; not serving %s:\n%s", spec.uid, error)
+                current.preparer = None
+                self._close(uid=spec.uid, lost="its node_setup failed")
+                return
+        if spec.server_setup:
+            args = b""
+            if spec.disable_servers:
+                enable = await hooks.wait_for(coro, p.EnableServer)
+                args = getattr(enable, "args", b"")
+            error = await hooks.run_hook(namespace, spec.server_setup, args, coro)
+            if self.state.current is not current:
+                return
+            if error is not None:
+                logger.debug("server_setup failed; not serving %s:\n%s", spec.uid, error)
+                setup.scheduler.send(p.SetupDone(self.location, spec.uid, error=error))
+                current.preparer = None
+                self._close(uid=spec.uid, lost="its server_setup failed")
+                return
+        current.preparer = None
+        setup.scheduler.send(p.SetupDone(self.location, spec.uid))
+
+    async def _introduce(self, locations: list[object], coro: Coro | None = None) -> None:
+        """Connect to the computation's other servers (``peers_communicate``)."""
+        assert coro is not None
+        coro.set_daemon()
+        for location in locations:
+            if location != self.location and await self.kernel.peer(location) != 0:
+                logger.debug("peers_communicate: cannot reach %s", location)
 
     async def _pulse(self, current: Installed, coro: Any = None) -> None:
         coro.set_daemon()
@@ -258,21 +418,26 @@ class Server:
         tracker = PulseTracker(interval, self.clock())
         name = self.kernel.name or ""
         meter = LoadMeter(self.workdir, name, name.rpartition("-")[0] or name)
+        step = time.monotonic()  # real time, for the stall rule (`core.stalls`)
         while self.state.current is current:
             load = meter.measure()  # cheap: psutil without blocking
             pulse = p.ServerPulse(self.location, current.uid, len(current.jobs), load)
-            delivered = await current.scheduler.deliver(pulse, timeout=interval)
+            wait = min(interval, self.state.rules.msg_timeout)
+            delivered = await current.scheduler.deliver(pulse, timeout=wait)
             if self.state.current is not current:
                 break
-            if delivered == 1:
-                tracker.delivered(self.clock())
-            elif tracker.given_up(self.clock()):
+            previous, step = step, time.monotonic()
+            liveness = network_of(self.kernel).liveness
+            if delivered == 1 or liveness.heard_within(current.scheduler.location, interval):
+                tracker.delivered(self.clock())  # delivered, or its process is busy but alive
+            elif tracker.given_up(self.clock(), ran_late(previous, step, 2 * interval)):
                 self.coro.send(PulseLost(current.uid))  # type: ignore[union-attr]
                 break
             await coro.sleep(interval)
 
-    def _watch(self, scheduler: Any) -> None:
+    def _watch(self, scheduler: Any, interval: float = 0.0) -> None:
         self.watched = scheduler
+        self.watch_interval = interval or IDLE_PULSE_INTERVAL
         if scheduler is not None and self.watcher is None:
             self.watcher = Coro(self._idle_pulse)
 
@@ -289,7 +454,7 @@ class Server:
                         logger.debug("idle pulses to %s stopped: send failed", scheduler)
                         self.watched = None
                         break
-                await coro.sleep(IDLE_PULSE_INTERVAL)
+                await coro.sleep(self.watch_interval)
         finally:
             if self.watcher is coro:
                 self.watcher = None
@@ -338,6 +503,7 @@ class Server:
         run.reply_to.send(p.RunResult(run.rid, job, None, run.fanout))
         if kind == "result":
             self.results[job._id] = (run.rid, run.reply_to)
+        server_liveness.hold_until_written(self.kernel, job, (current.scheduler, run.reply_to))
 
     def _send_value(self, ended: MonitorException) -> None:
         """A ``run_result*`` job ended: its value (or exception) to the client's router."""
@@ -425,6 +591,9 @@ class Server:
             ended_coros.pop(self.ended.popleft(), None)
         if current.pulser is not None:
             current.pulser.terminate()
+        preparer, current.preparer = current.preparer, None
+        if preparer is not None:
+            preparer.terminate()
         output, self.output = self.output, None
         if output is not None:
             output.close()
@@ -440,3 +609,4 @@ class Server:
         if lost is None:
             current.scheduler.send(p.ServerClosed(self.location, current.uid, idle))
         logger.debug("computation %s closed%s", current.uid, " (idle)" if idle else "")
+        self._tell("closed", current.uid)
