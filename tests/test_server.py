@@ -120,7 +120,7 @@ class Server:
     def __init__(self, proc: PeerProcess, location: Location, root: Path) -> None:
         self.proc, self.location, self.root = proc, location, root
         self.workdir = root / "discoro" / "proc-1"
-        self.coro: Any = run(lambda coro=None: (yield Coro.locate(SERVER_NAME, location, 5)))
+        self.coro: Any = run(lambda coro=None: (yield Coro.locate(SERVER_NAME, location, 30)))
         assert self.coro is not None
 
     def advance(self, seconds: float) -> None:
