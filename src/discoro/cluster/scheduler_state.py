@@ -19,7 +19,10 @@ Invariants:
   (``run``, ``run_at``, ``run_result*``) holds its process's one CPU slot until it ends
   (`discoro.cluster.slots`).
 - Each process and each node is announced (``ServerDiscovered``; ``NodeDiscovered`` for the
-  first of a node, with a `DiscoroNodeInfo`) before its setup, for every computation.
+  first of a node, with a `DiscoroNodeInfo`) before its setup, for every computation; a
+  process is set up only once its node passed the gates (`discoro.cluster.node_gates`:
+  allocation, ``disable_nodes``, node_setup), and a busy one (still closing an earlier
+  computation) goes back to DISCOVERED and is admitted again at a later tick.
 - An explicit close waits for the CPU jobs (`discoro.cluster.closing`); every process the
   computation used hears ``Close``, and the status coroutine gets the close-time statuses
   before the close is answered. Only a lost client detaches the status coroutine.
