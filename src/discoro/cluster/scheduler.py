@@ -206,6 +206,22 @@ class Scheduler(Status, metaclass=MetaSingleton):
         """Print `status_line` (later versions' ``Scheduler.print_status``)."""
         print(f"discoro: {self.status_line()}", flush=True)
 
+    async def close(self, timeout: float = MsgTimeout) -> int:
+        """Close the current computation now, terminating its jobs (the later versions'
+        ``Scheduler.close()``, used with ``yield``); its client's status coroutine gets the
+        close-time statuses and the next queued computation runs. 0 once the scheduler has
+        closed it (or when none is current), -1 if that took longer than ``timeout``."""
+        current, me = self.state.current, self.state.me
+        if current is None or not isinstance(me, Coro):
+            return 0
+
+        async def confirmed(coro: Any = None) -> int:
+            return 0 if await coro.receive(timeout=timeout) is not None else -1
+
+        waiter = Coro(confirmed)
+        me.send(p.CloseRequest(current.spec.uid, 1, waiter, await_async=False, force=True))
+        return int(await waiter.finish())
+
     def terminate_coros(self, coros: list[str]) -> list[str]:
         """Terminate the running coroutines whose ``str()`` is in ``coros`` (callable from
         any thread); the ones found. Each ends normally, so its process reports it done and
