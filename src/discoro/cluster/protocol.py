@@ -165,6 +165,11 @@ class JobStarted:
     func_name: str
     start_time: float
     args_repr: str = ""  # a short repr of the arguments, for status pages
+    # set when the client's router is where the scheduler is (a private scheduler): the
+    # scheduler passes ``RunResult(rid, coro, None, fanout)`` on to ``reply_to`` once it has
+    # recorded the job, so the client gets one message per run, not two (issue 9)
+    reply_to: Any = None
+    fanout: int = 0
 
 
 def _safe_repr(value: Any) -> str:
@@ -194,6 +199,11 @@ class JobDone:
     location: Any
     uid: str
     coro_id: int
+    # set when the computation's status coroutine is where the scheduler is: the job's end
+    # as ``(job, fields, payload)`` of `discoro.net.handlers.encode_exit`; the scheduler gives
+    # the status coroutine its `MonitorException` from it (one message per end, not two),
+    # unless the job was already reported lost (issue 9)
+    exit: tuple[Any, dict[str, Any], bytes] | None = None
 
 
 @travels_first

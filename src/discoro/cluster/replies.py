@@ -14,7 +14,6 @@ A lost scheduler (offline or silent) is not a normal close: its reason is kept
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ from discoro.core.log import logger
 from discoro.net.location import PeerStatus
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Callable
 
     from discoro.core.coro import Coro
@@ -67,12 +67,17 @@ class Replies:
     ) -> object:
         """The answer for request ``rid``, or None if none came within ``timeout``
         (default: the computation's) or the computation ended."""
+        # the future itself is awaited (asyncio.wait would cost two more loop turns per
+        # answer); a timer gives up on it
+        timer = None
+        if not future.done():
+            loop = AsynCoro.instance().loop
+            timer = loop.call_later(timeout or self.timeout, _give_up, future)
         try:
-            done, _ = await asyncio.wait([future], timeout=timeout or self.timeout)
-            if not done:
-                return None
-            return future.result()
+            return await future
         finally:
+            if timer is not None:
+                timer.cancel()
             self._waiting.pop(rid, None)
             self._fanouts.pop(rid, None)
 
@@ -141,3 +146,8 @@ class Replies:
         collected.append(result)
         if len(collected) >= result.fanout:
             future.set_result(list(collected))
+
+
+def _give_up(future: asyncio.Future[object]) -> None:
+    if not future.done():
+        future.set_result(None)

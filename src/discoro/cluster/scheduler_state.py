@@ -24,6 +24,10 @@ Invariants:
   Every process found is sent `Watch`, so it pulses (``uid`` None) while idle too; pulses
   are recorded whatever the process's state, and only processes active in the current
   computation are lost for silence.
+- A job's end rides in `JobDone` (``exit``) when the status coroutine lives in this process:
+  it is passed on to the status coroutine at most once, and never for a job already
+  reported lost; the end of a job dropped at a close still reaches the (detached) status
+  coroutine (`closed_jobs`), as it would have straight from the server.
 """
 
 from __future__ import annotations
@@ -38,11 +42,15 @@ from discoro.cluster.constants import MISSED_PULSES
 from discoro.cluster.placement import RunPlacement, WaitingRun
 from discoro.cluster.status import Status, StatusMessage
 from discoro.errors import MonitorException
+from discoro.net.handlers import exit_notice
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from discoro.net.location import Location
+
+
+CLOSED_JOBS_KEPT = 10_000  # jobs of closed computations whose end is still forwarded
 
 
 class ProcState(enum.Enum):
@@ -149,6 +157,9 @@ class SchedulerState(RunPlacement):
         self.actions: list[Send] = []
         self.node_load: dict[str, NodeLoad] = {}  # node address -> latest figures
         self.waiting: list[WaitingRun] = []  # runs of the current computation held for now
+        # (process location, job id) -> status coroutine, for the jobs still running when
+        # their computation closed: their end (`JobDone.exit`) still goes there
+        self.closed_jobs: dict[tuple[Any, int], Any] = {}
 
     # -- views ------------------------------------------------------------------------------
 
@@ -319,12 +330,16 @@ class SchedulerState(RunPlacement):
         current = self.current
         if current is None:
             return
+        status = current.spec.status_coro
         if not idle:
             current.spec.status_coro = None  # detached: the client asked, or is gone
         for proc in self.procs.values():
             if proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED):
                 self._send(proc.server, p.Close(current.spec.uid))
                 proc.state = ProcState.CLOSED
+            if status is not None and not client_gone:
+                for coro_id in proc.jobs:  # a JobDone on its way still reaches it
+                    self._remember_closed(proc.location, coro_id, status)
             proc.jobs.clear()
             proc.pending = 0
         if idle:
@@ -352,9 +367,16 @@ class SchedulerState(RunPlacement):
         ):
             self._close_current(client_gone=False, idle=True)
 
+    def _remember_closed(self, location: Any, coro_id: int, status: Any) -> None:
+        self.closed_jobs[(location, coro_id)] = status
+        while len(self.closed_jobs) > CLOSED_JOBS_KEPT:
+            del self.closed_jobs[next(iter(self.closed_jobs))]
+
     # -- runs -------------------------------------------------------------------------------
 
     def on_JobStarted(self, event: p.JobStarted) -> None:
+        if event.reply_to is not None:  # the client's answer rode along: pass it on
+            self._send(event.reply_to, p.RunResult(event.rid, event.coro, None, event.fanout))
         proc = self.procs.get(event.location)
         if proc is None or not self._uid_ok(event.uid):
             return
@@ -372,8 +394,20 @@ class SchedulerState(RunPlacement):
 
     def on_JobDone(self, event: p.JobDone) -> None:
         proc = self.procs.get(event.location)
-        if proc is not None and proc.jobs.pop(event.coro_id, None) is not None:
-            proc.done += 1
+        job = proc.jobs.pop(event.coro_id, None) if proc is not None else None
+        if job is not None:
+            proc.done += 1  # type: ignore[union-attr]
+        if event.exit is None:
+            return
+        # the job's end for the status coroutine: to the current one while the job runs
+        # here, to the detached one of a closed computation for a job dropped at the close,
+        # and never for a job already reported lost
+        status = self.closed_jobs.pop((event.location, event.coro_id), None)
+        if job is not None and self.current is not None and self._uid_ok(event.uid):
+            status = self.current.spec.status_coro
+        if status is not None:
+            observed, fields, payload = event.exit
+            self._send(status, exit_notice(observed, fields, payload))
 
     def on_ListRequest(self, event: p.ListRequest) -> None:
         if not self._uid_ok(event.uid):

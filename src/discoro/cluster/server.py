@@ -11,9 +11,15 @@ create job coroutines, send replies and reports). Messages it handles:
   as a job coroutine, monitored by this coroutine and by the computation's ``status_coro``.
   ``RunResult`` goes to ``Run.reply_to`` (the coroutine, or the ``(exception class, function
   name, traceback text)`` of a failure) and ``JobStarted``/``JobFailed`` to the scheduler;
-  when a job ends, ``JobDone``. With ``spec.remote_output``, what jobs print and log goes to
-  the client's router as `Output` (see `discoro.cluster.output`), flushed before each job's
-  end is reported.
+  when a job ends, ``JobDone``, at once (from the job's end, not a later loop turn). With
+  ``spec.remote_output``, what jobs print and log goes to the client's router as `Output`
+  (see `discoro.cluster.output`), flushed before each job's end is reported.
+- One message where two would go to one process (issue 9): when ``Run.reply_to`` lives
+  where the scheduler does (a private scheduler), the ``RunResult`` rides in ``JobStarted``
+  and the scheduler passes it on after recording the job; when the status coroutine lives
+  there, a job's end rides in ``JobDone`` (``exit``) instead of a `MonitorException` of its
+  own, and the scheduler tells the status coroutine. Jobs still running at a close get the
+  status coroutine back as a monitor of their own (no ``JobDone`` follows a close).
 - A job that has ended stays findable for remote monitors (the network's ``ended_coros``;
   the latest `KEEP_ENDED` of the installed computation), so a client's ``monitor()`` that
   arrives after a fast job ended still gets its `MonitorException`, at once.
@@ -60,6 +66,7 @@ from discoro.cluster.server_state import Installed, PulseTracker, SchedulerLost,
 from discoro.core.coro import Coro
 from discoro.core.log import logger
 from discoro.errors import MonitorException
+from discoro.net.handlers import encode_exit
 from discoro.net.location import PeerStatus
 from discoro.net.runtime import network_of
 
@@ -216,6 +223,7 @@ class Server:
             self.clock(),
         )
         current.router = spec.router
+        current.merge_exits = _same_process(spec.status_coro, setup.scheduler)
         setup.scheduler.send(p.SetupDone(self.location, spec.uid))
         current.pulser = Coro(self._pulse, current)
         if getattr(spec, "remote_output", True) and spec.router is not None:
@@ -288,7 +296,9 @@ class Server:
             else:
                 func = self.namespace.load_function(run.func, run.func_name)
             args, kwargs = self.namespace.loads(run.args)
-            job = ServerJob(self._flush_output, self._job_failed, func, *args, **kwargs)
+            job = ServerJob(
+                self._flush_output, self._job_failed, self._job_done, func, *args, **kwargs
+            )
             shown = p.args_repr(args, kwargs)
         except Exception as exc:
             error = (type(exc), run.func_name, traceback.format_exc())
@@ -298,13 +308,18 @@ class Server:
         self.state.job_started(job)
         self.kernel.network().ended_coros[job._id] = job  # found once it ended, too
         job.notify(self.coro)  # type: ignore[arg-type]
-        if current.status_coro is not None:
+        if current.status_coro is not None and not current.merge_exits:
             job.notify(current.status_coro)
         # the scheduler hears of the job before the client does: if this process dies right
         # after the client got its coroutine, the scheduler still reports the coroutine lost
-        current.scheduler.send(
-            p.JobStarted(self.location, run.uid, run.rid, job, run.func_name, time.time(), shown)
+        started = p.JobStarted(
+            self.location, run.uid, run.rid, job, run.func_name, time.time(), shown
         )
+        if _same_process(run.reply_to, current.scheduler):
+            started.reply_to, started.fanout = run.reply_to, run.fanout  # passed on from there
+            current.scheduler.send(started)
+            return
+        current.scheduler.send(started)
         run.reply_to.send(p.RunResult(run.rid, job, None, run.fanout))
 
     def _is_internal(self, coro: Any) -> bool:
@@ -331,15 +346,28 @@ class Server:
         current = self.state.current
         if current is None or current.router is None or job._id not in current.jobs:
             return
-        if any(monitor is not self.coro for monitor in monitors):
+        if current.merge_exits or any(monitor is not self.coro for monitor in monitors):
             return  # its status coroutine or a monitor() of the program handles it
         text = sources.format_failure(exc_info)
         current.router.send(p.JobError(self.location, current.uid, job, text))
 
-    def _job_ended(self, job: Any) -> None:
+    def _job_done(self, job: Coro, value: object, exc_info: tuple[object, ...] | None) -> None:
+        """A job ended (its monitors were told): report it to the scheduler at once, with
+        its end for the status coroutine when that goes through the scheduler."""
+        current = self.state.current
+        if current is None or job._id not in current.jobs:
+            return
+        ended: Any = None
+        if current.merge_exits and current.status_coro is not None:
+            info = exc_info if exc_info is not None else (StopIteration, value)
+            fields, payload = encode_exit(job, info)
+            ended = (job, fields, payload)
+        self._job_ended(job, ended)
+
+    def _job_ended(self, job: Any, ended: Any = None) -> None:
         current = self.state.job_ended(getattr(job, "_id", -1), self.clock())
         if current is not None:
-            current.scheduler.send(p.JobDone(self.location, current.uid, job._id))
+            current.scheduler.send(p.JobDone(self.location, current.uid, job._id, ended))
             self.ended.append(job._id)
             if len(self.ended) > KEEP_ENDED:
                 self.kernel.network().ended_coros.pop(self.ended.popleft(), None)
@@ -371,6 +399,8 @@ class Server:
             return
         ended_coros = self.kernel.network().ended_coros
         for job in list(current.jobs.values()):
+            if current.merge_exits and current.status_coro is not None:
+                job.notify(current.status_coro)  # no JobDone now: it hears of the end itself
             if lost is not None and isinstance(job, ServerJob):
                 error = SchedulerLost(f"{lost}; {self.location} ended the coroutine")
                 job.end_lost(error, self._reachable)
@@ -397,3 +427,11 @@ class Server:
         if lost is None:
             current.scheduler.send(p.ServerClosed(self.location, current.uid, idle))
         logger.debug("computation %s closed%s", current.uid, " (idle)" if idle else "")
+
+
+def _same_process(coro: Any, other: Any) -> bool:
+    """Whether the coroutines ``coro`` and ``other`` (handles, maybe None) live in one
+    process: then one message to ``other`` can carry what is meant for both (issue 9)."""
+    if coro is None or other is None:
+        return False
+    return bool(coro.location == other.location)

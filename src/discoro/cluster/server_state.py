@@ -54,6 +54,9 @@ class Installed:
     jobs: dict[int, Any] = field(default_factory=dict)  # coroutine id -> job Coro
     pulser: Any = None  # the coroutine sending pulses (set by the shell)
     router: Coro | None = None  # the client's router (set by the shell)
+    # the status coroutine is where the scheduler is: a job's end reaches it through the
+    # scheduler (in `JobDone`), not as a MonitorException of its own (set by the shell)
+    merge_exits: bool = False
 
 
 class ServerState:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pickle
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from discoro.core.coro import Coro
@@ -63,6 +63,23 @@ def encode_exit(observed: Coro, info: tuple[Any, ...]) -> tuple[dict[str, Any], 
     except Exception:
         error = RemoteError(fields["tn"], fields["tm"], text)
         return fields, pickle.dumps((RemoteError, error), PROTOCOL)
+
+
+def exit_notice(
+    observed: Coro, fields: Mapping[str, object], payload: bytes | bytearray | None
+) -> MonitorException:
+    """The `MonitorException` a monitor gets for ``observed``, from what `encode_exit` made
+    (a payload that does not unpickle here becomes a `RemoteError` with the sender's text)."""
+    try:
+        info = pickle.loads(payload or b"")
+    except Exception as exc:
+        logger.debug("cannot unpickle the end of %s: %r", observed, exc)
+        error = RemoteError(str(fields.get("tn")), str(fields.get("tm")), str(fields.get("tb")))
+        info = (RemoteError, error)
+    notice = MonitorException(observed, info)
+    text = fields.get("tb")
+    notice.remote_traceback = text if isinstance(text, str) else None
+    return notice
 
 
 class Handlers:
@@ -170,15 +187,7 @@ class Handlers:
         peer.unwatch(observed._id, monitor)
         if monitor is None:
             return
-        try:
-            info = pickle.loads(message.payload or b"")
-        except Exception as exc:
-            logger.debug("cannot unpickle the end of %s: %r", observed, exc)
-            error = RemoteError(str(fields.get("tn")), str(fields.get("tm")), str(fields.get("tb")))
-            info = (RemoteError, error)
-        notice = MonitorException(observed, info)
-        notice.remote_traceback = fields.get("tb")
-        monitor._put(notice)
+        monitor._put(exit_notice(observed, fields, message.payload))
 
     def on_terminate(self, peer: Peer, message: Message) -> None:
         coro = self.local_coro(message)
