@@ -18,11 +18,11 @@ if TYPE_CHECKING:
 
 
 class Job(Handle):
-    """Stands for a job's coroutine handle (what `encode_exit` reads: name and id)."""
+    """Stands for a job's coroutine handle (what `encode_exit` reads: ``name`` and ``id``)."""
 
     def __init__(self, name: str, location: Location) -> None:
         super().__init__(name, location)
-        self._name = name
+        self.id = self._id
 
 
 def start(state: SchedulerState, where: Location, rid: int, merged: bool = True) -> Job:

@@ -168,7 +168,7 @@ class JobStarted:
     # set when the client's router is where the scheduler is (a private scheduler): the
     # scheduler passes ``RunResult(rid, coro, None, fanout)`` on to ``reply_to`` once it has
     # recorded the job, so the client gets one message per run, not two (issue 9)
-    reply_to: Any = None
+    reply_to: object = None
     fanout: int = 0
 
 
@@ -203,7 +203,7 @@ class JobDone:
     # as ``(job, fields, payload)`` of `discoro.net.handlers.encode_exit`; the scheduler gives
     # the status coroutine its `MonitorException` from it (one message per end, not two),
     # unless the job was already reported lost (issue 9)
-    exit: tuple[Any, dict[str, Any], bytes] | None = None
+    exit: tuple[object, dict[str, object], bytes] | None = None
 
 
 @travels_first

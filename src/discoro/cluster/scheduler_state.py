@@ -159,7 +159,7 @@ class SchedulerState(RunPlacement):
         self.waiting: list[WaitingRun] = []  # runs of the current computation held for now
         # (process location, job id) -> status coroutine, for the jobs still running when
         # their computation closed: their end (`JobDone.exit`) still goes there
-        self.closed_jobs: dict[tuple[Any, int], Any] = {}
+        self.closed_jobs: dict[tuple[object, int], object] = {}
 
     # -- views ------------------------------------------------------------------------------
 
@@ -367,7 +367,7 @@ class SchedulerState(RunPlacement):
         ):
             self._close_current(client_gone=False, idle=True)
 
-    def _remember_closed(self, location: Any, coro_id: int, status: Any) -> None:
+    def _remember_closed(self, location: object, coro_id: int, status: object) -> None:
         self.closed_jobs[(location, coro_id)] = status
         while len(self.closed_jobs) > CLOSED_JOBS_KEPT:
             del self.closed_jobs[next(iter(self.closed_jobs))]

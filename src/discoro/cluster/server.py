@@ -357,14 +357,16 @@ class Server:
         current = self.state.current
         if current is None or job._id not in current.jobs:
             return
-        ended: Any = None
+        ended: tuple[object, dict[str, object], bytes] | None = None
         if current.merge_exits and current.status_coro is not None:
             info = exc_info if exc_info is not None else (StopIteration, value)
             fields, payload = encode_exit(job, info)
             ended = (job, fields, payload)
         self._job_ended(job, ended)
 
-    def _job_ended(self, job: Any, ended: Any = None) -> None:
+    def _job_ended(
+        self, job: Any, ended: tuple[object, dict[str, object], bytes] | None = None
+    ) -> None:
         current = self.state.job_ended(getattr(job, "_id", -1), self.clock())
         if current is not None:
             current.scheduler.send(p.JobDone(self.location, current.uid, job._id, ended))
@@ -429,9 +431,9 @@ class Server:
         logger.debug("computation %s closed%s", current.uid, " (idle)" if idle else "")
 
 
-def _same_process(coro: Any, other: Any) -> bool:
+def _same_process(coro: object, other: object) -> bool:
     """Whether the coroutines ``coro`` and ``other`` (handles, maybe None) live in one
     process: then one message to ``other`` can carry what is meant for both (issue 9)."""
-    if coro is None or other is None:
+    if not isinstance(coro, Coro) or not isinstance(other, Coro):
         return False
     return bool(coro.location == other.location)

@@ -182,6 +182,11 @@ class Coro(Located):
 
     # -- identity -------------------------------------------------------------------------
 
+    @property
+    def id(self) -> int:
+        """The coroutine's id, unique in its process (with `location`, everywhere)."""
+        return self._id
+
     def __str__(self) -> str:
         location = self._where()
         if location is None:
