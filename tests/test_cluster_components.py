@@ -3,6 +3,7 @@ and that ``close()`` leaves nothing behind for the next computation."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import pytest
@@ -197,6 +198,8 @@ def test_components_status_and_cleanup(
     assert monitors[ending] == f"MONITOR {ending} StopIteration 42"
     # one MonitorException per remote coroutine, one CoroCreated each
     created = [line for line in lines if line.startswith("STATUS CoroCreated ")]
+    created_names = {re.search(r"coro=(\S+?),", line)[1] for line in created}  # type: ignore[index]
+    assert created_names == set(monitors), (created_names ^ set(monitors), lines)
     assert len(created) == len(monitors) == 11 + len(procs)
     status = [line for line in lines if line.startswith("STATUS ")]
     for name in ("NodeDiscovered", "NodeInitialized"):

@@ -31,6 +31,7 @@ from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.core.singleton import MetaSingleton
+from discoro.net.fdlimit import raise_fd_limit
 from discoro.net.location import Location, PeerStatus
 from discoro.net.reannounce import backoff
 from discoro.net.runtime import network_of
@@ -75,6 +76,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
         ``clock``: the monotonic time of the liveness rules (tests pass a manual one)."""
         if zombie_period is not None and zombie_period and zombie_period < 100:
             raise ValueError("zombie_period must be at least 100 seconds (or 0/None: never)")
+        raise_fd_limit()  # one link per server process
         kernel = AsynCoro._existing_instance()
         if kernel is None:
             kernel = AsynCoro(name=SCHEDULER_NAME, **options)
