@@ -1,9 +1,10 @@
 """How a client's `Computation` hears from the scheduler and the servers (a mixin).
 
-One router coroutine per computation receives every reply, run result, job failure, output
-and pulse. Each request the computation makes is a future keyed by its request id
-(`_expect`); the router resolves it with the answer (a `Reply`, a `RunResult`, or for a
-fan-out the list of that many `RunResult` s), and `_wait` gives up after a timeout.
+One router per computation (a `MessageHandler`: no loop turn of its own) receives every
+reply, run result, job failure, output and pulse. Each request the computation makes is a
+future keyed by its request id (`_expect`); the router resolves it with the answer (a
+`Reply`, a `RunResult`, or for a fan-out the list of that many `RunResult` s), and `_wait`
+gives up after a timeout.
 
 Invariants: a request's future is resolved at most once and is forgotten when its wait ends;
 when the computation ends (`_end`: closed, scheduler offline or silent for 5 pulse
@@ -15,11 +16,14 @@ A lost scheduler (offline or silent) is not a normal close: its reason is kept
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MISSED_PULSES
 from discoro.cluster.output import show_remote_output
+from discoro.cluster.status import CoroInfo, Status, StatusMessage
+from discoro.core.coro import Coro, wait_own
+from discoro.core.handler import MessageHandler
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.net.location import PeerStatus
@@ -27,8 +31,6 @@ from discoro.net.location import PeerStatus
 if TYPE_CHECKING:
     import asyncio
     from collections.abc import Callable
-
-    from discoro.core.coro import Coro
 
 
 class Replies:
@@ -40,6 +42,8 @@ class Replies:
     output_handler: Callable[[object, str, str], object] | None
     _waiting: dict[int, asyncio.Future[object]]
     _fanouts: dict[int, list[p.RunResult]]
+    _run_args: dict[int, tuple[tuple[object, ...], dict[str, object]]]  # of pending runs
+    status_coro: Coro | None
     _scheduled: asyncio.Future[str] | None
     _state: str
     _last_pulse: float
@@ -67,63 +71,90 @@ class Replies:
     ) -> object:
         """The answer for request ``rid``, or None if none came within ``timeout``
         (default: the computation's) or the computation ended."""
-        # the future itself is awaited (asyncio.wait would cost two more loop turns per
-        # answer); a timer gives up on it
+        # the future is awaited as the caller's own wait (asyncio.wait would cost three
+        # loop turns per answer, a foreign future two); a timer gives up on it
         timer = None
         if not future.done():
             loop = AsynCoro.instance().loop
             timer = loop.call_later(timeout or self.timeout, _give_up, future)
         try:
-            return await future
+            return await wait_own(future)
         finally:
             if timer is not None:
                 timer.cancel()
             self._waiting.pop(rid, None)
             self._fanouts.pop(rid, None)
+            self._run_args.pop(rid, None)
 
-    async def _route(self, coro: Any = None) -> None:
-        """Receive every reply and pulse for this computation."""
-        coro.set_daemon()
+    def _start_router(self) -> Coro:
+        """The router: a `MessageHandler` (each reply is handled as it arrives, no loop turn
+        of its own), and a daemon that checks the scheduler's pulses while it lives."""
+        router = MessageHandler(self._route, name="router")
         scheduler = self.scheduler
-        remote = scheduler is not None and scheduler._remote
-        if remote:
-            AsynCoro.instance().peer_status(coro)
-        check = 2 * self.pulse_interval
-        while True:
-            message = await coro.receive(timeout=check)
-            kind = type(message)
-            if kind is p.RunResult:
-                self._take_run_result(message)
-            elif kind is p.Output:
-                self._show_output(message)
-            elif kind is p.JobError:
-                logger.warning(
-                    "remote coroutine %s failed:\n%s", message.coro, message.text.rstrip()
-                )
-            elif kind is p.Reply:
-                future = self._waiting.get(message.rid)
-                if future is not None and not future.done():
-                    future.set_result(message)
-            elif kind is p.Pulse:
-                self._last_pulse = time.monotonic()
-            elif kind is p.Scheduled:
-                if self._scheduled is not None and not self._scheduled.done():
-                    self._scheduled.set_result(message.error)
-            elif kind is PeerStatus and (
+        if scheduler is not None and scheduler.is_remote:
+            AsynCoro.instance().peer_status(router)
+        Coro(self._watch_pulses, router)
+        return router
+
+    def _route(self, message: object) -> None:
+        """Handle one reply, pulse or peer status for this computation."""
+        if isinstance(message, p.RunResult):
+            self._take_run_result(message)
+        elif isinstance(message, p.Output):
+            self._show_output(message)
+        elif isinstance(message, p.JobError):
+            logger.warning("remote coroutine %s failed:\n%s", message.coro, message.text.rstrip())
+        elif isinstance(message, p.Reply):
+            future = self._waiting.get(message.rid)
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif isinstance(message, p.Pulse):
+            self._last_pulse = time.monotonic()
+        elif isinstance(message, p.Scheduled):
+            if self._scheduled is not None and not self._scheduled.done():
+                self._scheduled.set_result(message.error)
+        elif isinstance(message, PeerStatus):
+            scheduler = self.scheduler
+            if (
                 scheduler is not None
                 and message.status == PeerStatus.Offline
                 and message.location == scheduler.location
             ):
                 self._scheduler_lost(f"the scheduler at {message.location} went offline")
                 return
-            if self._state == "current":
-                silence = time.monotonic() - self._last_pulse
-                if silence > MISSED_PULSES * self.pulse_interval:
-                    where = scheduler.location if scheduler is not None else None
-                    self._scheduler_lost(
-                        f"no pulse from the scheduler at {where} for {silence:.0f} s"
-                    )
-                    return
+        self._check_pulses()
+
+    def _check_pulses(self) -> bool:
+        """End the computation if its scheduler has been silent too long; whether it did."""
+        if self._state != "current":
+            return False
+        silence = time.monotonic() - self._last_pulse
+        if silence <= MISSED_PULSES * self.pulse_interval:
+            return False
+        where = self.scheduler.location if self.scheduler is not None else None
+        self._scheduler_lost(f"no pulse from the scheduler at {where} for {silence:.0f} s")
+        return True
+
+    async def _watch_pulses(self, router: Coro, coro: Coro | None = None) -> None:
+        """Check the pulses every 2 pulse intervals while ``router`` lives (a silent
+        scheduler sends nothing that would make the router check)."""
+        assert coro is not None
+        coro.set_daemon()
+        kernel = AsynCoro.instance()
+        while not kernel.has_ended(router):
+            await coro.sleep(2 * self.pulse_interval)
+            if kernel.has_ended(router) or self._check_pulses():
+                return
+
+    def _created(self, coro: Coro, rid: int) -> None:
+        """Tell the status coroutine `CoroCreated` as the run's result arrives: before
+        anything later from that process (the coroutine's end, which may be in the same
+        read) reaches it."""
+        status = self.status_coro
+        if status is not None:
+            args, kwargs = self._run_args.get(rid, ((), {}))
+            info = CoroInfo(coro, tuple(args), dict(kwargs), time.time())
+            status.send(StatusMessage(Status.CoroCreated, info))
 
     def _show_output(self, output: p.Output) -> None:
         """Show remote output with its origin (`show_remote_output`); then the user's hook."""
@@ -139,6 +170,8 @@ class Replies:
         future = self._waiting.get(result.rid)
         if future is None or future.done():
             return
+        if isinstance(result.coro, Coro):
+            self._created(result.coro, result.rid)
         if not result.fanout:
             future.set_result(result)
             return

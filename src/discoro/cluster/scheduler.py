@@ -28,6 +28,7 @@ from discoro.cluster.scheduler_state import PeerLost, ProcFound, SchedulerState,
 from discoro.cluster.snapshot import find_running, snapshot
 from discoro.cluster.status import Status
 from discoro.core.coro import Coro
+from discoro.core.handler import MessageHandler
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.core.singleton import MetaSingleton
@@ -95,7 +96,11 @@ class Scheduler(Status, metaclass=MetaSingleton):
         self._nodes = list(nodes or [])
         self._redialing: set[Location] = set()  # lost processes being dialled now
         self._ready = asyncio.Event()
-        self.coro = Coro(self._serve)
+        # the request coroutine: a `MessageHandler`, so a request or report is acted on as
+        # it arrives (no loop turn of its own per message: issue 9)
+        self.coro = MessageHandler(self._handle, name="discoro_scheduler")
+        self.state.me = self.coro
+        Coro(self._serve, self.coro)
         self.web: Any = None
         if http_port is not None:
             starter = type(self)._web_starter
@@ -105,39 +110,39 @@ class Scheduler(Status, metaclass=MetaSingleton):
 
     # -- the request coroutine --------------------------------------------------------------
 
-    async def _serve(self, coro: Any = None) -> None:
+    async def _serve(self, me: Coro, coro: Any = None) -> None:
+        """Start the request coroutine ``me``: register it, follow peers, tick, re-probe."""
         coro.set_daemon()
-        if coro.register(SCHEDULER_NAME) != 0:
+        if me.register(SCHEDULER_NAME) != 0:
             logger.warning("another %s is registered in this process", SCHEDULER_NAME)
-        self.state.me = coro
-        self.kernel.peer_status(coro)
-        Coro(self._ticker, coro)
+        self.kernel.peer_status(me)
+        Coro(self._ticker, me)
         Coro(self._reprobe)
         for host in self._nodes:
             await self.kernel.peer(host, broadcast=True)
-        logger.debug("discoro scheduler ready at %s", coro.location)
-        while True:
-            message = await coro.receive()
-            if isinstance(message, p.StatusQuery):
-                self._answer_status(message)
-                continue
-            if isinstance(message, PeerStatus):
-                if message.status == PeerStatus.Online:
-                    Coro(self._probe, message.location, coro)
-                    continue
-                event: Any = PeerLost(message.location)
-            else:
-                event = message
-            try:
-                actions = self.state.handle(event)
-            except Exception:
-                logger.exception("scheduler failed to handle %r", event)
-                continue
-            for action in actions:
-                if action.to.send(action.message) < 0:
-                    logger.debug(
-                        "could not send %r to %s", type(action.message).__name__, action.to
-                    )
+        logger.debug("discoro scheduler ready at %s", me.location)
+
+    def _handle(self, message: object) -> None:
+        """One message to the request coroutine: an event for the state machine, whose
+        actions (messages) are sent at once."""
+        if isinstance(message, p.StatusQuery):
+            self._answer_status(message)
+            return
+        if isinstance(message, PeerStatus):
+            if message.status == PeerStatus.Online:
+                Coro(self._probe, message.location, self.coro)
+                return
+            event: Any = PeerLost(message.location)
+        else:
+            event = message
+        try:
+            actions = self.state.handle(event)
+        except Exception:
+            logger.exception("scheduler failed to handle %r", event)
+            return
+        for action in actions:
+            if action.to.send(action.message) < 0:
+                logger.debug("could not send %r to %s", type(action.message).__name__, action.to)
 
     # -- status (``discoro status``, the status page) --------------------------------------
 
