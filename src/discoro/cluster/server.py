@@ -306,7 +306,7 @@ class Server:
             current.scheduler.send(p.JobFailed(self.location, run.uid, run.rid))
             return
         self.state.job_started(job)
-        self.kernel.network().ended_coros[job._id] = job  # found once it ended, too
+        self.kernel.network().ended_coros[job.id] = job  # found once it ended, too
         job.notify(self.coro)  # type: ignore[arg-type]
         if current.status_coro is not None and not current.merge_exits:
             job.notify(current.status_coro)
@@ -338,13 +338,13 @@ class Server:
         scheduler places the next run (its later MonitorException finds nothing to do)."""
         current = self.state.current
         if current is not None:
-            for job in [job for job in current.jobs.values() if job._done]:
+            for job in [job for job in current.jobs.values() if self.kernel.has_ended(job)]:
                 self._job_ended(job)
 
     def _job_failed(self, job: Coro, exc_info: tuple[object, ...], monitors: list[Coro]) -> None:
         """Show the client a job's exception that no one else is told of."""
         current = self.state.current
-        if current is None or current.router is None or job._id not in current.jobs:
+        if current is None or current.router is None or job.id not in current.jobs:
             return
         if current.merge_exits or any(monitor is not self.coro for monitor in monitors):
             return  # its status coroutine or a monitor() of the program handles it
@@ -355,7 +355,7 @@ class Server:
         """A job ended (its monitors were told): report it to the scheduler at once, with
         its end for the status coroutine when that goes through the scheduler."""
         current = self.state.current
-        if current is None or job._id not in current.jobs:
+        if current is None or job.id not in current.jobs:
             return
         ended: tuple[object, dict[str, object], bytes] | None = None
         if current.merge_exits and current.status_coro is not None:
@@ -367,16 +367,16 @@ class Server:
     def _job_ended(
         self, job: Any, ended: tuple[object, dict[str, object], bytes] | None = None
     ) -> None:
-        current = self.state.job_ended(getattr(job, "_id", -1), self.clock())
+        current = self.state.job_ended(getattr(job, "id", -1), self.clock())
         if current is not None:
-            current.scheduler.send(p.JobDone(self.location, current.uid, job._id, ended))
-            self.ended.append(job._id)
+            current.scheduler.send(p.JobDone(self.location, current.uid, job.id, ended))
+            self.ended.append(job.id)
             if len(self.ended) > KEEP_ENDED:
                 self.kernel.network().ended_coros.pop(self.ended.popleft(), None)
 
     def _reachable(self, coro: Coro) -> bool:
         """Whether a message to ``coro`` can go now (local, or its process is linked)."""
-        if not coro._remote:
+        if not coro.is_remote:
             return True
         peer = network_of(self.kernel).peers.get(coro.location)
         return peer is not None and bool(peer.online)
@@ -408,7 +408,7 @@ class Server:
                 job.end_lost(error, self._reachable)
             else:
                 job.terminate()
-            ended_coros.pop(job._id, None)
+            ended_coros.pop(job.id, None)
         current.jobs.clear()
         while self.ended:
             ended_coros.pop(self.ended.popleft(), None)
