@@ -16,6 +16,9 @@ command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # test_tls makes certificates
 # the status page's browser test drives headless chromium
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)  # test_systemd_units verifies units
+# the discoro ssh tests run real OpenSSH servers (sshd, ssh-keygen) in network namespaces
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "installing ${need_apt[*]} with apt-get"

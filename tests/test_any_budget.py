@@ -23,15 +23,17 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "discoro"
 # Lower a number when you remove an `Any`; never raise one without a reason in review.
 BUDGET = {
     "errors": 0,
-    "core": 146,  # the driver's named steps pass user values (Any) between them
+    "core": 134,  # the driver's named steps pass user values (Any) between them
     "wire": 49,
     "net": 70,
-    "cluster": 175,
+    "cluster": 174,
     "cli": 12,
     "web": 7,
     "httpd": 0,  # discoro/httpd.py: the original's module path for the web monitor
     "facade": 1,  # discoro/__init__.py: the lazy PEP 562 __getattr__
     "asyncfile": 0,  # discoro/asyncfile.py: the original's module path, re-exports only
+    "discoro": 0,  # discoro/discoro.py: the original's module path, re-exports only
+    "disasyncoro": 0,  # discoro/disasyncoro.py: the original's module path, re-exports only
 }
 
 

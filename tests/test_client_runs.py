@@ -1,6 +1,7 @@
 """What a new user meets when running work (issue 11): every ``run*`` right after
-``schedule()`` waits for the processes being set up, and a run that cannot happen says why
-(a warning, and `Computation.last_error`), also with no node at all."""
+``schedule()`` gets a process that is being set up (``run`` and the fan-outs wait for it),
+and a run that cannot happen says why (a warning, and `Computation.last_error`), also with
+no node at all."""
 
 from __future__ import annotations
 
@@ -52,11 +53,10 @@ def job(n, coro=None):
 def client(coro=None):
     comp = Computation([job], timeout=2)
     out("SCHEDULE", (yield comp.schedule()))
-    started = time.monotonic()
-    result = yield comp.run(job, 1)
-    out("RUN", result, round(time.monotonic() - started), comp.last_error)
     result = yield comp.run_procs(job, 1)
     out("RUN_PROCS", result, comp.last_error)
+    result = yield comp.run_at("127.0.0.1", job, 1)
+    out("RUN_AT", result, comp.last_error)
     yield comp.close()
     return "ok"
 """
@@ -85,16 +85,18 @@ def test_every_run_method_right_after_schedule_waits_for_the_processes(
     assert not [line for line in client.output if "failed" in line], client.output
 
 
-def test_with_no_node_runs_fail_at_the_timeout_with_the_reason(cluster_secret: str) -> None:
+def test_with_no_node_runs_fail_with_the_reason(cluster_secret: str) -> None:
+    """A fan-out fails at the timeout; a run at a node fails at once (later-versions D3; a run
+    without a target waits for a node: tests/test_later_close.py)."""
     lonely_port = free_port(socket.SOCK_DGRAM)  # no node listens here
     with run_client(NO_NODE, lonely_port) as client:
         client.expect(r"^SCHEDULE 0$", timeout=20)
         reason = r"no node: the scheduler has found no server process \(waited 2 s\)"
         # the warning the user sees, then what the program gets
         client.expect(rf"run of job failed: {reason}", timeout=20)
-        match = client.expect(r"^RUN None (\d+) (.*)$")
-        assert int(match[1]) >= 2 and match[2].startswith("no node")
-        client.expect(rf"run of job failed: {reason}", timeout=20)
         client.expect(rf"^RUN_PROCS \[\] {reason}$")
+        reason = "node 127.0.0.1 is not a known node"
+        client.expect(rf"run of job failed: {reason}", timeout=20)
+        client.expect(rf"^RUN_AT None {reason}$")
         client.expect(r"^DONE ok$")
         assert client.wait(10) == 0

@@ -26,6 +26,9 @@ ALLOWED = {
     "asyncfile": {"errors", "core"},
     # the original's module path for the web monitor (asyncoro.httpd), a front door to web
     "httpd": {"errors", "core", "wire", "net", "cluster", "web"},
+    # the original's module paths asyncoro.discoro and asyncoro.disasyncoro: re-exports
+    "discoro": {"errors", "core", "net", "cluster"},
+    "disasyncoro": {"errors", "core", "net", "cluster", "asyncfile", "discoro", "httpd"},
 }
 # The one upward import: a computation's namespace on a server exposes the public API to
 # shipped code as ``discoro``/``asyncoro`` (reference 3.6), so it imports the facade.
@@ -200,8 +203,15 @@ PUBLIC_API = {
     # asyncoro.discoro (reference 3)
     "Computation", "CoroInfo", "DiscoroStatus", "MaxPulseInterval", "MinPulseInterval",
     "MsgTimeout", "Scheduler", "StatusMessage",
+    # asyncoro.discoro 4.5.6 (later-versions D1, D5)
+    "DiscoroNodeInfo",
     # ours
-    "DiscoroError", "RemoteError", "SchedulerLost", "local_cluster",
+    "DiscoroError", "RemoteError", "RunError", "SchedulerLost", "local_cluster",
+    "SSHCluster", "SSHClusterError",  # issue 14: a cluster started over SSH
+    # later versions (later-versions D1)
+    "DiscoroCoroInfo", "DiscoroNodeAllocate", "DiscoroNodeAvailInfo",
+    "Logger", "Singleton", "deserialize",
+    "disasyncoro", "discoro",  # the modules
 }  # fmt: skip
 
 

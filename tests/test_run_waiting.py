@@ -1,5 +1,7 @@
-"""Runs that no process can take yet wait (bounded by the computation's timeout) in the
-scheduler's state machine, and fail with the real reason (issue 11), without a network."""
+"""Runs that no process can take yet wait in the scheduler's state machine, and fail with the
+real reason (issue 11), without a network: a single run without a target waits for the first
+ready process with no deadline (later-versions D3), a run at a node or process that is not
+ready fails at once, a fan-out waits up to the computation's timeout."""
 
 from __future__ import annotations
 
@@ -64,26 +66,56 @@ def test_a_run_waits_for_a_node_that_joins_late() -> None:
     assert target == a
 
 
-def test_with_no_node_at_all_a_run_fails_at_its_deadline_saying_so() -> None:
+def test_with_no_node_at_all_a_fanout_fails_at_its_deadline_and_a_run_keeps_waiting() -> None:
     state, clock = new_state()
     state.handle(p.Submit(spec()))
     state.handle(run(1))
     state.handle(run(2, ("each_proc",)))
     clock.advance(9)
     assert sent(state.handle(Tick(clock())), ROUTER) == [p.Pulse("c1")]
-    replies = [m for m in sent(state.handle(Tick(LATER)), ROUTER) if isinstance(m, p.Reply)]
-    assert [(r.rid, r.value) for r in replies] == [(1, None), (2, [])]
-    for reply in replies:
-        assert reply.error.startswith("no node"), reply.error
-        assert "waited 10 s" in reply.error
+    to_router = sent(state.handle(Tick(LATER)), ROUTER)
+    replies = [m for m in to_router if isinstance(m, p.Reply)]
+    assert [(r.rid, r.value) for r in replies] == [(2, [])]
+    assert replies[0].error.startswith("no node"), replies[0].error
+    assert "waited 10 s" in replies[0].error
+    assert [held.request.rid for held in state.waiting] == [1]
+    # the run goes on waiting; the client is told why, once
+    [report] = [m for m in to_router if isinstance(m, p.RunWaits)]
+    assert report.rid == 1 and report.reason.startswith("no node"), report
+    assert not [m for m in sent(state.handle(Tick(LATER + 1)), ROUTER) if isinstance(m, p.RunWaits)]
+    a = loc(1, 1)
+    found(state, a)  # much later, a node joins: the run goes there
+    [(target, message)] = runs(state.handle(p.SetupDone(a, "c1")))
+    assert target == a and message.rid == 1
 
 
-def test_a_process_that_never_gets_ready_is_named_in_the_reason() -> None:
+def test_a_run_at_a_target_that_is_not_ready_fails_at_once_saying_why() -> None:
+    state, _ = new_state()
+    a = loc(1, 1)
+    found(state, a)
+    state.handle(p.Submit(slow_spec()))
+    replies = {}
+    for rid, where in (
+        (1, ("node", "127.0.0.7")),
+        (2, ("node", "127.0.0.1")),
+        (3, ("proc", a)),
+        (4, ("proc", loc(1, 9))),
+    ):
+        [reply] = sent(state.handle(run(rid, where)), ROUTER)
+        replies[rid] = reply
+    assert all(reply.value is None for reply in replies.values())
+    assert replies[1].error == "node 127.0.0.7 is not a known node"
+    assert replies[2].error == "node 127.0.0.1 has no initialized server process"
+    assert replies[3].error == f"server process {a} is initializing, not initialized"
+    assert replies[4].error == f"{loc(1, 9)} is not a known server process"
+
+
+def test_a_fanout_names_the_process_that_never_gets_ready() -> None:
     state, clock = new_state()
     found(state, loc(1, 1))
     state.handle(p.Submit(slow_spec()))
-    state.handle(run(1))
-    state.handle(run(2, ("node", "127.0.0.7")))
+    state.handle(run(1, ("each_proc",)))
+    state.handle(run(2, ("node_procs", "127.0.0.7")))
     actions = state.handle(after_timeout(clock))
     replies = {m.rid: m for m in sent(actions, ROUTER) if isinstance(m, p.Reply)}
     assert "no process is ready (1 initializing)" in replies[1].error
@@ -119,7 +151,7 @@ def test_waiting_runs_fail_when_the_computation_closes() -> None:
     state.handle(run(4))
     actions = state.handle(p.CloseRequest("c1", 9, ROUTER))
     replies = [m for m in sent(actions, ROUTER) if isinstance(m, p.Reply)]
-    assert [(r.rid, r.error) for r in replies] == [(4, "the computation is closed"), (9, "")]
+    assert [(r.rid, r.error) for r in replies] == [(4, "the computation is closing"), (9, "")]
     assert state.waiting == []
 
 

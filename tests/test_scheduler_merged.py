@@ -25,10 +25,12 @@ class Job(Handle):
         self.id = self._id
 
 
-def start(state: SchedulerState, where: Location, rid: int, merged: bool = True) -> Job:
+def start(
+    state: SchedulerState, where: Location, rid: int, merged: bool = True, kind: str = "cpu"
+) -> Job:
     job = Job(f"job{rid}", where)
     reply_to = ROUTER if merged else None
-    actions = state.handle(p.JobStarted(where, "c1", rid, job, "f", 0.0, "", reply_to))
+    actions = state.handle(p.JobStarted(where, "c1", rid, job, "f", 0.0, "", kind, reply_to))
     if merged:
         assert sent(actions, ROUTER) == [p.RunResult(rid, job, None, 0)]
     else:
@@ -87,10 +89,10 @@ def test_the_end_of_a_job_reported_lost_is_dropped() -> None:
     assert notices(state.handle(done(job, a, 1))) == []  # its late end is not a second report
 
 
-def test_a_job_running_at_close_still_reports_its_end_to_the_detached_status() -> None:
+def test_a_job_running_at_close_still_reports_its_end_to_the_status_coroutine() -> None:
     a = loc(1, 1)
     state, _ = ready_state(a)
-    job = start(state, a, 1)
+    job = start(state, a, 1, kind="async")  # a close does not wait for it
     state.handle(p.CloseRequest("c1", 5, ROUTER))
     assert state.current is None
     assert notices(state.handle(done(job, a, 7))) == [(job, (StopIteration, 7))]

@@ -38,8 +38,8 @@ import discoro.cluster.server_main as server_main  # the name procdir knows serv
 clock = ManualClock()
 
 class ServerWithManualClock(server_module.Server):
-    def __init__(self, kernel, workdir):
-        super().__init__(kernel, workdir, clock=clock)
+    def __init__(self, kernel, workdir, **options):
+        super().__init__(kernel, workdir, clock=clock, **options)
 
 server_module.Server = ServerWithManualClock
 

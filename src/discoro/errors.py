@@ -49,6 +49,30 @@ class RemoteError(DiscoroError):
         return f"{self.type_name}: {self.message}"
 
 
+class RunError(RemoteError):
+    """Raised in an ``async def`` coroutine that awaits ``run_result``/``run_result_at``/
+    ``run_results`` when the job failed: it raised (``exception`` is the remote exception
+    instance, also the ``__cause__``; ``traceback_text`` its remote traceback), it could not
+    be created (``exception`` None, the reason in ``message``), or its process was lost
+    (``type_name`` "ProcessLost"). Generator coroutines that ``yield`` these calls get the
+    later versions' return values instead (the exception instance, the failure tuple, None).
+    """
+
+    def __init__(
+        self,
+        type_name: str,
+        message: str,
+        traceback_text: str = "",
+        exception: BaseException | None = None,
+    ) -> None:
+        super().__init__(type_name, message, traceback_text)
+        self.exception = exception
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}\n{self.traceback_text}" if self.traceback_text else text
+
+
 class MonitorException(Exception):
     """Sent (not raised) to each monitor of a coroutine when it ends.
 
@@ -66,7 +90,8 @@ class MonitorException(Exception):
     warning of ``discoro.logger`` ("remote coroutine ... failed"), unless the program
     handles it: when the computation has a status coroutine (which receives every job's
     `MonitorException`), or when a coroutine of the program monitors the job (``monitor()``)
-    before it ends, the traceback is only in their `MonitorException`.
+    before it ends, the traceback is only in their `MonitorException`; a ``run_result*``
+    job's caller gets the exception (or `RunError`) instead.
     """
 
     #: the traceback text of a remote coroutine that failed (None for local ones)

@@ -41,6 +41,8 @@ def status_proc(coro=None):
             text = repr(value) + (" TB " + tb if tb else "")
             text = text.replace("\n", " ").replace("\\n", " ")
             out("MONITOR", msg.args[0], kind.__name__, text)
+        elif isinstance(msg, discoro.DiscoroNodeAvailInfo):
+            pass  # a node's availability, with its pulses (later versions)
         else:
             out("STATUS", status_name(msg.status), msg.info)
         for listener in LISTENERS:

@@ -38,6 +38,13 @@ def fail(program: str, message: str, status: int = 1) -> NoReturn:
     raise SystemExit(status)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the module's rule: a mistake is one line (and a pointer to --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(self.prog, f"{message} (see {self.prog} --help)", 2)
+
+
 def parse_peer(text: str) -> str | list[str | int]:
     """``HOST`` (introduced by UDP) or ``HOST:PORT`` (dialled at that TCP port)."""
     host, sep, port = text.rpartition(":")
@@ -46,6 +53,19 @@ def parse_peer(text: str) -> str | list[str | int]:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"--peer {text!r}: expected HOST or HOST:PORT")
     return [host, int(port)]
+
+
+SIZE_SUFFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes of ``N`` or ``N`` with a suffix k/m/g/t (later versions' ``--max_file_size``)."""
+    value = text.strip().lower()
+    factor = SIZE_SUFFIXES.get(value[-1:], 1)
+    number = value[:-1] if factor > 1 else value
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected bytes, e.g. 1048576 or 1m")
+    return int(number) * factor
 
 
 def add_program_options(parser: argparse.ArgumentParser) -> None:
@@ -105,7 +125,10 @@ def add_network_options(parser: argparse.ArgumentParser, program: str) -> None:
         "--dest_path",
         help=f"root directory for received files (default {procdir.user_root_text()})",
     )
-    parser.add_argument("--max_file_size", type=int, help="largest file accepted (bytes)")
+    parser.add_argument(
+        "--max_file_size", type=parse_size, metavar="SIZE",
+        help="largest file accepted: bytes, or with a suffix k, m, g, t (powers of 1024)",
+    )  # fmt: skip
     parser.add_argument(
         "-s", "--secret", help="cluster secret (default: $DISCORO_SECRET, ~/.discoro/secret)"
     )

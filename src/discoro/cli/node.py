@@ -5,28 +5,43 @@ Options are the seed's (``-c/--cpus``, ``-i/--ip_addr``, ``--ext_ip_addr``, ``-u
 ``--certfile``, ``--keyfile``, ``-d/--debug``) plus ``--cafile`` (verify peers'
 certificates), ``--peer HOST[:PORT]`` (repeatable, for networks without broadcast),
 ``--tcp_port`` (process *i* listens on PORT+i-1), ``--clean``, ``--log-level`` and
-``--version``. The default ``--dest_path`` is this user's own (`procdir.user_root`).
+``--version``, and the later versions' service options (`node_options`: ``--serve``,
+``--service_start/stop/end``, ``--daemon``, ``--msg_timeout``, pulse bounds,
+``--zombie_period``, ``--ping_interval``, ``--tcp_ports``, ``--scheduler_port``).
+``--config FILE``/``--save_config FILE`` read/write the options (`config_file`);
+``--print-systemd-unit`` prints the unit file template for running it as a service.
+The default ``--dest_path`` is this user's own (`procdir.user_root`).
 Arguments are checked before any process starts (`common.preflight`: one line and exit
-status 2 on a mistake). Stop it with Ctrl-C, SIGTERM, or a ``quit``/``exit`` line on stdin.
+status 2 on a mistake). Stop it with Ctrl-C, SIGTERM, or a ``quit``/``exit`` line on stdin
+(the stdin commands are in `discoro.cluster.node`).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 from discoro.cli.common import (
+    ArgumentParser,
     add_network_options,
     configure_logging,
+    fail,
     log_level,
     network_options,
     parse_peer,
     preflight,
 )
+from discoro.cli.config_file import add_config_options, apply_config, save_config
+from discoro.cli.node_options import add_service_options, service_settings
+from discoro.cli.session import SESSION_GRACE, add_session_option, enter_session
+from discoro.cli.units import add_unit_option, print_unit
 from discoro.cluster import procdir
 from discoro.cluster.node import Node, NodeConfig
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["available_cpus", "build_parser", "main", "parse_peer", "process_count"]
 
@@ -59,7 +74,7 @@ def process_count(cpus: int, available: int, force: bool = False) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="discoronode", description="Start discoro server processes on this node."
     )
     parser.add_argument(
@@ -68,21 +83,38 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--force", action="store_true", help="allow more processes than processors")
     add_network_options(parser, "discoronode")
+    add_service_options(parser)
+    add_config_options(parser)
+    add_unit_option(parser)
+    add_session_option(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.print_systemd_unit:
+        return print_unit("discoronode")
     try:
+        if args.config:
+            apply_config(parser, args, args.config)
         count = process_count(args.cpus, available_cpus(), args.force)
+        service = service_settings(args, count)
+        if args.save_config:
+            save_config(parser, args, args.save_config)
     except ValueError as exc:
-        parser.error(str(exc))
+        fail("discoronode", str(exc), 2)
+    if args.save_config:
+        print(f"discoronode: options saved to {args.save_config}", flush=True)
+        return 0
+    enter_session(args)
     level = log_level(args)
     configure_logging(level)
     first = args.tcp_port
-    ports = [first + i for i in range(count)] if first else []
-    options = preflight("discoronode", network_options(args), ports, None)
+    ports = service.tcp_ports or ([first + i for i in range(count)] if first else [])
+    options = network_options(args)
+    options.update(service.network)
+    options = preflight("discoronode", options, ports, None)
     if args.clean:
         for path in procdir.clean(options):
             print(f"discoronode: removed {path}", flush=True)
@@ -93,7 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         secret=args.secret,
         tcp_port=args.tcp_port,
         log_level=level,
+        tcp_ports=service.tcp_ports,
+        daemon=args.daemon,
+        serve=service.serve,
+        window=service.window,
+        rules=service.rules,
     )
+    if args.ssh_session:
+        config.quit_at_eof, config.grace = True, SESSION_GRACE
     return Node(config).run()
 
 

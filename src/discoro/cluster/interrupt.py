@@ -96,7 +96,7 @@ def _on_interrupt(signum: int, frame: FrameType | None) -> None:
 async def _close_all(computations: list[Computation]) -> None:
     for computation in computations:
         try:
-            await computation.close()
+            await computation.close_now()  # terminates the jobs: close() would wait for them
         except Exception as exc:
             logger.warning("closing %s failed: %r", computation, exc)
 

@@ -1,16 +1,22 @@
 """Node figures a server process reports with its pulses (``ServerPulse.load``).
 
-`LoadMeter.measure()` returns ``{"cpu", "memory", "disk", "swap"}`` in percent (floats, or
-None when psutil cannot tell) plus the reporting process's ``name`` and its node's
-``node_name``. It is called once per pulse interval, so it must stay cheap: psutil is
-imported lazily (a process that never pulses never loads it), CPU use is measured without
-blocking (``cpu_percent(None)``: the use since the previous call; the first call primes the
-counter and reads 0.0), and disk use is of the filesystem holding the working directory.
-Any failure yields None for that figure, never an exception: a pulse must always go out.
+`LoadMeter.measure()` returns ``{"cpu", "memory", "disk", "swap"}`` in percent used (floats,
+or None when psutil cannot tell), ``memory_avail`` and ``disk_free`` in bytes (or None), plus
+the reporting process's ``name``, its node's ``node_name``, the node's ``platform`` string and
+its number of server processes ``servers`` (from `SERVERS_ENV`, set by the node program; None
+when started otherwise): what `discoro.cluster.nodeinfo` and node allocations need.
+
+It is called once per pulse interval, so it must stay cheap: psutil is imported lazily (a
+process that never pulses never loads it), CPU use is measured without blocking
+(``cpu_percent(None)``: the use since the previous call; the first call primes the counter
+and reads 0.0), and disk use is of the filesystem holding the working directory. Any
+failure yields None for that figure, never an exception: a pulse must always go out.
 """
 
 from __future__ import annotations
 
+import os
+import platform
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,7 +24,19 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import ModuleType
 
-FIGURES = ("cpu", "memory", "disk", "swap")
+FIGURES = ("cpu", "memory", "disk", "swap")  # percent used (status pages show these)
+SERVERS_ENV = "DISCORO_NODE_SERVERS"  # the node program tells its servers how many they are
+
+
+def _node_servers() -> int | None:
+    try:
+        count = int(os.environ.get(SERVERS_ENV, ""))
+    except ValueError:
+        return None
+    return count if count > 0 else None
+
+
+_PLATFORM = platform.platform()
 
 
 class LoadMeter:
@@ -47,6 +65,8 @@ class LoadMeter:
         figures: dict[str, Any] = dict.fromkeys(FIGURES)
         figures["name"] = self.name
         figures["node_name"] = self.node_name
+        figures["platform"] = _PLATFORM
+        figures["servers"] = _node_servers()
         psutil = self._module()
         if psutil is None:
             return figures
@@ -55,6 +75,8 @@ class LoadMeter:
             "memory": lambda: psutil.virtual_memory().percent,
             "disk": lambda: psutil.disk_usage(self.workdir).percent,
             "swap": lambda: psutil.swap_memory().percent,
+            "memory_avail": lambda: psutil.virtual_memory().available,
+            "disk_free": lambda: psutil.disk_usage(self.workdir).free,
         }
         for key, read in readers.items():
             try:

@@ -17,7 +17,11 @@ Theory of operation:
   ``M`` as their module name, and ``M`` resolves to the namespace while the computation is
   installed (unless the server has a real ``M``), so they pickle by reference both ways.
 - Shipped files are written into the working directory, which is on ``sys.path`` while the
-  computation is installed, so shipped modules import by name.
+  computation is installed, so shipped modules import by name. With a *node directory* (the
+  parent of every working directory of a node's servers, later-versions D8) they are also
+  written there (atomically: the node's servers write the same files at once), so ``../name``
+  reaches them from any server of the node; it is on ``sys.path`` after the working
+  directory, and each server removes the files it wrote there at close.
 
 Invariants:
 - At most one namespace is installed per process (the server refuses a second computation).
@@ -31,6 +35,7 @@ Invariants:
 from __future__ import annotations
 
 import builtins
+import contextlib
 import gc
 import importlib
 import importlib.util
@@ -81,8 +86,12 @@ def _safe_basename(name: str) -> str:
 class Namespace:
     """One computation's globals on a server process, answering for ``__main__``."""
 
-    def __init__(self, workdir: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, workdir: str | os.PathLike[str], node_dir: str | os.PathLike[str] | None = None
+    ) -> None:
         self.workdir = Path(workdir).resolve()
+        self.node_dir = Path(node_dir).resolve() if node_dir is not None else None
+        self._node_files: list[Path] = []  # what this namespace wrote into node_dir
         self.module = types.ModuleType("__main__", "a discoro computation")
         self.globals: dict[str, Any] = self.module.__dict__
         self.globals["__builtins__"] = builtins
@@ -116,6 +125,8 @@ class Namespace:
         sys.modules["__main__"] = self.module
         if str(self.workdir) not in sys.path:
             sys.path.insert(0, str(self.workdir))
+        if self.node_dir is not None and str(self.node_dir) not in sys.path:
+            sys.path.insert(1, str(self.node_dir))
         importlib.invalidate_caches()
         self.installed = True
 
@@ -125,6 +136,9 @@ class Namespace:
             path = self.workdir / _safe_basename(shipped.name)
             path.write_bytes(shipped.data)
             os.chmod(path, shipped.mode & 0o7777 or 0o644)
+            if self.node_dir is not None:
+                where = _node_path(self.node_dir, getattr(shipped, "relpath", "") or path.name)
+                self._node_files.append(_write_atomically(where, path))
         importlib.invalidate_caches()
 
     def define(self, name: str, component: Any) -> Any:
@@ -263,11 +277,16 @@ class Namespace:
         for name, module in list(sys.modules.items()):
             if self._from_workdir(module):
                 del sys.modules[name]
-        workdir = str(self.workdir)
-        while workdir in sys.path:
-            sys.path.remove(workdir)
-        sys.path_importer_cache.pop(workdir, None)
+        for directory in (str(self.workdir), str(self.node_dir or self.workdir)):
+            while directory in sys.path:
+                sys.path.remove(directory)
+            sys.path_importer_cache.pop(directory, None)
         empty_directory(self.workdir)
+        for path in self._node_files:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            _remove_empty_parents(path.parent, self.node_dir)
+        self._node_files.clear()
         importlib.invalidate_caches()
         self._rebound.clear()
         gc.collect()  # shipped classes form cycles; free them so cloudpickle forgets them
@@ -277,6 +296,39 @@ class Namespace:
         if not path:
             return False
         try:
-            return Path(path).resolve().is_relative_to(self.workdir)
+            resolved = Path(path).resolve()
         except (OSError, ValueError):
             return False
+        if resolved.is_relative_to(self.workdir):
+            return True
+        return resolved in self._node_files
+
+
+def _node_path(node_dir: Path, relpath: str) -> Path:
+    """Where a file with path ``relpath`` (relative, ``/``-separated) goes in ``node_dir``;
+    a path that would leave it is a `ShippingError`."""
+    parts = relpath.split("/")
+    if not relpath or relpath.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ShippingError(f"shipped file path {relpath!r} is not a plain relative path")
+    return node_dir.joinpath(*parts)
+
+
+def _write_atomically(target: Path, source: Path) -> Path:
+    """Copy ``source`` to ``target`` (a temporary file, then a rename: a reader never sees
+    half a file, and concurrent writers of one file both succeed)."""
+    directory = target.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    temporary = directory / f".{target.name}.{os.getpid()}.tmp"
+    shutil.copy2(source, temporary)
+    os.replace(temporary, target)
+    return target
+
+
+def _remove_empty_parents(directory: Path, stop: Path | None) -> None:
+    """Remove ``directory`` and its parents up to (not including) ``stop`` while empty."""
+    while stop is not None and directory != stop and directory.is_relative_to(stop):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent

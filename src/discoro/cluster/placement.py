@@ -1,18 +1,23 @@
 """Where a run goes, and what happens to a run that no process can take yet (no I/O).
 
-The scheduler's state machine asks `choose` for the processes a `RunRequest` names. When
-there are none yet (right after ``schedule()`` the processes are still being set up, or no
-node has joined), the request *waits*: it is held as a `WaitingRun` until processes are
-ready or its deadline (the computation's ``timeout``) passes, and only then fails, with a
-reason that says what was missing (`unready_reason`).
+The scheduler's state machine asks where a `RunRequest` goes. A single run (``any``,
+``node``, ``proc``) follows the CPU-slot rules of `discoro.cluster.slots` (later-versions D3):
+it goes now, is refused at once with the reason, or is *held*. A fan-out (``each_node``,
+``each_proc``, ``node_procs``) is held when none of its targets is ready yet (right after
+``schedule()`` the processes are still being set up, or no node has joined).
 
 Rules:
-- A single run (``any``, ``node``, ``proc``) goes as soon as one eligible process is ready.
-- A fan-out (``each_node``, ``each_proc``, ``node_procs``) goes once at least one target is
-  ready and no process it could also use is still initializing (`settled`), so ``run_procs``
-  right after ``schedule()`` reaches every process; at its deadline it goes to whatever is
-  ready, and fails only if nothing is.
-- Waiting runs are served in the order they arrived; closing the computation fails them all.
+- A held single run has no deadline: ``run``/``run_async`` without a target wait for the
+  first initialized process, ``run_result*`` for a free slot; they end when they can go, when
+  their target is lost (refused with the reason) or when the computation closes. One still
+  held after the computation's ``timeout`` with no process ready at all is reported to the
+  client once (`RunWaits`, with the reason), which logs it.
+- A fan-out goes once at least one target is ready and no process it could also use is
+  still initializing (`settled`), so ``run_procs`` right after ``schedule()`` reaches every
+  process; at its deadline (the computation's ``timeout``) it goes to whatever is ready, and
+  fails only if nothing is.
+- Held runs are served in the order they arrived, each as soon as it can go (a held run
+  never stalls a later one that can go); closing the computation refuses them all.
 
 `RunPlacement` is the part of the scheduler's state machine (`SchedulerState`) that handles
 `RunRequest`: it places a run now, holds it, or refuses it with the reason.
@@ -24,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from discoro.cluster import protocol as p
+from discoro.cluster.slots import HOLD, least_loaded, place
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,33 +47,17 @@ class WaitingRun:
     """A run request held until a process can take it, or until ``deadline`` (monotonic)."""
 
     request: p.RunRequest
-    deadline: float
+    deadline: float  # a fan-out fails then; a single run is only reported (`RunWaits`)
     waited: float  # the computation's timeout, for the failure reason
-
-
-def least_loaded(procs: list[Proc]) -> Proc:
-    # among equally loaded processes, the one whose newest job started longest ago: a busy
-    # CPU-bound job there is the likeliest to finish first (and idle processes take turns)
-    return min(procs, key=lambda proc: (proc.load, proc.last_started))
+    reported: bool = False
 
 
 def choose(
     ready: dict[str, list[Proc]], procs: dict[object, Proc], where: tuple[object, ...]
 ) -> list[Proc]:
-    """The processes a run at ``where`` goes to now (``ready``: the initialized ones, by
+    """The processes a fan-out at ``where`` goes to now (``ready``: the initialized ones, by
     node; ``procs``: all, by location)."""
     kind = where[0]
-    if kind == "any":
-        if not ready:
-            return []
-        node = min(ready.values(), key=lambda group: sum(p.load for p in group) / len(group))
-        return [least_loaded(node)]
-    if kind == "node":
-        group = ready.get(str(where[1]))
-        return [least_loaded(group)] if group else []
-    if kind == "proc":
-        proc = procs.get(where[1])
-        return [proc] if proc is not None and proc.state.value == "initialized" else []
     if kind == "each_node":
         return [least_loaded(group) for group in ready.values()]
     if kind == "each_proc":
@@ -117,6 +107,7 @@ class RunPlacement:
 
     current: Computation | None
     queue: list[Computation]
+    closing: object | None  # a close that waits for jobs (`discoro.cluster.closing`)
     procs: dict[object, Proc]
     waiting: list[WaitingRun]
     clock: Callable[[], float]
@@ -137,6 +128,9 @@ class RunPlacement:
             self._refuse(event, why)
             return
         assert self.current is not None
+        if self.closing is not None:
+            self._refuse(event, "the computation is closing")
+            return
         if not self._dispatch(event, final=False):
             timeout = float(self.current.spec.timeout)
             self.waiting.append(WaitingRun(event, self.clock() + timeout, timeout))
@@ -150,7 +144,17 @@ class RunPlacement:
         ``final``, a run that cannot go is refused with the reason)."""
         assert self.current is not None
         fanout_kind = event.where[0] in FANOUT_KINDS
-        targets = choose(self.ready(), self.procs, event.where)
+        kind = getattr(event, "kind", "cpu")
+        if fanout_kind:
+            targets = choose(self.ready(), self.procs, event.where)
+        else:
+            placed = place(self.ready(), self.procs, event.where, kind)
+            if placed is HOLD:
+                return False
+            if isinstance(placed, str):
+                self._refuse(event, placed)
+                return True
+            targets = [placed]  # type: ignore[list-item]
         if not final and (not targets or (fanout_kind and not settled(self.procs, event.where))):
             return False
         if not targets:
@@ -159,7 +163,7 @@ class RunPlacement:
         router = self.current.spec.router
         fanout = len(targets) if fanout_kind else 0
         for proc in targets:
-            proc.pending += 1
+            proc.pending[event.rid] = "each" if fanout_kind else kind
             run = p.Run(
                 event.uid,
                 event.rid,
@@ -169,6 +173,7 @@ class RunPlacement:
                 router,
                 fanout,
                 getattr(event, "sources", {}),
+                kind,
             )
             self._send(proc.server, run)
         return True
@@ -176,7 +181,14 @@ class RunPlacement:
     def _serve_waiting(self, now: float) -> None:
         waiting, self.waiting = self.waiting, []
         for held in waiting:
+            request = held.request
+            due = now >= held.deadline
+            fanout = request.where[0] in FANOUT_KINDS
             if self.current is None:
-                self._refuse(held.request, "the computation is closed")
-            elif not self._dispatch(held.request, now >= held.deadline, held.waited):
+                self._refuse(request, "the computation is closed")
+            elif not self._dispatch(request, due and fanout, held.waited):
                 self.waiting.append(held)
+                if due and not held.reported and not self.ready():
+                    held.reported = True  # it goes on waiting: say why, once
+                    reason = unready_reason(self.procs, request.where, held.waited)
+                    self._send(request.router, p.RunWaits(request.rid, request.func_name, reason))

@@ -6,7 +6,9 @@ share, or wipe, each other's directories.
 
 Layout (reference 4): ``<dest root>/discoro/proc-<i>/`` is the working directory of server
 process *i* (wiped at start and at every computation close) and ``<dest root>/discoro/
-proc-<i>.pid`` holds its PID while it runs.
+proc-<i>.pid`` holds its PID while it runs. ``<dest root>/discoro/`` is also the *node
+directory* (later-versions D8): the parent of every server's working directory, where the
+servers also write the current computation's files (removed when it closes).
 
 Rules:
 - A PID file blocks a start only if its PID is alive *and* that process is a discoro server;

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import reprlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from discoro.net.flow import travels_first
+
+if TYPE_CHECKING:
+    from discoro.cluster.nodeinfo import DiscoroNodeInfo
 
 
 @dataclass
@@ -23,6 +26,9 @@ class ShippedFile:
     name: str  # a base name: servers write it into their working directory
     data: bytes
     mode: int
+    # its path relative to the client's working directory, when under it ("" otherwise): the
+    # node directory keeps it there (``../sub/name`` from a server); base name if ""
+    relpath: str = ""
 
 
 @dataclass
@@ -43,6 +49,13 @@ class ComputationSpec:
     sources: dict[str, str] = field(default_factory=dict)
     client_name: str = ""  # the client's name, for status displays
     created: float = 0.0  # wall-clock time the client submitted it
+    # later versions (`discoro.cluster.node_gates`): hooks are names of shipped components
+    node_setup: str | None = None  # run once per node, its globals given to its servers
+    server_setup: str | None = None  # run in each server before it takes jobs
+    disable_nodes: bool = False  # a node waits for `EnableNode`
+    disable_servers: bool = False  # a server waits for `EnableServer` (with server_setup)
+    peers_communicate: bool = False  # servers are introduced to each other (`Peers`)
+    allocate: bool = False  # the client has node allocation rules (`AllocateQuery`)
 
 
 # -- client -> scheduler ------------------------------------------------------------------
@@ -66,6 +79,36 @@ class RunRequest:
     args: bytes  # cloudpickle of (args, kwargs)
     router: Any = None  # where a refusal goes
     sources: dict[str, str] = field(default_factory=dict)  # of ``func``, if not in the spec
+    kind: str = "cpu"  # "cpu" (run*), "result" (run_result*) or "async" (run_async*)
+
+
+@dataclass
+class EnableNode:
+    """Go on with the node at ``addr`` (``disable_nodes``): ``args`` (cloudpickle of
+    ``(args, {})``) are for ``node_setup``."""
+
+    uid: str
+    addr: str
+    args: bytes
+
+
+@dataclass
+class EnableServer:
+    """Go on with the server at ``location`` (``disable_servers``): ``args`` (cloudpickle
+    of ``(args, {})``) are for ``server_setup``. The scheduler forwards it to the server."""
+
+    uid: str
+    location: object
+    args: bytes
+
+
+@dataclass
+class Allocation:
+    """The client's answer to `AllocateQuery`: use ``count`` servers of the node (0: none)."""
+
+    uid: str
+    addr: str
+    count: int
 
 
 @dataclass
@@ -78,9 +121,14 @@ class ListRequest:
 
 @dataclass
 class CloseRequest:
+    """Close when the CPU jobs have ended (and, with ``await_async``, every job); ``force``:
+    now, terminating whatever still runs (also when a close already waits)."""
+
     uid: str
     rid: int = 0
     router: Any = None
+    await_async: bool = False
+    force: bool = False
 
 
 # -- scheduler -> client ------------------------------------------------------------------
@@ -91,6 +139,16 @@ class Reply:
     rid: int
     value: Any
     error: str = ""
+
+
+@dataclass
+class AllocateQuery:
+    """Ask the client how many servers of this node to use (its allocation rules run there,
+    never in the scheduler); the answer is `Allocation`."""
+
+    uid: str
+    info: DiscoroNodeInfo
+    reply_to: object  # the scheduler's request coroutine
 
 
 @dataclass
@@ -107,6 +165,34 @@ class Pulse:
     uid: str
 
 
+@dataclass
+class CloseWaiting:
+    """A close of computation ``uid`` still waits for these jobs (their ``str``), sent
+    every `MsgTimeout` while it waits; the client logs it."""
+
+    uid: str
+    coros: list[str]
+
+
+@dataclass
+class RunWaits:
+    """Run request ``rid`` (of ``func_name``) is still held after the computation's timeout
+    because no process is ready (``reason``); sent once, the client logs it."""
+
+    rid: int
+    func_name: str
+    reason: str
+
+
+@dataclass
+class JobLost:
+    """The job of run request ``rid`` (a ``run_result*``) will never report its value: its
+    process was lost (``reason``)."""
+
+    rid: int
+    reason: str
+
+
 # -- scheduler -> server ------------------------------------------------------------------
 
 
@@ -114,6 +200,18 @@ class Pulse:
 class Setup:
     spec: ComputationSpec
     scheduler: Any  # where the server reports (the scheduler's request coroutine)
+    # this server runs the node's ``node_setup`` with these arguments (cloudpickle bytes of
+    # ``(args, {})``) and answers `NodeSetupDone` first
+    node_setup_args: bytes | None = None
+    node_globals: bytes | None = None  # what node_setup left in its globals (cloudpickle)
+
+
+@dataclass
+class Peers:
+    """Connect to these servers of the computation (``peers_communicate``)."""
+
+    uid: str
+    locations: list[object]
 
 
 @dataclass
@@ -126,6 +224,7 @@ class Run:
     reply_to: Any  # the client's router: the result goes straight to it
     fanout: int = 0  # >0: one of a run_each group; the router collects that many
     sources: dict[str, str] = field(default_factory=dict)  # as in `RunRequest`
+    kind: str = "cpu"  # as in `RunRequest`; "result": send `JobValue` when the job ends
 
 
 @dataclass
@@ -144,6 +243,7 @@ class Watch:
     while no computation is installed; a newer `Watch` replaces the older scheduler."""
 
     scheduler: Any
+    interval: float = 0.0  # seconds between idle pulses (0: the server's default)
 
 
 # -- server -> scheduler ------------------------------------------------------------------
@@ -157,6 +257,18 @@ class SetupDone:
 
 
 @dataclass
+class NodeSetupDone:
+    """The node's ``node_setup`` ended at ``location``: ``node_globals`` (cloudpickle of the
+    globals it made) for the node's other servers, or ``error`` (then this server has
+    uninstalled the computation)."""
+
+    location: object
+    uid: str
+    node_globals: bytes = b""
+    error: str = ""
+
+
+@dataclass
 class JobStarted:
     location: Any
     uid: str
@@ -165,6 +277,7 @@ class JobStarted:
     func_name: str
     start_time: float
     args_repr: str = ""  # a short repr of the arguments, for status pages
+    kind: str = "cpu"  # the `Run`'s kind: "cpu" and "result" jobs hold the CPU slot
     # set when the client's router is where the scheduler is (a private scheduler): the
     # scheduler passes ``RunResult(rid, coro, None, fanout)`` on to ``reply_to`` once it has
     # recorded the job, so the client gets one message per run, not two (issue 9)
@@ -243,6 +356,18 @@ class RunResult:
     coro: Any  # the remote Coro, or None
     error: tuple[Any, ...] | None = None  # (exception class, function name, traceback text)
     fanout: int = 0
+
+
+@dataclass
+class JobValue:
+    """The end of the job of run request ``rid`` (a ``run_result*``): ``data`` is the pickle
+    of its final value, or with ``failed`` of the exception that ended it (``text``: the
+    traceback)."""
+
+    rid: int
+    data: bytes
+    failed: bool = False
+    text: str = ""
 
 
 # -- anyone -> scheduler: status (``discoro status``, the status page) ----------------------

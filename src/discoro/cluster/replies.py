@@ -1,10 +1,11 @@
 """How a client's `Computation` hears from the scheduler and the servers (a mixin).
 
 One router per computation (a `MessageHandler`: no loop turn of its own) receives every
-reply, run result, job failure, output and pulse. Each request the computation makes is a
-future keyed by its request id (`_expect`); the router resolves it with the answer (a
-`Reply`, a `RunResult`, or for a fan-out the list of that many `RunResult` s), and `_wait`
-gives up after a timeout.
+reply, run result, job failure, output and pulse, and the ends of ``run_result*`` jobs
+(`JobValue`/`JobLost`, into ``_values``).
+Each request the computation makes is a future keyed by its request id (`_expect`); the
+router resolves it with the answer (a `Reply`, a `RunResult`, or for a fan-out the list of
+that many `RunResult` s), and `_wait` gives up after a timeout.
 
 Invariants: a request's future is resolved at most once and is forgotten when its wait ends;
 when the computation ends (`_end`: closed, scheduler offline or silent for 5 pulse
@@ -15,6 +16,7 @@ A lost scheduler (offline or silent) is not a normal close: its reason is kept
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     import asyncio
     from collections.abc import Callable
 
+    from discoro.cluster.setup_options import SetupOptions
+
 
 class Replies:
     """The reply side of `Computation` (its attributes are set there)."""
@@ -41,6 +45,7 @@ class Replies:
     pulse_interval: float
     output_handler: Callable[[object, str, str], object] | None
     _waiting: dict[int, asyncio.Future[object]]
+    _values: dict[int, asyncio.Future[object]]  # run_result*: request id -> the job's end
     _fanouts: dict[int, list[p.RunResult]]
     _run_args: dict[int, tuple[tuple[object, ...], dict[str, object]]]  # of pending runs
     status_coro: Coro | None
@@ -49,6 +54,8 @@ class Replies:
     _last_pulse: float
     _last_error: str | None
     _lost_reason: str | None  # why the scheduler is gone (None: it is not)
+    _setup_options: SetupOptions
+    _close_reports: int  # `CloseWaiting` reports received
 
     def _end(self) -> None:
         raise NotImplementedError
@@ -70,13 +77,13 @@ class Replies:
         self, future: asyncio.Future[object], rid: int, timeout: float | None = None
     ) -> object:
         """The answer for request ``rid``, or None if none came within ``timeout``
-        (default: the computation's) or the computation ended."""
+        (default: the computation's; ``math.inf``: no limit) or the computation ended."""
+        limit = timeout or self.timeout
         # the future is awaited as the caller's own wait (asyncio.wait would cost three
         # loop turns per answer, a foreign future two); a timer gives up on it
         timer = None
-        if not future.done():
-            loop = AsynCoro.instance().loop
-            timer = loop.call_later(timeout or self.timeout, _give_up, future)
+        if not future.done() and limit != math.inf:
+            timer = AsynCoro.instance().loop.call_later(limit, _give_up, future)
         try:
             return await wait_own(future)
         finally:
@@ -108,6 +115,18 @@ class Replies:
             future = self._waiting.get(message.rid)
             if future is not None and not future.done():
                 future.set_result(message)
+        elif isinstance(message, p.AllocateQuery):
+            self._allocate(message)
+        elif isinstance(message, (p.JobValue, p.JobLost)):
+            waiter = self._values.get(message.rid)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(message)
+        elif isinstance(message, p.RunWaits):
+            logger.warning("run of %s still waits: %s", message.func_name, message.reason)
+        elif isinstance(message, p.CloseWaiting):
+            self._close_reports += 1  # the first (at once) is news; later ones a concern
+            log = logger.info if self._close_reports == 1 else logger.warning
+            log("close waits for %d job(s) to end: %s", len(message.coros), message.coros)
         elif isinstance(message, p.Pulse):
             self._last_pulse = time.monotonic()
         elif isinstance(message, p.Scheduled):
@@ -156,6 +175,16 @@ class Replies:
             info = CoroInfo(coro, tuple(args), dict(kwargs), time.time())
             status.send(StatusMessage(Status.CoroCreated, info))
 
+    def _allocate(self, query: p.AllocateQuery) -> None:
+        """Answer the scheduler with this client's allocation rules (never run there)."""
+        try:
+            answer = self._setup_options.answer(query)
+        except Exception:
+            logger.exception("node allocation failed for %s; not using it", query.info)
+            answer = p.Allocation(query.uid, str(getattr(query.info, "addr", query.info)), 0)
+        if isinstance(query.reply_to, Coro):
+            query.reply_to.send(answer)
+
     def _show_output(self, output: p.Output) -> None:
         """Show remote output with its origin (`show_remote_output`); then the user's hook."""
         show_remote_output(output.location, output.stream, output.text, output.level)
@@ -170,7 +199,7 @@ class Replies:
         future = self._waiting.get(result.rid)
         if future is None or future.done():
             return
-        if isinstance(result.coro, Coro):
+        if isinstance(result.coro, Coro) and result.rid in self._run_args:
             self._created(result.coro, result.rid)
         if not result.fanout:
             future.set_result(result)

@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from discoro.cluster import interrupt
 from discoro.cluster import protocol as p
-from discoro.cluster.constants import SCHEDULER_NAME, SERVER_NAME, MinPulseInterval, MsgTimeout
+from discoro.cluster.constants import (
+    SCHEDULER_NAME,
+    SERVER_NAME,
+    MaxPulseInterval,
+    MinPulseInterval,
+    MsgTimeout,
+)
 from discoro.cluster.scheduler_state import PeerLost, ProcFound, SchedulerState, Tick
 from discoro.cluster.snapshot import find_running, snapshot
 from discoro.cluster.status import Status
@@ -70,13 +76,30 @@ class Scheduler(Status, metaclass=MetaSingleton):
         http_port: int | None = None,
         http_addr: str = "127.0.0.1",
         clock: Callable[[], float] = time.monotonic,
+        pulse_interval: float | None = None,
+        ping_interval: float = 0,
+        discoronode_port: int | None = None,
         **options: Any,
     ) -> None:
         """``http_port`` (0: any free port): serve the status page (`discoro.web`) on
         ``http_addr``; beyond loopback it asks for a token derived from the secret.
-        ``clock``: the monotonic time of the liveness rules (tests pass a manual one)."""
+        ``clock``: the monotonic time of the liveness rules (tests pass a manual one).
+        Later versions' keywords: ``pulse_interval`` (how often idle server processes
+        report, MinPulseInterval..MaxPulseInterval), ``ping_interval`` (announce the
+        scheduler again every so many seconds), ``discoronode_port`` (the UDP port nodes
+        listen at, when not ``udp_port``)."""
         if zombie_period is not None and zombie_period and zombie_period < 100:
             raise ValueError("zombie_period must be at least 100 seconds (or 0/None: never)")
+        if pulse_interval is not None and not (
+            MinPulseInterval <= pulse_interval <= MaxPulseInterval
+        ):
+            raise ValueError(
+                f"pulse_interval must be {MinPulseInterval}..{MaxPulseInterval} seconds"
+            )
+        if ping_interval:
+            options["announce_interval"] = ping_interval
+        if discoronode_port:
+            options["announce_port"] = discoronode_port
         raise_fd_limit()  # one link per server process
         kernel = AsynCoro._existing_instance()
         if kernel is None:
@@ -93,6 +116,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
             directory.mkdir(parents=True, exist_ok=True)
         self.clock = clock
         self.state = SchedulerState(zombie_period=zombie_period or None, clock=clock)
+        self.state.idle_pulse_interval = float(pulse_interval or 0)
         self._nodes = list(nodes or [])
         self._redialing: set[Location] = set()  # lost processes being dialled now
         self._ready = asyncio.Event()
@@ -155,6 +179,25 @@ class Scheduler(Status, metaclass=MetaSingleton):
     def status_threadsafe(self, timeout: float | None = 5) -> dict[str, Any]:
         """`status` from any thread (blocks up to ``timeout`` seconds for the loop)."""
         return self._on_loop(self.status, timeout)
+
+    def status_line(self) -> str:
+        """One line (from any thread): the current computation's client, running
+        coroutines, queued computations, nodes and server processes."""
+        try:
+            status = self.status_threadsafe()
+        except Exception as exc:
+            return f"no status: {exc!r}"
+        info, totals = status["scheduler"], status["totals"]
+        client = info.get("client")
+        head = f"computation of the client at {client}" if client else "no computation"
+        return (
+            f"{head}; {totals['running']} coroutine(s) running, {info['queued']} queued "
+            f"computation(s); {totals['nodes']} node(s), {totals['procs']} server process(es)"
+        )
+
+    def print_status(self) -> None:
+        """Print `status_line` (later versions' ``Scheduler.print_status``)."""
+        print(f"discoro: {self.status_line()}", flush=True)
 
     def terminate_coros(self, coros: list[str]) -> list[str]:
         """Terminate the running coroutines whose ``str()`` is in ``coros`` (callable from

@@ -8,14 +8,21 @@ Invariants:
 - One computation is current at a time; it reserves every process. The next in the queue
   becomes current only when the current one closes (or its client is lost).
 - A process is set up for the current computation once; only INITIALIZED processes on
-  nodes that have one are eligible for runs. Load = runs dispatched but not ended.
-- Every process the current computation used hears ``Close`` when it closes, and status
-  messages stop (the client's status coroutine is detached) when the client closes it.
-- A run that no process can take yet waits (`discoro.cluster.placement`) until one can or
-  the computation's timeout passes; every request gets exactly one answer (the runs, or a
-  `Reply` with the reason), also when the computation closes while it waits.
+  nodes that have one are eligible for runs. Load = runs dispatched but not ended; a CPU
+  job (``run``, ``run_at``, ``run_result*``) holds its process's one CPU slot until it ends
+  (`discoro.cluster.slots`).
+- Each process and each node is announced (``ServerDiscovered``; ``NodeDiscovered`` for the
+  first of a node, with a `DiscoroNodeInfo`) before its setup, for every computation.
+- An explicit close waits for the CPU jobs (`discoro.cluster.closing`); every process the
+  computation used hears ``Close``, and the status coroutine gets the close-time statuses
+  before the close is answered. Only a lost client detaches the status coroutine.
+- A run that no process can take yet is held (`discoro.cluster.placement`) until one can
+  (a fan-out: until the computation's timeout passes); every request gets exactly one
+  answer (the runs, or a `Reply` with the reason), also when the computation closes while
+  it waits, and also when the process it went to is lost before it started.
 - A process silent for more than 5 pulse intervals is treated as lost: its status becomes
-  disconnected and each of its running coroutines is reported failed to the status coroutine.
+  disconnected and each of its running coroutines is reported failed to the status coroutine
+  (and a ``run_result*`` waiting for one hears `JobLost`).
 - Status bookkeeping (for `discoro.cluster.snapshot`): per process, ``submitted`` counts
   `JobStarted`, ``done`` counts `JobDone` of a job it knew, ``jobs`` holds the running ones
   (``submitted >= done + len(jobs)``: jobs dropped at a close or loss are neither); the
@@ -26,20 +33,23 @@ Invariants:
   computation are lost for silence.
 - A job's end rides in `JobDone` (``exit``) when the status coroutine lives in this process:
   it is passed on to the status coroutine at most once, and never for a job already
-  reported lost; the end of a job dropped at a close still reaches the (detached) status
-  coroutine (`closed_jobs`), as it would have straight from the server.
+  reported lost; the end of a job dropped at a close still reaches the status coroutine
+  (`closed_jobs`), as it would have straight from the server.
 """
 
 from __future__ import annotations
 
-import enum
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from discoro.cluster import protocol as p
+from discoro.cluster.closing import CloseRules, PendingClose
 from discoro.cluster.constants import MISSED_PULSES
+from discoro.cluster.node_gates import NodeGates
+from discoro.cluster.node_gates import ProcState as ProcState
 from discoro.cluster.placement import RunPlacement, WaitingRun
+from discoro.cluster.server_state import BUSY
 from discoro.cluster.status import Status, StatusMessage
 from discoro.errors import MonitorException
 from discoro.net.handlers import exit_notice
@@ -47,18 +57,11 @@ from discoro.net.handlers import exit_notice
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from discoro.cluster.nodeinfo import DiscoroNodeInfo
     from discoro.net.location import Location
 
 
 CLOSED_JOBS_KEPT = 10_000  # jobs of closed computations whose end is still forwarded
-
-
-class ProcState(enum.Enum):
-    DISCOVERED = "discovered"
-    INITIALIZING = "initializing"
-    INITIALIZED = "initialized"
-    CLOSED = "closed"
-    DISCONNECTED = "disconnected"
 
 
 class ProcessLost(Exception):
@@ -72,6 +75,8 @@ class RunningJob(NamedTuple):
     func_name: str
     args: str  # short repr of the arguments
     start_time: float  # wall clock, as the server reported it
+    rid: int = 0  # the run request that made it
+    kind: str = "cpu"  # "cpu" and "result" hold the CPU slot; "async" does not
 
 
 @dataclass
@@ -88,13 +93,15 @@ class Proc:
     server: Any  # the server coroutine handle
     state: ProcState = ProcState.DISCOVERED
     jobs: dict[int, RunningJob] = field(default_factory=dict)
-    pending: int = 0
+    pending: dict[int, str] = field(default_factory=dict)  # dispatched, not started: rid -> kind
     last_heard: float = 0.0
     last_started: float = 0.0  # when its newest job was reported started (tie-breaker)
     submitted: int = 0
     done: int = 0
     load_figures: dict[str, Any] = field(default_factory=dict)  # the latest ServerPulse.load
     updated: float | None = None  # wall clock of the latest pulse
+    busy: bool = False  # refused the current computation while closing an earlier one
+    announced: str | None = None  # the computation its ProcDiscovered was sent for
 
     @property
     def addr(self) -> str:
@@ -102,7 +109,14 @@ class Proc:
 
     @property
     def load(self) -> int:
-        return len(self.jobs) + self.pending
+        return len(self.jobs) + len(self.pending)
+
+    @property
+    def cpu_busy(self) -> bool:
+        """Whether its CPU slot is taken (a CPU job runs or was dispatched)."""
+        return any(job.kind in ("cpu", "result") for job in self.jobs.values()) or any(
+            kind in ("cpu", "result") for kind in self.pending.values()
+        )
 
 
 @dataclass
@@ -141,7 +155,7 @@ class Tick:
     now: float
 
 
-class SchedulerState(RunPlacement):
+class SchedulerState(RunPlacement, CloseRules, NodeGates):
     def __init__(
         self,
         me: Any = None,
@@ -157,6 +171,8 @@ class SchedulerState(RunPlacement):
         self.actions: list[Send] = []
         self.node_load: dict[str, NodeLoad] = {}  # node address -> latest figures
         self.waiting: list[WaitingRun] = []  # runs of the current computation held for now
+        self.idle_pulse_interval = 0.0  # asked of idle processes (0: their default)
+        self.closing: PendingClose | None = None  # the current computation's close waits
         # (process location, job id) -> status coroutine, for the jobs still running when
         # their computation closed: their end (`JobDone.exit`) still goes there
         self.closed_jobs: dict[tuple[object, int], object] = {}
@@ -173,6 +189,11 @@ class SchedulerState(RunPlacement):
     def ready(self) -> dict[str, list[Proc]]:
         return self.nodes(ProcState.INITIALIZED)
 
+    def node_info_of(self, addr: str) -> DiscoroNodeInfo:
+        """The `DiscoroNodeInfo` of the node at ``addr`` (`NodeGates.node_info_of`; named here
+        because the close rules use it too)."""
+        return NodeGates.node_info_of(self, addr)
+
     def lost_locations(self) -> list[Location]:
         """Where the processes lost (disconnected) and not found again are: the shell
         re-probes them, so a process cut off by a partition is used again once it heals."""
@@ -187,8 +208,11 @@ class SchedulerState(RunPlacement):
         handler = getattr(self, "on_" + type(event).__name__, None)
         if handler is not None:
             handler(event)
+        now = event.now if isinstance(event, Tick) else self.clock()
         if self.waiting:
-            self._serve_waiting(event.now if isinstance(event, Tick) else self.clock())
+            self._serve_waiting(now)
+        if self.closing is not None:
+            self._check_close(now)
         return self.actions
 
     def _send(self, to: Any, message: Any) -> None:
@@ -210,40 +234,60 @@ class SchedulerState(RunPlacement):
             return
         proc = self.procs[event.location] = Proc(event.location, event.server)
         if self.me is not None:
-            self._send(proc.server, p.Watch(self.me))  # idle pulses: figures for status pages
+            # idle pulses: figures for status pages
+            self._send(proc.server, p.Watch(self.me, self.idle_pulse_interval))
         if self.current is not None:
-            self._setup(proc, announce=True)
+            self._admit(proc)  # through its node's gates (`discoro.cluster.node_gates`)
 
-    def _setup(self, proc: Proc, announce: bool) -> None:
+    def _setup(self, proc: Proc, node_setup_args: bytes | None = None) -> None:
+        """Send ``proc`` the computation (``node_setup_args``: it runs node_setup too)."""
         assert self.current is not None
-        if announce:
-            if not any(
-                other.state is not ProcState.DISCONNECTED and other is not proc
-                for other in self.procs.values()
-                if other.addr == proc.addr and other.state is not ProcState.DISCOVERED
-            ):
-                self._status(Status.NodeDiscovered, proc.addr)
+        if proc.announced != self.current.spec.uid:
+            proc.announced = self.current.spec.uid
             self._status(Status.ProcDiscovered, proc.location)
         proc.state = ProcState.INITIALIZING
         proc.last_heard = self.clock()
-        self._send(proc.server, p.Setup(self.current.spec, self.me))
+        record = self.node_records.get(proc.addr)
+        node_globals = record.node_globals if record is not None else None
+        self._send(proc.server, p.Setup(self.current.spec, self.me, node_setup_args, node_globals))
 
     def on_SetupDone(self, event: p.SetupDone) -> None:
         proc = self.procs.get(event.location)
         if proc is None or proc.state is not ProcState.INITIALIZING:
             return
+        if self._uid_ok(event.uid) and event.error.startswith(BUSY):
+            # still closing an earlier computation (its client just ended): the next tick
+            # tries again, without a status
+            proc.state = ProcState.DISCOVERED
+            proc.busy = True
+            return
         if not self._uid_ok(event.uid) or event.error:
             proc.state = ProcState.CLOSED
             if event.error:
                 self._status(Status.ProcIgnore, proc.location)
+                assert self.current is not None
+                spec = self.current.spec
+                why = f"server {proc.location} is not used: its setup failed: {event.error}"
+                self._send(spec.router, p.Output(proc.location, spec.uid, "log", why, 30))
+                self._node_setup_lost(proc)
             return
         if not any(
             other.state is ProcState.INITIALIZED for other in self.ready().get(proc.addr, [])
         ):
-            self._status(Status.NodeInitialized, proc.addr)
+            self._status(Status.NodeInitialized, self.node_info_of(proc.addr))
         proc.state = ProcState.INITIALIZED
         proc.last_heard = self.clock()
         self._status(Status.ProcInitialized, proc.location)
+        assert self.current is not None
+        if getattr(self.current.spec, "peers_communicate", False):
+            others = [
+                other.location
+                for others in self.ready().values()
+                for other in others
+                if other is not proc
+            ]
+            if others:
+                self._send(proc.server, p.Peers(self.current.spec.uid, others))
 
     def on_PeerLost(self, event: PeerLost) -> None:
         proc = self.procs.get(event.location)
@@ -258,22 +302,30 @@ class SchedulerState(RunPlacement):
             return
         was_active = proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
         proc.state = ProcState.DISCONNECTED
-        proc.pending = 0
+        pending, proc.pending = proc.pending, {}
         if self.current is None or not was_active:
             proc.jobs.clear()
             return
         status_coro = self.current.spec.status_coro
+        router = self.current.spec.router
+        reason = f"process {proc.location} was lost"
+        for rid, kind in pending.items():
+            if kind != "each":  # a fan-out's other processes answer; its wait ends it
+                self._send(router, p.Reply(rid, None, reason))
         for info in proc.jobs.values():
-            error = ProcessLost(f"process {proc.location} was lost")
+            error = ProcessLost(reason)
             self._send(status_coro, MonitorException(info.coro, (ProcessLost, error)))
+            if info.kind == "result":
+                self._send(router, p.JobLost(info.rid, reason))
         proc.jobs.clear()
         self._status(Status.ProcDisconnected, proc.location)
+        self._node_setup_lost(proc)
         if not any(
             other.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
             for other in self.procs.values()
             if other.addr == proc.addr
         ):
-            self._status(Status.NodeDisconnected, proc.addr)
+            self._status(Status.NodeDisconnected, self.node_info_of(proc.addr))
 
     def on_ServerPulse(self, event: p.ServerPulse) -> None:
         proc = self.procs.get(event.location)
@@ -283,6 +335,7 @@ class SchedulerState(RunPlacement):
                 proc.load_figures = dict(event.load)
                 proc.updated = time.time()
                 self.node_load[proc.addr] = NodeLoad(proc.load_figures, proc.updated)
+                self._node_pulse(proc)
 
     def on_Tick(self, event: Tick) -> None:
         current = self.current
@@ -293,6 +346,9 @@ class SchedulerState(RunPlacement):
             active = proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
             if active and event.now - proc.last_heard > limit:
                 self._lose(proc)
+            elif proc.busy and proc.state is ProcState.DISCOVERED:
+                proc.busy = False
+                self._admit(proc)
         self._send(current.spec.router, p.Pulse(current.spec.uid))
 
     # -- computations -----------------------------------------------------------------------
@@ -309,46 +365,11 @@ class SchedulerState(RunPlacement):
         if self.current is not None or not self.queue:
             return
         self.current = self.queue.pop(0)
+        self.reset_nodes()
         self._send(self.current.spec.router, p.Scheduled(self.current.spec.uid))
-        for proc in self.procs.values():
+        for proc in list(self.procs.values()):
             if proc.state in (ProcState.DISCOVERED, ProcState.CLOSED):
-                self._setup(proc, announce=True)
-
-    def on_CloseRequest(self, event: p.CloseRequest) -> None:
-        for index, queued in enumerate(self.queue):
-            if queued.spec.uid == event.uid:
-                del self.queue[index]
-                self._send(queued.spec.router, p.Reply(event.rid, 0))
-                return
-        if not self._uid_ok(event.uid):
-            self._send(event.router, p.Reply(event.rid, -1, "no such computation"))
-            return
-        self._close_current(client_gone=False)
-        self._send(event.router, p.Reply(event.rid, 0))
-
-    def _close_current(self, client_gone: bool, idle: bool = False) -> None:
-        current = self.current
-        if current is None:
-            return
-        status = current.spec.status_coro
-        if not idle:
-            current.spec.status_coro = None  # detached: the client asked, or is gone
-        for proc in self.procs.values():
-            if proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED):
-                self._send(proc.server, p.Close(current.spec.uid))
-                proc.state = ProcState.CLOSED
-            if status is not None and not client_gone:
-                for coro_id in proc.jobs:  # a JobDone on its way still reaches it
-                    self._remember_closed(proc.location, coro_id, status)
-            proc.jobs.clear()
-            proc.pending = 0
-        if idle:
-            self._status(Status.ComputationClosed, self.me.location if self.me else None)
-        waiting, self.waiting = self.waiting, []
-        for held in waiting:
-            self._refuse(held.request, "the computation is closed")
-        self.current = None
-        self._next()
+                self._admit(proc)
 
     def on_ServerClosed(self, event: p.ServerClosed) -> None:
         proc = self.procs.get(event.location)
@@ -360,17 +381,12 @@ class SchedulerState(RunPlacement):
             self._status(Status.ProcClosed, proc.location)
             node = [other for other in self.procs.values() if other.addr == proc.addr]
             if all(other.state is not ProcState.INITIALIZED for other in node):
-                self._status(Status.NodeClosed, proc.addr)
+                self._status(Status.NodeClosed, self.node_info_of(proc.addr))
         if not any(
             proc.state in (ProcState.INITIALIZING, ProcState.INITIALIZED)
             for proc in self.procs.values()
         ):
             self._close_current(client_gone=False, idle=True)
-
-    def _remember_closed(self, location: object, coro_id: int, status: object) -> None:
-        self.closed_jobs[(location, coro_id)] = status
-        while len(self.closed_jobs) > CLOSED_JOBS_KEPT:
-            del self.closed_jobs[next(iter(self.closed_jobs))]
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -380,9 +396,10 @@ class SchedulerState(RunPlacement):
         proc = self.procs.get(event.location)
         if proc is None or not self._uid_ok(event.uid):
             return
-        proc.pending = max(0, proc.pending - 1)
+        proc.pending.pop(event.rid, None)
+        kind = getattr(event, "kind", "cpu")
         proc.jobs[event.coro._id] = RunningJob(
-            event.coro, event.func_name, event.args_repr, event.start_time
+            event.coro, event.func_name, event.args_repr, event.start_time, event.rid, kind
         )
         proc.submitted += 1
         proc.last_heard = proc.last_started = self.clock()
@@ -390,7 +407,7 @@ class SchedulerState(RunPlacement):
     def on_JobFailed(self, event: p.JobFailed) -> None:
         proc = self.procs.get(event.location)
         if proc is not None:
-            proc.pending = max(0, proc.pending - 1)
+            proc.pending.pop(event.rid, None)
 
     def on_JobDone(self, event: p.JobDone) -> None:
         proc = self.procs.get(event.location)
@@ -400,14 +417,21 @@ class SchedulerState(RunPlacement):
         if event.exit is None:
             return
         # the job's end for the status coroutine: to the current one while the job runs
-        # here, to the detached one of a closed computation for a job dropped at the close,
-        # and never for a job already reported lost
+        # here, to that of a closed computation for a job dropped at the close, and never
+        # for a job already reported lost
         status = self.closed_jobs.pop((event.location, event.coro_id), None)
         if job is not None and self.current is not None and self._uid_ok(event.uid):
             status = self.current.spec.status_coro
         if status is not None:
             observed, fields, payload = event.exit
             self._send(status, exit_notice(observed, fields, payload))
+
+    def _remember_closed(self, location: object, coro_id: int, status: object) -> None:
+        """The end of job ``coro_id`` at ``location``, dropped at a close, still goes to
+        ``status`` when its `JobDone` comes (the latest `CLOSED_JOBS_KEPT` are kept)."""
+        self.closed_jobs[(location, coro_id)] = status
+        while len(self.closed_jobs) > CLOSED_JOBS_KEPT:
+            del self.closed_jobs[next(iter(self.closed_jobs))]
 
     def on_ListRequest(self, event: p.ListRequest) -> None:
         if not self._uid_ok(event.uid):

@@ -7,13 +7,22 @@ create job coroutines, send replies and reports). Messages it handles:
 - `Setup`: refused with ``SetupDone(error=...)`` while another computation is installed or
   the process quits; else files and code go into a fresh namespace, ``SetupDone`` goes to
   ``Setup.scheduler`` and a pulser sends ``ServerPulse`` every pulse interval.
+- Setup hooks (later versions, `discoro.cluster.setup_hooks`): a `Setup` with
+  ``node_setup_args`` runs the computation's node_setup here first and answers
+  `NodeSetupDone` with the globals it made (a `Setup` with ``node_globals`` installs them);
+  with ``server_setup`` the server runs it (after `EnableServer` when ``disable_servers``)
+  before ``SetupDone``. A failing hook: the failure goes to the scheduler, and the
+  computation is uninstalled here. `Peers` (``peers_communicate``): connect to those servers.
 - `Run`: the function (a shipped name, or cloudpickle bytes rebound into the namespace) runs
   as a job coroutine, monitored by this coroutine and by the computation's ``status_coro``.
   ``RunResult`` goes to ``Run.reply_to`` (the coroutine, or the ``(exception class, function
   name, traceback text)`` of a failure) and ``JobStarted``/``JobFailed`` to the scheduler;
   when a job ends, ``JobDone``, at once (from the job's end, not a later loop turn). With
   ``spec.remote_output``, what jobs print and log goes to the client's router as `Output`
-  (see `discoro.cluster.output`), flushed before each job's end is reported.
+  (see `discoro.cluster.output`), flushed before each job's end is reported. A
+  ``run_result*`` job (``Run.kind`` "result") also sends its end to the router as
+  `JobValue` (the pickled final value, or the exception and its traceback), after its
+  `RunResult`, whatever ends it (even a close).
 - One message where two would go to one process (issue 9): when ``Run.reply_to`` lives
   where the scheduler does (a private scheduler), the ``RunResult`` rides in ``JobStarted``
   and the scheduler passes it on after recording the job; when the status coroutine lives
@@ -24,9 +33,10 @@ create job coroutines, send replies and reports). Messages it handles:
   the latest `KEEP_ENDED` of the installed computation), so a client's ``monitor()`` that
   arrives after a fast job ended still gets its `MonitorException`, at once.
 - A job that ends with an exception that only this server hears of (no status coroutine,
-  no ``monitor()`` from anyone) is shown at the client: `JobError` with its traceback goes
-  to the router. Tracebacks read as on the client: the client's source text of the shipped
-  code is in `linecache` while the computation is installed (`discoro.cluster.sources`).
+  no ``monitor()`` from anyone, not a ``run_result*`` job) is shown at the client:
+  `JobError` with its traceback goes to the router. Tracebacks read as on the client: the
+  client's source text of the shipped code is in `linecache` while the computation is
+  installed (`discoro.cluster.sources`).
 - `Close`: jobs are terminated, the namespace is closed, ``ServerClosed`` goes to the
   scheduler. The computation also closes by itself (``ServerClosed(idle=True)``) after its
   zombie period without jobs, and without a report when the scheduler is unreachable for 5
@@ -41,6 +51,12 @@ create job coroutines, send replies and reports). Messages it handles:
   it is found again.
 - `Quit`: no more `Setup`/`Run`; running jobs finish; then the coroutine ends (the process
   exits).
+- From the node's operator (`drain`, `retire`, `report_status`, callable from any thread):
+  close the computation once its jobs are done and take no new job meanwhile; take no more
+  computations (with the reason); say in one line what this process does. The node's rules
+  (`NodeRules`: ``--serve``, ``--zombie_period``, pulse bounds, ``--msg_timeout``) are applied
+  by `ServerState`. Each install and close is told to ``events`` (the node counts computations
+  served from them).
 
 Everything runs on the kernel's loop thread; sends are fire-and-forget (FIFO per peer pair),
 only pulses wait for delivery.
@@ -48,6 +64,8 @@ only pulses wait for delivery.
 
 from __future__ import annotations
 
+import os
+import pickle
 import time
 import traceback
 from collections import deque
@@ -56,16 +74,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import protocol as p
+from discoro.cluster import setup_hooks as hooks
 from discoro.cluster import sources
 from discoro.cluster.constants import SERVER_NAME, MinPulseInterval
 from discoro.cluster.load import LoadMeter
 from discoro.cluster.namespace import Namespace
 from discoro.cluster.output import OutputCapture
 from discoro.cluster.server_job import ServerJob
-from discoro.cluster.server_state import Installed, PulseTracker, SchedulerLost, ServerState
+from discoro.cluster.server_state import (
+    Installed,
+    NodeRules,
+    PulseTracker,
+    SchedulerLost,
+    ServerState,
+)
 from discoro.core.coro import Coro
 from discoro.core.log import logger
-from discoro.errors import MonitorException
+from discoro.errors import MonitorException, RemoteError
 from discoro.net.handlers import encode_exit
 from discoro.net.location import PeerStatus
 from discoro.net.runtime import network_of
@@ -77,6 +102,7 @@ if TYPE_CHECKING:
 
 IDLE_PULSE_INTERVAL = MinPulseInterval * 2  # pulses to a `Watch` scheduler while idle
 KEEP_ENDED = 1000  # ended jobs kept findable for late monitor requests
+PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
 @dataclass
@@ -91,26 +117,68 @@ class Abort:
     """Internal: terminate every job and end now (a second interrupt)."""
 
 
+@dataclass
+class OperatorRequest:
+    """Internal: the node's operator asks to ``drain``, ``retire`` (with ``reason``) or for a
+    ``status`` line."""
+
+    what: str
+    reason: str = ""
+
+
+def job_value(rid: int, info: tuple[object, ...]) -> p.JobValue:
+    """`JobValue` for a job that ended with ``info`` (a local monitor's ``(StopIteration,
+    value)`` or ``(type, exception, traceback)``); what does not pickle is replaced by a
+    `RemoteError` that names it."""
+    kind, value = info[0], info[1]
+    if kind is StopIteration:
+        try:
+            return p.JobValue(rid, pickle.dumps(value, PROTOCOL))
+        except Exception as exc:
+            text = f"the value ({type(value).__qualname__}) does not pickle: {exc}"
+            return p.JobValue(rid, pickle.dumps(RemoteError("PicklingError", text), PROTOCOL), True)
+    text = sources.format_failure(info)
+    try:
+        data = pickle.dumps(value, PROTOCOL)
+    except Exception:
+        name = getattr(kind, "__name__", str(kind))
+        data = pickle.dumps(RemoteError(name, str(value), text), PROTOCOL)
+    return p.JobValue(rid, data, True, text)
+
+
 class Server:
     """The logic of one server process; `start` runs it as the ``discoro_proc`` coroutine."""
 
     def __init__(
-        self, kernel: AsynCoro, workdir: str | Path, clock: Callable[[], float] = time.monotonic
+        self,
+        kernel: AsynCoro,
+        workdir: str | Path,
+        clock: Callable[[], float] = time.monotonic,
+        node_dir: str | Path | None = None,
+        rules: NodeRules | None = None,
+        events: Callable[[str, str], None] | None = None,
     ) -> None:
         """``clock``: the monotonic time of the state's deadlines (pulses, zombie period);
-        tests pass a manual one."""
+        tests pass a manual one. ``node_dir``: the node directory (the parent of the working
+        directories of the node's servers), where computation files go too.
+        ``events(kind, text)`` hears ``installed``/``closed`` (the computation's uid) and
+        ``status`` (the line `report_status` asked for)."""
         self.kernel = kernel
         self.clock = clock
         self.workdir = Path(workdir)
-        self.state = ServerState()
+        self.node_dir = Path(node_dir) if node_dir is not None else None
+        self.state = ServerState(rules)
+        self.events = events
         self.namespace: Namespace | None = None
         self.coro: Coro | None = None
         self.location: Any = None
         self.output: OutputCapture | None = None  # remote output of the installed computation
         self.watched: Any = None  # the scheduler of the latest `Watch` (idle pulses)
         self.watcher: Coro | None = None  # the coroutine sending them
+        self.watch_interval: float = IDLE_PULSE_INTERVAL  # between them
         self.ended: deque[int] = deque()  # ids of ended jobs still in the network's ended_coros
         self.sources: dict[str, list[str]] = {}  # source text in linecache (`sources.register`)
+        self.results: dict[int, tuple[int, Coro]] = {}  # job id -> (rid, router): JobValue due
 
     def start(self) -> Coro:
         self.coro = Coro(self._main)
@@ -124,6 +192,50 @@ class Server:
     def abort(self) -> None:
         if self.coro is not None:
             self.coro.send(Abort())
+
+    def drain(self) -> None:
+        """Close the computation once its jobs are done; no new job meanwhile."""
+        if self.coro is not None:
+            self.coro.send(OperatorRequest("drain"))
+
+    def retire(self, reason: str) -> None:
+        """Take no more computations (``reason`` goes to the schedulers that ask)."""
+        if self.coro is not None:
+            self.coro.send(OperatorRequest("retire", reason))
+
+    def report_status(self) -> None:
+        """Tell ``events`` one ``status`` line: what this process does now."""
+        if self.coro is not None:
+            self.coro.send(OperatorRequest("status"))
+
+    def _tell(self, kind: str, text: str) -> None:
+        if self.events is not None:
+            try:
+                self.events(kind, text)
+            except Exception:
+                logger.exception("discoro_proc: cannot report %s %s", kind, text)
+
+    def status_line(self) -> str:
+        current = self.state.current
+        head = f"{self.kernel.name} at {self.location}, pid {os.getpid()}"
+        if current is None:
+            return f"{head}: not currently used"
+        where = getattr(current.scheduler, "location", current.scheduler)
+        closing = ", closing" if self.state.draining else ""
+        return (
+            f"{head}: {len(current.jobs)} coroutine(s) running for the scheduler at "
+            f"{where}{closing}"
+        )
+
+    def _operator(self, request: OperatorRequest) -> None:
+        if request.what == "drain":
+            current = self.state.current
+            if self.state.drain() and current is not None:
+                logger.info("closing computation %s when its jobs are done", current.uid)
+        elif request.what == "retire":
+            self.state.retired = request.reason or "the node takes no more computations"
+        elif request.what == "status":
+            self._tell("status", self.status_line())
 
     # -- the coroutine -----------------------------------------------------------------------
 
@@ -153,6 +265,7 @@ class Server:
 
     def _handle(self, message: Any) -> None:
         if isinstance(message, MonitorException):
+            self._send_value(message)
             self._job_ended(message.args[0])
         elif isinstance(message, p.Run):
             self._run(message)
@@ -161,7 +274,15 @@ class Server:
         elif isinstance(message, p.Close):
             self._close(uid=message.uid)
         elif isinstance(message, p.Watch):
-            self._watch(message.scheduler)
+            self._watch(message.scheduler, message.interval)
+        elif isinstance(message, p.EnableServer):
+            current = self.state.current
+            if current is not None and current.uid == message.uid and current.preparer:
+                current.preparer.send(message)
+        elif isinstance(message, p.Peers):
+            current = self.state.current
+            if current is not None and current.uid == message.uid:
+                Coro(self._introduce, list(message.locations))
         elif isinstance(message, PeerStatus):
             if (
                 message.status == PeerStatus.Offline
@@ -187,6 +308,8 @@ class Server:
         elif isinstance(message, Abort):
             self.state.quitting = True
             self._close()
+        elif isinstance(message, OperatorRequest):
+            self._operator(message)
         else:
             logger.warning("discoro_proc ignores unexpected message %r", message)
 
@@ -194,17 +317,20 @@ class Server:
 
     def _setup(self, setup: p.Setup) -> None:
         spec = setup.spec
-        refusal = self.state.setup_refusal(spec.uid)
+        refusal = self.state.setup_refusal(spec.uid, spec.pulse_interval)
         if refusal is None and self.state.current is not None:
             setup.scheduler.send(p.SetupDone(self.location, spec.uid))  # a repeated Setup
             return
         if refusal is not None:
             setup.scheduler.send(p.SetupDone(self.location, spec.uid, error=refusal))
             return
-        namespace = Namespace(self.workdir)
+        namespace = Namespace(self.workdir, self.node_dir)
         self.sources = sources.register(getattr(spec, "sources", {}))
         try:
             namespace.install(spec.code, spec.files)
+            node_globals = getattr(setup, "node_globals", None)
+            if node_globals:
+                hooks.install_globals(namespace, node_globals)
         except Exception:
             text = traceback.format_exc()
             logger.warning("setup of computation %s failed:\n%s", spec.uid, text)
@@ -224,14 +350,68 @@ class Server:
         )
         current.router = spec.router
         current.merge_exits = _same_process(spec.status_coro, setup.scheduler)
-        setup.scheduler.send(p.SetupDone(self.location, spec.uid))
+        node_setup_args = getattr(setup, "node_setup_args", None)
+        if node_setup_args is None and not getattr(spec, "server_setup", None):
+            setup.scheduler.send(p.SetupDone(self.location, spec.uid))
         current.pulser = Coro(self._pulse, current)
         if getattr(spec, "remote_output", True) and spec.router is not None:
             self.output = OutputCapture(
                 self.kernel, self.location, spec.uid, spec.router, self._is_internal
             )
             self.output.install()
+        if node_setup_args is not None or getattr(spec, "server_setup", None):
+            current.preparer = Coro(self._prepare, setup, current)
         logger.debug("computation %s installed", spec.uid)
+        self._tell("installed", spec.uid)
+
+    async def _prepare(self, setup: p.Setup, current: Installed, coro: Coro | None = None) -> None:
+        """Run the computation's setup hooks here (`discoro.cluster.setup_hooks`); report
+        `NodeSetupDone` / `SetupDone`; on a failure, uninstall the computation."""
+        assert coro is not None
+        coro.set_daemon()
+        spec, namespace = setup.spec, self.namespace
+        assert namespace is not None
+        if setup.node_setup_args is not None and spec.node_setup:
+            before = hooks.snapshot(namespace)
+            error = await hooks.run_hook(namespace, spec.node_setup, setup.node_setup_args, coro)
+            data = b""
+            if error is None:
+                try:
+                    data = hooks.changed_globals(namespace, before)
+                except ValueError as exc:
+                    error = f"{spec.node_setup}: {exc}"
+            if self.state.current is not current:
+                return
+            setup.scheduler.send(p.NodeSetupDone(self.location, spec.uid, data, error or ""))
+            if error is not None:
+                logger.debug("node_setup failed; not serving %s:\n%s", spec.uid, error)
+                current.preparer = None
+                self._close(uid=spec.uid, lost="its node_setup failed")
+                return
+        if spec.server_setup:
+            args = b""
+            if spec.disable_servers:
+                enable = await hooks.wait_for(coro, p.EnableServer)
+                args = getattr(enable, "args", b"")
+            error = await hooks.run_hook(namespace, spec.server_setup, args, coro)
+            if self.state.current is not current:
+                return
+            if error is not None:
+                logger.debug("server_setup failed; not serving %s:\n%s", spec.uid, error)
+                setup.scheduler.send(p.SetupDone(self.location, spec.uid, error=error))
+                current.preparer = None
+                self._close(uid=spec.uid, lost="its server_setup failed")
+                return
+        current.preparer = None
+        setup.scheduler.send(p.SetupDone(self.location, spec.uid))
+
+    async def _introduce(self, locations: list[object], coro: Coro | None = None) -> None:
+        """Connect to the computation's other servers (``peers_communicate``)."""
+        assert coro is not None
+        coro.set_daemon()
+        for location in locations:
+            if location != self.location and await self.kernel.peer(location) != 0:
+                logger.debug("peers_communicate: cannot reach %s", location)
 
     async def _pulse(self, current: Installed, coro: Any = None) -> None:
         coro.set_daemon()
@@ -242,7 +422,8 @@ class Server:
         while self.state.current is current:
             load = meter.measure()  # cheap: psutil without blocking
             pulse = p.ServerPulse(self.location, current.uid, len(current.jobs), load)
-            delivered = await current.scheduler.deliver(pulse, timeout=interval)
+            wait = min(interval, self.state.rules.msg_timeout)
+            delivered = await current.scheduler.deliver(pulse, timeout=wait)
             if self.state.current is not current:
                 break
             if delivered == 1:
@@ -252,8 +433,9 @@ class Server:
                 break
             await coro.sleep(interval)
 
-    def _watch(self, scheduler: Any) -> None:
+    def _watch(self, scheduler: Any, interval: float = 0.0) -> None:
         self.watched = scheduler
+        self.watch_interval = interval or IDLE_PULSE_INTERVAL
         if scheduler is not None and self.watcher is None:
             self.watcher = Coro(self._idle_pulse)
 
@@ -270,7 +452,7 @@ class Server:
                         logger.debug("idle pulses to %s stopped: send failed", scheduler)
                         self.watched = None
                         break
-                await coro.sleep(IDLE_PULSE_INTERVAL)
+                await coro.sleep(self.watch_interval)
         finally:
             if self.watcher is coro:
                 self.watcher = None
@@ -312,8 +494,11 @@ class Server:
             job.notify(current.status_coro)
         # the scheduler hears of the job before the client does: if this process dies right
         # after the client got its coroutine, the scheduler still reports the coroutine lost
+        kind = getattr(run, "kind", "cpu")
+        if kind == "result":
+            self.results[job.id] = (run.rid, run.reply_to)
         started = p.JobStarted(
-            self.location, run.uid, run.rid, job, run.func_name, time.time(), shown
+            self.location, run.uid, run.rid, job, run.func_name, time.time(), shown, kind
         )
         if _same_process(run.reply_to, current.scheduler):
             started.reply_to, started.fanout = run.reply_to, run.fanout  # passed on from there
@@ -321,6 +506,15 @@ class Server:
             return
         current.scheduler.send(started)
         run.reply_to.send(p.RunResult(run.rid, job, None, run.fanout))
+
+    def _send_value(self, ended: MonitorException) -> None:
+        """A ``run_result*`` job ended: its value (or exception) to the client's router."""
+        job = ended.args[0]
+        wanted = self.results.pop(getattr(job, "id", -1), None)
+        if wanted is None:
+            return
+        rid, router = wanted
+        router.send(job_value(rid, ended.args[1]))
 
     def _is_internal(self, coro: Any) -> bool:
         """Whether ``coro`` is this server's own (its output is not the computation's)."""
@@ -348,18 +542,22 @@ class Server:
             return
         if current.merge_exits or any(monitor is not self.coro for monitor in monitors):
             return  # its status coroutine or a monitor() of the program handles it
+        if job.id in self.results:
+            return  # a run_result*: its caller gets the exception (`JobValue`)
         text = sources.format_failure(exc_info)
         current.router.send(p.JobError(self.location, current.uid, job, text))
 
     def _job_done(self, job: Coro, value: object, exc_info: tuple[object, ...] | None) -> None:
-        """A job ended (its monitors were told): report it to the scheduler at once, with
-        its end for the status coroutine when that goes through the scheduler."""
+        """A job ended (its monitors were told): its value to a ``run_result*`` caller, and
+        the report to the scheduler, at once, with its end for the status coroutine when
+        that goes through the scheduler."""
         current = self.state.current
         if current is None or job.id not in current.jobs:
             return
+        info = exc_info if exc_info is not None else (StopIteration, value)
+        self._send_value(MonitorException(job, info))
         ended: tuple[object, dict[str, object], bytes] | None = None
         if current.merge_exits and current.status_coro is not None:
-            info = exc_info if exc_info is not None else (StopIteration, value)
             fields, payload = encode_exit(job, info)
             ended = (job, fields, payload)
         self._job_ended(job, ended)
@@ -414,6 +612,9 @@ class Server:
             ended_coros.pop(self.ended.popleft(), None)
         if current.pulser is not None:
             current.pulser.terminate()
+        preparer, current.preparer = current.preparer, None
+        if preparer is not None:
+            preparer.terminate()
         output, self.output = self.output, None
         if output is not None:
             output.close()
@@ -429,6 +630,7 @@ class Server:
         if lost is None:
             current.scheduler.send(p.ServerClosed(self.location, current.uid, idle))
         logger.debug("computation %s closed%s", current.uid, " (idle)" if idle else "")
+        self._tell("closed", current.uid)
 
 
 def _same_process(coro: object, other: object) -> bool:

@@ -1,5 +1,6 @@
 """Run one server process: ``python -m discoro.cluster.server_main --index I --prefix P
---options JSON [--watch-stdin] [--debug | --log-level LEVEL]`` (the node program starts these).
+--options JSON [--rules JSON] [--watch-stdin] [--debug | --log-level LEVEL]`` (the node
+program starts these; ``--rules`` are the node's `NodeRules`).
 
 `serve` claims the process's PID file (a live discoro server holding it stops us with a clear
 notice; a stale one is replaced), empties its working directory ``<dest root>/discoro/
@@ -12,6 +13,9 @@ start: ...`` and exits with `EXIT_CANNOT_START`, never a traceback.
 
 Quitting: SIGTERM or SIGINT (and, with ``--watch-stdin``, a ``quit`` line or the end of
 stdin: the node died) sends `Quit`; a second signal aborts running jobs; a third exits at once.
+The node's other lines on stdin: ``terminate`` (abort jobs, then quit), ``close`` (`Server.drain`),
+``retire REASON``, ``status``. What the node counts and shows goes to stdout as lines
+``discoro_proc <i> installed|closed <uid>`` and ``discoro_proc <i> status: <text>``.
 Never an orphan: after the end of stdin a watchdog thread, which user code cannot block, exits
 the process if it has not quit within `ORPHAN_GRACE` seconds (a job that never yields).
 The secret is never on the command line: children get it in ``DISCORO_SECRET``.
@@ -38,10 +42,17 @@ ORPHAN_GRACE = 5.0
 EXIT_CANNOT_START = 4  # a port, address or file it was given cannot be used (one line said so)
 
 
-def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = False) -> int:
+def serve(
+    index: int,
+    prefix: str,
+    options: dict[str, Any],
+    watch_stdin: bool = False,
+    rules: dict[str, float] | None = None,
+) -> int:
     """Run server process ``index``; its exit status."""
     import discoro.net  # noqa: F401  (installs the network layer)
     from discoro.cluster.server import Server
+    from discoro.cluster.server_state import NodeRules
     from discoro.core.kernel import AsynCoro
 
     pid_path = procdir.pidfile(options, index)
@@ -64,7 +75,14 @@ def serve(index: int, prefix: str, options: dict[str, Any], watch_stdin: bool = 
             print(f"discoro_proc {index}: cannot start: {exc}", flush=True)
             return EXIT_CANNOT_START
         kernel.dest_path = str(workdir)
-        server = Server(kernel, workdir)
+        out = sys.stdout  # the node's pipe: never a computation's captured output
+
+        def tell(kind: str, text: str) -> None:
+            separator = ": " if kind == "status" else " "
+            print(f"discoro_proc {index} {kind}{separator}{text}", file=out, flush=True)
+
+        server = Server(kernel, workdir, rules=NodeRules.from_dict(rules or {}), events=tell)
+        server.node_dir = procdir.procs_dir(options)  # computation files go there too (D8)
         coro = server.start()
         _install_interrupts(server, watch_stdin)
         print(f"discoro_proc {index} ready at {kernel.location} pid {os.getpid()}", flush=True)
@@ -101,13 +119,26 @@ def _install_interrupts(server: Any, watch_stdin: bool) -> None:
     if watch_stdin:
 
         def watch() -> None:
+            told = False  # to quit, by the node: the end of stdin then means no orphan
             try:
                 for line in sys.stdin:
-                    if line.strip() in ("quit", "exit"):
-                        server.quit()
-                        return
+                    command, _, rest = line.strip().partition(" ")
+                    if command in ("quit", "exit"):
+                        told = True
+                        server.quit()  # and go on reading: ``terminate`` may follow
+                    elif command == "terminate":
+                        told = True
+                        server.abort()
+                    elif command == "close":
+                        server.drain()
+                    elif command == "retire":
+                        server.retire(rest)
+                    elif command == "status":
+                        server.report_status()
             except (OSError, ValueError):  # an unreadable stdin counts as the node gone
                 pass
+            if told:
+                return  # the node, alive, waits for us (and signals us if we take too long)
             # End of stdin: the node program is gone. Quit as usual; but a job that never
             # yields keeps the loop (and so the quit) from running, so a watchdog thread, which
             # user code cannot block, ends the process after a grace period: never an orphan.
@@ -136,6 +167,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--options", default="{}", help="AsynCoro options as JSON")
+    parser.add_argument("--rules", default="{}", help="the node's rules (NodeRules) as JSON")
     parser.add_argument("--watch-stdin", action="store_true")
     parser.add_argument("-d", "--debug", action="store_true")
     parser.add_argument("--log-level", help="discoro's log level, e.g. DEBUG")
@@ -168,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         from discoro.core.log import logger
 
         logger.setLevel(getattr(logging, level.upper()))
-    return serve(args.index, args.prefix, options_from_json(args.options), args.watch_stdin)
+    rules = json.loads(args.rules)
+    return serve(args.index, args.prefix, options_from_json(args.options), args.watch_stdin, rules)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,12 @@ Rules (reference 3.6, 3.7):
   again is accepted: it is a repeated request, not a second computation).
 - A quitting process accepts no `Setup` and no `Run`; it exits once no job runs.
 - Idle close: with a zombie period, a computation without a running job for that long closes.
+  The node's rules (`NodeRules`, from the ``discoronode`` options) apply on top of the
+  computation's: the shorter zombie period wins; a pulse interval below the node's minimum
+  is refused, one above its maximum is lowered to it; a node that serves only N computations
+  refuses an (N+1)th; a retired process takes no computation at all.
+- Draining (the node's ``close`` command): no new job; the computation closes as soon as no
+  job runs, then the process takes computations again.
 - Pulses: if none could be delivered for more than ``MISSED_PULSES`` x interval, give up.
 - A computation whose scheduler is lost (its peer went offline, or pulses gave up) ends its
   jobs as failed with `SchedulerLost`, never as a normal finish: a client that is still alive
@@ -22,10 +28,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from discoro.cluster.constants import MISSED_PULSES, MaxPulseInterval, MinPulseInterval
+from discoro.cluster.constants import MISSED_PULSES, MaxPulseInterval, MinPulseInterval, MsgTimeout
 from discoro.errors import DiscoroError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from discoro.core.coro import Coro
 
 
@@ -37,8 +45,37 @@ class SchedulerLost(DiscoroError):
     normal finish; the reason names the scheduler. Exported as ``discoro.SchedulerLost``."""
 
 
+BUSY = "busy with computation"  # how a refusal because of another computation starts
+
+
 def clamp_pulse_interval(value: float) -> float:
     return float(min(max(value or MinPulseInterval, MinPulseInterval), MaxPulseInterval))
+
+
+@dataclass
+class NodeRules:
+    """What the node's operator decided for every server process of the node."""
+
+    serve: int = -1  # computations this process may still take (-1: no limit)
+    zombie_period: float | None = None  # idle close, whatever the computation says
+    min_pulse_interval: float = MinPulseInterval
+    max_pulse_interval: float = MaxPulseInterval
+    msg_timeout: float = MsgTimeout  # bound on waiting for a pulse to be delivered
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, float]) -> NodeRules:
+        """The rules a node passed as JSON (ValueError on a name that is no rule)."""
+        rules = cls()
+        for key, value in values.items():
+            if key not in cls.__dataclass_fields__:
+                raise ValueError(f"unknown node rule {key!r}")
+            setattr(rules, key, int(value) if key == "serve" else float(value))
+        return rules
+
+    def zombie(self, computation: float | None) -> float | None:
+        """The idle period that applies: the shorter of the computation's and the node's."""
+        periods = [z for z in (computation, self.zombie_period) if z and z > 0]
+        return min(periods) if periods else None
 
 
 @dataclass
@@ -57,23 +94,41 @@ class Installed:
     # the status coroutine is where the scheduler is: a job's end reaches it through the
     # scheduler (in `JobDone`), not as a MonitorException of its own (set by the shell)
     merge_exits: bool = False
+    preparer: Coro | None = None  # the coroutine running its setup hooks, until it is initialized
 
 
 class ServerState:
-    def __init__(self) -> None:
+    def __init__(self, rules: NodeRules | None = None) -> None:
         self.current: Installed | None = None
         self.quitting = False
+        self.rules = rules or NodeRules()
+        self.served: set[str] = set()  # computations installed so far
+        self.retired: str | None = None  # why it takes no computation (e.g. served all)
+        self.draining = False  # the node's ``close``: no new job, close when none runs
 
     @property
     def ncoros(self) -> int:
         return 0 if self.current is None else len(self.current.jobs)
 
-    def setup_refusal(self, uid: str) -> str | None:
+    def setup_refusal(self, uid: str, pulse_interval: float | None = None) -> str | None:
         """Why a `Setup` of computation ``uid`` is refused (None: accept it)."""
         if self.quitting:
             return "the server process is quitting"
         if self.current is not None and self.current.uid != uid:
-            return f"busy with computation {self.current.uid}"
+            return f"{BUSY} {self.current.uid}"
+        if self.current is not None:
+            return None  # a repeated Setup of the installed computation
+        if self.retired is not None:
+            return self.retired
+        serve = self.rules.serve
+        if serve >= 0 and uid not in self.served and len(self.served) >= serve:
+            return f"the node serves only {serve} computation(s) (--serve)"
+        interval = clamp_pulse_interval(pulse_interval or 0)
+        if interval < self.rules.min_pulse_interval:
+            return (
+                f"pulse_interval {interval:g} is below the node's --min_pulse_interval "
+                f"{self.rules.min_pulse_interval:g}"
+            )
         return None
 
     def install(
@@ -85,15 +140,22 @@ class ServerState:
         status_coro: Any,
         now: float,
     ) -> Installed:
+        self.served.add(uid)
         self.current = Installed(
             uid,
             scheduler,
-            clamp_pulse_interval(pulse_interval),
-            zombie_period if zombie_period and zombie_period > 0 else None,
+            min(clamp_pulse_interval(pulse_interval), self.rules.max_pulse_interval),
+            self.rules.zombie(zombie_period),
             status_coro,
             now,
         )
         return self.current
+
+    def drain(self) -> bool:
+        """The node's ``close``: take no new job and close the computation once none runs;
+        whether a computation is installed (else there is nothing to close)."""
+        self.draining = self.current is not None
+        return self.draining
 
     def run_refusal(self, uid: str) -> str | None:
         """Why a `Run` for computation ``uid`` is refused (None: run it)."""
@@ -103,6 +165,8 @@ class ServerState:
             return "no computation is installed"
         if self.current.uid != uid:
             return f"computation {uid} is not installed (current: {self.current.uid})"
+        if self.draining:
+            return "the node's operator is closing this computation here (no new jobs)"
         return None
 
     def job_started(self, job: Any) -> None:
@@ -119,18 +183,23 @@ class ServerState:
         return current
 
     def zombie_due(self, now: float) -> bool:
+        """Whether the computation should close by itself now (idle too long, or drained)."""
         current = self.current
-        return (
-            current is not None
-            and current.zombie_period is not None
-            and not current.jobs
-            and now - current.idle_since >= current.zombie_period
-        )
+        if current is None or current.jobs:
+            return False
+        if self.draining:
+            return True
+        zombie = current.zombie_period
+        return zombie is not None and now - current.idle_since >= zombie
 
     def wait_time(self, now: float) -> float | None:
         """How long the shell may wait for a message before something is due."""
         current = self.current
-        if current is None or current.zombie_period is None or current.jobs:
+        if current is None or current.jobs:
+            return None
+        if self.draining:
+            return 0.0
+        if current.zombie_period is None:
             return None
         return max(0.0, current.idle_since + current.zombie_period - now)
 
@@ -140,6 +209,7 @@ class ServerState:
         if current is None or (uid is not None and current.uid != uid):
             return None
         self.current = None
+        self.draining = False  # drained: take computations again
         return current
 
     def may_exit(self) -> bool:

@@ -114,7 +114,20 @@ def _file(path: str) -> ShippedFile:
         raise ShippingError(f"cannot ship {path!r}: not a readable file")
     with open(path, "rb") as stream:
         data = stream.read()
-    return ShippedFile(os.path.basename(path), data, os.stat(path).st_mode & 0o7777)
+    mode = os.stat(path).st_mode & 0o7777
+    return ShippedFile(os.path.basename(path), data, mode, _under_cwd(path))
+
+
+def _under_cwd(path: str) -> str:
+    """``path`` relative to the client's working directory when it lies under it (the node
+    directory keeps it there, later-versions D8), else ""."""
+    try:
+        relative = os.path.relpath(os.path.realpath(path), os.path.realpath(os.getcwd()))
+    except ValueError:  # another drive
+        return ""
+    if relative.startswith(os.pardir) or os.path.isabs(relative):
+        return ""
+    return relative.replace(os.sep, "/")
 
 
 def package(components: Any) -> tuple[bytes, list[str], list[ShippedFile]]:

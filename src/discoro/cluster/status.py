@@ -14,7 +14,9 @@ from typing import Any, NamedTuple
 class StatusMessage(NamedTuple):
     """What the scheduler tells a status coroutine (alias ``DiscoroStatus``): ``status`` is one
     of the codes (``Scheduler.ProcInitialized``, ...); ``info`` is a `Location` for process
-    codes, a node's address for node codes, a `CoroInfo` for ``CoroCreated``."""
+    codes, a `DiscoroNodeInfo` (the node's address string, with the later versions' fields)
+    for node codes, a `CoroInfo` for ``CoroCreated``, the scheduler's `Location` for
+    ``ComputationClosed``."""
 
     status: int
     info: Any
@@ -55,6 +57,7 @@ class Status:
     ServerDisconnected = ProcDisconnected
 
     CoroCreated = 20
+    ComputationScheduled = 23  # the later versions define it and never send it
     ComputationClosed = 25
 
 

@@ -32,7 +32,7 @@ import traceback
 from collections import deque
 from threading import get_ident
 from types import CodeType, FunctionType, GeneratorType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from discoro.core.driver import TERMINATE, _current_coro, switch
 from discoro.core.kernel import AsynCoro
@@ -46,7 +46,7 @@ from discoro.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Mapping
 
 RUNNING, RECEIVING, SUSPENDED, WAITING = 0, 1, 2, 3
 
@@ -106,6 +106,27 @@ def _expire(future: asyncio.Future[Any]) -> None:
         future.set_result(_TIMED_OUT)
 
 
+def split_target(
+    args: tuple[object, ...], kwargs: dict[str, object]
+) -> tuple[Callable[..., object], tuple[object, ...], dict[str, object]]:
+    """The target and its arguments from ``(target, *args, **kwargs)`` or from the later
+    keywords ``target=``, ``args=`` and ``kwargs=`` (used only when ``target=`` is given)."""
+    if args:
+        return cast("Callable[..., object]", args[0]), args[1:], kwargs
+    if "target" not in kwargs:
+        raise TypeError("a coroutine needs a target: (func, *args) or (target=func, ...)")
+    kwargs = dict(kwargs)
+    target = kwargs.pop("target")
+    if not callable(target):
+        raise TypeError(f"target must be a function, not {target!r}")
+    target = cast("Callable[..., object]", target)
+    extra_args = tuple(cast("Iterable[object]", kwargs.pop("args", ()) or ()))
+    extra_kwargs = dict(cast("Mapping[str, object]", kwargs.pop("kwargs", {}) or {}))
+    if kwargs:
+        raise TypeError(f"unexpected keyword(s) with target=: {', '.join(sorted(kwargs))}")
+    return target, extra_args, extra_kwargs
+
+
 class Coro(Located):
     """A coroutine: ``Coro(target, *args, **kwargs)`` starts ``target(*args, **kwargs)``."""
 
@@ -135,7 +156,14 @@ class Coro(Located):
         "_waiter",
     )
 
-    def __init__(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        """``Coro(target, *args, **kwargs)``, or the later keyword form
+        ``Coro(target=f, args=(...), kwargs={...})`` (`split_target`)."""
+        if args:  # the common case, kept cheap
+            target: Callable[..., object] = args[0]  # type: ignore[assignment]
+            args = args[1:]
+        else:
+            target, args, kwargs = split_target(args, kwargs)
         kernel = AsynCoro._singleton_instance or AsynCoro.instance()
         self._init_state(kernel, getattr(target, "__name__", repr(target)), next(_ids), None, False)
         self._body = make_body(self, target, args, kwargs)
@@ -391,8 +419,9 @@ class Coro(Located):
 
     # -- results --------------------------------------------------------------------------
 
-    async def finish(self) -> Any:
-        """Wait (inside a coroutine) until this coroutine ends; its final value."""
+    async def finish(self, timeout: float | None = None) -> Any:
+        """Wait (inside a coroutine) until this coroutine ends; its final value, or None if
+        it has not ended within ``timeout`` seconds."""
         if self._remote:
             raise TypeError(f"finish() works on local coroutines only, not {self}")
         if not self._done:
@@ -400,15 +429,28 @@ class Coro(Located):
             if self._finish_waiters is None:
                 self._finish_waiters = []
             self._finish_waiters.append(waiter)
-            await waiter
+            if timeout is None:
+                await waiter
+            else:
+                await asyncio.wait([waiter], timeout=max(0.0, timeout))
+                if not waiter.done():
+                    waiter.cancel()
+                    if self._finish_waiters is not None and waiter in self._finish_waiters:
+                        self._finish_waiters.remove(waiter)
+                    return None
         return self._value
 
     def value(self, timeout: float | None = None) -> Any:
-        """Block the calling thread until the coroutine ends; its final value.
-        Never call this from a coroutine: use ``yield coro.finish()``."""
+        """Block the calling thread until the coroutine ends; its final value, or None if it
+        has not ended within ``timeout`` seconds. Never call this from a coroutine: use
+        ``yield coro.finish()``."""
         if self._done:
             return self._value
-        return self._kernel.run_sync(self.finish(), timeout)
+        return self._kernel.run_sync(self.finish(timeout))
+
+    def is_alive(self) -> bool:
+        """Whether this (local) coroutine has not ended yet."""
+        return not self._done
 
     # -- lifecycle (loop thread) ----------------------------------------------------------
 
@@ -446,12 +488,14 @@ class Coro(Located):
         """Allow (or forbid) `hot_swap` to replace this coroutine's generator now."""
         self._swappable = bool(flag)
 
-    def hot_swap(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+    def hot_swap(self, *args: object, **kwargs: object) -> int:
         """Replace this coroutine's generator function with ``target(*args, **kwargs)``.
 
         The new generator arrives as a `HotSwapException` at the coroutine's current
         ``yield`` once it is swappable and not in a nested call; letting the exception
-        propagate accepts the swap. A coroutine that ended with an exception is restarted."""
+        propagate accepts the swap. A coroutine that ended with an exception is restarted.
+        The keyword form ``hot_swap(target=f, args=(...), kwargs={...})`` works too."""
+        target, args, kwargs = split_target(args, kwargs)
         if self._remote:
             raise TypeError(f"hot_swap() works on local coroutines only, not {self}")
         if not inspect.isgeneratorfunction(target):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+MSG_TIMEOUT = 10.0  # the later versions' default for close_peer (``MsgTimeout``)
+
 if TYPE_CHECKING:
     from discoro.core.coro import Coro
     from discoro.core.network_api import NetworkRuntime
@@ -57,6 +59,25 @@ class DistributedMethods:
     ) -> int:
         """Delete a file sent earlier to ``location`` (same ``dir``); 0 or -1."""
         return int(await self.network().del_file(location, file, dir, timeout))
+
+    def peers(self) -> list[object]:
+        """The `Location` of every connected peer."""
+        return list(self.network().peer_locations())
+
+    async def close_peer(self, location: object, timeout: float | None = None) -> int:
+        """Say goodbye to the peer at ``location`` and close its connection (it does not
+        re-dial); 0, or -1 if it is not a peer. Waits at most ``timeout`` (default
+        ``MsgTimeout``) for the connection to go."""
+        wait = MSG_TIMEOUT if timeout is None else timeout
+        return int(await self.network().close_peer(location, wait))
+
+    async def discover_peers(self, port: int | None = None) -> int:
+        """Announce this process again, to the discovery port or to ``port``; 0 or -1."""
+        return int(await self.network().discover_peers(port))
+
+    def ignore_peers(self, flag: bool) -> None:
+        """Stop (True) or resume (False) connecting to processes that announce themselves."""
+        self.network().ignore_peers(flag)
 
     @property
     def dest_path(self) -> str:

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     NetworkFactory = Callable[["AsynCoro", dict[str, Any]], NetworkRuntime]
 
 T = TypeVar("T")
+# an atexit entry: (priority, registration order, func, args, kwargs)
+ExitFunc = tuple[float, int, "Callable[..., object]", tuple[object, ...], dict[str, object]]
 
 #: Options of the distributed runtime (reference 2.2 plus ``cafile`` and ``peers``); the core
 #: only stores them for the network layer.
@@ -57,6 +59,9 @@ NETWORK_OPTIONS = (
     "notifier",
     "peers",
     "discover",
+    "discover_peers",  # later versions: False = no start-up announcement (still listens)
+    "announce_port",
+    "announce_interval",
 )
 
 
@@ -81,7 +86,9 @@ class AsynCoro(DistributedMethods, NetworkDoor, metaclass=MetaSingleton):
         ``tcp_port`` (0: any), ``ext_ip_addr`` (address to advertise), ``name``, ``secret``,
         ``certfile``/``keyfile``/``cafile`` (TLS), ``dest_path`` (received files),
         ``max_file_size``, ``peers`` (addresses to dial), ``discover`` (broadcast or not),
-        ``notifier``."""
+        ``discover_peers`` (False: listen, but announce only when `discover_peers` is
+        called), ``announce_port`` (where announcements go; default ``udp_port``),
+        ``announce_interval`` (announce again every so many seconds), ``notifier``."""
         unknown = set(options) - set(NETWORK_OPTIONS)
         if unknown:
             raise TypeError(f"AsynCoro() got unknown option(s): {', '.join(sorted(unknown))}")
@@ -93,8 +100,9 @@ class AsynCoro(DistributedMethods, NetworkDoor, metaclass=MetaSingleton):
         self._rcis: dict[str, object] = {}  # filled by discoro.net.rci
         self._live = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
-        self._exit_funcs: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
-        self._shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
+        # (priority, order, func, args, kwargs): higher priority first, then registration order
+        self._exit_funcs: list[ExitFunc] = []
+        self._shutdown_hooks: list[tuple[Callable[[], Awaitable[None]], float]] = []
         self._network: NetworkRuntime | None = None
         self._network_lock = threading.Lock()
         self._terminated = False
@@ -265,9 +273,10 @@ class AsynCoro(DistributedMethods, NetworkDoor, metaclass=MetaSingleton):
                 self._network = network
         return self._network
 
-    def add_shutdown_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
-        """An async callable run on the loop when the kernel shuts down (before it stops)."""
-        self._shutdown_hooks.append(hook)
+    def add_shutdown_hook(self, hook: Callable[[], Awaitable[None]], timeout: float = 5) -> None:
+        """An async callable run on the loop when the kernel shuts down (before it stops),
+        given at most ``timeout`` seconds."""
+        self._shutdown_hooks.append((hook, timeout))
 
     @property
     def location(self) -> Any:
@@ -279,9 +288,18 @@ class AsynCoro(DistributedMethods, NetworkDoor, metaclass=MetaSingleton):
 
     # -- ending ---------------------------------------------------------------------------
 
-    def atexit(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """Run ``func(*args, **kwargs)`` after the kernel has stopped."""
-        self._exit_funcs.append((func, args, kwargs))
+    def atexit(self, *args: object, **kwargs: object) -> None:
+        """Run a function after the kernel has stopped: ``atexit(func, *args, **kwargs)``
+        (the seed's form) or ``atexit(priority, func, *args, **kwargs)`` (the later form:
+        higher priorities run first; the seed's form has priority 0). Functions of one
+        priority run in the order they were registered."""
+        priority: float = 0
+        if args and isinstance(args[0], int | float) and not isinstance(args[0], bool):
+            priority, args = args[0], args[1:]
+        if not args or not callable(args[0]):
+            raise TypeError("atexit() needs a function: atexit([priority,] func, *args, **kwargs)")
+        func, args = args[0], args[1:]
+        self._exit_funcs.append((priority, len(self._exit_funcs), func, args, kwargs))
 
     def join(self, show_running: bool = False, timeout: float | None = None) -> None:
         """Wait until every non-daemon coroutine has ended (the kernel keeps running)."""
@@ -312,16 +330,18 @@ class AsynCoro(DistributedMethods, NetworkDoor, metaclass=MetaSingleton):
         self._thread.join(10)
         type(self)._forget_instance()
         atexit.unregister(self._at_interpreter_exit)  # where it was registered there
-        for func, args, kwargs in self._exit_funcs:
+        for _priority, _order, func, args, kwargs in sorted(
+            self._exit_funcs, key=lambda entry: (-entry[0], entry[1])
+        ):
             try:
                 func(*args, **kwargs)
             except Exception:
                 logger.exception("atexit function %r failed", func)
 
     async def _shutdown(self) -> None:
-        for hook in reversed(self._shutdown_hooks):
+        for hook, timeout in reversed(self._shutdown_hooks):
             try:
-                await asyncio.wait_for(hook(), 5)
+                await asyncio.wait_for(hook(), timeout)
             except Exception as exc:
                 logger.warning("shutdown hook %r failed: %r", hook, exc)
         coros = list(self._coros.values())

@@ -22,11 +22,44 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import cast
 
 FORMAT = "%(asctime)s - %(name)s - %(message)s"
 
-logger = logging.getLogger("discoro")
+
+class Logger(logging.Logger):
+    """The class of `logger`: a stdlib logger (the seed's) with the later versions' level
+    constants (``Logger.DEBUG`` ... ``Logger.FATAL``, ``WARN``), ``warn``/``fatal`` and
+    `show_ms`."""
+
+    DEBUG = logging.DEBUG
+    INFO = logging.INFO
+    WARN = WARNING = logging.WARNING
+    ERROR = logging.ERROR
+    CRITICAL = FATAL = logging.CRITICAL
+
+    milliseconds = True  # timestamps of the fallback handler show milliseconds
+
+    def show_ms(self, flag: bool) -> None:
+        """Whether the timestamps discoro's own handler writes show milliseconds."""
+        type(self).milliseconds = bool(flag)
+
+    def warn(self, msg: object, *args: object, **kwargs: object) -> None:
+        """`warning` (the later versions' spelling, without the stdlib's deprecation)."""
+        if self.isEnabledFor(logging.WARNING):
+            self._log(logging.WARNING, msg, args, **kwargs)  # type: ignore[arg-type]
+
+
+logger = cast("Logger", logging.getLogger("discoro"))
+logger.__class__ = Logger
 logger.setLevel(logging.INFO)
+
+
+class _Formatter(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if Logger.milliseconds:
+            return super().formatTime(record, datefmt)
+        return super().formatTime(record, "%Y-%m-%d %H:%M:%S")
 
 
 _INTERNAL = "_discoro_internal"
@@ -52,7 +85,7 @@ class FallbackHandler(logging.StreamHandler):  # type: ignore[type-arg]  # gener
 
     def __init__(self) -> None:
         super().__init__()
-        self.setFormatter(logging.Formatter(FORMAT))
+        self.setFormatter(_Formatter(FORMAT))
 
     @property
     def stream(self) -> object:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import asyncio
     import os
+    from collections.abc import Sequence
 
     from discoro.core.channel import Channel
     from discoro.core.coro import Coro
@@ -102,6 +103,16 @@ class NetworkRuntime(Protocol):
     ) -> int: ...
 
     def set_dest_path(self, path: str | os.PathLike[str]) -> None: ...
+
+    # -- peers by hand (later versions) ---------------------------------------------------
+
+    def peer_locations(self) -> Sequence[object]: ...
+
+    async def close_peer(self, location: object, timeout: float | None = None) -> int: ...
+
+    async def discover_peers(self, port: int | None = None) -> int: ...
+
+    def ignore_peers(self, flag: bool) -> None: ...
 
     # ended coroutines a remote monitor may still ask for (filled by an upper layer)
     ended_coros: dict[int, Coro]

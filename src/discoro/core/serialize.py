@@ -18,3 +18,6 @@ def serialize(obj: Any) -> bytes:
 def unserialize(data: bytes) -> Any:
     """The object `serialize` made ``data`` from. Never call it on untrusted bytes."""
     return pickle.loads(data)
+
+
+deserialize = unserialize  # the later versions' name

@@ -34,3 +34,6 @@ class MetaSingleton(type):
     def _forget_instance(cls) -> None:
         with MetaSingleton._lock:
             type.__setattr__(cls, "_singleton_instance", None)
+
+
+Singleton = MetaSingleton  # the later versions' name of the metaclass

@@ -19,6 +19,11 @@ Theory of operation:
   relayed (``relay=True``: an introduction by `introduce`, or a reply) is forwarded, with
   relay off, to 127.255.255.255 on the same port, which every process on this host hears;
   with ``rebroadcast=True`` it is also broadcast on our own network.
+- Ports: a process listens on its own ``udp_port`` and announces to ``announce_port``
+  (default: the same), so a node on 51351 can announce to schedulers on 51350 (later
+  versions' split); replies go to the port the announcement names. With
+  ``announce_interval`` (seconds) a process announces again at that fixed period for as
+  long as it runs, instead of the backoff (the programs' ``--ping_interval``).
 - Who dials: of two processes that do not know each other, the one with the smaller sid
   dials (once, through the `DialGate`); the other replies with its own announcement (relayed, so it
   reaches the announcer whichever port-sharing socket gets it), and the announcer dials.
@@ -166,9 +171,18 @@ class Discovery(asyncio.DatagramProtocol):
         except (OSError, ValueError) as exc:
             logger.warning("discovery will not broadcast from %s: %s", net.node, exc)
             return
-        self._repeat(self._datagram, (self.broadcast_to, net.udp_port))
-        if self._reannounce_wanted:
+        if net.options.get("discover_peers", True) is not False:
+            self._repeat(self._datagram, (self.broadcast_to, self.announce_port))
+        if self._reannounce_wanted or self.announce_interval:
             self.keep_announcing()
+
+    @property
+    def announce_port(self) -> int:
+        return int(self.net.options.get("announce_port") or self.net.udp_port)
+
+    @property
+    def announce_interval(self) -> float:
+        return float(self.net.options.get("announce_interval") or 0)
 
     def keep_announcing(self) -> None:
         """Go on announcing this process with backoff (`discoro.net.reannounce`), from its
@@ -178,11 +192,26 @@ class Discovery(asyncio.DatagramProtocol):
         if broadcast_to is None or self._transport is None:
             return
         if self._reannouncer is None:
-            address = (broadcast_to, self.net.udp_port)
+            address = (broadcast_to, self.announce_port)
+            period = self.announce_interval
             self._reannouncer = Reannouncer(
                 self.net.loop, lambda: self._send(self._datagram(), address)
             )
+            if period:
+                self._reannouncer.first = self._reannouncer.limit = period
         self._reannouncer.restart()
+
+    def announce_once(self, port: int) -> int:
+        """Announce this process once more to ``port`` on our network and this host (the
+        later versions' ``discover_peers``); 0, or -1 if discovery is not running."""
+        if self._transport is None:
+            return -1
+        data = self._datagram()
+        self._send(data, (LOOPBACK_BROADCAST, port))
+        if self.broadcast_to not in (None, LOOPBACK_BROADCAST):
+            assert self.broadcast_to is not None
+            self._send(data, (self.broadcast_to, port))
+        return 0
 
     def stop(self) -> None:
         """Stop sending and close the socket (idempotent)."""
@@ -280,7 +309,7 @@ class Discovery(asyncio.DatagramProtocol):
 
     def _consider(self, announcement: Announcement, sender: str) -> None:
         net = self.net
-        if net.closing:
+        if net.closing or getattr(net, "ignoring_peers", False):
             return
         location = Location(announcement.addr, announcement.port)
         if location == net.location or self._known(location):

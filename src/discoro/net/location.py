@@ -47,6 +47,19 @@ class Location:
         return (_resolved, (self.addr, self.port))
 
 
+def as_location(where: Location | str) -> Location:
+    """``where`` as a `Location`: one as it is, or a ``"host:port"`` string (ValueError that
+    quotes it if it is neither)."""
+    if isinstance(where, Location):
+        return where
+    if not isinstance(where, str):
+        raise TypeError(f"expected a Location or a 'host:port' string, not {where!r}")
+    host, sep, port = where.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{where!r} is not a location: expected 'host:port'")
+    return Location(host, int(port))
+
+
 def _resolved(addr: str, port: int) -> Location:
     """Unpickle a location: its address was resolved where it was made."""
     if type(addr) is not str or type(port) is not int or not 0 <= port <= 65535:

@@ -36,6 +36,7 @@ from discoro.net.files import FileTransfer
 from discoro.net.frontdoor import FrontDoor
 from discoro.net.link import HANDSHAKE_TIMEOUT, Link, accept_tls
 from discoro.net.location import Location, PeerStatus
+from discoro.net.peer_admin import PeerAdmin
 from discoro.net.peers import MAX_QUEUED, REDIAL_DELAYS, Peer
 from discoro.net.remote_channels import RemoteChannels
 from discoro.net.secret import resolve_secret
@@ -74,7 +75,7 @@ def _expire(future: asyncio.Future[Any], value: Any) -> None:
         future.set_result(value)
 
 
-class Network(RemoteSends, FileTransfer, RemoteChannels):
+class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
     def __init__(self, kernel: AsynCoro, options: dict[str, Any]) -> None:
         self.kernel = kernel
         self.loop = kernel.loop
