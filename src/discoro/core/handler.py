@@ -38,6 +38,8 @@ class MessageHandler(Coro):
         self._daemon = True
         self._handle_message = handle
         self._handling = False
+        # between messages it waits for the next one: blocked, for `AsynCoro._runnable`
+        self._suspended_on = kernel._loop.create_future()
         kernel._coros[self._id] = self
 
     def _put(self, message: object) -> None:
@@ -58,6 +60,9 @@ class MessageHandler(Coro):
                 message = self._mailbox.popleft()
         finally:
             self._handling = False
+
+    def _wake_for_interrupt(self) -> None:
+        """Nothing to wake: a handler never blocks (``throw`` has no effect on it)."""
 
     def terminate(self) -> int:
         """End the handler (callable from any thread); -1 if it has ended already."""
