@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 
 WEDGED = """
 def spin(coro=None):
-    yield coro.sleep(0.2)  # so that run_at's reply goes out first
-    while True:  # never yields again: the server's event loop is blocked for good
-        pass
+    while True:  # never yields: the server's event loop is blocked for good (run_at still
+        pass  # gets its reply: a job's first step waits until that reply went out)
+    yield
 
 
 def client(coro=None):

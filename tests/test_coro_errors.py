@@ -136,10 +136,13 @@ def test_value_returns_only_once_the_end_has_been_processed():
     try:
         c = Coro(gen_fails, "end in progress 5c2e")
         assert in_handler.wait(TIMEOUT)
-        # the loop is now inside the coroutine's end processing, held by the handler
-        with pytest.raises(TimeoutError):
-            c.value(0.05)
+        # the loop is now inside the coroutine's end processing, held by the handler: a
+        # thread waiting in value() must not return until it is done
+        returned = threading.Event()
+        threading.Thread(target=lambda: (c.value(TIMEOUT), returned.set()), daemon=True).start()
+        assert not returned.wait(0.2)
     finally:
         release.set()
         logger.removeHandler(handler)
+    assert returned.wait(TIMEOUT)
     wait_for_end(c)

@@ -83,6 +83,17 @@ def test_pulse_tracker_gives_up_after_five_intervals() -> None:
     assert not tracker.given_up(20.0) and tracker.given_up(20.2)
 
 
+def test_pulse_tracker_does_not_count_its_own_stall() -> None:
+    """A failed pulse whose step the shell saw come far too late (this process's loop was
+    blocked by a job) gives the scheduler a fresh window."""
+    tracker = PulseTracker(1.0, now=0.0)
+    assert not tracker.given_up(1.0)
+    assert not tracker.given_up(31.0, stalled=True)  # blocked for 30 s: not the scheduler
+    assert not any(tracker.given_up(31.0 + t) for t in (1.0, 2.0, 3.0, 4.0, 5.0))
+    assert tracker.given_up(36.5)  # silent for more than five intervals since the stall
+    assert tracker.given_up(40.0, stalled=False)
+
+
 @pytest.mark.parametrize(("given", "used"), [(0, 1), (0.2, 1), (5, 5), (1000, 100)])
 def test_pulse_interval_is_clamped(given: float, used: float) -> None:
     assert clamp_pulse_interval(given) == used

@@ -57,6 +57,7 @@ from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.net.location import Location, as_location
+from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -211,6 +212,7 @@ class Computation(Replies, ResultRuns):
             return -1
         self.scheduler = scheduler
         kernel = AsynCoro.instance()
+        network_of(kernel).liveness.start_heartbeat()  # busy client code is not a lost client
         loop = kernel.loop
         self._scheduled = loop.create_future()
         self._router = self._start_router()

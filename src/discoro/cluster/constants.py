@@ -11,3 +11,6 @@ MaxPulseInterval = 100
 MISSED_PULSES = 5
 SCHEDULER_NAME = "discoro_scheduler"
 SERVER_NAME = "discoro_proc"
+#: seconds a terminate of a coroutine whose server's loop is stuck in user code waits before
+#: that server process ends itself (its node starts a new one): `discoro.net.liveness`
+TERMINATE_GRACE = 3.0

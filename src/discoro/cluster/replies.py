@@ -9,7 +9,8 @@ that many `RunResult` s), and `_wait` gives up after a timeout.
 
 Invariants: a request's future is resolved at most once and is forgotten when its wait ends;
 when the computation ends (`_end`: closed, scheduler offline or silent for 5 pulse
-intervals) every pending future resolves to None, so no caller waits beyond its timeout.
+intervals, not counting time this process's own loop was blocked: `core.stalls`) every
+pending future resolves to None, so no caller waits beyond its timeout.
 A lost scheduler (offline or silent) is not a normal close: its reason is kept
 (``_lost_reason``, and ``last_error``) and every later call fails with it at once.
 """
@@ -28,6 +29,7 @@ from discoro.core.coro import Coro, wait_own
 from discoro.core.handler import MessageHandler
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
+from discoro.core.stalls import ran_late
 from discoro.net.location import PeerStatus
 
 if TYPE_CHECKING:
@@ -140,8 +142,6 @@ class Replies:
                 and message.location == scheduler.location
             ):
                 self._scheduler_lost(f"the scheduler at {message.location} went offline")
-                return
-        self._check_pulses()
 
     def _check_pulses(self) -> bool:
         """End the computation if its scheduler has been silent too long; whether it did."""
@@ -155,13 +155,19 @@ class Replies:
         return True
 
     async def _watch_pulses(self, router: Coro, coro: Coro | None = None) -> None:
-        """Check the pulses every 2 pulse intervals while ``router`` lives (a silent
-        scheduler sends nothing that would make the router check)."""
+        """Check the pulses every 2 pulse intervals while ``router`` lives; a check that
+        runs late (this process's loop was blocked) counts as a pulse."""
         assert coro is not None
         coro.set_daemon()
         kernel = AsynCoro.instance()
+        check = 2 * self.pulse_interval
+        previous = time.monotonic()
         while not kernel.has_ended(router):
-            await coro.sleep(2 * self.pulse_interval)
+            await coro.sleep(check)
+            now = time.monotonic()
+            if ran_late(previous, now, check):  # our loop was blocked, not the scheduler
+                self._last_pulse = max(self._last_pulse, now)
+            previous = now
             if kernel.has_ended(router) or self._check_pulses():
                 return
 

@@ -5,6 +5,10 @@ coroutine), turns what it receives into events for the state machine and sends t
 the state machine decides. Private (``discoro.Scheduler()`` inside a client) or shared (the
 ``discoro`` program); clients find it by the name ``discoro_scheduler``.
 
+Liveness (`discoro.cluster.scheduler_liveness`): a server's heartbeat notes count as its
+pulses, a late tick (this process's loop was blocked) gives every process a fresh window, and
+the coroutines of a server that ended itself over a runaway job are reported saying so.
+
 Rejoining after a partition: a re-prober dials every process the state lost (with backoff
 from `REPROBE_FIRST` seconds doubling to `REPROBE_MAX`, started over whenever another one is
 lost) and introduces itself again to the hosts of ``nodes=`` (backoff up to
@@ -30,6 +34,7 @@ from discoro.cluster.constants import (
     MinPulseInterval,
     MsgTimeout,
 )
+from discoro.cluster.scheduler_liveness import SchedulerLiveness
 from discoro.cluster.scheduler_state import PeerLost, ProcFound, SchedulerState, Tick
 from discoro.cluster.snapshot import find_running, snapshot
 from discoro.cluster.status import Status
@@ -38,6 +43,7 @@ from discoro.core.handler import MessageHandler
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.core.singleton import MetaSingleton
+from discoro.core.stalls import ran_late
 from discoro.net.fdlimit import raise_fd_limit
 from discoro.net.location import Location, PeerStatus
 from discoro.net.reannounce import backoff
@@ -124,6 +130,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
         # it arrives (no loop turn of its own per message: issue 9)
         self.coro = MessageHandler(self._handle, name="discoro_scheduler")
         self.state.me = self.coro
+        self.liveness = SchedulerLiveness(self.state, self.coro)
         Coro(self._serve, self.coro)
         self.web: Any = None
         if http_port is not None:
@@ -140,6 +147,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
         if me.register(SCHEDULER_NAME) != 0:
             logger.warning("another %s is registered in this process", SCHEDULER_NAME)
         self.kernel.peer_status(me)
+        self.liveness.watch(self.kernel)
         Coro(self._ticker, me)
         Coro(self._reprobe)
         for host in self._nodes:
@@ -160,7 +168,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
         else:
             event = message
         try:
-            actions = self.state.handle(event)
+            actions = self.liveness.rewrite(self.state.handle(event))
         except Exception:
             logger.exception("scheduler failed to handle %r", event)
             return
@@ -279,6 +287,11 @@ class Scheduler(Status, metaclass=MetaSingleton):
 
     async def _ticker(self, me: Coro, coro: Any = None) -> None:
         coro.set_daemon()
+        previous = time.monotonic()
         while True:
             await coro.sleep(MinPulseInterval)
+            now = time.monotonic()
+            if ran_late(previous, now, MinPulseInterval):
+                self.liveness.fresh_window()  # our loop was blocked, not the processes
+            previous = now
             me.send(Tick(self.clock()))

@@ -22,7 +22,9 @@ create job coroutines, send replies and reports). Messages it handles:
   (see `discoro.cluster.output`), flushed before each job's end is reported. A
   ``run_result*`` job (``Run.kind`` "result") also sends its end to the router as
   `JobValue` (the pickled final value, or the exception and its traceback), after its
-  `RunResult`, whatever ends it (even a close).
+  `RunResult`, whatever ends it (even a close). A new job's first step waits until
+  ``JobStarted`` and ``RunResult`` went to the socket, so a job that never yields still gets
+  its ``run`` a reply.
 - One message where two would go to one process (issue 9): when ``Run.reply_to`` lives
   where the scheduler does (a private scheduler), the ``RunResult`` rides in ``JobStarted``
   and the scheduler passes it on after recording the job; when the status coroutine lives
@@ -46,6 +48,10 @@ create job coroutines, send replies and reports). Messages it handles:
   (``uid`` None, with the node figures) every `IDLE_PULSE_INTERVAL` seconds, so status pages
   show idle nodes; one watcher at a time (a newer `Watch` replaces the scheduler), stopped
   when that scheduler's peer goes offline or a send to it fails.
+- Liveness: a heartbeat thread (`discoro.cluster.server_liveness`) tells the scheduler and
+  the client that this process lives while a job keeps the loop busy, and ends the process
+  when a coroutine terminated here cannot be reached for `TERMINATE_GRACE` seconds. The
+  pulser counts the scheduler's own liveness notes as delivery (its loop may be busy too).
 - Announcements: the process keeps announcing itself with backoff (1 s doubling to 30 s,
   started over when a computation closes or its scheduler is lost), so after a partition
   it is found again.
@@ -74,8 +80,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import protocol as p
+from discoro.cluster import server_liveness, sources
 from discoro.cluster import setup_hooks as hooks
-from discoro.cluster import sources
 from discoro.cluster.constants import SERVER_NAME, MinPulseInterval
 from discoro.cluster.load import LoadMeter
 from discoro.cluster.namespace import Namespace
@@ -90,6 +96,7 @@ from discoro.cluster.server_state import (
 )
 from discoro.core.coro import Coro
 from discoro.core.log import logger
+from discoro.core.stalls import ran_late
 from discoro.errors import MonitorException, RemoteError
 from discoro.net.handlers import encode_exit
 from discoro.net.location import PeerStatus
@@ -244,6 +251,7 @@ class Server:
             raise RuntimeError(f"another coroutine is registered as {SERVER_NAME}")
         self.location = self.kernel.location
         self.kernel.peer_status(coro)
+        server_liveness.start(self.kernel)  # heartbeats that busy jobs cannot stop
         self._announce()
         try:
             while not self.state.may_exit():
@@ -419,6 +427,7 @@ class Server:
         tracker = PulseTracker(interval, self.clock())
         name = self.kernel.name or ""
         meter = LoadMeter(self.workdir, name, name.rpartition("-")[0] or name)
+        step = time.monotonic()  # real time, for the stall rule (`core.stalls`)
         while self.state.current is current:
             load = meter.measure()  # cheap: psutil without blocking
             pulse = p.ServerPulse(self.location, current.uid, len(current.jobs), load)
@@ -426,9 +435,11 @@ class Server:
             delivered = await current.scheduler.deliver(pulse, timeout=wait)
             if self.state.current is not current:
                 break
-            if delivered == 1:
-                tracker.delivered(self.clock())
-            elif tracker.given_up(self.clock()):
+            previous, step = step, time.monotonic()
+            liveness = network_of(self.kernel).liveness
+            if delivered == 1 or liveness.heard_within(current.scheduler.location, interval):
+                tracker.delivered(self.clock())  # delivered, or its process is busy but alive
+            elif tracker.given_up(self.clock(), ran_late(previous, step, 2 * interval)):
                 self.coro.send(PulseLost(current.uid))  # type: ignore[union-attr]
                 break
             await coro.sleep(interval)
@@ -500,12 +511,13 @@ class Server:
         started = p.JobStarted(
             self.location, run.uid, run.rid, job, run.func_name, time.time(), shown, kind
         )
-        if _same_process(run.reply_to, current.scheduler):
+        merged = _same_process(run.reply_to, current.scheduler)
+        if merged:
             started.reply_to, started.fanout = run.reply_to, run.fanout  # passed on from there
-            current.scheduler.send(started)
-            return
         current.scheduler.send(started)
-        run.reply_to.send(p.RunResult(run.rid, job, None, run.fanout))
+        if not merged:
+            run.reply_to.send(p.RunResult(run.rid, job, None, run.fanout))
+        server_liveness.hold_until_written(self.kernel, job, (current.scheduler, run.reply_to))
 
     def _send_value(self, ended: MonitorException) -> None:
         """A ``run_result*`` job ended: its value (or exception) to the client's router."""

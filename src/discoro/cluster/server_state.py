@@ -17,7 +17,8 @@ Rules (reference 3.6, 3.7):
   refuses an (N+1)th; a retired process takes no computation at all.
 - Draining (the node's ``close`` command): no new job; the computation closes as soon as no
   job runs, then the process takes computations again.
-- Pulses: if none could be delivered for more than ``MISSED_PULSES`` x interval, give up.
+- Pulses: if none could be delivered for more than ``MISSED_PULSES`` x interval, give up;
+  time this process's own loop was blocked does not count (`PulseTracker`).
 - A computation whose scheduler is lost (its peer went offline, or pulses gave up) ends its
   jobs as failed with `SchedulerLost`, never as a normal finish: a client that is still alive
   must not take work that was cut short for a result.
@@ -217,7 +218,12 @@ class ServerState:
 
 
 class PulseTracker:
-    """Decides when pulses to the scheduler have failed for too long."""
+    """Decides when pulses to the scheduler have failed for too long.
+
+    A pulse is tried every interval and waits up to an interval for delivery, so its steps
+    come at most two intervals apart; the shell says when a step came much later than that
+    (``stalled``: this process's own loop was blocked, `discoro.core.stalls`), which says
+    nothing of the scheduler: it then gets a fresh window."""
 
     def __init__(self, interval: float, now: float) -> None:
         self.interval = interval
@@ -226,6 +232,8 @@ class PulseTracker:
     def delivered(self, now: float) -> None:
         self.last_delivered = now
 
-    def given_up(self, now: float) -> bool:
+    def given_up(self, now: float, stalled: bool = False) -> bool:
         """After a failed pulse: has the scheduler been unreachable for too long?"""
+        if stalled:
+            self.last_delivered = max(self.last_delivered, now)
         return now - self.last_delivered > MISSED_PULSES * self.interval

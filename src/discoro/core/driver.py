@@ -16,6 +16,8 @@ the top frame and looks at what comes out:
 Back-pressure: a coroutine whose sends filled a network link has ``coro._hold`` set; at its
 next yield (before anything else is done with what it yielded) it waits for that future, as
 for its own discoro wait (an interrupt completes it; asyncio's cancellation is thrown in).
+A hold set before the coroutine's first step is waited for before that step (a server holds
+a new job until the reply that hands it out has gone to the socket).
 
 A frame that ends hands its outcome (a value, or an exception) to the frame below it.
 
@@ -236,7 +238,9 @@ async def run(coro: Coro) -> None:
     exc_info: tuple[Any, ...] | None = None  # how the body ended, for coro._end
     interrupts = coro._interrupts
     try:
-        if interrupts:  # interrupted before its first step
+        if coro._hold is not None:  # held before its first step (e.g. until a reply is out)
+            error = await wait_hold(coro, None)
+        if interrupts and error is None:  # interrupted before its first step
             error = interrupt_now(coro)
         while True:
             # 1. step the top frame; a frame that ends hands its outcome down

@@ -41,8 +41,11 @@ Invariants:
 - A link lost with messages still queued (data lane frames not wholly sealed) tells the
   network how many it dropped (`Network.link_lost`: one log line, and the monitors of
   coroutines over there hear of it).
-- Liveness: any bytes received count as a sign of life; an idle link is pinged every
-  ``ping_interval`` seconds and closed after ``dead_after`` intervals of silence.
+- Liveness: any bytes received count as a sign of life, and so does a liveness datagram of
+  the peer (`heard`: its loop may be busy in user code, `discoro.net.liveness`); an idle link
+  is pinged every ``ping_interval`` seconds and closed after ``dead_after`` intervals of
+  silence. A check that runs late (our own loop was blocked, `core.stalls.ran_late`) gives
+  the peer a fresh window: its bytes may be waiting unread in our socket.
 - A link we dialled is used only if the peer authenticated as the address dialled (which,
   for discovery, is the one announced): else it is closed with one log line, so a relay
   cannot pose as another process at an address of its choosing.
@@ -63,6 +66,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any, cast
 
 from discoro.core.log import logger
+from discoro.core.stalls import ran_late
 from discoro.errors import ProtocolError
 from discoro.net import flow
 from discoro.net.flow import SendHolds
@@ -143,6 +147,7 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         self._can_write.set()
         self._holds: list[asyncio.Future[None]] = []  # senders waiting for SEND_LOW
         self._last_heard = monotonic()
+        self._last_check = self._last_heard  # when `_check_alive` last ran (stall discount)
         self._timer: asyncio.TimerHandle | None = None
         self._tls = tls  # a TLS handshake to run first (accepted connections)
         self._tls_task: asyncio.Task[None] | None = None
@@ -349,10 +354,18 @@ class Link(SendHolds, asyncio.BufferedProtocol):
     def _schedule_ping(self) -> None:
         self._timer = self._loop.call_later(self.network.ping_interval, self._check_alive)
 
+    def heard(self) -> None:
+        """The peer is alive (a sign of life that did not come over this stream)."""
+        self._last_heard = monotonic()
+
     def _check_alive(self) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        silent = monotonic() - self._last_heard
+        now = monotonic()
+        if ran_late(self._last_check, now, self.network.ping_interval):
+            self._last_heard = max(self._last_heard, now)
+        self._last_check = now
+        silent = now - self._last_heard
         if silent > self.network.ping_interval * self.network.dead_after:
             logger.warning("peer %s silent for %.1f s; closing its connection", self.peer, silent)
             self.died_silent = True
@@ -381,6 +394,10 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         self._loop.call_soon(self._flush_soon)
         if self._replied:
             return  # frames after a reply: coalesced into one write in the next iteration
+        self._flush()
+
+    def flush_now(self) -> None:
+        """Write what is queued now, rather than in the next loop iteration."""
         self._flush()
 
     def _flush_soon(self) -> None:

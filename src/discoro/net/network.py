@@ -16,6 +16,8 @@ Invariants:
   coroutines at that peer get a `MonitorException` with `LinkLost`.
 - Every request waits with a timeout or until its peer goes offline; nothing waits forever
   because a peer died.
+- Liveness (`net.liveness`): the process listens for its peers' signed heartbeat datagrams on
+  the UDP port with its TCP port's number; a peer's own heartbeat counts as life on its link.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from discoro.net.discovery import Discovery
 from discoro.net.files import FileTransfer
 from discoro.net.frontdoor import FrontDoor
 from discoro.net.link import HANDSHAKE_TIMEOUT, Link, accept_tls
+from discoro.net.liveness import Liveness
 from discoro.net.location import Location, PeerStatus
 from discoro.net.peer_admin import PeerAdmin
 from discoro.net.peers import MAX_QUEUED, REDIAL_DELAYS, Peer
@@ -112,6 +115,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         self._started: asyncio.Future[None] | None = None
         self.dispatch_table = handlers.table(self)
         self.discovery: Any = None
+        self.liveness = Liveness(self)
         self.lookups: Any = None
         self.files: Any = None
 
@@ -130,7 +134,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         from discoro.net.names import Lookups
 
         link_tls, server_tls = accept_tls(self.loop, self.server_ssl)
-        _, port = await self.front_door.listen(
+        host, port = await self.front_door.listen(
             self.node, self.tcp_port, lambda: Link(self, Role.SERVER, link_tls), server_tls
         )
         self.location = Location(self.ext_ip_addr or self.node, port)
@@ -138,6 +142,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         self.identity = Identity(self.name, self.location.addr, port, self.sid)
         self.lookups = Lookups(self)
         self.kernel.add_shutdown_hook(self.stop)
+        await self.liveness.start(host, port)  # UDP, the TCP port's number (`net.liveness`)
         if self.options.get("discover", True):
             self.discovery = Discovery(self)
             await self.discovery.start()
@@ -149,6 +154,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         self.closing = True
         if self.discovery is not None:
             self.discovery.stop()
+        self.liveness.stop()
         for peer in self.peers.values():
             if peer.dialing is not None:
                 peer.dialing.cancel()
@@ -194,6 +200,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         peer.link = link
         peer.sid = identity.sid
         peer.name = identity.name
+        self.liveness.linked()
         while peer.queue:
             link.send(peer.queue.popleft())
         if not link.authenticated.done():
@@ -346,6 +353,31 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         peer.queue.append(message)
         return True
 
+    def flushed(self, location: Location) -> bool:
+        """Write what is queued for the peer at ``location`` now; whether all of it went to
+        the socket (False while it is being dialled, or the socket is full)."""
+        peer = self.peers.get(location)
+        link = None if peer is None else peer.link
+        if link is None or peer is None or peer.queue:
+            return False
+        link.flush_now()
+        return link.queued_bytes == 0
+
+    async def written(self, location: Location, timeout: float) -> bool:
+        """Wait until what was queued for the peer at ``location`` went to the socket: True,
+        or False if the peer went away or ``timeout`` seconds passed first."""
+        deadline = self.loop.time() + timeout
+        while not self.flushed(location):
+            peer = self.peers.get(location)
+            remaining = deadline - self.loop.time()
+            if peer is None or remaining <= 0:
+                return False
+            if peer.link is None and peer.dialing is not None:
+                await asyncio.wait([peer.dialing], timeout=remaining)
+            else:
+                await asyncio.sleep(min(0.01, remaining))  # the socket drains by itself
+        return True
+
     def post_from_any_thread(self, location: Location, message: Message) -> int:
         if self.kernel.on_loop_thread():
             return 0 if self.post(location, message) else -1
@@ -402,8 +434,13 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
     # -- what remote coroutine handles need (send and deliver: `RemoteSends`) ---------------
 
     def terminate(self, coro: Coro) -> int:
-        message = Message("terminate", 0, {"c": coro.id})
-        return self.post_from_any_thread(coro.home_location, message)
+        """Ask the coroutine's process to terminate it; a process whose loop is stuck in
+        user code also hears of it by UDP (`Liveness.terminating`)."""
+        location, coro_id = coro.home_location, coro.id
+        result = self.post_from_any_thread(location, Message("terminate", 0, {"c": coro_id}))
+        if result == 0:
+            self.kernel.call(self.liveness.terminating, location, coro_id)
+        return result
 
     def throw(self, coro: Coro, error: BaseException) -> int:
         payload = handlers.dumps_exception(error)
