@@ -12,6 +12,9 @@ sends, as user programs do (no ``asyncio.sleep(0)``). Workloads:
 - 100-byte messages: ``n`` of them to a remote ``sink`` job, which answers with its count
   after the last. Reported: messages/s from the first send to the answer.
 - 1 MiB messages: ``n`` sends of one 1 MiB ``bytes`` object to the sink. Reported: MB/s.
+- round trip under bulk: the round trip again while another client coroutine streams 1 MiB
+  messages to a second sink on the same server process (it gives the loop a turn every
+  `BULK_YIELD_EVERY` sends). Reported: median and p99 of the round trip, and the stream's MB/s.
 - slow receiver: ``n`` fresh 10 KB messages to a job that sleeps 2 s before it starts
   receiving. Reported: the client's peak RSS growth during the run (sampled by a thread),
   the peak of the link's queued bytes (sampled after each send) and whether every message
@@ -21,6 +24,9 @@ The table has the median of the rounds and the spread (min-max).
 
     python bench/net_bench.py             # full run (3 rounds)
     python bench/net_bench.py --quick     # smoke test (1 round, small n)
+    python bench/net_bench.py --only rtt --only rtt_bulk   # some workloads only
+    DISCORO_LOOP=asyncio python bench/net_bench.py          # asyncio's loop, not uvloop
+    python bench/net_bench.py --vs OTHER/src   # paired rounds: this tree, then OTHER, ...
 
 Run it inside a private network namespace so nothing else wakes the processes, and not
 while the machine is loaded:
@@ -59,10 +65,13 @@ MB = 1 << 20
 YIELD_EVERY = 1000
 SLOW_SLEEP = 2.0
 
+BULK_YIELD_EVERY = 10
+
 SIZES = {  # workload: (full, quick)
     "rtt": (20_000, 2_000),
     "small": (200_000, 20_000),
     "bulk": (1_000, 100),
+    "rtt_bulk": (1_000, 200),
     "slow": (200_000, 20_000),
 }
 
@@ -87,6 +96,29 @@ def sink(client, coro=None):
                 break
             count += 1
         client.send(count)
+
+
+def streamer(comp, stop, coro=None):
+    """Stream 1 MiB messages to a sink job until ``stop`` is set; MB/s."""
+    remote = yield comp.run(sink, coro)
+    blob = os.urandom(MB)
+    t0 = perf_counter()
+    sent = 0
+    while not stop:
+        remote.send(blob)
+        sent += 1
+        if sent % BULK_YIELD_EVERY == 0:
+            yield coro.sleep(0)
+    remote.send(None)
+    if (yield coro.receive(timeout=300)) != sent:
+        raise RuntimeError("rtt_bulk: the sink lost messages")
+    return sent / (perf_counter() - t0)  # 1 MiB each: MB/s
+
+
+def close(comp):
+    """Close at once, ending the jobs still running (sinks never end by themselves): close()
+    waits for them in later versions; trees without close_now end them in close()."""
+    return getattr(comp, "close_now", comp.close)()
 
 
 def slow_sink(client, n, seconds, coro=None):
@@ -148,19 +180,30 @@ def child(port: int, sizes: dict[str, int]) -> None:
                 break
             yield coro.sleep(0.05)
 
-        # round trip
-        remote = yield comp.run(echo, coro)
-        times = []
-        for i in range(sizes["rtt"]):
-            t0 = perf_counter()
-            remote.send(i)
-            if (yield coro.receive()) != i:
-                raise RuntimeError("echo out of order")
-            times.append(perf_counter() - t0)
-        remote.send(None)
-        times.sort()
-        result["rtt_median_us"] = statistics.median(times) * 1e6
-        result["rtt_p99_us"] = times[int(len(times) * 0.99)] * 1e6
+        def round_trips(n, key, coro=None):
+            remote = yield comp.run(echo, coro)
+            times = []
+            for i in range(n):
+                t0 = perf_counter()
+                remote.send(i)
+                if (yield coro.receive(timeout=60)) != i:
+                    raise RuntimeError("echo out of order")
+                times.append(perf_counter() - t0)
+            remote.send(None)
+            times.sort()
+            result[f"{key}_median_us"] = statistics.median(times) * 1e6
+            result[f"{key}_p99_us"] = times[int(len(times) * 0.99)] * 1e6
+
+        if sizes["rtt"]:
+            yield from round_trips(sizes["rtt"], "rtt", coro=coro)
+
+        if sizes["rtt_bulk"]:  # round trip while 1 MiB messages stream to the same process
+            stop: list[int] = []
+            stream = Coro(streamer, comp, stop)
+            yield coro.sleep(0.5)  # the stream is up and running
+            yield from round_trips(sizes["rtt_bulk"], "rtt_bulk", coro=coro)
+            stop.append(1)
+            result["rtt_bulk_stream_mb_per_s"] = yield stream.finish()
 
         # 100-byte messages, then 1 MiB messages, to one sink
         remote = yield comp.run(sink, coro)
@@ -168,6 +211,8 @@ def child(port: int, sizes: dict[str, int]) -> None:
             ("small", sizes["small"], b"m" * 100),
             ("bulk", sizes["bulk"], os.urandom(MB)),
         ):
+            if not n:
+                continue
             t0 = perf_counter()
             for i in range(n):
                 remote.send(message)
@@ -184,6 +229,9 @@ def child(port: int, sizes: dict[str, int]) -> None:
 
         # a fast sender and a slow receiver
         n = sizes["slow"]
+        if not n:
+            yield close(comp)
+            return
         remote = yield comp.run(slow_sink, coro, n, SLOW_SLEEP)
         link = discoro.AsynCoro.instance().network().peers[remote.location].link
         blob = os.urandom(10_000 - 8)
@@ -198,7 +246,7 @@ def child(port: int, sizes: dict[str, int]) -> None:
         result["slow_rss_mb"] = memory.stop() / MB
         result["slow_queued_mb"] = peak_queued / MB
         result["slow_all_in_order"] = float(arrived == n)
-        yield comp.close()
+        yield close(comp)
 
     Coro(client).value(600)
     print("JSON", json.dumps(result), flush=True)
@@ -260,9 +308,11 @@ class Program:
             self.popen.wait(5)
 
 
-def one_round(sizes: dict[str, int]) -> dict[str, float]:
+def one_round(sizes: dict[str, int], source: Path = _SRC, loop: str = "") -> dict[str, float]:
     env = dict(os.environ, DISCORO_SECRET=secrets.token_hex(16), PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = str(_SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    env["DISCORO_LOOP"] = loop
+    env["PYTHONPATH"] = str(source) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    env["NET_BENCH_SRC"] = str(source)  # the client program imports it too
     dest = tempfile.mkdtemp(prefix="discoro-net-bench-")
     port = free_udp_port()
     node = Program(
@@ -283,7 +333,10 @@ def one_round(sizes: dict[str, int]) -> dict[str, float]:
     finally:
         node.stop()
         shutil.rmtree(dest, ignore_errors=True)
-    return dict(json.loads(match[1]))
+    result = dict(json.loads(match[1]))
+    if not result:  # the client program failed: say why
+        raise RuntimeError("the client measured nothing:\n" + "\n".join(client.output[-40:]))
+    return result
 
 
 ROWS = (  # key, label, format
@@ -291,20 +344,26 @@ ROWS = (  # key, label, format
     ("rtt_p99_us", "round trip p99 (us)", "{:.0f}"),
     ("small_msgs_per_s", "100-byte messages/s", "{:,.0f}"),
     ("bulk_mb_per_s", "1 MiB messages (MB/s)", "{:,.0f}"),
+    ("rtt_bulk_median_us", "round trip under 1 MiB stream, median (us)", "{:.0f}"),
+    ("rtt_bulk_p99_us", "round trip under 1 MiB stream, p99 (us)", "{:.0f}"),
+    ("rtt_bulk_stream_mb_per_s", "  the 1 MiB stream meanwhile (MB/s)", "{:,.0f}"),
     ("slow_rss_mb", "slow receiver: sender RSS growth (MB)", "{:.1f}"),
     ("slow_queued_mb", "slow receiver: peak link queue (MB)", "{:.1f}"),
     ("slow_all_in_order", "slow receiver: all arrived in order", "{:.0f}"),
 )
 
 
-def table(results: list[dict[str, float]], sizes: dict[str, int]) -> str:
+def table(results: list[dict[str, float]], sizes: dict[str, int], source: Path, loop: str) -> str:
     lines = [
         f"discoro net bench: {len(results)} round(s), python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs; n = {sizes}",
+        f"{os.cpu_count()} CPUs, loop {loop or 'auto'}, load {os.getloadavg()[0]:.1f}, "
+        f"source {source}; n = {sizes}",
         f"{'metric':40} {'median':>12} {'spread':>24}",
     ]
     for key, label, form in ROWS:
-        values = [r[key] for r in results]
+        values = [r[key] for r in results if key in r]
+        if not values:
+            continue
         spread = f"{form.format(min(values))}-{form.format(max(values))}"
         lines.append(f"{label:40} {form.format(statistics.median(values)):>12} {spread:>24}")
     return "\n".join(lines)
@@ -314,15 +373,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 round with small n")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", action="append", choices=sorted(SIZES), help="workload")
+    parser.add_argument("--vs", type=Path, help="another source tree: paired rounds")
+    parser.add_argument(
+        "--vs-asyncio", action="store_true", help="paired rounds: this tree on asyncio's loop"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(int(args.child[0]), json.loads(args.child[1]))
         return
     sizes = {name: quick if args.quick else full for name, (full, quick) in SIZES.items()}
+    if args.only:
+        sizes = {name: n if name in args.only else 0 for name, n in sizes.items()}
     rounds = 1 if args.quick else args.rounds
-    results = [one_round(sizes) for _ in range(rounds)]
-    print(table(results, sizes))
+    variants = [(_SRC, os.environ.get("DISCORO_LOOP", ""))]
+    if args.vs is not None:
+        variants.append((args.vs.resolve(), variants[0][1]))
+    if args.vs_asyncio:
+        variants.append((_SRC, "asyncio"))
+    results: list[list[dict[str, float]]] = [[] for _ in variants]
+    for _ in range(rounds):  # interleaved: each round runs every variant once
+        for runs, (source, loop) in zip(results, variants, strict=True):
+            runs.append(one_round(sizes, source, loop))
+    for runs, (source, loop) in zip(results, variants, strict=True):
+        print(table(runs, sizes, source, loop))
+    if len(variants) > 1:  # the paired ratios: this tree / the other, round by round
+        print(f"{'ratio (first / second), median of pairs':40} {'median':>12} {'spread':>24}")
+        for key, label, _ in ROWS:
+            pairs = [
+                a[key] / b[key]
+                for a, b in zip(results[0], results[1], strict=True)
+                if key in a and key in b and b[key]
+            ]
+            if pairs:
+                spread = f"{min(pairs):.2f}-{max(pairs):.2f}"
+                lines = f"{label:40} {statistics.median(pairs):>12.2f} {spread:>24}"
+                print(lines)
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ def client(coro=None):
 def test_node_setup_once_and_globals_in_every_server(cluster: LocalCluster, udp_port: int) -> None:
     with run_client(HOOKS, udp_port) as client:
         client.expect(r"^SCHEDULE 0$", timeout=20)
-        client.expect(r"^NODEINFO True True 2 \S+ Location$", timeout=20)
+        client.expect(r"^NODEINFO True True 2 \S+ NodeLocation$", timeout=20)
         client.expect(r"^PROCS 2$", timeout=30)
         replies = client.expect(r"^REPLIES (.*)$", timeout=20)[1]
         assert replies == "[(42, 'tag-0', True), (42, 'tag-1', True)]"

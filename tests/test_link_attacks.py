@@ -213,5 +213,5 @@ def test_a_peer_of_the_previous_protocol_version_is_refused_with_a_clear_line(
     assert refusal.control["op"] == "refuse" and refusal.control["kind"] == "version"
     proc.expect(
         r"refused connection with 127\.0\.0\.1:\d+: peer speaks discoro protocol version 1, "
-        r"we speak 2"
+        r"we speak 3"
     )

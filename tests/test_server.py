@@ -47,7 +47,8 @@ def advance():
     for line in sys.stdin:
         if line.startswith("ADVANCE "):
             clock.advance(float(line.split()[1]))
-            print("CLOCK", clock(), flush=True)
+            sys.stdout.write("CLOCK %s\\n" % clock())  # one write: the server prints too
+            sys.stdout.flush()
 
 threading.Thread(target=advance, daemon=True).start()
 sys.exit(server_main.main(sys.argv[1:]))

@@ -18,6 +18,7 @@ from discoro.wire.record import (
     HEADER,
     LANE_CONTROL,
     LANE_DATA,
+    LANES,
     MAX_PLAINTEXT,
     TAG_SIZE,
     RecordReader,
@@ -42,7 +43,7 @@ def writer(key: bytes = KEY) -> RecordWriter:
 
 
 def reader(key: bytes = KEY) -> RecordReader:
-    return RecordReader(aes_gcm(key), DIRECTION, (FrameDecoder(), FrameDecoder()))
+    return RecordReader(aes_gcm(key), DIRECTION, tuple(FrameDecoder() for _ in range(LANES)))
 
 
 def add(out: RecordWriter, control: dict, payload: bytes | None, lane: int = LANE_DATA) -> None:
@@ -197,7 +198,7 @@ def test_replayed_reordered_dropped_or_injected_records_are_refused(attack: str)
 
 def test_the_other_direction_cannot_be_reflected() -> None:
     stream = sealed_stream(SMALL[:1])
-    rd = RecordReader(aes_gcm(KEY), b"s2c\0", (FrameDecoder(), FrameDecoder()))
+    rd = RecordReader(aes_gcm(KEY), b"s2c\0", tuple(FrameDecoder() for _ in range(LANES)))
     with pytest.raises(ProtocolError, match="failed authentication"):
         decode(rd, stream, [])
 

@@ -5,11 +5,12 @@ address string (a `str` subclass whose value is the address), so a seed-era stat
 that prints it, compares it or passes it to ``run_at`` works unchanged, and it carries the
 later versions' attributes ``name``, ``addr``, ``cpus``, ``platform`` and ``avail_info``.
 
-`DiscoroNodeAvailInfo` is a node's availability: its ``location`` (where files for the node
-directory go; see `node_location`), available CPU percent (100 = idle), available memory
-bytes, free disk bytes (of the node directory's filesystem) and available swap percent.
-Figures a node cannot measure (no psutil) are None. The scheduler also sends a bare one to
-the status coroutine with the node's pulses (`discoro.cluster.scheduler_nodes`).
+`DiscoroNodeAvailInfo` is a node's availability: its ``location`` (a `NodeLocation`: files
+sent there go to the node directory; see `node_location`), available CPU percent (100 =
+idle), available memory bytes, free disk bytes (of the node directory's filesystem) and
+available swap percent. Figures a node cannot measure (no psutil) are None. The scheduler
+also sends a bare one to the status coroutine with the node's pulses
+(`discoro.cluster.node_gates`).
 
 Both are made from the figures server processes send with their pulses
 (`discoro.cluster.load`): `node_info` / `avail_info` never raise on missing figures.
@@ -18,6 +19,8 @@ Both are made from the figures server processes send with their pulses
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from discoro.net.location import Location, NodeLocation
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -109,10 +112,18 @@ def _available(percent_used: float | None) -> float | None:
     return None if percent_used is None else max(0.0, 100.0 - percent_used)
 
 
+def node_location(location: object) -> object:
+    """The node's location for a process's ``location``: a `NodeLocation` (files sent to it
+    go to the node directory, D8); anything else as it is."""
+    if isinstance(location, Location) and not isinstance(location, NodeLocation):
+        return NodeLocation.of(location)
+    return location
+
+
 def avail_info(location: object, figures: Mapping[str, object]) -> DiscoroNodeAvailInfo:
     """The availability of the node whose process at ``location`` reported ``figures``."""
     return DiscoroNodeAvailInfo(
-        location,
+        node_location(location),
         _available(_number(figures, "cpu")),
         _number(figures, "memory_avail"),
         _number(figures, "disk_free"),

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from discoro.net.userdir import user_root as user_root  # the programs find it here
@@ -143,6 +144,35 @@ def clean(options: dict[str, Any]) -> list[Path]:
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     return removed
+
+
+_NODE_OWN = re.compile(r"proc-\d+(\.pid)?|scheduler")
+
+
+def node_reserved(relative: PurePath) -> bool:
+    """Whether ``relative`` (under the node directory) is the node's own: a server's working
+    directory or PID file, or the scheduler's directory (a `NodeLocation` transfer may not
+    write or delete it)."""
+    parts = relative.parts
+    return bool(parts) and _NODE_OWN.fullmatch(parts[0]) is not None
+
+
+def remove_received(paths: list[Path], node_dir: Path) -> None:
+    """Remove files that were received into ``node_dir`` (`NodeLocation` transfers), and
+    the directories they leave empty, never ``node_dir`` or anything outside it."""
+    root = node_dir.resolve()
+    for path in paths:
+        if not path.is_relative_to(root) or path == root:
+            continue
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            path.unlink()
+        directory = path.parent
+        while directory != root and directory.is_relative_to(root):
+            try:
+                directory.rmdir()
+            except OSError:
+                break
+            directory = directory.parent
 
 
 def empty_directory(path: Path) -> None:

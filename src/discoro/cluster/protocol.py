@@ -56,6 +56,7 @@ class ComputationSpec:
     disable_servers: bool = False  # a server waits for `EnableServer` (with server_setup)
     peers_communicate: bool = False  # servers are introduced to each other (`Peers`)
     allocate: bool = False  # the client has node allocation rules (`AllocateQuery`)
+    setup_timeout: float | None = None  # seconds a setup hook may run (None: unbounded)
 
 
 # -- client -> scheduler ------------------------------------------------------------------

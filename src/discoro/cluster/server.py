@@ -79,8 +79,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from discoro.cluster import procdir, server_liveness, sources
 from discoro.cluster import protocol as p
-from discoro.cluster import server_liveness, sources
 from discoro.cluster import setup_hooks as hooks
 from discoro.cluster.constants import SERVER_NAME, MinPulseInterval
 from discoro.cluster.load import LoadMeter
@@ -381,7 +381,14 @@ class Server:
         assert namespace is not None
         if setup.node_setup_args is not None and spec.node_setup:
             before = hooks.snapshot(namespace)
-            error = await hooks.run_hook(namespace, spec.node_setup, setup.node_setup_args, coro)
+            error = await hooks.run_hook(
+                namespace,
+                spec.node_setup,
+                setup.node_setup_args,
+                coro,
+                getattr(spec, "setup_timeout", None),
+                self.node_dir,  # its working directory is the node directory (3.4)
+            )
             data = b""
             if error is None:
                 try:
@@ -401,7 +408,8 @@ class Server:
             if spec.disable_servers:
                 enable = await hooks.wait_for(coro, p.EnableServer)
                 args = getattr(enable, "args", b"")
-            error = await hooks.run_hook(namespace, spec.server_setup, args, coro)
+            timeout = getattr(spec, "setup_timeout", None)
+            error = await hooks.run_hook(namespace, spec.server_setup, args, coro, timeout)
             if self.state.current is not current:
                 return
             if error is not None:
@@ -600,6 +608,12 @@ class Server:
 
     # -- close -------------------------------------------------------------------------------
 
+    def _remove_node_files(self) -> None:
+        """Remove the files sent to the node's `NodeLocation` that this process received
+        (D8: the node directory holds them for the computation that closes)."""
+        if self.node_dir is not None:
+            procdir.remove_received(network_of(self.kernel).take_node_files(), self.node_dir)
+
     def _close(self, uid: str | None = None, idle: bool = False, lost: str | None = None) -> None:
         """Close the installed computation (only ``uid``, when given). ``lost``: why its
         scheduler is gone (its jobs end as failed with `SchedulerLost`, nothing is reported
@@ -638,6 +652,7 @@ class Server:
                 namespace.close()
             except Exception:
                 logger.exception("cleaning up computation %s failed", current.uid)
+        self._remove_node_files()
         self._announce()  # something changed: be found again soon (e.g. after a partition)
         if lost is None:
             current.scheduler.send(p.ServerClosed(self.location, current.uid, idle))

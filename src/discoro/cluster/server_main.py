@@ -54,6 +54,7 @@ def serve(
     from discoro.cluster.server import Server
     from discoro.cluster.server_state import NodeRules
     from discoro.core.kernel import AsynCoro
+    from discoro.net.runtime import network_of
 
     pid_path = procdir.pidfile(options, index)
     holder = procdir.claim(pid_path)
@@ -75,11 +76,16 @@ def serve(
             print(f"discoro_proc {index}: cannot start: {exc}", flush=True)
             return EXIT_CANNOT_START
         kernel.dest_path = str(workdir)
+        # files sent to the node's location go to the node directory (D8)
+        network_of(kernel).set_node_path(procdir.procs_dir(options), procdir.node_reserved)
         out = sys.stdout  # the node's pipe: never a computation's captured output
 
         def tell(kind: str, text: str) -> None:
             separator = ": " if kind == "status" else " "
-            print(f"discoro_proc {index} {kind}{separator}{text}", file=out, flush=True)
+            # one write per line: other threads print too, and print() writes the text and
+            # its newline separately
+            out.write(f"discoro_proc {index} {kind}{separator}{text}\n")
+            out.flush()
 
         server = Server(kernel, workdir, rules=NodeRules.from_dict(rules or {}), events=tell)
         server.node_dir = procdir.procs_dir(options)  # computation files go there too (D8)

@@ -7,6 +7,8 @@ Rules: hooks are generator or ``async def`` functions (else TypeError); ``disabl
 ``disable_servers`` need a ``status_coro`` (the program learns there what to enable: else
 ValueError); ``disable_servers`` without ``server_setup`` is ignored, as in the original;
 host names given to `enable_node` are resolved (a name that does not resolve is a ValueError).
+Each hook run is bounded by `SETUP_TIMEOUT` seconds (read when the computation is scheduled):
+a hook still running then is abandoned and its node or server is not used.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ from discoro.net.location import Location
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+
+SETUP_TIMEOUT = 600.0
+"""Seconds a ``node_setup`` or ``server_setup`` run may take (not counting the wait for
+``enable_node`` / ``enable_server``); a program may change it before ``schedule()``."""
 
 
 def _hook(name: str, func: object) -> Callable[..., object] | None:
@@ -82,6 +89,7 @@ class SetupOptions:
         spec.disable_servers = self.disable_servers
         spec.peers_communicate = self.peers_communicate
         spec.allocate = bool(self.rules)
+        spec.setup_timeout = float(SETUP_TIMEOUT)
 
     @staticmethod
     def node_address(addr: object) -> str:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from discoro.core.distributed import DistributedMethods
 from discoro.core.door import NetworkDoor
 from discoro.core.driver import _current_coro, run
+from discoro.core.eventloop import new_event_loop
 from discoro.core.log import logger
 from discoro.core.singleton import MetaSingleton
 from discoro.errors import ShutdownError, WrongThreadError
@@ -65,15 +66,6 @@ NETWORK_OPTIONS = (
 )
 
 
-def _new_event_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
-
-
 class AsynCoro(DistributedMethods, NetworkDoor, metaclass=MetaSingleton):
     """The coroutine scheduler of this process (one per process)."""
 
@@ -93,7 +85,7 @@ class AsynCoro(DistributedMethods, NetworkDoor, metaclass=MetaSingleton):
         if unknown:
             raise TypeError(f"AsynCoro() got unknown option(s): {', '.join(sorted(unknown))}")
         self.options: dict[str, Any] = options
-        self._loop = _new_event_loop()
+        self._loop = new_event_loop()
         self._coros: dict[int, Coro] = {}
         self._registry: dict[str, Coro] = {}
         self._channels: dict[str, Channel] = {}

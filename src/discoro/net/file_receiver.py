@@ -1,7 +1,8 @@
 """The receiving side of file transfer: the ``file_*`` and ``del_file`` handlers.
 
 See `discoro.net.files` for the exchange. Invariants:
-- Nothing is written outside ``dest_path``: the name must be a plain file name, ``dir`` a
+- Nothing is written outside ``dest_path`` (or the node directory, for requests that name
+  it: `_root`): the name must be a plain file name, ``dir`` a
   relative path, and the target directory, with symlinks resolved, must lie under
   ``dest_path`` (checked again after the directories are made).
 - No received file is ever seen half-written: data goes to a hidden temporary file in the
@@ -40,7 +41,7 @@ from discoro.wire.messages import Message
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from discoro.net.link import Link
     from discoro.net.network import Network
@@ -65,6 +66,7 @@ class _Incoming:
     timer: asyncio.TimerHandle | None = None
     link: Link | None = None
     on_lost: Callable[[Any], None] | None = None
+    node_file: bool = False  # written into the node directory
 
 
 class FileReceiver:
@@ -143,8 +145,9 @@ class FileReceiver:
     def on_del(self, peer: Peer, message: Message) -> None:
         fields = message.fields
         try:
-            root = self.net.dest_path
+            root = self._root(fields)
             path = _inside(root, _relative_dir(fields.get("d"))) / _plain_name(fields.get("n"))
+            self._check_reserved(fields, root, path)
             if stat.S_ISDIR(path.lstat().st_mode):
                 raise _Refused(f"{path} is a directory")
             path.unlink()
@@ -165,9 +168,10 @@ class FileReceiver:
             raise _Refused(f"{size} bytes is over max_file_size ({limit})")
         if key in self.incoming:
             raise _Refused(f"transfer {key[1]!r} is already under way")
-        root = self.net.dest_path
+        root = self._root(fields)
         directory = _inside(root, _relative_dir(fields.get("d")))
         target = directory / name
+        self._check_reserved(fields, root, target)
         existing = _compare(target, size, mode, mtime_ns, bool(fields.get("o")))
         if existing is not None:
             return existing
@@ -187,6 +191,7 @@ class FileReceiver:
             atime_ns=atime_ns,
             mtime_ns=mtime_ns,
             made_dirs=made,
+            node_file=bool(fields.get("nd")),
         )
         self.incoming[key] = record
         self._watch(key, record, peer)
@@ -203,6 +208,22 @@ class FileReceiver:
         os.utime(record.temp, ns=(record.atime_ns, record.mtime_ns))
         os.replace(record.temp, record.target)
         self._forget(key, record)
+        if record.node_file:
+            self.net.note_node_file(record.target)
+
+    def _root(self, fields: Mapping[str, object]) -> Path:
+        """The directory a request's paths are under: the node directory when it names it
+        (``nd``), else ``dest_path``."""
+        if not fields.get("nd"):
+            return self.net.dest_path
+        node_path = self.net.node_path
+        if node_path is None:
+            raise _Refused("this peer has no node directory (not a node's server)")
+        return node_path
+
+    def _check_reserved(self, fields: Mapping[str, object], root: Path, target: Path) -> None:
+        if fields.get("nd") and self.net.node_reserved(target.relative_to(root)):
+            raise _Refused(f"{target.relative_to(root)} belongs to the node itself")
 
     def _watch(self, key: Key, record: _Incoming, peer: Peer) -> None:
         """Drop the transfer when its link is lost or it idles for IDLE_TIMEOUT."""

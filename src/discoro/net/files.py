@@ -9,6 +9,11 @@ A transfer rides the peers' authenticated link as ordinary messages:
     file_chunk  (x + payload bytes) ...             -> written to a temporary file
     file_end    (request: x, s)                     -> r=0 renamed into place, or r=-1 + e
 
+A request with ``nd`` true (the sender addressed a `NodeLocation`) targets the receiver's
+*node directory* (`FileTransfer.set_node_path`) instead of its ``dest_path``: the flag names
+the target, never a path, and the same path rules apply under it; a receiver without a node
+directory refuses it. Files received there are listed until `take_node_files`.
+
 ``x`` is a transfer id chosen by the sender; the receiver keys a transfer by (sender's sid,
 x), so transfers from several peers, or several from one peer, are independent. A
 ``file_end`` without a request id is a notice, not a request: ``cancel`` (the sender gave
@@ -29,7 +34,7 @@ from pathlib import Path, PurePath
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from discoro.core.log import logger
-from discoro.net.location import Location
+from discoro.net.location import Location, NodeLocation
 from discoro.wire.messages import Message
 
 if TYPE_CHECKING:
@@ -117,9 +122,51 @@ class _Outbox:
 
 
 class FileTransfer:
-    """Mixin of `Network`: the sending side (`send_file`, `del_file`) and `set_dest_path`."""
+    """Mixin of `Network`: the sending side (`send_file`, `del_file`), `set_dest_path` and
+    the node directory (`set_node_path`, `take_node_files`)."""
 
     _file_outbox: _Outbox | None = None
+    _node_path: Path | None = None
+    _node_files: list[Path] | None = None
+
+    @property
+    def node_path(self) -> Path | None:
+        """Where files sent to this process's `NodeLocation` go (None: refused)."""
+        return self._node_path
+
+    _node_reserved: Callable[[PurePath], bool] | None = None
+
+    def set_node_path(
+        self,
+        path: str | os.PathLike[str] | None,
+        reserved: Callable[[PurePath], bool] | None = None,
+    ) -> None:
+        """Make ``path`` (made if missing) the node directory, or None for none.
+        ``reserved(relative path)`` true: that path is the node's own, never written or
+        deleted by a peer."""
+        self._node_reserved = reserved
+        if path is None:
+            self._node_path = None
+            return
+        target = Path(path).resolve()
+        target.mkdir(parents=True, exist_ok=True)
+        self._node_path = target
+
+    def node_reserved(self, relative: PurePath) -> bool:
+        """Whether ``relative`` (a path under the node directory) is the node's own."""
+        return self._node_reserved is not None and self._node_reserved(relative)
+
+    def note_node_file(self, path: Path) -> None:
+        """The receiving side wrote ``path`` into the node directory."""
+        if self._node_files is None:
+            self._node_files = []
+        if path not in self._node_files:
+            self._node_files.append(path)
+
+    def take_node_files(self) -> list[Path]:
+        """The files received into the node directory since the last call (to remove)."""
+        files, self._node_files = self._node_files or [], None
+        return files
 
     def _net(self) -> Network:
         return cast("Network", self)
@@ -155,7 +202,7 @@ class FileTransfer:
         """Remove ``dest_path/[dir/]basename(file)`` at the peer; 0, or -1 (logged)."""
         net = self._net()
         try:
-            fields = {"n": _basename(file), "d": _relative_dir(dir)}
+            fields = {"n": _basename(file), "d": _relative_dir(dir), **_target(location)}
             _check_location(location)
             await net.started()
             reply = await _ask(net, location, None, "del_file", fields, timeout)
@@ -193,7 +240,7 @@ class FileTransfer:
             xid = outbox.open()
             link: Link | None = None  # set while the receiver holds our unfinished transfer
             try:
-                begin = {"x": xid, "d": dir, "o": bool(overwrite), **info}
+                begin = {"x": xid, "d": dir, "o": bool(overwrite), **info, **_target(location)}
                 verdict = _verdict(await _ask(net, location, None, "file_begin", begin, timeout))
                 if verdict is not None:
                     return verdict
@@ -213,6 +260,11 @@ class FileTransfer:
 def _check_location(location: Any) -> None:
     if not isinstance(location, Location):
         raise _Refused(f"{location!r} is not a Location")
+
+
+def _target(location: Location) -> dict[str, bool]:
+    """The request field that names the receiver's node directory as the target."""
+    return {"nd": True} if isinstance(location, NodeLocation) else {}
 
 
 def _open_source(file: Any) -> tuple[IO[bytes], dict[str, Any]]:

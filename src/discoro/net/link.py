@@ -17,11 +17,14 @@ Invariants:
 - Every byte after the handshake travels in AEAD records (`wire.record`): the link only
   queues messages and writes what ``Connection.seal`` makes. A record that fails (tampered,
   replayed, dropped, injected) closes the link with one log line; nothing in it is decoded.
-- Two lanes: replies, pings, pongs and messages of the types `flow.travels_first` marks
-  (`CONTROL_OPS`) go on the control lane, everything else on the data lane; each batch of
+- Lanes: replies, pings, pongs and messages of the types `flow.travels_first` marks
+  (`CONTROL_OPS`) go on the control lane, everything else on the data lane, from which the
+  connection moves large messages to the bulk lane (`wire.record`: 64 KiB fragments
+  alternating with data records; order kept per destination coroutine). Each batch of
   records is sealed control-first, so control overtakes queued user data (and, between two
   records of it, a large data frame). Within a lane, frames go out in the order `send` was
-  called.
+  called. The transport's limits are small (`WRITE_HIGH`), so a backlog waits in the lanes,
+  where it can still be overtaken, rather than in the transport, where it cannot.
 - Writes are coalesced: replies made while a received chunk is being dispatched go out in one
   write after it; outside of that, the first frame after a quiet spell is written at once
   (latency) and frames sent after it in the same loop iteration are written together in the
@@ -89,8 +92,11 @@ if TYPE_CHECKING:
 HANDSHAKE_TIMEOUT = 5.0
 #: Message ops that travel on the control lane (ahead of queued user data).
 CONTROL_OPS = frozenset({"reply", "ping", "pong", "control_send", "control_deliver"})
-#: The transport's write buffer limits (bytes): above HIGH frames wait in the link.
-WRITE_HIGH, WRITE_LOW = 4 * 1024 * 1024, 1024 * 1024
+#: The transport's write buffer limits (bytes): above HIGH frames wait in the link, where
+#: a small message can still overtake a large one (the bulk lane); what the transport holds
+#: it cannot. 512 KiB: the round trip under a 1 MiB stream is ~30 % shorter than with 4 MiB
+#: and bulk throughput is the same within noise (bench/RESULTS.md).
+WRITE_HIGH, WRITE_LOW = 512 * 1024, 128 * 1024
 PING = trusted_message("ping")
 
 

@@ -5,6 +5,11 @@ construction. Locations compare and hash on both fields, so they key peer tables
 computed once: locations are not changed after construction). A pickled location carries
 its resolved address, so unpickling one (every remote coroutine reference in every message
 does) looks nothing up.
+
+`NodeLocation` is a node's location (later-versions 3.3, D8): the address and port of one of
+the node's server processes (our node program has no network address of its own), equal to
+that server's `Location` (same peer, same hash), but files sent to it go to the node
+directory rather than that server's working directory. It pickles as a `NodeLocation`.
 """
 
 from __future__ import annotations
@@ -69,6 +74,31 @@ def _resolved(addr: str, port: int) -> Location:
     location.port = port
     location._hash = hash((addr, port))
     return location
+
+
+class NodeLocation(Location):
+    """A node's `Location`: ``send_file`` / ``del_file`` to it use the peer's node directory
+    (the parent of its servers' working directories). Equal to the plain `Location` of the
+    same address and port; ``str()`` is the same ``"addr:port"``."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, location: Location) -> NodeLocation:
+        """The node location at ``location``'s address and port."""
+        node = cls.__new__(cls)
+        node.addr = location.addr
+        node.port = location.port
+        node._hash = location._hash
+        return node
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_resolved_node, (self.addr, self.port))
+
+
+def _resolved_node(addr: str, port: int) -> NodeLocation:
+    """Unpickle a node location (checked as `_resolved` checks a location)."""
+    return NodeLocation.of(_resolved(addr, port))
 
 
 class PeerStatus:

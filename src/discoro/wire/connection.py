@@ -53,14 +53,27 @@ from discoro.wire.events import (
 from discoro.wire.frames import MAX_CONTROL_SIZE, MAX_FRAME_SIZE, FrameDecoder, FrameEncoder
 from discoro.wire.handshake import DIRECTIONS, HANDSHAKE_MAX_FRAME, Handshake, Role, refusal
 from discoro.wire.messages import Message, decode_message, message_control
-from discoro.wire.record import LANE_DATA, RecordReader, RecordWriter, aes_gcm
+from discoro.wire.record import (
+    BULK_MIN,
+    LANE_BULK,
+    LANE_DATA,
+    LANES,
+    RecordReader,
+    RecordWriter,
+    aes_gcm,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from discoro.wire.identity import Identity
 
-__all__ = ["Connection", "ConnectionState"]
+__all__ = ["ORDER_KEY", "Connection", "ConnectionState"]
+
+#: The field whose value orders data frames (the destination coroutine's id): frames with
+#: the same value arrive in the order they were queued; a large frame may be overtaken by
+#: frames with other values, never by a frame without one (`record.RecordWriter.route`).
+ORDER_KEY = "c"
 
 _OTHER = {Role.CLIENT: Role.SERVER, Role.SERVER: Role.CLIENT}
 
@@ -219,20 +232,37 @@ class Connection:
         self, message: Message, lane: int = LANE_DATA, more: tuple[bytes | memoryview, ...] = ()
     ) -> int:
         """Queue ``message``'s frame on ``lane`` (the payload is not copied; ``more``: buffers
-        that follow it in the frame's payload, not copied either); its size in bytes. `seal`
+        that follow it in the frame's payload, not copied either); its size in bytes. A data
+        lane frame with an `ORDER_KEY` field may go on the bulk lane instead. `seal`
         makes the records. Raises LocalProtocolError unless AUTHENTICATED, TypeError for
         fields that are not msgpack-native, ValueError for a frame over ``max_frame_size``."""
         writer = self._writer
         if writer is None or self.state is not ConnectionState.AUTHENTICATED:
             raise LocalProtocolError(f"cannot send while {self.state.value}")
+        if lane == LANE_DATA:
+            payload = message.payload
+            size = 0 if payload is None else len(payload)
+            if more:
+                size += sum(len(part) for part in more)
+            if size >= BULK_MIN or writer.pending[LANE_BULK]:
+                key = message.fields.get(ORDER_KEY)
+                if writer.route(key, size) == LANE_BULK:
+                    return writer.queue_bulk(
+                        key, self._encoder.encode_into, message_control(message), payload, more
+                    )
         return writer.queue_frame(
             lane, self._encoder.encode_into, message_control(message), message.payload, more
         )
 
     def unsent(self, lane: int = LANE_DATA) -> int:
         """Frames queued on ``lane`` and not wholly sealed yet (what a torn-down stream
-        drops)."""
-        return 0 if self._writer is None else self._writer.unsent_frames(lane)
+        drops); for `LANE_DATA`, the bulk lane's frames count too (user data both)."""
+        writer = self._writer
+        if writer is None:
+            return 0
+        if lane == LANE_DATA:
+            return writer.unsent_frames(LANE_DATA) + writer.unsent_frames(LANE_BULK)
+        return writer.unsent_frames(lane)
 
     @property
     def queued(self) -> int:
@@ -296,7 +326,9 @@ class Connection:
         self.peer = peer
         self.state = ConnectionState.AUTHENTICATED
         send_key, receive_key = self._handshake.session_keys()
-        decoders = tuple(FrameDecoder(self.max_frame_size, self.max_control_size) for _ in range(2))
+        decoders = tuple(
+            FrameDecoder(self.max_frame_size, self.max_control_size) for _ in range(LANES)
+        )
         reader = RecordReader(aes_gcm(receive_key), DIRECTIONS[_OTHER[self.role]], decoders)
         self._writer = RecordWriter(aes_gcm(send_key), DIRECTIONS[self.role])
         buffered = self._decoder._buffer

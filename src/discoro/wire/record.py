@@ -7,9 +7,10 @@ Layout of one record (network byte order)::
 
 The plaintext of a record is a run of frame bytes (`wire.frames`) of one lane: many small
 frames share a record, and a frame bigger than `MAX_PLAINTEXT` spans several records of its
-lane. Lanes are independent frame streams: `LANE_CONTROL` (replies, pings) and `LANE_DATA`
-(user messages). The receiver keeps one frame decoder per lane, so a control record can
-overtake the rest of a large data frame.
+lane. Lanes are independent frame streams: `LANE_CONTROL` (replies, pings), `LANE_DATA`
+(user messages) and `LANE_BULK` (large user messages, cut into records of `MAX_PLAINTEXT`
+bytes: the fragments). The receiver keeps one frame decoder per lane, so a control record
+can overtake the rest of a large data frame, and small messages overtake a large one.
 
 Invariants:
 - Each direction has its own key (from the handshake) and its own record counter, starting at
@@ -23,6 +24,16 @@ Invariants:
 - The writer seals control lane records before data lane ones, at frame boundaries of the
   data lane too (control may overtake a large data frame between two of its records).
   Payloads are sealed from memoryview slices: a large payload is never joined with others.
+- Data and bulk lane records alternate (a data record first), so a small message waits for
+  at most one bulk record (one fragment) behind a large message queued before it.
+- Order per key (`RecordWriter.route`; the connection's key is the destination coroutine):
+  a frame only goes on the bulk lane while the data lane holds at most one record's worth
+  (so everything queued before it on the data lane is sealed no later than its first
+  fragment); a frame whose key has a frame not wholly sealed on the bulk lane follows it
+  there, and so does every frame without a key while any bulk frame is not wholly sealed.
+  So frames with the same key complete (and are decoded) in the order they were queued, a
+  frame without a key after everything queued before it; only a frame with another key
+  may overtake a large one.
 """
 
 from __future__ import annotations
@@ -43,7 +54,10 @@ if TYPE_CHECKING:
     from discoro.wire.frames import FrameDecoder
 
 __all__ = [
+    "BULK_MIN",
     "HEADER",
+    "LANES",
+    "LANE_BULK",
     "LANE_CONTROL",
     "LANE_DATA",
     "MAX_PLAINTEXT",
@@ -58,7 +72,10 @@ TAG_SIZE = 16
 MAX_PLAINTEXT = 64 * 1024
 LANE_DATA = 0
 LANE_CONTROL = 1
-LANES = 2
+LANE_BULK = 2
+LANES = 3
+#: Frames at least this big may travel on the bulk lane (`RecordWriter.route`).
+BULK_MIN = MAX_PLAINTEXT
 _LENGTH_MASK = 0xFFFFFF
 _MAX_COUNTER = 2**64 - 1
 _HEADER_SIZE = HEADER.size
@@ -98,7 +115,17 @@ def _check_direction(direction: bytes) -> bytes:
 class RecordWriter:
     """Frames in (by lane), sealed records out. One per direction (not thread-safe)."""
 
-    __slots__ = ("_cipher", "_counter", "_direction", "_ends", "_lanes", "_sealed", "pending")
+    __slots__ = (
+        "_bulk_keys",
+        "_cipher",
+        "_counter",
+        "_direction",
+        "_ends",
+        "_lanes",
+        "_sealed",
+        "_turn",
+        "pending",
+    )
 
     def __init__(self, cipher: Cipher, direction: bytes) -> None:
         self._cipher = cipher
@@ -110,6 +137,34 @@ class RecordWriter:
         # the lane, and how many of those bytes were sealed
         self._ends: tuple[deque[int], ...] = tuple(deque() for _ in range(LANES))
         self._sealed = [0] * LANES
+        # key -> where its last frame on the bulk lane ends (bytes ever queued on the lane)
+        self._bulk_keys: dict[object, int] = {}
+        self._turn = LANE_DATA  # which of data and bulk seals the next record when both wait
+
+    def route(self, key: object, size: int) -> int:
+        """The lane for a data frame of about ``size`` bytes with ordering ``key`` (None: a
+        frame ordered after everything queued before it): see the order invariant above."""
+        bulk_pending = self.pending[LANE_BULK]
+        keys = self._bulk_keys
+        if key is None:  # overtakes nothing: behind any bulk frame not wholly sealed
+            return LANE_BULK if bulk_pending else LANE_DATA
+        if keys:
+            if not bulk_pending:  # every bulk frame is wholly sealed
+                keys.clear()
+            else:
+                end = keys.get(key)
+                if end is not None and end > self._sealed[LANE_BULK]:
+                    return LANE_BULK
+        if size >= BULK_MIN and self.pending[LANE_DATA] <= MAX_PLAINTEXT:
+            return LANE_BULK
+        return LANE_DATA
+
+    def queue_bulk(self, key: object, encode_into: Callable[..., int], *args: object) -> int:
+        """`queue_frame` on the bulk lane, remembering where ``key``'s frame ends."""
+        size = self.queue_frame(LANE_BULK, encode_into, *args)
+        if key is not None:
+            self._bulk_keys[key] = self._sealed[LANE_BULK] + self.pending[LANE_BULK]
+        return size
 
     def add(self, lane: int, parts: list[bytes | bytearray]) -> None:
         """Queue one frame's parts (as `FrameEncoder.encode_into` made them) on ``lane``."""
@@ -151,16 +206,23 @@ class RecordWriter:
         """Records for (about) ``budget`` bytes of what is queued, control lane first, as one
         bytearray to write; None when nothing is queued."""
         pending = self.pending
-        control, data = pending[LANE_CONTROL], pending[LANE_DATA]
-        if not control or not data:  # the common case: one lane, often one small frame
+        data, control, bulk = pending  # by lane number
+        if not bulk and (not control or not data):  # the common case: one small frame
             size = control or data
             if size and size <= MAX_PLAINTEXT:
                 return self._seal_lane(LANE_CONTROL if control else LANE_DATA, size)
         plan: list[tuple[int, list[_Bytes], int]] = []
         total = 0
         while total < budget:
-            lane = LANE_CONTROL if pending[LANE_CONTROL] else LANE_DATA
-            if not pending[lane]:
+            if pending[LANE_CONTROL]:
+                lane = LANE_CONTROL
+            elif pending[LANE_DATA] and (self._turn == LANE_DATA or not pending[LANE_BULK]):
+                lane = LANE_DATA
+                self._turn = LANE_BULK
+            elif pending[LANE_BULK]:
+                lane = LANE_BULK
+                self._turn = LANE_DATA
+            else:
                 break
             pieces, size = self._take(lane)
             plan.append((lane, pieces, size))
