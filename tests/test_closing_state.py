@@ -29,7 +29,8 @@ def closes(state: SchedulerState, actions: list[Send]) -> list[object]:
 
 def job_done(state: SchedulerState, target: object, rid: int) -> list[Send]:
     job = next(j for j in state.procs[target].jobs.values() if j.rid == rid)
-    return state.handle(p.JobDone(target, "c1", job.coro._id))
+    incarnation = state.procs[target].incarnation
+    return state.handle(p.JobDone(target, "c1", job.coro._id, incarnation))
 
 
 def test_close_waits_for_cpu_jobs_then_closes_with_statuses_before_its_answer() -> None:
@@ -92,7 +93,8 @@ def test_a_waiting_close_reports_the_jobs_every_msg_timeout() -> None:
 
     def reports(now: float) -> list[object]:
         clock.advance(now - clock())
-        actions = state.handle(p.ServerPulse(A1, "c1", 1))  # it stays alive meanwhile
+        pulse = p.ServerPulse(A1, "c1", 1, incarnation=state.procs[A1].incarnation)
+        actions = state.handle(pulse)  # it stays alive meanwhile
         actions += state.handle(Tick(now))
         return [m for m in sent(actions, ROUTER) if isinstance(m, p.CloseWaiting)]
 

@@ -230,18 +230,24 @@ def test_node_setup_moves_on_when_its_process_is_lost() -> None:
     assert setups(actions, procs) == procs[1:2]
 
 
+def done(state: SchedulerState, proc: Handle, error: str = "") -> p.SetupDone:
+    """``proc``'s answer to its Setup, from the incarnation the scheduler gave it."""
+    incarnation = state.procs[proc.location].incarnation
+    return p.SetupDone(proc.location, "c1", error, incarnation)
+
+
 def test_enable_server_is_forwarded_only_while_it_initializes() -> None:
     state, procs, _ = gated(server_setup="ready", disable_servers=True)
     enable = p.EnableServer("c1", procs[0].location, b"")
     assert sent(state.handle(enable), procs[0]) == [enable]
-    state.handle(p.SetupDone(procs[0].location, "c1"))
+    state.handle(done(state, procs[0]))
     assert sent(state.handle(enable), procs[0]) == []
 
 
 def test_avail_reports_once_per_pulse_interval_per_node() -> None:
     state, procs, _ = gated()
     for proc in procs:
-        state.handle(p.SetupDone(proc.location, "c1"))
+        state.handle(done(state, proc))
     reports = []
     for proc in procs:
         reports += [
@@ -253,8 +259,8 @@ def test_avail_reports_once_per_pulse_interval_per_node() -> None:
 
 def test_peers_communicate_introduces_servers() -> None:
     state, procs, _ = gated(peers_communicate=True)
-    assert sent(state.handle(p.SetupDone(procs[0].location, "c1")), procs[0]) == []
-    actions = state.handle(p.SetupDone(procs[1].location, "c1"))
+    assert sent(state.handle(done(state, procs[0])), procs[0]) == []
+    actions = state.handle(done(state, procs[1]))
     assert sent(actions, procs[1]) == [p.Peers("c1", [procs[0].location])]
 
 
@@ -262,7 +268,7 @@ def test_a_server_still_closing_an_earlier_computation_is_tried_again() -> None:
     from discoro.cluster.scheduler_state import Tick
 
     state, procs, _ = gated()
-    refused = p.SetupDone(procs[0].location, "c1", error="busy with computation old")
+    refused = done(state, procs[0], "busy with computation old")
     assert state.handle(refused) == []  # no status: it is tried again at the next tick
     assert state.procs[procs[0].location].state is ProcState.DISCOVERED
     actions = state.handle(Tick(0.0))

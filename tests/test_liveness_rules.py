@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 from discoro.cluster import protocol as p
 from discoro.cluster.scheduler_liveness import SchedulerLiveness
+from discoro.cluster.scheduler_procs import Proc
 from discoro.cluster.scheduler_state import ProcessLost, SchedulerState, Send
 from discoro.core.stalls import ran_late
 from discoro.errors import MonitorException
@@ -43,7 +44,7 @@ def note(kind: str, coros: tuple[int, ...] = ()) -> LivenessNote:
 
 def scheduler_liveness() -> tuple[SchedulerLiveness, Mailbox]:
     state = SchedulerState()
-    state.procs[WHERE] = SimpleNamespace()  # type: ignore[assignment]  # only its key counts
+    state.procs[WHERE] = Proc(WHERE, "server")
     me = Mailbox()
     return SchedulerLiveness(state, me), me  # type: ignore[arg-type]
 
@@ -57,6 +58,20 @@ def test_alive_notes_of_known_processes_are_pulses() -> None:
     assert len(me.got) == 1
     liveness.fresh_window()
     assert me.got[-1] == p.ServerPulse(WHERE, None, 0)
+    liveness.state.procs[WHERE].incarnation = 3  # a pulse of the incarnation its record holds
+    liveness.noted(note("alive"))
+    assert me.got[-1] == p.ServerPulse(WHERE, None, 0, incarnation=3)
+
+
+def test_a_written_off_process_that_ended_itself_names_its_terminated_coroutines() -> None:
+    liveness, _ = scheduler_liveness()
+    spinner, napper = Handle(5, WHERE), Handle(4, WHERE)
+    liveness.noted(note("ending", (5,)))
+    written_off = p.WrittenOff(WHERE, 2, "silent", [spinner, napper])  # type: ignore[list-item]
+    (action,) = liveness.rewrite([Send("router", written_off)])
+    assert action.message.terminated == [5]
+    assert "was terminated while a job kept its event loop busy for 9.0 s" in action.message.reason
+    assert liveness.rewrite([Send("router", written_off)])[0].message == written_off  # once
 
 
 def lost(coro: Handle) -> Send:

@@ -14,8 +14,9 @@ from discoro.cli.common import parse_size
 from discoro.cli.config_file import apply_config, save_config
 from discoro.cli.node import build_parser
 from discoro.cli.node_options import parse_tcp_ports, ports_for
+from discoro.cluster import server_lifecycle as lc
 from discoro.cluster.serve_count import ServeCount
-from discoro.cluster.server_state import NodeRules, ServerState
+from discoro.cluster.server_state import Installed, NodeRules, ServerState
 from discoro.cluster.service_window import (
     DAY,
     Phase,
@@ -113,26 +114,42 @@ def state(**rules: float) -> ServerState:
     return ServerState(NodeRules.from_dict(rules))
 
 
+def install(server: ServerState, uid: str, interval: float, zombie: float | None) -> Installed:
+    """Install ``uid`` through the lifecycle table, as the server's shell does."""
+    assert server.handle(lc.SetupAsked(uid, 1, 0, interval)) == [lc.InstallComputation(1)]
+    record = server.record(uid, "s", interval, zombie, None, 0, 1)
+    assert server.handle(lc.SetupSucceeded(record, 0)) == [lc.AnswerSetup(1)]
+    return record
+
+
+def close(server: ServerState, uid: str) -> None:
+    actions = server.handle(lc.CloseAsked(uid, 0))
+    assert [type(action) for action in actions] == [lc.CloseComputation]
+
+
 def test_serve_limit_refuses_another_computation() -> None:
     server = state(serve=1)
     assert server.setup_refusal("A", 1) is None
-    server.install("A", "s", 1, None, None, 0)
+    install(server, "A", 1, None)
     assert server.setup_refusal("A", 1) is None  # a repeated Setup
-    server.close("A")
+    close(server, "A")
     assert server.setup_refusal("A", 1) is None  # the same computation again
     assert server.setup_refusal("B", 1) == "the node serves only 1 computation(s) (--serve)"
+    refused = lc.AnswerSetup(2, "the node serves only 1 computation(s) (--serve)")
+    assert server.handle(lc.SetupAsked("B", 2, 0, 1)) == [refused]  # the table asks the rule
 
 
 def test_pulse_bounds_and_zombie_period() -> None:
     server = state(min_pulse_interval=5, max_pulse_interval=20, zombie_period=30)
     assert "below the node's --min_pulse_interval 5" in str(server.setup_refusal("A", 2))
     assert server.setup_refusal("A", 5) is None
-    installed = server.install("A", "s", 50, None, None, 0)
+    installed = install(server, "A", 50, None)
     assert installed.pulse_interval == 20  # pulses at least as often as the node's maximum
     assert installed.zombie_period == 30  # the node's idle rule, the computation has none
     assert not server.zombie_due(29) and server.zombie_due(30)
-    server.close()
-    assert server.install("B", "s", 10, 1800, None, 0).zombie_period == 30  # the shorter
+    assert server.handle(lc.Tick(29)) == []
+    assert [type(action) for action in server.handle(lc.Tick(30))] == [lc.CloseComputation]
+    assert install(server, "B", 10, 1800).zombie_period == 30  # the shorter
     with pytest.raises(ValueError, match="unknown node rule 'bogus'"):
         NodeRules.from_dict({"bogus": 1})
 
@@ -141,15 +158,16 @@ def test_drain_refuses_jobs_and_closes_when_none_runs() -> None:
     server = state()
     assert not server.drain()  # nothing installed: nothing to close
     assert server.setup_refusal("A", 1) is None
-    server.install("A", "s", 1, None, None, 0)
-    server.job_started(type("Job", (), {"_id": 7})())
+    install(server, "A", 1, None)
+    server.handle(lc.JobStarted(type("Job", (), {"_id": 7})(), 0))
     assert server.drain()
     assert "no new jobs" in str(server.run_refusal("A"))
+    assert server.handle(lc.RunAsked("A", 0)) == [lc.RefuseRun(str(server.run_refusal("A")))]
     assert server.setup_refusal("B", 1) == "busy with computation A"
     assert not server.zombie_due(0) and server.wait_time(0) is None  # a job still runs
-    server.job_ended(7, 1)
+    server.handle(lc.JobEnded(7, 1))
     assert server.zombie_due(1) and server.wait_time(1) == 0.0
-    server.close()
+    assert [type(action) for action in server.handle(lc.Tick(1))] == [lc.CloseComputation]
     assert not server.draining and server.setup_refusal("B", 1) is None  # serves again
     server.retired = "outside the service window"
     assert server.setup_refusal("B", 1) == "outside the service window"

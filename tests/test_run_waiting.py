@@ -52,7 +52,9 @@ def test_a_run_right_after_schedule_waits_for_the_first_ready_process() -> None:
     assert state.handle(run(5)) == []  # setting up: no answer yet, no failure
     clock.advance(3)
     assert runs(state.handle(Tick(clock()))) == []  # before its deadline: waits
-    [(target, message)] = runs(state.handle(p.SetupDone(a, "c1")))
+    [(target, message)] = runs(
+        state.handle(p.SetupDone(a, "c1", incarnation=state.procs[a].incarnation))
+    )
     assert target == a and message.rid == 5 and message.reply_to is ROUTER
 
 
@@ -62,7 +64,7 @@ def test_a_run_waits_for_a_node_that_joins_late() -> None:
     assert sent(state.handle(run(1)), ROUTER) == []
     a = loc(1, 1)
     found(state, a)  # a node starts after the client scheduled
-    [(target, _)] = runs(state.handle(p.SetupDone(a, "c1")))
+    [(target, _)] = runs(state.handle(p.SetupDone(a, "c1", incarnation=state.procs[a].incarnation)))
     assert target == a
 
 
@@ -85,7 +87,8 @@ def test_with_no_node_at_all_a_fanout_fails_at_its_deadline_and_a_run_keeps_wait
     assert not [m for m in sent(state.handle(Tick(LATER + 1)), ROUTER) if isinstance(m, p.RunWaits)]
     a = loc(1, 1)
     found(state, a)  # much later, a node joins: the run goes there
-    [(target, message)] = runs(state.handle(p.SetupDone(a, "c1")))
+    done = p.SetupDone(a, "c1", incarnation=state.procs[a].incarnation)
+    [(target, message)] = runs(state.handle(done))
     assert target == a and message.rid == 1
 
 
@@ -127,9 +130,9 @@ def test_run_procs_waits_until_every_process_has_finished_its_setup() -> None:
     a, b = loc(1, 1), loc(1, 2)
     found(state, a, b)
     state.handle(p.Submit(spec()))
-    assert runs(state.handle(p.SetupDone(a, "c1"))) == []
+    assert runs(state.handle(p.SetupDone(a, "c1", incarnation=state.procs[a].incarnation))) == []
     assert runs(state.handle(run(3, ("each_proc",)))) == []  # b is still initializing
-    fanned = runs(state.handle(p.SetupDone(b, "c1")))
+    fanned = runs(state.handle(p.SetupDone(b, "c1", incarnation=state.procs[b].incarnation)))
     assert sorted(str(target) for target, _ in fanned) == sorted([str(a), str(b)])
     assert {message.fanout for _, message in fanned} == {2}
 
@@ -139,7 +142,7 @@ def test_at_its_deadline_a_fanout_goes_to_whatever_is_ready() -> None:
     a, b = loc(1, 1), loc(1, 2)
     found(state, a, b)
     state.handle(p.Submit(slow_spec()))
-    state.handle(p.SetupDone(a, "c1"))
+    state.handle(p.SetupDone(a, "c1", incarnation=state.procs[a].incarnation))
     state.handle(run(3, ("each_proc",)))
     [(target, message)] = runs(state.handle(after_timeout(clock)))
     assert target == a and message.fanout == 1

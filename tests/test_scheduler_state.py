@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from discoro.cluster import protocol as p
 from discoro.cluster.scheduler_state import (
     PeerLost,
@@ -14,7 +16,6 @@ from discoro.cluster.scheduler_state import (
     Tick,
 )
 from discoro.cluster.status import Status, StatusMessage
-from discoro.errors import MonitorException
 from discoro.net.location import Location
 from testing import ManualClock
 
@@ -59,7 +60,7 @@ def ready_state(*locations: Location) -> tuple[SchedulerState, dict[Location, Ha
         state.handle(ProcFound(location, server))
     state.handle(p.Submit(spec()))
     for location in locations:
-        state.handle(p.SetupDone(location, "c1"))
+        state.handle(p.SetupDone(location, "c1", incarnation=state.procs[location].incarnation))
     return state, servers
 
 
@@ -79,9 +80,11 @@ def test_submitted_computation_becomes_current_and_sets_up_every_process() -> No
         (Status.ProcDiscovered, a),
         (Status.ProcDiscovered, b),
     ]
-    first = statuses(state.handle(p.SetupDone(a, "c1")))
+    first = statuses(state.handle(p.SetupDone(a, "c1", incarnation=state.procs[a].incarnation)))
     assert first == [(Status.NodeInitialized, "127.0.0.1"), (Status.ProcInitialized, a)]
-    assert statuses(state.handle(p.SetupDone(b, "c1"))) == [(Status.ProcInitialized, b)]
+    assert statuses(state.handle(p.SetupDone(b, "c1", incarnation=state.procs[b].incarnation))) == [
+        (Status.ProcInitialized, b)
+    ]
 
 
 def test_second_computation_waits_until_the_first_closes() -> None:
@@ -136,14 +139,15 @@ def test_run_for_a_computation_that_is_not_current_is_refused() -> None:
     assert reply.value is None and reply.error
 
 
-def test_lost_process_reports_its_running_coroutines_as_failed() -> None:
+def test_lost_process_reports_its_running_coroutines_to_the_client_router() -> None:
     a, b = loc(1, 1), loc(2, 1)
     state, _ = ready_state(a, b)
     job = Handle("job", a)
-    state.handle(p.JobStarted(a, "c1", 1, job, "f", 0.0))
+    state.handle(p.JobStarted(a, "c1", 1, job, "f", 0.0, incarnation=state.procs[a].incarnation))
     actions = state.handle(PeerLost(a))
-    notices = [m for m in sent(actions, STATUS) if isinstance(m, MonitorException)]
-    assert len(notices) == 1 and notices[0].args[0] is job
+    [notice] = [m for m in sent(actions, ROUTER) if isinstance(m, p.WrittenOff)]
+    assert notice.coros == [job] and notice.location == a and notice.incarnation == 1
+    assert "connection was lost" in notice.reason
     assert statuses(actions) == [
         (Status.ProcDisconnected, a),
         (Status.NodeDisconnected, "127.0.0.1"),
@@ -172,7 +176,7 @@ def test_last_heard_is_read_from_the_state_clock() -> None:
     state.handle(p.Submit(spec()))
     assert state.procs[a].last_heard == 100.0
     clock.advance(4.0)
-    state.handle(p.ServerPulse(a, "c1", 0))
+    state.handle(p.ServerPulse(a, "c1", 0, incarnation=state.procs[a].incarnation))
     assert state.procs[a].last_heard == 104.0
     assert statuses(state.handle(Tick(clock() + 4.0))) == []
     assert statuses(state.handle(Tick(clock() + 5.5)))[0] == (Status.ProcDisconnected, a)
@@ -186,11 +190,15 @@ def test_every_tick_pulses_the_client() -> None:
 def test_idle_close_of_every_process_closes_the_computation() -> None:
     a, b = loc(1, 1), loc(2, 1)
     state, _ = ready_state(a, b)
-    assert statuses(state.handle(p.ServerClosed(a, "c1", idle=True))) == [
+    assert statuses(
+        state.handle(p.ServerClosed(a, "c1", idle=True, incarnation=state.procs[a].incarnation))
+    ) == [
         (Status.ProcClosed, a),
         (Status.NodeClosed, "127.0.0.1"),
     ]
-    last = statuses(state.handle(p.ServerClosed(b, "c1", idle=True)))
+    last = statuses(
+        state.handle(p.ServerClosed(b, "c1", idle=True, incarnation=state.procs[b].incarnation))
+    )
     assert last[:2] == [(Status.ProcClosed, b), (Status.NodeClosed, "127.0.0.2")]
     assert last[2][0] == Status.ComputationClosed
     assert state.current is None
@@ -214,3 +222,44 @@ def test_lists_of_nodes_and_processes() -> None:
     assert set(reply.value) == {a, b}
     [reply] = sent(state.handle(p.ListRequest("other", 5, "procs", ROUTER)), ROUTER)
     assert reply.value == []
+
+
+def test_lifecycles_are_tables_and_refuse_unplanned_events_loudly() -> None:
+    from discoro.cluster.scheduler_procs import LifecycleError, Proc, ProcEvent, advance
+    from discoro.cluster.scheduler_state import UnknownEvent
+
+    proc = Proc(loc(1, 1), Handle("server"))
+    with pytest.raises(LifecycleError, match="no transition for 'setup done' in state 'disc"):
+        advance(proc, ProcEvent.SETUP_DONE)
+    assert advance(proc, ProcEvent.SETUP) is ProcState.INITIALIZING
+    assert advance(proc, ProcEvent.WRITTEN_OFF) is ProcState.DISCONNECTED
+    with pytest.raises(LifecycleError):
+        advance(proc, ProcEvent.WRITTEN_OFF)  # once
+    from discoro.cluster.scheduler_procs import JobEvent, JobPlace, job_moves
+
+    assert job_moves(JobPlace.RUNNING, JobEvent.WRITTEN_OFF) is JobPlace.LOST
+    with pytest.raises(LifecycleError, match="no transition for 'done' at 'lost'"):
+        job_moves(JobPlace.LOST, JobEvent.DONE)  # a job reported lost never ends again
+    state, _ = ready_state(loc(1, 1))
+    assert state.current is not None and state.current.state.value == "current"
+    with pytest.raises(UnknownEvent, match="no handler for str"):
+        state.handle("not an event")
+
+
+def test_a_written_off_process_is_fenced_and_rejoins_as_a_new_incarnation() -> None:
+    a = loc(1, 1)
+    state, servers = ready_state(a)
+    job = Handle("job", a)
+    state.handle(p.JobStarted(a, "c1", 1, job, "f", 0.0, incarnation=1))
+    state.handle(PeerLost(a))  # written off; its link comes back before it noticed
+    late = state.handle(p.JobDone(a, "c1", job._id, incarnation=1), now=10.0)
+    assert [type(m) for m in sent(late, servers[a])] == [p.Fenced]
+    assert state.handle(p.ServerPulse(a, "c1", 1, incarnation=1), now=10.5) == []  # told once
+    again = state.handle(p.ServerPulse(a, "c1", 1, incarnation=1), now=11.5)
+    assert sent(again, servers[a]) == [p.Fenced("c1", 1, "its connection was lost")]
+    rejoined = state.handle(p.ServerClosed(a, "c1", False, 1, fenced=True), now=12.0)
+    [setup] = [m for m in sent(rejoined, servers[a]) if isinstance(m, p.Setup)]
+    assert setup.incarnation == 2 and state.procs[a].state is ProcState.INITIALIZING
+    assert (Status.ProcDiscovered, a) in statuses(rejoined)
+    state.handle(p.SetupDone(a, "c1", incarnation=2))
+    assert state.procs[a].state is ProcState.INITIALIZED

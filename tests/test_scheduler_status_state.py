@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from discoro.cluster import protocol as p
 from discoro.cluster.scheduler_state import PeerLost, ProcFound, SchedulerState, Send, Tick
 from discoro.cluster.snapshot import find_running, snapshot
 from test_scheduler_state import ME, ROUTER, Handle, loc, ready_state
 
+if TYPE_CHECKING:
+    from discoro.net.location import Location
+
 INFO = {"name": "sched", "location": "127.0.0.9:1"}
 LOAD = {"cpu": 12.5, "memory": 40.0, "disk": 70.0, "swap": 0.0, "name": "n-1", "node_name": "n"}
 
 
-def started(location: object, coro: Handle, args: str = "1, 2") -> p.JobStarted:
-    return p.JobStarted(location, "c1", 1, coro, "work", 1000.0, args)
+def started(
+    state: SchedulerState, location: Location, coro: Handle, args: str = "1, 2"
+) -> p.JobStarted:
+    incarnation = state.procs[location].incarnation
+    return p.JobStarted(location, "c1", 1, coro, "work", 1000.0, args, incarnation=incarnation)
 
 
 def test_jobs_are_counted_and_listed_per_process_and_node() -> None:
@@ -22,9 +29,11 @@ def test_jobs_are_counted_and_listed_per_process_and_node() -> None:
     state, _ = ready_state(a, b)
     j1, j2, j3 = Handle("work/1@a", a), Handle("work/2@a", a), Handle("work/3@b", b)
     for location, job in ((a, j1), (a, j2), (b, j3)):
-        state.handle(started(location, job))
-    state.handle(p.JobDone(a, "c1", j1._id))
-    state.handle(p.JobDone(a, "c1", 12345))  # unknown: not counted
+        state.handle(started(state, location, job))
+    state.handle(p.JobDone(a, "c1", j1._id, incarnation=state.procs[a].incarnation))
+    state.handle(
+        p.JobDone(a, "c1", 12345, incarnation=state.procs[a].incarnation)
+    )  # unknown: not counted
     view = snapshot(state, INFO)
     json.dumps(view)  # JSON-able
     assert view["totals"] == {"nodes": 1, "procs": 2, "submitted": 3, "done": 1, "running": 2}
@@ -44,10 +53,16 @@ def test_jobs_are_counted_and_listed_per_process_and_node() -> None:
 def test_pulses_record_the_latest_figures() -> None:
     a, b = loc(1, 1), loc(1, 2)
     state, _ = ready_state(a, b)
-    state.handle(p.ServerPulse(a, "c1", 0, LOAD))
-    state.handle(p.ServerPulse(b, "c1", 0, {**LOAD, "cpu": 50.0, "name": "n-2"}))
+    state.handle(p.ServerPulse(a, "c1", 0, LOAD, incarnation=state.procs[a].incarnation))
+    state.handle(
+        p.ServerPulse(
+            b, "c1", 0, {**LOAD, "cpu": 50.0, "name": "n-2"}, incarnation=state.procs[b].incarnation
+        )
+    )
     state.handle(p.ServerPulse(loc(2, 1), "c1", 0, LOAD))  # an unknown process: ignored
-    state.handle(p.ServerPulse(a, "c1", 0))  # an old sender without figures
+    state.handle(
+        p.ServerPulse(a, "c1", 0, incarnation=state.procs[a].incarnation)
+    )  # an old sender without figures
     view = snapshot(state, INFO)
     (node,) = view["nodes"]
     assert node["name"] == "n" and node["cpu"] == 50.0 and node["memory"] == 40.0
@@ -76,7 +91,7 @@ def test_idle_processes_are_watched_and_report_figures() -> None:
 def test_old_job_started_without_args_and_lost_process() -> None:
     a, b = loc(1, 1), loc(1, 2)
     state, _ = ready_state(a, b)
-    old = p.JobStarted(a, "c1", 1, Handle("work/1@a", a), "work", 5.0)  # no args_repr
+    old = p.JobStarted(a, "c1", 1, Handle("work/1@a", a), "work", 5.0, incarnation=1)  # no args
     state.handle(old)
     assert snapshot(state, INFO)["procs"][0]["coros"][0]["args"] == ""
     state.handle(PeerLost(a))
@@ -107,8 +122,8 @@ def test_status_table_lists_nodes_and_processes() -> None:
 
     a = loc(1, 1)
     state, _ = ready_state(a)
-    state.handle(p.ServerPulse(a, "c1", 0, LOAD))
-    state.handle(started(a, Handle("work/1@a", a)))
+    state.handle(p.ServerPulse(a, "c1", 0, LOAD, incarnation=state.procs[a].incarnation))
+    state.handle(started(state, a, Handle("work/1@a", a)))
     lines = format_table(snapshot(state, INFO)).splitlines()
     assert lines[1] == "totals: 1 nodes, 1 processes, 1 submitted, 0 done, 1 running"
     assert any(line.split()[:5] == ["127.0.0.1", "n", "1", "initialized", "12.5"] for line in lines)

@@ -89,7 +89,16 @@ def passed_on(message: Any) -> list[Any]:
     """What a scheduler passes on from ``message`` to a router and a status coroutine in its
     own process (issue 9: one message from the server carries both)."""
     if isinstance(message, p.JobStarted) and message.reply_to is not None:
-        return [p.RunResult(message.rid, message.coro, None, message.fanout)]
+        return [
+            p.RunResult(
+                message.rid,
+                message.coro,
+                None,
+                message.fanout,
+                message.location,
+                message.incarnation,
+            )
+        ]
     if isinstance(message, p.JobDone) and message.exit is not None:
         return [exit_notice(*message.exit)]
     return []
@@ -135,7 +144,7 @@ class Server:
     def __init__(self, proc: PeerProcess, location: Location, root: Path) -> None:
         self.proc, self.location, self.root = proc, location, root
         self.workdir = root / "discoro" / "proc-1"
-        self.coro: Any = run(lambda coro=None: (yield Coro.locate(SERVER_NAME, location, 5)))
+        self.coro: Any = run(lambda coro=None: (yield Coro.locate(SERVER_NAME, location, 30)))
         assert self.coro is not None
 
     def advance(self, seconds: float) -> None:
@@ -347,3 +356,41 @@ def test_scheduler_process_offline_closes_at_once(server: Server) -> None:
         server.proc.expect(r"scheduler \S+ went offline; closing", timeout=5)
     inbox = Inbox()
     install(server, inbox)
+
+
+def test_fenced_incarnation_ends_its_jobs_unreported_and_is_set_up_again(server: Server) -> None:
+    """Issue 10: `Fenced` ends the incarnation's jobs without a word to their monitors and is
+    answered ``ServerClosed(fenced=True)``; a `Setup` with a higher incarnation does the same
+    for the installed one first. Every report carries the incarnation."""
+    inbox = Inbox()
+    spec = make_spec(inbox, ["setup", "waiter"])
+    server.coro.send(p.Setup(spec, inbox.coro, incarnation=3))
+    assert inbox.expect(p.SetupDone).incarnation == 3
+    server.coro.send(run_msg(spec, inbox, 1, "waiter", inbox.coro))
+    first = inbox.expect(tuple, lambda m: m[0] == "waiting")[1]
+    assert inbox.expect(p.RunResult, lambda m: m.rid == 1).incarnation == 3
+    assert inbox.expect(p.JobStarted).incarnation == 3
+    assert inbox.expect(p.ServerPulse).incarnation == 3
+
+    server.coro.send(p.Fenced(spec.uid, 2, "an older incarnation"))  # not installed: ignored
+    server.coro.send(p.Fenced(spec.uid, 3, "written off by the test"))
+    closed = inbox.expect(p.ServerClosed)
+    assert (closed.incarnation, closed.fenced, closed.uid) == (3, True, spec.uid)
+    server.proc.expect(r"incarnation 3 of computation \S+ was written off", timeout=5)
+
+    server.coro.send(p.Setup(spec, inbox.coro, incarnation=4))  # rejoins as a new incarnation
+    assert inbox.expect(p.SetupDone, lambda m: m.incarnation == 4).error == ""
+    server.coro.send(run_msg(spec, inbox, 2, "waiter", inbox.coro))
+    second = inbox.expect(tuple, lambda m: m[0] == "waiting")[1]
+
+    server.coro.send(p.Setup(spec, inbox.coro, incarnation=5))  # written off without hearing Fenced
+    closed = inbox.expect(p.ServerClosed, lambda m: m.incarnation == 4)
+    assert closed.fenced
+    assert inbox.expect(p.SetupDone, lambda m: m.incarnation == 5).error == ""
+    server.coro.send(run_msg(spec, inbox, 3, "setup", "last"))
+    last = inbox.expect(p.RunResult, lambda m: m.rid == 3).coro
+    assert inbox.expect(MonitorException, lambda m: m.args[0] == last).args[1][1] == "last"
+    # the jobs of the written-off incarnations ended without a report (FIFO: it would
+    # have come before the last job's)
+    ended = [m.args[0] for m in inbox.stash if isinstance(m, MonitorException)]
+    assert first not in ended and second not in ended, inbox.stash

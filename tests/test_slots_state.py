@@ -19,7 +19,7 @@ def ready(*locations: object) -> SchedulerState:
     found(state, *locations)
     state.handle(p.Submit(spec()))
     for location in locations:
-        state.handle(p.SetupDone(location, "c1"))
+        state.handle(p.SetupDone(location, "c1", incarnation=state.procs[location].incarnation))
     return state
 
 
@@ -37,13 +37,16 @@ def place(
         return None
     [(target, message)] = placed
     assert message.kind == kind
-    state.handle(p.JobStarted(target, "c1", rid, Handle(f"job{rid}", target), "f", 0.0, "", kind))
+    incarnation = state.procs[target].incarnation
+    job = Handle(f"job{rid}", target)
+    state.handle(p.JobStarted(target, "c1", rid, job, "f", 0.0, "", kind, incarnation))
     return target
 
 
 def end(state: SchedulerState, target: object, rid: int) -> list[Send]:
     job = next(j for j in state.procs[target].jobs.values() if j.rid == rid)
-    return state.handle(p.JobDone(target, "c1", job.coro._id))
+    incarnation = state.procs[target].incarnation
+    return state.handle(p.JobDone(target, "c1", job.coro._id, incarnation))
 
 
 def test_cpu_runs_take_free_slots_first_then_share_the_least_loaded() -> None:
@@ -89,7 +92,8 @@ def test_a_run_result_waiting_for_a_busy_slot_is_not_reported() -> None:
     clock = state.clock
     assert isinstance(clock, ManualClock)
     clock.advance(11)  # past the timeout (10 s), the process still pulsing
-    later = state.handle(p.ServerPulse(A1, "c1", 1)) + state.handle(Tick(clock()))
+    pulse = p.ServerPulse(A1, "c1", 1, incarnation=state.procs[A1].incarnation)
+    later = state.handle(pulse) + state.handle(Tick(clock()))
     assert not [m for m in sent(later, ROUTER) if isinstance(m, p.RunWaits)]
     assert [held.request.rid for held in state.waiting] == [2]
 

@@ -38,7 +38,7 @@ def test_snapshot_names_the_computation_and_shows_idle_processes() -> None:
     assert view["computation_name"] == "alice, started 2026-01-02 03:04:05"
     assert (view["client_name"], view["started"]) == ("alice", started)
     # a process that refused the current computation is closed for it, not idle
-    state.handle(p.SetupDone(a, "c2", error="busy"))
+    state.handle(p.SetupDone(a, "c2", error="busy", incarnation=state.procs[a].incarnation))
     states = {proc["location"]: proc["state"] for proc in snapshot(state, INFO)["procs"]}
     assert states == {str(a): "closed", str(b): "initializing"}
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MsgTimeout
+from discoro.cluster.scheduler_procs import ComputationEvent, JobEvent, ProcEvent, advance
 from discoro.cluster.status import Status
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class CloseRules:
     procs: dict[object, Proc]
     waiting: list[WaitingRun]
     closing: PendingClose | None
-    clock: Callable[[], float]
+    now: float  # monotonic time of the event being handled
     node_info_of: Callable[[str], object]  # the state's (no stub: it may come from a mixin)
 
     def _send(self, to: object, message: object) -> None:
@@ -80,13 +81,14 @@ class CloseRules:
         for index, queued in enumerate(self.queue):
             if queued.spec.uid == event.uid:
                 del self.queue[index]
+                queued.advance(ComputationEvent.WITHDRAWN)
                 self._send(queued.spec.router, p.Reply(event.rid, 0))
                 return
         if not self._uid_ok(event.uid):
             self._send(event.router, p.Reply(event.rid, -1, "no such computation"))
             return
         if self.closing is None:
-            self.closing = PendingClose(bool(event.await_async), self.clock())
+            self.closing = PendingClose(bool(event.await_async), self.now)
             held, self.waiting = self.waiting, []
             for run in held:
                 self._refuse(run.request, "the computation is closing")
@@ -96,7 +98,7 @@ class CloseRules:
         if event.force:
             self._close_current(client_gone=False)
         else:
-            self._check_close(self.clock())
+            self._check_close(self.now)
 
     def _close_blockers(self, await_async: bool) -> list[str]:
         """The jobs (their ``str``; dispatched ones as ``run <rid> at <location>``) a close
@@ -143,13 +145,12 @@ class CloseRules:
                     self._status(Status.ServerClosed, proc.location)
                     if proc.addr not in closed_nodes:
                         closed_nodes.append(proc.addr)
-                proc.state = type(proc.state).CLOSED
+                advance(proc, ProcEvent.CLOSED)
+            jobs, _ = proc.take_all(JobEvent.CLOSED)
             status = current.spec.status_coro
             if status is not None:  # a JobDone on its way still reaches it
-                for coro_id in proc.jobs:
+                for coro_id in jobs:
                     self._remember_closed(proc.location, coro_id, status)
-            proc.jobs.clear()
-            proc.pending.clear()
         for addr in closed_nodes:
             self._status(Status.NodeClosed, self.node_info_of(addr))
         if not client_gone:
@@ -160,5 +161,6 @@ class CloseRules:
         closing, self.closing = self.closing, None
         for router, rid in closing.replies if closing is not None else ():
             self._send(router, p.Reply(rid, 0))
+        current.advance(ComputationEvent.CLOSED)
         self.current = None
         self._next()

@@ -62,6 +62,8 @@ from discoro.net.runtime import network_of
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from discoro.cluster.job_ledger import JobLedger
+
 
 # the scheduler answers a waiting run at most a tick (1 s) after its deadline; beyond this
 # much more, the scheduler is taken to be unreachable
@@ -173,6 +175,7 @@ class Computation(Replies, ResultRuns):
         self._last_pulse = 0.0
         self._last_error: str | None = None
         self._lost_reason: str | None = None
+        self._ledger: JobLedger[Coro] | None = None
         self._close_reports = 0
         interrupt.arm()  # Ctrl-C closes this computation (when made on the main thread)
 
@@ -511,6 +514,7 @@ class Computation(Replies, ResultRuns):
         for future in [*self._waiting.values(), *self._values.values()]:
             if not future.done():
                 future.set_result(None)
+        self._stop_router()
         if self._router is not None:
             self._router.terminate()
             self._router = None

@@ -33,22 +33,14 @@ from typing import TYPE_CHECKING
 
 from discoro.cluster import protocol as p
 from discoro.cluster.nodeinfo import DiscoroNodeInfo, avail_info, node_info
+from discoro.cluster.scheduler_procs import ProcEvent, ProcState, advance
 from discoro.cluster.status import Status
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from discoro.cluster.scheduler_state import Computation, Proc
-
-
-class ProcState(enum.Enum):
-    """A server process's state in the scheduler (for the current computation)."""
-
-    DISCOVERED = "discovered"
-    INITIALIZING = "initializing"
-    INITIALIZED = "initialized"
-    CLOSED = "closed"
-    DISCONNECTED = "disconnected"
+    from discoro.cluster.scheduler_procs import Proc
+    from discoro.cluster.scheduler_state import Computation
 
 
 ACTIVE = (ProcState.INITIALIZING, ProcState.INITIALIZED)
@@ -238,7 +230,8 @@ class NodeGates:
             return
         if event.error:
             record.stage = Stage.IGNORED
-            proc.state = ProcState.CLOSED
+            if proc.state is ProcState.INITIALIZING:
+                advance(proc, ProcEvent.SETUP_REFUSED)
             assert self.current is not None
             spec = self.current.spec
             why = f"node {record.addr} is not used: its node_setup failed: {event.error}"

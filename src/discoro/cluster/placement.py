@@ -32,8 +32,6 @@ from discoro.cluster import protocol as p
 from discoro.cluster.slots import HOLD, least_loaded, place
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from discoro.cluster.scheduler_state import Computation, Proc
 
 FANOUT_KINDS = ("each_node", "each_proc", "node_procs")
@@ -110,7 +108,7 @@ class RunPlacement:
     closing: object | None  # a close that waits for jobs (`discoro.cluster.closing`)
     procs: dict[object, Proc]
     waiting: list[WaitingRun]
-    clock: Callable[[], float]
+    now: float  # monotonic time of the event being handled
 
     def ready(self) -> dict[str, list[Proc]]:
         raise NotImplementedError
@@ -133,7 +131,7 @@ class RunPlacement:
             return
         if not self._dispatch(event, final=False):
             timeout = float(self.current.spec.timeout)
-            self.waiting.append(WaitingRun(event, self.clock() + timeout, timeout))
+            self.waiting.append(WaitingRun(event, self.now + timeout, timeout))
 
     def _refuse(self, event: p.RunRequest, reason: str) -> None:
         empty: list[object] | None = [] if event.where[0] in FANOUT_KINDS else None
@@ -163,7 +161,7 @@ class RunPlacement:
         router = self.current.spec.router
         fanout = len(targets) if fanout_kind else 0
         for proc in targets:
-            proc.pending[event.rid] = "each" if fanout_kind else kind
+            proc.run_sent(event.rid, "each" if fanout_kind else kind)
             run = p.Run(
                 event.uid,
                 event.rid,

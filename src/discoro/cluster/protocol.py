@@ -19,6 +19,7 @@ from discoro.net.flow import travels_first
 
 if TYPE_CHECKING:
     from discoro.cluster.nodeinfo import DiscoroNodeInfo
+    from discoro.core.coro import Coro
 
 
 @dataclass
@@ -205,6 +206,7 @@ class Setup:
     # ``(args, {})``) and answers `NodeSetupDone` first
     node_setup_args: bytes | None = None
     node_globals: bytes | None = None  # what node_setup left in its globals (cloudpickle)
+    incarnation: int = 0  # the process works for the computation under this number
 
 
 @dataclass
@@ -234,6 +236,17 @@ class Close:
 
 
 @dataclass
+class Fenced:
+    """The scheduler wrote off incarnation ``incarnation`` of this process for computation
+    ``uid``: end its jobs without reporting them (they were reported lost), close, and say
+    so with ``ServerClosed(fenced=True)``, to be set up again as a new incarnation."""
+
+    uid: str
+    incarnation: int
+    reason: str = ""
+
+
+@dataclass
 class Quit:
     pass
 
@@ -255,6 +268,7 @@ class SetupDone:
     location: Any
     uid: str
     error: str = ""
+    incarnation: int = 0
 
 
 @dataclass
@@ -279,6 +293,7 @@ class JobStarted:
     start_time: float
     args_repr: str = ""  # a short repr of the arguments, for status pages
     kind: str = "cpu"  # the `Run`'s kind: "cpu" and "result" jobs hold the CPU slot
+    incarnation: int = 0
     # set when the client's router is where the scheduler is (a private scheduler): the
     # scheduler passes ``RunResult(rid, coro, None, fanout)`` on to ``reply_to`` once it has
     # recorded the job, so the client gets one message per run, not two (issue 9)
@@ -306,6 +321,7 @@ class JobFailed:
     location: Any
     uid: str
     rid: int
+    incarnation: int = 0
 
 
 @dataclass
@@ -313,6 +329,7 @@ class JobDone:
     location: Any
     uid: str
     coro_id: int
+    incarnation: int = 0
     # set when the computation's status coroutine is where the scheduler is: the job's end
     # as ``(job, fields, payload)`` of `discoro.net.handlers.encode_exit`; the scheduler gives
     # the status coroutine its `MonitorException` from it (one message per end, not two),
@@ -327,6 +344,7 @@ class ServerPulse:
     uid: str | None
     ncoros: int
     load: dict[str, Any] = field(default_factory=dict)  # node figures (issue: status page)
+    incarnation: int = 0
 
 
 @dataclass
@@ -334,6 +352,8 @@ class ServerClosed:
     location: Any
     uid: str
     idle: bool = False  # closed by itself after zombie_period without jobs
+    incarnation: int = 0
+    fenced: bool = False  # closed because the scheduler wrote this incarnation off
 
 
 # -- server -> client router --------------------------------------------------------------
@@ -357,6 +377,23 @@ class RunResult:
     coro: Any  # the remote Coro, or None
     error: tuple[Any, ...] | None = None  # (exception class, function name, traceback text)
     fanout: int = 0
+    location: object = None  # the process that made ``coro`` ...
+    incarnation: int = 0  # ... and its incarnation then
+
+
+@dataclass
+class WrittenOff:
+    """Scheduler -> the client's router: incarnation ``incarnation`` of the process at
+    ``location`` was written off (``reason``); ``coros``: the coroutines the scheduler knew
+    it ran. The client fences it and reports each of its jobs not yet ended as lost."""
+
+    location: object
+    incarnation: int
+    reason: str
+    coros: list[Coro] = field(default_factory=list)
+    # ids of coroutines terminated there before it ended itself: they end as any terminate
+    # does (``(StopIteration, None)``), not lost (`discoro.cluster.scheduler_liveness`)
+    terminated: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -13,6 +13,11 @@ intervals, not counting time this process's own loop was blocked: `core.stalls`)
 pending future resolves to None, so no caller waits beyond its timeout.
 A lost scheduler (offline or silent) is not a normal close: its reason is kept
 (``_lost_reason``, and ``last_error``) and every later call fails with it at once.
+Exactly once: the router keeps the computation's `JobLedger`; a `WrittenOff` from the
+scheduler fences that process incarnation in this process's network and reports each of
+its jobs whose end has not reached the status coroutine as lost (`ProcessLost`), once; the
+network's exit hook counts the ends that did reach it (a server's own report, or one the
+scheduler in this process passed on from a `JobDone`).
 """
 
 from __future__ import annotations
@@ -23,14 +28,18 @@ from typing import TYPE_CHECKING
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MISSED_PULSES
+from discoro.cluster.job_ledger import JobLedger
 from discoro.cluster.output import show_remote_output
+from discoro.cluster.scheduler_procs import ProcessLost
 from discoro.cluster.status import CoroInfo, Status, StatusMessage
 from discoro.core.coro import Coro, wait_own
 from discoro.core.handler import MessageHandler
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.core.stalls import ran_late
-from discoro.net.location import PeerStatus
+from discoro.errors import MonitorException
+from discoro.net.location import Location, PeerStatus
+from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
     import asyncio
@@ -56,6 +65,7 @@ class Replies:
     _last_pulse: float
     _last_error: str | None
     _lost_reason: str | None  # why the scheduler is gone (None: it is not)
+    _ledger: JobLedger[Coro] | None  # only with a local status coroutine (it sees the ends)
     _setup_options: SetupOptions
     _close_reports: int  # `CloseWaiting` reports received
 
@@ -102,13 +112,27 @@ class Replies:
         scheduler = self.scheduler
         if scheduler is not None and scheduler.is_remote:
             AsynCoro.instance().peer_status(router)
+        status = self.status_coro
+        self._ledger = JobLedger() if status is not None and not status.is_remote else None
+        hooks = network_of(AsynCoro.instance()).exit_hooks
+        if self._end_seen not in hooks:
+            hooks.append(self._end_seen)
         Coro(self._watch_pulses, router)
         return router
+
+    def _stop_router(self) -> None:
+        """The computation ended: no more ends are counted."""
+        hooks = network_of(AsynCoro.instance()).exit_hooks
+        if self._end_seen in hooks:
+            hooks.remove(self._end_seen)
 
     def _route(self, message: object) -> None:
         """Handle one reply, pulse or peer status for this computation."""
         if isinstance(message, p.RunResult):
             self._take_run_result(message)
+            self._job_created(message)
+        elif isinstance(message, p.WrittenOff):
+            self._written_off(message)
         elif isinstance(message, p.Output):
             self._show_output(message)
         elif isinstance(message, p.JobError):
@@ -180,6 +204,51 @@ class Replies:
             args, kwargs = self._run_args.get(rid, ((), {}))
             info = CoroInfo(coro, tuple(args), dict(kwargs), time.time())
             status.send(StatusMessage(Status.CoroCreated, info))
+
+    def _end_seen(self, location: Location, coro_id: int, monitor: Coro) -> None:
+        """The network's exit hook: a job's end reached ``monitor`` (counted if that is
+        the status coroutine)."""
+        if self._ledger is not None and monitor == self.status_coro:
+            self._ledger.ended(location, coro_id)
+
+    def _job_created(self, result: p.RunResult) -> None:
+        ledger, location = self._ledger, getattr(result, "location", None)
+        if ledger is None or result.coro is None or location is None:
+            return
+        if ledger.started(result.coro, location, getattr(result, "incarnation", 0)):
+            why = ledger.why.get(location, f"process {location} was lost")
+            self._report_lost([result.coro], why)
+
+    def _written_off(self, message: p.WrittenOff) -> None:
+        """The scheduler wrote a process incarnation off: fence it, report its jobs."""
+        if self._ledger is not None:
+            lost = self._ledger.written_off(
+                message.location, message.incarnation, message.reason, message.coros
+            )
+        else:
+            lost = list(message.coros)
+        error = ProcessLost(message.reason)
+        ids = [coro._id for coro in lost]
+        if isinstance(message.location, Location):
+            network = network_of(AsynCoro.instance())
+            network.write_off(message.location, message.incarnation, ids, error)
+        else:
+            logger.warning("WrittenOff without a process location: %r", message)
+        self._report_lost(lost, message.reason, frozenset(getattr(message, "terminated", ())))
+
+    def _report_lost(
+        self, coros: list[Coro], reason: str, terminated: frozenset[int] = frozenset()
+    ) -> None:
+        """Each of ``coros`` ended with its process: lost, or (``terminated``: ended by a
+        terminate before the process ended itself) as any terminate ends."""
+        status = self.status_coro
+        if status is None:
+            return
+        for job in coros:
+            if job._id in terminated:
+                status.send(MonitorException(job, (StopIteration, None)))
+            else:
+                status.send(MonitorException(job, (ProcessLost, ProcessLost(reason))))
 
     def _allocate(self, query: p.AllocateQuery) -> None:
         """Answer the scheduler with this client's allocation rules (never run there)."""

@@ -13,8 +13,10 @@ Rejoining after a partition: a re-prober dials every process the state lost (wit
 from `REPROBE_FIRST` seconds doubling to `REPROBE_MAX`, started over whenever another one is
 lost) and introduces itself again to the hosts of ``nodes=`` (backoff up to
 `REINTRODUCE_MAX`); a process that answers comes online again, is probed, found and set up
-like a new one. Each dial is one TCP connection attempt, bounded by the network's dial
-timeout; introductions are the bounded unicast datagrams of `Discovery.introduce`.
+like a new one (as a new incarnation: `discoro.cluster.scheduler_processes`); one whose link
+stayed up (stopped for a while, or silent without losing its connection) is probed at once.
+Each dial is one TCP connection attempt, bounded by the network's dial timeout;
+introductions are the bounded unicast datagrams of `Discovery.introduce`.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from discoro.cluster.constants import (
     MsgTimeout,
 )
 from discoro.cluster.scheduler_liveness import SchedulerLiveness
-from discoro.cluster.scheduler_state import PeerLost, ProcFound, SchedulerState, Tick
+from discoro.cluster.scheduler_state import EndPassed, PeerLost, ProcFound, SchedulerState, Tick
 from discoro.cluster.snapshot import find_running, snapshot
 from discoro.cluster.status import Status
 from discoro.core.coro import Coro
@@ -146,6 +148,8 @@ class Scheduler(Status, metaclass=MetaSingleton):
         coro.set_daemon()
         if me.register(SCHEDULER_NAME) != 0:
             logger.warning("another %s is registered in this process", SCHEDULER_NAME)
+        # reports carry their incarnation, which the state checks: never fenced by the network
+        network_of(self.kernel).fences.exempt.add(me._id)
         self.kernel.peer_status(me)
         self.liveness.watch(self.kernel)
         Coro(self._ticker, me)
@@ -168,13 +172,26 @@ class Scheduler(Status, metaclass=MetaSingleton):
         else:
             event = message
         try:
-            actions = self.liveness.rewrite(self.state.handle(event))
+            actions = self.liveness.rewrite(self.state.handle(event, self.clock()))
         except Exception:
             logger.exception("scheduler failed to handle %r", event)
             return
         for action in actions:
-            if action.to.send(action.message) < 0:
-                logger.debug("could not send %r to %s", type(action.message).__name__, action.to)
+            self._act(action.to, action.message)
+
+    def _act(self, to: Coro, message: object) -> None:
+        """Send one action's message; a job's end passed on to the status coroutine
+        (`EndPassed`) reaches it as a `MonitorException` and counts as that job's end for
+        the network's exit hooks (the client's exactly-once ledger), as a server's own
+        report of it would."""
+        passed = message if isinstance(message, EndPassed) else None
+        if passed is not None:
+            message = passed.notice
+        if to.send(message) < 0:
+            logger.debug("could not send %r to %s", type(message).__name__, to)
+        elif passed is not None and isinstance(passed.location, Location):
+            for hook in list(network_of(self.kernel).exit_hooks):
+                hook(passed.location, passed.coro_id, to)
 
     # -- status (``discoro status``, the status page) --------------------------------------
 
@@ -206,6 +223,22 @@ class Scheduler(Status, metaclass=MetaSingleton):
     def print_status(self) -> None:
         """Print `status_line` (later versions' ``Scheduler.print_status``)."""
         print(f"discoro: {self.status_line()}", flush=True)
+
+    async def close(self, timeout: float = MsgTimeout) -> int:
+        """Close the current computation now, terminating its jobs (the later versions'
+        ``Scheduler.close()``, used with ``yield``); its client's status coroutine gets the
+        close-time statuses and the next queued computation runs. 0 once the scheduler has
+        closed it (or when none is current), -1 if that took longer than ``timeout``."""
+        current, me = self.state.current, self.state.me
+        if current is None or not isinstance(me, Coro):
+            return 0
+
+        async def confirmed(coro: Any = None) -> int:
+            return 0 if await coro.receive(timeout=timeout) is not None else -1
+
+        waiter = Coro(confirmed)
+        me.send(p.CloseRequest(current.spec.uid, 1, waiter, await_async=False, force=True))
+        return int(await waiter.finish())
 
     def terminate_coros(self, coros: list[str]) -> list[str]:
         """Terminate the running coroutines whose ``str()`` is in ``coros`` (callable from
@@ -279,9 +312,15 @@ class Scheduler(Status, metaclass=MetaSingleton):
     async def _redial(self, location: Location, coro: Coro | None = None) -> None:
         assert coro is not None
         coro.set_daemon()
+        peer = network_of(self.kernel).peers.get(location)
+        was_online = peer is not None and bool(peer.online)
         try:
             if await self.kernel.peer(location) == 0:  # it comes online: probed and found
                 logger.debug("lost process %s reached again", location)
+                if was_online and self.coro is not None:
+                    # its link never went down (it was stopped, or silent only for a while):
+                    # no Online news will come, so find it again now (set up anew)
+                    Coro(self._probe, location, self.coro)
         finally:
             self._redialing.discard(location)
 

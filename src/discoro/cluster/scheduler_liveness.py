@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING
 
@@ -54,7 +55,7 @@ class SchedulerLiveness:
         if location not in self.state.procs:
             return
         if note.kind == "alive":
-            self.me.send(p.ServerPulse(location, None, 0))
+            self.me.send(self._pulse_for(location))
         elif note.kind == "ending":
             if location not in self.ended:
                 logger.warning(
@@ -70,7 +71,15 @@ class SchedulerLiveness:
         """Our loop was blocked: what the processes sent meanwhile may be unread; count
         each of them as heard from now."""
         for location in list(self.state.procs):
-            self.me.send(p.ServerPulse(location, None, 0))
+            self.me.send(self._pulse_for(location))
+
+    def _pulse_for(self, location: Location) -> p.ServerPulse:
+        """A pulse standing for the process at ``location``: of the incarnation its record
+        holds (a written-off one is then told it is fenced, as for any of its reports)."""
+        proc = self.state.procs[location]
+        current = self.state.current
+        uid = current.spec.uid if current is not None and proc.incarnation else None
+        return p.ServerPulse(location, uid, 0, incarnation=proc.incarnation)
 
     def rewrite(self, actions: list[Send]) -> list[Send]:
         """The reports of coroutines lost with a process that ended itself, made to say
@@ -86,6 +95,7 @@ class SchedulerLiveness:
             and action.message.args[1][0] is ProcessLost
             and action.message.args[0].location in self.ended
         ]
+        self._rewrite_written_off(actions)
         names = {(coro.location, coro._id): str(coro) for _, coro in lost}
         used: set[Location] = set()
         for index, coro in lost:
@@ -106,3 +116,23 @@ class SchedulerLiveness:
         for location in used:
             del self.ended[location]
         return actions
+
+    def _rewrite_written_off(self, actions: list[Send]) -> None:
+        """A `WrittenOff` of a process that ended itself: its terminated coroutines are
+        named (they end as a terminate does, at the client) and the reason says why."""
+        for index, action in enumerate(actions):
+            message = action.message
+            if not isinstance(message, p.WrittenOff):
+                continue
+            location = message.location
+            if not isinstance(location, Location) or location not in self.ended:
+                continue
+            terminated, stuck, _ = self.ended.pop(location)
+            names = {coro._id: str(coro) for coro in message.coros}
+            which = ", ".join(names.get(cid, str(cid)) for cid in sorted(terminated))
+            why = (
+                f"process {message.location} was ended: {which} was terminated while a job "
+                f"kept its event loop busy for {stuck:.1f} s"
+            )
+            rewritten = dataclasses.replace(message, reason=why, terminated=sorted(terminated))
+            actions[index] = Send(action.to, rewritten)

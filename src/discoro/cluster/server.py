@@ -44,6 +44,12 @@ create job coroutines, send replies and reports). Messages it handles:
   zombie period without jobs, and without a report when the scheduler is unreachable for 5
   pulse intervals or its process goes offline: then each job's monitors (the client's
   status coroutine, its ``monitor()`` callers) hear it failed with `SchedulerLost`.
+- `Fenced` (the scheduler wrote this incarnation off), or a `Setup` of the installed
+  computation with a higher incarnation: its jobs end without a report to anyone (they were
+  reported lost), ``ServerClosed(fenced=True)`` goes to the scheduler, and the next
+  incarnation is installed only once those jobs have ended, so every frame they send still
+  carries the written-off incarnation (`discoro.net.fencing`). The logic is a transition
+  table (`discoro.cluster.server_lifecycle`); this shell performs its actions.
 - `Watch`: while no computation is installed, send ``Watch.scheduler`` a ``ServerPulse``
   (``uid`` None, with the node figures) every `IDLE_PULSE_INTERVAL` seconds, so status pages
   show idle nodes; one watcher at a time (a newer `Watch` replaces the scheduler), stopped
@@ -81,6 +87,7 @@ from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import procdir, server_liveness, sources
 from discoro.cluster import protocol as p
+from discoro.cluster import server_lifecycle as lc
 from discoro.cluster import setup_hooks as hooks
 from discoro.cluster.constants import SERVER_NAME, MinPulseInterval
 from discoro.cluster.load import LoadMeter
@@ -109,6 +116,7 @@ if TYPE_CHECKING:
 
 IDLE_PULSE_INTERVAL = MinPulseInterval * 2  # pulses to a `Watch` scheduler while idle
 KEEP_ENDED = 1000  # ended jobs kept findable for late monitor requests
+FENCED_JOBS_WAIT = 5.0  # how long a new incarnation waits for the written-off one's jobs
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
@@ -122,6 +130,16 @@ class PulseLost:
 @dataclass
 class Abort:
     """Internal: terminate every job and end now (a second interrupt)."""
+
+
+@dataclass
+class JobExit:
+    """Internal: a job's end for a status coroutine that lives where the scheduler does: it
+    rides in `JobDone` (``exit``, as `discoro.net.handlers.encode_exit` made it)."""
+
+    job: Coro
+    fields: dict[str, object]
+    payload: bytes
 
 
 @dataclass
@@ -185,6 +203,7 @@ class Server:
         self.watch_interval: float = IDLE_PULSE_INTERVAL  # between them
         self.ended: deque[int] = deque()  # ids of ended jobs still in the network's ended_coros
         self.sources: dict[str, list[str]] = {}  # source text in linecache (`sources.register`)
+        self.fenced_jobs: list[Coro] = []  # jobs of a written-off incarnation still ending
         self.results: dict[int, tuple[int, Coro]] = {}  # job id -> (rid, router): JobValue due
 
     def start(self) -> Coro:
@@ -261,77 +280,118 @@ class Server:
                         self._handle(message)
                     except Exception:
                         logger.exception("discoro_proc: cannot handle %r", message)
-                if self.state.zombie_due(self.clock()):
-                    self._close(idle=True)
+                self._perform(self.state.handle(lc.Tick(self.clock())))  # the zombie period
         finally:
             self.watched = None
             if self.watcher is not None:
                 self.watcher.terminate()
-            self._close()
+            self._perform(self.state.handle(lc.AbortAsked(self.clock())))
             self.kernel.unsubscribe_peer_status(coro)
             coro.unregister(SERVER_NAME)
 
     def _handle(self, message: Any) -> None:
+        """Turn ``message`` into a lifecycle event, and perform what the state decides."""
+        now = self.clock()
         if isinstance(message, MonitorException):
             self._send_value(message)
-            self._job_ended(message.args[0])
+            event: object = lc.JobEnded(getattr(message.args[0], "_id", -1), now)
         elif isinstance(message, p.Run):
-            self._run(message)
+            self._reap()
+            event = lc.RunAsked(message.uid, now)
         elif isinstance(message, p.Setup):
-            self._setup(message)
+            incarnation = getattr(message, "incarnation", 0)
+            interval = getattr(message.spec, "pulse_interval", None)
+            event = lc.SetupAsked(message.spec.uid, incarnation, now, interval)
         elif isinstance(message, p.Close):
-            self._close(uid=message.uid)
+            event = lc.CloseAsked(message.uid, now)
+        elif isinstance(message, p.Fenced):
+            event = lc.FencedAsked(message.incarnation, message.reason or "written off", now)
         elif isinstance(message, p.Watch):
             self._watch(message.scheduler, message.interval)
+            return
         elif isinstance(message, p.EnableServer):
             current = self.state.current
             if current is not None and current.uid == message.uid and current.preparer:
                 current.preparer.send(message)
+            return
         elif isinstance(message, p.Peers):
             current = self.state.current
             if current is not None and current.uid == message.uid:
                 Coro(self._introduce, list(message.locations))
+            return
         elif isinstance(message, PeerStatus):
-            if (
-                message.status == PeerStatus.Offline
-                and self.watched is not None
-                and message.location == self.watched.location
-            ):
+            if message.status != PeerStatus.Offline:
+                return
+            if self.watched is not None and message.location == self.watched.location:
                 self.watched = None
             current = self.state.current
-            if (
-                message.status == PeerStatus.Offline
-                and current is not None
-                and message.location == current.scheduler.location
-            ):
-                logger.warning("scheduler %s went offline; closing", message.location)
-                self._close(lost=f"the scheduler at {message.location} went offline")
+            if current is None or message.location != current.scheduler.location:
+                return
+            logger.warning("scheduler %s went offline; closing", message.location)
+            why = f"the scheduler at {message.location} went offline"
+            event = lc.SchedulerGone(current.uid, why, now)
         elif isinstance(message, PulseLost):
-            if self.state.current is not None and self.state.current.uid == message.uid:
-                logger.warning("scheduler unreachable for too long; closing %s", message.uid)
-                where = self.state.current.scheduler.location
-                self._close(lost=f"the scheduler at {where} was unreachable for too long")
+            current = self.state.current
+            if current is None or current.uid != message.uid:
+                return
+            logger.warning("scheduler unreachable for too long; closing %s", message.uid)
+            where = current.scheduler.location
+            why = f"the scheduler at {where} was unreachable for too long"
+            event = lc.SchedulerGone(message.uid, why, now)
         elif isinstance(message, p.Quit):
-            self.state.quitting = True
+            event = lc.QuitAsked(now)
         elif isinstance(message, Abort):
-            self.state.quitting = True
-            self._close()
+            event = lc.AbortAsked(now)
         elif isinstance(message, OperatorRequest):
             self._operator(message)
+            return
         else:
             logger.warning("discoro_proc ignores unexpected message %r", message)
+            return
+        self._perform(self.state.handle(event), message)
+
+    def _perform(self, actions: list[lc.Action], message: Any = None) -> None:
+        """Do what the lifecycle decided (``message``: the request it answers, if any)."""
+        for action in actions:
+            if isinstance(action, lc.AnswerSetup):
+                uid = message.spec.uid
+                done = p.SetupDone(self.location, uid, action.error, action.incarnation)
+                message.scheduler.send(done)
+            elif isinstance(action, lc.InstallComputation):
+                self.fenced_jobs = [job for job in self.fenced_jobs if not job._done]
+                if self.fenced_jobs:  # a new tag only once the old jobs can send nothing more
+                    Coro(self._install_after_fenced_jobs, message, action.incarnation)
+                else:
+                    self._install(message, action.incarnation)
+            elif isinstance(action, lc.RefuseRun):
+                self._refuse_run(message, action.reason)
+            elif isinstance(action, lc.StartJob):
+                self._start_job(message)
+            elif isinstance(action, lc.ReportJobDone):
+                ended = message if isinstance(message, JobExit) else None
+                self._report_job_done(action.record, action.coro_id, ended)
+            elif isinstance(action, lc.CloseComputation):
+                self._teardown(action)
 
     # -- setup ---------------------------------------------------------------------------------
 
-    def _setup(self, setup: p.Setup) -> None:
+    async def _install_after_fenced_jobs(
+        self, setup: p.Setup, incarnation: int, coro: Any = None
+    ) -> None:
+        """Install once the jobs of the written-off incarnation have ended (at most
+        `FENCED_JOBS_WAIT` s), so nothing they send goes out under the new incarnation."""
+        coro.set_daemon()
+        deadline = self.clock() + FENCED_JOBS_WAIT
+        while any(not job._done for job in self.fenced_jobs) and self.clock() < deadline:
+            await coro.sleep(0.01)
+        if any(not job._done for job in self.fenced_jobs):
+            logger.warning("jobs of a written-off incarnation still run; installing anyway")
+        self.fenced_jobs = []
+        if self.state.current is None and not self.state.quitting:
+            self._install(setup, incarnation)
+
+    def _install(self, setup: p.Setup, incarnation: int) -> None:
         spec = setup.spec
-        refusal = self.state.setup_refusal(spec.uid, spec.pulse_interval)
-        if refusal is None and self.state.current is not None:
-            setup.scheduler.send(p.SetupDone(self.location, spec.uid))  # a repeated Setup
-            return
-        if refusal is not None:
-            setup.scheduler.send(p.SetupDone(self.location, spec.uid, error=refusal))
-            return
         namespace = Namespace(self.workdir, self.node_dir)
         self.sources = sources.register(getattr(spec, "sources", {}))
         try:
@@ -345,22 +405,27 @@ class Server:
             sources.unregister(self.sources)
             self.sources = {}
             namespace.close()
-            setup.scheduler.send(p.SetupDone(self.location, spec.uid, error=text))
+            setup.scheduler.send(p.SetupDone(self.location, spec.uid, text, incarnation))
             return
         self.namespace = namespace
-        current = self.state.install(
+        current = self.state.record(
             spec.uid,
             setup.scheduler,
             spec.pulse_interval,
             spec.zombie_period,
             spec.status_coro,
             self.clock(),
+            incarnation,
         )
         current.router = spec.router
         current.merge_exits = _same_process(spec.status_coro, setup.scheduler)
+        # every frame from now on says it comes from this incarnation (`discoro.net.fencing`)
+        network_of(self.kernel).fences.own = incarnation
         node_setup_args = getattr(setup, "node_setup_args", None)
-        if node_setup_args is None and not getattr(spec, "server_setup", None):
-            setup.scheduler.send(p.SetupDone(self.location, spec.uid))
+        hooked = node_setup_args is not None or bool(getattr(spec, "server_setup", None))
+        # without setup hooks the Setup is answered now; with them, once they ran (`_prepare`)
+        installed = lc.SetupSucceeded(current, self.clock(), answer=not hooked)
+        self._perform(self.state.handle(installed), setup)
         current.pulser = Coro(self._pulse, current)
         if getattr(spec, "remote_output", True) and spec.router is not None:
             self.output = OutputCapture(
@@ -369,7 +434,7 @@ class Server:
             self.output.install()
         if node_setup_args is not None or getattr(spec, "server_setup", None):
             current.preparer = Coro(self._prepare, setup, current)
-        logger.debug("computation %s installed", spec.uid)
+        logger.debug("computation %s installed (incarnation %d)", spec.uid, incarnation)
         self._tell("installed", spec.uid)
 
     async def _prepare(self, setup: p.Setup, current: Installed, coro: Coro | None = None) -> None:
@@ -401,7 +466,7 @@ class Server:
             if error is not None:
                 logger.debug("node_setup failed; not serving %s:\n%s", spec.uid, error)
                 current.preparer = None
-                self._close(uid=spec.uid, lost="its node_setup failed")
+                self._setup_failed(spec.uid, "its node_setup failed")
                 return
         if spec.server_setup:
             args = b""
@@ -414,12 +479,17 @@ class Server:
                 return
             if error is not None:
                 logger.debug("server_setup failed; not serving %s:\n%s", spec.uid, error)
-                setup.scheduler.send(p.SetupDone(self.location, spec.uid, error=error))
+                failed = p.SetupDone(self.location, spec.uid, error, current.incarnation)
+                setup.scheduler.send(failed)
                 current.preparer = None
-                self._close(uid=spec.uid, lost="its server_setup failed")
+                self._setup_failed(spec.uid, "its server_setup failed")
                 return
         current.preparer = None
-        setup.scheduler.send(p.SetupDone(self.location, spec.uid))
+        setup.scheduler.send(p.SetupDone(self.location, spec.uid, "", current.incarnation))
+
+    def _setup_failed(self, uid: str, why: str) -> None:
+        """A setup hook failed: uninstall the computation (the scheduler was told)."""
+        self._perform(self.state.handle(lc.SetupFailed(uid, why, self.clock())))
 
     async def _introduce(self, locations: list[object], coro: Coro | None = None) -> None:
         """Connect to the computation's other servers (``peers_communicate``)."""
@@ -438,7 +508,9 @@ class Server:
         step = time.monotonic()  # real time, for the stall rule (`core.stalls`)
         while self.state.current is current:
             load = meter.measure()  # cheap: psutil without blocking
-            pulse = p.ServerPulse(self.location, current.uid, len(current.jobs), load)
+            pulse = p.ServerPulse(
+                self.location, current.uid, len(current.jobs), load, current.incarnation
+            )
             wait = min(interval, self.state.rules.msg_timeout)
             delivered = await current.scheduler.deliver(pulse, timeout=wait)
             if self.state.current is not current:
@@ -478,16 +550,18 @@ class Server:
 
     # -- jobs ------------------------------------------------------------------------------
 
-    def _run(self, run: p.Run) -> None:
-        self._reap()
-        refusal = self.state.run_refusal(run.uid)
+    def _refuse_run(self, run: p.Run, refusal: str) -> None:
+        error: tuple[Any, ...] = (RuntimeError, run.func_name, f"{self.location}: {refusal}")
+        run.reply_to.send(p.RunResult(run.rid, None, error, run.fanout))
         current = self.state.current
-        if refusal is not None or current is None or self.namespace is None:
-            error: tuple[Any, ...] = (RuntimeError, run.func_name, f"{self.location}: {refusal}")
-            run.reply_to.send(p.RunResult(run.rid, None, error, run.fanout))
-            if current is not None:
-                current.scheduler.send(p.JobFailed(self.location, run.uid, run.rid))
-            return
+        if current is not None:
+            current.scheduler.send(
+                p.JobFailed(self.location, run.uid, run.rid, current.incarnation)
+            )
+
+    def _start_job(self, run: p.Run) -> None:
+        current = self.state.current
+        assert current is not None and self.namespace is not None
         extra = getattr(run, "sources", None)
         if extra:
             self.sources.update(sources.register(extra))
@@ -504,9 +578,10 @@ class Server:
         except Exception as exc:
             error = (type(exc), run.func_name, traceback.format_exc())
             run.reply_to.send(p.RunResult(run.rid, None, error, run.fanout))
-            current.scheduler.send(p.JobFailed(self.location, run.uid, run.rid))
+            failed = p.JobFailed(self.location, run.uid, run.rid, current.incarnation)
+            current.scheduler.send(failed)
             return
-        self.state.job_started(job)
+        self.state.handle(lc.JobStarted(job, self.clock()))
         self.kernel.network().ended_coros[job.id] = job  # found once it ended, too
         job.notify(self.coro)  # type: ignore[arg-type]
         if current.status_coro is not None and not current.merge_exits:
@@ -514,17 +589,27 @@ class Server:
         # the scheduler hears of the job before the client does: if this process dies right
         # after the client got its coroutine, the scheduler still reports the coroutine lost
         kind = getattr(run, "kind", "cpu")
+        incarnation = current.incarnation
         if kind == "result":
             self.results[job.id] = (run.rid, run.reply_to)
         started = p.JobStarted(
-            self.location, run.uid, run.rid, job, run.func_name, time.time(), shown, kind
+            self.location,
+            run.uid,
+            run.rid,
+            job,
+            run.func_name,
+            time.time(),
+            shown,
+            kind,
+            incarnation,
         )
         merged = _same_process(run.reply_to, current.scheduler)
         if merged:
             started.reply_to, started.fanout = run.reply_to, run.fanout  # passed on from there
         current.scheduler.send(started)
         if not merged:
-            run.reply_to.send(p.RunResult(run.rid, job, None, run.fanout))
+            result = p.RunResult(run.rid, job, None, run.fanout, self.location, incarnation)
+            run.reply_to.send(result)
         server_liveness.hold_until_written(self.kernel, job, (current.scheduler, run.reply_to))
 
     def _send_value(self, ended: MonitorException) -> None:
@@ -553,7 +638,7 @@ class Server:
         current = self.state.current
         if current is not None:
             for job in [job for job in current.jobs.values() if self.kernel.has_ended(job)]:
-                self._job_ended(job)
+                self._perform(self.state.handle(lc.JobEnded(job.id, self.clock())))
 
     def _job_failed(self, job: Coro, exc_info: tuple[object, ...], monitors: list[Coro]) -> None:
         """Show the client a job's exception that no one else is told of."""
@@ -576,21 +661,21 @@ class Server:
             return
         info = exc_info if exc_info is not None else (StopIteration, value)
         self._send_value(MonitorException(job, info))
-        ended: tuple[object, dict[str, object], bytes] | None = None
+        ended: JobExit | None = None
         if current.merge_exits and current.status_coro is not None:
             fields, payload = encode_exit(job, info)
-            ended = (job, fields, payload)
-        self._job_ended(job, ended)
+            ended = JobExit(job, fields, payload)
+        self._perform(self.state.handle(lc.JobEnded(job.id, self.clock())), ended)
 
-    def _job_ended(
-        self, job: Any, ended: tuple[object, dict[str, object], bytes] | None = None
+    def _report_job_done(
+        self, current: Installed, coro_id: int, ended: JobExit | None = None
     ) -> None:
-        current = self.state.job_ended(getattr(job, "id", -1), self.clock())
-        if current is not None:
-            current.scheduler.send(p.JobDone(self.location, current.uid, job.id, ended))
-            self.ended.append(job.id)
-            if len(self.ended) > KEEP_ENDED:
-                self.kernel.network().ended_coros.pop(self.ended.popleft(), None)
+        exit = (ended.job, ended.fields, ended.payload) if ended is not None else None
+        done = p.JobDone(self.location, current.uid, coro_id, current.incarnation, exit)
+        current.scheduler.send(done)
+        self.ended.append(coro_id)
+        if len(self.ended) > KEEP_ENDED:
+            self.kernel.network().ended_coros.pop(self.ended.popleft(), None)
 
     def _reachable(self, coro: Coro) -> bool:
         """Whether a message to ``coro`` can go now (local, or its process is linked)."""
@@ -614,22 +699,29 @@ class Server:
         if self.node_dir is not None:
             procdir.remove_received(network_of(self.kernel).take_node_files(), self.node_dir)
 
-    def _close(self, uid: str | None = None, idle: bool = False, lost: str | None = None) -> None:
-        """Close the installed computation (only ``uid``, when given). ``lost``: why its
-        scheduler is gone (its jobs end as failed with `SchedulerLost`, nothing is reported
-        to the scheduler)."""
-        current = self.state.close(uid)
-        if current is None:
-            if uid is not None:
-                logger.debug("close of %s ignored: not installed", uid)
-            return
+    def _teardown(self, close: lc.CloseComputation) -> None:
+        """Tear the closed computation down; ``close.how`` says how its jobs end and what the
+        scheduler is told (`discoro.cluster.server_lifecycle.CloseComputation`)."""
+        current, how = close.record, close.how
+        if how == "fenced":
+            logger.warning(
+                "incarnation %d of computation %s was written off (%s); ending its %d job(s)",
+                current.incarnation,
+                current.uid,
+                close.reason,
+                len(current.jobs),
+            )
         ended_coros = self.kernel.network().ended_coros
+        if how == "fenced":
+            self.fenced_jobs.extend(current.jobs.values())
+            for job_id in current.jobs:
+                self.results.pop(job_id, None)  # reported lost: no value follows
         for job in list(current.jobs.values()):
-            if current.merge_exits and current.status_coro is not None:
+            if how != "fenced" and current.merge_exits and current.status_coro is not None:
                 job.notify(current.status_coro)  # no JobDone now: it hears of the end itself
-            if lost is not None and isinstance(job, ServerJob):
-                error = SchedulerLost(f"{lost}; {self.location} ended the coroutine")
-                job.end_lost(error, self._reachable)
+            if how in ("lost", "fenced") and isinstance(job, ServerJob):
+                error = SchedulerLost(f"{close.reason}; {self.location} ended the coroutine")
+                job.end_lost(error, _nowhere if how == "fenced" else self._reachable)
             else:
                 job.terminate()
             ended_coros.pop(job.id, None)
@@ -654,9 +746,11 @@ class Server:
                 logger.exception("cleaning up computation %s failed", current.uid)
         self._remove_node_files()
         self._announce()  # something changed: be found again soon (e.g. after a partition)
-        if lost is None:
-            current.scheduler.send(p.ServerClosed(self.location, current.uid, idle))
-        logger.debug("computation %s closed%s", current.uid, " (idle)" if idle else "")
+        if how != "lost":
+            idle, fenced = how == "idle", how == "fenced"
+            closed = p.ServerClosed(self.location, current.uid, idle, current.incarnation, fenced)
+            current.scheduler.send(closed)
+        logger.debug("computation %s closed (%s)", current.uid, how)
         self._tell("closed", current.uid)
 
 
@@ -666,3 +760,8 @@ def _same_process(coro: object, other: object) -> bool:
     if not isinstance(coro, Coro) or not isinstance(other, Coro):
         return False
     return bool(coro.location == other.location)
+
+
+def _nowhere(coro: Coro) -> bool:
+    """No monitor is reachable (a written-off incarnation's jobs end unreported)."""
+    return False

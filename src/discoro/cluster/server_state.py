@@ -2,6 +2,8 @@
 
 `ServerState` knows which computation is installed, which jobs run, whether the process is
 quitting and when the computation has been idle long enough to close itself (zombie period);
+it changes only through ``handle(event) -> actions`` (the lifecycle table and its rules:
+`discoro.cluster.server_lifecycle`);
 `PulseTracker` decides when pulses have failed for too long. The shell in `server.py` feeds
 them events with the current (monotonic) time and performs what they decide, so every rule
 here is tested as a table, without a network or a clock.
@@ -19,6 +21,9 @@ Rules (reference 3.6, 3.7):
   job runs, then the process takes computations again.
 - Pulses: if none could be delivered for more than ``MISSED_PULSES`` x interval, give up;
   time this process's own loop was blocked does not count (`PulseTracker`).
+- Incarnations: a computation is installed under the scheduler's incarnation number; a
+  `Fenced` for it (or a `Setup` of the same computation with a higher number) ends its jobs
+  unreported and closes it, and the process answers ``ServerClosed(fenced=True)``.
 - A computation whose scheduler is lost (its peer went offline, or pulses gave up) ends its
   jobs as failed with `SchedulerLost`, never as a normal finish: a client that is still alive
   must not take work that was cut short for a result.
@@ -30,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from discoro.cluster.constants import MISSED_PULSES, MaxPulseInterval, MinPulseInterval, MsgTimeout
+from discoro.cluster.server_lifecycle import BUSY, LifecycleRules, Phase
 from discoro.errors import DiscoroError
 
 if TYPE_CHECKING:
@@ -44,9 +50,6 @@ class SchedulerLost(DiscoroError):
     monitors (the computation's ``status_coro``, and coroutines that called ``monitor()``)
     get ``MonitorException(coro, (SchedulerLost, SchedulerLost(reason)))`` instead of a
     normal finish; the reason names the scheduler. Exported as ``discoro.SchedulerLost``."""
-
-
-BUSY = "busy with computation"  # how a refusal because of another computation starts
 
 
 def clamp_pulse_interval(value: float) -> float:
@@ -91,6 +94,7 @@ class Installed:
     idle_since: float
     jobs: dict[int, Any] = field(default_factory=dict)  # coroutine id -> job Coro
     pulser: Any = None  # the coroutine sending pulses (set by the shell)
+    incarnation: int = 0  # the scheduler's number for this process's work on it
     router: Coro | None = None  # the client's router (set by the shell)
     # the status coroutine is where the scheduler is: a job's end reaches it through the
     # scheduler (in `JobDone`), not as a MonitorException of its own (set by the shell)
@@ -98,14 +102,22 @@ class Installed:
     preparer: Coro | None = None  # the coroutine running its setup hooks, until it is initialized
 
 
-class ServerState:
+class ServerState(LifecycleRules):
+    """What the server process knows; it changes only through ``handle(event)`` (the rules
+    and their table: `discoro.cluster.server_lifecycle`; the node's rules are asked through
+    the queries below)."""
+
     def __init__(self, rules: NodeRules | None = None) -> None:
+        self.phase = Phase.IDLE
         self.current: Installed | None = None
-        self.quitting = False
         self.rules = rules or NodeRules()
         self.served: set[str] = set()  # computations installed so far
         self.retired: str | None = None  # why it takes no computation (e.g. served all)
         self.draining = False  # the node's ``close``: no new job, close when none runs
+
+    @property
+    def quitting(self) -> bool:
+        return self.phase is Phase.QUITTING
 
     @property
     def ncoros(self) -> int:
@@ -132,7 +144,7 @@ class ServerState:
             )
         return None
 
-    def install(
+    def record(
         self,
         uid: str,
         scheduler: Any,
@@ -140,17 +152,19 @@ class ServerState:
         zombie_period: float | None,
         status_coro: Any,
         now: float,
+        incarnation: int = 0,
     ) -> Installed:
-        self.served.add(uid)
-        self.current = Installed(
+        """The record of a computation about to be installed (`SetupSucceeded` installs it),
+        under the node's pulse and idle rules."""
+        return Installed(
             uid,
             scheduler,
             min(clamp_pulse_interval(pulse_interval), self.rules.max_pulse_interval),
             self.rules.zombie(zombie_period),
             status_coro,
             now,
+            incarnation=incarnation,
         )
-        return self.current
 
     def drain(self) -> bool:
         """The node's ``close``: take no new job and close the computation once none runs;
@@ -169,19 +183,6 @@ class ServerState:
         if self.draining:
             return "the node's operator is closing this computation here (no new jobs)"
         return None
-
-    def job_started(self, job: Any) -> None:
-        assert self.current is not None
-        self.current.jobs[job._id] = job
-
-    def job_ended(self, coro_id: int, now: float) -> Installed | None:
-        """Forget a job; the computation it belonged to (None if it was not a current job)."""
-        current = self.current
-        if current is None or current.jobs.pop(coro_id, None) is None:
-            return None
-        if not current.jobs:
-            current.idle_since = now
-        return current
 
     def zombie_due(self, now: float) -> bool:
         """Whether the computation should close by itself now (idle too long, or drained)."""
@@ -203,15 +204,6 @@ class ServerState:
         if current.zombie_period is None:
             return None
         return max(0.0, current.idle_since + current.zombie_period - now)
-
-    def close(self, uid: str | None = None) -> Installed | None:
-        """Uninstall the computation (only if it is ``uid``, when given); what was closed."""
-        current = self.current
-        if current is None or (uid is not None and current.uid != uid):
-            return None
-        self.current = None
-        self.draining = False  # drained: take computations again
-        return current
 
     def may_exit(self) -> bool:
         return self.quitting and self.ncoros == 0

@@ -254,7 +254,8 @@ class FileTransfer:
             finally:
                 outbox.close(xid)
                 if link is not None and not link.lost.done():  # the receiver holds a transfer
-                    link.send(Message("file_end", 0, {"x": xid, "cancel": "sender gave up"}))
+                    cancel = Message("file_end", 0, {"x": xid, "cancel": "sender gave up"})
+                    link.send(net.fences.tagged(cancel))
 
 
 def _check_location(location: Any) -> None:
@@ -316,7 +317,7 @@ async def _stream(
         outbox.check(xid)
         if _current_link(net, location) is not link or link.lost.done():
             raise _Refused("the connection to the peer was lost")
-        link.send(Message("file_chunk", 0, {"x": xid}, data))
+        link.send(net.fences.tagged(Message("file_chunk", 0, {"x": xid}, data)))
         sent += len(data)
     return sent
 

@@ -14,6 +14,8 @@ Invariants:
   (``flow.CONTROL_TYPES``) travel on the control lane, ahead of queued user data.
 - A link lost with messages unsent is logged with their number, and the local monitors of
   coroutines at that peer get a `MonitorException` with `LinkLost`.
+- A peer's incarnation written off is fenced (`fencing`): its later frames are dropped, the
+  local monitors of the coroutines named hear of them once, as lost.
 - Every request waits with a timeout or until its peer goes offline; nothing waits forever
   because a peer died.
 - Liveness (`net.liveness`): the process listens for its peers' signed heartbeat datagrams on
@@ -34,6 +36,7 @@ from discoro.errors import MonitorException, ProtocolError
 from discoro.net import handlers, tls
 from discoro.net.addresses import default_node_address
 from discoro.net.discovery import Discovery
+from discoro.net.fencing import Fences
 from discoro.net.files import FileTransfer
 from discoro.net.frontdoor import FrontDoor
 from discoro.net.link import HANDSHAKE_TIMEOUT, Link, accept_tls
@@ -107,6 +110,11 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         # ended coroutines that a remote monitor may still ask for, by id (an upper layer
         # fills it, e.g. a server process with its jobs): such a request is told the end
         self.ended_coros: dict[int, Coro] = {}
+        # this process's incarnation (frames are tagged with it) and its fences on peers
+        self.fences = Fences()
+        # called as hook(peer location, observed coroutine id, monitor) for every remote
+        # coroutine's end delivered here (after fences): an upper layer's exactly-once ledger
+        self.exit_hooks: list[Callable[[Location, int, Coro], None]] = []
         self.closing = False
         self._replies: dict[int, tuple[asyncio.Future[Any], Location]] = {}
         RemoteSends.__init__(self)
@@ -305,6 +313,20 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
                 error = kind(f"{observed.location} {what}")
                 self.kernel.deliver_local(monitor, MonitorException(observed, (kind, error)))
 
+    def write_off(
+        self, location: Location, incarnation: int, coro_ids: list[int], error: Exception
+    ) -> None:
+        """Fence incarnation ``incarnation`` (and older) of the process at ``location``; the
+        local monitors (``monitor()`` callers) of its coroutines ``coro_ids`` get a
+        `MonitorException` with ``error`` (each is told once: the watch ends)."""
+        self.fences.fence(location, incarnation)
+        peer = self.peers.get(location)
+        if peer is None:
+            return
+        for ident in coro_ids:
+            for observed, monitor in peer.watchers.pop(ident, []):
+                self.kernel.deliver_local(monitor, MonitorException(observed, (type(error), error)))
+
     # -- peer status ----------------------------------------------------------------------
 
     def add_status_subscriber(self, coro: Coro) -> None:
@@ -333,6 +355,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
     def post(self, location: Location, message: Message, more: tuple[Part, ...] = ()) -> bool:
         """Queue ``message`` for the peer at ``location`` (loop thread); False if it cannot
         be queued. ``more``: buffers that follow its payload (`payloads.encode`)."""
+        message = self.fences.tagged(message)
         peer = self.peers.get(location)
         link = peer.link if peer is not None else None
         # A link that is closing (EOF or error seen, connection_lost not yet called) refuses
@@ -419,6 +442,11 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
             self.post(peer.location, Message("reply", rid, fields, payload))
 
     def dispatch(self, link: Link, message: Message) -> None:
+        peer = link.peer
+        if peer is not None and not self.fences.admits(peer.location, message):
+            if message.rid and message.op != "reply":
+                self.reply(peer, message.rid, {"r": -1, "e": "incarnation written off"})
+            return
         handler = self.dispatch_table.get(message.op)
         if handler is None:
             logger.warning("%s sent %r, which this process does not handle", link.peer, message.op)
