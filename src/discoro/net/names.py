@@ -32,9 +32,10 @@ class Lookups:
         if kind == "coro":
             return kernel.registered(name)
         if kind == "channel":
-            return kernel.local_channel(name, registered=True)
+            channel = getattr(kernel, "_channels", {}).get(name)
+            return channel if channel is not None and channel._registered else None
         if kind == "rci":
-            return kernel.rcis.get(name)
+            return getattr(kernel, "_rcis", {}).get(name)
         if kind == "peer":
             return self.net.location if name == self.net.name else None
         return None
