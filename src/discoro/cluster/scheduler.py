@@ -215,7 +215,8 @@ class Scheduler(Status, metaclass=MetaSingleton):
         if current is None or not isinstance(me, Coro):
             return 0
 
-        async def confirmed(coro: Any = None) -> int:
+        async def confirmed(coro: Coro | None = None) -> int:
+            assert coro is not None  # the kernel passes each coroutine itself
             return 0 if await coro.receive(timeout=timeout) is not None else -1
 
         waiter = Coro(confirmed)
