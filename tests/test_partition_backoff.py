@@ -98,7 +98,7 @@ def test_a_job_ended_for_a_lost_scheduler_fails_with_scheduler_lost() -> None:
     reachable_box: queue.Queue[Any] = queue.Queue()
     cut_off_box: queue.Queue[Any] = queue.Queue()
     reachable, cut_off = Coro(keeper, reachable_box), Coro(keeper, cut_off_box)
-    job = ServerJob(None, failed, sleeper)
+    job = ServerJob(None, failed, None, sleeper)
     job.notify(cut_off)
     job.notify(reachable)
     error = SchedulerLost("the scheduler at 10.0.0.3:1 went offline")
@@ -117,7 +117,7 @@ def test_a_job_ended_for_a_lost_scheduler_fails_with_scheduler_lost() -> None:
 def test_a_job_that_finished_first_keeps_its_normal_end() -> None:
     box: queue.Queue[Any] = queue.Queue()
     monitor = Coro(keeper, box)
-    job = ServerJob(None, failed, quick)
+    job = ServerJob(None, failed, None, quick)
     job.notify(monitor)
     assert job.value(TIMEOUT) == "done"
     job.end_lost(SchedulerLost("gone"), lambda _: True)

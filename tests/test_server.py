@@ -17,6 +17,7 @@ from discoro import AsynCoro, Coro, Location, MonitorException
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import SERVER_NAME
 from discoro.errors import NotACoroutineFunction
+from discoro.net.handlers import exit_notice
 from netpeers import connect, run
 from procs import PeerProcess
 
@@ -84,9 +85,29 @@ def client_main() -> dict[str, Any]:
     return names
 
 
+def passed_on(message: Any) -> list[Any]:
+    """What a scheduler passes on from ``message`` to a router and a status coroutine in its
+    own process (issue 9: one message from the server carries both)."""
+    if isinstance(message, p.JobStarted) and message.reply_to is not None:
+        return [
+            p.RunResult(
+                message.rid,
+                message.coro,
+                None,
+                message.fanout,
+                message.location,
+                message.incarnation,
+            )
+        ]
+    if isinstance(message, p.JobDone) and message.exit is not None:
+        return [exit_notice(*message.exit)]
+    return []
+
+
 class Inbox:
     """A coroutine in the test process that stands for the scheduler, the client's router and
-    its status coroutine: it queues what it receives for the test thread."""
+    its status coroutine: it queues what it receives for the test thread (and what the
+    scheduler would pass on from it: `passed_on`)."""
 
     def __init__(self) -> None:
         self.queue: queue.Queue[Any] = queue.Queue()
@@ -96,7 +117,10 @@ class Inbox:
     async def _collect(self, coro: Any = None) -> None:
         coro.set_daemon()
         while True:
-            self.queue.put(await coro.receive())
+            message = await coro.receive()
+            self.queue.put(message)
+            for other in passed_on(message):
+                self.queue.put(other)
 
     def expect(
         self, kind: Any, where: Callable[[Any], bool] = lambda m: True, timeout: float = 10
@@ -183,9 +207,13 @@ def test_setup_run_shared_globals_and_close(server: Server) -> None:
     assert result.error is None and result.coro.location == server.location
     started = inbox.expect(p.JobStarted)
     assert (started.rid, started.coro, started.func_name) == (1, result.coro, "setup")
+    # router and scheduler are one process here: the run result rode in JobStarted
+    assert started.reply_to == inbox.coro
     ended = inbox.expect(MonitorException)  # the status coroutine's notice
     assert ended.args[0] == result.coro and ended.args[1] == (StopIteration, [1, 2, 3])
-    assert inbox.expect(p.JobDone).coro_id == result.coro._id
+    done = inbox.expect(p.JobDone)
+    assert done.coro_id == result.coro._id
+    assert done.exit is not None  # ... and the end rode in JobDone (status coroutine here too)
 
     server.coro.send(run_msg(spec, inbox, 2, "report", inbox.coro))
     assert inbox.expect(tuple, lambda m: m[0] == "data") == ("data", [1, 2, 3], str(server.workdir))

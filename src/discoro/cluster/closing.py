@@ -74,6 +74,9 @@ class CloseRules:
     def _next(self) -> None:
         raise NotImplementedError
 
+    def _remember_closed(self, location: object, coro_id: int, status: object) -> None:
+        raise NotImplementedError
+
     def on_CloseRequest(self, event: p.CloseRequest) -> None:
         for index, queued in enumerate(self.queue):
             if queued.spec.uid == event.uid:
@@ -143,7 +146,11 @@ class CloseRules:
                     if proc.addr not in closed_nodes:
                         closed_nodes.append(proc.addr)
                 advance(proc, ProcEvent.CLOSED)
-            proc.take_all(JobEvent.CLOSED)
+            jobs, _ = proc.take_all(JobEvent.CLOSED)
+            status = current.spec.status_coro
+            if status is not None:  # a JobDone on its way still reaches it
+                for coro_id in jobs:
+                    self._remember_closed(proc.location, coro_id, status)
         for addr in closed_nodes:
             self._status(Status.NodeClosed, self.node_info_of(addr))
         if not client_gone:

@@ -53,7 +53,6 @@ from discoro.cluster.replies import Replies
 from discoro.cluster.results import ResultRuns, Target, target_of
 from discoro.cluster.setup_options import SetupOptions
 from discoro.cluster.shipping import package, pickle_arguments, pickle_function
-from discoro.cluster.status import CoroInfo, Status, StatusMessage
 from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
@@ -169,6 +168,7 @@ class Computation(Replies, ResultRuns):
         self._waiting: dict[int, asyncio.Future[object]] = {}
         self._fanouts: dict[int, list[p.RunResult]] = {}
         self._values: dict[int, asyncio.Future[object]] = {}  # run_result*: rid -> its end
+        self._run_args: dict[int, tuple[tuple[object, ...], dict[str, object]]] = {}
         self._router: Coro | None = None
         self._scheduled: asyncio.Future[str] | None = None
         self._state = "new"
@@ -218,7 +218,7 @@ class Computation(Replies, ResultRuns):
         network_of(kernel).liveness.start_heartbeat()  # busy client code is not a lost client
         loop = kernel.loop
         self._scheduled = loop.create_future()
-        self._router = Coro(self._route)
+        self._router = self._start_router()
         spec = p.ComputationSpec(
             self._uid,
             self._code,
@@ -420,6 +420,7 @@ class Computation(Replies, ResultRuns):
         extra = {} if isinstance(func_ref, str) else sources.collect([func], self._sources)
         rid = next(self._rids)
         future = self._expect(rid)
+        self._run_args[rid] = (args, kwargs)  # for CoroCreated (`_take_run_result`)
         collected: list[p.RunResult] = []
         if fanout:
             self._fanouts[rid] = collected
@@ -455,7 +456,6 @@ class Computation(Replies, ResultRuns):
             return 0, (type(exc), _name(func), str(exc))
         if isinstance(answer, p.RunResult) and isinstance(answer.coro, Coro):
             self._last_error = None
-            self._created(answer.coro, args, kwargs)
             return rid, answer.coro
         if isinstance(answer, p.RunResult) and answer.error is not None:
             self._failed(func, str(answer.error[2]))
@@ -483,7 +483,6 @@ class Computation(Replies, ResultRuns):
         for result in answer:
             if isinstance(result.coro, Coro):
                 coros.append(result.coro)
-                self._created(result.coro, args, kwargs)
             elif result.error is not None:
                 self._failed(func, str(result.error[2]))
         return coros
@@ -496,11 +495,6 @@ class Computation(Replies, ResultRuns):
         if self._state != "current":
             return self._lost_reason or "the computation is closed"
         return f"no reply from the scheduler within {self.timeout + REPLY_GRACE:g} s"
-
-    def _created(self, coro: Coro, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
-        if self.status_coro is not None:
-            info = CoroInfo(coro, tuple(args), dict(kwargs), time.time())
-            self.status_coro.send(StatusMessage(Status.CoroCreated, info))
 
     async def _list(self, what: str) -> list[Any]:
         if self._state != "current" or self.scheduler is None:
@@ -520,6 +514,7 @@ class Computation(Replies, ResultRuns):
         for future in [*self._waiting.values(), *self._values.values()]:
             if not future.done():
                 future.set_result(None)
+        self._stop_router()
         if self._router is not None:
             self._router.terminate()
             self._router = None

@@ -294,6 +294,11 @@ class JobStarted:
     args_repr: str = ""  # a short repr of the arguments, for status pages
     kind: str = "cpu"  # the `Run`'s kind: "cpu" and "result" jobs hold the CPU slot
     incarnation: int = 0
+    # set when the client's router is where the scheduler is (a private scheduler): the
+    # scheduler passes ``RunResult(rid, coro, None, fanout)`` on to ``reply_to`` once it has
+    # recorded the job, so the client gets one message per run, not two (issue 9)
+    reply_to: object = None
+    fanout: int = 0
 
 
 def _safe_repr(value: Any) -> str:
@@ -325,6 +330,11 @@ class JobDone:
     uid: str
     coro_id: int
     incarnation: int = 0
+    # set when the computation's status coroutine is where the scheduler is: the job's end
+    # as ``(job, fields, payload)`` of `discoro.net.handlers.encode_exit`; the scheduler gives
+    # the status coroutine its `MonitorException` from it (one message per end, not two),
+    # unless the job was already reported lost (issue 9)
+    exit: tuple[object, dict[str, object], bytes] | None = None
 
 
 @travels_first

@@ -1,7 +1,8 @@
 """How a client's `Computation` hears from the scheduler and the servers (a mixin).
 
-One router coroutine per computation receives every reply, run result, job failure, output
-and pulse, and the ends of ``run_result*`` jobs (`JobValue`/`JobLost`, into ``_values``).
+One router per computation (a `MessageHandler`: no loop turn of its own) receives every
+reply, run result, job failure, output and pulse, and the ends of ``run_result*`` jobs
+(`JobValue`/`JobLost`, into ``_values``).
 Each request the computation makes is a future keyed by its request id (`_expect`); the
 router resolves it with the answer (a `Reply`, a `RunResult`, or for a fan-out the list of
 that many `RunResult` s), and `_wait` gives up after a timeout.
@@ -15,22 +16,24 @@ A lost scheduler (offline or silent) is not a normal close: its reason is kept
 Exactly once: the router keeps the computation's `JobLedger`; a `WrittenOff` from the
 scheduler fences that process incarnation in this process's network and reports each of
 its jobs whose end has not reached the status coroutine as lost (`ProcessLost`), once; the
-network's exit hook counts the ends that did reach it.
+network's exit hook counts the ends that did reach it (a server's own report, or one the
+scheduler in this process passed on from a `JobDone`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MISSED_PULSES
 from discoro.cluster.job_ledger import JobLedger
 from discoro.cluster.output import show_remote_output
 from discoro.cluster.scheduler_procs import ProcessLost
-from discoro.core.coro import Coro
+from discoro.cluster.status import CoroInfo, Status, StatusMessage
+from discoro.core.coro import Coro, wait_own
+from discoro.core.handler import MessageHandler
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.core.stalls import ran_late
@@ -39,6 +42,7 @@ from discoro.net.location import Location, PeerStatus
 from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Callable
 
     from discoro.cluster.setup_options import SetupOptions
@@ -54,12 +58,13 @@ class Replies:
     _waiting: dict[int, asyncio.Future[object]]
     _values: dict[int, asyncio.Future[object]]  # run_result*: request id -> the job's end
     _fanouts: dict[int, list[p.RunResult]]
+    _run_args: dict[int, tuple[tuple[object, ...], dict[str, object]]]  # of pending runs
+    status_coro: Coro | None
     _scheduled: asyncio.Future[str] | None
     _state: str
     _last_pulse: float
     _last_error: str | None
     _lost_reason: str | None  # why the scheduler is gone (None: it is not)
-    status_coro: Coro | None
     _ledger: JobLedger[Coro] | None  # only with a local status coroutine (it sees the ends)
     _setup_options: SetupOptions
     _close_reports: int  # `CloseWaiting` reports received
@@ -86,94 +91,124 @@ class Replies:
         """The answer for request ``rid``, or None if none came within ``timeout``
         (default: the computation's; ``math.inf``: no limit) or the computation ended."""
         limit = timeout or self.timeout
+        # the future is awaited as the caller's own wait (asyncio.wait would cost three
+        # loop turns per answer, a foreign future two); a timer gives up on it
+        timer = None
+        if not future.done() and limit != math.inf:
+            timer = AsynCoro.instance().loop.call_later(limit, _give_up, future)
         try:
-            done, _ = await asyncio.wait([future], timeout=None if limit == math.inf else limit)
-            if not done:
-                return None
-            return future.result()
+            return await wait_own(future)
         finally:
+            if timer is not None:
+                timer.cancel()
             self._waiting.pop(rid, None)
             self._fanouts.pop(rid, None)
+            self._run_args.pop(rid, None)
 
-    async def _route(self, coro: Any = None) -> None:
-        """Receive every reply and pulse for this computation."""
-        coro.set_daemon()
+    def _start_router(self) -> Coro:
+        """The router: a `MessageHandler` (each reply is handled as it arrives, no loop turn
+        of its own), and a daemon that checks the scheduler's pulses while it lives."""
+        router = MessageHandler(self._route, name="router")
         scheduler = self.scheduler
-        remote = scheduler is not None and scheduler._remote
-        if remote:
-            AsynCoro.instance().peer_status(coro)
-        check = 2 * self.pulse_interval
-        network = network_of(AsynCoro.instance())
+        if scheduler is not None and scheduler.is_remote:
+            AsynCoro.instance().peer_status(router)
         status = self.status_coro
-        self._ledger = JobLedger() if status is not None and not status._remote else None
-        network.exit_hooks.append(self._end_seen)
-        try:
-            await self._receive_all(coro, scheduler, check)
-        finally:
-            if self._end_seen in network.exit_hooks:
-                network.exit_hooks.remove(self._end_seen)
+        self._ledger = JobLedger() if status is not None and not status.is_remote else None
+        hooks = network_of(AsynCoro.instance()).exit_hooks
+        if self._end_seen not in hooks:
+            hooks.append(self._end_seen)
+        Coro(self._watch_pulses, router)
+        return router
 
-    async def _receive_all(self, coro: Coro, scheduler: Coro | None, check: float) -> None:
-        previous = time.monotonic()
-        while True:
-            message = await coro.receive(timeout=check)
-            now = time.monotonic()
-            if ran_late(previous, now, check):  # our loop was blocked, not the scheduler
-                self._last_pulse = max(self._last_pulse, now)
-            previous = now
-            kind = type(message)
-            if kind is p.RunResult:
-                self._take_run_result(message)
-                self._job_created(message)
-            elif kind is p.WrittenOff:
-                self._written_off(message)
-            elif kind is p.Output:
-                self._show_output(message)
-            elif kind is p.JobError:
-                logger.warning(
-                    "remote coroutine %s failed:\n%s", message.coro, message.text.rstrip()
-                )
-            elif kind is p.Reply:
-                future = self._waiting.get(message.rid)
-                if future is not None and not future.done():
-                    future.set_result(message)
-            elif kind is p.AllocateQuery:
-                self._allocate(message)
-            elif kind is p.JobValue or kind is p.JobLost:
-                waiter = self._values.get(message.rid)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(message)
-            elif kind is p.RunWaits:
-                logger.warning("run of %s still waits: %s", message.func_name, message.reason)
-            elif kind is p.CloseWaiting:
-                self._close_reports += 1  # the first (at once) is news; later ones a concern
-                log = logger.info if self._close_reports == 1 else logger.warning
-                log("close waits for %d job(s) to end: %s", len(message.coros), message.coros)
-            elif kind is p.Pulse:
-                self._last_pulse = time.monotonic()
-            elif kind is p.Scheduled:
-                if self._scheduled is not None and not self._scheduled.done():
-                    self._scheduled.set_result(message.error)
-            elif kind is PeerStatus and (
+    def _stop_router(self) -> None:
+        """The computation ended: no more ends are counted."""
+        hooks = network_of(AsynCoro.instance()).exit_hooks
+        if self._end_seen in hooks:
+            hooks.remove(self._end_seen)
+
+    def _route(self, message: object) -> None:
+        """Handle one reply, pulse or peer status for this computation."""
+        if isinstance(message, p.RunResult):
+            self._take_run_result(message)
+            self._job_created(message)
+        elif isinstance(message, p.WrittenOff):
+            self._written_off(message)
+        elif isinstance(message, p.Output):
+            self._show_output(message)
+        elif isinstance(message, p.JobError):
+            logger.warning("remote coroutine %s failed:\n%s", message.coro, message.text.rstrip())
+        elif isinstance(message, p.Reply):
+            future = self._waiting.get(message.rid)
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif isinstance(message, p.AllocateQuery):
+            self._allocate(message)
+        elif isinstance(message, (p.JobValue, p.JobLost)):
+            waiter = self._values.get(message.rid)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(message)
+        elif isinstance(message, p.RunWaits):
+            logger.warning("run of %s still waits: %s", message.func_name, message.reason)
+        elif isinstance(message, p.CloseWaiting):
+            self._close_reports += 1  # the first (at once) is news; later ones a concern
+            log = logger.info if self._close_reports == 1 else logger.warning
+            log("close waits for %d job(s) to end: %s", len(message.coros), message.coros)
+        elif isinstance(message, p.Pulse):
+            self._last_pulse = time.monotonic()
+        elif isinstance(message, p.Scheduled):
+            if self._scheduled is not None and not self._scheduled.done():
+                self._scheduled.set_result(message.error)
+        elif isinstance(message, PeerStatus):
+            scheduler = self.scheduler
+            if (
                 scheduler is not None
                 and message.status == PeerStatus.Offline
                 and message.location == scheduler.location
             ):
                 self._scheduler_lost(f"the scheduler at {message.location} went offline")
+
+    def _check_pulses(self) -> bool:
+        """End the computation if its scheduler has been silent too long; whether it did."""
+        if self._state != "current":
+            return False
+        silence = time.monotonic() - self._last_pulse
+        if silence <= MISSED_PULSES * self.pulse_interval:
+            return False
+        where = self.scheduler.location if self.scheduler is not None else None
+        self._scheduler_lost(f"no pulse from the scheduler at {where} for {silence:.0f} s")
+        return True
+
+    async def _watch_pulses(self, router: Coro, coro: Coro | None = None) -> None:
+        """Check the pulses every 2 pulse intervals while ``router`` lives; a check that
+        runs late (this process's loop was blocked) counts as a pulse."""
+        assert coro is not None
+        coro.set_daemon()
+        kernel = AsynCoro.instance()
+        check = 2 * self.pulse_interval
+        previous = time.monotonic()
+        while not kernel.has_ended(router):
+            await coro.sleep(check)
+            now = time.monotonic()
+            if ran_late(previous, now, check):  # our loop was blocked, not the scheduler
+                self._last_pulse = max(self._last_pulse, now)
+            previous = now
+            if kernel.has_ended(router) or self._check_pulses():
                 return
-            if self._state == "current":
-                silence = time.monotonic() - self._last_pulse
-                if silence > MISSED_PULSES * self.pulse_interval:
-                    where = scheduler.location if scheduler is not None else None
-                    self._scheduler_lost(
-                        f"no pulse from the scheduler at {where} for {silence:.0f} s"
-                    )
-                    return
+
+    def _created(self, coro: Coro, rid: int) -> None:
+        """Tell the status coroutine `CoroCreated` as the run's result arrives: before
+        anything later from that process (the coroutine's end, which may be in the same
+        read) reaches it."""
+        status = self.status_coro
+        if status is not None:
+            args, kwargs = self._run_args.get(rid, ((), {}))
+            info = CoroInfo(coro, tuple(args), dict(kwargs), time.time())
+            status.send(StatusMessage(Status.CoroCreated, info))
 
     def _end_seen(self, location: Location, coro_id: int, monitor: Coro) -> None:
         """The network's exit hook: a job's end reached ``monitor`` (counted if that is
         the status coroutine)."""
-        if self._ledger is not None and monitor is self.status_coro:
+        if self._ledger is not None and monitor == self.status_coro:
             self._ledger.ended(location, coro_id)
 
     def _job_created(self, result: p.RunResult) -> None:
@@ -239,6 +274,8 @@ class Replies:
         future = self._waiting.get(result.rid)
         if future is None or future.done():
             return
+        if isinstance(result.coro, Coro) and result.rid in self._run_args:
+            self._created(result.coro, result.rid)
         if not result.fanout:
             future.set_result(result)
             return
@@ -246,3 +283,8 @@ class Replies:
         collected.append(result)
         if len(collected) >= result.fanout:
             future.set_result(list(collected))
+
+
+def _give_up(future: asyncio.Future[object]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -31,7 +31,7 @@ import pickle
 from collections.abc import Iterable
 
 from discoro.cluster import protocol as p
-from discoro.core.coro import Coro
+from discoro.core.coro import Coro, wait_own
 from discoro.core.kernel import AsynCoro
 from discoro.errors import RemoteError, RunError
 from discoro.net.location import Location
@@ -150,7 +150,7 @@ class ResultRuns:
         if future is None:  # the computation ended meanwhile
             return None
         try:
-            return await future
+            return await wait_own(future)  # as its own wait: no later than a reply (close)
         finally:
             self._values.pop(rid, None)
 

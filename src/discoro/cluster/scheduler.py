@@ -37,10 +37,11 @@ from discoro.cluster.constants import (
     MsgTimeout,
 )
 from discoro.cluster.scheduler_liveness import SchedulerLiveness
-from discoro.cluster.scheduler_state import PeerLost, ProcFound, SchedulerState, Tick
+from discoro.cluster.scheduler_state import EndPassed, PeerLost, ProcFound, SchedulerState, Tick
 from discoro.cluster.snapshot import find_running, snapshot
 from discoro.cluster.status import Status
 from discoro.core.coro import Coro
+from discoro.core.handler import MessageHandler
 from discoro.core.kernel import AsynCoro
 from discoro.core.log import logger
 from discoro.core.singleton import MetaSingleton
@@ -127,7 +128,12 @@ class Scheduler(Status, metaclass=MetaSingleton):
         self._nodes = list(nodes or [])
         self._redialing: set[Location] = set()  # lost processes being dialled now
         self._ready = asyncio.Event()
-        self.coro = Coro(self._serve)
+        # the request coroutine: a `MessageHandler`, so a request or report is acted on as
+        # it arrives (no loop turn of its own per message: issue 9)
+        self.coro = MessageHandler(self._handle, name="discoro_scheduler")
+        self.state.me = self.coro
+        self.liveness = SchedulerLiveness(self.state, self.coro)
+        Coro(self._serve, self.coro)
         self.web: Any = None
         if http_port is not None:
             starter = type(self)._web_starter
@@ -137,43 +143,55 @@ class Scheduler(Status, metaclass=MetaSingleton):
 
     # -- the request coroutine --------------------------------------------------------------
 
-    async def _serve(self, coro: Any = None) -> None:
+    async def _serve(self, me: Coro, coro: Any = None) -> None:
+        """Start the request coroutine ``me``: register it, follow peers, tick, re-probe."""
         coro.set_daemon()
-        if coro.register(SCHEDULER_NAME) != 0:
+        if me.register(SCHEDULER_NAME) != 0:
             logger.warning("another %s is registered in this process", SCHEDULER_NAME)
-        self.state.me = coro
         # reports carry their incarnation, which the state checks: never fenced by the network
-        network_of(self.kernel).fences.exempt.add(coro._id)
-        self.kernel.peer_status(coro)
-        self.liveness = SchedulerLiveness(self.state, coro)
+        network_of(self.kernel).fences.exempt.add(me._id)
+        self.kernel.peer_status(me)
         self.liveness.watch(self.kernel)
-        Coro(self._ticker, coro)
+        Coro(self._ticker, me)
         Coro(self._reprobe)
         for host in self._nodes:
             await self.kernel.peer(host, broadcast=True)
-        logger.debug("discoro scheduler ready at %s", coro.location)
-        while True:
-            message = await coro.receive()
-            if isinstance(message, p.StatusQuery):
-                self._answer_status(message)
-                continue
-            if isinstance(message, PeerStatus):
-                if message.status == PeerStatus.Online:
-                    Coro(self._probe, message.location, coro)
-                    continue
-                event: Any = PeerLost(message.location)
-            else:
-                event = message
-            try:
-                actions = self.liveness.rewrite(self.state.handle(event, self.clock()))
-            except Exception:
-                logger.exception("scheduler failed to handle %r", event)
-                continue
-            for action in actions:
-                if action.to.send(action.message) < 0:
-                    logger.debug(
-                        "could not send %r to %s", type(action.message).__name__, action.to
-                    )
+        logger.debug("discoro scheduler ready at %s", me.location)
+
+    def _handle(self, message: object) -> None:
+        """One message to the request coroutine: an event for the state machine, whose
+        actions (messages) are sent at once."""
+        if isinstance(message, p.StatusQuery):
+            self._answer_status(message)
+            return
+        if isinstance(message, PeerStatus):
+            if message.status == PeerStatus.Online:
+                Coro(self._probe, message.location, self.coro)
+                return
+            event: Any = PeerLost(message.location)
+        else:
+            event = message
+        try:
+            actions = self.liveness.rewrite(self.state.handle(event, self.clock()))
+        except Exception:
+            logger.exception("scheduler failed to handle %r", event)
+            return
+        for action in actions:
+            self._act(action.to, action.message)
+
+    def _act(self, to: Coro, message: object) -> None:
+        """Send one action's message; a job's end passed on to the status coroutine
+        (`EndPassed`) reaches it as a `MonitorException` and counts as that job's end for
+        the network's exit hooks (the client's exactly-once ledger), as a server's own
+        report of it would."""
+        passed = message if isinstance(message, EndPassed) else None
+        if passed is not None:
+            message = passed.notice
+        if to.send(message) < 0:
+            logger.debug("could not send %r to %s", type(message).__name__, to)
+        elif passed is not None and isinstance(passed.location, Location):
+            for hook in list(network_of(self.kernel).exit_hooks):
+                hook(passed.location, passed.coro_id, to)
 
     # -- status (``discoro status``, the status page) --------------------------------------
 

@@ -22,6 +22,7 @@ Theory of operation (issue 10, exactly-once):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from discoro.cluster import protocol as p
@@ -38,16 +39,29 @@ from discoro.cluster.scheduler_procs import (
 from discoro.cluster.server_lifecycle import BUSY
 from discoro.cluster.status import Status
 from discoro.core.log import logger
+from discoro.net.handlers import exit_notice
 
 if TYPE_CHECKING:
     from typing import TypeAlias
 
     from discoro.cluster.nodeinfo import DiscoroNodeInfo
     from discoro.cluster.scheduler_state import Computation, ProcFound
+    from discoro.errors import MonitorException
 
     Report: TypeAlias = (
         p.SetupDone | p.JobStarted | p.JobFailed | p.JobDone | p.ServerPulse | p.ServerClosed
     )
+
+
+@dataclass
+class EndPassed:
+    """The message of a `Send` to the status coroutine: the end of job ``coro_id`` at
+    ``location`` as it rode in a `JobDone` (issue 9). The shell sends ``notice`` and counts
+    it as that job's end (the network's exit hooks: the client's exactly-once ledger)."""
+
+    location: object
+    coro_id: int
+    notice: MonitorException
 
 
 class ProcessEvents:
@@ -61,6 +75,7 @@ class ProcessEvents:
     node_load: dict[str, NodeLoad]
     written_off: dict[int, str]  # incarnation -> why it was written off
     idle_pulse_interval: float  # asked of idle processes (0: their default)
+    closed_jobs: dict[tuple[object, int], object]  # jobs dropped at a close -> status coro
 
     def _send(self, to: object, message: object) -> None:
         raise NotImplementedError
@@ -287,6 +302,12 @@ class ProcessEvents:
         raise NotImplementedError
 
     def on_JobStarted(self, event: p.JobStarted) -> None:
+        if event.reply_to is not None:  # the client's answer rode along: pass it on (its
+            # router's ledger reports the job lost at once if that incarnation is fenced)
+            result = p.RunResult(
+                event.rid, event.coro, None, event.fanout, event.location, event.incarnation
+            )
+            self._send(event.reply_to, result)
         proc = self._reporter(event)
         if proc is None or not self._uid_ok(event.uid) or not proc.active:
             return
@@ -305,5 +326,22 @@ class ProcessEvents:
 
     def on_JobDone(self, event: p.JobDone) -> None:
         proc = self._reporter(event)
+        known = False
         if proc is not None and proc.job_done(event.coro_id):
             proc.done += 1
+            known = True
+        if event.exit is None:
+            return
+        # the job's end for the status coroutine (issue 9): to the current one while the job
+        # runs here, to that of a closed computation for a job dropped at the close; never
+        # from a written-off incarnation (the client reports those jobs lost, once)
+        key = (event.location, event.coro_id)
+        status = self.closed_jobs.pop(key, None)
+        if getattr(event, "incarnation", 0) in self.written_off:
+            return
+        if known and self.current is not None and self._uid_ok(event.uid):
+            status = self.current.spec.status_coro
+        if status is not None:
+            observed, fields, payload = event.exit
+            notice = exit_notice(observed, fields, payload)
+            self._send(status, EndPassed(event.location, event.coro_id, notice))

@@ -43,6 +43,11 @@ Invariants:
   Every process found is sent `Watch`, so it pulses (``uid`` None) while idle too; pulses
   are recorded whatever the process's state, and only processes active in the current
   computation are lost for silence.
+- A job's end rides in `JobDone` (``exit``) when the status coroutine lives in this process:
+  it is passed on to the status coroutine (`EndPassed`) at most once, never for a job of a
+  written-off incarnation (that job is, or will be, reported lost by the client); the end
+  of a job dropped at a close still reaches the status coroutine (`closed_jobs`), as it
+  would have straight from the server.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ from discoro.cluster import protocol as p
 from discoro.cluster.closing import CloseRules, PendingClose
 from discoro.cluster.node_gates import NodeGates
 from discoro.cluster.placement import RunPlacement, WaitingRun
-from discoro.cluster.scheduler_processes import ProcessEvents
+from discoro.cluster.scheduler_processes import EndPassed, ProcessEvents
 from discoro.cluster.scheduler_procs import (
     ComputationEvent,
     ComputationState,
@@ -78,9 +83,12 @@ if TYPE_CHECKING:
     from discoro.cluster.nodeinfo import DiscoroNodeInfo
     from discoro.net.location import Location
 
+CLOSED_JOBS_KEPT = 10_000  # jobs of closed computations whose end is still forwarded
+
 __all__ = [
     "Computation",
     "ComputationState",
+    "EndPassed",
     "LifecycleError",
     "NodeLoad",
     "PeerLost",
@@ -162,6 +170,9 @@ class SchedulerState(RunPlacement, CloseRules, NodeGates, ProcessEvents):
         self.waiting: list[WaitingRun] = []  # runs of the current computation held for now
         self.idle_pulse_interval = 0.0  # asked of idle processes (0: their default)
         self.closing: PendingClose | None = None  # the current computation's close waits
+        # (process location, job id) -> status coroutine, for the jobs still running when
+        # their computation closed: their end (`JobDone.exit`) still goes there
+        self.closed_jobs: dict[tuple[object, int], object] = {}
 
     # -- views ------------------------------------------------------------------------------
 
@@ -215,6 +226,13 @@ class SchedulerState(RunPlacement, CloseRules, NodeGates, ProcessEvents):
 
     def _uid_ok(self, uid: str) -> bool:
         return self.current is not None and self.current.spec.uid == uid
+
+    def _remember_closed(self, location: object, coro_id: int, status: object) -> None:
+        """The end of job ``coro_id`` at ``location``, dropped at a close, still goes to
+        ``status`` when its `JobDone` comes (the latest `CLOSED_JOBS_KEPT` are kept)."""
+        self.closed_jobs[(location, coro_id)] = status
+        while len(self.closed_jobs) > CLOSED_JOBS_KEPT:
+            del self.closed_jobs[next(iter(self.closed_jobs))]
 
     def on_PeerLost(self, event: PeerLost) -> None:
         proc = self.procs.get(event.location)

@@ -17,13 +17,20 @@ create job coroutines, send replies and reports). Messages it handles:
   as a job coroutine, monitored by this coroutine and by the computation's ``status_coro``.
   ``RunResult`` goes to ``Run.reply_to`` (the coroutine, or the ``(exception class, function
   name, traceback text)`` of a failure) and ``JobStarted``/``JobFailed`` to the scheduler;
-  when a job ends, ``JobDone``. With ``spec.remote_output``, what jobs print and log goes to
-  the client's router as `Output` (see `discoro.cluster.output`), flushed before each job's
-  end is reported. A ``run_result*`` job (``Run.kind`` "result") also sends its end to the
-  router as `JobValue` (the pickled final value, or the exception and its traceback), after
-  its `RunResult`, whatever ends it (even a close). A new job's first step waits until
+  when a job ends, ``JobDone``, at once (from the job's end, not a later loop turn). With
+  ``spec.remote_output``, what jobs print and log goes to the client's router as `Output`
+  (see `discoro.cluster.output`), flushed before each job's end is reported. A
+  ``run_result*`` job (``Run.kind`` "result") also sends its end to the router as
+  `JobValue` (the pickled final value, or the exception and its traceback), after its
+  `RunResult`, whatever ends it (even a close). A new job's first step waits until
   ``JobStarted`` and ``RunResult`` went to the socket, so a job that never yields still gets
   its ``run`` a reply.
+- One message where two would go to one process (issue 9): when ``Run.reply_to`` lives
+  where the scheduler does (a private scheduler), the ``RunResult`` rides in ``JobStarted``
+  and the scheduler passes it on after recording the job; when the status coroutine lives
+  there, a job's end rides in ``JobDone`` (``exit``) instead of a `MonitorException` of its
+  own, and the scheduler tells the status coroutine. Jobs still running at a close get the
+  status coroutine back as a monitor of their own (no ``JobDone`` follows a close).
 - A job that has ended stays findable for remote monitors (the network's ``ended_coros``;
   the latest `KEEP_ENDED` of the installed computation), so a client's ``monitor()`` that
   arrives after a fast job ended still gets its `MonitorException`, at once.
@@ -98,6 +105,7 @@ from discoro.core.coro import Coro
 from discoro.core.log import logger
 from discoro.core.stalls import ran_late
 from discoro.errors import MonitorException, RemoteError
+from discoro.net.handlers import encode_exit
 from discoro.net.location import PeerStatus
 from discoro.net.runtime import network_of
 
@@ -122,6 +130,16 @@ class PulseLost:
 @dataclass
 class Abort:
     """Internal: terminate every job and end now (a second interrupt)."""
+
+
+@dataclass
+class JobExit:
+    """Internal: a job's end for a status coroutine that lives where the scheduler does: it
+    rides in `JobDone` (``exit``, as `discoro.net.handlers.encode_exit` made it)."""
+
+    job: Coro
+    fields: dict[str, object]
+    payload: bytes
 
 
 @dataclass
@@ -350,7 +368,8 @@ class Server:
             elif isinstance(action, lc.StartJob):
                 self._start_job(message)
             elif isinstance(action, lc.ReportJobDone):
-                self._report_job_done(action.record, action.coro_id)
+                ended = message if isinstance(message, JobExit) else None
+                self._report_job_done(action.record, action.coro_id, ended)
             elif isinstance(action, lc.CloseComputation):
                 self._teardown(action)
 
@@ -399,6 +418,7 @@ class Server:
             incarnation,
         )
         current.router = spec.router
+        current.merge_exits = _same_process(spec.status_coro, setup.scheduler)
         # every frame from now on says it comes from this incarnation (`discoro.net.fencing`)
         network_of(self.kernel).fences.own = incarnation
         node_setup_args = getattr(setup, "node_setup_args", None)
@@ -551,7 +571,9 @@ class Server:
             else:
                 func = self.namespace.load_function(run.func, run.func_name)
             args, kwargs = self.namespace.loads(run.args)
-            job = ServerJob(self._flush_output, self._job_failed, func, *args, **kwargs)
+            job = ServerJob(
+                self._flush_output, self._job_failed, self._job_done, func, *args, **kwargs
+            )
             shown = p.args_repr(args, kwargs)
         except Exception as exc:
             error = (type(exc), run.func_name, traceback.format_exc())
@@ -560,37 +582,40 @@ class Server:
             current.scheduler.send(failed)
             return
         self.state.handle(lc.JobStarted(job, self.clock()))
-        self.kernel.network().ended_coros[job._id] = job  # found once it ended, too
+        self.kernel.network().ended_coros[job.id] = job  # found once it ended, too
         job.notify(self.coro)  # type: ignore[arg-type]
-        if current.status_coro is not None:
+        if current.status_coro is not None and not current.merge_exits:
             job.notify(current.status_coro)
         # the scheduler hears of the job before the client does: if this process dies right
         # after the client got its coroutine, the scheduler still reports the coroutine lost
         kind = getattr(run, "kind", "cpu")
         incarnation = current.incarnation
-        current.scheduler.send(
-            p.JobStarted(
-                self.location,
-                run.uid,
-                run.rid,
-                job,
-                run.func_name,
-                time.time(),
-                shown,
-                kind,
-                incarnation,
-            )
-        )
-        result = p.RunResult(run.rid, job, None, run.fanout, self.location, incarnation)
-        run.reply_to.send(result)
         if kind == "result":
-            self.results[job._id] = (run.rid, run.reply_to)
+            self.results[job.id] = (run.rid, run.reply_to)
+        started = p.JobStarted(
+            self.location,
+            run.uid,
+            run.rid,
+            job,
+            run.func_name,
+            time.time(),
+            shown,
+            kind,
+            incarnation,
+        )
+        merged = _same_process(run.reply_to, current.scheduler)
+        if merged:
+            started.reply_to, started.fanout = run.reply_to, run.fanout  # passed on from there
+        current.scheduler.send(started)
+        if not merged:
+            result = p.RunResult(run.rid, job, None, run.fanout, self.location, incarnation)
+            run.reply_to.send(result)
         server_liveness.hold_until_written(self.kernel, job, (current.scheduler, run.reply_to))
 
     def _send_value(self, ended: MonitorException) -> None:
         """A ``run_result*`` job ended: its value (or exception) to the client's router."""
         job = ended.args[0]
-        wanted = self.results.pop(getattr(job, "_id", -1), None)
+        wanted = self.results.pop(getattr(job, "id", -1), None)
         if wanted is None:
             return
         rid, router = wanted
@@ -612,30 +637,49 @@ class Server:
         scheduler places the next run (its later MonitorException finds nothing to do)."""
         current = self.state.current
         if current is not None:
-            for job in [job for job in current.jobs.values() if job._done]:
-                self._perform(self.state.handle(lc.JobEnded(job._id, self.clock())))
+            for job in [job for job in current.jobs.values() if self.kernel.has_ended(job)]:
+                self._perform(self.state.handle(lc.JobEnded(job.id, self.clock())))
 
     def _job_failed(self, job: Coro, exc_info: tuple[object, ...], monitors: list[Coro]) -> None:
         """Show the client a job's exception that no one else is told of."""
         current = self.state.current
-        if current is None or current.router is None or job._id not in current.jobs:
+        if current is None or current.router is None or job.id not in current.jobs:
             return
-        if any(monitor is not self.coro for monitor in monitors):
+        if current.merge_exits or any(monitor is not self.coro for monitor in monitors):
             return  # its status coroutine or a monitor() of the program handles it
-        if job._id in self.results:
+        if job.id in self.results:
             return  # a run_result*: its caller gets the exception (`JobValue`)
         text = sources.format_failure(exc_info)
         current.router.send(p.JobError(self.location, current.uid, job, text))
 
-    def _report_job_done(self, current: Installed, coro_id: int) -> None:
-        current.scheduler.send(p.JobDone(self.location, current.uid, coro_id, current.incarnation))
+    def _job_done(self, job: Coro, value: object, exc_info: tuple[object, ...] | None) -> None:
+        """A job ended (its monitors were told): its value to a ``run_result*`` caller, and
+        the report to the scheduler, at once, with its end for the status coroutine when
+        that goes through the scheduler."""
+        current = self.state.current
+        if current is None or job.id not in current.jobs:
+            return
+        info = exc_info if exc_info is not None else (StopIteration, value)
+        self._send_value(MonitorException(job, info))
+        ended: JobExit | None = None
+        if current.merge_exits and current.status_coro is not None:
+            fields, payload = encode_exit(job, info)
+            ended = JobExit(job, fields, payload)
+        self._perform(self.state.handle(lc.JobEnded(job.id, self.clock())), ended)
+
+    def _report_job_done(
+        self, current: Installed, coro_id: int, ended: JobExit | None = None
+    ) -> None:
+        exit = (ended.job, ended.fields, ended.payload) if ended is not None else None
+        done = p.JobDone(self.location, current.uid, coro_id, current.incarnation, exit)
+        current.scheduler.send(done)
         self.ended.append(coro_id)
         if len(self.ended) > KEEP_ENDED:
             self.kernel.network().ended_coros.pop(self.ended.popleft(), None)
 
     def _reachable(self, coro: Coro) -> bool:
         """Whether a message to ``coro`` can go now (local, or its process is linked)."""
-        if not coro._remote:
+        if not coro.is_remote:
             return True
         peer = network_of(self.kernel).peers.get(coro.location)
         return peer is not None and bool(peer.online)
@@ -673,12 +717,14 @@ class Server:
             for job_id in current.jobs:
                 self.results.pop(job_id, None)  # reported lost: no value follows
         for job in list(current.jobs.values()):
+            if how != "fenced" and current.merge_exits and current.status_coro is not None:
+                job.notify(current.status_coro)  # no JobDone now: it hears of the end itself
             if how in ("lost", "fenced") and isinstance(job, ServerJob):
                 error = SchedulerLost(f"{close.reason}; {self.location} ended the coroutine")
                 job.end_lost(error, _nowhere if how == "fenced" else self._reachable)
             else:
                 job.terminate()
-            ended_coros.pop(job._id, None)
+            ended_coros.pop(job.id, None)
         current.jobs.clear()
         while self.ended:
             ended_coros.pop(self.ended.popleft(), None)
@@ -706,6 +752,14 @@ class Server:
             current.scheduler.send(closed)
         logger.debug("computation %s closed (%s)", current.uid, how)
         self._tell("closed", current.uid)
+
+
+def _same_process(coro: object, other: object) -> bool:
+    """Whether the coroutines ``coro`` and ``other`` (handles, maybe None) live in one
+    process: then one message to ``other`` can carry what is meant for both (issue 9)."""
+    if not isinstance(coro, Coro) or not isinstance(other, Coro):
+        return False
+    return bool(coro.location == other.location)
 
 
 def _nowhere(coro: Coro) -> bool:

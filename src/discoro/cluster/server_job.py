@@ -21,23 +21,28 @@ if TYPE_CHECKING:
 
     # called as on_error(job, exc_info, monitors) when a job ends with an exception
     OnError: TypeAlias = Callable[[Coro, tuple[object, ...], list[Coro]], None]
+    # called as on_done(job, value, exc_info) when a job ends, however it ends
+    OnDone: TypeAlias = Callable[[Coro, object, tuple[object, ...] | None], None]
 
 
 class ServerJob(Job):
     """A job that reports an uncaught exception to ``on_error(job, exc_info, monitors)``
-    after its monitors were told (``monitors``: who they were)."""
+    and then its end to ``on_done(job, value, exc_info)``, both after its monitors were told
+    (``monitors``: who they were)."""
 
-    __slots__ = ("_lost", "_on_error")
+    __slots__ = ("_lost", "_on_done", "_on_error")
 
     def __init__(
         self,
         on_end: Callable[[], None] | None,
         on_error: OnError,
+        on_done: OnDone | None,
         target: Callable[..., object],
         *args: object,
         **kwargs: object,
     ) -> None:
         self._on_error: OnError | None = on_error  # set before the coroutine can start
+        self._on_done: OnDone | None = on_done
         self._lost: SchedulerLost | None = None
         super().__init__(on_end, target, *args, **kwargs)
 
@@ -59,9 +64,12 @@ class ServerJob(Job):
 
     def _end(self, value: object, exc_info: tuple[object, ...] | None) -> None:
         on_error, self._on_error = self._on_error, None
+        on_done, self._on_done = self._on_done, None
         if self._lost is not None and exc_info is None:
             exc_info = (SchedulerLost, self._lost, None)
         monitors = list(self._monitors or ())
         super()._end(value, exc_info)
         if exc_info is not None and on_error is not None:
             on_error(self, exc_info, monitors)
+        if on_done is not None:
+            on_done(self, value, exc_info)

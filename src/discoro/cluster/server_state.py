@@ -96,6 +96,9 @@ class Installed:
     pulser: Any = None  # the coroutine sending pulses (set by the shell)
     incarnation: int = 0  # the scheduler's number for this process's work on it
     router: Coro | None = None  # the client's router (set by the shell)
+    # the status coroutine is where the scheduler is: a job's end reaches it through the
+    # scheduler (in `JobDone`), not as a MonitorException of its own (set by the shell)
+    merge_exits: bool = False
     preparer: Coro | None = None  # the coroutine running its setup hooks, until it is initialized
 
 

@@ -8,9 +8,10 @@ method here is an ``async def``, so a generator ``yield``s the call and an async
 Invariants:
 - All state below is read and written on the loop thread only; public methods that other
   threads may call (`send`, `resume`, `terminate`, `throw`, `value`, construction) hop over.
-- A coroutine blocks in exactly one place, `_block`: ``_waiter`` is the future it waits on and
-  ``_wait_kind`` says why (RECEIVING or SUSPENDED), so `send` wakes only a receiver and
-  `resume` only a sleeper.
+- A coroutine blocks on a future of its own only in `_block` (and in `wait_own`, for the
+  runtime's replies): ``_waiter`` is the future it waits on and ``_wait_kind`` says why
+  (RECEIVING, SUSPENDED or WAITING), so `send` wakes only a receiver and `resume` only a
+  sleeper.
 - An interrupt (throw, terminate, a hot swap it can take) wakes a suspended coroutine by
   completing what it waits on with ``_WOKEN``; the driver then throws the interrupt in, so
   ``_block`` never returns ``_WOKEN`` and never puts it back as a message.
@@ -31,7 +32,7 @@ import traceback
 from collections import deque
 from threading import get_ident
 from types import CodeType, FunctionType, GeneratorType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from discoro.core.driver import TERMINATE, _current_coro, switch
 from discoro.core.kernel import AsynCoro
@@ -47,9 +48,10 @@ from discoro.errors import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-RUNNING, RECEIVING, SUSPENDED = 0, 1, 2
+RUNNING, RECEIVING, SUSPENDED, WAITING = 0, 1, 2, 3
 
 _ids = itertools.count(1)
+T = TypeVar("T")
 # per function code: (is a generator function, is an async function, wants ``coro=``)
 _target_info: dict[CodeType, tuple[bool, bool, bool]] = {}
 
@@ -209,6 +211,11 @@ class Coro(Located):
         self._is_async = False
 
     # -- identity -------------------------------------------------------------------------
+
+    @property
+    def id(self) -> int:
+        """The coroutine's id, unique in its process (with `location`, everywhere)."""
+        return self._id
 
     def __str__(self) -> str:
         location = self._where()
@@ -539,6 +546,22 @@ class Coro(Located):
             if local is not None or location is not None:
                 return local
         return await kernel.network().locate("coro", name, location, timeout)
+
+
+async def wait_own(future: asyncio.Future[T]) -> T:
+    """Await ``future`` as the calling coroutine's own wait (what `receive` does with its
+    own): it goes on in the loop turn after ``future`` is done, where a future that is not
+    its own costs two, and an interrupt (``throw``, ``terminate``) wakes it by completing
+    ``future`` with a marker and is thrown in here. Outside a coroutine's own task, a plain
+    await. For the runtime's replies (e.g. `Computation` waiting for its router)."""
+    coro = _current_coro.get()
+    if coro is None or coro._waiter is not None or coro._task is not asyncio.current_task():
+        return await future
+    coro._waiter, coro._wait_kind = future, WAITING
+    try:
+        return await future
+    finally:
+        coro._waiter, coro._wait_kind = None, RUNNING
 
 
 def _as_exception(exc: tuple[Any, ...]) -> BaseException:

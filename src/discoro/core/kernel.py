@@ -23,6 +23,7 @@ import threading
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from discoro.core.distributed import DistributedMethods
+from discoro.core.door import NetworkDoor
 from discoro.core.driver import _current_coro, run
 from discoro.core.eventloop import new_event_loop
 from discoro.core.log import logger
@@ -65,7 +66,7 @@ NETWORK_OPTIONS = (
 )
 
 
-class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
+class AsynCoro(DistributedMethods, NetworkDoor, metaclass=MetaSingleton):
     """The coroutine scheduler of this process (one per process)."""
 
     _singleton_instance: ClassVar[AsynCoro | None] = None
@@ -88,7 +89,7 @@ class AsynCoro(DistributedMethods, metaclass=MetaSingleton):
         self._coros: dict[int, Coro] = {}
         self._registry: dict[str, Coro] = {}
         self._channels: dict[str, Channel] = {}
-        self._rcis: dict[str, Any] = {}  # filled by discoro.net.rci
+        self._rcis: dict[str, object] = {}  # filled by discoro.net.rci
         self._live = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
         # (priority, order, func, args, kwargs): higher priority first, then registration order

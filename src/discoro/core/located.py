@@ -29,6 +29,17 @@ class Located:
         return self._name
 
     @property
+    def is_remote(self) -> bool:
+        """Whether this is a handle for an object of another process."""
+        return self._remote
+
+    @property
+    def home_location(self) -> Any:
+        """Where it lives, as `location`, but not a copy (never change it): the cheap form
+        for the network layer's hot paths."""
+        return self._where()
+
+    @property
     def location(self) -> Any:
         """Where it lives (None while this process is not distributed); a copy."""
         location = self._where()

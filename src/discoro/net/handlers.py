@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pickle
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from discoro.core.coro import Coro
@@ -43,7 +43,7 @@ def dumps_exception(error: BaseException) -> bytes:
 def encode_exit(observed: Coro, info: tuple[Any, ...]) -> tuple[dict[str, Any], bytes]:
     """How a coroutine's end travels to a remote monitor: fields + pickled ``(kind, value)``;
     anything that does not pickle is replaced (its type, or a RemoteError with its text)."""
-    fields: dict[str, Any] = {"on": observed._name, "oi": observed._id}
+    fields: dict[str, Any] = {"on": observed.name, "oi": observed.id}
     kind, value = info[0], info[1]
     if kind is StopIteration:
         try:
@@ -65,13 +65,30 @@ def encode_exit(observed: Coro, info: tuple[Any, ...]) -> tuple[dict[str, Any], 
         return fields, pickle.dumps((RemoteError, error), PROTOCOL)
 
 
+def exit_notice(
+    observed: object, fields: Mapping[str, object], payload: bytes | bytearray | None
+) -> MonitorException:
+    """The `MonitorException` a monitor gets for ``observed``, from what `encode_exit` made
+    (a payload that does not unpickle here becomes a `RemoteError` with the sender's text)."""
+    try:
+        info = pickle.loads(payload or b"")
+    except Exception as exc:
+        logger.debug("cannot unpickle the end of %s: %r", observed, exc)
+        error = RemoteError(str(fields.get("tn")), str(fields.get("tm")), str(fields.get("tb")))
+        info = (RemoteError, error)
+    notice = MonitorException(observed, info)
+    text = fields.get("tb")
+    notice.remote_traceback = text if isinstance(text, str) else None
+    return notice
+
+
 class Handlers:
     """The ops about coroutines, names and the link itself; `table` adds those of files,
     channels and RCIs. One method per op, named ``on_<op>``."""
 
     def __init__(self, net: Network) -> None:
         self.net = net
-        self.coros: dict[int, Coro] = net.kernel._coros
+        self.kernel = net.kernel  # its door (`discoro.core.door`): no private names
 
     def table(self) -> dict[str, Handler]:
         net = self.net
@@ -104,7 +121,7 @@ class Handlers:
             return None
         if type(ident) is not int:
             raise ValueError(f"field {key!r} is not a coroutine id: {ident!r}")
-        return self.coros.get(ident)
+        return self.kernel.local_coro(ident)
 
     @staticmethod
     def unpickle(peer: Peer, message: Message) -> tuple[bool, Any]:
@@ -127,7 +144,7 @@ class Handlers:
         except Exception as exc:
             logger.warning("cannot unpickle %s from %s: %r", message.op, peer, exc)
             return
-        coro._put(value)
+        self.kernel.deliver_local(coro, value)
 
     def on_deliver(self, peer: Peer, message: Message) -> None:
         coro = self.local_coro(message)
@@ -138,7 +155,7 @@ class Handlers:
             except Exception as exc:
                 logger.warning("cannot unpickle %s from %s: %r", message.op, peer, exc)
             else:
-                coro._put(value)
+                self.kernel.deliver_local(coro, value)
                 result = 1
         self.net.reply(peer, message.rid, {"r": result})
 
@@ -156,31 +173,25 @@ class Handlers:
         if not ok or not isinstance(monitor, Coro):
             self.net.reply(peer, message.rid, {"r": -1})
             return
-        if observed._done:  # the reply first: the monitor then hears of the end at once
+        if self.kernel.has_ended(observed):  # the reply first: then the end, at once
             self.net.reply(peer, message.rid, {"r": 0, "ended": True})
-            observed._add_monitor(monitor)
+            self.kernel.add_monitor_local(observed, monitor)
             return
-        observed._add_monitor(monitor)
+        self.kernel.add_monitor_local(observed, monitor)
         self.net.reply(peer, message.rid, {"r": 0})
 
     def on_notify_exit(self, peer: Peer, message: Message) -> None:
         fields = message.fields
         monitor = self.local_coro(message, "m")
-        observed = Coro._handle(str(fields.get("on")), int(fields.get("oi", 0)), peer.location)
-        peer.unwatch(observed._id, monitor)
+        observed = self.kernel.coro_handle(
+            str(fields.get("on")), int(fields.get("oi", 0)), peer.location
+        )
+        peer.unwatch(observed.id, monitor)
         if monitor is None:
             return
-        try:
-            info = pickle.loads(message.payload or b"")
-        except Exception as exc:
-            logger.debug("cannot unpickle the end of %s: %r", observed, exc)
-            error = RemoteError(str(fields.get("tn")), str(fields.get("tm")), str(fields.get("tb")))
-            info = (RemoteError, error)
-        notice = MonitorException(observed, info)
-        notice.remote_traceback = fields.get("tb")
-        monitor._put(notice)
+        self.kernel.deliver_local(monitor, exit_notice(observed, fields, message.payload))
         for hook in self.net.exit_hooks:
-            hook(peer.location, observed._id, monitor)
+            hook(peer.location, observed.id, monitor)
 
     def on_terminate(self, peer: Peer, message: Message) -> None:
         coro = self.local_coro(message)

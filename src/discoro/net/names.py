@@ -32,10 +32,9 @@ class Lookups:
         if kind == "coro":
             return kernel.registered(name)
         if kind == "channel":
-            channel = getattr(kernel, "_channels", {}).get(name)
-            return channel if channel is not None and channel._registered else None
+            return kernel.local_channel(name, registered=True)
         if kind == "rci":
-            return getattr(kernel, "_rcis", {}).get(name)
+            return kernel.rcis.get(name)
         if kind == "peer":
             return self.net.location if name == self.net.name else None
         return None

@@ -311,7 +311,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         for entries in watchers.values():
             for observed, monitor in entries:
                 error = kind(f"{observed.location} {what}")
-                monitor._put(MonitorException(observed, (kind, error)))
+                self.kernel.deliver_local(monitor, MonitorException(observed, (kind, error)))
 
     def write_off(
         self, location: Location, incarnation: int, coro_ids: list[int], error: Exception
@@ -325,7 +325,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
             return
         for ident in coro_ids:
             for observed, monitor in peer.watchers.pop(ident, []):
-                monitor._put(MonitorException(observed, (type(error), error)))
+                self.kernel.deliver_local(monitor, MonitorException(observed, (type(error), error)))
 
     # -- peer status ----------------------------------------------------------------------
 
@@ -464,7 +464,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
     def terminate(self, coro: Coro) -> int:
         """Ask the coroutine's process to terminate it; a process whose loop is stuck in
         user code also hears of it by UDP (`Liveness.terminating`)."""
-        location, coro_id = coro._location, coro._id
+        location, coro_id = coro.home_location, coro.id
         result = self.post_from_any_thread(location, Message("terminate", 0, {"c": coro_id}))
         if result == 0:
             self.kernel.call(self.liveness.terminating, location, coro_id)
@@ -473,26 +473,26 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
     def throw(self, coro: Coro, error: BaseException) -> int:
         payload = handlers.dumps_exception(error)
         return self.post_from_any_thread(
-            coro._location, Message("throw", 0, {"c": coro._id}, payload)
+            coro.home_location, Message("throw", 0, {"c": coro.id}, payload)
         )
 
     async def monitor(self, monitor: Coro, observed: Coro) -> int:
         await self.started()
         payload = DUMPS(monitor, PROTOCOL)
         reply = await self.request(
-            observed._location, "monitor", {"c": observed._id}, payload, FIRE_AND_FORGET_TIMEOUT
+            observed.home_location, "monitor", {"c": observed.id}, payload, FIRE_AND_FORGET_TIMEOUT
         )
         if reply is None or reply.fields.get("r", -1) != 0:
             return -1
-        peer = self.peers.get(observed._location)
+        peer = self.peers.get(observed.home_location)
         if peer is not None and not reply.fields.get("ended"):  # else its end is on the way
             peer.watch(observed, monitor)
         return 0
 
     def send_monitor_exception(self, monitor: Coro, observed: Coro, info: tuple[Any, ...]) -> None:
         fields, payload = handlers.encode_exit(observed, info)
-        fields["m"] = monitor._id
-        self.post(monitor._location, Message("notify_exit", 0, fields, payload))
+        fields["m"] = monitor.id
+        self.post(monitor.home_location, Message("notify_exit", 0, fields, payload))
 
     async def locate(self, kind: str, name: str, location: Any, timeout: float | None) -> Any:
         await self.started()

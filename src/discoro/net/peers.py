@@ -56,7 +56,7 @@ class Peer:
         return f"{self.name}@{self.location}"
 
     def watch(self, observed: Coro, monitor: Coro) -> None:
-        self.watchers.setdefault(observed._id, []).append((observed, monitor))
+        self.watchers.setdefault(observed.id, []).append((observed, monitor))
 
     def unwatch(self, observed_id: int, monitor: Coro | None) -> None:
         entries = self.watchers.get(observed_id)

@@ -16,7 +16,7 @@ what went wrong at the owner).
 Invariants:
 - An RCI lives in one process; it pickles to a reference ``(name, location)`` that resolves to
   the RCI itself in its owner and to a remote handle anywhere else.
-- ``kernel._rcis`` (name -> RCI) holds exactly the registered RCIs of
+- ``kernel.rcis`` (name -> RCI) holds exactly the registered RCIs of
   this process; it is what `locate` and ``rci_call`` look in.
 - A call never waits longer than `CALL_TIMEOUT`: no answer gives None; an answer saying the
   coroutine could not be created raises `RemoteError` with the owner's traceback text.
@@ -27,7 +27,7 @@ from __future__ import annotations
 import inspect
 import pickle
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from discoro.core.coro import Coro
 from discoro.core.kernel import AsynCoro
@@ -49,7 +49,7 @@ CALL_TIMEOUT = 2.0
 
 def _registry(kernel: AsynCoro) -> dict[str, RCI]:
     """This process's registered RCIs."""
-    return kernel._rcis
+    return cast("dict[str, RCI]", kernel.rcis)  # this module keeps the table
 
 
 class RCI(NamedLocated):
@@ -78,12 +78,15 @@ class RCI(NamedLocated):
         """A handle for the RCI ``name`` of the process at ``location`` (None: an RCI of this
         process that is no longer registered; calling it gives None)."""
         handle = cls.__new__(cls)
-        handle._kernel = AsynCoro.instance()
-        handle._name = name
-        handle._method = None
-        handle._location = location
-        handle._remote = location is not None
+        handle._init_handle(name, location)
         return handle
+
+    def _init_handle(self, name: str, location: object) -> None:
+        self._kernel = AsynCoro.instance()
+        self._name = name
+        self._method = None
+        self._location = location
+        self._remote = location is not None
 
     # -- identity -------------------------------------------------------------------------
 
@@ -100,8 +103,8 @@ class RCI(NamedLocated):
         holder = _registry(self._kernel).setdefault(self._name, self)
         if holder is not self:
             return -1
-        if self._kernel._network_factory is not None:
-            self._kernel.network()  # peers can only call it once we are on the network
+        # peers can only call it once we are on the network (installed: discoro.net is)
+        self._kernel.network()
         return 0
 
     def unregister(self) -> int:

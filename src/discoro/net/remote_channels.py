@@ -16,7 +16,7 @@ Invariants:
 - The owner handles ``channel_send`` synchronously as it arrives, so messages from one
   process to a channel reach the subscribers in the order they were sent (one FIFO link per
   process pair, then the channel's own in-order dispatch).
-- The owner finds a channel by name in ``kernel._channels`` (every live channel, registered
+- The owner finds a channel by name with ``kernel.local_channel`` (every live channel, registered
   or not), exactly as a pickled channel reference resolves; registration only matters for
   `locate`.
 - Remote subscribers (coroutines or channels) of a process that goes offline are dropped
@@ -81,7 +81,8 @@ class RemoteChannels:
         be queued. The message is pickled here, in the caller's thread."""
         payload = pickle.dumps(message, PROTOCOL)
         return self.post_from_any_thread(
-            channel._location, trusted_message("channel_send", 0, {"n": channel._name}, payload)
+            channel.home_location,
+            trusted_message("channel_send", 0, {"n": channel.name}, payload),
         )
 
     async def channel_deliver(
@@ -91,11 +92,11 @@ class RemoteChannels:
         number of end recipients, 0 on timeout, -1 if the channel or its peer is gone."""
         await self.started()
         payload = pickle.dumps(message, PROTOCOL)
-        location = channel._location
+        location = channel.home_location
         peer = self.peers.get(location)
         if peer is not None and peer.link is not None:
             await peer.link.drained()
-        fields = {"n": channel._name, "t": timeout, "k": int(n)}
+        fields = {"n": channel.name, "t": timeout, "k": int(n)}
         wait = None if timeout is None else max(0.0, timeout) + REPLY_MARGIN
         reply = await self.request(location, "channel_deliver", fields, payload, wait)
         if reply is None:
@@ -120,7 +121,7 @@ class RemoteChannels:
     ) -> int:
         await self.started()  # a reference to a local subscriber must carry our location
         payload = pickle.dumps(subscriber, PROTOCOL)
-        reply = await self.request(channel._location, op, {"n": channel._name}, payload, timeout)
+        reply = await self.request(channel.home_location, op, {"n": channel.name}, payload, timeout)
         if reply is None:
             logger.warning("%s of %s to %s: no answer", op, subscriber, channel)
             return -1
@@ -136,14 +137,7 @@ class _OfflineSweeper:
 
     def send(self, status: Any) -> int:
         if isinstance(status, PeerStatus) and status.status == PeerStatus.Offline:
-            for channel in list(self.kernel._channels.values()):
-                gone = [
-                    sub
-                    for sub in channel._subscribers
-                    if sub._remote and sub._location == status.location
-                ]
-                for sub in gone:
-                    channel._drop(sub)
+            self.kernel.drop_subscribers_at(status.location)
         return 0
 
     def __repr__(self) -> str:
@@ -153,14 +147,13 @@ class _OfflineSweeper:
 def handlers(net: Network) -> dict[str, Handler]:
     """The owner's side: one handler per op (loop thread, in arrival order)."""
     kernel = net.kernel
-    channels: dict[str, Channel] = kernel._channels
     loop: asyncio.AbstractEventLoop = net.loop
     tasks: set[asyncio.Task[Any]] = set()  # strong references until each is done
     net.status_subscribers.append(_OfflineSweeper(kernel))
 
     def channel_of(message: Message) -> Channel | None:
         name = message.fields.get("n")
-        return channels.get(name) if isinstance(name, str) else None
+        return kernel.local_channel(name) if isinstance(name, str) else None
 
     def unpickle(peer: Peer, message: Message) -> tuple[bool, Any]:
         try:

@@ -66,8 +66,8 @@ class RemoteSends:
         whose send filled the link is held at its next suspension point (`net.flow`), a
         sender on another thread waits here for room (TimeoutError after
         ``flow.THREAD_SEND_TIMEOUT`` seconds)."""
-        location = coro._location
-        fields: dict[str, object] = {"c": coro._id}
+        location = coro.home_location
+        fields: dict[str, object] = {"c": coro.id}
         payload, more = payloads.encode(message, fields)
         if type(message) in flow.CONTROL_TYPES:  # a pulse: ahead of user data, never held
             return self.post_from_any_thread(
@@ -87,8 +87,8 @@ class RemoteSends:
         link = None if peer is None else peer.link
         if link is not None and link.over_high():
             sender = self.kernel.cur_coro()
-            if sender is not None and sender._hold is None:
-                sender._hold = link.hold()
+            if sender is not None:
+                self.kernel.hold_sender(sender, link.hold)
         return 0
 
     def _post_hopped(
@@ -116,14 +116,14 @@ class RemoteSends:
 
     async def deliver(self, coro: Coro, message: object, timeout: float | None) -> int:
         await self.started()
-        fields: dict[str, object] = {"c": coro._id}
+        fields: dict[str, object] = {"c": coro.id}
         payload, more = payloads.encode(message, fields)
         if more:  # a request is one message: the buffers joined behind the pickle stream
             payload = b"".join((payload, *more))
         op = "control_deliver"
         if type(message) not in flow.CONTROL_TYPES:  # else a pulse: it waits for nobody
             op = "deliver"
-            peer = self.peers.get(coro._location)
+            peer = self.peers.get(coro.home_location)
             if peer is not None and peer.link is not None and not peer.link.has_room:
                 started = self.loop.time()
                 try:  # room first (back-pressure), within the caller's timeout
@@ -132,7 +132,7 @@ class RemoteSends:
                     return 0
                 if timeout is not None:
                     timeout = max(0.0, timeout - (self.loop.time() - started))
-        reply = await self.request(coro._location, op, fields, payload, timeout)
+        reply = await self.request(coro.home_location, op, fields, payload, timeout)
         if reply is None:
-            return 0 if timeout is not None and coro._location in self.peers else -1
+            return 0 if timeout is not None and coro.home_location in self.peers else -1
         return int(reply.fields.get("r", -1))
