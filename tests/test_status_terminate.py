@@ -17,7 +17,7 @@ from test_cluster_status import poll
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-pytestmark = pytest.mark.timeout(40)
+pytestmark = pytest.mark.timeout(120)  # generous: a loaded machine is slow, not wrong
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +47,13 @@ def test_terminate_coros_ends_a_running_coroutine(
     def start(coro: Any = None) -> Any:
         if (yield computation.schedule(net_kernel.location)) != 0:
             return None
-        for _ in range(200):
+        for _ in range(600):  # up to a minute for both processes to be set up
             if len((yield computation.procs())) >= 2:
                 break
             yield coro.sleep(0.1)
         return (yield computation.run_procs(waiter, "x" * 200, 3))
 
-    jobs = Coro(start).value(30)
+    jobs = Coro(start).value(90)
     assert jobs and len(jobs) == 2
     names = [str(job) for job in jobs]
 
@@ -64,7 +64,7 @@ def test_terminate_coros_ends_a_running_coroutine(
     coros = poll(lambda: len(running()) == 2 and running())
     assert all(len(coro["args"]) <= 80 and "..." in coro["args"] for coro in coros)
     assert scheduler.terminate_coros([names[0], "nosuch/1@127.0.0.1:1"]) == [names[0]]
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while True:
         message = messages.get(timeout=max(0.1, deadline - time.monotonic()))
         if isinstance(message, MonitorException) and str(message.args[0]) == names[0]:
@@ -77,4 +77,4 @@ def test_terminate_coros_ends_a_running_coroutine(
     def close(coro: Any = None) -> Any:
         return (yield computation.close())
 
-    assert Coro(close).value(20) == 0
+    assert Coro(close).value(60) == 0
