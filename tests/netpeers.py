@@ -38,7 +38,7 @@ class Child:
         self.proc = proc
         self.location = location
 
-    def expect(self, pattern: str, timeout: float = 10.0) -> Any:
+    def expect(self, pattern: str, timeout: float = 30.0) -> Any:
         return self.proc.expect(pattern, timeout)
 
 
