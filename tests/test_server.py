@@ -306,38 +306,6 @@ def test_busy_index_and_stale_pid_file(server: Server, udp_port: int) -> None:
         assert pid_file.read_text().strip() == match[1]
 
 
-# A server whose coroutine registers its name a second after it started (the loop free
-# meanwhile: a peer may dial and ask), as happens by a few loop turns on any machine: its
-# "ready" line must still mean that it can be located.
-LATE_REGISTRATION = """
-import sys
-import discoro.cluster.server as server_module
-import discoro.cluster.server_main as server_main
-
-class LateToRegister(server_module.Server):
-    async def _main(self, coro=None):
-        await coro.sleep(1)  # widens the window between the coroutine's start and its name
-        await super()._main(coro)
-
-server_module.Server = LateToRegister
-sys.exit(server_main.main(sys.argv[1:]))
-"""
-
-
-def test_ready_means_the_server_can_be_located(
-    net_kernel: AsynCoro, tmp_path: Path, udp_port: int
-) -> None:
-    options = f'{{"node": "127.0.0.1", "udp_port": {udp_port}, "dest_path": "{tmp_path}"}}'
-    args = ("--index", "1", "--prefix", "t", "--options", options)
-    with PeerProcess(LATE_REGISTRATION, *args) as proc:
-        match = proc.expect(r"^discoro_proc 1 ready at (\S+):(\d+) pid (\d+)$", timeout=60)
-        location = Location(match[1], int(match[2]))
-        connect(net_kernel, location)
-        # asked once, at once: a server not registered yet answers "no such name" (None)
-        found = run(lambda coro=None: (yield Coro.locate(SERVER_NAME, location, 30)), timeout=40)
-        assert isinstance(found, Coro) and found.location == location, found
-
-
 FAKE_SCHEDULER = """
 import sys
 import cloudpickle
