@@ -1,6 +1,9 @@
 """`Scheduler.terminate_coros` with a private scheduler in this test process and a real local
 node on 127.0.0.1. (In its own file: it starts this process's networking, which the
-single-process tests that sort before it must not see.)"""
+single-process tests that sort before it must not see.) The scheduler's request coroutine
+ends with the module: a ``discoro_scheduler`` left registered in this process would answer
+the discovery of later tests on the session's port (``discoro status`` without
+``--scheduler`` found it instead of its own scheduler)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from discoro import AsynCoro, Computation, Coro, MonitorException, Scheduler
+from discoro.cluster.constants import SCHEDULER_NAME
 from discoro.cluster.local import LocalCluster, local_cluster
 from test_cluster_status import poll
 
@@ -26,15 +30,22 @@ def cluster(cluster_secret: str, udp_port: int) -> Iterator[LocalCluster]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def scheduler(cluster: LocalCluster) -> Iterator[Scheduler]:
+    scheduler = Scheduler()
+    yield scheduler
+    scheduler.coro.terminate()  # no scheduler of this process answers anyone any more
+    poll(lambda: scheduler.kernel.registered(SCHEDULER_NAME) is None)
+
+
 def waiter(tag: str, count: int, coro: Any = None) -> Any:
     yield coro.receive()  # until told, or terminated
     return tag
 
 
 def test_terminate_coros_ends_a_running_coroutine(
-    cluster: LocalCluster, net_kernel: AsynCoro
+    cluster: LocalCluster, net_kernel: AsynCoro, scheduler: Scheduler
 ) -> None:
-    scheduler = Scheduler()
     messages: queue.Queue[Any] = queue.Queue()
 
     def status(coro: Any = None) -> Any:
