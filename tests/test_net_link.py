@@ -46,6 +46,21 @@ class FakeTransport(asyncio.Transport):
         self.limits = (high or 0, low or 0)
 
 
+class FakeKernel:
+    """The two kernel methods a link calls around each received chunk."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.open_reads = 0
+
+    def begin_read(self) -> None:
+        self.open_reads += 1
+
+    def end_read(self) -> None:
+        self.open_reads -= 1
+        self.reads += 1
+
+
 class FakeNetwork:
     ping_interval = 3600.0
     dead_after = 5
@@ -57,6 +72,7 @@ class FakeNetwork:
         self.received: list[Message] = []
         self.reply_to: Link | None = None
         self.front_door = FrontDoor(loop)
+        self.kernel = FakeKernel()
 
     def dispatch(self, link: Link, message: Message) -> None:
         self.received.append(message)

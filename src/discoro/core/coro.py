@@ -256,7 +256,11 @@ class Coro(Located):
             return
         waiter = self._waiter
         if self._wait_kind == RECEIVING and waiter is not None and not waiter.done():
-            waiter.set_result(message)
+            wakeups = self._kernel._wakeups
+            if wakeups._depth:  # a network read is handed up: it runs at the read's end
+                wakeups.complete(waiter, message)
+            else:
+                waiter.set_result(message)
         else:
             self._mailbox.append(message)
 

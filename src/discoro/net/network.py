@@ -433,7 +433,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
     def take_reply(self, message: Message) -> None:
         entry = self._replies.pop(message.rid, None)
         if entry is not None and not entry[0].done():
-            entry[0].set_result(message)
+            self.kernel.complete(entry[0], message)  # its waiter runs in this loop turn
 
     def reply(
         self, peer: Peer, rid: int, fields: dict[str, Any], payload: bytes | None = None
