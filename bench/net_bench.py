@@ -25,6 +25,7 @@ The table has the median of the rounds and the spread (min-max).
     python bench/net_bench.py             # full run (3 rounds)
     python bench/net_bench.py --quick     # smoke test (1 round, small n)
     python bench/net_bench.py --only rtt --only rtt_bulk   # some workloads only
+    python bench/net_bench.py --only rtt --n 200000 --rounds 1   # a long run, to profile
     DISCORO_LOOP=asyncio python bench/net_bench.py          # asyncio's loop, not uvloop
     python bench/net_bench.py --vs OTHER/src   # paired rounds: this tree, then OTHER, ...
 
@@ -378,6 +379,9 @@ def main() -> None:
     parser.add_argument(
         "--vs-asyncio", action="store_true", help="paired rounds: this tree on asyncio's loop"
     )
+    parser.add_argument(
+        "--n", type=int, help="messages per selected workload (e.g. a long run to profile)"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -386,6 +390,8 @@ def main() -> None:
     sizes = {name: quick if args.quick else full for name, (full, quick) in SIZES.items()}
     if args.only:
         sizes = {name: n if name in args.only else 0 for name, n in sizes.items()}
+    if args.n:
+        sizes = {name: args.n if n else 0 for name, n in sizes.items()}
     rounds = 1 if args.quick else args.rounds
     variants = [(_SRC, os.environ.get("DISCORO_LOOP", ""))]
     if args.vs is not None:

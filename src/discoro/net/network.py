@@ -356,12 +356,8 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         """Queue ``message`` for the peer at ``location`` (loop thread); False if it cannot
         be queued. ``more``: buffers that follow its payload (`payloads.encode`)."""
         message = self.fences.tagged(message)
-        peer = self.peers.get(location)
-        link = peer.link if peer is not None else None
-        # A link that is closing (EOF or error seen, connection_lost not yet called) refuses
-        # frames; the message waits in the queue for the re-dialled link (or is dropped
-        # when the peer goes offline) instead of raising into the sender.
-        if link is not None and link.transport is not None and not link.transport.is_closing():
+        link = self.open_link(location)
+        if link is not None:
             link.send(message, more)
             return True
         if location == self.location:
@@ -375,6 +371,17 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
             message = trusted_message(message.op, message.rid, message.fields, joined)
         peer.queue.append(message)
         return True
+
+    def open_link(self, location: Location) -> Link | None:
+        """The link to the peer at ``location`` if it takes frames now. A link that is
+        closing (EOF or error seen, connection_lost not yet called) refuses frames: `post`
+        then queues the message for the re-dialled link (or drops it when the peer goes
+        offline) instead of raising into the sender."""
+        peer = self.peers.get(location)
+        link = peer.link if peer is not None else None
+        if link is not None and link.transport is not None and not link.transport.is_closing():
+            return link
+        return None
 
     def flushed(self, location: Location) -> bool:
         """Write what is queued for the peer at ``location`` now; whether all of it went to

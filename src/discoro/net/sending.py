@@ -26,6 +26,8 @@ from discoro.wire.messages import trusted_message
 if TYPE_CHECKING:
     from discoro.core.coro import Coro
     from discoro.core.kernel import AsynCoro
+    from discoro.net.fencing import Fences
+    from discoro.net.link import Link
     from discoro.net.location import Location
     from discoro.net.payloads import Part
     from discoro.net.peers import Peer
@@ -39,12 +41,15 @@ class RemoteSends:
         kernel: AsynCoro
         loop: asyncio.AbstractEventLoop
         peers: dict[Location, Peer]
+        fences: Fences
 
         def post(
             self, location: Location, message: Message, more: tuple[Part, ...] = ()
         ) -> bool: ...
 
         def post_from_any_thread(self, location: Location, message: Message) -> int: ...
+
+        def open_link(self, location: Location) -> Link | None: ...
 
         async def started(self) -> None: ...
 
@@ -81,11 +86,11 @@ class RemoteSends:
                 self._hopping += size
             self.kernel.call(self._post_hopped, location, outgoing, size, more)
             return 0
-        if not self.post(location, outgoing, more):
-            return -1
-        peer = self.peers.get(location)
-        link = None if peer is None else peer.link
-        if link is not None and link.over_high():
+        link = self.open_link(location)  # the common case: one look-up, straight to it
+        if link is None:
+            return 0 if self.post(location, outgoing, more) else -1
+        link.send(self.fences.tagged(outgoing), more)
+        if link.over_high():
             sender = self.kernel.cur_coro()
             if sender is not None:
                 self.kernel.hold_sender(sender, link.hold)
