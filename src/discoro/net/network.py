@@ -103,6 +103,10 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         certfile, keyfile, cafile = (options.get(k) for k in ("certfile", "keyfile", "cafile"))
         self.server_ssl, self.client_ssl = tls.contexts(certfile, keyfile, cafile)
         self.peers: dict[Location, Peer] = {}
+        # `open_link`'s memo of its last look-up (a Location object, the Peer it found);
+        # forgotten whenever a peer leaves ``peers`` (`_offline`), the only removal
+        self._last_location: Location | None = None
+        self._last_peer: Peer | None = None
         self.ping_interval = 1.0
         self.dead_after = 5
         self.status_subscribers: list[Any] = []
@@ -287,6 +291,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         return peer
 
     def _offline(self, peer: Peer, why: str) -> None:
+        self._last_location = self._last_peer = None  # `open_link`'s memo: peers change
         if self.peers.get(peer.location) is peer:
             del self.peers[peer.location]
         for alias in [loc for loc, p in self.peers.items() if p is peer]:
@@ -377,7 +382,12 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         closing (EOF or error seen, connection_lost not yet called) refuses frames: `post`
         then queues the message for the re-dialled link (or drops it when the peer goes
         offline) instead of raising into the sender."""
-        peer = self.peers.get(location)
+        if location is self._last_location:  # the same handle sending again: no hashing
+            peer: Peer | None = self._last_peer
+        else:
+            peer = self.peers.get(location)
+            if peer is not None:
+                self._last_location, self._last_peer = location, peer
         link = peer.link if peer is not None else None
         if link is not None and link.transport is not None and not link.transport.is_closing():
             return link
