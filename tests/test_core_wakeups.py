@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from discoro import AsynCoro, Coro
+from discoro.core.coro import wait_own
 from discoro.core.wakeups import SameTurnWakeups
 
 pytestmark = pytest.mark.timeout(30)
@@ -200,3 +201,40 @@ def test_a_receiver_runs_at_the_end_of_the_read_and_keeps_message_order() -> Non
     assert done.wait(TIMEOUT)
     assert seen_at_end == ["a", "b", "c"]
     assert coro.value(TIMEOUT) == 3
+
+
+def test_a_reply_awaited_as_the_coroutines_own_wait_goes_on_at_the_end_of_the_read() -> None:
+    """What a network reply does (``Network.take_reply``, the client's router): `complete`
+    inside a read; the coroutine waiting for it with `wait_own` has gone on by ``end_read``."""
+    kernel = AsynCoro.instance()
+    state: dict[str, Any] = {}
+    waiting = threading.Event()
+
+    async def caller(coro: Any = None) -> object:
+        future = kernel._loop.create_future()
+        state["future"] = future
+        waiting.set()
+        state["answer"] = await wait_own(future)
+        return state["answer"]
+
+    coro = Coro(caller)
+    assert waiting.wait(TIMEOUT)
+    seen_at_end: list[object] = []
+    done = threading.Event()
+
+    def read() -> None:
+        future = state["future"]
+        if not future._callbacks:  # the caller has not suspended on it yet
+            kernel._loop.call_soon(read)
+            return
+        kernel.begin_read()
+        kernel.complete(future, "reply")
+        assert "answer" not in state
+        kernel.end_read()
+        seen_at_end.append(state.get("answer"))
+        done.set()
+
+    kernel._loop.call_soon_threadsafe(read)
+    assert done.wait(TIMEOUT)
+    assert seen_at_end == ["reply"]
+    assert coro.value(TIMEOUT) == "reply"

@@ -31,6 +31,7 @@ from itertools import count
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from discoro.core.coro import wait_own
 from discoro.core.log import logger
 from discoro.errors import MonitorException, ProtocolError
 from discoro.net import handlers, tls
@@ -440,8 +441,8 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
             del self._replies[rid]
             return None
         timer = None if timeout is None else self.loop.call_later(timeout, _expire, future, None)
-        try:
-            return await future
+        try:  # as the caller's own wait: its reply wakes it in the read's own loop turn
+            return await wait_own(future)
         finally:
             self._replies.pop(rid, None)
             if timer is not None:
