@@ -21,6 +21,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from discoro.net import flow, payloads
+from discoro.net.fencing import TAG
 from discoro.wire.messages import trusted_message
 
 if TYPE_CHECKING:
@@ -78,6 +79,9 @@ class RemoteSends:
             return self.post_from_any_thread(
                 location, trusted_message("control_send", 0, fields, payload)
             )
+        own = self.fences.own
+        if own:  # tagged with our incarnation now, so `Fences.tagged` need not copy it
+            fields[TAG] = own
         outgoing = trusted_message("send", 0, fields, payload)
         if not self.kernel.on_loop_thread():
             size = len(payload) + sum(len(part) for part in more)
@@ -89,7 +93,7 @@ class RemoteSends:
         link = self.open_link(location)  # the common case: one look-up, straight to it
         if link is None:
             return 0 if self.post(location, outgoing, more) else -1
-        link.send(self.fences.tagged(outgoing), more)
+        link.send(outgoing, more)  # tagged above
         if link.over_high():
             sender = self.kernel.cur_coro()
             if sender is not None:
