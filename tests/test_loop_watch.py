@@ -22,6 +22,7 @@ from discoro.cluster.loop_watch import (
     LoopWatch,
 )
 from discoro.cluster.scheduler_state import ProcState, SchedulerState, Tick
+from discoro.cluster.snapshot import snapshot
 from discoro.net.liveness import HeartbeatThread
 from discoro.net.location import Location
 from discoro.wire.liveness import decode_liveness
@@ -264,3 +265,11 @@ def test_the_heartbeat_thread_says_stuck_then_once_that_the_loop_runs_again() ->
         made.stop()
         made.join(10)
         receiver.close()
+
+
+def test_the_status_snapshot_shows_how_long_a_loop_has_been_stuck() -> None:
+    state, clock = ready(A1, A2)
+    note(state, A1, 1.0)
+    clock.advance(2)
+    view = {proc["location"]: proc["stuck"] for proc in snapshot(state, {})["procs"]}
+    assert view == {str(A1): 3.0, str(A2): None}
