@@ -18,6 +18,10 @@ Theory of operation (issue 10, exactly-once):
   ``ServerClosed(fenced=True)``: then it rejoins, set up again as a new incarnation. An
   idle pulse (nothing installed) from a written-off process, or the process found again
   after its link came back, rejoins it the same way.
+- Its event loop (`discoro.cluster.loop_watch`): a heartbeat note (`LoopHeard`) counts as a
+  pulse and says how long the loop has not run; a report only a running loop sends (a
+  pulse, `SetupDone`, `JobStarted`, `JobFailed`, `JobDone`) or a note with ``stuck`` 0.0
+  says it runs again. Each change is logged once.
 """
 
 from __future__ import annotations
