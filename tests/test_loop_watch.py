@@ -229,7 +229,7 @@ def test_a_note_from_a_written_off_incarnation_is_not_taken() -> None:
 
 
 @pytest.mark.timeout(30)
-def test_the_heartbeat_thread_says_stuck_then_once_that_the_loop_runs_again() -> None:
+def test_the_heartbeat_thread_says_stuck_then_twice_that_the_loop_runs_again() -> None:
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.bind(("127.0.0.1", 0))
     receiver.settimeout(10)
@@ -257,6 +257,8 @@ def test_the_heartbeat_thread_says_stuck_then_once_that_the_loop_runs_again() ->
         stucks = [decode_liveness(receiver.recv(2048), key, time.time()).stuck]
         while stucks[-1] != 0.0:  # notes already on their way, then the recovery note
             stucks.append(decode_liveness(receiver.recv(2048), key, time.time()).stuck)
+        again = decode_liveness(receiver.recv(2048), key, time.time())
+        assert again.kind == "alive" and again.stuck == 0.0  # once more, at the next beat
         receiver.settimeout(1.0)  # a loaded machine: ample for 5 more beats of 0.2 s
         with pytest.raises(TimeoutError):
             receiver.recv(2048)  # while the loop runs, the thread is quiet
@@ -273,3 +275,20 @@ def test_the_status_snapshot_shows_how_long_a_loop_has_been_stuck() -> None:
     clock.advance(2)
     view = {proc["location"]: proc["stuck"] for proc in snapshot(state, {})["procs"]}
     assert view == {str(A1): 3.0, str(A2): None}
+
+
+def test_a_loop_stuck_again_and_again_is_logged_at_info_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    state, clock = ready(A1, A2)
+    with caplog.at_level(logging.DEBUG, logger="discoro"):
+        for _ in range(31):  # a job that blocks for a second between yields, 62 s
+            note(state, A1, 1.0)
+            clock.advance(1)
+            note(state, A1, 0.0)
+            clock.advance(1)
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if str(A1) in r.getMessage()]
+    assert len(said) == 62  # every change, once
+    loud = [text for level, text in said if level == logging.INFO]
+    assert len(loud) == 4  # at 0 s and at 60 s: the start and the end of each
+    assert "busy in user code" in loud[0] and "runs again" in loud[1]

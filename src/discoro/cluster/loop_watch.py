@@ -25,6 +25,7 @@ heartbeat.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -91,6 +92,8 @@ class LoopWatch:
     state: LoopState = LoopState.RUNNING
     since: float = 0.0  # monotonic: when the loop last ran before it got stuck (if STUCK)
     latest_note: float = 0.0  # the sender's wall clock of the newest note taken
+    loud: bool = False  # this episode is logged at INFO (`SchedulerState` decides)
+    loud_at: float = -math.inf  # monotonic: when the latest loud episode began
 
     @property
     def stuck(self) -> bool:

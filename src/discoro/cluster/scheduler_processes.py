@@ -46,6 +46,9 @@ from discoro.cluster.status import Status
 from discoro.core.log import logger
 from discoro.net.handlers import exit_notice
 
+#: a process's loop getting stuck and running again is logged at INFO at most this often
+LOOP_LOG_QUIET = 60.0
+
 if TYPE_CHECKING:
     from typing import TypeAlias
 
@@ -310,16 +313,24 @@ class ProcessEvents:
 
     def _loop_changed(self, proc: Proc, change: Change) -> None:
         """Say once per change that a process's loop got stuck or runs again (placement
-        avoids it meanwhile: `discoro.cluster.placement`)."""
+        avoids it meanwhile: `discoro.cluster.placement`). A loop that gets stuck again and
+        again (a job that blocks for a second between yields) is logged at INFO once per
+        `LOOP_LOG_QUIET` seconds, each episode's start and end alike; the rest at DEBUG."""
+        loop = proc.loop
         if change.state is LoopState.STUCK:
-            logger.info(
+            loop.loud = self.now - loop.loud_at >= LOOP_LOG_QUIET
+            if loop.loud:
+                loop.loud_at = self.now
+        log = logger.info if loop.loud else logger.debug
+        if change.state is LoopState.STUCK:
+            log(
                 "process %s is busy in user code (its event loop has not run for %.1f s): "
                 "new runs go to other processes while it is",
                 proc.location,
                 change.stuck_for,
             )
         else:
-            logger.info(
+            log(
                 "process %s runs again (its event loop was stuck for %.1f s)",
                 proc.location,
                 change.stuck_for,

@@ -15,8 +15,9 @@ is not written off while it lives, discoro keeps liveness beside the loop:
   sends, once a ``ping_interval``, an ``alive`` note to every peer it had a link to when its
   loop last ran, saying how long ago that was (``stuck``). While the loop runs, the thread
   is quiet: TCP pings and pulses say the process lives. When the loop runs again after the
-  thread said it was stuck, one more ``alive`` note with ``stuck`` 0.0 says so at once (the
-  scheduler places runs there again: `discoro.cluster.loop_watch`). A stopped (SIGSTOP)
+  thread said it was stuck, an ``alive`` note with ``stuck`` 0.0 says so at once, and again
+  at the next beat in case one is lost (the scheduler places runs there again:
+  `discoro.cluster.loop_watch`). A stopped (SIGSTOP)
   process stops its thread too, and a partition stops the datagrams: both are still noticed,
   as they should be.
 - Runaway jobs: `Network.terminate` of a coroutine at a peer that reported a command port also
@@ -32,7 +33,7 @@ Invariants: nothing received is unpickled; forged, stale (outside the replay win
 replayed (a copy within it) datagrams are dropped, each kind logged once per sender. The
 thread shares with the loop only floats and a tuple it reads whole (``loop_ran``,
 ``targets``, written by the loop's beat). Sends are bounded: one note per peer per interval
-(only while the loop is stuck) and one when it runs again, four per terminate, three per
+(only while the loop is stuck) and two when it runs again, four per terminate, three per
 ending.
 """
 
@@ -267,6 +268,7 @@ class HeartbeatThread(threading.Thread):
         self.pending: dict[int, float] = {}  # coroutine id -> when its terminate note came
         self.guard = ReplayGuard()  # its own: the loop's is not shared across threads
         self.said_stuck = False  # alive notes went out since the loop last ran
+        self.say_running = False  # the loop runs again: say so at the next beat too
         self._stopping = threading.Event()
 
     def stop(self) -> None:
@@ -281,11 +283,14 @@ class HeartbeatThread(threading.Thread):
                 if now >= next_beat:
                     if stuck:
                         self._send_all(self._note("alive", now))
-                        self.said_stuck = True
+                        self.said_stuck, self.say_running = True, False
+                    elif self.say_running:  # once more, in case the first was lost
+                        self.say_running = False
+                        self._send_all(self._note("alive", now, running=True))
                     next_beat = now + self.interval
                 if self.said_stuck and not stuck:
-                    self.said_stuck = False  # it runs again: say so now (stuck 0.0)
-                    self._send_all(self._note("alive", now, running=True))
+                    self.said_stuck, self.say_running = False, True
+                    self._send_all(self._note("alive", now, running=True))  # at once
                 readable, _, _ = select.select([self.sock], [], [], min(next_beat - now, 0.25))
                 if readable:
                     self._receive()
