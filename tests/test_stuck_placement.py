@@ -6,8 +6,9 @@ A job blocks one process's loop (``time.sleep``, or a CPU loop that never yields
 scheduler knows (the process's heartbeat notes say how long its loop has not run; the status
 snapshot shows it), 20 further ``run``s all land on the other process and start while the
 first still blocks; none times out or waits for the blocker. When the blocker ends, runs use
-both processes again. The scheduler logs the stuck process once and its recovery once, and
-no process is reported lost.
+both processes again. A ``run_at`` the stuck process waits for it up to the computation's
+``timeout``, then fails with the reason. The scheduler logs the stuck process once and its
+recovery once, and no process is reported lost.
 """
 
 from __future__ import annotations
@@ -68,10 +69,11 @@ def until(test, coro, seconds=30):
 
 
 def client(coro=None):
-    comp = yield from start([block, quick], coro, pulse_interval=1)
+    comp = yield from start([block, quick], coro, pulse_interval=1, timeout=TIMEOUT)
     procs = yield comp.procs()
     blocker = yield comp.run_at(procs[0], block, HOW, SECONDS, coro)
     out("BLOCKER", type(blocker).__name__, blocker.location)
+    blocked = blocker.location
     stuck = yield from until(stuck_ones, coro)
     out("STUCK", stuck)
     slowest = 0.0
@@ -81,6 +83,9 @@ def client(coro=None):
         slowest = max(slowest, time.monotonic() - asked)
         out("RUN", i, type(rcoro).__name__, getattr(rcoro, "location", None))
     out("SLOWEST %.3f" % slowest)
+    asked = time.monotonic()
+    aimed = yield comp.run_at(blocked, quick, 99, coro, 0.0)
+    out("AIMED", aimed, "%.1f" % (time.monotonic() - asked), comp.last_error)
     woke = None
     while woke is None:
         msg = yield coro.receive(timeout=60)
@@ -103,6 +108,9 @@ def client(coro=None):
 """
 
 
+TIMEOUT = 4  # the computation's: how long a run aimed at a stuck process waits for it
+
+
 def lines(client: PeerProcess, pattern: str) -> list[re.Match[str]]:
     return [m for m in (re.match(pattern, line) for line in client.output) if m]
 
@@ -112,7 +120,8 @@ def lines(client: PeerProcess, pattern: str) -> list[re.Match[str]]:
 def test_runs_go_to_the_other_process_while_a_job_blocks_its_loop(
     cluster: LocalCluster, udp_port: int, how: str, seconds: int
 ) -> None:
-    with run_client(f"HOW, SECONDS = {how!r}, {seconds}\n" + PROGRAM, udp_port) as client:
+    settings = f"HOW, SECONDS, TIMEOUT = {how!r}, {seconds}, {TIMEOUT}\n"
+    with run_client(settings + PROGRAM, udp_port) as client:
         client.expect(r"^SCHEDULE 0$", timeout=30)
         blocked = client.expect(r"^BLOCKER Coro (\S+)$", timeout=30)[1]
         client.expect(rf"^STUCK \['{re.escape(blocked)}'\]$", timeout=40)
@@ -130,6 +139,11 @@ def test_runs_go_to_the_other_process_while_a_job_blocks_its_loop(
     started = {int(m[1]): float(m[3]) for m in lines(client, r"^STARTED (\d+) (\S+) ([\d.]+)$")}
     assert sorted(started) == list(range(20)), output
     assert all(when < woke for when in started.values()), output
+    # a run aimed at the stuck process waited for it, then was refused with the reason
+    (aimed,) = lines(client, r"^AIMED None ([\d.]+) (.*)$")
+    assert float(aimed[1]) >= TIMEOUT - 0.5, output
+    assert f"server process is busy in user code, its event loop stuck ({blocked} for" in aimed[2]
+    assert f"the run did not start (waited {TIMEOUT} s)" in aimed[2], output
     # after the blocker, both processes take runs again
     assert {m[3] for m in first[20:]} == others | {blocked}, output
     # the scheduler said it once each way; nothing was lost
