@@ -155,7 +155,7 @@ def test_a_run_at_a_process_stuck_past_the_timeout_is_refused_with_the_reason() 
     (refusal,) = replies(note(state, A1, TIMEOUT + 2) + state.handle(Tick(clock())))
     assert refusal.rid == 5 and refusal.value is None
     assert refusal.error == (
-        f"the server process is busy in user code, its event loop stuck ({A1} for 12.0 s): "
+        f"server process {A1} is busy in user code (its event loop has been stuck for 12.0 s): "
         "the run did not start (waited 10 s)"
     )
 
@@ -169,7 +169,9 @@ def test_a_run_at_a_node_takes_its_running_process_or_waits_while_all_are_stuck(
     clock.advance(TIMEOUT + 1)
     actions = note(state, A1, TIMEOUT + 2) + note(state, A2, TIMEOUT + 2)
     (refusal,) = replies(actions + state.handle(Tick(clock())))
-    assert refusal.rid == 2 and "server processes are busy in user code" in str(refusal.error)
+    assert refusal.rid == 2 and str(refusal.error).startswith(
+        "every server process that could take it is busy in user code (event loops stuck: "
+    )
     assert f"{A1} for" in str(refusal.error) and f"{A2} for" in str(refusal.error)
 
 

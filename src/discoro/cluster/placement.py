@@ -134,13 +134,20 @@ def stuck_targets(
     return ready_ones
 
 
-def stuck_reason(stuck: list[Proc], now: float, waited: float) -> str:
-    """Why a run waited ``waited`` seconds for the ``stuck`` processes."""
+def stuck_reason(stuck: list[Proc], now: float, waited: float, verdict: str) -> str:
+    """Why a run waited ``waited`` seconds for the ``stuck`` processes; ``verdict``: what
+    became of it ("did not start", "waits")."""
+    after = f"the run {verdict} (waited {waited:g} s)"
+    if len(stuck) == 1:
+        (proc,) = stuck
+        return (
+            f"server process {proc.location} is busy in user code (its event loop has been "
+            f"stuck for {proc.loop.stuck_for(now):.1f} s): {after}"
+        )
     each = ", ".join(f"{proc.location} for {proc.loop.stuck_for(now):.1f} s" for proc in stuck)
-    which = "server process is" if len(stuck) == 1 else "server processes are"
     return (
-        f"the {which} busy in user code, its event loop stuck ({each}): "
-        f"the run did not start (waited {waited:g} s)"
+        "every server process that could take it is busy in user code "
+        f"(event loops stuck: {each}): {after}"
     )
 
 
@@ -252,13 +259,13 @@ class RunPlacement:
         kind = getattr(request, "kind", "cpu")
         stuck = stuck_targets(self.ready(), self.procs, request.where)
         if stuck and request.where[0] in ("node", "proc") and kind != "result":
-            self._refuse(request, stuck_reason(stuck, now, held.waited))
+            self._refuse(request, stuck_reason(stuck, now, held.waited, "did not start"))
             return
         self.waiting.append(held)
         if held.reported:
             return
         if stuck:
-            reason = stuck_reason(stuck, now, held.waited).replace("did not start", "waits")
+            reason = stuck_reason(stuck, now, held.waited, "waits")
         elif not self.ready():
             reason = unready_reason(self.procs, request.where, held.waited)
         else:
