@@ -147,8 +147,9 @@ def test_runs_go_to_the_other_process_while_a_job_blocks_its_loop(
     # after the blocker, both processes take runs again
     assert {m[3] for m in first[20:]} == others | {blocked}, output
     # the scheduler said it once each way; nothing was lost
-    said_stuck = [line for line in output if f"process {blocked} is busy in user code" in line]
-    said_again = [line for line in output if f"process {blocked} runs again" in line]
+    stuck_line = f"- process {blocked} is busy in user code (its event loop has not run for "
+    said_stuck = [line for line in output if stuck_line in line]
+    said_again = [line for line in output if f"- process {blocked} runs again (" in line]
     assert len(said_stuck) == 1 and len(said_again) == 1, output
     assert not lines(client, r"^STATUS (Proc|Node)Disconnected "), output
     assert not lines(client, r"^TIMED OUT"), output
