@@ -116,7 +116,7 @@ def lines(client: PeerProcess, pattern: str) -> list[re.Match[str]]:
 
 
 @pytest.mark.timeout(150)
-@pytest.mark.parametrize(("how", "seconds"), [("sleep", 20), ("spin", 12)])
+@pytest.mark.parametrize(("how", "seconds"), [("sleep", 20), ("spin", 16)])
 def test_runs_go_to_the_other_process_while_a_job_blocks_its_loop(
     cluster: LocalCluster, udp_port: int, how: str, seconds: int
 ) -> None:
