@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from discoro.cli.status import format_table
 from discoro.cluster import protocol as p
 from discoro.cluster.loop_watch import (
     LOOP_TRANSITIONS,
@@ -277,6 +278,10 @@ def test_the_status_snapshot_shows_how_long_a_loop_has_been_stuck() -> None:
     clock.advance(2)
     view = {proc["location"]: proc["stuck"] for proc in snapshot(state, {})["procs"]}
     assert view == {str(A1): 3.0, str(A2): None}
+    rows = format_table(snapshot(state, {})).splitlines()  # ``discoro status``
+    (row_a1,) = [row for row in rows if row.startswith(str(A1))]
+    (row_a2,) = [row for row in rows if row.startswith(str(A2))]
+    assert "initialized (stuck 3 s)" in row_a1 and "stuck" not in row_a2
 
 
 def test_a_loop_stuck_again_and_again_is_logged_at_info_once_a_minute(
