@@ -8,7 +8,9 @@ snapshot shows it), 20 further ``run``s all land on the other process and start 
 first still blocks; none times out or waits for the blocker. When the blocker ends, runs use
 both processes again. A ``run_at`` the stuck process waits for it up to the computation's
 ``timeout``, then fails with the reason. The scheduler logs the stuck process once and its
-recovery once, and no process is reported lost.
+recovery once, and no process is reported lost. While every process is stuck, a ``run``
+waits (the client logs why once, after the computation's ``timeout``) and goes to the
+first process whose loop runs again.
 """
 
 from __future__ import annotations
@@ -34,7 +36,25 @@ def cluster(cluster_secret: str, udp_port: int) -> Iterator[LocalCluster]:
         yield node
 
 
-PROGRAM = """
+HELPERS = """
+def stuck_ones():
+    return [proc["location"] for proc in Scheduler().status()["procs"] if proc["stuck"]]
+
+
+def until(test, coro, seconds=30):
+    # waits (bounded) until test() is true, looking every 0.1 s
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = test()
+        if value:
+            return value
+        yield coro.sleep(0.1)
+    return None
+"""
+
+PROGRAM = (
+    HELPERS
+    + """
 def block(how, seconds, client, coro=None):
     import time
     end = time.time() + seconds
@@ -51,21 +71,6 @@ def quick(i, client, seconds, coro=None):
     import time
     client.send(("STARTED", i, str(coro.location), time.time()))
     yield coro.sleep(seconds)
-
-
-def stuck_ones():
-    return [proc["location"] for proc in Scheduler().status()["procs"] if proc["stuck"]]
-
-
-def until(test, coro, seconds=30):
-    # waits (bounded) until test() is true, looking every 0.1 s
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = test()
-        if value:
-            return value
-        yield coro.sleep(0.1)
-    return None
 
 
 def client(coro=None):
@@ -106,6 +111,7 @@ def client(coro=None):
     yield comp.close()
     return "ok"
 """
+)
 
 
 TIMEOUT = 4  # the computation's: how long a run aimed at a stuck process waits for it
@@ -154,3 +160,67 @@ def test_runs_go_to_the_other_process_while_a_job_blocks_its_loop(
     assert not lines(client, r"^STATUS (Proc|Node)Disconnected "), output
     assert not lines(client, r"^TIMED OUT"), output
     assert not [line for line in output if "no reply" in line], output
+
+
+ALL_STUCK = (
+    HELPERS
+    + """
+def block(seconds, client, coro=None):
+    import time
+    time.sleep(seconds)
+    client.send(("WOKE", str(coro.location), time.time()))
+    yield coro.sleep(0)
+
+
+def quick(client, coro=None):
+    import time
+    client.send(("STARTED", str(coro.location), time.time()))
+    yield coro.sleep(0)
+
+
+def client(coro=None):
+    comp = yield from start([block, quick], coro, pulse_interval=1, timeout=TIMEOUT)
+    procs = yield comp.procs()
+    for where, seconds in zip(procs, (12, 18)):
+        rcoro = yield comp.run_at(where, block, seconds, coro)
+        out("BLOCKER", type(rcoro).__name__, where, seconds)
+    both = yield from until(lambda: len(stuck_ones()) == 2, coro)
+    out("BOTH STUCK", bool(both))
+    rcoro = yield comp.run(quick, coro)
+    out("RUN", type(rcoro).__name__, getattr(rcoro, "location", None))
+    for _ in range(3):
+        msg = yield coro.receive(timeout=60)
+        if msg is None:
+            out("TIMED OUT")
+            break
+        out(msg[0], msg[1], "%.3f" % msg[2])
+    yield comp.close()
+    return "ok"
+"""
+)
+
+
+@pytest.mark.timeout(150)
+def test_a_run_waits_while_every_process_is_stuck_says_why_and_goes_to_the_first_free(
+    cluster: LocalCluster, udp_port: int
+) -> None:
+    with run_client(f"TIMEOUT = {TIMEOUT}\n" + ALL_STUCK, udp_port) as client:
+        client.expect(r"^SCHEDULE 0$", timeout=30)
+        first = client.expect(r"^BLOCKER Coro (\S+) 12$", timeout=30)[1]
+        second = client.expect(r"^BLOCKER Coro (\S+) 18$", timeout=30)[1]
+        client.expect(r"^BOTH STUCK True$", timeout=40)
+        waits = client.expect(r"run of quick still waits: (.*)$", timeout=30)[1]
+        client.expect(r"^DONE ok$", timeout=60)
+        assert client.wait(15) == 0
+    output = client.output
+    assert waits.startswith(
+        "every server process that could take it is busy in user code (event loops stuck: "
+    ), output
+    assert f"{first} for" in waits and f"{second} for" in waits, output
+    assert waits.endswith(f"the run waits (waited {TIMEOUT} s)"), output
+    assert lines(client, rf"^RUN Coro {re.escape(first)}$"), output  # the first to run again
+    woke = {m[1]: float(m[2]) for m in lines(client, r"^WOKE (\S+) ([\d.]+)$")}
+    (started,) = [float(m[2]) for m in lines(client, r"^STARTED (\S+) ([\d.]+)$")]
+    assert woke[first] <= started < woke[second], output
+    assert not lines(client, r"^STATUS (Proc|Node)Disconnected "), output
+    assert not lines(client, r"^TIMED OUT"), output
