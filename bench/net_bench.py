@@ -8,10 +8,13 @@ tight loop and give the loop a turn only with ``yield coro.sleep(0)`` every `YIE
 sends, as user programs do (no ``asyncio.sleep(0)``). Workloads:
 
 - round trip: send ``i`` to a remote ``echo`` job, which sends it back; one at a time.
-  Reported: median and p99 in microseconds.
+  Reported: median and p99 in microseconds, and the CPU time (every thread, user + system)
+  the client process and the server process spent per round trip: on a loaded machine these
+  vary far less than wall time, so they show what a change costs or saves.
 - 100-byte messages: ``n`` of them to a remote ``sink`` job, which answers with its count
   after the last. Reported: messages/s from the first send to the answer.
 - 1 MiB messages: ``n`` sends of one 1 MiB ``bytes`` object to the sink. Reported: MB/s.
+  For both, also the client's and the server's CPU time per message, as for the round trip.
 - round trip under bulk: the round trip again while another client coroutine streams 1 MiB
   messages to a second sink on the same server process (it gives the loop a turn every
   `BULK_YIELD_EVERY` sends). Reported: median and p99 of the round trip, and the stream's MB/s.
@@ -80,14 +83,19 @@ SIZES = {  # workload: (full, quick)
 
 
 def echo(client, coro=None):
+    cpu = time.process_time()  # this server process's CPU (every thread), sent back at the end
     while True:
         msg = yield coro.receive()
         if msg is None:
             break
         client.send(msg)
+    client.send(("cpu", time.process_time() - cpu))
 
 
 def sink(client, coro=None):
+    """Counts messages until None, then sends the count and this server process's CPU
+    seconds (every thread) spent since the previous None (or since the start)."""
+    cpu = time.process_time()
     while True:
         count = 0
         while True:
@@ -95,7 +103,9 @@ def sink(client, coro=None):
             if msg is None:
                 break
             count += 1
-        client.send(count)
+        now = time.process_time()
+        client.send((count, now - cpu))
+        cpu = now
 
 
 def streamer(comp, stop, coro=None):
@@ -110,7 +120,7 @@ def streamer(comp, stop, coro=None):
         if sent % BULK_YIELD_EVERY == 0:
             yield coro.sleep(0)
     remote.send(None)
-    if (yield coro.receive(timeout=300)) != sent:
+    if (yield coro.receive(timeout=300))[0] != sent:
         raise RuntimeError("rtt_bulk: the sink lost messages")
     return sent / (perf_counter() - t0)  # 1 MiB each: MB/s
 
@@ -183,16 +193,22 @@ def child(port: int, sizes: dict[str, int]) -> None:
         def round_trips(n, key, coro=None):
             remote = yield comp.run(echo, coro)
             times = []
+            cpu = time.process_time()
             for i in range(n):
                 t0 = perf_counter()
                 remote.send(i)
                 if (yield coro.receive(timeout=60)) != i:
                     raise RuntimeError("echo out of order")
                 times.append(perf_counter() - t0)
+            client_cpu = time.process_time() - cpu
             remote.send(None)
+            reply = yield coro.receive(timeout=60)
             times.sort()
             result[f"{key}_median_us"] = statistics.median(times) * 1e6
             result[f"{key}_p99_us"] = times[int(len(times) * 0.99)] * 1e6
+            result[f"{key}_client_cpu_us"] = client_cpu / n * 1e6
+            if isinstance(reply, tuple) and reply[0] == "cpu":
+                result[f"{key}_server_cpu_us"] = reply[1] / n * 1e6
 
         if sizes["rtt"]:
             yield from round_trips(sizes["rtt"], "rtt", coro=coro)
@@ -213,19 +229,24 @@ def child(port: int, sizes: dict[str, int]) -> None:
         ):
             if not n:
                 continue
-            t0 = perf_counter()
+            t0, cpu = perf_counter(), time.process_time()
             for i in range(n):
                 remote.send(message)
                 if i % YIELD_EVERY == YIELD_EVERY - 1:
                     yield coro.sleep(0)
             remote.send(None)
-            if (yield coro.receive(timeout=300)) != n:
+            count, server_cpu = yield coro.receive(timeout=300)
+            if count != n:
                 raise RuntimeError(f"{kind}: the sink lost messages")
-            elapsed = perf_counter() - t0
+            elapsed, client_cpu = perf_counter() - t0, time.process_time() - cpu
             if kind == "small":
                 result["small_msgs_per_s"] = n / elapsed
+                result["small_client_cpu_us"] = client_cpu / n * 1e6
+                result["small_server_cpu_us"] = server_cpu / n * 1e6
             else:
                 result["bulk_mb_per_s"] = n * len(message) / MB / elapsed
+                result["bulk_client_cpu_us"] = client_cpu / n * 1e6
+                result["bulk_server_cpu_us"] = server_cpu / n * 1e6
 
         # a fast sender and a slow receiver
         n = sizes["slow"]
@@ -342,8 +363,14 @@ def one_round(sizes: dict[str, int], source: Path = _SRC, loop: str = "") -> dic
 ROWS = (  # key, label, format
     ("rtt_median_us", "round trip median (us)", "{:.0f}"),
     ("rtt_p99_us", "round trip p99 (us)", "{:.0f}"),
+    ("rtt_client_cpu_us", "round trip: client CPU per trip (us)", "{:.1f}"),
+    ("rtt_server_cpu_us", "round trip: server CPU per trip (us)", "{:.1f}"),
     ("small_msgs_per_s", "100-byte messages/s", "{:,.0f}"),
+    ("small_client_cpu_us", "100-byte: client CPU per message (us)", "{:.2f}"),
+    ("small_server_cpu_us", "100-byte: server CPU per message (us)", "{:.2f}"),
     ("bulk_mb_per_s", "1 MiB messages (MB/s)", "{:,.0f}"),
+    ("bulk_client_cpu_us", "1 MiB: client CPU per message (us)", "{:,.0f}"),
+    ("bulk_server_cpu_us", "1 MiB: server CPU per message (us)", "{:,.0f}"),
     ("rtt_bulk_median_us", "round trip under 1 MiB stream, median (us)", "{:.0f}"),
     ("rtt_bulk_p99_us", "round trip under 1 MiB stream, p99 (us)", "{:.0f}"),
     ("rtt_bulk_stream_mb_per_s", "  the 1 MiB stream meanwhile (MB/s)", "{:,.0f}"),
