@@ -9,8 +9,9 @@ sends, as user programs do (no ``asyncio.sleep(0)``). Workloads:
 
 - round trip: send ``i`` to a remote ``echo`` job, which sends it back; one at a time.
   Reported: median and p99 in microseconds, and the CPU time (every thread, user + system)
-  the client process and the server process spent per round trip: on a loaded machine these
-  vary far less than wall time, so they show what a change costs or saves.
+  the client process and the server process spent per round trip: they leave out waits for
+  a core or for the other side, so on a loaded machine they show what a change costs or saves
+  better than wall time does.
 - 100-byte messages: ``n`` of them to a remote ``sink`` job, which answers with its count
   after the last. Reported: messages/s from the first send to the answer.
 - 1 MiB messages: ``n`` sends of one 1 MiB ``bytes`` object to the sink. Reported: MB/s.
