@@ -10,22 +10,33 @@ cipher of `noop_cipher_tree.py` (the very same code):
 - ping-pong: two processes send a sealed record back and forth over a socketpair, each
   opening what it got and sealing its answer (2 seals + 2 opens per round trip, as on a
   discoro round trip); AES and no-op rounds alternate; the extra microseconds per round trip
-  that AES costs, median of the paired rounds. ``--evict BYTES`` makes each side write that
-  much memory after each record (a stand-in for the rest of a real process's work, which
-  evicts the cipher's code and data from the caches).
+  that AES costs, median of the paired rounds; also the medians of each `decrypt_into` and
+  `encrypt` call as timed there, and of the work that follows an open. Between records a
+  real process runs tens of microseconds of other code, which evicts the cipher's code and
+  data from the caches (and the cipher evicts that code's): ``--work UNITS`` runs
+  `python_work` after each received record, ``--evict BYTES`` writes that much memory.
 
     python bench/cipher_cost.py
+    python bench/cipher_cost.py --work 3 --rounds 7 --trips 1500
     python bench/cipher_cost.py --evict 4194304
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import decimal
+import fractions
+import heapq
+import json
 import os
+import pickle
+import re
 import socket
 import statistics
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -66,51 +77,100 @@ def hot(kind: str, calls: int) -> tuple[float, float]:
     return best[0], best[1]
 
 
-def _side(sock: socket.socket, cipher: Any, first: bool, trips: int, evict: int) -> list[int]:
-    """One end of the ping-pong; the first end returns each round trip's ns."""
-    junk = bytearray(evict)
-    zeros = bytes(len(range(0, evict, 64)))
-    inbox = bytearray(4096)
-    view = memoryview(inbox)
-    room = memoryview(bytearray(len(PLAINTEXT)))
-    times: list[int] = []
+_SAMPLE = {"op": "send", "to": ("127.0.0.1", 9705), "args": [1, 2.5, "abc", (3, 4), b"v" * 30]}
+_PATTERN = re.compile(r"(\w+)=(\d+)")
 
-    def receive(counter: int) -> None:
-        size = sock.recv_into(inbox)
+
+def python_work(units: int) -> None:
+    """A stand-in for what a process does between two records: a little of many things
+    (pickle, msgpack-like JSON, regular expressions, dicts, heaps, decimals), so it runs
+    through much of the interpreter's code, as a real process does."""
+    for _ in range(units):
+        pickle.loads(pickle.dumps(_SAMPLE))
+        json.loads(json.dumps({"a": [1, 2, 3], "b": "x"}))
+        _PATTERN.findall("a=1 b=22 c=333")
+        table = collections.OrderedDict((i, str(i)) for i in range(20))
+        table.move_to_end(3)
+        heap = [5, 3, 8, 1]
+        heapq.heapify(heap)
+        decimal.Decimal("1.25") * 3 + decimal.Decimal(fractions.Fraction(3, 7).numerator)
+        f"{_SAMPLE['op']}:{len(table)}".encode().decode()
+
+
+class Side:
+    """One end of the ping-pong, with the time of each cipher call and of the work after
+    each received record (ns)."""
+
+    def __init__(self, sock: socket.socket, kind: str, evict: int, work: int) -> None:
+        self.sock, self.cipher, self.work = sock, make(kind), work
+        self.junk, self.zeros = bytearray(evict), bytes(len(range(0, evict, 64)))
+        self.inbox = bytearray(4096)
+        self.room = memoryview(bytearray(len(PLAINTEXT)))
+        self.trips: list[int] = []
+        self.opens: list[int] = []
+        self.seals: list[int] = []
+        self.works: list[int] = []
+
+    def receive(self, counter: int) -> None:
+        clock = time.perf_counter_ns
+        size = self.sock.recv_into(self.inbox)
+        if not size:
+            raise RuntimeError("the other end closed (it failed: see its traceback)")
+        view = memoryview(self.inbox)
         nonce = DIRECTION + counter.to_bytes(8, "big")
-        cipher.decrypt_into(nonce, view[4:size], bytes(view[:4]), room)
-        if evict:
-            junk[::64] = zeros
+        sealed, header = view[4:size], bytes(view[:4])
+        start = clock()
+        self.cipher.decrypt_into(nonce, sealed, header, self.room)
+        middle = clock()
+        if self.junk:
+            self.junk[::64] = self.zeros
+        python_work(self.work)
+        self.opens.append(middle - start)
+        self.works.append(clock() - middle)
 
-    for counter in range(trips):
+    def send(self, counter: int) -> None:
+        nonce = DIRECTION + counter.to_bytes(8, "big")
         start = time.perf_counter_ns()
-        if not first:
-            receive(counter)
-        nonce = DIRECTION + counter.to_bytes(8, "big")
-        sock.sendall(HEADER + cipher.encrypt(nonce, PLAINTEXT, HEADER))
-        if first:
-            receive(counter)
-            times.append(time.perf_counter_ns() - start)
-    return times
+        sealed = self.cipher.encrypt(nonce, PLAINTEXT, HEADER)
+        self.seals.append(time.perf_counter_ns() - start)
+        self.sock.sendall(HEADER + sealed)
+
+    def run(self, first: bool, trips: int) -> None:
+        for counter in range(trips):
+            start = time.perf_counter_ns()
+            if not first:
+                self.receive(counter)
+            self.send(counter)
+            if first:
+                self.receive(counter)
+                self.trips.append(time.perf_counter_ns() - start)
 
 
-def ping_pong(kind: str, trips: int, evict: int) -> float:
-    """Median us per round trip between two processes."""
+def ping_pong(kind: str, trips: int, evict: int, work: int) -> list[float]:
+    """Medians, in us, of the first end's round trip, open, seal and work after an open."""
     near, far = socket.socketpair()
     pid = os.fork()
     if pid == 0:  # the echoing end
         near.close()
+        code = 1
         try:
-            _side(far, make(kind), False, trips, evict)
+            Side(far, kind, evict, work).run(False, trips)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
         finally:
-            os._exit(0)
+            os._exit(code)
     far.close()
+    side = Side(near, kind, evict, work)
     try:
-        times = _side(near, make(kind), True, trips, evict)
+        side.run(True, trips)
     finally:
         near.close()
         os.waitpid(pid, 0)
-    return statistics.median(times) / 1000
+    return [
+        statistics.median(samples) / 1000
+        for samples in (side.trips, side.opens, side.seals, side.works)
+    ]
 
 
 def main() -> None:
@@ -119,21 +179,27 @@ def main() -> None:
     parser.add_argument("--trips", type=int, default=5_000, help="round trips per round")
     parser.add_argument("--rounds", type=int, default=9, help="paired ping-pong rounds")
     parser.add_argument("--evict", type=int, default=0, help="bytes written after each record")
+    parser.add_argument("--work", type=int, default=0, help="python_work units after each")
     args = parser.parse_args()
     print(f"cipher cost: python {sys.version.split()[0]}, load {os.getloadavg()[0]:.1f}")
     for kind in ("aes", "noop"):
         encrypt, decrypt = hot(kind, args.calls)
         print(f"hot, {kind:4}: encrypt {encrypt:6.0f} ns, decrypt_into {decrypt:6.0f} ns")
-    pairs = []
+    rounds: dict[str, list[list[float]]] = {"aes": [], "noop": []}
     for _ in range(args.rounds):
-        pairs.append(
-            (ping_pong("aes", args.trips, args.evict), ping_pong("noop", args.trips, args.evict))
+        for kind, runs in rounds.items():
+            runs.append(ping_pong(kind, args.trips, args.evict, args.work))
+    print(f"ping-pong, evict {args.evict} B, work {args.work} units, medians of rounds (us):")
+    for kind, runs in rounds.items():
+        trip, opened, sealed, work = (statistics.median(r[i] for r in runs) for i in range(4))
+        print(
+            f"  {kind:4}: round trip {trip:7.1f}, decrypt_into {opened:5.2f}, "
+            f"encrypt {sealed:5.2f}, the work after an open {work:7.1f}"
         )
-    extra = sorted(aes - noop for aes, noop in pairs)
+    extra = sorted(a[0] - b[0] for a, b in zip(rounds["aes"], rounds["noop"], strict=True))
     print(
-        f"ping-pong (evict {args.evict} B): aes {statistics.median(p[0] for p in pairs):.1f} us, "
-        f"no-op {statistics.median(p[1] for p in pairs):.1f} us per round trip; AES extra "
-        f"{statistics.median(extra):.2f} us (paired rounds {extra[0]:.2f} to {extra[-1]:.2f})"
+        f"  AES extra per round trip {statistics.median(extra):.2f} us "
+        f"(paired rounds {extra[0]:.2f} to {extra[-1]:.2f})"
     )
 
 
