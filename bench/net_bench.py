@@ -31,6 +31,7 @@ The table has the median of the rounds and the spread (min-max).
     python bench/net_bench.py --only rtt --only rtt_bulk   # some workloads only
     DISCORO_LOOP=asyncio python bench/net_bench.py          # asyncio's loop, not uvloop
     python bench/net_bench.py --vs OTHER/src   # paired rounds: this tree, then OTHER, ...
+    python bench/net_bench.py --vs A/src --vs B/src   # three-way: this tree, A, B, ...
 
 Run it inside a private network namespace so nothing else wakes the processes, and not
 while the machine is loaded:
@@ -402,7 +403,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 round with small n")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", action="append", choices=sorted(SIZES), help="workload")
-    parser.add_argument("--vs", type=Path, help="another source tree: paired rounds")
+    parser.add_argument(
+        "--vs", type=Path, action="append", help="another source tree: paired rounds (repeatable)"
+    )
     parser.add_argument(
         "--vs-asyncio", action="store_true", help="paired rounds: this tree on asyncio's loop"
     )
@@ -416,8 +419,8 @@ def main() -> None:
         sizes = {name: n if name in args.only else 0 for name, n in sizes.items()}
     rounds = 1 if args.quick else args.rounds
     variants = [(_SRC, os.environ.get("DISCORO_LOOP", ""))]
-    if args.vs is not None:
-        variants.append((args.vs.resolve(), variants[0][1]))
+    for other in args.vs or ():
+        variants.append((other.resolve(), variants[0][1]))
     if args.vs_asyncio:
         variants.append((_SRC, "asyncio"))
     results: list[list[dict[str, float]]] = [[] for _ in variants]
@@ -426,12 +429,15 @@ def main() -> None:
             runs.append(one_round(sizes, source, loop))
     for runs, (source, loop) in zip(results, variants, strict=True):
         print(table(runs, sizes, source, loop))
-    if len(variants) > 1:  # the paired ratios: this tree / the other, round by round
-        print(f"{'ratio (first / second), median of pairs':40} {'median':>12} {'spread':>24}")
+    for index in range(1, len(variants)):  # paired ratios: the first / each other, by round
+        title = "ratio (first / second), median of pairs"
+        if len(variants) > 2:
+            title = f"ratio (first / variant {index + 1}), median of pairs"
+        print(f"{title:40} {'median':>12} {'spread':>24}")
         for key, label, _ in ROWS:
             pairs = [
                 a[key] / b[key]
-                for a, b in zip(results[0], results[1], strict=True)
+                for a, b in zip(results[0], results[index], strict=True)
                 if key in a and key in b and b[key]
             ]
             if pairs:
