@@ -8,14 +8,14 @@ tight loop and give the loop a turn only with ``yield coro.sleep(0)`` every `YIE
 sends, as user programs do (no ``asyncio.sleep(0)``). Workloads:
 
 - round trip: send ``i`` to a remote ``echo`` job, which sends it back; one at a time.
-  Reported: median and p99 in microseconds, and the CPU time (every thread, user + system)
-  the client process and the server process spent per round trip: they leave out waits for
-  a core or for the other side, so on a loaded machine they show what a change costs or saves
-  better than wall time does.
+  Reported: median and p99 in microseconds, and the CPU time per round trip of the client
+  process and of the server process (``time.process_time``: steadier than wall time on a
+  loaded machine, since it does not count waiting for a CPU).
 - 100-byte messages: ``n`` of them to a remote ``sink`` job, which answers with its count
-  after the last. Reported: messages/s from the first send to the answer.
-- 1 MiB messages: ``n`` sends of one 1 MiB ``bytes`` object to the sink. Reported: MB/s.
-  For both, also the client's and the server's CPU time per message, as for the round trip.
+  after the last. Reported: messages/s from the first send to the answer, and CPU time per
+  message of each process.
+- 1 MiB messages: ``n`` sends of one 1 MiB ``bytes`` object to the sink. Reported: MB/s, and
+  CPU time per message of each process.
 - round trip under bulk: the round trip again while another client coroutine streams 1 MiB
   messages to a second sink on the same server process (it gives the loop a turn every
   `BULK_YIELD_EVERY` sends). Reported: median and p99 of the round trip, and the stream's MB/s.
@@ -29,6 +29,7 @@ The table has the median of the rounds and the spread (min-max).
     python bench/net_bench.py             # full run (3 rounds)
     python bench/net_bench.py --quick     # smoke test (1 round, small n)
     python bench/net_bench.py --only rtt --only rtt_bulk   # some workloads only
+    python bench/net_bench.py --only rtt --n 200000 --rounds 1   # a long run, to profile
     DISCORO_LOOP=asyncio python bench/net_bench.py          # asyncio's loop, not uvloop
     python bench/net_bench.py --vs OTHER/src   # paired rounds: this tree, then OTHER, ...
     python bench/net_bench.py --vs A/src --vs B/src   # three-way: this tree, A, B, ...
@@ -85,29 +86,27 @@ SIZES = {  # workload: (full, quick)
 
 
 def echo(client, coro=None):
-    cpu = time.process_time()  # this server process's CPU (every thread), sent back at the end
+    cpu = time.process_time()
     while True:
         msg = yield coro.receive()
         if msg is None:
             break
         client.send(msg)
-    client.send(("cpu", time.process_time() - cpu))
+    client.send(time.process_time() - cpu)  # the server process's CPU seconds meanwhile
 
 
 def sink(client, coro=None):
-    """Counts messages until None, then sends the count and this server process's CPU
-    seconds (every thread) spent since the previous None (or since the start)."""
-    cpu = time.process_time()
     while True:
         count = 0
+        cpu = None
         while True:
             msg = yield coro.receive()
+            if cpu is None:
+                cpu = time.process_time()
             if msg is None:
                 break
             count += 1
-        now = time.process_time()
-        client.send((count, now - cpu))
-        cpu = now
+        client.send([count, time.process_time() - cpu])  # and the server's CPU seconds
 
 
 def streamer(comp, stop, coro=None):
@@ -202,15 +201,14 @@ def child(port: int, sizes: dict[str, int]) -> None:
                 if (yield coro.receive(timeout=60)) != i:
                     raise RuntimeError("echo out of order")
                 times.append(perf_counter() - t0)
-            client_cpu = time.process_time() - cpu
+            cpu = time.process_time() - cpu
             remote.send(None)
-            reply = yield coro.receive(timeout=60)
+            server_cpu = yield coro.receive(timeout=60)
             times.sort()
             result[f"{key}_median_us"] = statistics.median(times) * 1e6
             result[f"{key}_p99_us"] = times[int(len(times) * 0.99)] * 1e6
-            result[f"{key}_client_cpu_us"] = client_cpu / n * 1e6
-            if isinstance(reply, tuple) and reply[0] == "cpu":
-                result[f"{key}_server_cpu_us"] = reply[1] / n * 1e6
+            result[f"{key}_cpu_client_us"] = cpu / n * 1e6
+            result[f"{key}_cpu_server_us"] = server_cpu / n * 1e6
 
         if sizes["rtt"]:
             yield from round_trips(sizes["rtt"], "rtt", coro=coro)
@@ -231,7 +229,8 @@ def child(port: int, sizes: dict[str, int]) -> None:
         ):
             if not n:
                 continue
-            t0, cpu = perf_counter(), time.process_time()
+            t0 = perf_counter()
+            cpu = time.process_time()
             for i in range(n):
                 remote.send(message)
                 if i % YIELD_EVERY == YIELD_EVERY - 1:
@@ -240,15 +239,15 @@ def child(port: int, sizes: dict[str, int]) -> None:
             count, server_cpu = yield coro.receive(timeout=300)
             if count != n:
                 raise RuntimeError(f"{kind}: the sink lost messages")
-            elapsed, client_cpu = perf_counter() - t0, time.process_time() - cpu
+            elapsed = perf_counter() - t0
             if kind == "small":
                 result["small_msgs_per_s"] = n / elapsed
-                result["small_client_cpu_us"] = client_cpu / n * 1e6
-                result["small_server_cpu_us"] = server_cpu / n * 1e6
+                result["small_cpu_client_us"] = (time.process_time() - cpu) / n * 1e6
+                result["small_cpu_server_us"] = server_cpu / n * 1e6
             else:
                 result["bulk_mb_per_s"] = n * len(message) / MB / elapsed
-                result["bulk_client_cpu_us"] = client_cpu / n * 1e6
-                result["bulk_server_cpu_us"] = server_cpu / n * 1e6
+                result["bulk_cpu_client_us"] = (time.process_time() - cpu) / n * 1e6
+                result["bulk_cpu_server_us"] = server_cpu / n * 1e6
 
         # a fast sender and a slow receiver
         n = sizes["slow"]
@@ -365,14 +364,14 @@ def one_round(sizes: dict[str, int], source: Path = _SRC, loop: str = "") -> dic
 ROWS = (  # key, label, format
     ("rtt_median_us", "round trip median (us)", "{:.0f}"),
     ("rtt_p99_us", "round trip p99 (us)", "{:.0f}"),
-    ("rtt_client_cpu_us", "round trip: client CPU per trip (us)", "{:.1f}"),
-    ("rtt_server_cpu_us", "round trip: server CPU per trip (us)", "{:.1f}"),
+    ("rtt_cpu_client_us", "round trip: client CPU (us)", "{:.1f}"),
+    ("rtt_cpu_server_us", "round trip: server CPU (us)", "{:.1f}"),
     ("small_msgs_per_s", "100-byte messages/s", "{:,.0f}"),
-    ("small_client_cpu_us", "100-byte: client CPU per message (us)", "{:.2f}"),
-    ("small_server_cpu_us", "100-byte: server CPU per message (us)", "{:.2f}"),
+    ("small_cpu_client_us", "100-byte: client CPU per message (us)", "{:.2f}"),
+    ("small_cpu_server_us", "100-byte: server CPU per message (us)", "{:.2f}"),
     ("bulk_mb_per_s", "1 MiB messages (MB/s)", "{:,.0f}"),
-    ("bulk_client_cpu_us", "1 MiB: client CPU per message (us)", "{:,.0f}"),
-    ("bulk_server_cpu_us", "1 MiB: server CPU per message (us)", "{:,.0f}"),
+    ("bulk_cpu_client_us", "1 MiB: client CPU per message (us)", "{:,.0f}"),
+    ("bulk_cpu_server_us", "1 MiB: server CPU per message (us)", "{:,.0f}"),
     ("rtt_bulk_median_us", "round trip under 1 MiB stream, median (us)", "{:.0f}"),
     ("rtt_bulk_p99_us", "round trip under 1 MiB stream, p99 (us)", "{:.0f}"),
     ("rtt_bulk_stream_mb_per_s", "  the 1 MiB stream meanwhile (MB/s)", "{:,.0f}"),
@@ -409,6 +408,9 @@ def main() -> None:
     parser.add_argument(
         "--vs-asyncio", action="store_true", help="paired rounds: this tree on asyncio's loop"
     )
+    parser.add_argument(
+        "--n", type=int, help="messages per selected workload (e.g. a long run to profile)"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -417,6 +419,8 @@ def main() -> None:
     sizes = {name: quick if args.quick else full for name, (full, quick) in SIZES.items()}
     if args.only:
         sizes = {name: n if name in args.only else 0 for name, n in sizes.items()}
+    if args.n:
+        sizes = {name: args.n if n else 0 for name, n in sizes.items()}
     rounds = 1 if args.quick else args.rounds
     variants = [(_SRC, os.environ.get("DISCORO_LOOP", ""))]
     for other in args.vs or ():
