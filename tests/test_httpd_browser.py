@@ -78,6 +78,8 @@ def test_seed_pages_show_the_computation(
         dom = dump_dom(monitor.base + "/process.html?" + query, profile)
         assert f'<tr data-coro="{monitor.rcoro}">' in dom
         monitor.post("/terminate_coros", {"coro": [monitor.rcoro]})
+        monitor.child.expect(r"^CLOSED ", timeout=30)
+        monitor.child.write("shut down")  # the page may go now
         monitor.child.expect(r"^SHUTDOWN$", timeout=40)
         monitor.child.write("exit")
 
@@ -109,5 +111,7 @@ def test_process_page_terminates_the_coroutine(
                 browser.wait(5)
         assert message == f"terminated: {monitor.rcoro}"
         monitor.child.expect(rf"^USER MONITOR {monitor.rcoro}$", timeout=15)
+        monitor.child.expect(r"^CLOSED ", timeout=30)
+        monitor.child.write("shut down")  # the page may go now
         monitor.child.expect(r"^SHUTDOWN$", timeout=40)
         monitor.child.write("exit")
