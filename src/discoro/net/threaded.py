@@ -55,6 +55,14 @@ Call = tuple["Callable[..., object]", tuple[object, ...]]
 CALL_TIMEOUT = 30.0
 
 
+def _cancel(bridge: concurrent.futures.Future[T], started: list[asyncio.Task[T]]) -> None:
+    """(Network loop.) The caller of `ThreadedNetwork.run` stopped waiting: cancel."""
+    if started:
+        started[0].cancel()
+    else:
+        bridge.cancel()  # not started yet: `_start` will see it
+
+
 class ThreadedNetwork:
     """A `Network` on its own thread, as the core sees it (see the module docstring)."""
 
@@ -125,14 +133,25 @@ class ThreadedNetwork:
         return result.result(CALL_TIMEOUT)
 
     async def run(self, awaitable: Awaitable[T]) -> T:
-        """Await ``awaitable`` on the network's loop, started in order with the other calls."""
+        """Await ``awaitable`` on the network's loop, started in order with the other calls;
+        if the caller stops waiting (cancelled, terminated), the work there is cancelled."""
         if self.transport.on_thread():
             return await awaitable
         bridge: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._enqueue(self._start, awaitable, bridge)
-        return await asyncio.wrap_future(bridge)
+        started: list[asyncio.Task[T]] = []
+        self._enqueue(self._start, awaitable, bridge, started)
+        try:
+            return await asyncio.wrap_future(bridge)
+        finally:
+            if not bridge.done():
+                self.call_soon(_cancel, bridge, started)
 
-    def _start(self, awaitable: Awaitable[T], bridge: concurrent.futures.Future[T]) -> None:
+    def _start(
+        self,
+        awaitable: Awaitable[T],
+        bridge: concurrent.futures.Future[T],
+        started: list[asyncio.Task[T]],
+    ) -> None:
         async def runner() -> T:
             return await awaitable
 
@@ -142,14 +161,13 @@ class ThreadedNetwork:
                 close()
             return
         task = self.transport.loop.create_task(runner())
+        started.append(task)
 
         def done(task: asyncio.Task[T]) -> None:
             if bridge.done():
                 return
             if task.cancelled():
-                bridge.cancel()  # a running future cannot be cancelled: tell it as an error
-                if not bridge.done():
-                    bridge.set_exception(asyncio.CancelledError())
+                bridge.set_exception(asyncio.CancelledError())
             elif (error := task.exception()) is not None:
                 bridge.set_exception(error)
             else:
