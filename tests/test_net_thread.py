@@ -249,3 +249,80 @@ def test_a_process_in_thread_mode_takes_in_a_burst_while_its_loop_is_blocked(
         got = peer.expect(r"^GOT (\S+) (\d+) (\d+)$", timeout=20)
         assert got[1] == "True" and int(got[2]) == BURST + 1, peer.output
         assert int(got[3]) < BURST / 10, peer.output  # batched: not one wake-up per message
+
+
+SLOW_PEER = """
+import os
+import sys
+import threading
+import time
+
+os.environ["DISCORO_NET_THREAD"] = "1"
+import discoro
+from discoro import Coro
+from discoro.net import transport_thread
+from discoro.net.runtime import network_of
+
+transport_thread.INTAKE_HIGH, transport_thread.INTAKE_LOW = 1 << 20, 256 << 10
+kernel = discoro.AsynCoro(node="127.0.0.1", udp_port=int(sys.argv[1]), secret=sys.argv[2])
+hop = network_of(kernel).kernel
+
+
+def watch():  # a thread: the loop is blocked while it matters
+    while not hop.paused:
+        time.sleep(0.01)
+    print("PAUSED", hop.taken - hop.handed, flush=True)
+
+
+def sink(coro=None):
+    expected = 0
+    while True:
+        msg = yield coro.receive()
+        if msg == "block":
+            threading.Thread(target=watch, daemon=True).start()
+            time.sleep(float(sys.argv[3]))
+            print("UNBLOCKED", flush=True)
+            continue
+        number, blob = msg
+        if number != expected or len(blob) != 100_000:
+            print("BAD", number, expected, flush=True)
+        expected += 1
+        if expected == int(sys.argv[4]):
+            print("ALL", expected, hop.paused, flush=True)
+
+
+assert Coro(sink).register("sink") == 0
+print("READY", kernel.location.port, flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_blocked_process_in_thread_mode_stops_reading_past_its_intake_bound(
+    net_kernel: AsynCoro, cluster_secret: str, udp_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from discoro.net import flow
+
+    monkeypatch.setattr(flow, "SEND_HIGH", 2 << 20)  # read when the link connects
+    monkeypatch.setattr(flow, "SEND_LOW", 1 << 20)
+    count, blob = 200, b"x" * 100_000
+    with PeerProcess(SLOW_PEER, str(udp_port), cluster_secret, "4", str(count)) as peer:
+        port = int(peer.expect(r"^READY (\d+)$", timeout=20)[1])
+
+        def main(coro: Any = None) -> Any:
+            sink = yield Coro.locate("sink", Location("127.0.0.1", port), timeout=10)
+            assert (yield sink.deliver("block", timeout=10)) == 1
+            held = 0
+            for number in range(count):
+                sink.send((number, blob))
+                if number % 10 == 9:
+                    held += coro._hold is not None
+                    yield coro.sleep(0)
+            return held
+
+        held = run(main, timeout=60)
+        waiting = int(peer.expect(r"^PAUSED (\d+)$", timeout=20)[1])
+        peer.expect(r"^UNBLOCKED$", timeout=30)
+        peer.expect(r"^ALL 200 \[\]$", timeout=30)  # every message, in order; reading again
+        assert not [line for line in peer.output if line.startswith("BAD")], peer.output
+    assert held > 0, "the peer stopped reading: this sender must have been held"
+    assert waiting < 4 << 20, waiting  # bounded: the intake bound plus a read or so

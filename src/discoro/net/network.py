@@ -64,9 +64,10 @@ if TYPE_CHECKING:
     from discoro.core.kernel import AsynCoro
     from discoro.core.network_api import NetworkRuntime
     from discoro.net.payloads import Part
+    from discoro.net.transport_thread import CoreHop
 
 T = TypeVar("T")
-#: Set to anything but 0 (or empty), every process's network runs on a transport thread.
+#: When set: 1 (or anything but 0) every process's network runs on a transport thread, 0 none.
 NET_THREAD_ENV = "DISCORO_NET_THREAD"
 DIAL_TIMEOUT = 2.0
 FIRE_AND_FORGET_TIMEOUT = 2.0
@@ -141,6 +142,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         self.liveness = Liveness(self)
         self.lookups: Any = None
         self.files: Any = None
+        self.intake: CoreHop | None = None  # set when this runs on a transport thread
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -457,6 +459,8 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
             self.post(peer.location, Message("reply", rid, fields, payload))
 
     def dispatch(self, link: Link, message: Message) -> None:
+        if self.intake is not None:  # on a transport thread: what waits for the core
+            self.intake.took(link, message)
         peer = link.peer
         if peer is not None and not self.fences.admits(peer.location, message):
             if message.rid and message.op != "reply":
@@ -545,12 +549,14 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
 
 
 def make_network(
-    kernel: AsynCoro, options: dict[str, Any], own_thread: bool | None = None
+    kernel: AsynCoro, options: dict[str, Any], own_thread: bool = False
 ) -> NetworkRuntime:
     """The network of ``kernel``: on the kernel's loop, or on a transport thread of its own
-    when ``own_thread`` (None: when ``DISCORO_NET_THREAD`` is set to anything but 0)."""
-    if own_thread is None:
-        own_thread = os.environ.get(NET_THREAD_ENV, "").strip() not in ("", "0")
+    when ``own_thread``. ``DISCORO_NET_THREAD``, when set, decides for every process: 1 a
+    transport thread, 0 none (to compare, or to rule the thread out when hunting a bug)."""
+    forced = os.environ.get(NET_THREAD_ENV, "").strip()
+    if forced:
+        own_thread = forced != "0"
     if own_thread:
         from discoro.net.threaded import ThreadedNetwork
 

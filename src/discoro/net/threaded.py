@@ -86,6 +86,7 @@ class ThreadedNetwork:
         except BaseException:
             self.transport.stop()
             raise
+        self.inner.intake = self.hop  # what the links take in for the core is weighed
 
     # -- the ordered queue ----------------------------------------------------------------------
 

@@ -19,6 +19,13 @@ Theory of operation:
   ``call_soon_threadsafe``. The core runs a batch's calls in the order they were made, so
   per-peer FIFO order holds into the mailboxes. A message is in the process (a ``deliver``
   is acknowledged) once it is in a batch; its coroutine gets it when the core loop runs.
+- Intake bound: with one loop, a process whose loop is blocked reads nothing, so its senders'
+  links fill and they are held (`net.flow`). Here the transport thread keeps reading, so the
+  hop weighs the user messages it takes in for the core (``took``: their payload bytes) and
+  what the core has run; while more than `INTAKE_HIGH` bytes wait for the core, every link
+  that brings more stops reading (`Link.pause_intake`) until the core is down to
+  `INTAKE_LOW`. Two counters, each written by one thread only (``taken`` by the transport,
+  ``handed`` by the core), so no lock; the core wakes the transport only to resume.
 - The hop's loop-host methods (``loop``, ``call``, ``on_loop_thread``, ``run_sync``) are the
   transport loop's: for the network code, "the loop" is its own.
 - core -> net goes through `discoro.net.threaded.ThreadedNetwork`.
@@ -43,9 +50,17 @@ if TYPE_CHECKING:
     from discoro.core.channel import Channel
     from discoro.core.coro import Coro
     from discoro.core.kernel import AsynCoro
+    from discoro.net.link import Link
+    from discoro.wire.messages import Message
 
 T = TypeVar("T")
 Call = tuple["Callable[..., object]", tuple[object, ...]]
+#: Bytes of user messages taken in and not yet run by the core above which links stop
+#: reading, and at or below which they read again (module knobs, read at each check).
+INTAKE_HIGH, INTAKE_LOW = 64 * 1024 * 1024, 16 * 1024 * 1024
+#: The ops whose payloads go to the core's coroutines and channels (weighed by the hop).
+INTAKE_OPS = frozenset({"send", "deliver", "channel_send"})
+INTAKE_OVERHEAD = 64  # bytes counted per message besides its payload
 
 
 class TransportThread:
@@ -122,13 +137,17 @@ class TransportThread:
             self.thread.join(timeout)
 
 
-def _run_batch(batch: list[Call]) -> None:
+def _run_batch(batch: list[Call], weight: int, hop: CoreHop) -> None:
     """(Core loop.) Run the calls of one batch in order; one that fails is logged alone."""
     for func, args in batch:
         try:
             func(*args)
         except Exception:
             logger.exception("network call %r into the core failed", func)
+    if weight:
+        hop.handed += weight
+        if hop.paused and hop.taken - hop.handed <= INTAKE_LOW:
+            hop.transport.call(hop.resume_intake)
 
 
 class CoreHop:
@@ -142,6 +161,10 @@ class CoreHop:
         self._batch: list[Call] = []
         self.batches = 0  # batches handed to the core loop (a test reads it)
         self.calls = 0  # calls in them
+        self.taken = 0  # bytes of user messages taken in for the core (transport writes)
+        self.handed = 0  # ... and run by it (core writes)
+        self._weight = 0  # ... of the batch being made
+        self.paused: list[Link] = []  # links that stopped reading (intake bound)
 
     # -- the network's own loop ---------------------------------------------------------------
 
@@ -200,14 +223,44 @@ class CoreHop:
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, []
-        if not batch:
+        weight, self._weight = self._weight, 0
+        if not batch and not weight:
             return
         self.batches += 1
         self.calls += len(batch)
         try:
-            self.kernel.loop.call_soon_threadsafe(_run_batch, batch)
+            self.kernel.loop.call_soon_threadsafe(_run_batch, batch, weight, self)
         except RuntimeError:  # the core loop is closed: the process is ending
             logger.debug("%d network call(s) into the core dropped: it has stopped", len(batch))
+
+    # -- intake bound (transport thread) ------------------------------------------------------
+
+    def took(self, link: Link, message: Message) -> None:
+        """``link`` brought ``message``: weigh it if it goes to the core; stop the link
+        reading while too much waits there."""
+        if message.op not in INTAKE_OPS:
+            return
+        size = len(message.payload or b"") + INTAKE_OVERHEAD
+        self.taken += size
+        if not self._weight and not self._batch:  # the weight goes over with a batch, even
+            self.loop.call_soon(self._flush)  # an empty one (messages for nobody)
+        self._weight += size
+        if self.taken - self.handed > INTAKE_HIGH and not link.intake_paused:
+            if not self.paused:
+                logger.info(
+                    "%d bytes of messages wait for this process's coroutines (its loop is "
+                    "busy): links stop reading until they are taken",
+                    self.taken - self.handed,
+                )
+            link.pause_intake()
+            self.paused.append(link)
+
+    def resume_intake(self) -> None:
+        if self.taken - self.handed > INTAKE_LOW:
+            return
+        paused, self.paused = self.paused, []
+        for link in paused:
+            link.resume_intake()
 
     def deliver_local(self, coro: Coro, message: object) -> None:
         self._post(self.kernel.deliver_local, coro, message)
