@@ -190,8 +190,8 @@ class Handlers:
         if monitor is None:
             return
         self.kernel.deliver_local(monitor, exit_notice(observed, fields, message.payload))
-        for hook in self.net.exit_hooks:
-            hook(peer.location, observed.id, monitor)
+        for hook in self.net.exit_hooks:  # upper layers' state: on the core's loop, in order
+            self.kernel.run_local(hook, peer.location, observed.id, monitor)
 
     def on_terminate(self, peer: Peer, message: Message) -> None:
         coro = self.local_coro(message)

@@ -186,11 +186,8 @@ class Liveness(asyncio.DatagramProtocol):
             if len(self.known) > 2 * len(self.net.peers) + 16:
                 self.known = {loc: v for loc, v in self.known.items() if loc in self.net.peers}
             self.known[location] = (note, time.monotonic())
-        for watcher in list(self.watchers):
-            try:
-                watcher(note)
-            except Exception:
-                logger.exception("liveness watcher %r failed", watcher)
+        for watcher in list(self.watchers):  # an upper layer's: on the core's loop
+            self.net.kernel.run_local(_watch, watcher, note)
 
     def heard_within(self, location: Location, seconds: float) -> bool:
         """Whether the peer at ``location`` said it lives within the last ``seconds``."""
@@ -242,6 +239,13 @@ class Liveness(asyncio.DatagramProtocol):
 
         for delay in TERMINATE_DELAYS:
             self.net.loop.call_later(delay, send)
+
+
+def _watch(watcher: Callable[[LivenessNote], None], note: LivenessNote) -> None:
+    try:
+        watcher(note)
+    except Exception:
+        logger.exception("liveness watcher %r failed", watcher)
 
 
 class HeartbeatThread(threading.Thread):
