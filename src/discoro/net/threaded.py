@@ -34,6 +34,7 @@ import threading
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from discoro.core.log import logger
+from discoro.errors import ShutdownError
 from discoro.net import flow, handlers, payloads
 from discoro.net.network import Network
 from discoro.net.sending import encode_delivery
@@ -73,6 +74,7 @@ class ThreadedNetwork:
         self._lock = threading.Lock()
         self._queue: list[Call] = []
         self._queued_bytes = 0  # user data sent and not yet handed to the network
+        self._rooms: dict[Location, concurrent.futures.Future[None]] = {}  # see `_room`
         self.wakeups = 0  # times the queue woke the transport loop (a test reads it)
         self._started: asyncio.Future[None] | None = None
         kernel.add_shutdown_hook(self._stop_thread)  # runs last: after the network's stop
@@ -97,7 +99,10 @@ class ThreadedNetwork:
             wake = len(self._queue) == 1
         if wake:
             self.wakeups += 1
-            self.transport.call(self._drain)
+            try:
+                self.transport.call(self._drain)
+            except ShutdownError:  # the network has stopped: the process is ending
+                logger.debug("network call %r dropped: the network has stopped", func)
 
     def _drain(self) -> None:
         with self._lock:
@@ -242,8 +247,11 @@ class ThreadedNetwork:
 
     def _room(self, location: Location) -> concurrent.futures.Future[None]:
         """A thread-safe future done once the link to ``location`` (after what is queued
-        now) has drained to ``flow.SEND_LOW``, or is gone."""
-        room: concurrent.futures.Future[None] = concurrent.futures.Future()
+        now) has drained to ``flow.SEND_LOW``, or is gone (one per link while pending)."""
+        room = self._rooms.get(location)
+        if room is not None and not room.done():
+            return room
+        room = self._rooms[location] = concurrent.futures.Future()
 
         def watch() -> None:
             peer = self.inner.peers.get(location)
