@@ -27,6 +27,8 @@ The table has the median of the rounds and the spread (min-max).
     python bench/net_bench.py --only rtt --only rtt_bulk   # some workloads only
     DISCORO_LOOP=asyncio python bench/net_bench.py          # asyncio's loop, not uvloop
     python bench/net_bench.py --vs OTHER/src   # paired rounds: this tree, then OTHER, ...
+    python bench/net_bench.py --vs-one-loop    # paired: servers with, then without, a
+                                               # transport thread (DISCORO_NET_THREAD=0)
 
 Run it inside a private network namespace so nothing else wakes the processes, and not
 while the machine is loaded:
@@ -308,9 +310,13 @@ class Program:
             self.popen.wait(5)
 
 
-def one_round(sizes: dict[str, int], source: Path = _SRC, loop: str = "") -> dict[str, float]:
+def one_round(
+    sizes: dict[str, int], source: Path = _SRC, loop: str = "", net_thread: str = ""
+) -> dict[str, float]:
     env = dict(os.environ, DISCORO_SECRET=secrets.token_hex(16), PYTHONUNBUFFERED="1")
     env["DISCORO_LOOP"] = loop
+    if net_thread:
+        env["DISCORO_NET_THREAD"] = net_thread
     env["PYTHONPATH"] = str(source) + os.pathsep + os.environ.get("PYTHONPATH", "")
     env["NET_BENCH_SRC"] = str(source)  # the client program imports it too
     dest = tempfile.mkdtemp(prefix="discoro-net-bench-")
@@ -378,6 +384,11 @@ def main() -> None:
     parser.add_argument(
         "--vs-asyncio", action="store_true", help="paired rounds: this tree on asyncio's loop"
     )
+    parser.add_argument(
+        "--vs-one-loop",
+        action="store_true",
+        help="paired rounds: this tree with no transport thread (DISCORO_NET_THREAD=0)",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -387,17 +398,20 @@ def main() -> None:
     if args.only:
         sizes = {name: n if name in args.only else 0 for name, n in sizes.items()}
     rounds = 1 if args.quick else args.rounds
-    variants = [(_SRC, os.environ.get("DISCORO_LOOP", ""))]
+    variants = [(_SRC, os.environ.get("DISCORO_LOOP", ""), "")]
     if args.vs is not None:
-        variants.append((args.vs.resolve(), variants[0][1]))
+        variants.append((args.vs.resolve(), variants[0][1], ""))
     if args.vs_asyncio:
-        variants.append((_SRC, "asyncio"))
+        variants.append((_SRC, "asyncio", ""))
+    if args.vs_one_loop:
+        variants.append((_SRC, variants[0][1], "0"))
     results: list[list[dict[str, float]]] = [[] for _ in variants]
     for _ in range(rounds):  # interleaved: each round runs every variant once
-        for runs, (source, loop) in zip(results, variants, strict=True):
-            runs.append(one_round(sizes, source, loop))
-    for runs, (source, loop) in zip(results, variants, strict=True):
-        print(table(runs, sizes, source, loop))
+        for runs, (source, loop, net_thread) in zip(results, variants, strict=True):
+            runs.append(one_round(sizes, source, loop, net_thread))
+    for runs, (source, loop, net_thread) in zip(results, variants, strict=True):
+        label = loop + (" DISCORO_NET_THREAD=" + net_thread if net_thread else "")
+        print(table(runs, sizes, source, label.strip()))
     if len(variants) > 1:  # the paired ratios: this tree / the other, round by round
         print(f"{'ratio (first / second), median of pairs':40} {'median':>12} {'spread':>24}")
         for key, label, _ in ROWS:
