@@ -26,7 +26,7 @@ BUDGET = {
     "core": 134,  # the driver's named steps pass user values (Any) between them
     "wire": 49,
     "net": 70,
-    "cluster": 174,
+    "cluster": 173,
     "cli": 12,
     "web": 7,
     "httpd": 0,  # discoro/httpd.py: the original's module path for the web monitor

@@ -1,0 +1,234 @@
+"""`ServerJobs`: how a server process runs jobs (mixed into `discoro.cluster.server.Server`).
+
+- `Run`: the function (a shipped name, or cloudpickle bytes rebound into the namespace) runs
+  as a job coroutine (`ServerJob`), monitored by the server coroutine and by the
+  computation's ``status_coro``. ``RunResult`` goes to ``Run.reply_to`` (the coroutine, or the
+  ``(exception class, function name, traceback text)`` of a failure) and
+  ``JobStarted``/``JobFailed`` to the scheduler. The scheduler hears of a job before the
+  client does, and a new job's first step waits until both went to the socket, so a job that
+  never yields still gets its ``run`` a reply.
+- When a job ends, ``JobDone`` goes to the scheduler at once (from the job's end, not a later
+  loop turn), after the job's output was flushed. A ``run_result*`` job also sends its end
+  to the client's router as `JobValue` (the pickled final value, or the exception and its
+  traceback), whatever ends it.
+- One message where two would go to one process (issue 9): when ``Run.reply_to`` lives where
+  the scheduler does, the ``RunResult`` rides in ``JobStarted``; when the status coroutine
+  lives there, a job's end rides in ``JobDone`` (`JobExit`) instead of a `MonitorException`.
+- A job that ends with an exception only this server hears of is shown at the client
+  (`JobError` to the router). Ended jobs stay findable for late remote monitors (the
+  network's ``ended_coros``, the latest `KEEP_ENDED`).
+
+Everything runs on the kernel's loop thread.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from discoro.cluster import protocol as p
+from discoro.cluster import server_lifecycle as lc
+from discoro.cluster import server_liveness, sources
+from discoro.cluster.server_job import ServerJob
+from discoro.core.coro import Coro
+from discoro.errors import MonitorException, RemoteError
+from discoro.net.handlers import encode_exit
+
+if TYPE_CHECKING:
+    from collections import deque
+    from collections.abc import Callable
+
+    from discoro.cluster.namespace import Namespace
+    from discoro.cluster.output import OutputCapture
+    from discoro.cluster.server_state import Installed, ServerState
+    from discoro.core.kernel import AsynCoro
+
+KEEP_ENDED = 1000  # ended jobs kept findable for late monitor requests
+PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+@dataclass
+class JobExit:
+    """Internal: a job's end for a status coroutine that lives where the scheduler does: it
+    rides in `JobDone` (``exit``, as `discoro.net.handlers.encode_exit` made it)."""
+
+    job: Coro
+    fields: dict[str, object]
+    payload: bytes
+
+
+def job_value(rid: int, info: tuple[object, ...]) -> p.JobValue:
+    """`JobValue` for a job that ended with ``info`` (a local monitor's ``(StopIteration,
+    value)`` or ``(type, exception, traceback)``); what does not pickle is replaced by a
+    `RemoteError` that names it."""
+    kind, value = info[0], info[1]
+    if kind is StopIteration:
+        try:
+            return p.JobValue(rid, pickle.dumps(value, PROTOCOL))
+        except Exception as exc:
+            text = f"the value ({type(value).__qualname__}) does not pickle: {exc}"
+            return p.JobValue(rid, pickle.dumps(RemoteError("PicklingError", text), PROTOCOL), True)
+    text = sources.format_failure(info)
+    try:
+        data = pickle.dumps(value, PROTOCOL)
+    except Exception:
+        name = getattr(kind, "__name__", str(kind))
+        data = pickle.dumps(RemoteError(name, str(value), text), PROTOCOL)
+    return p.JobValue(rid, data, True, text)
+
+
+class ServerJobs:
+    """The job half of `discoro.cluster.server.Server` (see the module docstring)."""
+
+    kernel: AsynCoro
+    clock: Callable[[], float]
+    state: ServerState
+    namespace: Namespace | None
+    coro: Coro | None
+    location: object
+    output: OutputCapture | None
+    ended: deque[int]
+    sources: dict[str, list[str]]
+    results: dict[int, tuple[int, Coro]]
+
+    if TYPE_CHECKING:
+
+        def _perform(self, actions: list[lc.Action], message: object = None) -> None: ...
+
+    def _refuse_run(self, run: p.Run, refusal: str) -> None:
+        error: tuple[Any, ...] = (RuntimeError, run.func_name, f"{self.location}: {refusal}")
+        run.reply_to.send(p.RunResult(run.rid, None, error, run.fanout))
+        current = self.state.current
+        if current is not None:
+            current.scheduler.send(
+                p.JobFailed(self.location, run.uid, run.rid, current.incarnation)
+            )
+
+    def _start_job(self, run: p.Run) -> None:
+        current = self.state.current
+        assert current is not None and self.namespace is not None
+        extra = getattr(run, "sources", None)
+        if extra:
+            self.sources.update(sources.register(extra))
+        try:
+            if isinstance(run.func, str):
+                func = self.namespace.lookup(run.func)
+            else:
+                func = self.namespace.load_function(run.func, run.func_name)
+            args, kwargs = self.namespace.loads(run.args)
+            job = ServerJob(
+                self._flush_output, self._job_failed, self._job_done, func, *args, **kwargs
+            )
+            shown = p.args_repr(args, kwargs)
+        except Exception as exc:
+            error = (type(exc), run.func_name, traceback.format_exc())
+            run.reply_to.send(p.RunResult(run.rid, None, error, run.fanout))
+            failed = p.JobFailed(self.location, run.uid, run.rid, current.incarnation)
+            current.scheduler.send(failed)
+            return
+        self.state.handle(lc.JobStarted(job, self.clock()))
+        self.kernel.network().ended_coros[job.id] = job  # found once it ended, too
+        job.notify(self.coro)  # type: ignore[arg-type]
+        if current.status_coro is not None and not current.merge_exits:
+            job.notify(current.status_coro)
+        # the scheduler hears of the job before the client does: if this process dies right
+        # after the client got its coroutine, the scheduler still reports the coroutine lost
+        kind = getattr(run, "kind", "cpu")
+        incarnation = current.incarnation
+        if kind == "result":
+            self.results[job.id] = (run.rid, run.reply_to)
+        started = p.JobStarted(
+            self.location,
+            run.uid,
+            run.rid,
+            job,
+            run.func_name,
+            time.time(),
+            shown,
+            kind,
+            incarnation,
+        )
+        merged = same_process(run.reply_to, current.scheduler)
+        if merged:
+            started.reply_to, started.fanout = run.reply_to, run.fanout  # passed on from there
+        current.scheduler.send(started)
+        if not merged:
+            result = p.RunResult(run.rid, job, None, run.fanout, self.location, incarnation)
+            run.reply_to.send(result)
+        server_liveness.hold_until_written(self.kernel, job, (current.scheduler, run.reply_to))
+
+    def _send_value(self, ended: MonitorException) -> None:
+        """A ``run_result*`` job ended: its value (or exception) to the client's router."""
+        job = ended.args[0]
+        wanted = self.results.pop(getattr(job, "id", -1), None)
+        if wanted is None:
+            return
+        rid, router = wanted
+        router.send(job_value(rid, ended.args[1]))
+
+    def _is_internal(self, coro: Any) -> bool:
+        """Whether ``coro`` is this server's own (its output is not the computation's)."""
+        current = self.state.current
+        return coro is self.coro or (current is not None and coro is current.pulser)
+
+    def _flush_output(self) -> None:
+        """A job ends: send its output before its monitors hear of the end."""
+        if self.output is not None:
+            self.output.flush(final=True)
+
+    def _reap(self) -> None:
+        """Report jobs that have ended but whose MonitorException is still queued behind
+        this request: a CPU-bound job that just finished must not count as load when the
+        scheduler places the next run (its later MonitorException finds nothing to do)."""
+        current = self.state.current
+        if current is not None:
+            for job in [job for job in current.jobs.values() if self.kernel.has_ended(job)]:
+                self._perform(self.state.handle(lc.JobEnded(job.id, self.clock())))
+
+    def _job_failed(self, job: Coro, exc_info: tuple[object, ...], monitors: list[Coro]) -> None:
+        """Show the client a job's exception that no one else is told of."""
+        current = self.state.current
+        if current is None or current.router is None or job.id not in current.jobs:
+            return
+        if current.merge_exits or any(monitor is not self.coro for monitor in monitors):
+            return  # its status coroutine or a monitor() of the program handles it
+        if job.id in self.results:
+            return  # a run_result*: its caller gets the exception (`JobValue`)
+        text = sources.format_failure(exc_info)
+        current.router.send(p.JobError(self.location, current.uid, job, text))
+
+    def _job_done(self, job: Coro, value: object, exc_info: tuple[object, ...] | None) -> None:
+        """A job ended (its monitors were told): its value to a ``run_result*`` caller, and
+        the report to the scheduler, at once, with its end for the status coroutine when
+        that goes through the scheduler."""
+        current = self.state.current
+        if current is None or job.id not in current.jobs:
+            return
+        info = exc_info if exc_info is not None else (StopIteration, value)
+        self._send_value(MonitorException(job, info))
+        ended: JobExit | None = None
+        if current.merge_exits and current.status_coro is not None:
+            fields, payload = encode_exit(job, info)
+            ended = JobExit(job, fields, payload)
+        self._perform(self.state.handle(lc.JobEnded(job.id, self.clock())), ended)
+
+    def _report_job_done(
+        self, current: Installed, coro_id: int, ended: JobExit | None = None
+    ) -> None:
+        exit = (ended.job, ended.fields, ended.payload) if ended is not None else None
+        done = p.JobDone(self.location, current.uid, coro_id, current.incarnation, exit)
+        current.scheduler.send(done)
+        self.ended.append(coro_id)
+        if len(self.ended) > KEEP_ENDED:
+            self.kernel.network().ended_coros.pop(self.ended.popleft(), None)
+
+
+def same_process(coro: object, other: object) -> bool:
+    """Whether the coroutines ``coro`` and ``other`` (handles, maybe None) live in one
+    process: then one message to ``other`` can carry what is meant for both (issue 9)."""
+    if not isinstance(coro, Coro) or not isinstance(other, Coro):
+        return False
+    return bool(coro.location == other.location)
