@@ -564,6 +564,6 @@ def make_network(
     return Network(kernel, options)
 
 
-def make_threaded_network(kernel: AsynCoro, options: dict[str, Any]) -> NetworkRuntime:
+def make_threaded_network(kernel: AsynCoro, options: dict[str, object]) -> NetworkRuntime:
     """`make_network` on a transport thread (the factory a server process installs)."""
     return make_network(kernel, options, own_thread=True)
