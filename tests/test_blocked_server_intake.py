@@ -7,8 +7,7 @@ coroutine there. The server's network runs on a transport thread
 (`discoro.net.transport_thread`), so every file is acknowledged (0) and every message
 delivered (1) while the job still blocks; once it ends, the other coroutine has every
 message, once, in order; the files are in the process's directory; and nothing is reported
-lost. Before the transport thread, each ``deliver`` timed out (0) and each ``send_file``
-failed.
+lost; the node and its server end cleanly.
 """
 
 from __future__ import annotations
@@ -144,3 +143,6 @@ def test_a_blocked_server_takes_in_files_and_messages(
     lost = [line for line in output if re.match(r"^STATUS (Proc|Node)Disconnected ", line)]
     lost += [line for line in output if re.match(r"^MONITOR \S+ (ProcessLost|PeerOffline)", line)]
     assert not lost, output
+    # the server (and its transport thread) ends cleanly with its node
+    assert cluster.stop() == 0, cluster.output
+    assert not [line for line in cluster.output if "Traceback" in line], cluster.output
