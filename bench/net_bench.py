@@ -8,9 +8,12 @@ tight loop and give the loop a turn only with ``yield coro.sleep(0)`` every `YIE
 sends, as user programs do (no ``asyncio.sleep(0)``). Workloads:
 
 - round trip: send ``i`` to a remote ``echo`` job, which sends it back; one at a time.
-  Reported: median and p99 in microseconds.
+  Reported: median and p99 in microseconds, and the CPU time per round trip of the client
+  process and of the server process (``time.process_time``: steadier than wall time on a
+  loaded machine, since it does not count waiting for a CPU).
 - 100-byte messages: ``n`` of them to a remote ``sink`` job, which answers with its count
-  after the last. Reported: messages/s from the first send to the answer.
+  after the last. Reported: messages/s from the first send to the answer, and CPU time per
+  message of each process.
 - 1 MiB messages: ``n`` sends of one 1 MiB ``bytes`` object to the sink. Reported: MB/s.
 - round trip under bulk: the round trip again while another client coroutine streams 1 MiB
   messages to a second sink on the same server process (it gives the loop a turn every
@@ -25,6 +28,7 @@ The table has the median of the rounds and the spread (min-max).
     python bench/net_bench.py             # full run (3 rounds)
     python bench/net_bench.py --quick     # smoke test (1 round, small n)
     python bench/net_bench.py --only rtt --only rtt_bulk   # some workloads only
+    python bench/net_bench.py --only rtt --n 200000 --rounds 1   # a long run, to profile
     DISCORO_LOOP=asyncio python bench/net_bench.py          # asyncio's loop, not uvloop
     python bench/net_bench.py --vs OTHER/src   # paired rounds: this tree, then OTHER, ...
     python bench/net_bench.py --vs-one-loop    # paired: servers with, then without, a
@@ -82,22 +86,27 @@ SIZES = {  # workload: (full, quick)
 
 
 def echo(client, coro=None):
+    cpu = time.process_time()
     while True:
         msg = yield coro.receive()
         if msg is None:
             break
         client.send(msg)
+    client.send(time.process_time() - cpu)  # the server process's CPU seconds meanwhile
 
 
 def sink(client, coro=None):
     while True:
         count = 0
+        cpu = None
         while True:
             msg = yield coro.receive()
+            if cpu is None:
+                cpu = time.process_time()
             if msg is None:
                 break
             count += 1
-        client.send(count)
+        client.send([count, time.process_time() - cpu])  # and the server's CPU seconds
 
 
 def streamer(comp, stop, coro=None):
@@ -112,7 +121,7 @@ def streamer(comp, stop, coro=None):
         if sent % BULK_YIELD_EVERY == 0:
             yield coro.sleep(0)
     remote.send(None)
-    if (yield coro.receive(timeout=300)) != sent:
+    if (yield coro.receive(timeout=300))[0] != sent:
         raise RuntimeError("rtt_bulk: the sink lost messages")
     return sent / (perf_counter() - t0)  # 1 MiB each: MB/s
 
@@ -185,16 +194,21 @@ def child(port: int, sizes: dict[str, int]) -> None:
         def round_trips(n, key, coro=None):
             remote = yield comp.run(echo, coro)
             times = []
+            cpu = time.process_time()
             for i in range(n):
                 t0 = perf_counter()
                 remote.send(i)
                 if (yield coro.receive(timeout=60)) != i:
                     raise RuntimeError("echo out of order")
                 times.append(perf_counter() - t0)
+            cpu = time.process_time() - cpu
             remote.send(None)
+            server_cpu = yield coro.receive(timeout=60)
             times.sort()
             result[f"{key}_median_us"] = statistics.median(times) * 1e6
             result[f"{key}_p99_us"] = times[int(len(times) * 0.99)] * 1e6
+            result[f"{key}_cpu_client_us"] = cpu / n * 1e6
+            result[f"{key}_cpu_server_us"] = server_cpu / n * 1e6
 
         if sizes["rtt"]:
             yield from round_trips(sizes["rtt"], "rtt", coro=coro)
@@ -216,16 +230,20 @@ def child(port: int, sizes: dict[str, int]) -> None:
             if not n:
                 continue
             t0 = perf_counter()
+            cpu = time.process_time()
             for i in range(n):
                 remote.send(message)
                 if i % YIELD_EVERY == YIELD_EVERY - 1:
                     yield coro.sleep(0)
             remote.send(None)
-            if (yield coro.receive(timeout=300)) != n:
+            count, server_cpu = yield coro.receive(timeout=300)
+            if count != n:
                 raise RuntimeError(f"{kind}: the sink lost messages")
             elapsed = perf_counter() - t0
             if kind == "small":
                 result["small_msgs_per_s"] = n / elapsed
+                result["small_cpu_client_us"] = (time.process_time() - cpu) / n * 1e6
+                result["small_cpu_server_us"] = server_cpu / n * 1e6
             else:
                 result["bulk_mb_per_s"] = n * len(message) / MB / elapsed
 
@@ -348,7 +366,11 @@ def one_round(
 ROWS = (  # key, label, format
     ("rtt_median_us", "round trip median (us)", "{:.0f}"),
     ("rtt_p99_us", "round trip p99 (us)", "{:.0f}"),
+    ("rtt_cpu_client_us", "round trip: client CPU (us)", "{:.1f}"),
+    ("rtt_cpu_server_us", "round trip: server CPU (us)", "{:.1f}"),
     ("small_msgs_per_s", "100-byte messages/s", "{:,.0f}"),
+    ("small_cpu_client_us", "100-byte: client CPU per message (us)", "{:.2f}"),
+    ("small_cpu_server_us", "100-byte: server CPU per message (us)", "{:.2f}"),
     ("bulk_mb_per_s", "1 MiB messages (MB/s)", "{:,.0f}"),
     ("rtt_bulk_median_us", "round trip under 1 MiB stream, median (us)", "{:.0f}"),
     ("rtt_bulk_p99_us", "round trip under 1 MiB stream, p99 (us)", "{:.0f}"),
@@ -389,6 +411,9 @@ def main() -> None:
         action="store_true",
         help="paired rounds: this tree with no transport thread (DISCORO_NET_THREAD=0)",
     )
+    parser.add_argument(
+        "--n", type=int, help="messages per selected workload (e.g. a long run to profile)"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -397,6 +422,8 @@ def main() -> None:
     sizes = {name: quick if args.quick else full for name, (full, quick) in SIZES.items()}
     if args.only:
         sizes = {name: n if name in args.only else 0 for name, n in sizes.items()}
+    if args.n:
+        sizes = {name: args.n if n else 0 for name, n in sizes.items()}
     rounds = 1 if args.quick else args.rounds
     variants = [(_SRC, os.environ.get("DISCORO_LOOP", ""), "")]
     if args.vs is not None:

@@ -46,6 +46,21 @@ class FakeTransport(asyncio.Transport):
         self.limits = (high or 0, low or 0)
 
 
+class FakeKernel:
+    """The two kernel methods a link calls around each received chunk."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.open_reads = 0
+
+    def begin_read(self) -> None:
+        self.open_reads += 1
+
+    def end_read(self) -> None:
+        self.open_reads -= 1
+        self.reads += 1
+
+
 class FakeNetwork:
     ping_interval = 3600.0
     dead_after = 5
@@ -57,9 +72,12 @@ class FakeNetwork:
         self.received: list[Message] = []
         self.reply_to: Link | None = None
         self.front_door = FrontDoor(loop)
+        self.kernel = FakeKernel()
+        self.reads_open_at_dispatch: list[int] = []
 
     def dispatch(self, link: Link, message: Message) -> None:
         self.received.append(message)
+        self.reads_open_at_dispatch.append(self.kernel.open_reads)
         if message.rid:
             link.send(Message("reply", message.rid, {"r": 1}))
 
@@ -225,6 +243,19 @@ def test_a_received_batch_is_dispatched_and_answered_in_one_write(pair: Any, loo
     assert len(transport.writes) == 1  # fifty replies, one write
     replies = messages_in(client, take(transport))
     assert [m.rid for m in replies] == list(range(1, 51))
+
+
+def test_a_received_chunk_is_dispatched_inside_one_read_of_the_kernel(pair: Any, loop: Any) -> None:
+    """Every message of a chunk is handed up between the kernel's ``begin_read`` and
+    ``end_read`` (the coroutines it wakes run at ``end_read``: `core.wakeups`)."""
+    link, _transport, client, network = pair
+    reads_before = network.kernel.reads
+    requests = [Message("deliver", rid, {"c": 1}, b"p") for rid in range(1, 4)]
+    feed(link, b"".join(client.send(m) for m in requests))
+    assert network.received == requests
+    assert network.reads_open_at_dispatch == [1, 1, 1]
+    assert network.kernel.open_reads == 0
+    assert network.kernel.reads > reads_before
 
 
 def test_close_writes_what_is_queued(pair: Any, loop: Any) -> None:

@@ -5,7 +5,8 @@ reply, run result, job failure, output and pulse, and the ends of ``run_result*`
 (`JobValue`/`JobLost`, into ``_values``).
 Each request the computation makes is a future keyed by its request id (`_expect`); the
 router resolves it with the answer (a `Reply`, a `RunResult`, or for a fan-out the list of
-that many `RunResult` s), and `_wait` gives up after a timeout.
+that many `RunResult` s; `_complete`: its caller goes on in the loop turn of the read that
+brought it), and `_wait` gives up after a timeout.
 
 Invariants: a request's future is resolved at most once and is forgotten when its wait ends;
 when the computation ends (`_end`: closed, scheduler offline or silent for 5 pulse
@@ -140,13 +141,13 @@ class Replies:
         elif isinstance(message, p.Reply):
             future = self._waiting.get(message.rid)
             if future is not None and not future.done():
-                future.set_result(message)
+                _complete(future, message)
         elif isinstance(message, p.AllocateQuery):
             self._allocate(message)
         elif isinstance(message, (p.JobValue, p.JobLost)):
             waiter = self._values.get(message.rid)
             if waiter is not None and not waiter.done():
-                waiter.set_result(message)
+                _complete(waiter, message)
         elif isinstance(message, p.RunWaits):
             logger.warning("run of %s still waits: %s", message.func_name, message.reason)
         elif isinstance(message, p.CloseWaiting):
@@ -278,12 +279,18 @@ class Replies:
         if isinstance(result.coro, Coro) and result.rid in self._run_args:
             self._created(result.coro, result.rid)
         if not result.fanout:
-            future.set_result(result)
+            _complete(future, result)
             return
         collected = self._fanouts.setdefault(result.rid, [])
         collected.append(result)
         if len(collected) >= result.fanout:
-            future.set_result(list(collected))
+            _complete(future, list(collected))
+
+
+def _complete(future: asyncio.Future[object], value: object) -> None:
+    """Resolve a request's future; when the answer came in a network read, its caller goes on
+    in that same loop turn (`core.wakeups`)."""
+    AsynCoro.instance().complete(future, value)
 
 
 def _give_up(future: asyncio.Future[object]) -> None:

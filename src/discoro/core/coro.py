@@ -256,7 +256,11 @@ class Coro(Located):
             return
         waiter = self._waiter
         if self._wait_kind == RECEIVING and waiter is not None and not waiter.done():
-            waiter.set_result(message)
+            wakeups = self._kernel._wakeups
+            if wakeups._depth:  # a network read is handed up: it runs at the read's end
+                wakeups.complete(waiter, message)
+            else:
+                waiter.set_result(message)
         else:
             self._mailbox.append(message)
 
@@ -550,8 +554,9 @@ class Coro(Located):
 
 async def wait_own(future: asyncio.Future[T]) -> T:
     """Await ``future`` as the calling coroutine's own wait (what `receive` does with its
-    own): it goes on in the loop turn after ``future`` is done, where a future that is not
-    its own costs two, and an interrupt (``throw``, ``terminate``) wakes it by completing
+    own): it goes on in the loop turn after ``future`` is done (in that same turn when a
+    network read completed it, `core.wakeups`), where a future that is not its own costs
+    two, and an interrupt (``throw``, ``terminate``) wakes it by completing
     ``future`` with a marker and is thrown in here. Outside a coroutine's own task, a plain
     await. For the runtime's replies (e.g. `Computation` waiting for its router)."""
     coro = _current_coro.get()

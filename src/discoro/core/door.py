@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from discoro.core.channel import Channel
     from discoro.core.coro import Coro
+    from discoro.core.wakeups import SameTurnWakeups
 
 
 class NetworkDoor:
@@ -35,6 +36,7 @@ class NetworkDoor:
     _coros: dict[int, Coro]
     _channels: dict[str, Channel]
     _rcis: dict[str, object]
+    _wakeups: SameTurnWakeups
 
     # -- coroutines ---------------------------------------------------------------------------
 
@@ -44,8 +46,22 @@ class NetworkDoor:
 
     def deliver_local(self, coro: Coro, message: object) -> None:
         """Put ``message`` in the mailbox of the local coroutine ``coro`` now (a receiver
-        waiting for it wakes); nothing if ``coro`` has ended."""
+        waiting for it wakes: at `end_read` inside a read); nothing if ``coro`` has ended."""
         coro._put(message)
+
+    def begin_read(self) -> None:
+        """A received chunk is being handed up: a coroutine that a delivery (or `complete`)
+        wakes meanwhile runs at `end_read`, in this loop turn (`core.wakeups`)."""
+        self._wakeups.begin()
+
+    def end_read(self) -> None:
+        """The chunk is handed up: run the coroutines it woke (pair with `begin_read`)."""
+        self._wakeups.end()
+
+    def complete(self, future: asyncio.Future[object], value: object) -> None:
+        """``future.set_result(value)``; between `begin_read` and `end_read`, the task
+        waiting on it runs at `end_read` (a reply's waiter, like a receiver)."""
+        self._wakeups.complete(future, value)
 
     def has_ended(self, coro: Coro) -> bool:
         """Whether the local coroutine ``coro`` has ended."""

@@ -28,6 +28,7 @@ from discoro.core.driver import _current_coro, run
 from discoro.core.eventloop import new_event_loop
 from discoro.core.log import logger
 from discoro.core.singleton import MetaSingleton
+from discoro.core.wakeups import SameTurnWakeups
 from discoro.errors import ShutdownError, WrongThreadError
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class AsynCoro(DistributedMethods, NetworkDoor, metaclass=MetaSingleton):
             raise TypeError(f"AsynCoro() got unknown option(s): {', '.join(sorted(unknown))}")
         self.options: dict[str, Any] = options
         self._loop = new_event_loop()
+        self._wakeups = SameTurnWakeups(self._loop)  # see `NetworkDoor.begin_read`
         self._coros: dict[int, Coro] = {}
         self._registry: dict[str, Coro] = {}
         self._channels: dict[str, Channel] = {}

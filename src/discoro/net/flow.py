@@ -65,8 +65,13 @@ class SendHolds:
         return self.conn.queued + buffered
 
     def over_high(self) -> bool:
-        """Whether a sender should be held (more than `SEND_HIGH` queued)."""
-        return self.queued_bytes > SEND_HIGH
+        """Whether a sender should be held (more than `SEND_HIGH` queued); `queued_bytes`
+        inlined, as this runs after every send."""
+        queued = self.conn.queued
+        transport = self.transport
+        if transport is not None:
+            queued += transport.get_write_buffer_size()
+        return queued > SEND_HIGH
 
     def hold(self) -> asyncio.Future[None]:
         """A future completed once this link has drained to `SEND_LOW` (or is gone)."""

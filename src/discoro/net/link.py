@@ -10,7 +10,9 @@ Invariants:
   that says why), and never disturbs other links. A connection that has not authenticated
   within `HANDSHAKE_TIMEOUT` seconds is dropped (one log line), however slowly it trickles.
 - Messages are handed to the network in the order they arrived; every complete message of
-  a received chunk is decoded and dispatched in one loop (``Connection.process``).
+  a received chunk is decoded and dispatched in one loop (``Connection.process``). The
+  coroutines the chunk woke run right after it, in the same loop turn (the kernel's
+  ``begin_read``/``end_read``, `core.wakeups`), once its replies are written.
 - The link is an ``asyncio.BufferedProtocol``: the transport reads straight into the
   connection's receive buffer (no bytes object per read) and a large payload straight into
   the bytearray it is handed up in.
@@ -245,6 +247,8 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         if not self._ready:
             self._handshake_events()
             return
+        kernel = self.network.kernel
+        kernel.begin_read()
         self._in_batch = True
         try:
             if not self.conn.process(self._dispatch):
@@ -255,6 +259,7 @@ class Link(SendHolds, asyncio.BufferedProtocol):
             self._in_batch = False
             if self.conn.queued and not self._flush_pending:
                 self._flush()
+            kernel.end_read()  # the coroutines the chunk woke run now, in this loop turn
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.lost.done():

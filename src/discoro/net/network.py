@@ -35,6 +35,7 @@ from itertools import count
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from discoro.core.coro import wait_own
 from discoro.core.log import logger
 from discoro.errors import MonitorException, ProtocolError
 from discoro.net import handlers, tls
@@ -119,6 +120,10 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         certfile, keyfile, cafile = (options.get(k) for k in ("certfile", "keyfile", "cafile"))
         self.server_ssl, self.client_ssl = tls.contexts(certfile, keyfile, cafile)
         self.peers: dict[Location, Peer] = {}
+        # `open_link`'s memo of its last look-up (a Location object, the Peer it found);
+        # forgotten whenever a peer leaves ``peers`` (`_offline`), the only removal
+        self._last_location: Location | None = None
+        self._last_peer: Peer | None = None
         self.ping_interval = 1.0
         self.dead_after = 5
         self.status_subscribers: list[Any] = []
@@ -304,6 +309,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         return peer
 
     def _offline(self, peer: Peer, why: str) -> None:
+        self._last_location = self._last_peer = None  # `open_link`'s memo: peers change
         if self.peers.get(peer.location) is peer:
             del self.peers[peer.location]
         for alias in [loc for loc, p in self.peers.items() if p is peer]:
@@ -373,12 +379,8 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         """Queue ``message`` for the peer at ``location`` (loop thread); False if it cannot
         be queued. ``more``: buffers that follow its payload (`payloads.encode`)."""
         message = self.fences.tagged(message)
-        peer = self.peers.get(location)
-        link = peer.link if peer is not None else None
-        # A link that is closing (EOF or error seen, connection_lost not yet called) refuses
-        # frames; the message waits in the queue for the re-dialled link (or is dropped
-        # when the peer goes offline) instead of raising into the sender.
-        if link is not None and link.transport is not None and not link.transport.is_closing():
+        link = self.open_link(location)
+        if link is not None:
             link.send(message, more)
             return True
         if location == self.location:
@@ -392,6 +394,22 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
             message = trusted_message(message.op, message.rid, message.fields, joined)
         peer.queue.append(message)
         return True
+
+    def open_link(self, location: Location) -> Link | None:
+        """The link to the peer at ``location`` if it takes frames now. A link that is
+        closing (EOF or error seen, connection_lost not yet called) refuses frames: `post`
+        then queues the message for the re-dialled link (or drops it when the peer goes
+        offline) instead of raising into the sender."""
+        if location is self._last_location:  # the same handle sending again: no hashing
+            peer: Peer | None = self._last_peer
+        else:
+            peer = self.peers.get(location)
+            if peer is not None:
+                self._last_location, self._last_peer = location, peer
+        link = peer.link if peer is not None else None
+        if link is not None and link.transport is not None and not link.transport.is_closing():
+            return link
+        return None
 
     def flushed(self, location: Location) -> bool:
         """Write what is queued for the peer at ``location`` now; whether all of it went to
@@ -440,8 +458,8 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
             del self._replies[rid]
             return None
         timer = None if timeout is None else self.loop.call_later(timeout, _expire, future, None)
-        try:
-            return await future
+        try:  # as the caller's own wait: its reply wakes it in the read's own loop turn
+            return await wait_own(future)
         finally:
             self._replies.pop(rid, None)
             if timer is not None:
@@ -450,7 +468,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
     def take_reply(self, message: Message) -> None:
         entry = self._replies.pop(message.rid, None)
         if entry is not None and not entry[0].done():
-            entry[0].set_result(message)
+            self.kernel.complete(entry[0], message)  # its waiter runs in this loop turn
 
     def reply(
         self, peer: Peer, rid: int, fields: dict[str, Any], payload: bytes | None = None

@@ -21,11 +21,14 @@ import threading
 from typing import TYPE_CHECKING
 
 from discoro.net import flow, payloads
+from discoro.net.fencing import TAG
 from discoro.wire.messages import trusted_message
 
 if TYPE_CHECKING:
     from discoro.core.coro import Coro
     from discoro.core.kernel import AsynCoro
+    from discoro.net.fencing import Fences
+    from discoro.net.link import Link
     from discoro.net.location import Location
     from discoro.net.payloads import Part
     from discoro.net.peers import Peer
@@ -39,12 +42,15 @@ class RemoteSends:
         kernel: AsynCoro
         loop: asyncio.AbstractEventLoop
         peers: dict[Location, Peer]
+        fences: Fences
 
         def post(
             self, location: Location, message: Message, more: tuple[Part, ...] = ()
         ) -> bool: ...
 
         def post_from_any_thread(self, location: Location, message: Message) -> int: ...
+
+        def open_link(self, location: Location) -> Link | None: ...
 
         async def started(self) -> None: ...
 
@@ -73,6 +79,9 @@ class RemoteSends:
             return self.post_from_any_thread(
                 location, trusted_message("control_send", 0, fields, payload)
             )
+        own = self.fences.own
+        if own:  # tagged with our incarnation now, so `Fences.tagged` need not copy it
+            fields[TAG] = own
         outgoing = trusted_message("send", 0, fields, payload)
         if not self.kernel.on_loop_thread():
             size = len(payload) + sum(len(part) for part in more)
@@ -81,11 +90,11 @@ class RemoteSends:
                 self._hopping += size
             self.kernel.call(self._post_hopped, location, outgoing, size, more)
             return 0
-        if not self.post(location, outgoing, more):
-            return -1
-        peer = self.peers.get(location)
-        link = None if peer is None else peer.link
-        if link is not None and link.over_high():
+        link = self.open_link(location)  # the common case: one look-up, straight to it
+        if link is None:
+            return 0 if self.post(location, outgoing, more) else -1
+        link.send(outgoing, more)  # tagged above
+        if link.over_high():
             sender = self.kernel.cur_coro()
             if sender is not None:
                 self.kernel.hold_sender(sender, link.hold)

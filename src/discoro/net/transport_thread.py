@@ -13,12 +13,14 @@ Theory of operation:
   lookups (``local_coro``, ``has_ended``, ``local_channel``, ``registered``, ``rcis``) read
   the kernel's tables from the transport thread (dict reads, atomic under the GIL). Its
   state-changing calls (``deliver_local``, ``add_monitor_local``, ``hold_sender``,
-  ``drop_subscribers_at``, ``run_local``) are appended to a batch; the first call of a batch
-  schedules one flush on the transport loop, which runs after the frames of the current read
-  were dispatched and hands the whole batch to the core loop with one
-  ``call_soon_threadsafe``. The core runs a batch's calls in the order they were made, so
-  per-peer FIFO order holds into the mailboxes. A message is in the process (a ``deliver``
-  is acknowledged) once it is in a batch; its coroutine gets it when the core loop runs.
+  ``drop_subscribers_at``, ``run_local``) are appended to a batch, which goes to the core
+  loop with one ``call_soon_threadsafe`` at the end of the link's read (``end_read``; outside
+  a read, in the transport loop's next turn). The core runs a batch's calls in the order they
+  were made, so per-peer FIFO order holds into the mailboxes, and the coroutines they wake in
+  the same turn (inside its own ``begin_read``/``end_read``). ``complete`` (a request's
+  reply) is the network's own future: completed here, at once. A message is in the process
+  (a ``deliver`` is acknowledged) once it is in a batch; its coroutine gets it when the core
+  loop runs.
 - Intake bound: with one loop, a process whose loop is blocked reads nothing, so its senders'
   links fill and they are held (`net.flow`). Here the transport thread keeps reading, so the
   hop weighs the user messages it takes in for the core (``took``: their payload bytes) and
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 from typing import TYPE_CHECKING, TypeVar
 
@@ -90,8 +93,8 @@ class TransportThread:
         if self.on_thread():
             func(*args)
             return
-        try:
-            self.loop.call_soon_threadsafe(func, *args)
+        try:  # in a context of its own, not the caller's (a coroutine's, on the core loop)
+            self.loop.call_soon_threadsafe(func, *args, context=contextvars.Context())
         except RuntimeError:  # the loop is closed: the process is ending
             raise ShutdownError("the discoro network thread has stopped") from None
 
@@ -138,12 +141,19 @@ class TransportThread:
 
 
 def _run_batch(batch: list[Call], weight: int, hop: CoreHop) -> None:
-    """(Core loop.) Run the calls of one batch in order; one that fails is logged alone."""
-    for func, args in batch:
-        try:
-            func(*args)
-        except Exception:
-            logger.exception("network call %r into the core failed", func)
+    """(Core loop.) Run the calls of one batch in order; one that fails is logged alone.
+    As for a read on one loop, the coroutines they wake run at the batch's end, in this
+    loop turn (`NetworkDoor.begin_read`)."""
+    kernel = hop.kernel
+    kernel.begin_read()
+    try:
+        for func, args in batch:
+            try:
+                func(*args)
+            except Exception:
+                logger.exception("network call %r into the core failed", func)
+    finally:
+        kernel.end_read()
     if weight:
         hop.handed += weight
         if hop.paused and hop.taken - hop.handed <= INTAKE_LOW:
@@ -165,6 +175,7 @@ class CoreHop:
         self.handed = 0  # ... and run by it (core writes)
         self._weight = 0  # ... of the batch being made
         self.paused: list[Link] = []  # links that stopped reading (intake bound)
+        self._reading = 0  # inside a link's read (`begin_read`): its end flushes the batch
 
     # -- the network's own loop ---------------------------------------------------------------
 
@@ -176,6 +187,20 @@ class CoreHop:
 
     def run_sync(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
         return self.transport.run_sync(awaitable, timeout)
+
+    def begin_read(self) -> None:
+        """A link hands up a received chunk: the batch goes to the core at its end."""
+        self._reading += 1
+
+    def end_read(self) -> None:
+        self._reading -= 1
+        if not self._reading:
+            self._flush()
+
+    @staticmethod
+    def complete(future: asyncio.Future[object], value: object) -> None:
+        """Complete ``future``, one of the network's own (a request's reply)."""
+        future.set_result(value)
 
     def add_shutdown_hook(self, hook: Callable[[], Awaitable[None]], timeout: float = 5) -> None:
         """``hook`` runs on the transport loop when the kernel shuts down."""
@@ -218,7 +243,7 @@ class CoreHop:
             return
         batch = self._batch
         batch.append((func, args))
-        if len(batch) == 1:
+        if len(batch) == 1 and not self._reading:  # outside a read: flushed next turn
             self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
@@ -242,8 +267,8 @@ class CoreHop:
             return
         size = len(message.payload or b"") + INTAKE_OVERHEAD
         self.taken += size
-        if not self._weight and not self._batch:  # the weight goes over with a batch, even
-            self.loop.call_soon(self._flush)  # an empty one (messages for nobody)
+        if not self._weight and not self._batch and not self._reading:
+            self.loop.call_soon(self._flush)  # the weight goes over with a batch, even empty
         self._weight += size
         if self.taken - self.handed > INTAKE_HIGH and not link.intake_paused:
             if not self.paused:
