@@ -125,13 +125,13 @@ class RemoteSends:
 
     async def deliver(self, coro: Coro, message: object, timeout: float | None) -> int:
         await self.started()
-        fields: dict[str, object] = {"c": coro.id}
-        payload, more = payloads.encode(message, fields)
-        if more:  # a request is one message: the buffers joined behind the pickle stream
-            payload = b"".join((payload, *more))
-        op = "control_deliver"
-        if type(message) not in flow.CONTROL_TYPES:  # else a pulse: it waits for nobody
-            op = "deliver"
+        return await self.deliver_encoded(coro, encode_delivery(coro, message), timeout)
+
+    async def deliver_encoded(self, coro: Coro, delivery: Delivery, timeout: float | None) -> int:
+        """`deliver` of a message `encode_delivery` pickled (perhaps on another thread)."""
+        await self.started()
+        op, fields, payload = delivery
+        if op == "deliver":  # else a pulse: it waits for nobody
             peer = self.peers.get(coro.home_location)
             if peer is not None and peer.link is not None and not peer.link.has_room:
                 started = self.loop.time()
@@ -145,3 +145,18 @@ class RemoteSends:
         if reply is None:
             return 0 if timeout is not None and coro.home_location in self.peers else -1
         return int(reply.fields.get("r", -1))
+
+
+#: What `encode_delivery` makes: (op, control fields, payload).
+Delivery = tuple[str, dict[str, object], bytes]
+
+
+def encode_delivery(coro: Coro, message: object) -> Delivery:
+    """Pickle ``message`` for a ``deliver`` to the remote ``coro`` (in the caller's thread,
+    so later changes to the object do not travel)."""
+    fields: dict[str, object] = {"c": coro.id}
+    payload, more = payloads.encode(message, fields)
+    if more:  # a request is one message: the buffers joined behind the pickle stream
+        payload = b"".join((payload, *more))
+    op = "control_deliver" if type(message) in flow.CONTROL_TYPES else "deliver"
+    return op, fields, bytes(payload)
