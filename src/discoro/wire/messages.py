@@ -22,7 +22,7 @@ Invariants:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from discoro.errors import ProtocolError
 
@@ -110,11 +110,21 @@ def decode_message(control: dict[str, Any], payload: bytes | bytearray | None) -
     op: Any = control.get("op")
     rid: Any = control.get("rid", 0)
     fields: Any = control.get("f", _NO_FIELDS)
-    problem = _problem(op, rid, fields, known_op=False)
-    if not problem and len(control) > 1 and not _CONTROL_KEYS.issuperset(control):
-        problem = f"unknown message keys {sorted(set(control) - _CONTROL_KEYS)}"
-    if problem:
-        raise ProtocolError(problem)
+    # The per-frame hot path: the checks of `_problem` inlined (a well-formed message passes
+    # them all); anything they refuse goes to `_refuse`, which says why.
+    if (
+        type(op) is not str
+        or not 0 < len(op) <= MAX_OP_LEN
+        or type(rid) is not int
+        or rid < 0
+        or type(fields) is not dict
+        or (len(control) > 1 and not _CONTROL_KEYS.issuperset(control))
+        or (not rid and op == "reply")
+    ):
+        _refuse(control, op, rid, fields)
+    for key in fields:
+        if type(key) is not str:
+            _refuse(control, op, rid, fields)
     if fields is _NO_FIELDS:
         fields = {}
     # Validated above: skip the frozen dataclass's slower __init__ and __post_init__.
@@ -124,6 +134,14 @@ def decode_message(control: dict[str, Any], payload: bytes | bytearray | None) -
     _set_fields(message, fields)
     _set_payload(message, payload)
     return message
+
+
+def _refuse(control: dict[str, Any], op: object, rid: object, fields: object) -> NoReturn:
+    """Raise the ProtocolError that explains why ``control`` is not a message."""
+    problem = _problem(op, rid, fields, known_op=False)
+    if not problem:
+        problem = f"unknown message keys {sorted(set(control) - _CONTROL_KEYS)}"
+    raise ProtocolError(problem)
 
 
 def trusted_message(
