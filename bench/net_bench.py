@@ -14,7 +14,8 @@ sends, as user programs do (no ``asyncio.sleep(0)``). Workloads:
 - 100-byte messages: ``n`` of them to a remote ``sink`` job, which answers with its count
   after the last. Reported: messages/s from the first send to the answer, and CPU time per
   message of each process.
-- 1 MiB messages: ``n`` sends of one 1 MiB ``bytes`` object to the sink. Reported: MB/s.
+- 1 MiB messages: ``n`` sends of one 1 MiB ``bytes`` object to the sink. Reported: MB/s, and
+  CPU time per message of each process.
 - round trip under bulk: the round trip again while another client coroutine streams 1 MiB
   messages to a second sink on the same server process (it gives the loop a turn every
   `BULK_YIELD_EVERY` sends). Reported: median and p99 of the round trip, and the stream's MB/s.
@@ -31,6 +32,7 @@ The table has the median of the rounds and the spread (min-max).
     python bench/net_bench.py --only rtt --n 200000 --rounds 1   # a long run, to profile
     DISCORO_LOOP=asyncio python bench/net_bench.py          # asyncio's loop, not uvloop
     python bench/net_bench.py --vs OTHER/src   # paired rounds: this tree, then OTHER, ...
+    python bench/net_bench.py --vs A/src --vs B/src   # three-way: this tree, A, B, ...
 
 Run it inside a private network namespace so nothing else wakes the processes, and not
 while the machine is loaded:
@@ -244,6 +246,8 @@ def child(port: int, sizes: dict[str, int]) -> None:
                 result["small_cpu_server_us"] = server_cpu / n * 1e6
             else:
                 result["bulk_mb_per_s"] = n * len(message) / MB / elapsed
+                result["bulk_cpu_client_us"] = (time.process_time() - cpu) / n * 1e6
+                result["bulk_cpu_server_us"] = server_cpu / n * 1e6
 
         # a fast sender and a slow receiver
         n = sizes["slow"]
@@ -366,6 +370,8 @@ ROWS = (  # key, label, format
     ("small_cpu_client_us", "100-byte: client CPU per message (us)", "{:.2f}"),
     ("small_cpu_server_us", "100-byte: server CPU per message (us)", "{:.2f}"),
     ("bulk_mb_per_s", "1 MiB messages (MB/s)", "{:,.0f}"),
+    ("bulk_cpu_client_us", "1 MiB: client CPU per message (us)", "{:,.0f}"),
+    ("bulk_cpu_server_us", "1 MiB: server CPU per message (us)", "{:,.0f}"),
     ("rtt_bulk_median_us", "round trip under 1 MiB stream, median (us)", "{:.0f}"),
     ("rtt_bulk_p99_us", "round trip under 1 MiB stream, p99 (us)", "{:.0f}"),
     ("rtt_bulk_stream_mb_per_s", "  the 1 MiB stream meanwhile (MB/s)", "{:,.0f}"),
@@ -396,7 +402,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 round with small n")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", action="append", choices=sorted(SIZES), help="workload")
-    parser.add_argument("--vs", type=Path, help="another source tree: paired rounds")
+    parser.add_argument(
+        "--vs", type=Path, action="append", help="another source tree: paired rounds (repeatable)"
+    )
     parser.add_argument(
         "--vs-asyncio", action="store_true", help="paired rounds: this tree on asyncio's loop"
     )
@@ -415,8 +423,8 @@ def main() -> None:
         sizes = {name: args.n if n else 0 for name, n in sizes.items()}
     rounds = 1 if args.quick else args.rounds
     variants = [(_SRC, os.environ.get("DISCORO_LOOP", ""))]
-    if args.vs is not None:
-        variants.append((args.vs.resolve(), variants[0][1]))
+    for other in args.vs or ():
+        variants.append((other.resolve(), variants[0][1]))
     if args.vs_asyncio:
         variants.append((_SRC, "asyncio"))
     results: list[list[dict[str, float]]] = [[] for _ in variants]
@@ -425,12 +433,15 @@ def main() -> None:
             runs.append(one_round(sizes, source, loop))
     for runs, (source, loop) in zip(results, variants, strict=True):
         print(table(runs, sizes, source, loop))
-    if len(variants) > 1:  # the paired ratios: this tree / the other, round by round
-        print(f"{'ratio (first / second), median of pairs':40} {'median':>12} {'spread':>24}")
+    for index in range(1, len(variants)):  # paired ratios: the first / each other, by round
+        title = "ratio (first / second), median of pairs"
+        if len(variants) > 2:
+            title = f"ratio (first / variant {index + 1}), median of pairs"
+        print(f"{title:40} {'median':>12} {'spread':>24}")
         for key, label, _ in ROWS:
             pairs = [
                 a[key] / b[key]
-                for a, b in zip(results[0], results[1], strict=True)
+                for a, b in zip(results[0], results[index], strict=True)
                 if key in a and key in b and b[key]
             ]
             if pairs:

@@ -447,10 +447,10 @@ def test_setup_with_data_files(
             client.expect(r"^SENT 0$", timeout=20)
             client.expect(rf'data_file: "{data.name}"', timeout=20)
         else:
-            for _ in range(2):
-                client.expect(rf"^  Sending {data.name} to 127\.0\.0\.1:\d+$", timeout=20)
-            for _ in range(2):
-                client.expect(rf"127\.0\.0\.1:\d+ processing {data.name}$", timeout=20)
+            # two servers: one may process its file before the other's is sent
+            sending = rf"^  Sending {data.name} to 127\.0\.0\.1:\d+$"
+            processing = rf"127\.0\.0\.1:\d+ processing {data.name}$"
+            client.expect_all(sending, sending, processing, processing, timeout=40)
         client.expect(r"^DONE ok$", timeout=40)
     sums = [line for line in client.output if f"sum for {data.name}: " in line]
     assert len(sums) == 15, client.output

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from discoro.cluster import protocol as p
+from discoro.cluster.loop_watch import LoopHeard
 from discoro.cluster.scheduler_liveness import SchedulerLiveness
 from discoro.cluster.scheduler_procs import Proc
 from discoro.cluster.scheduler_state import ProcessLost, SchedulerState, Send
@@ -49,18 +50,20 @@ def scheduler_liveness() -> tuple[SchedulerLiveness, Mailbox]:
     return SchedulerLiveness(state, me), me  # type: ignore[arg-type]
 
 
-def test_alive_notes_of_known_processes_are_pulses() -> None:
+def test_alive_notes_of_known_processes_are_pulses_that_say_how_stuck_the_loop_is() -> None:
     liveness, me = scheduler_liveness()
-    liveness.noted(note("alive"))
-    assert me.got == [p.ServerPulse(WHERE, None, 0)]
+    made = note("alive")
+    liveness.noted(made)
+    assert me.got == [LoopHeard(WHERE, None, 0, 9.0, made.time)]
     other = LivenessNote("alive", time.time(), "sid", "10.0.0.2", 1, 7)
     liveness.noted(other)  # not one of the scheduler's processes
     assert len(me.got) == 1
-    liveness.fresh_window()
-    assert me.got[-1] == p.ServerPulse(WHERE, None, 0)
+    liveness.fresh_window()  # heard, but nothing is known of its loop
+    assert me.got[-1] == LoopHeard(WHERE, None, 0, None)
     liveness.state.procs[WHERE].incarnation = 3  # a pulse of the incarnation its record holds
-    liveness.noted(note("alive"))
-    assert me.got[-1] == p.ServerPulse(WHERE, None, 0, incarnation=3)
+    made = note("alive")
+    liveness.noted(made)
+    assert me.got[-1] == LoopHeard(WHERE, None, 3, 9.0, made.time)
 
 
 def test_a_written_off_process_that_ended_itself_names_its_terminated_coroutines() -> None:

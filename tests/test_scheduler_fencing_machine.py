@@ -10,7 +10,9 @@ interleaved with losses (link lost, silence) and rejoins. After every step:
 - every job is reported at most once (a `WrittenOff` never lists a job twice, nor one
   whose end was taken);
 - nothing from a written-off incarnation is accepted: such a report changes no process
-  record and makes no report or status message (only `Fenced`, to the process).
+  record and makes no report or status message (only `Fenced`, to the process);
+- a single run never goes to a process whose event loop is stuck (heartbeat notes say so,
+  `discoro.cluster.loop_watch`): it goes elsewhere, or waits.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from discoro.cluster import protocol as p
+from discoro.cluster.loop_watch import LoopHeard
 from discoro.cluster.scheduler_state import PeerLost, ProcFound, ProcState, SchedulerState, Tick
 from test_scheduler_state import ME, ROUTER, Handle, loc, spec
 
@@ -43,6 +46,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.ended: list[int] = []  # ids that left ``jobs`` on their server's report
         self.lost: list[int] = []  # ids reported lost, in order
         self.incarnations: dict[Any, set[int]] = {where: set() for where in LOCATIONS}
+        self.sent = 0.0  # wall clock of the latest heartbeat note
 
     # -- driving ------------------------------------------------------------------------------
 
@@ -71,6 +75,7 @@ class SchedulerMachine(RuleBasedStateMachine):
                 self.incarnations[action.to.location].add(message.incarnation)
             elif isinstance(message, p.Run):
                 proc = self.state.procs[action.to.location]
+                assert not proc.stuck, (proc.location, message)  # single runs only here
                 self.runs.append((action.to.location, message.rid, proc.incarnation))
             elif isinstance(message, p.WrittenOff):
                 self.lost.extend(coro._id for coro in message.coros)
@@ -108,6 +113,20 @@ class SchedulerMachine(RuleBasedStateMachine):
     @rule()
     def run(self) -> None:
         self.handle(p.RunRequest("c1", next(self.rids), ("any",), "f", "f", b"", ROUTER))
+
+    @rule(where=WHERE)
+    def run_at(self, where: Any) -> None:
+        self.handle(p.RunRequest("c1", next(self.rids), ("proc", where), "f", "f", b"", ROUTER))
+
+    @rule(where=WHERE, data=st.data(), stuck=st.sampled_from([0.0, 1.0, 7.0]))
+    def loop_note(self, where: Any, data: st.DataObject, stuck: float) -> None:
+        self.sent += 1.0  # the sender's clock: notes come in order here
+        incarnation = self._incarnation(where, data)
+        event = LoopHeard(where, "c1", incarnation, stuck, self.sent)
+        if self._written_off(incarnation):
+            self._fenced_report(event)
+        else:
+            self.handle(event)
 
     @precondition(lambda self: self.runs)
     @rule(data=st.data(), stale=st.booleans())

@@ -109,6 +109,12 @@ def _columns(rows: list[list[str]]) -> list[str]:
             for row in rows]  # fmt: skip
 
 
+def _proc_state(proc: dict[str, object]) -> str:
+    """A process's state, and how long its event loop has been stuck in user code."""
+    stuck = proc.get("stuck")  # absent from an older scheduler's snapshot
+    return f"{proc['state']} (stuck {stuck:g} s)" if stuck else str(proc["state"])
+
+
 def format_table(snapshot: dict[str, Any]) -> str:
     """The snapshot as readable text: scheduler line, totals, nodes, processes."""
     info, totals = snapshot["scheduler"], snapshot["totals"]
@@ -136,7 +142,7 @@ def format_table(snapshot: dict[str, Any]) -> str:
     rows = [["PROCESS", "NAME", "STATE", "SUBMITTED", "RUNNING", "DONE"]]
     for proc in snapshot["procs"]:
         rows.append(
-            [proc["location"], proc["name"], proc["state"], str(proc["submitted"]),
+            [proc["location"], proc["name"], _proc_state(proc), str(proc["submitted"]),
              str(proc["running"]), str(proc["done"])]
         )  # fmt: skip
     lines += _columns(rows)

@@ -15,9 +15,12 @@ why: each is logged as a warning and kept in `Computation.last_error`.
 Waiting (later-versions D3, `discoro.cluster.slots`): ``run``/``run_async`` without a target
 wait at the scheduler for the first initialized server, ``run_result*`` for a free CPU slot;
 those waits have no deadline but end when the computation does (closed, or its scheduler
-lost). ``run_at``/``run_async_at`` never wait: an unknown or uninitialized target fails at
-once. A fan-out that no process can take yet waits up to ``timeout``; the client allows
-`REPLY_GRACE` more before it gives up on a reply that has a deadline.
+lost); so does a run without a target while every process's loop is stuck in user code.
+``run_at``/``run_async_at`` never wait for a slot: an unknown or uninitialized target fails
+at once; one whose loop is stuck (`discoro.cluster.loop_watch`) is waited for up to
+``timeout``, then fails with the reason. A fan-out that no process can take yet waits up to
+``timeout``; the client allows `REPLY_GRACE` more before it gives up on a reply that has a
+deadline.
 
 ``close(await_async=False)`` waits, without a deadline, until the scheduler has waited for
 the CPU jobs (and with ``await_async`` every job) and closed (`discoro.cluster.closing`);
@@ -264,7 +267,8 @@ class Computation(Replies, ResultRuns):
         """Run ``func(*args, **kwargs)`` at a node (address string: a process with a free
         CPU slot, else its least loaded one) or a process (`Location`). A remote `Coro`, or
         a failure tuple ``(exception class, function name, reason)``; None at once when the
-        target is unknown or not initialized."""
+        target is unknown or not initialized, and after ``timeout`` when its event loop
+        (every ready one of the node's) stays stuck in user code meanwhile."""
         return await self._run_one(target_of(where), func, args, kwargs)
 
     async def run(self, func: Any, *args: Any, **kwargs: Any) -> Any:

@@ -18,6 +18,16 @@ Rules:
   fails only if nothing is.
 - Held runs are served in the order they arrived, each as soon as it can go (a held run
   never stalls a later one that can go); closing the computation refuses them all.
+- A process whose event loop is stuck in user code (`discoro.cluster.loop_watch`) cannot
+  start a run until its job yields, so single runs avoid it: they are placed as if it were
+  not there. A run aimed at it (``proc``), or at a node whose every ready process is stuck,
+  is held until one recovers; a ``cpu``/``async`` one still held after the computation's
+  ``timeout`` is refused with the reason (the client's own wait would end soon after), a
+  ``result`` one keeps waiting as for a busy slot. A run without a target when every ready
+  process is stuck is held as when none is ready (reported once after the timeout, with the
+  reason). A recovered process is used again by the next event: held runs go at once.
+  ``each_node`` takes a node's running processes first; ``each_proc``/``node_procs`` mean
+  every process, stuck or not.
 
 `RunPlacement` is the part of the scheduler's state machine (`SchedulerState`) that handles
 `RunRequest`: it places a run now, holds it, or refuses it with the reason.
@@ -33,6 +43,7 @@ from discoro.cluster.slots import HOLD, least_loaded, place
 
 if TYPE_CHECKING:
     from discoro.cluster.scheduler_state import Computation, Proc
+    from discoro.cluster.slots import Wait
 
 FANOUT_KINDS = ("each_node", "each_proc", "node_procs")
 
@@ -57,12 +68,17 @@ def choose(
     node; ``procs``: all, by location)."""
     kind = where[0]
     if kind == "each_node":
-        return [least_loaded(group) for group in ready.values()]
+        return [least_loaded(running(group) or group) for group in ready.values()]
     if kind == "each_proc":
         return [proc for group in ready.values() for proc in group]
     if kind == "node_procs":
         return list(ready.get(str(where[1]), []))
     return []
+
+
+def running(group: list[Proc]) -> list[Proc]:
+    """The processes of ``group`` whose event loop is not stuck."""
+    return [proc for proc in group if not proc.stuck]
 
 
 def _relevant(procs: dict[object, Proc], where: tuple[object, ...]) -> list[Proc]:
@@ -98,6 +114,41 @@ def unready_reason(procs: dict[object, Proc], where: tuple[object, ...], waited:
         counts[proc.state.value] = counts.get(proc.state.value, 0) + 1
     detail = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     return f"no process is ready ({detail}) {after}"
+
+
+def stuck_targets(
+    ready: dict[str, list[Proc]], procs: dict[object, Proc], where: tuple[object, ...]
+) -> list[Proc]:
+    """The stuck processes that alone could take a single run at ``where`` (none if some
+    ready one runs, or if none is ready)."""
+    kind = where[0]
+    if kind == "proc":
+        proc = procs.get(where[1])
+        ready_ones = [proc] if proc is not None and proc.state.value == "initialized" else []
+    elif kind == "node":
+        ready_ones = ready.get(str(where[1]), [])
+    else:
+        ready_ones = [proc for group in ready.values() for proc in group]
+    if not ready_ones or running(ready_ones):
+        return []
+    return ready_ones
+
+
+def stuck_reason(stuck: list[Proc], now: float, waited: float, verdict: str) -> str:
+    """Why a run waited ``waited`` seconds for the ``stuck`` processes; ``verdict``: what
+    became of it ("did not start", "waits")."""
+    after = f"the run {verdict} (waited {waited:g} s)"
+    if len(stuck) == 1:
+        (proc,) = stuck
+        return (
+            f"server process {proc.location} is busy in user code (its event loop has been "
+            f"stuck for {proc.loop.stuck_for(now):.1f} s): {after}"
+        )
+    each = ", ".join(f"{proc.location} for {proc.loop.stuck_for(now):.1f} s" for proc in stuck)
+    return (
+        "every server process that could take it is busy in user code "
+        f"(event loops stuck: {each}): {after}"
+    )
 
 
 class RunPlacement:
@@ -146,7 +197,7 @@ class RunPlacement:
         if fanout_kind:
             targets = choose(self.ready(), self.procs, event.where)
         else:
-            placed = place(self.ready(), self.procs, event.where, kind)
+            placed = self._place_single(event.where, kind)
             if placed is HOLD:
                 return False
             if isinstance(placed, str):
@@ -176,6 +227,17 @@ class RunPlacement:
             self._send(proc.server, run)
         return True
 
+    def _place_single(self, where: tuple[object, ...], kind: str) -> Proc | Wait | str:
+        """`place`, among the ready processes whose loop runs; `HOLD` while every process
+        that could take it is stuck (see the module docstring)."""
+        ready = self.ready()
+        if stuck_targets(ready, self.procs, where):
+            return HOLD
+        usable = {addr: running(group) for addr, group in ready.items()}
+        return place(
+            {addr: group for addr, group in usable.items() if group}, self.procs, where, kind
+        )
+
     def _serve_waiting(self, now: float) -> None:
         waiting, self.waiting = self.waiting, []
         for held in waiting:
@@ -185,8 +247,28 @@ class RunPlacement:
             if self.current is None:
                 self._refuse(request, "the computation is closed")
             elif not self._dispatch(request, due and fanout, held.waited):
-                self.waiting.append(held)
-                if due and not held.reported and not self.ready():
-                    held.reported = True  # it goes on waiting: say why, once
-                    reason = unready_reason(self.procs, request.where, held.waited)
-                    self._send(request.router, p.RunWaits(request.rid, request.func_name, reason))
+                if due and not fanout:
+                    self._held_too_long(held, now)
+                else:
+                    self.waiting.append(held)
+
+    def _held_too_long(self, held: WaitingRun, now: float) -> None:
+        """A single run still held past its deadline: one at a stuck target is refused; one
+        that waits for a process to be ready or to run again is reported once, and waits."""
+        request = held.request
+        kind = getattr(request, "kind", "cpu")
+        stuck = stuck_targets(self.ready(), self.procs, request.where)
+        if stuck and request.where[0] in ("node", "proc") and kind != "result":
+            self._refuse(request, stuck_reason(stuck, now, held.waited, "did not start"))
+            return
+        self.waiting.append(held)
+        if held.reported:
+            return
+        if stuck:
+            reason = stuck_reason(stuck, now, held.waited, "waits")
+        elif not self.ready():
+            reason = unready_reason(self.procs, request.where, held.waited)
+        else:
+            return  # it waits for a free slot: nothing to report
+        held.reported = True  # it goes on waiting: say why, once
+        self._send(request.router, p.RunWaits(request.rid, request.func_name, reason))

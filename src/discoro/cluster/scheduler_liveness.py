@@ -2,9 +2,11 @@
 
 - ``alive``: a server process whose loop is busy in user code still says it lives, from a
   thread. Each note from a known process goes to the scheduler's request coroutine as a
-  `ServerPulse` without figures: the state machine treats it exactly as a pulse, so a process
-  busy for minutes is never written off while it lives (and one stopped, dead or cut off
-  still is: its notes stop).
+  `LoopHeard` event: the state machine treats it as a pulse, so a process busy for minutes is
+  never written off while it lives (and one stopped, dead or cut off still is: its notes
+  stop), and takes the note's ``stuck`` (how long the loop has not run; 0.0 once it runs
+  again) into the process's `discoro.cluster.loop_watch.LoopWatch`, so new runs go elsewhere
+  while that loop is stuck.
 - ``ending``: a server process ends itself because coroutines there were terminated while its
   loop stayed stuck (`discoro.cluster.server_liveness`). When the state machine then reports
   that process's coroutines lost (`ProcessLost`), `rewrite` makes the terminated ones a
@@ -12,7 +14,8 @@
   a reason that says what happened. Each coroutine is still reported once: this only changes
   what the one report says.
 - A late tick (the scheduler's own loop was blocked, `discoro.core.stalls`) gives every
-  process a fresh window: `fresh_window` sends each a pulse before the tick.
+  process a fresh window: `fresh_window` sends each a `LoopHeard` that says nothing of its
+  loop, before the tick.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import time
 from typing import TYPE_CHECKING
 
 from discoro.cluster import protocol as p
+from discoro.cluster.loop_watch import LoopHeard
 from discoro.cluster.scheduler_state import ProcessLost, Send
 from discoro.core.log import logger
 from discoro.errors import MonitorException
@@ -55,7 +59,7 @@ class SchedulerLiveness:
         if location not in self.state.procs:
             return
         if note.kind == "alive":
-            self.me.send(self._pulse_for(location))
+            self.me.send(self._heard(location, note.stuck, note.time))
         elif note.kind == "ending":
             if location not in self.ended:
                 logger.warning(
@@ -71,15 +75,17 @@ class SchedulerLiveness:
         """Our loop was blocked: what the processes sent meanwhile may be unread; count
         each of them as heard from now."""
         for location in list(self.state.procs):
-            self.me.send(self._pulse_for(location))
+            self.me.send(self._heard(location))
 
-    def _pulse_for(self, location: Location) -> p.ServerPulse:
+    def _heard(
+        self, location: Location, stuck: float | None = None, sent: float = 0.0
+    ) -> LoopHeard:
         """A pulse standing for the process at ``location``: of the incarnation its record
         holds (a written-off one is then told it is fenced, as for any of its reports)."""
         proc = self.state.procs[location]
         current = self.state.current
         uid = current.spec.uid if current is not None and proc.incarnation else None
-        return p.ServerPulse(location, uid, 0, incarnation=proc.incarnation)
+        return LoopHeard(location, uid, proc.incarnation, stuck, sent)
 
     def rewrite(self, actions: list[Send]) -> list[Send]:
         """The reports of coroutines lost with a process that ended itself, made to say

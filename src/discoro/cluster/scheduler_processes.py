@@ -18,6 +18,10 @@ Theory of operation (issue 10, exactly-once):
   ``ServerClosed(fenced=True)``: then it rejoins, set up again as a new incarnation. An
   idle pulse (nothing installed) from a written-off process, or the process found again
   after its link came back, rejoins it the same way.
+- Its event loop (`discoro.cluster.loop_watch`): a heartbeat note (`LoopHeard`) counts as a
+  pulse and says how long the loop has not run; a report only a running loop sends (a
+  pulse, `SetupDone`, `JobStarted`, `JobFailed`, `JobDone`) or a note with ``stuck`` 0.0
+  says it runs again. Each change is logged once.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from discoro.cluster import protocol as p
 from discoro.cluster.constants import MISSED_PULSES
+from discoro.cluster.loop_watch import Change, LoopEvent, LoopHeard, LoopState
 from discoro.cluster.scheduler_procs import (
     JobEvent,
     NodeLoad,
@@ -41,6 +46,9 @@ from discoro.cluster.status import Status
 from discoro.core.log import logger
 from discoro.net.handlers import exit_notice
 
+#: a process's loop getting stuck and running again is logged at INFO at most this often
+LOOP_LOG_QUIET = 60.0
+
 if TYPE_CHECKING:
     from typing import TypeAlias
 
@@ -49,7 +57,13 @@ if TYPE_CHECKING:
     from discoro.errors import MonitorException
 
     Report: TypeAlias = (
-        p.SetupDone | p.JobStarted | p.JobFailed | p.JobDone | p.ServerPulse | p.ServerClosed
+        p.SetupDone
+        | p.JobStarted
+        | p.JobFailed
+        | p.JobDone
+        | p.ServerPulse
+        | p.ServerClosed
+        | LoopHeard
     )
 
 
@@ -165,6 +179,7 @@ class ProcessEvents:
         proc = self._reporter(event)
         if proc is None or proc.state is not ProcState.INITIALIZING:
             return
+        self._loop_ran(proc)
         if self._uid_ok(event.uid) and event.error.startswith(BUSY):
             # still closing an earlier computation (its client just ended): a later tick
             # tries again, without a status
@@ -264,13 +279,62 @@ class ProcessEvents:
             proc.updated = self.wall
             self.node_load[proc.addr] = NodeLoad(proc.load_figures, proc.updated)
             self._node_pulse(proc)
+        proc = self._pulsed(proc, event)
+        if proc is not None:
+            self._loop_ran(proc)  # its pulser runs on its loop
+
+    def on_LoopHeard(self, event: LoopHeard) -> None:
+        """A heartbeat note (or a fresh window): a pulse that says how its loop fares."""
+        proc = self.procs.get(event.location)
+        if proc is None:
+            return
+        proc = self._pulsed(proc, event)
+        if proc is not None and event.stuck is not None:
+            change = proc.loop.noted(event.stuck, event.sent, self.now)
+            if change is not None:
+                self._loop_changed(proc, change)
+
+    def _pulsed(self, proc: Proc, event: p.ServerPulse | LoopHeard) -> Proc | None:
+        """``proc`` was heard from (``event``); the record if the report is accepted."""
         if event.uid is None:  # idle: nothing installed
             if proc.state is ProcState.DISCONNECTED:
                 self._rejoin(proc)
-            return
-        proc = self._reporter(event)
-        if proc is not None:
-            proc.last_heard = self.now
+            return None
+        reporter = self._reporter(event)
+        if reporter is not None:
+            reporter.last_heard = self.now
+        return reporter
+
+    def _loop_ran(self, proc: Proc) -> None:
+        """``proc`` sent what only its running event loop sends."""
+        change = proc.loop.heard(LoopEvent.LOOP_RAN, self.now)
+        if change is not None:
+            self._loop_changed(proc, change)
+
+    def _loop_changed(self, proc: Proc, change: Change) -> None:
+        """Say once per change that a process's loop got stuck or runs again (placement
+        avoids it meanwhile: `discoro.cluster.placement`). A loop that gets stuck again and
+        again (a job that blocks for a second between yields) is logged at INFO once per
+        `LOOP_LOG_QUIET` seconds, each episode's start and end alike; the rest at DEBUG."""
+        loop = proc.loop
+        if change.state is LoopState.STUCK:
+            loop.loud = self.now - loop.loud_at >= LOOP_LOG_QUIET
+            if loop.loud:
+                loop.loud_at = self.now
+        log = logger.info if loop.loud else logger.debug
+        if change.state is LoopState.STUCK:
+            log(
+                "process %s is busy in user code (its event loop has not run for %.1f s): "
+                "new runs go to other processes while it is",
+                proc.location,
+                change.stuck_for,
+            )
+        else:
+            log(
+                "process %s runs again (its event loop was stuck for %.1f s)",
+                proc.location,
+                change.stuck_for,
+            )
 
     def on_ServerClosed(self, event: p.ServerClosed) -> None:
         proc = self.procs.get(event.location)
@@ -318,15 +382,19 @@ class ProcessEvents:
         proc.run_started(event.rid, event.coro._id, info)
         proc.submitted += 1
         proc.last_heard = proc.last_started = self.now
+        self._loop_ran(proc)
 
     def on_JobFailed(self, event: p.JobFailed) -> None:
         proc = self._reporter(event)
         if proc is not None:
             proc.run_failed(event.rid)
+            self._loop_ran(proc)
 
     def on_JobDone(self, event: p.JobDone) -> None:
         proc = self._reporter(event)
         known = False
+        if proc is not None:
+            self._loop_ran(proc)
         if proc is not None and proc.job_done(event.coro_id):
             proc.done += 1
             known = True

@@ -33,6 +33,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from discoro.cluster.loop_watch import LoopWatch
+
 
 class ProcState(enum.Enum):
     DISCOVERED = "discovered"
@@ -185,6 +187,12 @@ class Proc:
     updated: float | None = None  # wall clock of the latest pulse
     busy: bool = False  # refused the current computation while closing an earlier one
     announced: str | None = None  # the computation its ProcDiscovered was sent for
+    loop: LoopWatch = field(default_factory=LoopWatch)  # its event loop runs, or is stuck
+
+    @property
+    def stuck(self) -> bool:
+        """Whether its event loop is stuck in user code (`discoro.cluster.loop_watch`)."""
+        return self.loop.stuck
 
     @property
     def addr(self) -> str:

@@ -9,13 +9,15 @@ network, and by a Hypothesis state machine (tests/test_scheduler_fencing_machine
 
 The parts: a process's record and lifecycle table (`discoro.cluster.scheduler_procs`),
 what processes report and how a lost one is fenced (`discoro.cluster.scheduler_processes`),
+whether a process's event loop runs or is stuck in user code (`discoro.cluster.loop_watch`),
 where runs go (`discoro.cluster.placement`); computations are here.
 
 Invariants:
 - One computation is current at a time; it reserves every process. The next in the queue
   becomes current only when the current one closes (or its client is lost).
 - A process is set up for the current computation once per incarnation; only INITIALIZED
-  processes are eligible for runs. Load = runs dispatched but not ended; a CPU job
+  processes are eligible for runs, and single runs skip those whose loop is stuck while
+  another can take them. Load = runs dispatched but not ended; a CPU job
   (``run``, ``run_at``, ``run_result*``) holds its process's one CPU slot until it ends
   (`discoro.cluster.slots`).
 - Each process and each node is announced (``ServerDiscovered``; ``NodeDiscovered`` for the

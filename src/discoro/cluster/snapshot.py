@@ -10,7 +10,7 @@ float, None, lists and dicts only; no coroutine handles), so it can be sent as a
      "nodes": [{"addr", "name", "procs", "state", "cpu", "memory", "disk", "swap",
                 "submitted", "done", "running", "updated"}],
      "procs": [{"location", "node", "name", "state", "submitted", "done", "running",
-                "updated", "coros": [{"coro", "name", "args", "start_time"}]}]}
+                "updated", "stuck", "coros": [{"coro", "name", "args", "start_time"}]}]}
 
 ``computation`` is the current computation's id and ``computation_name`` what to show for
 it (its client's name and when the client submitted it: ``started``, wall clock). A
@@ -21,7 +21,9 @@ node's is the most active of its processes'.
 Nodes are sorted by address, processes by location. Totals count nodes and processes that
 are not disconnected, and the coroutines of every process the scheduler knows. Figures are
 percentages, None until a process of that node has pulsed with them (pulses flow while a
-computation is installed); ``updated`` is the wall-clock time of the latest pulse.
+computation is installed); ``updated`` is the wall-clock time of the latest pulse. A
+process's ``stuck`` is how many seconds its event loop has been stuck in user code (new runs
+go elsewhere meanwhile: `discoro.cluster.loop_watch`), None while it runs.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def proc_entry(proc: Proc, computing: bool = False) -> dict[str, Any]:
+def proc_entry(proc: Proc, computing: bool = False, now: float = 0.0) -> dict[str, Any]:
+    """A process's entry; ``now``: the scheduler's monotonic clock (for ``stuck``)."""
     coros = [
         {
             "coro": str(job.coro),
@@ -76,6 +79,7 @@ def proc_entry(proc: Proc, computing: bool = False) -> dict[str, Any]:
         "done": proc.done,
         "running": len(proc.jobs),
         "updated": proc.updated,
+        "stuck": round(proc.loop.stuck_for(now), 1) if proc.stuck else None,
         "coros": coros,
     }
 
@@ -107,7 +111,10 @@ def snapshot(state: SchedulerState, scheduler: dict[str, Any]) -> dict[str, Any]
     client = getattr(router, "location", None)
     nodes = [node_entry(state, addr, procs) for addr, procs in sorted(state.nodes().items())]
     computing = current is not None
-    procs = [proc_entry(proc, computing) for proc in sorted(state.procs.values(), key=_proc_key)]
+    now = state.clock()
+    procs = [
+        proc_entry(proc, computing, now) for proc in sorted(state.procs.values(), key=_proc_key)
+    ]
     spec = current.spec if current is not None else None
     client_name = str(getattr(spec, "client_name", "") or "")
     started = float(getattr(spec, "created", 0.0) or 0.0) or None

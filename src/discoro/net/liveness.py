@@ -14,8 +14,12 @@ is not written off while it lives, discoro keeps liveness beside the loop:
   starts a `HeartbeatThread`: while its loop has not run for half a ``ping_interval``, it
   sends, once a ``ping_interval``, an ``alive`` note to every peer it had a link to when its
   loop last ran, saying how long ago that was (``stuck``). While the loop runs, the thread
-  is quiet: TCP pings and pulses say the process lives. A stopped (SIGSTOP) process stops its
-  thread too, and a partition stops the datagrams: both are still noticed, as they should be.
+  is quiet: TCP pings and pulses say the process lives. When the loop runs again after the
+  thread said it was stuck, an ``alive`` note with ``stuck`` 0.0 says so at once, and again
+  at the next beat in case one is lost (the scheduler places runs there again:
+  `discoro.cluster.loop_watch`). A stopped (SIGSTOP)
+  process stops its thread too, and a partition stops the datagrams: both are still noticed,
+  as they should be.
 - Runaway jobs: `Network.terminate` of a coroutine at a peer that reported a command port also
   sends ``terminate`` notes there (a few, for loss). The thread remembers when the first one
   came; if the loop has not run at all `grace` seconds later (the TCP terminate cannot have
@@ -29,7 +33,8 @@ Invariants: nothing received is unpickled; forged, stale (outside the replay win
 replayed (a copy within it) datagrams are dropped, each kind logged once per sender. The
 thread shares with the loop only floats and a tuple it reads whole (``loop_ran``,
 ``targets``, written by the loop's beat). Sends are bounded: one note per peer per interval
-(only while the loop is stuck), four per terminate, three per ending.
+(only while the loop is stuck) and two when it runs again, four per terminate, three per
+ending.
 """
 
 from __future__ import annotations
@@ -262,6 +267,8 @@ class HeartbeatThread(threading.Thread):
         self.cmd_port = int(self.sock.getsockname()[1]) if on_wedged is not None else 0
         self.pending: dict[int, float] = {}  # coroutine id -> when its terminate note came
         self.guard = ReplayGuard()  # its own: the loop's is not shared across threads
+        self.said_stuck = False  # alive notes went out since the loop last ran
+        self.say_running = False  # the loop runs again: say so at the next beat too
         self._stopping = threading.Event()
 
     def stop(self) -> None:
@@ -272,10 +279,18 @@ class HeartbeatThread(threading.Thread):
         try:
             while not self._stopping.is_set():
                 now = time.monotonic()
+                stuck = now - self.liveness.loop_ran >= STUCK_AFTER * self.interval
                 if now >= next_beat:
-                    if now - self.liveness.loop_ran >= STUCK_AFTER * self.interval:
+                    if stuck:
                         self._send_all(self._note("alive", now))
+                        self.said_stuck, self.say_running = True, False
+                    elif self.say_running:  # once more, in case the first was lost
+                        self.say_running = False
+                        self._send_all(self._note("alive", now, running=True))
                     next_beat = now + self.interval
+                if self.said_stuck and not stuck:
+                    self.said_stuck, self.say_running = False, True
+                    self._send_all(self._note("alive", now, running=True))  # at once
                 readable, _, _ = select.select([self.sock], [], [], min(next_beat - now, 0.25))
                 if readable:
                     self._receive()
@@ -283,8 +298,10 @@ class HeartbeatThread(threading.Thread):
         finally:
             self.sock.close()
 
-    def _note(self, kind: str, now: float, coros: tuple[int, ...] = ()) -> LivenessNote:
-        stuck = max(0.0, now - self.liveness.loop_ran)
+    def _note(
+        self, kind: str, now: float, coros: tuple[int, ...] = (), running: bool = False
+    ) -> LivenessNote:
+        stuck = 0.0 if running else max(0.0, now - self.liveness.loop_ran)
         return LivenessNote(
             kind,
             time.time(),

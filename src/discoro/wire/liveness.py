@@ -12,8 +12,9 @@ Datagram layout: ``b"DLIV"`` + one msgpack map (never pickle) + a 32-byte MAC, a
 
 Kinds (``addr``/``port``/``sid``/``pid`` always name the process the datagram is *about*):
 
-- ``alive``: sent by that process: it lives; its loop last ran ``stuck`` seconds ago; its
-  liveness thread takes commands on UDP ``cmd_port`` (0: none).
+- ``alive``: sent by that process: it lives; its loop last ran ``stuck`` seconds ago (0.0:
+  its loop runs again, after notes that said it was stuck); its liveness thread takes
+  commands on UDP ``cmd_port`` (0: none).
 - ``terminate``: sent *to* that process's ``cmd_port``: the sender asked (over TCP) to
   terminate coroutines ``coros`` there; if the loop stays stuck, the process may end itself.
 - ``ending``: sent by that process just before it ends itself: it ended because coroutines

@@ -33,6 +33,12 @@ function when(epoch) {
   return epoch ? new Date(epoch * 1000).toLocaleTimeString() : "";
 }
 
+// a process's state, and how long its event loop has been stuck in user code
+function procState(proc) {
+  const state = proc.state || "";
+  return proc.stuck ? `${state} (stuck ${proc.stuck} s)` : state;
+}
+
 function percent(value) {
   return typeof value === "number" ? value.toFixed(1) : "";
 }
@@ -169,7 +175,7 @@ const pages = {
         const href = "/process?location=" + encodeURIComponent(proc.location);
         tr.appendChild(el("td")).appendChild(el("a", proc.location, { href }));
         tr.appendChild(cell(proc.name));
-        tr.appendChild(cell(proc.state));
+        tr.appendChild(cell(procState(proc)));
         tr.appendChild(cell(proc.submitted, true));
         tr.appendChild(cell(proc.done, true));
         tr.appendChild(cell(proc.running, true));
@@ -187,7 +193,7 @@ const pages = {
       const page = pages.process;
       document.getElementById("title").textContent = "process " + (params.get("location") || "");
       document.getElementById("summary").textContent =
-        `${data.name || ""} on node ${data.node || ""}: ${data.state || ""}; submitted ` +
+        `${data.name || ""} on node ${data.node || ""}: ${procState(data)}; submitted ` +
         `${data.submitted ?? 0}, done ${data.done ?? 0}, running ${data.running ?? 0}`;
       const coros = data.coros || [];
       const present = new Set(coros.map((c) => c.coro));
