@@ -258,6 +258,29 @@ class Connection:
                     return writer.queue_bulk(key, self._encoder.encode_into, control, payload, more)
         return writer.queue_frame(lane, self._encoder.encode_into, control, payload, more)
 
+    def queue_packed(
+        self,
+        body: bytes,
+        payload: bytes | bytearray,
+        order_key: object,
+        more: tuple[bytes | memoryview, ...] = (),
+    ) -> int:
+        """`queue` on the data lane for a message whose control map is already packed into
+        ``body`` (`safepack.pack`) and whose `ORDER_KEY` field is ``order_key``: a sender that
+        sends the same control again and again builds no message and packs nothing."""
+        writer = self._writer
+        if writer is None or self.state is not ConnectionState.AUTHENTICATED:
+            raise LocalProtocolError(f"cannot send while {self.state.value}")
+        encode = self._encoder.encode_packed_into
+        size = len(payload)
+        if more:
+            size += sum(len(part) for part in more)
+        if (size >= BULK_MIN or writer.pending[LANE_BULK]) and writer.route(
+            order_key, size
+        ) == LANE_BULK:
+            return writer.queue_bulk(order_key, encode, body, payload, more)
+        return writer.queue_frame(LANE_DATA, encode, body, payload, more)
+
     def unsent(self, lane: int = LANE_DATA) -> int:
         """Frames queued on ``lane`` and not wholly sealed yet (what a torn-down stream
         drops); for `LANE_DATA`, the bulk lane's frames count too (user data both)."""

@@ -126,7 +126,17 @@ class FrameEncoder:
 
         ``more``: buffers that follow ``payload`` in the frame's payload, each its own part
         (never joined: out-of-band pickle buffers); only with a non-empty ``payload``."""
-        body = self._pack(control)
+        return self.encode_packed_into(out, self._pack(control), payload, more)
+
+    def encode_packed_into(
+        self,
+        out: list[bytes | bytearray | memoryview],
+        body: bytes,
+        payload: bytes | bytearray | None = None,
+        more: tuple[bytes | memoryview, ...] = (),
+    ) -> int:
+        """`encode_into` for a control map already packed into ``body`` (a sender that sends
+        the same control again and again packs it once: `safepack.pack`)."""
         control_len = len(body)
         if payload:
             payload_len = len(payload)
