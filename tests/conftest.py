@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import TYPE_CHECKING
 
 import pytest
@@ -10,6 +11,12 @@ from discoro import AsynCoro
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+# A shell ignores SIGINT in a command it starts in the background (``cmd &``), and child
+# processes inherit an ignored signal: the tests that interrupt a client with SIGINT would
+# then test nothing. A handler (not an ignore) is reset to the default in every child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -38,7 +38,7 @@ class Child:
         self.proc = proc
         self.location = location
 
-    def expect(self, pattern: str, timeout: float = 10.0) -> Any:
+    def expect(self, pattern: str, timeout: float = 30.0) -> Any:
         return self.proc.expect(pattern, timeout)
 
 
@@ -77,7 +77,7 @@ def start_peer(kernel: AsynCoro, program: str, dial: bool = True) -> Iterator[Ch
     source = PRELUDE + textwrap.dedent(program) + ANNOUNCE
     proc = PeerProcess(source)
     try:
-        match = proc.expect(r"^LOCATION (\S+) (\d+)$", timeout=15)
+        match = proc.expect(r"^LOCATION (\S+) (\d+)$", timeout=60)  # slow start under load
         child = Child(proc, Location(match[1], int(match[2])))
         if dial:
             connect(kernel, child.location)

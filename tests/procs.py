@@ -72,8 +72,10 @@ class PeerProcess:
             self.output.append(line)
             self.lines.put(line)
 
-    def expect(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
-        """Wait for an output line matching ``pattern`` (regex search); its match."""
+    def expect(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+        """Wait for an output line matching ``pattern`` (regex search); its match. The
+        default deadline is generous: on a loaded machine, under coverage, a line may take
+        many seconds, and only a test that fails waits it out."""
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -90,7 +92,7 @@ class PeerProcess:
             if match:
                 return match
 
-    def expect_all(self, *patterns: str, timeout: float = 10.0) -> list[re.Match[str]]:
+    def expect_all(self, *patterns: str, timeout: float = 30.0) -> list[re.Match[str]]:
         """Wait until each pattern has matched an output line, in any order; the matches in
         the order of ``patterns``."""
         deadline = time.monotonic() + timeout
@@ -119,7 +121,7 @@ class PeerProcess:
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
 
-    def wait(self, timeout: float = 10.0) -> int:
+    def wait(self, timeout: float = 30.0) -> int:
         return self.proc.wait(timeout)
 
     def stop(self) -> None:

@@ -19,7 +19,9 @@ from procs import SRC, PeerProcess, free_port
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-pytestmark = pytest.mark.timeout(40)
+# generous deadlines: each ``discoro status`` is a new Python process, slow to start under
+# load and coverage, and the figures come with the node's pulses
+pytestmark = pytest.mark.timeout(120)
 
 SCHEDULER = "import sys\nfrom discoro.cli.scheduler import main\nsys.exit(main(sys.argv[1:]))\n"
 
@@ -46,7 +48,7 @@ def status(coro=None):
 def client(coro=None):
     computation = discoro.Computation([waiter], status_coro=discoro.Coro(status))
     print("SCHEDULED", (yield computation.schedule(discoro.Location(host, port))), flush=True)
-    for _ in range(200):
+    for _ in range(600):  # up to a minute for both processes to be set up
         procs = yield computation.procs()
         if len(procs) >= 2:
             break
@@ -73,7 +75,7 @@ def cluster(cluster_secret: str, udp_port: int) -> Iterator[LocalCluster]:
         yield running
 
 
-def status_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+def status_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", SCHEDULER, "status", *args],
         capture_output=True,
@@ -83,7 +85,7 @@ def status_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[s
     )
 
 
-def poll(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+def poll(check: Callable[[], Any], timeout: float = 60.0) -> Any:
     """Call ``check`` until it returns something true (then that), at most ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
@@ -100,11 +102,11 @@ def test_discoro_status_shows_node_procs_and_coroutines(
 ) -> None:
     net = ("-i", "127.0.0.1", "-u", str(udp_port))
     with PeerProcess(SCHEDULER, "scheduler", *net, "--zombie_period", "0") as scheduler:
-        match = scheduler.expect(r"^discoro: scheduler ready at (127\.0\.0\.1):(\d+)$", 20)
+        match = scheduler.expect(r"^discoro: scheduler ready at (127\.0\.0\.1):(\d+)$", 60)
         where = f"{match[1]}:{match[2]}"
         with PeerProcess(CLIENT, "127.0.0.1", str(udp_port), match[1], match[2]) as client:
-            client.expect(r"^SCHEDULED 0$", 20)
-            jobs = {client.expect(r"^JOB (\S+)$", 20)[1], client.expect(r"^JOB (\S+)$")[1]}
+            client.expect(r"^SCHEDULED 0$", 60)
+            jobs = {client.expect(r"^JOB (\S+)$", 60)[1], client.expect(r"^JOB (\S+)$", 30)[1]}
 
             def ready() -> dict[str, Any] | None:
                 result = status_cli("--scheduler", where, *net, "--json")
@@ -115,7 +117,7 @@ def test_discoro_status_shows_node_procs_and_coroutines(
                 )
                 return snapshot if done else None
 
-            snapshot = poll(ready, 25)
+            snapshot = poll(ready)
             assert snapshot["scheduler"]["location"] == where
             assert snapshot["scheduler"]["computation"] is not None
             assert snapshot["totals"] == {
@@ -143,7 +145,7 @@ def test_discoro_status_shows_node_procs_and_coroutines(
 
             client.write("stop")
             client.proc.stdin.close()  # type: ignore[union-attr]
-            client.expect(r"^CLOSED 0$", 20)
+            client.expect(r"^CLOSED 0$", 60)
 
 
 def test_discoro_status_shows_figures_of_an_idle_cluster(
@@ -151,7 +153,7 @@ def test_discoro_status_shows_figures_of_an_idle_cluster(
 ) -> None:
     net = ("-i", "127.0.0.1", "-u", str(udp_port))
     with PeerProcess(SCHEDULER, "scheduler", *net, "--zombie_period", "0") as scheduler:
-        match = scheduler.expect(r"^discoro: scheduler ready at (127\.0\.0\.1):(\d+)$", 20)
+        match = scheduler.expect(r"^discoro: scheduler ready at (127\.0\.0\.1):(\d+)$", 60)
         where = f"{match[1]}:{match[2]}"
 
         def figures() -> dict[str, Any] | None:
@@ -162,7 +164,7 @@ def test_discoro_status_shows_figures_of_an_idle_cluster(
             done = nodes and all(node["cpu"] is not None for node in nodes)
             return snapshot if done else None
 
-        snapshot = poll(figures, 10)  # idle pulses: every 2 s once the processes are found
+        snapshot = poll(figures)  # idle pulses: every 2 s once the processes are found
         assert snapshot["scheduler"]["computation"] is None
         (node,) = snapshot["nodes"]
         assert node["addr"] == "127.0.0.1" and node["name"] == "local"
@@ -177,7 +179,7 @@ def test_discoro_status_finds_the_scheduler_by_discovery(
     """Without ``--scheduler`` (issue 11: it crashed for want of the network layer)."""
     net = ("-i", "127.0.0.1", "-u", str(udp_port))
     with PeerProcess(SCHEDULER, "scheduler", *net, "--zombie_period", "0") as scheduler:
-        match = scheduler.expect(r"^discoro: scheduler ready at (127\.0\.0\.1):(\d+)$", 20)
+        match = scheduler.expect(r"^discoro: scheduler ready at (127\.0\.0\.1):(\d+)$", 60)
         where = f"{match[1]}:{match[2]}"
 
         def found() -> dict[str, Any] | None:
@@ -187,7 +189,7 @@ def test_discoro_status_finds_the_scheduler_by_discovery(
             snapshot: dict[str, Any] = json.loads(result.stdout)
             return snapshot if snapshot["totals"]["procs"] == 2 else None
 
-        snapshot = poll(found, 15)
+        snapshot = poll(found)
         assert snapshot["scheduler"]["location"] == where
         table = status_cli(*net)
         assert table.returncode == 0, table.stderr

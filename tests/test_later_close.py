@@ -92,6 +92,28 @@ def client(coro=None):
 """
 )
 
+ENDS_BEFORE_RETURN = (
+    JOBS
+    + """
+def client(coro=None):
+    comp = Computation([sleeper], status_coro=coro)  # this coroutine's own mailbox
+    out("SCHEDULE", (yield comp.schedule()))
+    long = yield comp.run_async(sleeper, 60)  # the close terminates it
+    short = yield comp.run_async(sleeper, 0)  # ends by itself, around the close
+    out("ASYNC", type(long).__name__, type(short).__name__)
+    yield comp.close()
+    ends = set()
+    while True:  # only what is already here: no wait
+        msg = yield coro.receive(timeout=0)
+        if msg is None:
+            break
+        if isinstance(msg, MonitorException):
+            ends.add(str(msg.args[0]))
+    out("ENDS", sorted(ends) == sorted([str(long), str(short)]), sorted(ends))
+    return "ok"
+"""
+)
+
 NO_SERVER = """
 def nap(coro=None):
     yield coro.sleep(1)
@@ -139,6 +161,20 @@ def test_close_waits_for_cpu_jobs_terminates_async_ones_and_reports_before_retur
         assert client.wait(30) == 0
     text = "\n".join(client.output)
     assert text.count("STATUS ProcDiscovered") == 2 and "STATUS NodeDiscovered 127.0.0.1" in text
+
+
+def test_every_jobs_end_is_delivered_before_close_returns(
+    cluster: LocalCluster, udp_port: int
+) -> None:
+    # the servers report the ends (also of jobs the close terminates) on their own links,
+    # not the scheduler's: close() waits until the status coroutine's mailbox has them all
+    with run_client(ENDS_BEFORE_RETURN, udp_port) as client:
+        client.expect(r"^SCHEDULE 0$", timeout=30)
+        client.expect(r"^ASYNC Coro Coro$", timeout=30)
+        ends = client.expect(r"^ENDS (\S+) .*$", timeout=30)
+        assert ends[1] == "True", client.output
+        client.expect(r"^DONE ok$", timeout=30)
+        assert client.wait(30) == 0
 
 
 def test_close_with_await_async_waits_for_async_jobs(cluster: LocalCluster, udp_port: int) -> None:

@@ -25,6 +25,7 @@ from discoro.cluster.status import status_name
 PORT = int(sys.argv[1])
 NPROCS = int(sys.argv[2])
 LISTENERS = []  # coroutines that also get every status message
+STATUS_COROS = []  # every status_proc, flushed before the program says DONE
 
 
 def out(*args):
@@ -33,8 +34,12 @@ def out(*args):
 
 def status_proc(coro=None):
     coro.set_daemon()
+    STATUS_COROS.append(coro)
     while True:
         msg = yield coro.receive()
+        if isinstance(msg, tuple) and msg[:1] == ("flush",):
+            msg[1].send("flushed")  # everything that came before has been printed
+            continue
         if isinstance(msg, MonitorException):
             kind, value = msg.args[1]
             tb = getattr(msg, "remote_traceback", None)
@@ -65,12 +70,22 @@ def start(components, coro, nprocs=None, **options):
     return comp
 
 
+def flush_status(coro=None):
+    """Wait until each status coroutine has printed what its mailbox holds (a daemon:
+    the kernel's end would drop it)."""
+    for status in list(STATUS_COROS):
+        status.send(("flush", coro))
+        yield coro.receive(timeout=10)
+
+
 def main(client, private=True):
     if private:
         Scheduler(node="127.0.0.1", udp_port=PORT)
     else:
         discoro.AsynCoro(node="127.0.0.1", udp_port=PORT)
-    out("DONE", Coro(client).value(60))
+    value = Coro(client).value(60)
+    Coro(flush_status).value(30)
+    out("DONE", value)
     discoro.AsynCoro.instance().finish()
 '''
 

@@ -24,8 +24,11 @@ deadline.
 
 ``close(await_async=False)`` waits, without a deadline, until the scheduler has waited for
 the CPU jobs (and with ``await_async`` every job) and closed (`discoro.cluster.closing`);
-what it waits for is logged every `MsgTimeout`. At interpreter exit it waits the same way
-but forces the close (terminating the jobs) after 5 pulse intervals.
+what it waits for is logged every `MsgTimeout`. Then, up to ``timeout``, until the servers'
+reports of every job's end (they travel on the servers' links, not the scheduler's) are in
+a local status coroutine's mailbox, so none comes after ``close()`` returned. At interpreter
+exit it waits the same way but forces the close (terminating the jobs) after 5 pulse
+intervals.
 
 Signature (later-versions D2): the seed's positional order, then the later versions'
 parameters as keywords only. A number or a list in the ``status_coro`` position is a later
@@ -180,6 +183,7 @@ class Computation(Replies, ResultRuns):
         self._lost_reason: str | None = None
         self._ledger: JobLedger[Coro] | None = None
         self._close_reports = 0
+        self._ends_waiter: asyncio.Future[object] | None = None
         interrupt.arm()  # Ctrl-C closes this computation (when made on the main thread)
 
     @property
@@ -345,10 +349,14 @@ class Computation(Replies, ResultRuns):
         """Close the computation, so the scheduler can run the next one: after its CPU jobs
         (``run``, ``run_at``, ``run_result*``) have ended, and with ``await_async`` its
         other jobs too (else those are terminated). Returns once the scheduler has closed
-        it and sent the status coroutine the close-time statuses."""
+        it and sent the status coroutine the close-time statuses, and (a local status
+        coroutine) every job's end is in its mailbox, or ``timeout`` passed waiting for
+        them."""
         if self._state in ("new", "closed") or self.scheduler is None:
             return 0
         answer = await self._request_close(await_async, force=False, timeout=math.inf)
+        if answer is not None:
+            await self._await_job_ends(self.timeout)
         # the values of the run_result* jobs the close waited for come straight from their
         # servers, not through the scheduler: let them arrive before every wait ends
         arriving = [future for future in self._values.values() if not future.done()]

@@ -19,6 +19,9 @@ scheduler fences that process incarnation in this process's network and reports 
 its jobs whose end has not reached the status coroutine as lost (`ProcessLost`), once; the
 network's exit hook counts the ends that did reach it (a server's own report, or one the
 scheduler in this process passed on from a `JobDone`).
+The servers report the ends on their own links, not the scheduler's, so the scheduler's
+answer to a close may come first: `_await_job_ends` lets ``close()`` wait (bounded) until
+the ledger has no open job, i.e. every job's end is in the status coroutine's mailbox.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class Replies:
     _ledger: JobLedger[Coro] | None  # only with a local status coroutine (it sees the ends)
     _setup_options: SetupOptions
     _close_reports: int  # `CloseWaiting` reports received
+    _ends_waiter: asyncio.Future[object] | None  # resolved when the ledger has no open job
 
     def _end(self) -> None:
         raise NotImplementedError
@@ -211,6 +215,31 @@ class Replies:
         the status coroutine)."""
         if self._ledger is not None and monitor == self.status_coro:
             self._ledger.ended(location, coro_id)
+            self._ends_check()
+
+    async def _await_job_ends(self, timeout: float) -> None:
+        """Wait up to ``timeout`` until every job's end has reached the (local) status
+        coroutine; log the jobs whose end did not come."""
+        ledger = self._ledger
+        if ledger is None or not ledger.open:
+            return
+        waiter: asyncio.Future[object] = AsynCoro.instance().loop.create_future()
+        self._ends_waiter = waiter
+        timer = AsynCoro.instance().loop.call_later(timeout, _give_up, waiter)
+        try:
+            await wait_own(waiter)
+        finally:
+            timer.cancel()
+            self._ends_waiter = None
+        if ledger.open:
+            jobs = [str(coro) for coro, _ in ledger.open.values()]
+            logger.warning("close: no end heard within %g s from job(s) %s", timeout, jobs)
+
+    def _ends_check(self) -> None:
+        """Resolve a waiting `_await_job_ends` once no job is open."""
+        waiter, ledger = self._ends_waiter, self._ledger
+        if waiter is not None and not waiter.done() and ledger is not None and not ledger.open:
+            waiter.set_result(None)
 
     def _job_created(self, result: p.RunResult) -> None:
         ledger, location = self._ledger, getattr(result, "location", None)
@@ -226,6 +255,7 @@ class Replies:
             lost = self._ledger.written_off(
                 message.location, message.incarnation, message.reason, message.coros
             )
+            self._ends_check()
         else:
             lost = list(message.coros)
         error = ProcessLost(message.reason)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -133,6 +134,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
         self.coro = MessageHandler(self._handle, name="discoro_scheduler")
         self.state.me = self.coro
         self.liveness = SchedulerLiveness(self.state, self.coro)
+        self._registered = threading.Event()  # `_serve` has tried to register the name
         Coro(self._serve, self.coro)
         self.web: Any = None
         if http_port is not None:
@@ -140,13 +142,20 @@ class Scheduler(Status, metaclass=MetaSingleton):
             if starter is None:
                 raise RuntimeError("the status page needs discoro.web: import discoro")
             self.web = starter(self, http_port, http_addr, network.secret)
+        # made off the loop thread (``discoro scheduler``'s main thread), the scheduler is
+        # ready once its name is registered, a few loop turns from now: a peer may ask for it
+        # as soon as it is told the scheduler is ready
+        if not kernel.on_loop_thread() and not self._registered.wait(MsgTimeout):
+            logger.warning("%s: not registered within %g s", SCHEDULER_NAME, MsgTimeout)
 
     # -- the request coroutine --------------------------------------------------------------
 
     async def _serve(self, me: Coro, coro: Any = None) -> None:
         """Start the request coroutine ``me``: register it, follow peers, tick, re-probe."""
         coro.set_daemon()
-        if me.register(SCHEDULER_NAME) != 0:
+        registered = me.register(SCHEDULER_NAME)
+        self._registered.set()
+        if registered != 0:
             logger.warning("another %s is registered in this process", SCHEDULER_NAME)
         # reports carry their incarnation, which the state checks: never fenced by the network
         network_of(self.kernel).fences.exempt.add(me._id)

@@ -53,6 +53,7 @@ only pulses wait for delivery.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import traceback
 from collections import deque
@@ -64,7 +65,7 @@ from discoro.cluster import procdir, server_liveness, sources
 from discoro.cluster import protocol as p
 from discoro.cluster import server_lifecycle as lc
 from discoro.cluster import setup_hooks as hooks
-from discoro.cluster.constants import SERVER_NAME, MinPulseInterval
+from discoro.cluster.constants import SERVER_NAME, MinPulseInterval, MsgTimeout
 from discoro.cluster.load import LoadMeter
 from discoro.cluster.namespace import Namespace
 from discoro.cluster.output import OutputCapture
@@ -148,9 +149,17 @@ class Server(ServerJobs):
         self.sources: dict[str, list[str]] = {}  # source text in linecache (`sources.register`)
         self.fenced_jobs: list[Coro] = []  # jobs of a written-off incarnation still ending
         self.results: dict[int, tuple[int, Coro]] = {}  # job id -> (rid, router): JobValue due
+        self._registered = threading.Event()  # `_main` has tried to register its name
 
     def start(self) -> Coro:
+        """Run the server coroutine. Called off the loop thread (the server program's main
+        thread), it returns once the coroutine is registered as ``discoro_proc`` (or failed
+        to), so a "ready" line printed after it means the server can be located: the
+        coroutine starts on the loop thread a few loop turns later, and a peer that dialled
+        this process on its announcement may ask for it before that."""
         self.coro = Coro(self._main)
+        if not self.kernel.on_loop_thread() and not self._registered.wait(MsgTimeout):
+            logger.warning("discoro_proc: not registered within %g s of its start", MsgTimeout)
         return self.coro
 
     def quit(self) -> None:
@@ -209,7 +218,9 @@ class Server(ServerJobs):
     # -- the coroutine -----------------------------------------------------------------------
 
     async def _main(self, coro: Any = None) -> None:
-        if coro.register(SERVER_NAME) != 0:
+        registered = coro.register(SERVER_NAME)
+        self._registered.set()
+        if registered != 0:
             raise RuntimeError(f"another coroutine is registered as {SERVER_NAME}")
         self.location = self.kernel.location
         self.kernel.peer_status(coro)
