@@ -412,6 +412,22 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         """Queue ``message`` (authenticated links only; ``more``: buffers that follow its
         payload, see `Connection.queue`); see the module docstring for when it is written."""
         self.conn.queue(message, LANE_CONTROL if message.op in CONTROL_OPS else LANE_DATA, more)
+        self._queued()
+
+    def send_packed(
+        self,
+        body: bytes,
+        payload: bytes | bytearray,
+        order_key: object,
+        more: tuple[bytes | memoryview, ...] = (),
+    ) -> None:
+        """`send` of a data-lane message whose control map is packed already (see
+        `Connection.queue_packed`)."""
+        self.conn.queue_packed(body, payload, order_key, more)
+        self._queued()
+
+    def _queued(self) -> None:
+        """After a frame was queued: write now, or once this loop iteration ends."""
         if self._flush_pending or self._in_batch:
             return
         if self._heard:
