@@ -33,6 +33,8 @@ The table has the median of the rounds and the spread (min-max).
     DISCORO_LOOP=asyncio python bench/net_bench.py          # asyncio's loop, not uvloop
     python bench/net_bench.py --vs OTHER/src   # paired rounds: this tree, then OTHER, ...
     python bench/net_bench.py --vs A/src --vs B/src   # three-way: this tree, A, B, ...
+    python bench/net_bench.py --vs-one-loop    # paired: servers with, then without, a
+                                               # transport thread (DISCORO_NET_THREAD=0)
 
 Run it inside a private network namespace so nothing else wakes the processes, and not
 while the machine is loaded:
@@ -330,9 +332,13 @@ class Program:
             self.popen.wait(5)
 
 
-def one_round(sizes: dict[str, int], source: Path = _SRC, loop: str = "") -> dict[str, float]:
+def one_round(
+    sizes: dict[str, int], source: Path = _SRC, loop: str = "", net_thread: str = ""
+) -> dict[str, float]:
     env = dict(os.environ, DISCORO_SECRET=secrets.token_hex(16), PYTHONUNBUFFERED="1")
     env["DISCORO_LOOP"] = loop
+    if net_thread:
+        env["DISCORO_NET_THREAD"] = net_thread
     env["PYTHONPATH"] = str(source) + os.pathsep + os.environ.get("PYTHONPATH", "")
     env["NET_BENCH_SRC"] = str(source)  # the client program imports it too
     dest = tempfile.mkdtemp(prefix="discoro-net-bench-")
@@ -409,6 +415,11 @@ def main() -> None:
         "--vs-asyncio", action="store_true", help="paired rounds: this tree on asyncio's loop"
     )
     parser.add_argument(
+        "--vs-one-loop",
+        action="store_true",
+        help="paired rounds: this tree with no transport thread (DISCORO_NET_THREAD=0)",
+    )
+    parser.add_argument(
         "--n", type=int, help="messages per selected workload (e.g. a long run to profile)"
     )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -422,17 +433,20 @@ def main() -> None:
     if args.n:
         sizes = {name: args.n if n else 0 for name, n in sizes.items()}
     rounds = 1 if args.quick else args.rounds
-    variants = [(_SRC, os.environ.get("DISCORO_LOOP", ""))]
+    variants = [(_SRC, os.environ.get("DISCORO_LOOP", ""), "")]
     for other in args.vs or ():
-        variants.append((other.resolve(), variants[0][1]))
+        variants.append((other.resolve(), variants[0][1], ""))
     if args.vs_asyncio:
-        variants.append((_SRC, "asyncio"))
+        variants.append((_SRC, "asyncio", ""))
+    if args.vs_one_loop:
+        variants.append((_SRC, variants[0][1], "0"))
     results: list[list[dict[str, float]]] = [[] for _ in variants]
     for _ in range(rounds):  # interleaved: each round runs every variant once
-        for runs, (source, loop) in zip(results, variants, strict=True):
-            runs.append(one_round(sizes, source, loop))
-    for runs, (source, loop) in zip(results, variants, strict=True):
-        print(table(runs, sizes, source, loop))
+        for runs, (source, loop, net_thread) in zip(results, variants, strict=True):
+            runs.append(one_round(sizes, source, loop, net_thread))
+    for runs, (source, loop, net_thread) in zip(results, variants, strict=True):
+        label = loop + (" DISCORO_NET_THREAD=" + net_thread if net_thread else "")
+        print(table(runs, sizes, source, label.strip()))
     for index in range(1, len(variants)):  # paired ratios: the first / each other, by round
         title = "ratio (first / second), median of pairs"
         if len(variants) > 2:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from discoro import AsynCoro
+from discoro.net.runtime import network_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -56,6 +57,6 @@ def udp_port() -> int:
 def net_kernel(cluster_secret: str, udp_port: int) -> AsynCoro:
     """The in-process kernel with networking started on loopback (once per session)."""
     kernel = AsynCoro.instance()
-    network = kernel.network()
+    network = network_of(kernel)  # the Network itself, also behind a transport thread
     assert network.node == "127.0.0.1" and network.secret == cluster_secret.encode()
     return kernel

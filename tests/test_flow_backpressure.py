@@ -16,6 +16,7 @@ import pytest
 
 from discoro import AsynCoro, Coro, MonitorException
 from discoro.net import flow
+from discoro.net.runtime import network_of
 from netpeers import run, start_peer
 
 pytestmark = pytest.mark.timeout(60)
@@ -54,7 +55,7 @@ def low_marks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def link_to(kernel: AsynCoro, location: Any) -> Any:
-    link = kernel.network().peers[location].link
+    link = network_of(kernel).peers[location].link
     assert link is not None
     return link
 

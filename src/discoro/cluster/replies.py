@@ -43,7 +43,7 @@ from discoro.core.log import logger
 from discoro.core.stalls import ran_late
 from discoro.errors import MonitorException
 from discoro.net.location import Location, PeerStatus
-from discoro.net.runtime import network_of
+from discoro.net.runtime import network_of, on_network
 
 if TYPE_CHECKING:
     import asyncio
@@ -261,8 +261,9 @@ class Replies:
         error = ProcessLost(message.reason)
         ids = [coro._id for coro in lost]
         if isinstance(message.location, Location):
-            network = network_of(AsynCoro.instance())
-            network.write_off(message.location, message.incarnation, ids, error)
+            kernel = AsynCoro.instance()
+            network = network_of(kernel)  # on its loop (its own thread's, perhaps)
+            on_network(kernel, network.write_off, message.location, message.incarnation, ids, error)
         else:
             logger.warning("WrittenOff without a process location: %r", message)
         self._report_lost(lost, message.reason, frozenset(getattr(message, "terminated", ())))

@@ -83,7 +83,7 @@ from discoro.core.log import logger
 from discoro.core.stalls import ran_late
 from discoro.errors import MonitorException
 from discoro.net.location import PeerStatus
-from discoro.net.runtime import network_of
+from discoro.net.runtime import ask_network, network_of, on_network
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -374,7 +374,8 @@ class Server(ServerJobs):
         current.router = spec.router
         current.merge_exits = same_process(spec.status_coro, setup.scheduler)
         # every frame from now on says it comes from this incarnation (`discoro.net.fencing`)
-        network_of(self.kernel).fences.own = incarnation
+        # (on the network's loop, in order with the sends before it: they keep the old tag)
+        on_network(self.kernel, setattr, network_of(self.kernel).fences, "own", incarnation)
         node_setup_args = getattr(setup, "node_setup_args", None)
         hooked = node_setup_args is not None or bool(getattr(spec, "server_setup", None))
         # without setup hooks the Setup is answered now; with them, once they ran (`_prepare`)
@@ -512,9 +513,9 @@ class Server(ServerJobs):
     def _announce(self) -> None:
         """Announce this process again, with backoff from 1 s (`Discovery.keep_announcing`),
         so a scheduler that lost it (a partition) finds it again once the network heals."""
-        discovery = getattr(self.kernel.network(), "discovery", None)
+        discovery = getattr(network_of(self.kernel), "discovery", None)
         if discovery is not None and not self.state.quitting:
-            discovery.keep_announcing()
+            on_network(self.kernel, discovery.keep_announcing)
 
     # -- close -------------------------------------------------------------------------------
 
@@ -522,7 +523,10 @@ class Server(ServerJobs):
         """Remove the files sent to the node's `NodeLocation` that this process received
         (D8: the node directory holds them for the computation that closes)."""
         if self.node_dir is not None:
-            procdir.remove_received(network_of(self.kernel).take_node_files(), self.node_dir)
+            network = network_of(self.kernel)
+            procdir.remove_received(
+                ask_network(self.kernel, network.take_node_files), self.node_dir
+            )
 
     def _teardown(self, close: lc.CloseComputation) -> None:
         """Tear the closed computation down; ``close.how`` says how its jobs end and what the

@@ -14,7 +14,8 @@ the process: only a terminate it cannot honour.
 
 A job that computes from its first step would also keep the loop from writing the messages
 that hand it out (``JobStarted``, ``RunResult``): `hold_until_written` holds its first step
-until they went to the socket, so its ``run`` always gets a reply.
+until they went to the socket, so its ``run`` always gets a reply. (Not needed, and not done,
+when the network runs on a transport thread, as in a server that `server_main` starts.)
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from discoro.cluster.constants import TERMINATE_GRACE, MsgTimeout
-from discoro.net.runtime import network_of
+from discoro.net.runtime import network_of, network_thread
 
 if TYPE_CHECKING:
     import asyncio
@@ -62,6 +63,8 @@ def hold_until_written(kernel: AsynCoro, job: Coro, told: tuple[Coro, ...]) -> N
     """Hold ``job`` (not started yet) before its first step until what was sent to the
     coroutines ``told`` went to the socket (at most `MsgTimeout` seconds); when the links
     exist, one flush does it and nothing is held."""
+    if network_thread(kernel) is not None:
+        return  # the network writes them on its own thread, however long the job blocks
     network = network_of(kernel)
     waits = [coro.location for coro in told if coro._remote]
     waits = [location for location in waits if not network.flushed(location)]

@@ -4,8 +4,10 @@ program starts these; ``--rules`` are the node's `NodeRules`).
 
 `serve` claims the process's PID file (a live discoro server holding it stops us with a clear
 notice; a stale one is replaced), empties its working directory ``<dest root>/discoro/
-proc-<i>`` and changes into it, starts networking as ``<prefix>-<i>`` and the ``discoro_proc``
-coroutine, prints ``discoro_proc <i> ready at <location> pid <pid>`` and runs until it quits.
+proc-<i>`` and changes into it, starts networking as ``<prefix>-<i>`` (on a transport thread
+of its own: user code on the loop cannot block message intake and file transfer) and the
+``discoro_proc`` coroutine, prints ``discoro_proc <i> ready at <location> pid <pid>`` and
+runs until it quits.
 
 A start that fails for a reason of the operator's (a port in use, an address or TLS file
 that cannot be used: `OSError`, `ValueError`) prints one line ``discoro_proc <i>: cannot
@@ -54,7 +56,12 @@ def serve(
     from discoro.cluster.server import Server
     from discoro.cluster.server_state import NodeRules
     from discoro.core.kernel import AsynCoro
-    from discoro.net.runtime import network_of
+    from discoro.net.network import make_threaded_network
+    from discoro.net.runtime import ask_network, network_of
+
+    # the network runs on a transport thread: a job that blocks the loop (a long sleep, a
+    # CPU loop) cannot keep this process from taking in messages and files (issue 10)
+    AsynCoro.install_network(make_threaded_network)
 
     pid_path = procdir.pidfile(options, index)
     holder = procdir.claim(pid_path)
@@ -77,7 +84,10 @@ def serve(
             return EXIT_CANNOT_START
         kernel.dest_path = str(workdir)
         # files sent to the node's location go to the node directory (D8)
-        network_of(kernel).set_node_path(procdir.procs_dir(options), procdir.node_reserved)
+        network = network_of(kernel)
+        ask_network(
+            kernel, network.set_node_path, procdir.procs_dir(options), procdir.node_reserved
+        )
         out = sys.stdout  # the node's pipe: never a computation's captured output
 
         def tell(kind: str, text: str) -> None:

@@ -17,6 +17,9 @@ Invariants:
   ``_block`` never returns ``_WOKEN`` and never puts it back as a message.
 - When it ends, each monitor gets one `MonitorException`, ``_done`` is set and every
   `finish()` waiter is woken, in that order.
+- Timed waits share one alarm per coroutine (``_alarm``, armed for ``_alarm_at``): a wait
+  ends at its own ``_deadline``, never at an earlier wait's (an alarm that rings before the
+  current deadline is re-armed for it); the alarm is cancelled when the coroutine ends.
 - ``_hold``, when set (by the network, on the loop thread, after a send filled a link), is
   awaited by the driver at the coroutine's next suspension point, then cleared.
 - A handle whose ``_remote`` is true stands for a coroutine in another process; its methods
@@ -132,8 +135,11 @@ class Coro(Located):
 
     __slots__ = (
         "__weakref__",
+        "_alarm",
+        "_alarm_at",
         "_body",
         "_daemon",
+        "_deadline",
         "_depth",
         "_done",
         "_exc_info",
@@ -207,6 +213,9 @@ class Coro(Located):
         self._depth = 0
         self._finish_waiters: list[asyncio.Future[Any]] | None = None
         self._hold: asyncio.Future[None] | None = None  # back-pressure: wait at the next yield
+        self._deadline = 0.0  # when the current timed wait ends (loop time; 0.0: none)
+        self._alarm: asyncio.TimerHandle | None = None  # armed for _alarm_at (see _block)
+        self._alarm_at = 0.0
         self._body = None
         self._is_async = False
 
@@ -318,11 +327,20 @@ class Coro(Located):
             raise WrongThreadError(
                 f"{self} can block only in itself, not in {current or 'a non-coroutine'}"
             )
-        waiter = self._kernel._loop.create_future()
+        loop = self._kernel._loop
+        waiter = loop.create_future()
         self._waiter, self._wait_kind = waiter, kind
-        timer = None
         if timeout is not None:
-            timer = self._kernel._loop.call_later(timeout, _expire, waiter)
+            # One alarm per coroutine, kept armed between timed waits: a wait whose deadline
+            # is not before the armed alarm reuses it (`_ring` re-arms it for the deadline
+            # if it rings early), so a loop of timed receives costs no timer per receive.
+            deadline = self._deadline = loop.time() + timeout
+            alarm = self._alarm
+            if alarm is None or self._alarm_at > deadline:
+                if alarm is not None:
+                    alarm.cancel()
+                self._alarm = loop.call_at(deadline, self._ring)
+                self._alarm_at = deadline
         try:
             result = await waiter
         except BaseException:
@@ -334,9 +352,22 @@ class Coro(Located):
             raise
         finally:
             self._waiter, self._wait_kind = None, RUNNING
-            if timer is not None:
-                timer.cancel()
+            self._deadline = 0.0  # the alarm stays armed: the next timed wait may reuse it
         return alarm_value if result is _TIMED_OUT else result
+
+    def _ring(self) -> None:
+        """The alarm: end the current timed wait if its deadline has come, else (a later
+        wait reused the alarm) re-arm it for that wait's deadline."""
+        self._alarm = None
+        deadline = self._deadline
+        waiter = self._waiter
+        if not deadline or waiter is None:
+            return  # no timed wait now
+        if deadline <= self._alarm_at:
+            _expire(waiter)
+        else:
+            self._alarm = self._kernel._loop.call_at(deadline, self._ring)
+            self._alarm_at = deadline
 
     # -- control --------------------------------------------------------------------------
 
@@ -463,6 +494,9 @@ class Coro(Located):
         self._exc_info = exc_info
         self._task = None
         self._interrupts.clear()
+        alarm, self._alarm = self._alarm, None
+        if alarm is not None:  # would hold this coroutine alive until it rang
+            alarm.cancel()
         self._kernel._retire(self)
         monitors, self._monitors = self._monitors, None
         if exc_info is not None and not monitors:

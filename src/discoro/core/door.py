@@ -10,6 +10,10 @@ change without breaking the network layer.
 Rules: every method here runs on the kernel's loop thread (the network's handlers do) and
 never blocks; each is what the core itself does for a local caller, without the hop to the
 loop thread that the public per-object methods (``send``, ``notify``) make from elsewhere.
+A network that runs on a thread of its own (`discoro.net.transport_thread`) reaches this door
+through a stand-in that runs the state-changing methods here on the loop thread, in the order
+called, a batch of them per wake-up; the pure lookups (``local_coro``, ``has_ended``,
+``local_channel``, ``rcis``) it may call from its own thread (dict reads).
 """
 
 from __future__ import annotations
@@ -79,6 +83,11 @@ class NetworkDoor:
         the future ``make_hold()`` is done (called only if ``coro`` is not held already)."""
         if coro._hold is None:
             coro._hold = make_hold()
+
+    def run_local(self, func: Callable[..., object], *args: object) -> None:
+        """Run ``func(*args)`` (a core call such as ``coro.terminate``) now, in order with the
+        other calls through this door."""
+        func(*args)
 
     # -- channels and RCIs --------------------------------------------------------------------
 

@@ -190,13 +190,13 @@ class Handlers:
         if monitor is None:
             return
         self.kernel.deliver_local(monitor, exit_notice(observed, fields, message.payload))
-        for hook in self.net.exit_hooks:
-            hook(peer.location, observed.id, monitor)
+        for hook in self.net.exit_hooks:  # upper layers' state: on the core's loop, in order
+            self.kernel.run_local(hook, peer.location, observed.id, monitor)
 
     def on_terminate(self, peer: Peer, message: Message) -> None:
         coro = self.local_coro(message)
         if coro is not None:
-            coro.terminate()
+            self.kernel.run_local(coro.terminate)
 
     def on_throw(self, peer: Peer, message: Message) -> None:
         coro = self.local_coro(message)
@@ -205,7 +205,7 @@ class Handlers:
             return
         ok, error = self.unpickle(peer, message)
         if ok and isinstance(error, BaseException):
-            coro.throw(error)
+            self.kernel.run_local(coro.throw, error)
 
     def on_locate(self, peer: Peer, message: Message) -> None:
         fields = message.fields

@@ -46,6 +46,8 @@ Invariants:
 - A link lost with messages still queued (data lane frames not wholly sealed) tells the
   network how many it dropped (`Network.link_lost`: one log line, and the monitors of
   coroutines over there hear of it).
+- Intake: a network on a transport thread stops reading a link while its core has too much
+  waiting for it (`pause_intake`); the link's silence then is not the peer's.
 - Liveness: any bytes received count as a sign of life, and so does a liveness datagram of
   the peer (`heard`: its loop may be busy in user code, `discoro.net.liveness`); an idle link
   is pinged every ``ping_interval`` seconds and closed after ``dead_after`` intervals of
@@ -156,6 +158,7 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         self._holds: list[asyncio.Future[None]] = []  # senders waiting for SEND_LOW
         self._last_heard = monotonic()
         self._last_check = self._last_heard  # when `_check_alive` last ran (stall discount)
+        self.intake_paused = False  # reading stopped by `pause_intake`
         self._timer: asyncio.TimerHandle | None = None
         self._tls = tls  # a TLS handshake to run first (accepted connections)
         self._tls_task: asyncio.Task[None] | None = None
@@ -369,6 +372,21 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         """The peer is alive (a sign of life that did not come over this stream)."""
         self._last_heard = monotonic()
 
+    def pause_intake(self) -> None:
+        """Stop reading (this process's coroutines have too much waiting for them: its
+        transport thread's back-pressure, `transport_thread.INTAKE_HIGH`); silence while
+        paused is ours, not the peer's."""
+        if self.transport is not None and not self.intake_paused:
+            self.intake_paused = True
+            self.transport.pause_reading()
+
+    def resume_intake(self) -> None:
+        if self.intake_paused:
+            self.intake_paused = False
+            self._last_heard = monotonic()
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+
     def _check_alive(self) -> None:
         if self.transport is None or self.transport.is_closing():
             return
@@ -376,6 +394,8 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         if ran_late(self._last_check, now, self.network.ping_interval):
             self._last_heard = max(self._last_heard, now)
         self._last_check = now
+        if self.intake_paused:  # we do not read: the silence is ours
+            self._last_heard = now
         silent = now - self._last_heard
         if silent > self.network.ping_interval * self.network.dead_after:
             logger.warning("peer %s silent for %.1f s; closing its connection", self.peer, silent)
@@ -392,6 +412,22 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         """Queue ``message`` (authenticated links only; ``more``: buffers that follow its
         payload, see `Connection.queue`); see the module docstring for when it is written."""
         self.conn.queue(message, LANE_CONTROL if message.op in CONTROL_OPS else LANE_DATA, more)
+        self._queued()
+
+    def send_packed(
+        self,
+        body: bytes,
+        payload: bytes | bytearray,
+        order_key: object,
+        more: tuple[bytes | memoryview, ...] = (),
+    ) -> None:
+        """`send` of a data-lane message whose control map is packed already (see
+        `Connection.queue_packed`)."""
+        self.conn.queue_packed(body, payload, order_key, more)
+        self._queued()
+
+    def _queued(self) -> None:
+        """After a frame was queued: write now, or once this loop iteration ends."""
         if self._flush_pending or self._in_batch:
             return
         if self._heard:

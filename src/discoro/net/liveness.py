@@ -13,13 +13,15 @@ is not written off while it lives, discoro keeps liveness beside the loop:
 - A process that runs user code (a server; a client once it schedules a computation)
   starts a `HeartbeatThread`: while its loop has not run for half a ``ping_interval``, it
   sends, once a ``ping_interval``, an ``alive`` note to every peer it had a link to when its
-  loop last ran, saying how long ago that was (``stuck``). While the loop runs, the thread
-  is quiet: TCP pings and pulses say the process lives. When the loop runs again after the
-  thread said it was stuck, an ``alive`` note with ``stuck`` 0.0 says so at once, and again
-  at the next beat in case one is lost (the scheduler places runs there again:
-  `discoro.cluster.loop_watch`). A stopped (SIGSTOP)
-  process stops its thread too, and a partition stops the datagrams: both are still noticed,
-  as they should be.
+  loop last ran, saying how long ago that was (``stuck``). "The loop" is the one user code
+  runs on, the core loop: when the network has a transport thread of its own
+  (`discoro.net.transport_thread`), the beat runs there, not on the network's loop. While
+  the loop runs, the thread is quiet: TCP pings and pulses say the process lives. When the
+  loop runs again after the thread said it was stuck, an ``alive`` note with ``stuck`` 0.0
+  says so at once, and again at the next beat in case one is lost (the scheduler places
+  runs there again: `discoro.cluster.loop_watch`). A stopped (SIGSTOP) process stops its
+  thread too, and a partition stops the datagrams: both are still noticed, as they should
+  be.
 - Runaway jobs: `Network.terminate` of a coroutine at a peer that reported a command port also
   sends ``terminate`` notes there (a few, for loss). The thread remembers when the first one
   came; if the loop has not run at all `grace` seconds later (the TCP terminate cannot have
@@ -134,8 +136,14 @@ class Liveness(asyncio.DatagramProtocol):
         thread.start()
 
     def stop(self) -> None:
-        if self._beat_timer is not None:
-            self._beat_timer.cancel()
+        self.beating = False
+        timer, self._beat_timer = self._beat_timer, None
+        if timer is not None:
+            if self.net.core_loop is self.net.loop:
+                timer.cancel()
+            else:  # the beat's timer is the core loop's
+                with contextlib.suppress(RuntimeError):  # that loop is closed already
+                    self.net.core_loop.call_soon_threadsafe(timer.cancel)
         if self.thread is not None:
             self.thread.stop()
         if self._transport is not None:
@@ -143,16 +151,19 @@ class Liveness(asyncio.DatagramProtocol):
             self._transport = None
 
     def _beat(self) -> None:
+        """(The core loop.) Note that it runs, again every `BEAT_PERIOD` seconds."""
+        if not self.beating:
+            return
         self.loop_ran = time.monotonic()
         self.linked()
-        self._beat_timer = self.net.loop.call_later(BEAT_PERIOD, self._beat)
+        self._beat_timer = self.net.core_loop.call_later(BEAT_PERIOD, self._beat)
 
     def linked(self) -> None:
         """Take the peers with a link as the heartbeat's targets (at every beat, and when a
         link comes up: a job may block the loop right after its reply went out)."""
         if self.beating:
-            peers = self.net.peers
-            self.targets = tuple(loc for loc, peer in peers.items() if peer.link is not None)
+            peers = list(self.net.peers.items())  # one copy: another thread may change it
+            self.targets = tuple(loc for loc, peer in peers if peer.link is not None)
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -179,11 +190,8 @@ class Liveness(asyncio.DatagramProtocol):
             if len(self.known) > 2 * len(self.net.peers) + 16:
                 self.known = {loc: v for loc, v in self.known.items() if loc in self.net.peers}
             self.known[location] = (note, time.monotonic())
-        for watcher in list(self.watchers):
-            try:
-                watcher(note)
-            except Exception:
-                logger.exception("liveness watcher %r failed", watcher)
+        for watcher in list(self.watchers):  # an upper layer's: on the core's loop
+            self.net.kernel.run_local(_watch, watcher, note)
 
     def heard_within(self, location: Location, seconds: float) -> bool:
         """Whether the peer at ``location`` said it lives within the last ``seconds``."""
@@ -235,6 +243,13 @@ class Liveness(asyncio.DatagramProtocol):
 
         for delay in TERMINATE_DELAYS:
             self.net.loop.call_later(delay, send)
+
+
+def _watch(watcher: Callable[[LivenessNote], None], note: LivenessNote) -> None:
+    try:
+        watcher(note)
+    except Exception:
+        logger.exception("liveness watcher %r failed", watcher)
 
 
 class HeartbeatThread(threading.Thread):

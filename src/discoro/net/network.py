@@ -4,9 +4,12 @@ It owns the TCP (or TLS) server, the peer table, the links, request/reply bookke
 discovery, and it gives the core what remote handles need (`send`, `deliver`, `monitor`, ...).
 
 Invariants:
-- Everything here runs on the kernel's loop thread, except the entry points the core calls
+- Everything here runs on the network's loop thread, except the entry points the core calls
   from other threads (`send`, `terminate`, `throw`), which pickle in the caller's thread and
-  hop over.
+  hop over. That loop is the kernel's, or, in a process that asks for it (a server: user
+  code there must not block message intake), a loop of its own on a transport thread: then
+  ``kernel`` is a `transport_thread.CoreHop` and the core reaches the network through
+  `threaded.ThreadedNetwork` (`make_network`, ``DISCORO_NET_THREAD``).
 - User data crosses the wire only as payloads on authenticated links (raw bytes, or pickle
   5 with buffers out of band: `payloads`); the control fields are msgpack (see `wire`).
 - Messages from one process to another arrive in the order sent: one link per peer pair,
@@ -25,11 +28,12 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import os
 import pickle
 import secrets
 from itertools import count
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from discoro.core.coro import wait_own
 from discoro.core.log import logger
@@ -55,12 +59,17 @@ from discoro.wire.keys import stretch
 from discoro.wire.messages import Message, trusted_message
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from discoro.core.coro import Coro
     from discoro.core.kernel import AsynCoro
+    from discoro.core.network_api import NetworkRuntime
     from discoro.net.payloads import Part
+    from discoro.net.transport_thread import CoreHop
 
+T = TypeVar("T")
+#: When set: 1 (or anything but 0) every process's network runs on a transport thread, 0 none.
+NET_THREAD_ENV = "DISCORO_NET_THREAD"
 DIAL_TIMEOUT = 2.0
 FIRE_AND_FORGET_TIMEOUT = 2.0
 DUMPS = pickle.dumps
@@ -83,9 +92,16 @@ def _expire(future: asyncio.Future[Any], value: Any) -> None:
 
 
 class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
-    def __init__(self, kernel: AsynCoro, options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        kernel: AsynCoro,
+        options: dict[str, Any],
+        core_loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self.kernel = kernel
         self.loop = kernel.loop
+        # the loop the coroutines run on (not ours when we run on a transport thread)
+        self.core_loop = core_loop or self.loop
         self.options = options
         self.secret = resolve_secret(options.get("secret"))
         self.master_key = stretch(self.secret)  # once per process (or handed over by a node)
@@ -131,6 +147,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         self.liveness = Liveness(self)
         self.lookups: Any = None
         self.files: Any = None
+        self.intake: CoreHop | None = None  # set when this runs on a transport thread
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -460,6 +477,8 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
             self.post(peer.location, Message("reply", rid, fields, payload))
 
     def dispatch(self, link: Link, message: Message) -> None:
+        if self.intake is not None:  # on a transport thread: what waits for the core
+            self.intake.took(link, message)
         peer = link.peer
         if peer is not None and not self.fences.admits(peer.location, message):
             if message.rid and message.op != "reply":
@@ -518,6 +537,17 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
 
     # -- peers by hand ----------------------------------------------------------------------
 
+    async def on_core(self, awaitable: Awaitable[T]) -> T:
+        """Await a core awaitable (a local channel's ``deliver``) from this loop: on the
+        core loop when that is another one."""
+        if self.core_loop is self.loop:
+            return await awaitable
+
+        async def runner() -> T:
+            return await awaitable
+
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(runner(), self.core_loop))
+
     async def peer(
         self, loc: Any, udp_port: int = 0, stream_send: bool = False, broadcast: bool = False
     ) -> int:
@@ -536,5 +566,22 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         raise TypeError(f"peer() needs a Location or a host name, not {loc!r}")
 
 
-def make_network(kernel: AsynCoro, options: dict[str, Any]) -> Network:
+def make_network(
+    kernel: AsynCoro, options: dict[str, Any], own_thread: bool = False
+) -> NetworkRuntime:
+    """The network of ``kernel``: on the kernel's loop, or on a transport thread of its own
+    when ``own_thread``. ``DISCORO_NET_THREAD``, when set, decides for every process: 1 a
+    transport thread, 0 none (to compare, or to rule the thread out when hunting a bug)."""
+    forced = os.environ.get(NET_THREAD_ENV, "").strip()
+    if forced:
+        own_thread = forced != "0"
+    if own_thread:
+        from discoro.net.threaded import ThreadedNetwork
+
+        return ThreadedNetwork(kernel, options)
     return Network(kernel, options)
+
+
+def make_threaded_network(kernel: AsynCoro, options: dict[str, object]) -> NetworkRuntime:
+    """`make_network` on a transport thread (the factory a server process installs)."""
+    return make_network(kernel, options, own_thread=True)

@@ -34,7 +34,7 @@ from discoro.core.kernel import AsynCoro
 from discoro.core.located import NamedLocated
 from discoro.core.log import logger
 from discoro.errors import NotACoroutineFunction, RemoteError
-from discoro.net.runtime import network_of
+from discoro.net.runtime import network_of, run_on_network
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -138,11 +138,15 @@ class RCI(NamedLocated):
                 return None
             return Coro(self._method, *args, **kwargs)
         network = network_of(self._kernel)
-        await network.started()
         payload = pickle.dumps((args, kwargs), PROTOCOL)
-        reply = await network.request(
-            self._location, "rci_call", {"n": self._name}, payload, CALL_TIMEOUT
-        )
+
+        async def call() -> Message | None:  # on the network's loop (a thread's, perhaps)
+            await network.started()
+            return await network.request(
+                self._location, "rci_call", {"n": self._name}, payload, CALL_TIMEOUT
+            )
+
+        reply = await run_on_network(self._kernel, call())
         if reply is None:
             logger.warning("RCI %s did not answer", self)
             return None

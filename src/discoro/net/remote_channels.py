@@ -167,7 +167,7 @@ def handlers(net: Network) -> dict[str, Handler]:
 
         async def run() -> None:
             try:
-                result = int(await work)
+                result = int(await net.on_core(work))
             except Exception:
                 logger.exception("%s for %s failed", what, peer)
                 result = -1
@@ -184,10 +184,13 @@ def handlers(net: Network) -> dict[str, Handler]:
             return
         ok, value = unpickle(peer, message)
         if ok:
-            try:
-                channel.send(value)
-            except Exception:
-                logger.exception("channel %s could not send a message from %s", channel, peer)
+            kernel.run_local(send_logged, channel, value, peer)
+
+    def send_logged(channel: Channel, value: object, peer: Peer) -> None:
+        try:
+            channel.send(value)
+        except Exception:
+            logger.exception("channel %s could not send a message from %s", channel, peer)
 
     def on_channel_deliver(peer: Peer, message: Message) -> None:
         fields = message.fields

@@ -10,6 +10,9 @@ Invariants:
   counting what threads sent that has not reached the loop yet (``_hopping``).
 - Messages of ``flow.CONTROL_TYPES`` (pulses) go on the control lane and never wait: neither
   held nor waiting for room.
+- A send on the loop thread without out-of-band buffers queues its frame with a control map
+  packed once per (destination, raw or pickled, incarnation tag) and remembered (at most
+  `PACKED_CONTROLS`), the same bytes `Connection.queue` would have packed for its message.
 - `deliver` waits for room on the link (back-pressure) within its timeout, which that wait
   counts against.
 """
@@ -22,7 +25,12 @@ from typing import TYPE_CHECKING
 
 from discoro.net import flow, payloads
 from discoro.net.fencing import TAG
-from discoro.wire.messages import trusted_message
+from discoro.net.payloads import RAW
+from discoro.wire.messages import message_control, trusted_message
+from discoro.wire.safepack import pack
+
+#: `RemoteSends.send` remembers the packed control maps of at most this many destinations.
+PACKED_CONTROLS = 1024
 
 if TYPE_CHECKING:
     from discoro.core.coro import Coro
@@ -66,6 +74,8 @@ class RemoteSends:
     def __init__(self) -> None:
         self._hop_lock = threading.Lock()
         self._hopping = 0  # payload bytes other threads sent that the loop has not queued yet
+        # (destination coroutine id, raw payload, our incarnation tag) -> packed control map
+        self._packed_controls: dict[tuple[int, bool, int], bytes] = {}
 
     def send(self, coro: Coro, message: object) -> int:
         """Queue ``message`` for a remote coroutine; never blocks the loop: a coroutine
@@ -82,8 +92,8 @@ class RemoteSends:
         own = self.fences.own
         if own:  # tagged with our incarnation now, so `Fences.tagged` need not copy it
             fields[TAG] = own
-        outgoing = trusted_message("send", 0, fields, payload)
         if not self.kernel.on_loop_thread():
+            outgoing = trusted_message("send", 0, fields, payload)
             size = len(payload) + sum(len(part) for part in more)
             self._wait_for_room(location)
             with self._hop_lock:
@@ -92,13 +102,30 @@ class RemoteSends:
             return 0
         link = self.open_link(location)  # the common case: one look-up, straight to it
         if link is None:
+            outgoing = trusted_message("send", 0, fields, payload)
             return 0 if self.post(location, outgoing, more) else -1
-        link.send(outgoing, more)  # tagged above
+        if more:
+            link.send(trusted_message("send", 0, fields, payload), more)  # tagged above
+        else:  # fields are "c", RAW or not, our tag or none: a control packed before
+            key = (coro.id, RAW in fields, own)
+            body = self._packed_controls.get(key)
+            if body is None:
+                body = self._pack_control(key, fields)
+            link.send_packed(body, payload, key[0])
         if link.over_high():
             sender = self.kernel.cur_coro()
             if sender is not None:
                 self.kernel.hold_sender(sender, link.hold)
         return 0
+
+    def _pack_control(self, key: tuple[int, bool, int], fields: dict[str, object]) -> bytes:
+        """The packed control map of a "send" with these fields, remembered under ``key``
+        (at most `PACKED_CONTROLS` of them: when full, all are forgotten)."""
+        body = pack(message_control(trusted_message("send", 0, fields)))
+        if len(self._packed_controls) >= PACKED_CONTROLS:
+            self._packed_controls.clear()
+        self._packed_controls[key] = body
+        return body
 
     def _post_hopped(
         self, location: Location, message: Message, size: int, more: tuple[Part, ...]
@@ -125,13 +152,13 @@ class RemoteSends:
 
     async def deliver(self, coro: Coro, message: object, timeout: float | None) -> int:
         await self.started()
-        fields: dict[str, object] = {"c": coro.id}
-        payload, more = payloads.encode(message, fields)
-        if more:  # a request is one message: the buffers joined behind the pickle stream
-            payload = b"".join((payload, *more))
-        op = "control_deliver"
-        if type(message) not in flow.CONTROL_TYPES:  # else a pulse: it waits for nobody
-            op = "deliver"
+        return await self.deliver_encoded(coro, encode_delivery(coro, message), timeout)
+
+    async def deliver_encoded(self, coro: Coro, delivery: Delivery, timeout: float | None) -> int:
+        """`deliver` of a message `encode_delivery` pickled (perhaps on another thread)."""
+        await self.started()
+        op, fields, payload = delivery
+        if op == "deliver":  # else a pulse: it waits for nobody
             peer = self.peers.get(coro.home_location)
             if peer is not None and peer.link is not None and not peer.link.has_room:
                 started = self.loop.time()
@@ -145,3 +172,18 @@ class RemoteSends:
         if reply is None:
             return 0 if timeout is not None and coro.home_location in self.peers else -1
         return int(reply.fields.get("r", -1))
+
+
+#: What `encode_delivery` makes: (op, control fields, payload).
+Delivery = tuple[str, dict[str, object], bytes]
+
+
+def encode_delivery(coro: Coro, message: object) -> Delivery:
+    """Pickle ``message`` for a ``deliver`` to the remote ``coro`` (in the caller's thread,
+    so later changes to the object do not travel)."""
+    fields: dict[str, object] = {"c": coro.id}
+    payload, more = payloads.encode(message, fields)
+    if more:  # a request is one message: the buffers joined behind the pickle stream
+        payload = b"".join((payload, *more))
+    op = "control_deliver" if type(message) in flow.CONTROL_TYPES else "deliver"
+    return op, fields, bytes(payload)

@@ -52,7 +52,7 @@ from discoro.wire.events import (
 )
 from discoro.wire.frames import MAX_CONTROL_SIZE, MAX_FRAME_SIZE, FrameDecoder, FrameEncoder
 from discoro.wire.handshake import DIRECTIONS, HANDSHAKE_MAX_FRAME, Handshake, Role, refusal
-from discoro.wire.messages import Message, decode_message, message_control
+from discoro.wire.messages import KnownControls, Message, decode_message
 from discoro.wire.record import (
     BULK_MIN,
     LANE_BULK,
@@ -109,6 +109,7 @@ class Connection:
         self._encoder = FrameEncoder(max_frame_size, max_control_size)
         self._reader: RecordReader | None = None
         self._writer: RecordWriter | None = None
+        self._known_controls = KnownControls()  # the receive side's message decoder
         self._received: deque[Message] = deque()  # decoded, not yet returned by next_event
         self._outbox: list[bytes] = []
         self._started = False
@@ -239,20 +240,46 @@ class Connection:
         writer = self._writer
         if writer is None or self.state is not ConnectionState.AUTHENTICATED:
             raise LocalProtocolError(f"cannot send while {self.state.value}")
+        payload = message.payload
+        fields = message.fields
+        # `message_control`, inlined (once per frame sent)
+        control: dict[str, object] = (
+            {"op": message.op, "f": fields} if fields else {"op": message.op}
+        )
+        if message.rid:
+            control["rid"] = message.rid
         if lane == LANE_DATA:
-            payload = message.payload
             size = 0 if payload is None else len(payload)
             if more:
                 size += sum(len(part) for part in more)
             if size >= BULK_MIN or writer.pending[LANE_BULK]:
-                key = message.fields.get(ORDER_KEY)
+                key = fields.get(ORDER_KEY)
                 if writer.route(key, size) == LANE_BULK:
-                    return writer.queue_bulk(
-                        key, self._encoder.encode_into, message_control(message), payload, more
-                    )
-        return writer.queue_frame(
-            lane, self._encoder.encode_into, message_control(message), message.payload, more
-        )
+                    return writer.queue_bulk(key, self._encoder.encode_into, control, payload, more)
+        return writer.queue_frame(lane, self._encoder.encode_into, control, payload, more)
+
+    def queue_packed(
+        self,
+        body: bytes,
+        payload: bytes | bytearray,
+        order_key: object,
+        more: tuple[bytes | memoryview, ...] = (),
+    ) -> int:
+        """`queue` on the data lane for a message whose control map is already packed into
+        ``body`` (`safepack.pack`) and whose `ORDER_KEY` field is ``order_key``: a sender that
+        sends the same control again and again builds no message and packs nothing."""
+        writer = self._writer
+        if writer is None or self.state is not ConnectionState.AUTHENTICATED:
+            raise LocalProtocolError(f"cannot send while {self.state.value}")
+        encode = self._encoder.encode_packed_into
+        size = len(payload)
+        if more:
+            size += sum(len(part) for part in more)
+        if (size >= BULK_MIN or writer.pending[LANE_BULK]) and writer.route(
+            order_key, size
+        ) == LANE_BULK:
+            return writer.queue_bulk(order_key, encode, body, payload, more)
+        return writer.queue_frame(LANE_DATA, encode, body, payload, more)
 
     def unsent(self, lane: int = LANE_DATA) -> int:
         """Frames queued on ``lane`` and not wholly sealed yet (what a torn-down stream
@@ -295,7 +322,7 @@ class Connection:
     def _drain(self, handle: Callable[[Message], object]) -> None:
         reader = self._reader
         assert reader is not None
-        reader.drain(handle, decode_message)
+        reader.drain(handle, decode_message, self._known_controls)
 
     def _no_frame(self) -> Event:
         """The event when no whole frame is buffered: NEED_DATA, or the end of the stream."""

@@ -23,6 +23,7 @@ Invariants:
 
 from __future__ import annotations
 
+from functools import partial
 from struct import Struct
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
@@ -125,7 +126,17 @@ class FrameEncoder:
 
         ``more``: buffers that follow ``payload`` in the frame's payload, each its own part
         (never joined: out-of-band pickle buffers); only with a non-empty ``payload``."""
-        body = self._pack(control)
+        return self.encode_packed_into(out, self._pack(control), payload, more)
+
+    def encode_packed_into(
+        self,
+        out: list[bytes | bytearray | memoryview],
+        body: bytes,
+        payload: bytes | bytearray | None = None,
+        more: tuple[bytes | memoryview, ...] = (),
+    ) -> int:
+        """`encode_into` for a control map already packed into ``body`` (a sender that sends
+        the same control again and again packs it once: `safepack.pack`)."""
         control_len = len(body)
         if payload:
             payload_len = len(payload)
@@ -162,6 +173,15 @@ class FrameEncoder:
 def encode_frame(control: dict[str, Any], payload: bytes | None = None) -> bytes:
     """Convenience: encode one frame with default limits."""
     return FrameEncoder().encode(control, payload)
+
+
+def _unpack_then(
+    decode: Callable[..., object],
+    control: memoryview,
+    payload: bytes | None,
+) -> object:
+    """``decode`` of the control map in ``control`` (`FrameDecoder.drain` without a cache)."""
+    return decode(unpack_map(control, "frame control"), payload)
 
 
 class FrameDecoder:
@@ -267,18 +287,25 @@ class FrameDecoder:
         self,
         handle: Callable[[Any], Any],
         decode: Callable[[dict[str, Any], bytes | bytearray | None], Any] = Frame,
+        decode_raw: Callable[[memoryview, bytes | None], object] | None = None,
     ) -> None:
         """Call ``handle(decode(control, payload))`` for every complete frame buffered, in
         order (``decode`` defaults to making a `Frame`).
+
+        ``decode_raw``: for frames that lie whole in the buffer, ``decode_raw(control bytes,
+        payload)`` instead, which must decode the control bytes with `unpack_map` (or give
+        what it would: a cache of earlier results) and then do what ``decode`` does.
 
         Raises ProtocolError as `next_frame` does, after the frames before the bad one were
         handed over. If ``handle`` or ``decode`` raises, the frames after that one stay
         buffered.
         """
         buffer = self._buffer
+        if decode_raw is None:
+            decode_raw = partial(_unpack_then, decode)
         while True:
             if self._stage == self._HEADER and buffer._end - buffer._pos >= _HEADER_SIZE:
-                self._drain_whole(buffer, handle, decode)
+                self._drain_whole(buffer, handle, decode_raw)
             frame = self.next_frame()  # a frame that is partial, large, or refused
             if frame is None:
                 return
@@ -288,7 +315,7 @@ class FrameDecoder:
         self,
         buffer: ReceiveBuffer,
         handle: Callable[[Any], Any],
-        decode: Callable[[dict[str, Any], bytes | bytearray | None], Any],
+        decode_raw: Callable[[memoryview, bytes | None], object],
     ) -> None:
         """The hot loop of `drain`: every complete frame that lies whole in the buffer."""
         data = buffer._data
@@ -315,10 +342,9 @@ class FrameDecoder:
                 frame_end = control_end + payload_len
                 if frame_end > end:
                     return  # incomplete: `next_frame` takes it from here
-                control = unpack_map(view[start:control_end], "frame control")
                 payload = bytes(view[control_end:frame_end]) if flags else None
                 pos = buffer._pos = frame_end
-                handle(decode(control, payload))
+                handle(decode_raw(view[start:control_end], payload))
 
     def _check_prefix(self) -> None:
         """Refuse garbage early, even when fewer bytes than a header have arrived."""

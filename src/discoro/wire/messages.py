@@ -22,11 +22,22 @@ Invariants:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from discoro.errors import ProtocolError
+from discoro.wire.safepack import unpack_map
 
-__all__ = ["MAX_OP_LEN", "OPS", "Message", "decode_message", "message_control", "trusted_message"]
+__all__ = [
+    "KNOWN_CONTROLS",
+    "KNOWN_CONTROL_SIZE",
+    "MAX_OP_LEN",
+    "OPS",
+    "KnownControls",
+    "Message",
+    "decode_message",
+    "message_control",
+    "trusted_message",
+]
 
 OPS: frozenset[str] = frozenset(
     {
@@ -110,11 +121,21 @@ def decode_message(control: dict[str, Any], payload: bytes | bytearray | None) -
     op: Any = control.get("op")
     rid: Any = control.get("rid", 0)
     fields: Any = control.get("f", _NO_FIELDS)
-    problem = _problem(op, rid, fields, known_op=False)
-    if not problem and len(control) > 1 and not _CONTROL_KEYS.issuperset(control):
-        problem = f"unknown message keys {sorted(set(control) - _CONTROL_KEYS)}"
-    if problem:
-        raise ProtocolError(problem)
+    # The per-frame hot path: the checks of `_problem` inlined (a well-formed message passes
+    # them all); anything they refuse goes to `_refuse`, which says why.
+    if (
+        type(op) is not str
+        or not 0 < len(op) <= MAX_OP_LEN
+        or type(rid) is not int
+        or rid < 0
+        or type(fields) is not dict
+        or (len(control) > 1 and not _CONTROL_KEYS.issuperset(control))
+        or (not rid and op == "reply")
+    ):
+        _refuse(control, op, rid, fields)
+    for key in fields:
+        if type(key) is not str:
+            _refuse(control, op, rid, fields)
     if fields is _NO_FIELDS:
         fields = {}
     # Validated above: skip the frozen dataclass's slower __init__ and __post_init__.
@@ -124,6 +145,60 @@ def decode_message(control: dict[str, Any], payload: bytes | bytearray | None) -
     _set_fields(message, fields)
     _set_payload(message, payload)
     return message
+
+
+def _refuse(control: dict[str, Any], op: object, rid: object, fields: object) -> NoReturn:
+    """Raise the ProtocolError that explains why ``control`` is not a message."""
+    problem = _problem(op, rid, fields, known_op=False)
+    if not problem:
+        problem = f"unknown message keys {sorted(set(control) - _CONTROL_KEYS)}"
+    raise ProtocolError(problem)
+
+
+#: `KnownControls` remembers at most this many controls, each of at most this many bytes.
+KNOWN_CONTROLS, KNOWN_CONTROL_SIZE = 64, 256
+_SCALARS = frozenset({int, str, bytes, float, bool, type(None)})
+
+
+class KnownControls:
+    """Decodes frames into messages (a `FrameDecoder.drain` ``decode_raw``), remembering the
+    controls of recent requestless messages: a stream of sends to one coroutine repeats the
+    same control bytes frame after frame, and a frame whose control bytes are those of one
+    already decoded and checked skips msgpack and the checks.
+
+    Invariants: only a control that `decode_message` accepted is remembered, with rid 0 and
+    fields whose values are all scalars (each message gets its own copy of the fields map,
+    so a handler that changes one changes no other); at most `KNOWN_CONTROLS` of at most
+    `KNOWN_CONTROL_SIZE` bytes each (when full, it forgets them all), so a peer that never
+    repeats itself costs a bounded few hundred bytes and one dict look-up per frame.
+    One per connection; not thread-safe."""
+
+    __slots__ = ("_known",)
+
+    def __init__(self) -> None:
+        self._known: dict[bytes, tuple[str, dict[str, object]]] = {}
+
+    def __call__(self, control: memoryview, payload: bytes | None) -> Message:
+        key = bytes(control)
+        known = self._known.get(key)
+        if known is None:
+            message = decode_message(unpack_map(control, "frame control"), payload)
+            if not message.rid and len(key) <= KNOWN_CONTROL_SIZE:
+                fields = message.fields
+                for value in fields.values():
+                    if type(value) not in _SCALARS:
+                        return message
+                known_controls = self._known
+                if len(known_controls) >= KNOWN_CONTROLS:
+                    known_controls.clear()
+                known_controls[key] = (message.op, fields.copy())
+            return message
+        message = _new_message(Message)
+        _set_op(message, known[0])
+        _set_rid(message, 0)
+        _set_fields(message, known[1].copy())
+        _set_payload(message, payload)
+        return message
 
 
 def trusted_message(

@@ -372,13 +372,19 @@ class RecordReader:
             decoder.feed(opened)
         return lane
 
-    def drain(self, handle: Callable[..., object], decode: Callable[..., object]) -> None:
-        """``handle(decode(control, payload))`` for every complete frame: first what the
-        decoders still hold, then record by record. Raises like `open_next` and the frame
-        decoders, after handing over what came before the bad record or frame."""
+    def drain(
+        self,
+        handle: Callable[..., object],
+        decode: Callable[..., object],
+        decode_raw: Callable[..., object] | None = None,
+    ) -> None:
+        """``handle(decode(control, payload))`` for every complete frame (``decode_raw``: see
+        `FrameDecoder.drain`): first what the decoders still hold, then record by record.
+        Raises like `open_next` and the frame decoders, after handing over what came before
+        the bad record or frame."""
         decoders = self.decoders
         for decoder in decoders:
             if not decoder.at_boundary:  # frames left over from an earlier call
-                decoder.drain(handle, decode)
+                decoder.drain(handle, decode, decode_raw)
         while (lane := self.open_next()) >= 0:
-            decoders[lane].drain(handle, decode)
+            decoders[lane].drain(handle, decode, decode_raw)

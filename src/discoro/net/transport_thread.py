@@ -1,0 +1,321 @@
+"""The transport thread: a process's network on an event loop of its own (issue 10, D10).
+
+Purpose: a job that blocks its process's event loop (``time.sleep(30)``, a CPU loop that never
+yields) must not keep the process from taking in messages and files. In a process that asks
+for it (a server, `discoro.cluster.server_main`; or any process with ``DISCORO_NET_THREAD=1``)
+the whole `Network` (sockets, links, records, handlers, file receiving) runs on a loop of its
+own in a daemon thread, the transport thread; coroutines, jobs and the cluster logic stay on
+the kernel's loop (the core loop). Clients and schedulers keep one loop (no hop to pay).
+
+Theory of operation:
+- net -> core: the network holds a `CoreHop` where it would hold the kernel (it has every
+  kernel method the net layer calls; ``tests/test_net_thread.py`` checks that). Its pure
+  lookups (``local_coro``, ``has_ended``, ``local_channel``, ``registered``, ``rcis``) read
+  the kernel's tables from the transport thread (dict reads, atomic under the GIL). Its
+  state-changing calls (``deliver_local``, ``add_monitor_local``, ``hold_sender``,
+  ``drop_subscribers_at``, ``run_local``) are appended to a batch, which goes to the core
+  loop with one ``call_soon_threadsafe`` at the end of the link's read (``end_read``; outside
+  a read, in the transport loop's next turn). The core runs a batch's calls in the order they
+  were made, so per-peer FIFO order holds into the mailboxes, and the coroutines they wake in
+  the same turn (inside its own ``begin_read``/``end_read``). ``complete`` (a request's
+  reply) is the network's own future: completed here, at once. A message is in the process
+  (a ``deliver`` is acknowledged) once it is in a batch; its coroutine gets it when the core
+  loop runs.
+- Intake bound: with one loop, a process whose loop is blocked reads nothing, so its senders'
+  links fill and they are held (`net.flow`). Here the transport thread keeps reading, so the
+  hop weighs the user messages it takes in for the core (``took``: their payload bytes) and
+  what the core has run; while more than `INTAKE_HIGH` bytes wait for the core, every link
+  that brings more stops reading (`Link.pause_intake`) until the core is down to
+  `INTAKE_LOW`. Two counters, each written by one thread only (``taken`` by the transport,
+  ``handed`` by the core), so no lock; the core wakes the transport only to resume.
+- The hop's loop-host methods (``loop``, ``call``, ``on_loop_thread``, ``run_sync``) are the
+  transport loop's: for the network code, "the loop" is its own.
+- core -> net goes through `discoro.net.threaded.ThreadedNetwork`.
+- The thread is a daemon: nothing waits for it at exit. The kernel's shutdown stops the
+  network on it (a shutdown hook run through the hop), then its loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import threading
+from typing import TYPE_CHECKING, TypeVar
+
+from discoro.core.eventloop import new_event_loop
+from discoro.core.log import logger
+from discoro.errors import ShutdownError, WrongThreadError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from discoro.core.channel import Channel
+    from discoro.core.coro import Coro
+    from discoro.core.kernel import AsynCoro
+    from discoro.net.link import Link
+    from discoro.wire.messages import Message
+
+T = TypeVar("T")
+Call = tuple["Callable[..., object]", tuple[object, ...]]
+#: Bytes of user messages taken in and not yet run by the core above which links stop
+#: reading, and at or below which they read again (module knobs, read at each check).
+INTAKE_HIGH, INTAKE_LOW = 64 * 1024 * 1024, 16 * 1024 * 1024
+#: The ops whose payloads go to the core's coroutines and channels (weighed by the hop).
+INTAKE_OPS = frozenset({"send", "deliver", "channel_send"})
+INTAKE_OVERHEAD = 64  # bytes counted per message besides its payload
+
+
+class TransportThread:
+    """An event loop running in a daemon thread of its own."""
+
+    def __init__(self, name: str = "discoro-transport") -> None:
+        self.loop = new_event_loop()
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(ready,), name=name, daemon=True)
+        self.thread.start()
+        ready.wait()
+        self.ident = self.thread.ident
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(ready.set)
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
+
+    def on_thread(self) -> bool:
+        return threading.get_ident() == self.ident
+
+    def call(self, func: Callable[..., object], *args: object) -> None:
+        """Run ``func(*args)`` on the transport loop: now if already there, else soon."""
+        if self.on_thread():
+            func(*args)
+            return
+        try:  # in a context of its own, not the caller's (a coroutine's, on the core loop)
+            self.loop.call_soon_threadsafe(func, *args, context=contextvars.Context())
+        except RuntimeError:  # the loop is closed: the process is ending
+            raise ShutdownError("the discoro network thread has stopped") from None
+
+    def submit(self, awaitable: Awaitable[T]) -> concurrent.futures.Future[T]:
+        """Start ``awaitable`` on the transport loop (from any other thread)."""
+
+        async def runner() -> T:
+            return await awaitable
+
+        try:
+            return asyncio.run_coroutine_threadsafe(runner(), self.loop)
+        except RuntimeError:
+            close = getattr(awaitable, "close", None)
+            if close is not None:
+                close()
+            raise ShutdownError("the discoro network thread has stopped") from None
+
+    def run_sync(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
+        """Run ``awaitable`` on the transport loop and block this thread for its result."""
+        if self.on_thread():
+            close = getattr(awaitable, "close", None)
+            if close is not None:
+                close()
+            raise WrongThreadError("a blocking network call was made on the network's thread")
+        return self.submit(awaitable).result(timeout)
+
+    async def run_from(self, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable`` on the transport loop from a coroutine of another loop (the
+        result comes back to the caller's loop; cancelling the caller cancels it there)."""
+        if self.on_thread():
+            return await awaitable
+        return await asyncio.wrap_future(self.submit(awaitable))
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loop (from another thread) and wait for the thread to end."""
+        if not self.thread.is_alive():
+            return
+        try:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        except RuntimeError:
+            return
+        if not self.on_thread():
+            self.thread.join(timeout)
+
+
+def _run_batch(batch: list[Call], weight: int, hop: CoreHop) -> None:
+    """(Core loop.) Run the calls of one batch in order; one that fails is logged alone.
+    As for a read on one loop, the coroutines they wake run at the batch's end, in this
+    loop turn (`NetworkDoor.begin_read`)."""
+    kernel = hop.kernel
+    kernel.begin_read()
+    try:
+        for func, args in batch:
+            try:
+                func(*args)
+            except Exception:
+                logger.exception("network call %r into the core failed", func)
+    finally:
+        kernel.end_read()
+    if weight:
+        hop.handed += weight
+        if hop.paused and hop.taken - hop.handed <= INTAKE_LOW:
+            hop.transport.call(hop.resume_intake)
+
+
+class CoreHop:
+    """The network's stand-in for the kernel when it runs on a transport thread (see the
+    module docstring): lookups here, state changes batched over to the core loop."""
+
+    def __init__(self, kernel: AsynCoro, transport: TransportThread) -> None:
+        self.kernel = kernel
+        self.transport = transport
+        self.loop = transport.loop
+        self._batch: list[Call] = []
+        self.batches = 0  # batches handed to the core loop (a test reads it)
+        self.calls = 0  # calls in them
+        self.taken = 0  # bytes of user messages taken in for the core (transport writes)
+        self.handed = 0  # ... and run by it (core writes)
+        self._weight = 0  # ... of the batch being made
+        self.paused: list[Link] = []  # links that stopped reading (intake bound)
+        self._reading = 0  # inside a link's read (`begin_read`): its end flushes the batch
+
+    # -- the network's own loop ---------------------------------------------------------------
+
+    def on_loop_thread(self) -> bool:
+        return self.transport.on_thread()
+
+    def call(self, func: Callable[..., object], *args: object) -> None:
+        self.transport.call(func, *args)
+
+    def run_sync(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
+        return self.transport.run_sync(awaitable, timeout)
+
+    def begin_read(self) -> None:
+        """A link hands up a received chunk: the batch goes to the core at its end."""
+        self._reading += 1
+
+    def end_read(self) -> None:
+        self._reading -= 1
+        if not self._reading:
+            self._flush()
+
+    @staticmethod
+    def complete(future: asyncio.Future[object], value: object) -> None:
+        """Complete ``future``, one of the network's own (a request's reply)."""
+        future.set_result(value)
+
+    def add_shutdown_hook(self, hook: Callable[[], Awaitable[None]], timeout: float = 5) -> None:
+        """``hook`` runs on the transport loop when the kernel shuts down."""
+        self.kernel.add_shutdown_hook(lambda: self.transport.run_from(hook()), timeout)
+
+    # -- lookups (any thread) -------------------------------------------------------------------
+
+    @staticmethod
+    def cur_coro() -> Coro | None:
+        return None  # no coroutine runs on the transport thread
+
+    def local_coro(self, coro_id: int) -> Coro | None:
+        return self.kernel.local_coro(coro_id)
+
+    def has_ended(self, coro: Coro) -> bool:
+        return self.kernel.has_ended(coro)
+
+    def coro_handle(self, name: str, coro_id: int, location: object) -> Coro:
+        return self.kernel.coro_handle(name, coro_id, location)
+
+    def local_channel(self, name: str, registered: bool = False) -> Channel | None:
+        return self.kernel.local_channel(name, registered)
+
+    def registered(self, name: str) -> Coro | None:
+        return self.kernel.registered(name)
+
+    @property
+    def rcis(self) -> dict[str, object]:
+        return self.kernel.rcis
+
+    @property
+    def location(self) -> object:
+        return self.kernel.location
+
+    # -- state changes (batched to the core loop) ---------------------------------------------
+
+    def _post(self, func: Callable[..., object], *args: object) -> None:
+        if not self.transport.on_thread():  # keep one batch per thread: only the loop's
+            self.transport.call(self._post, func, *args)
+            return
+        batch = self._batch
+        batch.append((func, args))
+        if len(batch) == 1 and not self._reading:  # outside a read: flushed next turn
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        weight, self._weight = self._weight, 0
+        if not batch and not weight:
+            return
+        self.batches += 1
+        self.calls += len(batch)
+        try:
+            self.kernel.loop.call_soon_threadsafe(_run_batch, batch, weight, self)
+        except RuntimeError:  # the core loop is closed: the process is ending
+            logger.debug("%d network call(s) into the core dropped: it has stopped", len(batch))
+
+    # -- intake bound (transport thread) ------------------------------------------------------
+
+    def took(self, link: Link, message: Message) -> None:
+        """``link`` brought ``message``: weigh it if it goes to the core; stop the link
+        reading while too much waits there."""
+        if message.op not in INTAKE_OPS:
+            return
+        size = len(message.payload or b"") + INTAKE_OVERHEAD
+        self.taken += size
+        if not self._weight and not self._batch and not self._reading:
+            self.loop.call_soon(self._flush)  # the weight goes over with a batch, even empty
+        self._weight += size
+        if self.taken - self.handed > INTAKE_HIGH and not link.intake_paused:
+            if not self.paused:
+                logger.info(
+                    "%d bytes of messages wait for this process's coroutines (its loop is "
+                    "busy): links stop reading until they are taken",
+                    self.taken - self.handed,
+                )
+            link.pause_intake()
+            self.paused.append(link)
+
+    def resume_intake(self) -> None:
+        if self.taken - self.handed > INTAKE_LOW:
+            return
+        paused, self.paused = self.paused, []
+        for link in paused:
+            link.resume_intake()
+
+    def deliver_local(self, coro: Coro, message: object) -> None:
+        self._post(self.kernel.deliver_local, coro, message)
+
+    def add_monitor_local(self, observed: Coro, monitor: Coro) -> None:
+        self._post(self.kernel.add_monitor_local, observed, monitor)
+
+    def drop_subscribers_at(self, location: object) -> None:
+        self._post(self.kernel.drop_subscribers_at, location)
+
+    def run_local(self, func: Callable[..., object], *args: object) -> None:
+        self._post(func, *args)
+
+    def hold_sender(self, coro: Coro, make_hold: Callable[[], asyncio.Future[None]]) -> None:
+        """Hold ``coro`` (a core coroutine) until ``make_hold()`` (a transport future) is
+        done: the core gets a future of its own loop that follows it."""
+        bridge = bridge_future(make_hold())
+        core_loop = self.kernel.loop
+        self._post(
+            self.kernel.hold_sender, coro, lambda: asyncio.wrap_future(bridge, loop=core_loop)
+        )
+
+
+def bridge_future(future: asyncio.Future[None]) -> concurrent.futures.Future[None]:
+    """A thread-safe future done when ``future`` (of the calling thread's loop) is done."""
+    bridge: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def done(_: object) -> None:
+        if not bridge.done():
+            bridge.set_result(None)
+
+    future.add_done_callback(done)
+    return bridge
