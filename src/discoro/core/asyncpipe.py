@@ -127,6 +127,10 @@ class AsyncPipe:
                 stream.cancel()
             for end in exits:
                 end.cancel()
+            if self.stdin is not None and not streams[0].done():
+                # cut short (the caller was terminated): the child sees end of input now, not
+                # when the cancelled feeder gets its turn (the loop may stop before that)
+                self.stdin.close()
         return out, err
 
     async def _feed(self, source: Writable | Readable | None) -> None:
