@@ -2,23 +2,27 @@
 
 ``locate`` with a location asks only that peer. Without one it looks here first, then asks
 every online peer and every peer that comes online until an answer arrives or the timeout
-passes (None = wait until found). The first positive answer wins.
+passes (None = wait until found). The first positive answer wins. A peer that has no such
+name yet is asked again, backing off from `ASK_AGAIN_FIRST` to `ASK_AGAIN_MAX` seconds, while
+the search lasts: a process is online (linked) a moment before its programs register their
+names, so one "no" is not the final answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 from typing import TYPE_CHECKING, Any
 
 from discoro.core.log import logger
 
 if TYPE_CHECKING:
-    import asyncio
-
     from discoro.net.network import Network
     from discoro.net.peers import Peer
 
 KINDS = ("coro", "channel", "rci", "peer")
+ASK_AGAIN_FIRST = 0.05  # seconds before a peer without the name is asked again; doubles
+ASK_AGAIN_MAX = 1.0
 
 
 class Lookups:
@@ -73,10 +77,18 @@ class Lookups:
         kind, name, future = entry
 
         async def ask() -> None:
-            reply = await self.net.request(peer.location, "locate", {"k": kind, "n": name})
-            found = self._decode(reply)
-            if found is not None and not future.done():
-                future.set_result(found)
+            delay = ASK_AGAIN_FIRST
+            while not future.done():
+                reply = await self.net.request(peer.location, "locate", {"k": kind, "n": name})
+                found = self._decode(reply)
+                if found is not None:
+                    if not future.done():
+                        future.set_result(found)
+                    return
+                if not peer.online:
+                    return  # asked again when it comes back online
+                await asyncio.sleep(delay)  # the name may be registered a moment later
+                delay = min(delay * 2, ASK_AGAIN_MAX)
 
         self.net.loop.create_task(ask())
 
