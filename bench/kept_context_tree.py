@@ -17,14 +17,14 @@ The copy refuses to overwrite a directory that exists (pick a fresh one).
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
 
+from noop_cipher_tree import patched_tree
+
 _HERE = Path(__file__).resolve().parent
-_SRC = _HERE.parent / "src"
 
 _KEPT = """
 
@@ -59,15 +59,7 @@ def aes_gcm(key):
 
 def make(target: Path) -> Path:
     """Copy ``src`` to ``target/src`` with the kept-context cipher built in; the copy's src."""
-    if target.exists():
-        raise SystemExit(f"{target} exists: pick a fresh directory")
-    copy = target / "src"
-    shutil.copytree(_SRC, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    record = copy / "discoro" / "wire" / "record.py"
-    text = record.read_text()
-    if "def aes_gcm(key: bytes) -> Cipher:" not in text or "InvalidTag" not in text:
-        raise SystemExit(f"{record}: aes_gcm or InvalidTag not found; update this script")
-    record.write_text(text + _KEPT)  # the later definition wins at import
+    copy = patched_tree(target, _KEPT, ("InvalidTag",))
     module = copy / ("kept_context_gcm" + sysconfig.get_config_var("EXT_SUFFIX"))
     command = [
         "cc", "-O2", "-shared", "-fPIC", "-I" + sysconfig.get_paths()["include"],

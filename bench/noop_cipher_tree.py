@@ -41,18 +41,26 @@ def aes_gcm(key):
 """
 
 
-def make(target: Path) -> Path:
-    """Copy ``src`` to ``target/src`` with the no-op cipher; the copy's ``src``."""
+def patched_tree(target: Path, addition: str, needs: tuple[str, ...] = ()) -> Path:
+    """Copy ``src`` to ``target/src`` and append ``addition`` to the copy's wire/record.py
+    (its later ``aes_gcm`` wins at import); ``needs``: names record.py must still define.
+    The copy's ``src``."""
     if target.exists():
         raise SystemExit(f"{target} exists: pick a fresh directory")
     copy = target / "src"
     shutil.copytree(_SRC, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     record = copy / "discoro" / "wire" / "record.py"
     text = record.read_text()
-    if "def aes_gcm(key: bytes) -> Cipher:" not in text:
-        raise SystemExit(f"{record}: aes_gcm not found; update this script")
-    record.write_text(text + _NOOP)  # the later definition wins at import
+    for needed in ("def aes_gcm(key: bytes) -> Cipher:", *needs):
+        if needed not in text:
+            raise SystemExit(f"{record}: {needed!r} not found; update this script")
+    record.write_text(text + addition)
     return copy
+
+
+def make(target: Path) -> Path:
+    """Copy ``src`` to ``target/src`` with the no-op cipher; the copy's ``src``."""
+    return patched_tree(target, _NOOP)
 
 
 def main() -> None:
