@@ -70,7 +70,7 @@ from discoro.cluster.load import LoadMeter
 from discoro.cluster.namespace import Namespace
 from discoro.cluster.output import OutputCapture
 from discoro.cluster.server_job import ServerJob
-from discoro.cluster.server_jobs import JobExit, ServerJobs, same_process
+from discoro.cluster.server_jobs import JobExit, JobsIdle, ServerJobs, same_process
 from discoro.cluster.server_state import (
     Installed,
     NodeRules,
@@ -299,6 +299,8 @@ class Server(ServerJobs):
         elif isinstance(message, OperatorRequest):
             self._operator(message)
             return
+        elif isinstance(message, JobsIdle):
+            return  # the caller's Tick looks at idleness
         else:
             logger.warning("discoro_proc ignores unexpected message %r", message)
             return
