@@ -322,7 +322,14 @@ class JobStarted:
     fanout: int = 0
 
 
+_SHORT_REPR = frozenset({float, bool, type(None)})  # repr within reprlib's limits
+_INT_BOUND = 10**30  # reprlib shortens an int's repr past 40 characters
+
+
 def _safe_repr(value: Any) -> str:
+    kind = type(value)
+    if kind in _SHORT_REPR or (kind is int and -_INT_BOUND < value < _INT_BOUND):
+        return repr(value)  # what reprlib gives, without its dispatch (once per run)
     try:
         return reprlib.repr(value)  # bounded: a huge argument costs little
     except Exception:

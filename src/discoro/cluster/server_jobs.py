@@ -4,9 +4,9 @@
   as a job coroutine (`ServerJob`), monitored by the computation's ``status_coro``. The
   server coroutine is no monitor: a `ServerJob` reports its end itself (``on_done``, however
   it ends), so a `MonitorException` to the server would be one more message and wake-up per
-  run that finds nothing left to do (issue 9). When the last job ends, the server coroutine
-  gets `JobsIdle`, so it looks again at what waits for idleness (a quit, a drain, the zombie
-  period). ``RunResult`` goes to ``Run.reply_to`` (the coroutine, or the
+  run that finds nothing left to do (issue 9). When the last job ends and that matters (a
+  quit, a drain, a zombie period), the server coroutine gets `JobsIdle` so it looks again.
+  ``RunResult`` goes to ``Run.reply_to`` (the coroutine, or the
   ``(exception class, function name, traceback text)`` of a failure) and
   ``JobStarted``/``JobFailed`` to the scheduler. The scheduler hears of a job before the
   client does, and a new job's first step waits until both went to the socket, so a job that
@@ -221,8 +221,14 @@ class ServerJobs:
             fields, payload = encode_exit(job, info)
             ended = JobExit(job, fields, payload)
         self._perform(self.state.handle(lc.JobEnded(job.id, self.clock())), ended)
-        if not current.jobs and self.coro is not None:
+        if not current.jobs and self.coro is not None and self._idle_matters(current):
             self.coro.send(JobsIdle())
+
+    def _idle_matters(self, current: Installed) -> bool:
+        """Whether the server coroutine must look again once no job runs: it quits or
+        drains, or the zombie period starts (else its wait has no deadline to change)."""
+        state = self.state
+        return state.quitting or state.draining or current.zombie_period is not None
 
     def _report_job_done(
         self, current: Installed, coro_id: int, ended: JobExit | None = None
