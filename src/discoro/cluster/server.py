@@ -250,7 +250,8 @@ class Server(ServerJobs):
             self._send_value(message)
             event: object = lc.JobEnded(getattr(message.args[0], "_id", -1), now)
         elif isinstance(message, p.Run):
-            self._reap()
+            # a job that ended is off the books already (its on_done, at its end), so a
+            # CPU-bound job that just finished never counts as load for this run
             event = lc.RunAsked(message.uid, now)
         elif isinstance(message, p.Setup):
             incarnation = getattr(message, "incarnation", 0)

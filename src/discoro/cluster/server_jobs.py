@@ -186,15 +186,6 @@ class ServerJobs:
         if self.output is not None:
             self.output.flush(final=True)
 
-    def _reap(self) -> None:
-        """Report jobs that have ended but whose MonitorException is still queued behind
-        this request: a CPU-bound job that just finished must not count as load when the
-        scheduler places the next run (its later MonitorException finds nothing to do)."""
-        current = self.state.current
-        if current is not None:
-            for job in [job for job in current.jobs.values() if self.kernel.has_ended(job)]:
-                self._perform(self.state.handle(lc.JobEnded(job.id, self.clock())))
-
     def _job_failed(self, job: Coro, exc_info: tuple[object, ...], monitors: list[Coro]) -> None:
         """Show the client a job's exception that no one else is told of."""
         current = self.state.current
