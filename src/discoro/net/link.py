@@ -26,7 +26,9 @@ Invariants:
   records is sealed control-first, so control overtakes queued user data (and, between two
   records of it, a large data frame). Within a lane, frames go out in the order `send` was
   called. The transport's limits are small (`WRITE_HIGH`), so a backlog waits in the lanes,
-  where it can still be overtaken, rather than in the transport, where it cannot.
+  where it can still be overtaken, rather than in the transport, where it cannot; and the
+  socket is tuned (`net.link_socket`: a small unsent mark, a capped receive buffer on a near
+  link) so the kernels at both ends hold little of it either.
 - Writes are coalesced: replies made while a received chunk is being dispatched go out in one
   write after it; outside of that, the first frame after a quiet spell is written at once
   (latency) and frames sent after it in the same loop iteration are written together in the
@@ -67,7 +69,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import socket
 from functools import partial
 from time import monotonic
 from typing import TYPE_CHECKING, Any, cast
@@ -75,7 +76,7 @@ from typing import TYPE_CHECKING, Any, cast
 from discoro.core.log import logger
 from discoro.core.stalls import ran_late
 from discoro.errors import ProtocolError
-from discoro.net import flow
+from discoro.net import flow, link_socket
 from discoro.net.flow import SendHolds
 from discoro.wire.connection import Connection, ConnectionState
 from discoro.wire.events import NEED_DATA, ConnectionClosed, HandshakeComplete, MessageReceived
@@ -210,8 +211,8 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         """The stream is up (TLS included): start the discoro handshake."""
         self.transport = transport
         sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock is not None:
+            link_socket.tune(sock)
         high = min(WRITE_HIGH, flow.SEND_LOW // 2)  # empty lanes are always under SEND_LOW
         transport.set_write_buffer_limits(high, min(WRITE_LOW, high // 4))
         if self.role is Role.CLIENT:
