@@ -1,7 +1,8 @@
 """`Link` write path and receive path against a fake transport (no sockets): when records are
 written, that control frames go ahead of queued user data (even between two records of a large
 data frame), that frames wait (in order, unsealed) while the transport is paused, and that
-received chunks are dispatched in one batch whose replies go out in one write."""
+received chunks are dispatched in one batch whose replies go out in one write, and that a
+link that has read `READ_TURN` bytes stops reading until its loop has had a turn."""
 
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ class FakeTransport(asyncio.Transport):
         self.writes: list[Any] = []
         self.closed = False
         self.limits: tuple[int, int] | None = None
+        self.reading = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
 
     def write(self, data: Any) -> None:
         self.writes.append(data)
@@ -266,3 +274,29 @@ def test_close_writes_what_is_queued(pair: Any, loop: Any) -> None:
     link.close()
     assert transport.closed
     assert [m.op for m in messages_in(client, take(transport))] == ["send", "peer_closed"]
+
+
+def test_a_link_lets_its_loop_take_a_turn_after_reading_a_read_turn(pair: Any, loop: Any) -> None:
+    """A stream must not keep the loop in one link's reads (the loop reads as long as the
+    socket has data): other callbacks, a transport thread's hand-over included, run first."""
+    link, transport, client, network = pair
+    big = b"r" * link_module.READ_TURN
+    ran: list[bool] = []
+    loop.call_soon(lambda: ran.append(transport.reading))  # waits while the link reads
+    feed(link, client.send(Message("send", 0, {"c": 1}, big)))
+    assert network.received[-1].payload == big  # what was read is handed up first
+    assert not transport.reading
+    turn(loop)
+    assert ran == [False] and transport.reading
+    feed(link, client.send(Message("send", 0, {"c": 2}, b"small")))
+    assert transport.reading  # the count started again
+
+
+def test_a_link_paused_for_intake_during_its_turn_stays_paused(pair: Any, loop: Any) -> None:
+    link, transport, client, _ = pair
+    feed(link, client.send(Message("send", 0, {"c": 1}, b"i" * link_module.READ_TURN)))
+    link.pause_intake()  # the core has too much waiting: reading waits for resume_intake
+    turn(loop)
+    assert not transport.reading
+    link.resume_intake()
+    assert transport.reading

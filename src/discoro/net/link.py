@@ -29,6 +29,9 @@ Invariants:
   where it can still be overtaken, rather than in the transport, where it cannot; and the
   socket is tuned (`net.link_socket`: a small unsent mark, a capped receive buffer on a near
   link) so the kernels at both ends hold little of it either.
+- Reads in turns: after `READ_TURN` bytes a link stops reading until its loop's next
+  iteration, so a stream cannot keep the loop's other work waiting (a transport thread's
+  hand-over from the core, the replies it carries).
 - Writes are coalesced: replies made while a received chunk is being dispatched go out in one
   write after it; outside of that, the first frame after a quiet spell is written at once
   (latency) and frames sent after it in the same loop iteration are written together in the
@@ -102,6 +105,10 @@ CONTROL_OPS = frozenset({"reply", "ping", "pong", "control_send", "control_deliv
 #: it cannot. 512 KiB: the round trip under a 1 MiB stream is ~30 % shorter than with 4 MiB
 #: and bulk throughput is the same within noise (bench/RESULTS.md).
 WRITE_HIGH, WRITE_LOW = 512 * 1024, 128 * 1024
+#: Bytes a link reads before it lets its loop take a turn (stops reading until the loop's
+#: next iteration): the loops read as long as a socket has data, so a stream would otherwise
+#: keep everything else waiting (a transport thread's hand-over from the core included).
+READ_TURN = 256 * 1024
 PING = trusted_message("ping")
 
 
@@ -160,6 +167,8 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         self._last_heard = monotonic()
         self._last_check = self._last_heard  # when `_check_alive` last ran (stall discount)
         self.intake_paused = False  # reading stopped by `pause_intake`
+        self._turn_read = 0  # bytes read since the loop last had a turn (`READ_TURN`)
+        self._yielding = False  # reading stopped until the loop's next turn
         self._timer: asyncio.TimerHandle | None = None
         self._tls = tls  # a TLS handshake to run first (accepted connections)
         self._tls_task: asyncio.Task[None] | None = None
@@ -231,6 +240,25 @@ class Link(SendHolds, asyncio.BufferedProtocol):
             self._refuse(exc)
             return
         self._received()
+        self._turn_read += nbytes
+        if self._turn_read >= READ_TURN:
+            self._yield_turn()
+
+    def _yield_turn(self) -> None:
+        """`READ_TURN` bytes read: stop reading until the loop has run what waits for it."""
+        self._turn_read = 0
+        transport = self.transport
+        if self._yielding or transport is None or transport.is_closing():
+            return
+        self._yielding = True
+        transport.pause_reading()
+        self._loop.call_soon(self._end_turn)
+
+    def _end_turn(self) -> None:
+        self._yielding = False
+        transport = self.transport
+        if not self.intake_paused and transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     def eof_received(self) -> bool:
         try:
