@@ -2,7 +2,8 @@
 written, that control frames go ahead of queued user data (even between two records of a large
 data frame), that frames wait (in order, unsealed) while the transport is paused, and that
 received chunks are dispatched in one batch whose replies go out in one write, and that a
-link that has read `READ_TURN` bytes stops reading until its loop has had a turn."""
+link reads and writes in turns (`READ_TURN`, `WRITE_TURN`) so its loop's other work runs
+in between."""
 
 from __future__ import annotations
 
@@ -200,6 +201,8 @@ def test_control_overtakes_a_large_data_frame_between_its_records(pair: Any, loo
     link.send(Message("pong"))
     transport.write = original  # type: ignore[method-assign]
     link.resume_writing()
+    while link.conn.queued:  # the rest, a write turn (`WRITE_TURN`) per loop iteration
+        turn(loop)
     got = messages_in(client, take(transport))
     assert [m.op for m in got] == ["pong", "send"] and got[1].payload == big
 
@@ -300,3 +303,38 @@ def test_a_link_paused_for_intake_during_its_turn_stays_paused(pair: Any, loop: 
     assert not transport.reading
     link.resume_intake()
     assert transport.reading
+
+
+def test_a_backlog_is_written_a_turn_at_a_time_and_drained_is_told(pair: Any, loop: Any) -> None:
+    """While the kernel keeps taking bytes, a backlog of MiBs goes out `WRITE_TURN` bytes per
+    loop iteration (replies get read in between), and `drained` ends when the last turn
+    empties the lanes, though the transport never asked for a pause after it."""
+    link, transport, client, _ = pair
+    turn_max = link_module.WRITE_TURN + record.SEAL_BUDGET + 2 * record.MAX_PLAINTEXT
+
+    def written() -> int:
+        return sum(len(w) for w in transport.writes)
+
+    turns: list[int] = []
+    flush_soon = link._flush_soon
+
+    def counted() -> None:  # each continuation: what it wrote
+        before = written()
+        flush_soon()
+        turns.append(written() - before)
+
+    link._flush_soon = counted  # type: ignore[method-assign]
+    big = b"w" * (4 * link_module.WRITE_TURN)
+    link.pause_writing()
+    link.send(Message("send", 0, {"c": 1}, big))
+    waiter = loop.create_task(link.drained())
+    link.resume_writing()
+    assert link_module.WRITE_TURN <= written() < turn_max
+    assert link.conn.queued and not waiter.done()
+    while link.conn.queued:
+        turn(loop)
+    assert len(turns) >= 3 and max(turns) < turn_max, turns
+    turn(loop)
+    assert waiter.done()
+    got = messages_in(client, take(transport))
+    assert len(got) == 1 and got[0].payload == big

@@ -29,9 +29,10 @@ Invariants:
   where it can still be overtaken, rather than in the transport, where it cannot; and the
   socket is tuned (`net.link_socket`: a small unsent mark, a capped receive buffer on a near
   link) so the kernels at both ends hold little of it either.
-- Reads in turns: after `READ_TURN` bytes a link stops reading until its loop's next
-  iteration, so a stream cannot keep the loop's other work waiting (a transport thread's
-  hand-over from the core, the replies it carries).
+- Reads and writes in turns: after `READ_TURN` bytes a link stops reading until its loop's
+  next iteration, and after `WRITE_TURN` bytes written in one go it leaves the rest for the
+  next iteration, so a stream cannot keep the loop's other work waiting (a transport
+  thread's hand-over from the core, replies to read or to write).
 - Writes are coalesced: replies made while a received chunk is being dispatched go out in one
   write after it; outside of that, the first frame after a quiet spell is written at once
   (latency) and frames sent after it in the same loop iteration are written together in the
@@ -109,6 +110,10 @@ WRITE_HIGH, WRITE_LOW = 512 * 1024, 128 * 1024
 #: next iteration): the loops read as long as a socket has data, so a stream would otherwise
 #: keep everything else waiting (a transport thread's hand-over from the core included).
 READ_TURN = 256 * 1024
+#: Bytes a link writes in one go before the rest waits for the loop's next iteration: while
+#: the kernel keeps taking bytes, a backlog of MiBs would otherwise keep the loop (and the
+#: replies it should read) waiting for tens of milliseconds.
+WRITE_TURN = 512 * 1024
 PING = trusted_message("ping")
 
 
@@ -484,16 +489,26 @@ class Link(SendHolds, asyncio.BufferedProtocol):
 
     def _flush(self) -> None:
         """Seal and write what is queued, a batch at a time, until the transport asks us to
-        pause (the rest stays queued, unsealed)."""
+        pause (the rest stays queued, unsealed) or `WRITE_TURN` bytes went out (the rest
+        goes in the loop's next iteration)."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return
         conn = self.conn
+        budget = WRITE_TURN
         while not self._paused:
+            if budget <= 0:
+                if not self._flush_pending:
+                    self._flush_pending = True
+                    self._loop.call_soon(self._flush_soon)
+                break
             records = conn.seal()
             if records is None:
+                if not self._paused:  # a turn emptied the lanes without a pause
+                    self._can_write.set()
                 break
             transport.write(records)
+            budget -= len(records)
         if self._holds:
             self._check_holds()
 
