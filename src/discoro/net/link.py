@@ -503,9 +503,8 @@ class Link(SendHolds, asyncio.BufferedProtocol):
                     self._loop.call_soon(self._flush_soon)
                 break
             records = conn.seal()
-            if records is None:
-                if not self._paused:  # a turn emptied the lanes without a pause
-                    self._can_write.set()
+            if records is None:  # empty, unpaused: `drained` ends (a turn may end it here)
+                self._can_write.set()
                 break
             transport.write(records)
             budget -= len(records)
