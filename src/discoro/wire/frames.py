@@ -165,6 +165,37 @@ class FrameEncoder:
         out.append(_pack_header(MAGIC, FRAME_FORMAT, flags, control_len, 0) + body)
         return _HEADER_SIZE + control_len
 
+    def encode_onto(
+        self, out: bytearray, control: dict[str, Any], payload: bytes | bytearray | None = None
+    ) -> int:
+        """`encode_into` for a small frame: its bytes appended to ``out`` (copied)."""
+        return self.encode_packed_onto(out, self._pack(control), payload)
+
+    def encode_packed_onto(
+        self, out: bytearray, body: bytes, payload: bytes | bytearray | None = None
+    ) -> int:
+        """`encode_packed_into` for a small frame (no ``more``): its bytes appended to
+        ``out`` (copied); its size. Raises as `encode_packed_into`, leaving ``out`` as it was."""
+        control_len = len(body)
+        if control_len > self.max_control_size:
+            raise ValueError(
+                _limit_problem(control_len, 0, self.max_frame_size, self.max_control_size)
+            )
+        if payload is None:
+            payload_len = flags = 0
+        else:
+            payload_len = len(payload)
+            flags = HAS_PAYLOAD
+        if control_len + payload_len > self.max_frame_size:
+            raise ValueError(
+                _limit_problem(control_len, payload_len, self.max_frame_size, self.max_control_size)
+            )
+        out += _pack_header(MAGIC, FRAME_FORMAT, flags, control_len, payload_len)
+        out += body
+        if payload:
+            out += payload
+        return _HEADER_SIZE + control_len + payload_len
+
     def encode(self, control: dict[str, Any], payload: bytes | None = None) -> bytes:
         """The whole frame as one bytes object (copies the payload; fine when small)."""
         return b"".join(self.encode_parts(control, payload))
