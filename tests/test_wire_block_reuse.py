@@ -66,3 +66,31 @@ def test_a_block_of_another_size_is_fresh() -> None:
     block = collect(buffer, other)
     assert block == other and len(block) == SIZE + 1
     assert id(block) != where or len(block) == SIZE + 1
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="reuse needs refcounts")
+@pytest.mark.parametrize("read_size", [100_000, 1 << 30])
+def test_a_stream_of_large_messages_reuses_one_block_and_arrives_intact(read_size: int) -> None:
+    from discoro.wire.safepack import pack
+    from testing import WirePair
+
+    pair = WirePair().handshake()
+    body = pack({"op": "send", "f": {"c": 5, "b": 1}})
+    sent = [os.urandom(SIZE) for _ in range(6)]
+    for payload in sent:
+        pair.client.queue_packed(body, payload, 5)
+    stream = b""
+    while (records := pair.client.seal()) is not None:
+        stream += records
+    got: list[bytes] = []
+    blocks: set[int] = set()
+
+    def handle(message: object) -> None:
+        payload = message.payload  # type: ignore[attr-defined]
+        blocks.add(id(payload))
+        got.append(bytes(payload))  # a raw message's receiver copies it and drops the block
+
+    for start in range(0, len(stream), read_size):  # socket-sized reads, or all at once
+        pair.server.feed(stream[start : start + read_size], handle)
+    assert got == sent
+    assert len(blocks) == 1  # the block was collected into again each time

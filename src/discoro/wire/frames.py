@@ -58,6 +58,9 @@ _PREFIX = MAGIC + bytes([FRAME_FORMAT])
 _HEADER_SIZE = HEADER.size
 _pack_header = HEADER.pack
 _unpack_header = HEADER.unpack_from
+# The header as `_drain_whole` reads it: magic and format as one prefix to compare.
+_unpack_prefixed = Struct("!3sBII").unpack_from
+_SMALL_PAYLOAD = 4096  # below this a payload is copied out of a bytearray slice (faster)
 
 
 class Frame(NamedTuple):
@@ -341,6 +344,7 @@ class FrameDecoder:
             if frame is None:
                 return
             handle(decode(frame[0], frame[1]))
+            frame = None  # held no longer: its payload's block may be collected into again
 
     def _drain_whole(
         self,
@@ -355,17 +359,17 @@ class FrameDecoder:
         max_control = self.max_control_size
         max_frame = self.max_frame_size
         allow = self.allow_payload
-        with memoryview(data) as view:
+        view = memoryview(data)
+        try:
             while end - pos >= _HEADER_SIZE:
-                magic, fmt, flags, control_len, payload_len = _unpack_header(data, pos)
+                prefix, flags, control_len, payload_len = _unpack_prefixed(data, pos)
                 if (
-                    magic != MAGIC
-                    or fmt != FRAME_FORMAT
-                    or flags & ~HAS_PAYLOAD
+                    prefix != _PREFIX
+                    or flags > HAS_PAYLOAD
                     or not 0 < control_len <= max_control
                     or control_len + payload_len > max_frame
-                    or (payload_len and not flags)
                     or (flags and not allow)
+                    or (payload_len and not flags)
                 ):
                     return  # `next_frame` refuses it with the full explanation
                 start = pos + _HEADER_SIZE
@@ -373,9 +377,17 @@ class FrameDecoder:
                 frame_end = control_end + payload_len
                 if frame_end > end:
                     return  # incomplete: `next_frame` takes it from here
-                payload = bytes(view[control_end:frame_end]) if flags else None
-                pos = buffer._pos = frame_end
-                handle(decode_raw(view[start:control_end], payload))
+                if not flags:
+                    payload = None
+                elif payload_len < _SMALL_PAYLOAD:
+                    payload = bytes(data[control_end:frame_end])
+                else:
+                    payload = bytes(view[control_end:frame_end])
+                pos = frame_end  # consumed before it is handed up (if that raises, the
+                handle(decode_raw(view[start:control_end], payload))  # rest stays)
+        finally:
+            buffer._pos = pos
+            view.release()
 
     def _check_prefix(self) -> None:
         """Refuse garbage early, even when fewer bytes than a header have arrived."""
