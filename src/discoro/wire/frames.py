@@ -169,7 +169,7 @@ class FrameEncoder:
         return _HEADER_SIZE + control_len
 
     def encode_onto(
-        self, out: bytearray, control: dict[str, Any], payload: bytes | bytearray | None = None
+        self, out: bytearray, control: dict[str, object], payload: bytes | bytearray | None = None
     ) -> int:
         """`encode_into` for a small frame: its bytes appended to ``out`` (copied)."""
         return self.encode_packed_onto(out, self._pack(control), payload)
