@@ -17,7 +17,8 @@ time, so a loaded machine inflates it less than wall time), for 100-byte message
     python bench/wire_bench.py                 # both workloads
     python bench/wire_bench.py --only small --rounds 9
     python bench/wire_bench.py --profile small --side receive   # cProfile one side
-    python bench/wire_bench.py --vs OTHER/src  # the same, then OTHER's wire code
+    python bench/wire_bench.py --vs OTHER/src  # paired: rounds alternate with OTHER's code,
+                                               # each in a fresh process; ratios per pair
 """
 
 from __future__ import annotations
