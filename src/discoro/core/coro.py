@@ -424,10 +424,10 @@ class Coro(Located):
 
     # -- lifecycle (loop thread) ----------------------------------------------------------
 
-    def _uncaught(self, exc_info: tuple[Any, ...]) -> None:
+    def _uncaught(self, exc_info: tuple[object, ...]) -> None:
         """An exception ended this coroutine and no monitor hears of it: log it (a subclass
         that reports its end elsewhere overrides this)."""
-        text = "".join(traceback.format_exception(*exc_info))
+        text = "".join(traceback.format_exception(*exc_info))  # type: ignore[call-overload]
         logger.warning("coroutine %s ended with an uncaught exception:\n%s", self, text)
 
     def _end(self, value: Any, exc_info: tuple[Any, ...] | None) -> None:
