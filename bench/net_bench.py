@@ -34,7 +34,7 @@ The table has the median of the rounds and the spread (min-max).
     python bench/net_bench.py --vs OTHER/src   # paired rounds: this tree, then OTHER, ...
     python bench/net_bench.py --vs A/src --vs B/src   # three-way: this tree, A, B, ...
     python bench/net_bench.py --vs-one-loop    # paired: servers with, then without, a
-                                               # transport thread (DISCORO_NET_THREAD=0)
+                                               # transport thread (discoronode --no-net-thread)
 
 Run it inside a private network namespace so nothing else wakes the processes, and not
 while the machine is loaded:
@@ -337,7 +337,7 @@ def one_round(
 ) -> dict[str, float]:
     env = dict(os.environ, DISCORO_SECRET=secrets.token_hex(16), PYTHONUNBUFFERED="1")
     env["DISCORO_LOOP"] = loop
-    if net_thread:
+    if net_thread and net_thread != "option":
         env["DISCORO_NET_THREAD"] = net_thread
     env["PYTHONPATH"] = str(source) + os.pathsep + os.environ.get("PYTHONPATH", "")
     env["NET_BENCH_SRC"] = str(source)  # the client program imports it too
@@ -345,7 +345,8 @@ def one_round(
     port = free_udp_port()
     node = Program(
         [sys.executable, "-m", "discoro.cli.node", "-c", "1", "--force", "-i", "127.0.0.1",
-         "-u", str(port), "-n", "bench", "--dest_path", dest],
+         "-u", str(port), "-n", "bench", "--dest_path", dest,
+         *(["--no-net-thread"] if net_thread == "option" else [])],
         env,
     )  # fmt: skip
     try:
@@ -417,7 +418,7 @@ def main() -> None:
     parser.add_argument(
         "--vs-one-loop",
         action="store_true",
-        help="paired rounds: this tree with no transport thread (DISCORO_NET_THREAD=0)",
+        help="paired rounds: this tree with no transport thread (discoronode --no-net-thread)",
     )
     parser.add_argument(
         "--n", type=int, help="messages per selected workload (e.g. a long run to profile)"
@@ -439,13 +440,15 @@ def main() -> None:
     if args.vs_asyncio:
         variants.append((_SRC, "asyncio", ""))
     if args.vs_one_loop:
-        variants.append((_SRC, variants[0][1], "0"))
+        variants.append((_SRC, variants[0][1], "option"))  # discoronode --no-net-thread
     results: list[list[dict[str, float]]] = [[] for _ in variants]
     for _ in range(rounds):  # interleaved: each round runs every variant once
         for runs, (source, loop, net_thread) in zip(results, variants, strict=True):
             runs.append(one_round(sizes, source, loop, net_thread))
     for runs, (source, loop, net_thread) in zip(results, variants, strict=True):
         label = loop + (" DISCORO_NET_THREAD=" + net_thread if net_thread else "")
+        if net_thread == "option":
+            label = loop + " discoronode --no-net-thread"
         print(table(runs, sizes, source, label.strip()))
     for index in range(1, len(variants)):  # paired ratios: the first / each other, by round
         title = "ratio (first / second), median of pairs"

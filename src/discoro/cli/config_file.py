@@ -36,7 +36,10 @@ def _options(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
 
 
 def _convert(action: argparse.Action, text: str) -> object:
-    if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+    if isinstance(
+        action,
+        argparse._StoreTrueAction | argparse._StoreFalseAction | argparse.BooleanOptionalAction,
+    ):
         lowered = text.strip().lower()
         if lowered not in ("true", "false", "1", "0", "yes", "no"):
             raise ValueError(f"expected True or False, not {text!r}")

@@ -18,10 +18,10 @@ status 2 on a mistake). Stop it with Ctrl-C, SIGTERM, or a ``quit``/``exit`` lin
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import sys
-from typing import TYPE_CHECKING
 
 from discoro.cli.common import (
     ArgumentParser,
@@ -39,9 +39,6 @@ from discoro.cli.session import SESSION_GRACE, add_session_option, enter_session
 from discoro.cli.units import add_unit_option, print_unit
 from discoro.cluster import procdir
 from discoro.cluster.node import Node, NodeConfig
-
-if TYPE_CHECKING:
-    import argparse
 
 __all__ = ["available_cpus", "build_parser", "main", "parse_peer", "process_count"]
 
@@ -82,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="server processes: N>0 exactly N, N<0 all processors but -N, 0 one per processor",
     )  # fmt: skip
     parser.add_argument("--force", action="store_true", help="allow more processes than processors")
+    parser.add_argument(
+        "--net-thread", dest="net_thread", action=argparse.BooleanOptionalAction, default=True,
+        help="run each server's network on a thread of its own, so a job that blocks its "
+        "loop cannot stop messages and files (default); --no-net-thread: on the loop "
+        "(faster round trips; DISCORO_NET_THREAD=0|1 overrides both)",
+    )  # fmt: skip
     add_network_options(parser, "discoronode")
     add_service_options(parser)
     add_config_options(parser)
@@ -130,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         serve=service.serve,
         window=service.window,
         rules=service.rules,
+        net_thread=args.net_thread,
     )
     if args.ssh_session:
         config.quit_at_eof, config.grace = True, SESSION_GRACE

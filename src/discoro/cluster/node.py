@@ -83,6 +83,7 @@ class NodeConfig:
     window: ServiceWindow | None = None
     rules: dict[str, float] = field(default_factory=dict)  # JSON-able NodeRules (no serve)
     quit_at_eof: bool = False  # the end of stdin stops the node (``--ssh-session``)
+    net_thread: bool = True  # servers run their network on a transport thread (D10)
 
 
 @dataclass
@@ -132,6 +133,7 @@ class Node:
         command += ["--rules", json.dumps(rules), "--watch-stdin"]
         if self.config.log_level:
             command += ["--log-level", self.config.log_level]
+        command.append("--net-thread" if self.config.net_thread else "--no-net-thread")
         return command
 
     def _spawn(self, child: Child) -> None:

@@ -1,11 +1,12 @@
 """Run one server process: ``python -m discoro.cluster.server_main --index I --prefix P
---options JSON [--rules JSON] [--watch-stdin] [--debug | --log-level LEVEL]`` (the node
-program starts these; ``--rules`` are the node's `NodeRules`).
+--options JSON [--rules JSON] [--watch-stdin] [--no-net-thread] [--debug | --log-level LEVEL]``
+(the node program starts these; ``--rules`` are the node's `NodeRules`).
 
 `serve` claims the process's PID file (a live discoro server holding it stops us with a clear
 notice; a stale one is replaced), empties its working directory ``<dest root>/discoro/
 proc-<i>`` and changes into it, starts networking as ``<prefix>-<i>`` (on a transport thread
-of its own: user code on the loop cannot block message intake and file transfer) and the
+of its own: user code on the loop cannot block message intake and file transfer; with
+``--no-net-thread`` on the loop, as in clients) and the
 ``discoro_proc`` coroutine, prints ``discoro_proc <i> ready at <location> pid <pid>`` and
 runs until it quits.
 
@@ -50,18 +51,21 @@ def serve(
     options: dict[str, Any],
     watch_stdin: bool = False,
     rules: dict[str, float] | None = None,
+    net_thread: bool = True,
 ) -> int:
-    """Run server process ``index``; its exit status."""
+    """Run server process ``index``; its exit status. ``net_thread``: the network on a
+    transport thread (``DISCORO_NET_THREAD``, when set, decides instead)."""
     import discoro.net  # noqa: F401  (installs the network layer)
     from discoro.cluster.server import Server
     from discoro.cluster.server_state import NodeRules
     from discoro.core.kernel import AsynCoro
-    from discoro.net.network import make_threaded_network
+    from discoro.net.network import make_network, make_threaded_network
     from discoro.net.runtime import ask_network, network_of
 
     # the network runs on a transport thread: a job that blocks the loop (a long sleep, a
-    # CPU loop) cannot keep this process from taking in messages and files (issue 10)
-    AsynCoro.install_network(make_threaded_network)
+    # CPU loop) cannot keep this process from taking in messages and files (issue 10);
+    # ``--no-net-thread`` keeps it on the loop (round trips cost less)
+    AsynCoro.install_network(make_threaded_network if net_thread else make_network)
 
     pid_path = procdir.pidfile(options, index)
     holder = procdir.claim(pid_path)
@@ -185,6 +189,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--options", default="{}", help="AsynCoro options as JSON")
     parser.add_argument("--rules", default="{}", help="the node's rules (NodeRules) as JSON")
     parser.add_argument("--watch-stdin", action="store_true")
+    parser.add_argument(
+        "--net-thread", action=argparse.BooleanOptionalAction, default=True,
+        help="the network on a thread of its own (default; DISCORO_NET_THREAD overrides)",
+    )  # fmt: skip
     parser.add_argument("-d", "--debug", action="store_true")
     parser.add_argument("--log-level", help="discoro's log level, e.g. DEBUG")
     return parser.parse_args(argv)
@@ -217,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
 
         logger.setLevel(getattr(logging, level.upper()))
     rules = json.loads(args.rules)
-    return serve(args.index, args.prefix, options_from_json(args.options), args.watch_stdin, rules)
+    options = options_from_json(args.options)
+    return serve(args.index, args.prefix, options, args.watch_stdin, rules, args.net_thread)
 
 
 if __name__ == "__main__":
