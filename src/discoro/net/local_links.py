@@ -31,7 +31,6 @@ Theory of operation:
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import socket
 from typing import TYPE_CHECKING
@@ -60,7 +59,6 @@ LOCAL_SOURCE = "local"
 #: SO_SNDBUF / SO_RCVBUF of a Unix link's socket (bytes; the kernel doubles it). 0 keeps
 #: the system default (~208 KiB); measured in bench/RESULTS.md ("same-host links").
 BUFFER_SIZE = 0
-_MAX_NAME = 107  # sun_path is 108 bytes, the leading NUL included
 _HAS_UNIX = hasattr(socket, "AF_UNIX") and os.uname().sysname == "Linux"
 
 
@@ -71,11 +69,7 @@ def enabled(tls: object | None) -> bool:
 
 def abstract_name(location: Location) -> str:
     """The abstract socket name of the process listening at ``location`` (TCP)."""
-    name = f"\0discoro/{location.addr}:{location.port}"
-    if len(name.encode()) > _MAX_NAME:  # a very long host name: a digest of it
-        digest = hashlib.sha256(name.encode()).hexdigest()[:40]
-        name = f"\0discoro/{digest}:{location.port}"
-    return name
+    return f"\0discoro/{location.addr}:{location.port}"  # addr: an IP address, short
 
 
 def tune(sock: socket.socket) -> None:
