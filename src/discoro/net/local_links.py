@@ -59,6 +59,7 @@ LOCAL_SOURCE = "local"
 #: SO_SNDBUF / SO_RCVBUF of a Unix link's socket (bytes; the kernel doubles it). 0 keeps
 #: the system default (~208 KiB); measured in bench/RESULTS.md ("same-host links").
 BUFFER_SIZE = 0
+_ABSENT = frozenset({errno.ECONNREFUSED, errno.ENOENT})  # connect(): no listener at the name
 _HAS_UNIX = hasattr(socket, "AF_UNIX") and os.uname().sysname == "Linux"
 
 
@@ -131,9 +132,10 @@ class LocalLinks:
             tune(sock)
             sock.setblocking(False)
             sock.connect(abstract_name(location))  # local: done at once or refused at once
-        except OSError:
+        except OSError as exc:
             sock.close()
-            self._absent.add(location)
+            if exc.errno in _ABSENT:  # (not a full backlog: that one is busy, not elsewhere)
+                self._absent.add(location)
             return None
         self._absent.discard(location)
         return sock

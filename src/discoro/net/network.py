@@ -177,7 +177,8 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         self.name = self.name or str(self.location)
         self.identity = Identity(self.name, self.location.addr, port, self.sid)
         if self.local_links.on:  # before anyone hears of the location: peers dial it first
-            self.local_links.on = self.front_door.listen_local(
+            # (a name held by another process costs a warning; we still dial others' names)
+            self.front_door.listen_local(
                 abstract_name(self.location), lambda: Link(self, Role.SERVER)
             )
         self.lookups = Lookups(self)
