@@ -12,8 +12,8 @@ warm that a user's first run would not have warm. Workloads:
 - runs/s: a node with 2 server processes; 8 client coroutines each issue ``run`` of a trivial
   coroutine one after another; reported is the number of remote coroutines created *and
   finished* (their MonitorException reached the status coroutine) per second, and the CPU
-  time the client process (private scheduler included) spent per run meanwhile: a figure a
-  loaded machine disturbs far less than the rate.
+  time the client process (private scheduler included) and the node's server processes
+  (together) spent per run meanwhile: figures a loaded machine disturbs far less than the rate.
 - CPU-bound: 8 jobs that each spin the CPU for 0.5 s, issued with ``run`` on 2 server
   processes; wall time from the first ``run`` to the 8th MonitorException.
 - idle RSS: resident memory (psutil) of a server process of a node that has just become
@@ -72,6 +72,7 @@ TITLES = {
     "cold_first": "  part: first result, s",
     "runs": "remote coroutines created+finished via run, /s",
     "runs_cpu": "  part: client process CPU per run, us",
+    "runs_server_cpu": "  part: server processes' CPU per run (both), us",
     "cpu": "8 CPU-bound 0.5 s jobs on 2 processes, wall s",
     "rss": "idle server process RSS, MB",
 }
@@ -150,6 +151,7 @@ def child(kind: str, port: int, n: int) -> None:
                     if not isinstance(rcoro, discoro.Coro):
                         raise RuntimeError(f"run failed: {rcoro}")
 
+            say("RUNS START")
             start, cpu = perf_counter(), time.process_time()
             for _ in range(nclients):
                 discoro.Coro(runner, per)
@@ -288,14 +290,39 @@ def with_node(kind: str, n: int, profile: bool = False) -> dict[str, float]:
         node.expect(READY)
         client = run.client(kind, port, n)
         try:
+            if kind == "runs":
+                servers = server_processes(node)
+                client.expect(r"^RUNS START$", timeout=60)
+                before = cpu_seconds(servers)
             _, match = client.expect(r"^JSON (.*)$", timeout=180)
+            figures = json.loads(match[1])
+            if kind == "runs":
+                used = cpu_seconds(servers) - before
+                figures["runs_server_cpu"] = used / n * 1e6
             client.popen.wait(30)
         finally:
             client.stop()
     finally:
         node.stop()
         run.close()
-    return json.loads(match[1])
+    return dict(figures)
+
+
+def server_processes(node: Program) -> list[Any]:
+    """The node's server processes (psutil handles), from the pids in its output."""
+    import psutil
+
+    pids = [int(m[1]) for line in node.output if (m := re.search(r"\(pid (\d+)\)$", line))]
+    return [psutil.Process(pid) for pid in pids]
+
+
+def cpu_seconds(processes: list[Any]) -> float:
+    """User + system CPU time of these processes (every thread), in seconds."""
+    total = 0.0
+    for process in processes:
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def idle_rss() -> dict[str, float]:
@@ -316,7 +343,7 @@ def idle_rss() -> dict[str, float]:
 
 
 def fmt(metric: str, value: float) -> str:
-    if metric in ("runs", "runs_cpu"):
+    if metric in ("runs", "runs_cpu", "runs_server_cpu"):
         return f"{value:,.0f}"
     if metric == "rss":
         return f"{value:.1f}"

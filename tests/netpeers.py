@@ -70,12 +70,15 @@ def connect(kernel: AsynCoro, location: Location) -> None:
 
 
 @contextmanager
-def start_peer(kernel: AsynCoro, program: str, dial: bool = True) -> Iterator[Child]:
+def start_peer(
+    kernel: AsynCoro, program: str, dial: bool = True, env: dict[str, str] | None = None
+) -> Iterator[Child]:
     """A child running ``program`` (which sees ``kernel``, everything ``discoro`` exports
     and ``RemoteError``), connected to the test's ``kernel`` unless ``dial`` is false; stopped
-    when the block ends."""
+    when the block ends. ``env``: more environment variables for the child (e.g.
+    ``DISCORO_NET_THREAD=1``: its network on a transport thread, as a server process's)."""
     source = PRELUDE + textwrap.dedent(program) + ANNOUNCE
-    proc = PeerProcess(source)
+    proc = PeerProcess(source, env=env)
     try:
         match = proc.expect(r"^LOCATION (\S+) (\d+)$", timeout=60)  # slow start under load
         child = Child(proc, Location(match[1], int(match[2])))

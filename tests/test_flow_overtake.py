@@ -51,8 +51,14 @@ def arrivals(child_location: Any, sends: list[tuple[str, bytes]]) -> Any:
     return run(main, timeout=80)
 
 
-def test_a_small_message_overtakes_a_large_one_in_flight(net_kernel: AsynCoro) -> None:
-    with start_peer(net_kernel, PROGRAM) as child:
+#: The receiving child on one loop, and with its network on a transport thread (as a server
+#: process started by a node), whose links read in turns (`Link.READ_TURN`).
+MODES = {"one loop": {"DISCORO_NET_THREAD": "0"}, "transport thread": {"DISCORO_NET_THREAD": "1"}}
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_a_small_message_overtakes_a_large_one_in_flight(net_kernel: AsynCoro, mode: str) -> None:
+    with start_peer(net_kernel, PROGRAM, env=MODES[mode]) as child:
         got = arrivals(child.location, [("big", BIG), ("small", b"s" * 100)])
     assert got == [("small", 100), ("big", len(BIG))]
 

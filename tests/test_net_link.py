@@ -1,7 +1,9 @@
 """`Link` write path and receive path against a fake transport (no sockets): when records are
 written, that control frames go ahead of queued user data (even between two records of a large
 data frame), that frames wait (in order, unsealed) while the transport is paused, and that
-received chunks are dispatched in one batch whose replies go out in one write."""
+received chunks are dispatched in one batch whose replies go out in one write, and that a
+link reads and writes in turns (`READ_TURN`, `WRITE_TURN`) so its loop's other work runs
+in between."""
 
 from __future__ import annotations
 
@@ -29,6 +31,13 @@ class FakeTransport(asyncio.Transport):
         self.writes: list[Any] = []
         self.closed = False
         self.limits: tuple[int, int] | None = None
+        self.reading = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
 
     def write(self, data: Any) -> None:
         self.writes.append(data)
@@ -192,6 +201,8 @@ def test_control_overtakes_a_large_data_frame_between_its_records(pair: Any, loo
     link.send(Message("pong"))
     transport.write = original  # type: ignore[method-assign]
     link.resume_writing()
+    while link.conn.queued:  # the rest, a write turn (`WRITE_TURN`) per loop iteration
+        turn(loop)
     got = messages_in(client, take(transport))
     assert [m.op for m in got] == ["pong", "send"] and got[1].payload == big
 
@@ -266,3 +277,64 @@ def test_close_writes_what_is_queued(pair: Any, loop: Any) -> None:
     link.close()
     assert transport.closed
     assert [m.op for m in messages_in(client, take(transport))] == ["send", "peer_closed"]
+
+
+def test_a_link_lets_its_loop_take_a_turn_after_reading_a_read_turn(pair: Any, loop: Any) -> None:
+    """A stream must not keep the loop in one link's reads (the loop reads as long as the
+    socket has data): other callbacks, a transport thread's hand-over included, run first."""
+    link, transport, client, network = pair
+    big = b"r" * link_module.READ_TURN
+    ran: list[bool] = []
+    loop.call_soon(lambda: ran.append(transport.reading))  # waits while the link reads
+    feed(link, client.send(Message("send", 0, {"c": 1}, big)))
+    assert network.received[-1].payload == big  # what was read is handed up first
+    assert not transport.reading
+    turn(loop)
+    assert ran == [False] and transport.reading
+    feed(link, client.send(Message("send", 0, {"c": 2}, b"small")))
+    assert transport.reading  # the count started again
+
+
+def test_a_link_paused_for_intake_during_its_turn_stays_paused(pair: Any, loop: Any) -> None:
+    link, transport, client, _ = pair
+    feed(link, client.send(Message("send", 0, {"c": 1}, b"i" * link_module.READ_TURN)))
+    link.pause_intake()  # the core has too much waiting: reading waits for resume_intake
+    turn(loop)
+    assert not transport.reading
+    link.resume_intake()
+    assert transport.reading
+
+
+def test_a_backlog_is_written_a_turn_at_a_time_and_drained_is_told(pair: Any, loop: Any) -> None:
+    """While the kernel keeps taking bytes, a backlog of MiBs goes out `WRITE_TURN` bytes per
+    loop iteration (replies get read in between), and `drained` ends when the last turn
+    empties the lanes, though the transport never asked for a pause after it."""
+    link, transport, client, _ = pair
+    turn_max = link_module.WRITE_TURN + record.SEAL_BUDGET + 2 * record.MAX_PLAINTEXT
+
+    def written() -> int:
+        return sum(len(w) for w in transport.writes)
+
+    turns: list[int] = []
+    flush_soon = link._flush_soon
+
+    def counted() -> None:  # each continuation: what it wrote
+        before = written()
+        flush_soon()
+        turns.append(written() - before)
+
+    link._flush_soon = counted  # type: ignore[method-assign]
+    big = b"w" * (4 * link_module.WRITE_TURN)
+    link.pause_writing()
+    link.send(Message("send", 0, {"c": 1}, big))
+    waiter = loop.create_task(link.drained())
+    link.resume_writing()
+    assert link_module.WRITE_TURN <= written() < turn_max
+    assert link.conn.queued and not waiter.done()
+    while link.conn.queued:
+        turn(loop)
+    assert len(turns) >= 3 and max(turns) < turn_max, turns
+    turn(loop)
+    assert waiter.done()
+    got = messages_in(client, take(transport))
+    assert len(got) == 1 and got[0].payload == big

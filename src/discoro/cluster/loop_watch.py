@@ -115,6 +115,8 @@ class LoopWatch:
 
     def heard(self, event: LoopEvent, now: float, stuck: float = 0.0) -> Change | None:
         """Move along the table on ``event`` at monotonic ``now``; the change, if any."""
+        if event is LoopEvent.LOOP_RAN and self.state is LoopState.RUNNING:
+            return None  # the table's (RUNNING, LOOP_RAN) -> RUNNING: every job report
         try:
             state = LOOP_TRANSITIONS[self.state, event]
         except KeyError:

@@ -231,6 +231,8 @@ class RunPlacement:
         """`place`, among the ready processes whose loop runs; `HOLD` while every process
         that could take it is stuck (see the module docstring)."""
         ready = self.ready()
+        if not any(proc.stuck for group in ready.values() for proc in group):
+            return place(ready, self.procs, where, kind)  # the usual case: all usable
         if stuck_targets(ready, self.procs, where):
             return HOLD
         usable = {addr: running(group) for addr, group in ready.items()}

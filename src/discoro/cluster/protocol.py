@@ -12,14 +12,33 @@ for that computation; the scheduler's *request* coroutine is registered as
 from __future__ import annotations
 
 import reprlib
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from discoro.net.flow import travels_first
 
 if TYPE_CHECKING:
     from discoro.cluster.nodeinfo import DiscoroNodeInfo
     from discoro.core.coro import Coro
+
+T = TypeVar("T")
+
+
+def by_fields(cls: type[T]) -> type[T]:
+    """Class decorator for a dataclass sent once or twice per run: its instances pickle as
+    the class and the tuple of their field values (rebuilt by calling the class), not as a
+    ``__dict__`` with every field name: ~110 bytes and ~2.5 us (pickle + unpickle) less per
+    message (issue 9). Not for classes with subclasses or ``init=False`` fields."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    assert len(names) > 1, "attrgetter of one name gives no tuple"
+    values = attrgetter(*names)
+
+    def __reduce__(self: object) -> tuple[object, ...]:
+        return (type(self), values(self))
+
+    cls.__reduce__ = __reduce__  # type: ignore[method-assign]
+    return cls
 
 
 @dataclass
@@ -217,6 +236,7 @@ class Peers:
     locations: list[object]
 
 
+@by_fields
 @dataclass
 class Run:
     uid: str
@@ -283,6 +303,7 @@ class NodeSetupDone:
     error: str = ""
 
 
+@by_fields
 @dataclass
 class JobStarted:
     location: Any
@@ -301,7 +322,14 @@ class JobStarted:
     fanout: int = 0
 
 
+_SHORT_REPR = frozenset({float, bool, type(None)})  # repr within reprlib's limits
+_INT_BOUND = 10**30  # reprlib shortens an int's repr past 40 characters
+
+
 def _safe_repr(value: Any) -> str:
+    kind = type(value)
+    if kind in _SHORT_REPR or (kind is int and -_INT_BOUND < value < _INT_BOUND):
+        return repr(value)  # what reprlib gives, without its dispatch (once per run)
     try:
         return reprlib.repr(value)  # bounded: a huge argument costs little
     except Exception:
@@ -324,6 +352,7 @@ class JobFailed:
     incarnation: int = 0
 
 
+@by_fields
 @dataclass
 class JobDone:
     location: Any
@@ -371,6 +400,7 @@ class JobError:
     text: str
 
 
+@by_fields
 @dataclass
 class RunResult:
     rid: int
@@ -396,6 +426,7 @@ class WrittenOff:
     terminated: list[int] = field(default_factory=list)
 
 
+@by_fields
 @dataclass
 class JobValue:
     """The end of the job of run request ``rid`` (a ``run_result*``): ``data`` is the pickle

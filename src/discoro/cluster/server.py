@@ -70,7 +70,7 @@ from discoro.cluster.load import LoadMeter
 from discoro.cluster.namespace import Namespace
 from discoro.cluster.output import OutputCapture
 from discoro.cluster.server_job import ServerJob
-from discoro.cluster.server_jobs import JobExit, ServerJobs, same_process
+from discoro.cluster.server_jobs import JobExit, JobsIdle, ServerJobs, same_process
 from discoro.cluster.server_state import (
     Installed,
     NodeRules,
@@ -250,7 +250,8 @@ class Server(ServerJobs):
             self._send_value(message)
             event: object = lc.JobEnded(getattr(message.args[0], "_id", -1), now)
         elif isinstance(message, p.Run):
-            self._reap()
+            # a job that ended is off the books already (its on_done, at its end), so a
+            # CPU-bound job that just finished never counts as load for this run
             event = lc.RunAsked(message.uid, now)
         elif isinstance(message, p.Setup):
             incarnation = getattr(message, "incarnation", 0)
@@ -299,6 +300,8 @@ class Server(ServerJobs):
         elif isinstance(message, OperatorRequest):
             self._operator(message)
             return
+        elif isinstance(message, JobsIdle):
+            return  # the caller's Tick looks at idleness
         else:
             logger.warning("discoro_proc ignores unexpected message %r", message)
             return

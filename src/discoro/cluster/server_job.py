@@ -62,13 +62,19 @@ class ServerJob(Job):
         self._on_error = None  # the client hears of it through its monitors, not a JobError
         self.terminate()
 
+    def _uncaught(self, exc_info: tuple[object, ...]) -> None:
+        """Not logged here: the server reports the job's end and its exception to the
+        client (``on_error``/``on_done``), whether or not the job has monitors."""
+        if self._on_error is None and self._on_done is None:
+            super()._uncaught(exc_info)
+
     def _end(self, value: object, exc_info: tuple[object, ...] | None) -> None:
-        on_error, self._on_error = self._on_error, None
-        on_done, self._on_done = self._on_done, None
+        on_error, on_done = self._on_error, self._on_done
         if self._lost is not None and exc_info is None:
             exc_info = (SchedulerLost, self._lost, None)
         monitors = list(self._monitors or ())
-        super()._end(value, exc_info)
+        super()._end(value, exc_info)  # calls _uncaught while the callbacks are set
+        self._on_error = self._on_done = None
         if exc_info is not None and on_error is not None:
             on_error(self, exc_info, monitors)
         if on_done is not None:

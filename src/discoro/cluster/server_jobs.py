@@ -1,8 +1,12 @@
 """`ServerJobs`: how a server process runs jobs (mixed into `discoro.cluster.server.Server`).
 
 - `Run`: the function (a shipped name, or cloudpickle bytes rebound into the namespace) runs
-  as a job coroutine (`ServerJob`), monitored by the server coroutine and by the
-  computation's ``status_coro``. ``RunResult`` goes to ``Run.reply_to`` (the coroutine, or the
+  as a job coroutine (`ServerJob`), monitored by the computation's ``status_coro``. The
+  server coroutine is no monitor: a `ServerJob` reports its end itself (``on_done``, however
+  it ends), so a `MonitorException` to the server would be one more message and wake-up per
+  run that finds nothing left to do (issue 9). When the last job ends and that matters (a
+  quit, a drain, a zombie period), the server coroutine gets `JobsIdle` so it looks again.
+  ``RunResult`` goes to ``Run.reply_to`` (the coroutine, or the
   ``(exception class, function name, traceback text)`` of a failure) and
   ``JobStarted``/``JobFailed`` to the scheduler. The scheduler hears of a job before the
   client does, and a new job's first step waits until both went to the socket, so a job that
@@ -58,6 +62,10 @@ class JobExit:
     job: Coro
     fields: dict[str, object]
     payload: bytes
+
+
+class JobsIdle:
+    """Internal, to the server coroutine: the last running job ended."""
 
 
 def job_value(rid: int, info: tuple[object, ...]) -> p.JobValue:
@@ -131,7 +139,6 @@ class ServerJobs:
             return
         self.state.handle(lc.JobStarted(job, self.clock()))
         self.kernel.network().ended_coros[job.id] = job  # found once it ended, too
-        job.notify(self.coro)  # type: ignore[arg-type]
         if current.status_coro is not None and not current.merge_exits:
             job.notify(current.status_coro)
         # the scheduler hears of the job before the client does: if this process dies right
@@ -179,15 +186,6 @@ class ServerJobs:
         if self.output is not None:
             self.output.flush(final=True)
 
-    def _reap(self) -> None:
-        """Report jobs that have ended but whose MonitorException is still queued behind
-        this request: a CPU-bound job that just finished must not count as load when the
-        scheduler places the next run (its later MonitorException finds nothing to do)."""
-        current = self.state.current
-        if current is not None:
-            for job in [job for job in current.jobs.values() if self.kernel.has_ended(job)]:
-                self._perform(self.state.handle(lc.JobEnded(job.id, self.clock())))
-
     def _job_failed(self, job: Coro, exc_info: tuple[object, ...], monitors: list[Coro]) -> None:
         """Show the client a job's exception that no one else is told of."""
         current = self.state.current
@@ -214,6 +212,14 @@ class ServerJobs:
             fields, payload = encode_exit(job, info)
             ended = JobExit(job, fields, payload)
         self._perform(self.state.handle(lc.JobEnded(job.id, self.clock())), ended)
+        if not current.jobs and self.coro is not None and self._idle_matters(current):
+            self.coro.send(JobsIdle())
+
+    def _idle_matters(self, current: Installed) -> bool:
+        """Whether the server coroutine must look again once no job runs: it quits or
+        drains, or the zombie period starts (else its wait has no deadline to change)."""
+        state = self.state
+        return state.quitting or state.draining or current.zombie_period is not None
 
     def _report_job_done(
         self, current: Installed, coro_id: int, ended: JobExit | None = None
@@ -231,4 +237,4 @@ def same_process(coro: object, other: object) -> bool:
     process: then one message to ``other`` can carry what is meant for both (issue 9)."""
     if not isinstance(coro, Coro) or not isinstance(other, Coro):
         return False
-    return bool(coro.location == other.location)
+    return bool(coro.home_location == other.home_location)  # no copies: once per run

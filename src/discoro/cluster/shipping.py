@@ -7,6 +7,10 @@ server process's working directory (which is on ``sys.path``, so shipped modules
 Code from discoro itself, the standard library and installed packages is pickled by
 reference: servers have it too. Code objects keep their real file names (cloudpickle would
 write ``<dynamic-code>``), so remote tracebacks name the user's files and lines.
+
+Run arguments that are all plain scalars (numbers, strings, bytes, None) pickle with the
+standard pickler: nothing in them can need cloudpickle, and a `run` per few microseconds
+should not build a cloudpickle pickler each time (issue 9).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import inspect
 import io
 import os
+import pickle
 import sys
 import sysconfig
 import types
@@ -163,9 +168,16 @@ def pickle_function(func: Any) -> bytes:
         return dumps(func)
 
 
+# exactly these types (not subclasses) pickle the same with the standard pickler
+_PLAIN = frozenset({int, float, str, bytes, bool, complex, type(None)})
+
+
 def pickle_arguments(
     args: tuple[Any, ...], kwargs: dict[str, Any], related: Iterable[Any]
 ) -> bytes:
     objects = [*related, *args, *kwargs.values()]
+    plain = _PLAIN
+    if all(type(obj) in plain for obj in objects):
+        return pickle.dumps((args, kwargs), cloudpickle.DEFAULT_PROTOCOL)
     with by_value([*objects, *(type(o) for o in objects)]):
         return dumps((args, kwargs))

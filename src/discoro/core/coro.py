@@ -424,6 +424,12 @@ class Coro(Located):
 
     # -- lifecycle (loop thread) ----------------------------------------------------------
 
+    def _uncaught(self, exc_info: tuple[object, ...]) -> None:
+        """An exception ended this coroutine and no monitor hears of it: log it (a subclass
+        that reports its end elsewhere overrides this)."""
+        text = "".join(traceback.format_exception(*exc_info))  # type: ignore[call-overload]
+        logger.warning("coroutine %s ended with an uncaught exception:\n%s", self, text)
+
     def _end(self, value: Any, exc_info: tuple[Any, ...] | None) -> None:
         self._value = value
         self._exc_info = exc_info
@@ -435,8 +441,7 @@ class Coro(Located):
         self._kernel._retire(self)
         monitors, self._monitors = self._monitors, None
         if exc_info is not None and not monitors:
-            text = "".join(traceback.format_exception(*exc_info))
-            logger.warning("coroutine %s ended with an uncaught exception:\n%s", self, text)
+            self._uncaught(exc_info)
         self._done = True
         if monitors:
             for monitor in monitors:

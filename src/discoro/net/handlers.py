@@ -135,7 +135,9 @@ class Handlers:
     # -- one method per op --------------------------------------------------------------------
 
     def on_send(self, peer: Peer, message: Message) -> None:
-        coro = self.local_coro(message)
+        ident = message.fields.get("c")
+        # `local_coro` inlined for a well-formed id (this is the hot path of every remote send)
+        coro = self.kernel.local_coro(ident) if type(ident) is int else self.local_coro(message)
         if coro is None:
             logger.debug("message from %s for unknown coroutine %s", peer, message.fields)
             return

@@ -26,7 +26,13 @@ Invariants:
   records is sealed control-first, so control overtakes queued user data (and, between two
   records of it, a large data frame). Within a lane, frames go out in the order `send` was
   called. The transport's limits are small (`WRITE_HIGH`), so a backlog waits in the lanes,
-  where it can still be overtaken, rather than in the transport, where it cannot.
+  where it can still be overtaken, rather than in the transport, where it cannot; and the
+  socket is tuned (`net.link_socket`: a small unsent mark, a capped receive buffer on a near
+  link) so the kernels at both ends hold little of it either.
+- Reads and writes in turns: after `READ_TURN` bytes a link stops reading until its loop's
+  next iteration, and after `WRITE_TURN` bytes written in one go it leaves the rest for the
+  next iteration, so a stream cannot keep the loop's other work waiting (a transport
+  thread's hand-over from the core, replies to read or to write).
 - Writes are coalesced: replies made while a received chunk is being dispatched go out in one
   write after it; outside of that, the first frame after a quiet spell is written at once
   (latency) and frames sent after it in the same loop iteration are written together in the
@@ -67,7 +73,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import socket
 from functools import partial
 from time import monotonic
 from typing import TYPE_CHECKING, Any, cast
@@ -75,7 +80,7 @@ from typing import TYPE_CHECKING, Any, cast
 from discoro.core.log import logger
 from discoro.core.stalls import ran_late
 from discoro.errors import ProtocolError
-from discoro.net import flow
+from discoro.net import flow, link_socket
 from discoro.net.flow import SendHolds
 from discoro.net.local_links import peer_label
 from discoro.wire.connection import Connection, ConnectionState
@@ -102,6 +107,14 @@ CONTROL_OPS = frozenset({"reply", "ping", "pong", "control_send", "control_deliv
 #: it cannot. 512 KiB: the round trip under a 1 MiB stream is ~30 % shorter than with 4 MiB
 #: and bulk throughput is the same within noise (bench/RESULTS.md).
 WRITE_HIGH, WRITE_LOW = 512 * 1024, 128 * 1024
+#: Bytes a link reads before it lets its loop take a turn (stops reading until the loop's
+#: next iteration): the loops read as long as a socket has data, so a stream would otherwise
+#: keep everything else waiting (a transport thread's hand-over from the core included).
+READ_TURN = 256 * 1024
+#: Bytes a link writes in one go before the rest waits for the loop's next iteration: while
+#: the kernel keeps taking bytes, a backlog of MiBs would otherwise keep the loop (and the
+#: replies it should read) waiting for tens of milliseconds.
+WRITE_TURN = 512 * 1024
 PING = trusted_message("ping")
 
 
@@ -160,6 +173,8 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         self._last_heard = monotonic()
         self._last_check = self._last_heard  # when `_check_alive` last ran (stall discount)
         self.intake_paused = False  # reading stopped by `pause_intake`
+        self._turn_read = 0  # bytes read since the loop last had a turn (`READ_TURN`)
+        self._yielding = False  # reading stopped until the loop's next turn
         self._timer: asyncio.TimerHandle | None = None
         self._tls = tls  # a TLS handshake to run first (accepted connections)
         self._tls_task: asyncio.Task[None] | None = None
@@ -209,8 +224,8 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         """The stream is up (TLS included): start the discoro handshake."""
         self.transport = transport
         sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock is not None:
+            link_socket.tune(sock)
         high = min(WRITE_HIGH, flow.SEND_LOW // 2)  # empty lanes are always under SEND_LOW
         transport.set_write_buffer_limits(high, min(WRITE_LOW, high // 4))
         if self.role is Role.CLIENT:
@@ -229,6 +244,25 @@ class Link(SendHolds, asyncio.BufferedProtocol):
             self._refuse(exc)
             return
         self._received()
+        self._turn_read += nbytes
+        if self._turn_read >= READ_TURN:
+            self._yield_turn()
+
+    def _yield_turn(self) -> None:
+        """`READ_TURN` bytes read: stop reading until the loop has run what waits for it."""
+        self._turn_read = 0
+        transport = self.transport
+        if self._yielding or transport is None or transport.is_closing():
+            return
+        self._yielding = True
+        transport.pause_reading()
+        self._loop.call_soon(self._end_turn)
+
+    def _end_turn(self) -> None:
+        self._yielding = False
+        transport = self.transport
+        if not self.intake_paused and transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     def eof_received(self) -> bool:
         try:
@@ -454,16 +488,25 @@ class Link(SendHolds, asyncio.BufferedProtocol):
 
     def _flush(self) -> None:
         """Seal and write what is queued, a batch at a time, until the transport asks us to
-        pause (the rest stays queued, unsealed)."""
+        pause (the rest stays queued, unsealed) or `WRITE_TURN` bytes went out (the rest
+        goes in the loop's next iteration)."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return
         conn = self.conn
+        budget = WRITE_TURN
         while not self._paused:
+            if budget <= 0:
+                if not self._flush_pending:
+                    self._flush_pending = True
+                    self._loop.call_soon(self._flush_soon)
+                break
             records = conn.seal()
-            if records is None:
+            if records is None:  # empty, unpaused: `drained` ends (a turn may end it here)
+                self._can_write.set()
                 break
             transport.write(records)
+            budget -= len(records)
         if self._holds:
             self._check_holds()
 

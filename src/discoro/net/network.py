@@ -479,7 +479,8 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         if self.intake is not None:  # on a transport thread: what waits for the core
             self.intake.took(link, message)
         peer = link.peer
-        if peer is not None and not self.fences.admits(peer.location, message):
+        fences = self.fences
+        if peer is not None and fences.limits and not fences.admits(peer.location, message):
             if message.rid and message.op != "reply":
                 self.reply(peer, message.rid, {"r": -1, "e": "incarnation written off"})
             return

@@ -25,7 +25,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["OUT_OF_BAND", "OUT_OF_BAND_MIN", "RAW", "Part", "decode", "encode"]
+__all__ = [
+    "OUT_OF_BAND",
+    "OUT_OF_BAND_MIN",
+    "PLAIN_TYPES",
+    "RAW",
+    "Part",
+    "decode",
+    "encode",
+    "plain",
+]
 
 #: Field: the payload is the message itself (bytes-like, no pickle).
 RAW = "b"
@@ -40,6 +49,9 @@ Part = bytes | memoryview
 _NO_BUFFERS = frozenset({int, float, str, bool, type(None), complex})
 _dumps = pickle.dumps
 _loads = pickle.loads
+#: Types whose payload `encode` makes without looking for out-of-band buffers (``bytes`` raw,
+#: the others a plain pickle): a sender may make it itself (`plain`).
+PLAIN_TYPES = frozenset({bytes, *_NO_BUFFERS})
 
 
 class _OutOfBand:
@@ -80,6 +92,14 @@ def encode(message: object, fields: dict[str, object]) -> tuple[bytes, tuple[Par
         return payload, ()
     fields[OUT_OF_BAND] = [len(part) for part in parts]
     return payload, tuple(parts)
+
+
+def plain(message: object) -> bytes:
+    """`encode`'s payload for a message of one of `PLAIN_TYPES` (``bytes`` itself: field
+    `RAW`; else a pickle, no fields), which has no buffers to send out of band."""
+    if type(message) is bytes:
+        return message
+    return _dumps(message, PROTOCOL)
 
 
 def decode(fields: Mapping[str, object], payload: bytes | bytearray | None) -> object:

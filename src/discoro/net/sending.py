@@ -13,6 +13,8 @@ Invariants:
 - A send on the loop thread without out-of-band buffers queues its frame with a control map
   packed once per (destination, raw or pickled, incarnation tag) and remembered (at most
   `PACKED_CONTROLS`), the same bytes `Connection.queue` would have packed for its message.
+  A message of `payloads.PLAIN_TYPES` (bytes, numbers, str, None) to a link that is up takes
+  a shorter way there: no fields map, no look for buffers (it can have none).
 - `deliver` waits for room on the link (back-pressure) within its timeout, which that wait
   counts against.
 """
@@ -31,6 +33,8 @@ from discoro.wire.safepack import pack
 
 #: `RemoteSends.send` remembers the packed control maps of at most this many destinations.
 PACKED_CONTROLS = 1024
+_PLAIN_TYPES = payloads.PLAIN_TYPES
+_plain = payloads.plain
 
 if TYPE_CHECKING:
     from discoro.core.coro import Coro
@@ -83,6 +87,29 @@ class RemoteSends:
         sender on another thread waits here for room (TimeoutError after
         ``flow.THREAD_SEND_TIMEOUT`` seconds)."""
         location = coro.home_location
+        kind = type(message)
+        if kind in _PLAIN_TYPES and self.kernel.on_loop_thread():
+            # the common case, in short: bytes or a plain pickle, no buffers out of band, to
+            # a link that is up: its control map packed before (see `_pack_control`)
+            link = self.open_link(location)
+            if link is not None:
+                coro_id = coro.id
+                own = self.fences.own
+                key = (coro_id, kind is bytes, own)
+                body = self._packed_controls.get(key)
+                if body is None:
+                    known: dict[str, object] = {"c": coro_id}
+                    if kind is bytes:
+                        known[RAW] = 1
+                    if own:
+                        known[TAG] = own
+                    body = self._pack_control(key, known)
+                link.send_packed(body, _plain(message), coro_id)
+                if link.over_high():
+                    sender = self.kernel.cur_coro()
+                    if sender is not None:
+                        self.kernel.hold_sender(sender, link.hold)
+                return 0
         fields: dict[str, object] = {"c": coro.id}
         payload, more = payloads.encode(message, fields)
         if type(message) in flow.CONTROL_TYPES:  # a pulse: ahead of user data, never held

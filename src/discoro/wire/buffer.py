@@ -16,6 +16,13 @@ Theory of operation:
   in once, and from then on `get_buffer` hands out the block's missing part, so the socket
   writes the rest straight into place. The finished block is returned as that bytearray: a
   large payload is copied exactly once on receive (by the kernel), not joined from pieces.
+- A block is handed up and forgotten, except that the buffer remembers the last one: if
+  nothing else refers to it any more when the next block of the same size starts (its
+  consumer copied it and dropped it: a raw ``bytes`` message), it is collected into again
+  instead of a fresh bytearray, which would be zero-filled and, being large, usually fresh
+  pages from the kernel (a page fault each 4 KiB). Whether anything refers to it is its
+  reference count (CPython only: elsewhere a block is never reused); a memoryview of it,
+  a numpy array over it or any other holder keeps it from being reused.
 - `get_buffer` never offers more room than the block being collected still misses, so the
   bytes that follow a block never land inside it; once the block is complete (even before
   it is taken), the room is in ``_data`` again, behind which nothing of the block is left.
@@ -26,6 +33,7 @@ Theory of operation:
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,6 +47,10 @@ COLLECT_THRESHOLD = 64 * 1024
 CHUNK = 256 * 1024
 _MIN_ROOM = 16 * 1024  # make more room when less than this is free
 _SMALL = 4096  # below this, copying a bytearray slice twice beats making a memoryview
+# A bytearray only the buffer refers to has this reference count (its attribute and the
+# argument of getrefcount); -1 where reference counts do not tell (no reuse there).
+_UNSHARED = 2 if sys.implementation.name == "cpython" else -1
+_getrefcount = getattr(sys, "getrefcount", lambda _: 0)
 
 _Chunk = bytes | bytearray | memoryview
 
@@ -46,7 +58,7 @@ _Chunk = bytes | bytearray | memoryview
 class ReceiveBuffer:
     """Bytes received but not yet consumed; see the module docstring."""
 
-    __slots__ = ("_block", "_data", "_end", "_filled", "_pos", "chunk")
+    __slots__ = ("_block", "_data", "_end", "_filled", "_last_block", "_pos", "chunk")
 
     def __init__(self, chunk: int = CHUNK) -> None:
         self.chunk = chunk  # room offered per read, and the least a fresh bytearray gets
@@ -55,6 +67,7 @@ class ReceiveBuffer:
         self._end = 0
         self._block: bytearray | None = None  # a large block being collected
         self._filled = 0  # bytes of _block that have arrived
+        self._last_block: bytearray | None = None  # the last block handed up (for reuse)
 
     def __len__(self) -> int:
         """Bytes available to read (not counting a block being collected)."""
@@ -149,6 +162,7 @@ class ReceiveBuffer:
             if self._filled < len(block):
                 return None
             self._block = None
+            self._last_block = block
             return block
         available = self._end - self._pos
         if available >= size:
@@ -156,7 +170,11 @@ class ReceiveBuffer:
         if size < COLLECT_THRESHOLD:
             return None
         # Start collecting: what is here goes in now, the rest straight from the socket.
-        block = self._block = bytearray(size)
+        block = self._last_block
+        self._last_block = None
+        if block is None or len(block) != size or _getrefcount(block) != _UNSHARED:
+            block = bytearray(size)
+        self._block = block
         block[:available] = self._data[self._pos : self._end]
         self._filled = available
         self._pos = self._end = 0

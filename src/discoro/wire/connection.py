@@ -58,6 +58,7 @@ from discoro.wire.record import (
     LANE_BULK,
     LANE_DATA,
     LANES,
+    SMALL_FRAME,
     RecordReader,
     RecordWriter,
     aes_gcm,
@@ -76,6 +77,10 @@ __all__ = ["ORDER_KEY", "Connection", "ConnectionState"]
 ORDER_KEY = "c"
 
 _OTHER = {Role.CLIENT: Role.SERVER, Role.SERVER: Role.CLIENT}
+#: A frame whose payload (plus control) is at most this big is copied into its lane's run of
+#: small frames (`RecordWriter.queue_small`): the frame header is 12 bytes, control maps of
+#: small messages a few dozen.
+_SMALL_PAYLOAD = SMALL_FRAME - 512
 
 
 class ConnectionState(enum.Enum):
@@ -248,14 +253,15 @@ class Connection:
         )
         if message.rid:
             control["rid"] = message.rid
-        if lane == LANE_DATA:
-            size = 0 if payload is None else len(payload)
-            if more:
-                size += sum(len(part) for part in more)
-            if size >= BULK_MIN or writer.pending[LANE_BULK]:
-                key = fields.get(ORDER_KEY)
-                if writer.route(key, size) == LANE_BULK:
-                    return writer.queue_bulk(key, self._encoder.encode_into, control, payload, more)
+        size = 0 if payload is None else len(payload)
+        if more:
+            size += sum(len(part) for part in more)
+        if lane == LANE_DATA and (size >= BULK_MIN or writer.pending[LANE_BULK]):
+            key = fields.get(ORDER_KEY)
+            if writer.route(key, size) == LANE_BULK:
+                return writer.queue_bulk(key, self._encoder.encode_into, control, payload, more)
+        if size <= _SMALL_PAYLOAD and not more:
+            return writer.queue_small(lane, self._encoder.encode_onto, control, payload)
         return writer.queue_frame(lane, self._encoder.encode_into, control, payload, more)
 
     def queue_packed(
@@ -271,10 +277,12 @@ class Connection:
         writer = self._writer
         if writer is None or self.state is not ConnectionState.AUTHENTICATED:
             raise LocalProtocolError(f"cannot send while {self.state.value}")
-        encode = self._encoder.encode_packed_into
         size = len(payload)
         if more:
             size += sum(len(part) for part in more)
+        elif size + len(body) <= _SMALL_PAYLOAD and not writer.pending[LANE_BULK]:
+            return writer.queue_small(LANE_DATA, self._encoder.encode_packed_onto, body, payload)
+        encode = self._encoder.encode_packed_into
         if (size >= BULK_MIN or writer.pending[LANE_BULK]) and writer.route(
             order_key, size
         ) == LANE_BULK:
@@ -294,7 +302,7 @@ class Connection:
     @property
     def queued(self) -> int:
         """Bytes of frames queued and not sealed yet."""
-        return 0 if self._writer is None else sum(self._writer.pending)
+        return 0 if self._writer is None else self._writer.queued
 
     def seal(self, budget: int | None = None) -> bytes | bytearray | None:
         """Sealed records for (about) ``budget`` bytes of what is queued (control lane

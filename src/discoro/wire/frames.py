@@ -58,6 +58,9 @@ _PREFIX = MAGIC + bytes([FRAME_FORMAT])
 _HEADER_SIZE = HEADER.size
 _pack_header = HEADER.pack
 _unpack_header = HEADER.unpack_from
+# The header as `_drain_whole` reads it: magic and format as one prefix to compare.
+_unpack_prefixed = Struct("!3sBII").unpack_from
+_SMALL_PAYLOAD = 4096  # below this a payload is copied out of a bytearray slice (faster)
 
 
 class Frame(NamedTuple):
@@ -164,6 +167,37 @@ class FrameEncoder:
         flags = 0 if payload is None else HAS_PAYLOAD
         out.append(_pack_header(MAGIC, FRAME_FORMAT, flags, control_len, 0) + body)
         return _HEADER_SIZE + control_len
+
+    def encode_onto(
+        self, out: bytearray, control: dict[str, object], payload: bytes | bytearray | None = None
+    ) -> int:
+        """`encode_into` for a small frame: its bytes appended to ``out`` (copied)."""
+        return self.encode_packed_onto(out, self._pack(control), payload)
+
+    def encode_packed_onto(
+        self, out: bytearray, body: bytes, payload: bytes | bytearray | None = None
+    ) -> int:
+        """`encode_packed_into` for a small frame (no ``more``): its bytes appended to
+        ``out`` (copied); its size. Raises as `encode_packed_into`, leaving ``out`` as it was."""
+        control_len = len(body)
+        if control_len > self.max_control_size:
+            raise ValueError(
+                _limit_problem(control_len, 0, self.max_frame_size, self.max_control_size)
+            )
+        if payload is None:
+            payload_len = flags = 0
+        else:
+            payload_len = len(payload)
+            flags = HAS_PAYLOAD
+        if control_len + payload_len > self.max_frame_size:
+            raise ValueError(
+                _limit_problem(control_len, payload_len, self.max_frame_size, self.max_control_size)
+            )
+        out += _pack_header(MAGIC, FRAME_FORMAT, flags, control_len, payload_len)
+        out += body
+        if payload:
+            out += payload
+        return _HEADER_SIZE + control_len + payload_len
 
     def encode(self, control: dict[str, Any], payload: bytes | None = None) -> bytes:
         """The whole frame as one bytes object (copies the payload; fine when small)."""
@@ -310,6 +344,7 @@ class FrameDecoder:
             if frame is None:
                 return
             handle(decode(frame[0], frame[1]))
+            frame = None  # held no longer: its payload's block may be collected into again
 
     def _drain_whole(
         self,
@@ -324,17 +359,17 @@ class FrameDecoder:
         max_control = self.max_control_size
         max_frame = self.max_frame_size
         allow = self.allow_payload
-        with memoryview(data) as view:
+        view = memoryview(data)
+        try:
             while end - pos >= _HEADER_SIZE:
-                magic, fmt, flags, control_len, payload_len = _unpack_header(data, pos)
+                prefix, flags, control_len, payload_len = _unpack_prefixed(data, pos)
                 if (
-                    magic != MAGIC
-                    or fmt != FRAME_FORMAT
-                    or flags & ~HAS_PAYLOAD
+                    prefix != _PREFIX
+                    or flags > HAS_PAYLOAD
                     or not 0 < control_len <= max_control
                     or control_len + payload_len > max_frame
-                    or (payload_len and not flags)
                     or (flags and not allow)
+                    or (payload_len and not flags)
                 ):
                     return  # `next_frame` refuses it with the full explanation
                 start = pos + _HEADER_SIZE
@@ -342,9 +377,17 @@ class FrameDecoder:
                 frame_end = control_end + payload_len
                 if frame_end > end:
                     return  # incomplete: `next_frame` takes it from here
-                payload = bytes(view[control_end:frame_end]) if flags else None
-                pos = buffer._pos = frame_end
-                handle(decode_raw(view[start:control_end], payload))
+                if not flags:
+                    payload = None
+                elif payload_len < _SMALL_PAYLOAD:
+                    payload = bytes(data[control_end:frame_end])
+                else:
+                    payload = bytes(view[control_end:frame_end])
+                pos = frame_end  # consumed before it is handed up (if that raises, the
+                handle(decode_raw(view[start:control_end], payload))  # rest stays)
+        finally:
+            buffer._pos = pos
+            view.release()
 
     def _check_prefix(self) -> None:
         """Refuse garbage early, even when fewer bytes than a header have arrived."""

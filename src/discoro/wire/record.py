@@ -24,6 +24,13 @@ Invariants:
 - The writer seals control lane records before data lane ones, at frame boundaries of the
   data lane too (control may overtake a large data frame between two of its records).
   Payloads are sealed from memoryview slices: a large payload is never joined with others.
+  Small frames (`queue_small`, at most `SMALL_FRAME` bytes) are instead copied into a run:
+  a bytearray at the tail of their lane that takes the small frames queued after it, until
+  it holds a record's worth or a `seal` starts (a run is never written to once a seal may
+  have taken or sliced it). A record of many small frames is then sealed from one buffer,
+  with no per-frame queue entry and no join.
+- ``queued`` is the sum of ``pending`` (kept as it changes: the back-pressure check reads it
+  after every send).
 - Data and bulk lane records alternate (a data record first), so a small message waits for
   at most one bulk record (one fragment) behind a large message queued before it.
 - Order per key (`RecordWriter.route`; the connection's key is the destination coroutine):
@@ -83,6 +90,8 @@ _Bytes = bytes | bytearray | memoryview
 _pack_header = HEADER.pack
 #: Bytes of records sealed per `RecordWriter.seal` call at most (about; one record more).
 SEAL_BUDGET = 256 * 1024
+#: Frames of at most this many bytes may be copied into their lane's run (`queue_small`).
+SMALL_FRAME = 2048
 
 
 class Cipher(Protocol):
@@ -122,9 +131,11 @@ class RecordWriter:
         "_direction",
         "_ends",
         "_lanes",
+        "_runs",
         "_sealed",
         "_turn",
         "pending",
+        "queued",
     )
 
     def __init__(self, cipher: Cipher, direction: bytes) -> None:
@@ -133,6 +144,9 @@ class RecordWriter:
         self._counter = 0
         self._lanes: tuple[deque[_Bytes], ...] = tuple(deque() for _ in range(LANES))
         self.pending = [0] * LANES  #: plaintext bytes waiting, per lane
+        self.queued = 0  #: plaintext bytes waiting, all lanes: ``sum(pending)``
+        # per lane: the run of small frames at the tail of its queue that takes more, or None
+        self._runs: list[bytearray | None] = [None] * LANES
         # per lane: where each frame not wholly sealed ends, counted in bytes ever queued on
         # the lane, and how many of those bytes were sealed
         self._ends: tuple[deque[int], ...] = tuple(deque() for _ in range(LANES))
@@ -175,42 +189,67 @@ class RecordWriter:
                 queue.append(part)
                 size += len(part)
         self.pending[lane] += size
+        self.queued += size
+        self._runs[lane] = None  # frames behind these parts must not go into an earlier run
         self._ends[lane].append(self._sealed[lane] + self.pending[lane])
 
     def unsent_frames(self, lane: int) -> int:
         """Frames queued on ``lane`` that are not wholly sealed yet (a frame partly sealed
         counts: the peer cannot decode it without the rest)."""
-        ends, sealed = self._ends[lane], self._sealed[lane]
-        while ends and ends[0] <= sealed:
-            ends.popleft()
-        return len(ends)
+        self._forget_sealed(lane)
+        return len(self._ends[lane])
 
     @property
     def empty(self) -> bool:
-        return not any(self.pending)
+        return not self.queued
 
     def queue_frame(self, lane: int, encode_into: Callable[..., int], *args: object) -> int:
         """Queue the frame ``encode_into(queue, *args)`` appends (a `FrameEncoder` method)
         on ``lane``, without an intermediate list; its size."""
         size: int = encode_into(self._lanes[lane], *args)
+        self._runs[lane] = None  # the frame's parts follow the run: it takes no more
         pending = self.pending[lane] + size
         self.pending[lane] = pending
-        ends = self._ends[lane]
-        sealed = self._sealed[lane]
-        while ends and ends[0] <= sealed:  # forget frames sealed meanwhile (bounded deque)
+        self.queued += size
+        self._ends[lane].append(self._sealed[lane] + pending)  # pruned by `seal`
+        return size
+
+    def _forget_sealed(self, lane: int) -> None:
+        """Drop the ends of ``lane``'s frames that are wholly sealed (after a seal: the
+        deque holds only frames still queued, so it stays bounded by them)."""
+        ends, sealed = self._ends[lane], self._sealed[lane]
+        while ends and ends[0] <= sealed:
             ends.popleft()
-        ends.append(sealed + pending)
+
+    def queue_small(self, lane: int, encode_onto: Callable[..., int], *args: object) -> int:
+        """Queue the frame ``encode_onto(run, *args)`` appends to a bytearray (a `FrameEncoder`
+        ``*_onto`` method; the frame must be at most `SMALL_FRAME` bytes) on ``lane``, in the
+        lane's run of small frames; its size."""
+        run = self._runs[lane]
+        if run is None or len(run) >= MAX_PLAINTEXT:
+            run = self._runs[lane] = bytearray()
+            self._lanes[lane].append(run)
+        size: int = encode_onto(run, *args)
+        pending = self.pending[lane] + size
+        self.pending[lane] = pending
+        self.queued += size
+        self._ends[lane].append(self._sealed[lane] + pending)  # pruned by `seal`
         return size
 
     def seal(self, budget: int = SEAL_BUDGET) -> bytes | bytearray | None:
         """Records for (about) ``budget`` bytes of what is queued, control lane first, as one
         bytearray to write; None when nothing is queued."""
+        runs = self._runs
+        runs[0] = runs[1] = runs[2] = None  # what this seal takes or slices takes no more
         pending = self.pending
         data, control, bulk = pending  # by lane number
-        if not bulk and (not control or not data):  # the common case: one small frame
+        if not bulk and (not control or not data):  # the common case: one lane, one record
             size = control or data
             if size and size <= MAX_PLAINTEXT:
-                return self._seal_lane(LANE_CONTROL if control else LANE_DATA, size)
+                lane = LANE_CONTROL if control else LANE_DATA
+                records = self._seal_lane(lane, size)
+                self._ends[lane].clear()  # every frame of the lane is sealed
+                return records
         plan: list[tuple[int, list[_Bytes], int]] = []
         total = 0
         while total < budget:
@@ -234,6 +273,8 @@ class RecordWriter:
         with memoryview(out) as view:
             for lane, pieces, size in plan:
                 offset = self._seal_one(view, offset, lane, pieces, size)
+        for lane in range(LANES):
+            self._forget_sealed(lane)
         return out
 
     def _seal_lane(self, lane: int, size: int) -> bytes:
@@ -242,6 +283,7 @@ class RecordWriter:
         plaintext = queue[0] if len(queue) == 1 else b"".join(queue)
         queue.clear()
         self.pending[lane] = 0
+        self.queued -= size
         self._sealed[lane] += size
         counter = self._counter
         if counter >= _MAX_COUNTER:
@@ -270,6 +312,7 @@ class RecordWriter:
                 room = 0
         size = MAX_PLAINTEXT - room
         self.pending[lane] -= size
+        self.queued -= size
         self._sealed[lane] += size
         return pieces, size
 
