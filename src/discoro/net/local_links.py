@@ -1,9 +1,9 @@
 """Same-host links: an AF_UNIX stream socket in Linux's abstract namespace beside TCP.
 
 Purpose: two discoro processes in one network namespace (a client, a scheduler and the
-servers of one machine) exchange 1 MiB messages 1.3-3x faster over a Unix stream socket
-than over loopback TCP, with 15-40 % less CPU per message, and a round trip beside such a
-stream waits ~10x less (bench/RESULTS.md, "Same-host links"). Only the
+servers of one machine) exchange 1 MiB messages ~1.3x faster over a Unix stream socket than
+over (tuned) loopback TCP, with 20-30 % less CPU per message, and a round trip beside such a
+stream waits about half as long (bench/RESULTS.md, "Same-host links"). Only the
 transport changes: the handshake, the identity check (the peer must authenticate as the
 location dialled) and the AEAD records above it are exactly those of a TCP link.
 
