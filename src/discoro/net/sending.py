@@ -88,56 +88,43 @@ class RemoteSends:
         ``flow.THREAD_SEND_TIMEOUT`` seconds)."""
         location = coro.home_location
         kind = type(message)
-        if kind in _PLAIN_TYPES and self.kernel.on_loop_thread():
-            # the common case, in short: bytes or a plain pickle, no buffers out of band, to
-            # a link that is up: its control map packed before (see `_pack_control`)
-            link = self.open_link(location)
-            if link is not None:
-                coro_id = coro.id
-                own = self.fences.own
-                key = (coro_id, kind is bytes, own)
-                body = self._packed_controls.get(key)
-                if body is None:
-                    known: dict[str, object] = {"c": coro_id}
-                    if kind is bytes:
-                        known[RAW] = 1
-                    if own:
-                        known[TAG] = own
-                    body = self._pack_control(key, known)
-                link.send_packed(body, _plain(message), coro_id)
-                if link.over_high():
-                    sender = self.kernel.cur_coro()
-                    if sender is not None:
-                        self.kernel.hold_sender(sender, link.hold)
-                return 0
-        fields: dict[str, object] = {"c": coro.id}
-        payload, more = payloads.encode(message, fields)
-        if type(message) in flow.CONTROL_TYPES:  # a pulse: ahead of user data, never held
-            return self.post_from_any_thread(
-                location, trusted_message("control_send", 0, fields, payload)
-            )
+        on_loop = self.kernel.on_loop_thread()
         own = self.fences.own
-        if own:  # tagged with our incarnation now, so `Fences.tagged` need not copy it
-            fields[TAG] = own
-        if not self.kernel.on_loop_thread():
-            outgoing = trusted_message("send", 0, fields, payload)
-            size = len(payload) + sum(len(part) for part in more)
-            self._wait_for_room(location)
-            with self._hop_lock:
-                self._hopping += size
-            self.kernel.call(self._post_hopped, location, outgoing, size, more)
-            return 0
-        link = self.open_link(location)  # the common case: one look-up, straight to it
-        if link is None:
-            outgoing = trusted_message("send", 0, fields, payload)
-            return 0 if self.post(location, outgoing, more) else -1
-        if more:
-            link.send(trusted_message("send", 0, fields, payload), more)  # tagged above
+        fields: dict[str, object] | None = None
+        more: tuple[Part, ...] = ()
+        if kind in _PLAIN_TYPES and on_loop:  # the common case: no fields map, no buffers
+            payload, raw = _plain(message), kind is bytes
+        else:
+            fields = {"c": coro.id}
+            payload, more = payloads.encode(message, fields)
+            if kind in flow.CONTROL_TYPES:  # a pulse: ahead of user data, never held
+                return self.post_from_any_thread(
+                    location, trusted_message("control_send", 0, fields, payload)
+                )
+            if own:  # tagged with our incarnation now, so `Fences.tagged` need not copy it
+                fields[TAG] = own
+            if not on_loop:
+                outgoing = trusted_message("send", 0, fields, payload)
+                size = len(payload) + sum(len(part) for part in more)
+                self._wait_for_room(location)
+                with self._hop_lock:
+                    self._hopping += size
+                self.kernel.call(self._post_hopped, location, outgoing, size, more)
+                return 0
+            raw = RAW in fields
+        link = self.open_link(location)  # one look-up, straight to it
+        if link is None or more:
+            if fields is None:
+                fields = _send_fields(coro.id, raw, own)
+            outgoing = trusted_message("send", 0, fields, payload)  # tagged above
+            if link is None:
+                return 0 if self.post(location, outgoing, more) else -1
+            link.send(outgoing, more)
         else:  # fields are "c", RAW or not, our tag or none: a control packed before
-            key = (coro.id, RAW in fields, own)
+            key = (coro.id, raw, own)
             body = self._packed_controls.get(key)
             if body is None:
-                body = self._pack_control(key, fields)
+                body = self._pack_control(key, fields or _send_fields(coro.id, raw, own))
             link.send_packed(body, payload, key[0])
         if link.over_high():
             sender = self.kernel.cur_coro()
@@ -214,3 +201,14 @@ def encode_delivery(coro: Coro, message: object) -> Delivery:
         payload = b"".join((payload, *more))
     op = "control_deliver" if type(message) in flow.CONTROL_TYPES else "deliver"
     return op, fields, bytes(payload)
+
+
+def _send_fields(coro_id: int, raw: bool, own: int) -> dict[str, object]:
+    """The fields `payloads.encode` and the incarnation tag give a "send" of a message
+    without buffers: the destination, RAW for bytes, our tag if we have one."""
+    fields: dict[str, object] = {"c": coro_id}
+    if raw:
+        fields[RAW] = 1
+    if own:
+        fields[TAG] = own
+    return fields
