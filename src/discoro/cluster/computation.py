@@ -216,7 +216,7 @@ class Computation(Replies, ResultRuns):
         if self._state != "new":
             logger.warning("computation already scheduled")
             return -1
-        scheduler = await Coro.locate(SCHEDULER_NAME, location, timeout=self.timeout)
+        scheduler = await _find_scheduler(location, self.timeout)
         if not isinstance(scheduler, Coro):
             logger.warning("no discoro scheduler found%s", f" at {location}" if location else "")
             return -1
@@ -558,6 +558,25 @@ def _client_name(kernel: AsynCoro) -> str:
     argv0 = sys.argv[0] if sys.argv else ""
     program = "python " + argv0 if argv0 in ("-c", "-m", "-") else os.path.basename(argv0)
     return f"{program} (pid {os.getpid()}) at {kernel.location}"
+
+
+async def _find_scheduler(location: Location | None, timeout: float) -> object:
+    """The scheduler coroutine, found within ``timeout``: by discovery, or asked at
+    ``location`` again and again, since a batch script may start it a moment before the
+    client (a refused connection is no answer)."""
+    if location is None:
+        return await Coro.locate(SCHEDULER_NAME, None, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    pause = 0.1
+    while True:
+        found = await Coro.locate(SCHEDULER_NAME, location, timeout=timeout)
+        left = deadline - time.monotonic()
+        if found is not None or left <= 0:
+            return found
+        if pause == 0.1:
+            logger.info("no scheduler at %s yet; asking again for %.0f s", location, left)
+        await asyncio.sleep(min(pause, left))
+        pause = min(pause * 2, 1.0)
 
 
 def _check_positional(
