@@ -114,6 +114,11 @@ def client(coro=None):
 """
 )
 
+ENDS_BEFORE_CLOSE_NOW_RETURNS = ENDS_BEFORE_RETURN.replace(
+    "comp.run_async(sleeper, 60)", "comp.run(sleeper, 60)"  # a CPU job: close_now ends it too
+).replace("yield comp.close()", "yield comp.close_now()")
+assert ENDS_BEFORE_CLOSE_NOW_RETURNS.count("close_now") == 1
+
 NO_SERVER = """
 def nap(coro=None):
     yield coro.sleep(1)
@@ -169,6 +174,18 @@ def test_every_jobs_end_is_delivered_before_close_returns(
     # the servers report the ends (also of jobs the close terminates) on their own links,
     # not the scheduler's: close() waits until the status coroutine's mailbox has them all
     with run_client(ENDS_BEFORE_RETURN, udp_port) as client:
+        client.expect(r"^SCHEDULE 0$", timeout=30)
+        client.expect(r"^ASYNC Coro Coro$", timeout=30)
+        ends = client.expect(r"^ENDS (\S+) .*$", timeout=30)
+        assert ends[1] == "True", client.output
+        client.expect(r"^DONE ok$", timeout=30)
+        assert client.wait(30) == 0
+
+
+def test_every_jobs_end_is_delivered_before_close_now_returns(
+    cluster: LocalCluster, udp_port: int
+) -> None:
+    with run_client(ENDS_BEFORE_CLOSE_NOW_RETURNS, udp_port) as client:
         client.expect(r"^SCHEDULE 0$", timeout=30)
         client.expect(r"^ASYNC Coro Coro$", timeout=30)
         ends = client.expect(r"^ENDS (\S+) .*$", timeout=30)

@@ -55,6 +55,7 @@ from discoro.cluster.constants import (
     MinPulseInterval,
     MsgTimeout,
 )
+from discoro.cluster.find_scheduler import find_scheduler
 from discoro.cluster.replies import Replies
 from discoro.cluster.results import ResultRuns, Target, target_of
 from discoro.cluster.setup_options import SetupOptions
@@ -216,7 +217,7 @@ class Computation(Replies, ResultRuns):
         if self._state != "new":
             logger.warning("computation already scheduled")
             return -1
-        scheduler = await _find_scheduler(location, self.timeout)
+        scheduler = await find_scheduler(location, self.timeout)
         if not isinstance(scheduler, Coro):
             logger.warning("no discoro scheduler found%s", f" at {location}" if location else "")
             return -1
@@ -366,10 +367,14 @@ class Computation(Replies, ResultRuns):
         return 0
 
     async def close_now(self) -> int:
-        """Close at once, terminating the jobs still running (Ctrl-C does this)."""
+        """Close at once, terminating the jobs still running (Ctrl-C does this). Returns
+        as `close` does: every job's end in a local status coroutine's mailbox (or
+        ``timeout`` passed waiting for them)."""
         if self._state in ("new", "closed") or self.scheduler is None:
             return 0
-        await self._request_close(False, force=True, timeout=self.timeout + REPLY_GRACE)
+        answer = await self._request_close(False, force=True, timeout=self.timeout + REPLY_GRACE)
+        if answer is not None:
+            await self._await_job_ends(self.timeout)
         self._end()
         return 0
 
@@ -544,7 +549,11 @@ class Computation(Replies, ResultRuns):
             logger.warning(
                 "closing at exit: jobs still running after %g s; terminating them", patience
             )
-            await self._request_close(False, force=True, timeout=self.timeout + REPLY_GRACE)
+            answer = await self._request_close(
+                False, force=True, timeout=self.timeout + REPLY_GRACE
+            )
+        if answer is not None:
+            await self._await_job_ends(self.timeout)
         self._end()
 
 
@@ -558,25 +567,6 @@ def _client_name(kernel: AsynCoro) -> str:
     argv0 = sys.argv[0] if sys.argv else ""
     program = "python " + argv0 if argv0 in ("-c", "-m", "-") else os.path.basename(argv0)
     return f"{program} (pid {os.getpid()}) at {kernel.location}"
-
-
-async def _find_scheduler(location: Location | None, timeout: float) -> object:
-    """The scheduler coroutine, found within ``timeout``: by discovery, or asked at
-    ``location`` again and again, since a batch script may start it a moment before the
-    client (a refused connection is no answer)."""
-    if location is None:
-        return await Coro.locate(SCHEDULER_NAME, None, timeout=timeout)
-    deadline = time.monotonic() + timeout
-    pause = 0.1
-    while True:
-        found = await Coro.locate(SCHEDULER_NAME, location, timeout=timeout)
-        left = deadline - time.monotonic()
-        if found is not None or left <= 0:
-            return found
-        if pause == 0.1:
-            logger.info("no scheduler at %s yet; asking again for %.0f s", location, left)
-        await asyncio.sleep(min(pause, left))
-        pause = min(pause * 2, 1.0)
 
 
 def _check_positional(
