@@ -14,7 +14,9 @@ Invariants:
   packed once per (destination, raw or pickled, incarnation tag) and remembered (at most
   `PACKED_CONTROLS`), the same bytes `Connection.queue` would have packed for its message.
   A message of `payloads.PLAIN_TYPES` (bytes, numbers, str, None) to a link that is up takes
-  a shorter way there: no fields map, no look for buffers (it can have none).
+  a shorter way there: no fields map, no look for buffers (it can have none). A network on a
+  transport thread takes the same way for such a message from the core (`post_plain`: the
+  payload made in the sender's thread, the frame queued on the loop thread).
 - `deliver` waits for room on the link (back-pressure) within its timeout, which that wait
   counts against.
 """
@@ -131,6 +133,23 @@ class RemoteSends:
             if sender is not None:
                 self.kernel.hold_sender(sender, link.hold)
         return 0
+
+    def post_plain(self, location: Location, coro_id: int, payload: bytes, raw: bool) -> bool:
+        """(Loop thread.) Queue the "send" of a message of `payloads.PLAIN_TYPES` whose
+        payload ``payload`` (`payloads.plain`; ``raw``: it was bytes) was made in another
+        thread, to coroutine ``coro_id`` at ``location``: what `send` queues for it on the
+        loop thread, packed control included; False as `post` when it cannot be queued."""
+        own = self.fences.own
+        link = self.open_link(location)
+        if link is None:
+            fields = _send_fields(coro_id, raw, own)
+            return self.post(location, trusted_message("send", 0, fields, payload))
+        key = (coro_id, raw, own)
+        body = self._packed_controls.get(key)
+        if body is None:
+            body = self._pack_control(key, _send_fields(coro_id, raw, own))
+        link.send_packed(body, payload, coro_id)
+        return True
 
     def _pack_control(self, key: tuple[int, bool, int], fields: dict[str, object]) -> bytes:
         """The packed control map of a "send" with these fields, remembered under ``key``

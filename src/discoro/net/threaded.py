@@ -54,6 +54,8 @@ T = TypeVar("T")
 Call = tuple["Callable[..., object]", tuple[object, ...]]
 #: Seconds a blocking call into the network (``set_dest_path``, ...) waits for its thread.
 CALL_TIMEOUT = 30.0
+_PLAIN_TYPES = payloads.PLAIN_TYPES
+_plain = payloads.plain
 
 
 def _cancel(bridge: concurrent.futures.Future[T], started: list[asyncio.Task[T]]) -> None:
@@ -221,19 +223,32 @@ class ThreadedNetwork:
         if self.transport.on_thread():
             return self.inner.send(coro, message)
         location = coro.home_location
+        kind = type(message)
+        if kind in _PLAIN_TYPES:  # no fields, no buffers: the thread packs no control for it
+            data = _plain(message)
+            return self._send(
+                location, len(data), self.inner.post_plain, location, coro.id, data, kind is bytes
+            )
         fields: dict[str, object] = {"c": coro.id}
         payload, more = payloads.encode(message, fields)
-        if type(message) in flow.CONTROL_TYPES:  # a pulse: ahead of user data, never held
+        if kind in flow.CONTROL_TYPES:  # a pulse: ahead of user data, never held
             self._enqueue(
                 self.inner.post, location, trusted_message("control_send", 0, fields, payload)
             )
             return 0
         size = len(payload) + sum(len(part) for part in more)
+        outgoing = trusted_message("send", 0, fields, payload)
+        return self._send(location, size, self.inner.post, location, outgoing, more)
+
+    def _send(
+        self, location: Location, size: int, func: Callable[..., object], *args: object
+    ) -> int:
+        """Queue ``func(*args)``, which sends ``size`` bytes of user data to ``location``,
+        with back-pressure: a thread waits for room first, a core coroutine is held after."""
         sender = self.kernel.cur_coro() if self.kernel.on_loop_thread() else None
         if sender is None and self._over_high(location):
             self._wait_for_room(location)
-        outgoing = trusted_message("send", 0, fields, payload)
-        self._enqueue(self.inner.post, location, outgoing, more, size=size)
+        self._enqueue(func, *args, size=size)
         if sender is not None and self._over_high(location):
             room = self._room(location)
             self.kernel.hold_sender(sender, lambda: asyncio.wrap_future(room))

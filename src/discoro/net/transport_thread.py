@@ -17,10 +17,14 @@ Theory of operation:
   loop with one ``call_soon_threadsafe`` at the end of the link's read (``end_read``; outside
   a read, in the transport loop's next turn). The core runs a batch's calls in the order they
   were made, so per-peer FIFO order holds into the mailboxes, and the coroutines they wake in
-  the same turn (inside its own ``begin_read``/``end_read``). ``complete`` (a request's
-  reply) is the network's own future: completed here, at once. A message is in the process
-  (a ``deliver`` is acknowledged) once it is in a batch; its coroutine gets it when the core
-  loop runs.
+  the same turn (inside its own ``begin_read``/``end_read``). A batch flushed while the core
+  has not yet taken the previous one joins it (under ``_handoff``, a lock held for a list
+  swap or extend): the core is woken once per batch it takes, not once per read. Invariant:
+  ``_pending`` is not None exactly while one ``_take_pending`` call is scheduled on the core
+  loop and has not yet run; that call takes everything pending, in flush order.
+  ``complete`` (a request's reply) is the network's own future: completed here, at once. A
+  message is in the process (a ``deliver`` is acknowledged) once it is in a batch; its
+  coroutine gets it when the core loop runs.
 - Intake bound: with one loop, a process whose loop is blocked reads nothing, so its senders'
   links fill and they are held (`net.flow`). Here the transport thread keeps reading, so the
   hop weighs the user messages it takes in for the core (``took``: their payload bytes) and
@@ -61,6 +65,7 @@ if TYPE_CHECKING:
     from discoro.wire.messages import Message
 
 T = TypeVar("T")
+_get_ident = threading.get_ident
 Call = tuple["Callable[..., object]", tuple[object, ...]]
 #: Bytes of user messages taken in and not yet run by the core above which links stop
 #: reading, and at or below which they read again (module knobs, read at each check).
@@ -159,6 +164,16 @@ class TransportThread:
             self.thread.join(timeout)
 
 
+def _take_pending(hop: CoreHop) -> None:
+    """(Core loop.) Take every call the transport flushed since the last wake-up and run
+    them (see ``CoreHop._flush``)."""
+    with hop._handoff:
+        batch, hop._pending = hop._pending, None
+        weight, hop._pending_weight = hop._pending_weight, 0
+    if batch is not None:
+        _run_batch(batch, weight, hop)
+
+
 def _run_batch(batch: list[Call], weight: int, hop: CoreHop) -> None:
     """(Core loop.) Run the calls of one batch in order; one that fails is logged alone.
     As for a read on one loop, the coroutines they wake run at the batch's end, in this
@@ -188,13 +203,20 @@ class CoreHop:
         self.transport = transport
         self.loop = transport.loop
         self._batch: list[Call] = []
-        self.batches = 0  # batches handed to the core loop (a test reads it)
-        self.calls = 0  # calls in them
+        self._handoff = threading.Lock()  # guards the two below (transport and core)
+        self._pending: list[Call] | None = None  # flushed, not yet taken by the core
+        self._pending_weight = 0  # ... and the bytes of user messages in it
+        self.batches = 0  # wake-ups of the core loop, each taking all pending (tests read it)
+        self.joined = 0  # flushes that joined a batch the core had not taken yet
+        self.calls = 0  # calls handed to the core
         self.taken = 0  # bytes of user messages taken in for the core (transport writes)
         self.handed = 0  # ... and run by it (core writes)
         self._weight = 0  # ... of the batch being made
         self.paused: list[Link] = []  # links that stopped reading (intake bound)
         self._reading = 0  # inside a link's read (`begin_read`): its end flushes the batch
+        self._ident = transport.ident
+        self._deliver = kernel.deliver_local
+        self.local_coro = kernel.local_coro  # type: ignore[method-assign]  # a pure look-up
 
     # -- the network's own loop ---------------------------------------------------------------
 
@@ -270,11 +292,21 @@ class CoreHop:
         weight, self._weight = self._weight, 0
         if not batch and not weight:
             return
-        self.batches += 1
         self.calls += len(batch)
+        with self._handoff:
+            pending = self._pending
+            if pending is not None:  # the core is yet to take the last batch: ride along
+                pending.extend(batch)
+                self._pending_weight += weight
+                self.joined += 1
+                return
+            self._pending, self._pending_weight = batch, weight
+        self.batches += 1
         try:
-            self.kernel.loop.call_soon_threadsafe(_run_batch, batch, weight, self)
+            self.kernel.loop.call_soon_threadsafe(_take_pending, self)
         except RuntimeError:  # the core loop is closed: the process is ending
+            with self._handoff:
+                self._pending, self._pending_weight = None, 0
             logger.debug("%d network call(s) into the core dropped: it has stopped", len(batch))
 
     # -- intake bound (transport thread) ------------------------------------------------------
@@ -307,7 +339,14 @@ class CoreHop:
             link.resume_intake()
 
     def deliver_local(self, coro: Coro, message: object) -> None:
-        self._post(self.kernel.deliver_local, coro, message)
+        """(The hot path of every message a link takes in: `_post` inlined.)"""
+        if _get_ident() != self._ident:
+            self.transport.call(self._post, self._deliver, coro, message)
+            return
+        batch = self._batch
+        batch.append((self._deliver, (coro, message)))
+        if len(batch) == 1 and not self._reading:  # outside a read: flushed next turn
+            self.loop.call_soon(self._flush)
 
     def add_monitor_local(self, observed: Coro, monitor: Coro) -> None:
         self._post(self.kernel.add_monitor_local, observed, monitor)
