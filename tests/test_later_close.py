@@ -115,7 +115,8 @@ def client(coro=None):
 )
 
 ENDS_BEFORE_CLOSE_NOW_RETURNS = ENDS_BEFORE_RETURN.replace(
-    "comp.run_async(sleeper, 60)", "comp.run(sleeper, 60)"  # a CPU job: close_now ends it too
+    "comp.run_async(sleeper, 60)",
+    "comp.run(sleeper, 60)",  # a CPU job: close_now ends it too
 ).replace("yield comp.close()", "yield comp.close_now()")
 assert ENDS_BEFORE_CLOSE_NOW_RETURNS.count("close_now") == 1
 
