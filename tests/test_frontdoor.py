@@ -175,6 +175,34 @@ def test_one_source_cannot_fill_the_door(cluster_secret: str) -> None:
                 sock.close()
 
 
+def test_same_host_unix_connections_share_only_the_overall_limit(cluster_secret: str) -> None:
+    """Connections on the same-host Unix socket all carry one source label: the per-source
+    limit does not push them out (a node's servers dial the scheduler at once, and a pushed
+    out Unix handshake sends its dialler to TCP for good); the overall limit still does."""
+    with victim() as (_, port, _):
+        name = f"\0discoro/127.0.0.1:{port}"
+        held = []
+        try:
+            for _ in range(MAX_PER_SOURCE * 3):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(TIMEOUT)
+                sock.connect(name)
+                sock.send(b"D")
+                held.append(sock)
+            assert handshake(port, cluster_secret).name == "victim"  # orders: all admitted
+            assert not pushed_out(held[0], wait=0.2)
+            for _ in range(MAX_UNAUTHENTICATED):  # past the overall limit: the oldest goes
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(TIMEOUT)
+                sock.connect(name)
+                sock.send(b"D")
+                held.append(sock)
+            assert pushed_out(held[0])
+        finally:
+            for sock in held:
+                sock.close()
+
+
 @pytest.mark.timeout(120)
 def test_out_of_descriptors_pauses_accepting_then_resumes(cluster_secret: str) -> None:
     with victim() as (_, _, base):

@@ -21,7 +21,10 @@ Invariants:
   `SummaryLog`: a flood costs a line per kind per interval plus a count, never a line each.
 - A process listens on TCP and, for same-host peers, on an abstract Unix socket
   (`local_links`); one accept loop per listening socket, the same limits for both (the
-  Unix connections' source is `local_links.LOCAL_SOURCE`).
+  Unix connections' source is `local_links.LOCAL_SOURCE`), except that the per-source limit
+  does not apply to that one label: every process of the host shares it (a node's servers
+  all dial the scheduler at once), and a dropped Unix handshake would send its dialler to
+  TCP for good; the overall limit still holds.
 - Loop thread only.
 """
 
@@ -186,9 +189,10 @@ class FrontDoor:
         """An accepted connection is up and has not authenticated: admit it, pushing out
         the oldest waiting one from its address, or of all, if over a limit."""
         source = local_links.peer_label(transport)[0]
-        if self._per_source.get(source, 0) >= MAX_PER_SOURCE:
+        limit = MAX_UNAUTHENTICATED if source == local_links.LOCAL_SOURCE else MAX_PER_SOURCE
+        if self._per_source.get(source, 0) >= limit:
             oldest = next(k for k, (s, _) in self._waiting.items() if s == source)
-            self._drop(oldest, f"more than {MAX_PER_SOURCE} unauthenticated from {source}")
+            self._drop(oldest, f"more than {limit} unauthenticated from {source}")
         if len(self._waiting) >= MAX_UNAUTHENTICATED:
             self._drop(next(iter(self._waiting)), f"more than {MAX_UNAUTHENTICATED} in all")
         self._waiting[link] = (source, transport)
