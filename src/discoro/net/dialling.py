@@ -71,7 +71,7 @@ async def link_over(network: Network, location: Location, unix: socket.socket | 
         _, link = await asyncio.wait_for(connecting, DIAL_TIMEOUT)
     except BaseException:
         if unix is not None:
-            unix.close()
+            _give_up(loop, unix)
         raise
     try:
         await asyncio.wait_for(asyncio.shield(link.authenticated), link_module.HANDSHAKE_TIMEOUT)
@@ -79,3 +79,14 @@ async def link_over(network: Network, location: Location, unix: socket.socket | 
         link.close()
         raise
     return link
+
+
+def _give_up(loop: asyncio.AbstractEventLoop, unix: socket.socket) -> None:
+    """Let go of a Unix socket whose transport failed to start, its descriptor closed
+    exactly once. uvloop's transport took the descriptor and closed it already, leaving the
+    socket object holding its number: closing (or collecting) that object would close the
+    number again, by then perhaps another link's socket (seen: a link failing with EBADF),
+    so the object lets go of it. asyncio's transport closes the object itself (a loop turn
+    later): nothing to do."""
+    if type(loop).__module__.startswith("uvloop"):
+        unix.detach()
