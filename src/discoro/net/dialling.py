@@ -13,10 +13,11 @@ Rules (`local_links` has the why):
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from discoro.core.log import logger
 from discoro.errors import ProtocolError
+from discoro.net import handover
 from discoro.net import link as link_module
 from discoro.net.link import Link
 from discoro.wire.handshake import Role
@@ -55,7 +56,13 @@ async def dial(network: Network, location: Location) -> bool:
 
 async def link_over(network: Network, location: Location, unix: socket.socket | None) -> Link:
     """A link to ``location`` over the connected Unix socket ``unix``, or over TCP (TLS if
-    configured) when None; returned once it authenticated, else an exception is raised."""
+    configured) when None; returned once it authenticated, else an exception is raised.
+
+    Ownership (`handover`): ``unix`` is ours until its transport exists, then the
+    transport's; every failure closes whichever owns it at that moment, once: the socket
+    (in `handover.connect_unix`), or the transport, aborted, before the exception leaves
+    (a handshake that failed or timed out, a cancelled dial, a peer that is not the one
+    dialled). Nothing is left for the garbage collector to close."""
 
     def make_link() -> Link:
         return Link(network, Role.CLIENT, dialled=location)
@@ -65,28 +72,13 @@ async def link_over(network: Network, location: Location, unix: socket.socket | 
         connecting = loop.create_connection(
             make_link, location.addr, location.port, ssl=network.client_ssl
         )
+        transport, link = await asyncio.wait_for(connecting, DIAL_TIMEOUT)
     else:
-        connecting = loop.create_unix_connection(make_link, sock=unix)
-    try:
-        _, link = await asyncio.wait_for(connecting, DIAL_TIMEOUT)
-    except BaseException:
-        if unix is not None:
-            _give_up(loop, unix)
-        raise
+        transport, made = await handover.connect_unix(loop, make_link, unix)
+        link = cast("Link", made)
     try:
         await asyncio.wait_for(asyncio.shield(link.authenticated), link_module.HANDSHAKE_TIMEOUT)
     except BaseException:
-        link.close()
+        transport.abort()  # at once: a peer that does not read must not keep it open
         raise
     return link
-
-
-def _give_up(loop: asyncio.AbstractEventLoop, unix: socket.socket) -> None:
-    """Let go of a Unix socket whose transport failed to start, its descriptor closed
-    exactly once. uvloop's transport took the descriptor and closed it already, leaving the
-    socket object holding its number: closing (or collecting) that object would close the
-    number again, by then perhaps another link's socket (seen: a link failing with EBADF),
-    so the object lets go of it. asyncio's transport closes the object itself (a loop turn
-    later): nothing to do."""
-    if type(loop).__module__.startswith("uvloop"):
-        unix.detach()

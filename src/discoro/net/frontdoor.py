@@ -36,7 +36,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from discoro.core.log import logger
-from discoro.net import local_links
+from discoro.net import handover, local_links
 from discoro.net.ratelimit import SummaryLog
 
 if TYPE_CHECKING:
@@ -175,13 +175,18 @@ class FrontDoor:
         make_protocol: Callable[[], asyncio.BaseProtocol],
         tls: ssl.SSLContext | None,
     ) -> None:
+        # ``conn`` is ours until its transport exists, then the transport's (`handover`)
         try:
             if conn.family == getattr(socket, "AF_UNIX", None):
                 local_links.tune(conn)
             await self.loop.connect_accepted_socket(make_protocol, conn, ssl=tls)
-        except Exception as exc:  # TLS refused, reset before we got to it, ...
-            conn.close()
+        except BaseException as exc:  # TLS refused, reset before we got to it, cancelled
+            handover.release(conn)
+            if not isinstance(exc, Exception):
+                raise
             self.log.log("refused", "refused connection: %s", str(exc) or type(exc).__name__)
+            return
+        handover.adopted(self.loop, conn)
 
     # -- admission (called by the links) ---------------------------------------------------
 
