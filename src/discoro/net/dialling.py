@@ -6,7 +6,11 @@ Rules (`local_links` has the why):
   makes it TCP-only (one warning) and this dial goes on over TCP at once.
 - Either way the link is the same `Link`: it must authenticate as the location dialled
   within ``link.HANDSHAKE_TIMEOUT`` seconds (read per dial: a module knob), after a connect
-  that took at most `DIAL_TIMEOUT` seconds; a link that does not is closed.
+  that took at most `DIAL_TIMEOUT` seconds (TCP; a Unix socket is connected before the
+  loop gets it); a link that does not is aborted.
+- Descriptors have one owner at a time (`handover`): a dialled Unix socket is closed by our
+  socket object until its transport exists and by the transport after; whatever fails
+  closes it once, through that owner, before the dial returns.
 - Loop thread only.
 """
 

@@ -27,6 +27,8 @@ Theory of operation:
   serves TCP only (peers dialling the name reach the squatter, fail, and fall back).
 - Unauthenticated connections accepted on the Unix socket count against the front door's
   limits under the source label `LOCAL_SOURCE`.
+- A Unix socket we dial or accept is a Python socket object handed to the loop: who closes
+  its descriptor, when, and why only once, is `handover`'s rule.
 """
 
 from __future__ import annotations
