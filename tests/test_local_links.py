@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 
 TIMEOUT = 30.0
 OFF = {local_links.LOCAL_LINKS_ENV: "0"}
+#: The tests that expect Unix links skip when the suite runs with them off (TCP checks).
+needs_local_links = pytest.mark.skipif(
+    not local_links.enabled(None), reason=f"{local_links.LOCAL_LINKS_ENV}=0: TCP links only"
+)
 
 # The socket family of every link of the process it runs in, by peer location.
 LINK_FAMILIES = """
@@ -79,6 +83,7 @@ def cluster(cluster_secret: str, udp_port: int) -> Iterator[LocalCluster]:
         yield node
 
 
+@needs_local_links
 def test_client_scheduler_node_and_server_on_one_host_link_over_unix_sockets(
     cluster: LocalCluster, udp_port: int
 ) -> None:
@@ -137,6 +142,7 @@ for line in sys.stdin:
 )
 
 
+@needs_local_links
 @pytest.mark.netns
 def test_processes_in_two_namespaces_link_over_tcp_and_in_one_over_unix(
     cluster_secret: str,
@@ -249,6 +255,7 @@ class Squatter:
             conn.close()
 
 
+@needs_local_links
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("behaviour", ["closes", "garbage", "silent"])
 def test_a_squatter_on_the_abstract_name_costs_a_fallback_to_tcp_not_service(
