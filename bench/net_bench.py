@@ -35,6 +35,9 @@ The table has the median of the rounds and the spread (min-max).
     python bench/net_bench.py --vs A/src --vs B/src   # three-way: this tree, A, B, ...
     python bench/net_bench.py --vs-one-loop    # paired: servers with, then without, a
                                                # transport thread (discoronode --no-net-thread)
+    python bench/net_bench.py --vs-tcp         # paired: same-host Unix socket links, then
+                                               # TCP ones (DISCORO_LOCAL_LINKS=0): the
+                                               # figures of processes on different hosts
 
 Run it inside a private network namespace so nothing else wakes the processes, and not
 while the machine is loaded:
@@ -333,12 +336,18 @@ class Program:
 
 
 def one_round(
-    sizes: dict[str, int], source: Path = _SRC, loop: str = "", net_thread: str = ""
+    sizes: dict[str, int],
+    source: Path = _SRC,
+    loop: str = "",
+    net_thread: str = "",
+    local_links: str = "",
 ) -> dict[str, float]:
     env = dict(os.environ, DISCORO_SECRET=secrets.token_hex(16), PYTHONUNBUFFERED="1")
     env["DISCORO_LOOP"] = loop
     if net_thread and net_thread != "option":
         env["DISCORO_NET_THREAD"] = net_thread
+    if local_links:
+        env["DISCORO_LOCAL_LINKS"] = local_links
     env["PYTHONPATH"] = str(source) + os.pathsep + os.environ.get("PYTHONPATH", "")
     env["NET_BENCH_SRC"] = str(source)  # the client program imports it too
     dest = tempfile.mkdtemp(prefix="discoro-net-bench-")
@@ -421,6 +430,11 @@ def main() -> None:
         help="paired rounds: this tree with no transport thread (discoronode --no-net-thread)",
     )
     parser.add_argument(
+        "--vs-tcp",
+        action="store_true",
+        help="paired rounds: this tree with TCP links only (DISCORO_LOCAL_LINKS=0)",
+    )
+    parser.add_argument(
         "--n", type=int, help="messages per selected workload (e.g. a long run to profile)"
     )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -434,21 +448,25 @@ def main() -> None:
     if args.n:
         sizes = {name: args.n if n else 0 for name, n in sizes.items()}
     rounds = 1 if args.quick else args.rounds
-    variants = [(_SRC, os.environ.get("DISCORO_LOOP", ""), "")]
+    own_loop = os.environ.get("DISCORO_LOOP", "")
+    variants = [(_SRC, own_loop, "", "")]  # source, loop, net thread, local links
     for other in args.vs or ():
-        variants.append((other.resolve(), variants[0][1], ""))
+        variants.append((other.resolve(), own_loop, "", ""))
     if args.vs_asyncio:
-        variants.append((_SRC, "asyncio", ""))
+        variants.append((_SRC, "asyncio", "", ""))
     if args.vs_one_loop:
-        variants.append((_SRC, variants[0][1], "option"))  # discoronode --no-net-thread
+        variants.append((_SRC, own_loop, "option", ""))  # discoronode --no-net-thread
+    if args.vs_tcp:
+        variants.append((_SRC, own_loop, "", "0"))
     results: list[list[dict[str, float]]] = [[] for _ in variants]
     for _ in range(rounds):  # interleaved: each round runs every variant once
-        for runs, (source, loop, net_thread) in zip(results, variants, strict=True):
-            runs.append(one_round(sizes, source, loop, net_thread))
-    for runs, (source, loop, net_thread) in zip(results, variants, strict=True):
+        for runs, variant in zip(results, variants, strict=True):
+            runs.append(one_round(sizes, *variant))
+    for runs, (source, loop, net_thread, local_links) in zip(results, variants, strict=True):
         label = loop + (" DISCORO_NET_THREAD=" + net_thread if net_thread else "")
         if net_thread == "option":
             label = loop + " discoronode --no-net-thread"
+        label += " DISCORO_LOCAL_LINKS=" + local_links if local_links else ""
         print(table(runs, sizes, source, label.strip()))
     for index in range(1, len(variants)):  # paired ratios: the first / each other, by round
         title = "ratio (first / second), median of pairs"

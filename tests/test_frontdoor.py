@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
+from discoro.net import local_links
 from discoro.net.frontdoor import MAX_PER_SOURCE, MAX_UNAUTHENTICATED
 from discoro.net.link import Link
 from discoro.wire import NEED_DATA, Connection, HandshakeComplete, Identity, Role, new_sid
@@ -172,6 +173,37 @@ def test_one_source_cannot_fill_the_door(cluster_secret: str) -> None:
             assert not pushed_out(other[0], wait=0.2)
         finally:
             for sock in other + same:
+                sock.close()
+
+
+@pytest.mark.skipif(
+    not local_links.enabled(None), reason=f"{local_links.LOCAL_LINKS_ENV}=0: no Unix socket"
+)
+def test_same_host_unix_connections_share_only_the_overall_limit(cluster_secret: str) -> None:
+    """Connections on the same-host Unix socket all carry one source label: the per-source
+    limit does not push them out (a node's servers dial the scheduler at once, and a pushed
+    out Unix handshake sends its dialler to TCP for good); the overall limit still does."""
+    with victim() as (_, port, _):
+        name = f"\0discoro/127.0.0.1:{port}"
+        held = []
+        try:
+            for _ in range(MAX_PER_SOURCE * 3):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                held.append(sock)  # closed below even if connecting fails
+                sock.settimeout(TIMEOUT)
+                sock.connect(name)
+                sock.send(b"D")
+            assert handshake(port, cluster_secret).name == "victim"  # orders: all admitted
+            assert not pushed_out(held[0], wait=0.2)
+            for _ in range(MAX_UNAUTHENTICATED):  # past the overall limit: the oldest goes
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                held.append(sock)  # closed below even if connecting fails
+                sock.settimeout(TIMEOUT)
+                sock.connect(name)
+                sock.send(b"D")
+            assert pushed_out(held[0])
+        finally:
+            for sock in held:
                 sock.close()
 
 

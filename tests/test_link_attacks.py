@@ -168,11 +168,14 @@ def test_tampered_record_on_a_live_link_closes_it_and_delivers_nothing_of_it(
     cluster_secret: str, dialler: PeerProcess, attack: str
 ) -> None:
     # The victim announces 127.0.0.2:P (ext_ip_addr) and listens at 127.0.0.1:P; the relay
-    # sits at 127.0.0.2:P, so the dialler's link through it is a legitimate one.
+    # sits at 127.0.0.2:P, so the dialler's link through it is a legitimate one. The victim
+    # has no same-host Unix socket (`net.local_links`), else the dialler would go there.
     port = free_port()
     act, never = TAMPERING[attack]
     with PeerProcess(
-        VICTIM.replace('node="127.0.0.1"', f'node="127.0.0.1", tcp_port={port}'), "127.0.0.2"
+        VICTIM.replace('node="127.0.0.1"', f'node="127.0.0.1", tcp_port={port}'),
+        "127.0.0.2",
+        env={"DISCORO_LOCAL_LINKS": "0"},
     ) as proc:
         proc.expect(rf"^READY 127\.0\.0\.2 {port} \d+$", timeout=TIMEOUT)
         relay = Relay(("127.0.0.2", port), ("127.0.0.1", port), tamper=nth_message_record(1, act))

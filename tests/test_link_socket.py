@@ -100,7 +100,9 @@ PROGRAM = """
 
 def test_both_ends_of_a_link_are_tuned_one_on_a_transport_thread(net_kernel: AsynCoro) -> None:
     expected = (link_socket.NOTSENT_LOWAT, 2 * link_socket.RECEIVE_BUFFER)
-    with start_peer(net_kernel, PROGRAM, env={"DISCORO_NET_THREAD": "1"}) as child:
+    # the child on TCP: a same-host link would be a Unix socket (net/local_links.py), untuned
+    env = {"DISCORO_NET_THREAD": "1", "DISCORO_LOCAL_LINKS": "0"}
+    with start_peer(net_kernel, PROGRAM, env=env) as child:
 
         def ask(coro: Any = None) -> Any:
             reporter = yield Coro.locate("report", child.location, timeout=10)

@@ -332,7 +332,10 @@ def test_replayed_handshake_is_refused(victim: tuple[PeerProcess, int]) -> None:
 def test_peer_with_another_secret_never_pairs(victim: tuple[PeerProcess, int]) -> None:
     proc, port = victim
     before = sum("authentication" in line for line in proc.output)
-    with PeerProcess(WRONG_SECRET_PEER, str(port), env={"DISCORO_SECRET": "not-the-secret"}) as p:
+    # over TCP only: with same-host links it would try the victim's Unix socket first, then
+    # TCP (`net.local_links`), and be refused twice, with one line each time
+    wrong = {"DISCORO_SECRET": "not-the-secret", "DISCORO_LOCAL_LINKS": "0"}
+    with PeerProcess(WRONG_SECRET_PEER, str(port), env=wrong) as p:
         p.expect(r"^PEER -1$", timeout=TIMEOUT)
         assert p.wait(TIMEOUT) == 0
     proc.expect(r"refused connection with 127\.0\.0\.1:\d+: .*authentication failed")

@@ -19,6 +19,12 @@ Invariants:
   shed, from `RETRY_MIN` doubling up to `RETRY_MAX`), then resumes.
 - Refusals, handshake timeouts, sheddings and accept failures are logged through one
   `SummaryLog`: a flood costs a line per kind per interval plus a count, never a line each.
+- A process listens on TCP and, for same-host peers, on an abstract Unix socket
+  (`local_links`); one accept loop per listening socket, the same limits for both (the
+  Unix connections' source is `local_links.LOCAL_SOURCE`), except that the per-source limit
+  does not apply to that one label: every process of the host shares it (a node's servers
+  all dial the scheduler at once), and a dropped Unix handshake would send its dialler to
+  TCP for good; the overall limit still holds.
 - Loop thread only.
 """
 
@@ -30,6 +36,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from discoro.core.log import logger
+from discoro.net import handover, local_links
 from discoro.net.ratelimit import SummaryLog
 
 if TYPE_CHECKING:
@@ -57,8 +64,8 @@ class FrontDoor:
         self.log = SummaryLog(loop, logger)
         self._waiting: dict[Link, tuple[str, asyncio.Transport]] = {}  # oldest first
         self._per_source: dict[str, int] = {}
-        self._sock: socket.socket | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._socks: list[socket.socket] = []  # TCP, then the Unix one if any
+        self._tasks: list[asyncio.Task[None]] = []
         self._starting: set[asyncio.Task[None]] = set()
         self.accepted = 0  # connections accepted so far (for tests and status)
         self.shed = 0  # unauthenticated connections pushed out so far
@@ -91,19 +98,36 @@ class FrontDoor:
         except BaseException:
             sock.close()
             raise
-        self._sock = sock
-        self._task = self.loop.create_task(self._accept_loop(sock, make_protocol, tls))
+        self._serve(sock, make_protocol, tls)
         bound = sock.getsockname()
         return str(bound[0]), int(bound[1])
 
+    def listen_local(self, name: str, make_protocol: Callable[[], asyncio.BaseProtocol]) -> bool:
+        """Also listen at the abstract Unix socket ``name`` (`local_links`); False (one
+        warning) when another process holds it."""
+        sock = local_links.listening_socket(name, BACKLOG)
+        if sock is None:
+            return False
+        self._serve(sock, make_protocol, None)
+        return True
+
+    def _serve(
+        self,
+        sock: socket.socket,
+        make_protocol: Callable[[], asyncio.BaseProtocol],
+        tls: ssl.SSLContext | None,
+    ) -> None:
+        self._socks.append(sock)
+        self._tasks.append(self.loop.create_task(self._accept_loop(sock, make_protocol, tls)))
+
     def close(self) -> None:
         """Stop accepting (idempotent); connections already accepted are not touched."""
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        for task in self._tasks:
+            task.cancel()
+        for sock in self._socks:
+            sock.close()
+        self._tasks.clear()
+        self._socks.clear()
         self.log.close()
 
     async def _accept_loop(
@@ -151,22 +175,29 @@ class FrontDoor:
         make_protocol: Callable[[], asyncio.BaseProtocol],
         tls: ssl.SSLContext | None,
     ) -> None:
+        # ``conn`` is ours until its transport exists, then the transport's (`handover`)
         try:
+            if conn.family == getattr(socket, "AF_UNIX", None):
+                local_links.tune(conn)
             await self.loop.connect_accepted_socket(make_protocol, conn, ssl=tls)
-        except Exception as exc:  # TLS refused, reset before we got to it, ...
-            conn.close()
+        except BaseException as exc:  # TLS refused, reset before we got to it, cancelled
+            handover.release(conn)
+            if not isinstance(exc, Exception):
+                raise
             self.log.log("refused", "refused connection: %s", str(exc) or type(exc).__name__)
+            return
+        handover.adopted(self.loop, conn)
 
     # -- admission (called by the links) ---------------------------------------------------
 
     def arrived(self, link: Link, transport: asyncio.Transport) -> None:
         """An accepted connection is up and has not authenticated: admit it, pushing out
         the oldest waiting one from its address, or of all, if over a limit."""
-        peername = transport.get_extra_info("peername")
-        source = str(peername[0]) if peername else "?"
-        if self._per_source.get(source, 0) >= MAX_PER_SOURCE:
+        source = local_links.peer_label(transport)[0]
+        limit = MAX_UNAUTHENTICATED if source == local_links.LOCAL_SOURCE else MAX_PER_SOURCE
+        if self._per_source.get(source, 0) >= limit:
             oldest = next(k for k, (s, _) in self._waiting.items() if s == source)
-            self._drop(oldest, f"more than {MAX_PER_SOURCE} unauthenticated from {source}")
+            self._drop(oldest, f"more than {limit} unauthenticated from {source}")
         if len(self._waiting) >= MAX_UNAUTHENTICATED:
             self._drop(next(iter(self._waiting)), f"more than {MAX_UNAUTHENTICATED} in all")
         self._waiting[link] = (source, transport)

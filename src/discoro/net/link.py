@@ -82,6 +82,7 @@ from discoro.core.stalls import ran_late
 from discoro.errors import ProtocolError
 from discoro.net import flow, link_socket
 from discoro.net.flow import SendHolds
+from discoro.net.local_links import peer_label
 from discoro.wire.connection import Connection, ConnectionState
 from discoro.wire.events import NEED_DATA, ConnectionClosed, HandshakeComplete, MessageReceived
 from discoro.wire.handshake import Role
@@ -187,9 +188,7 @@ class Link(SendHolds, asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Not an isinstance check: uvloop's transports do not derive from asyncio.Transport.
         transport = cast("asyncio.Transport", transport)
-        peername = transport.get_extra_info("peername")
-        if peername:
-            self.remote_address = f"{peername[0]}:{peername[1]}"
+        self.remote_address = peer_label(transport)[1]  # "local" for a same-host Unix link
         self._timer = self._loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_expired)
         if self.role is Role.SERVER:  # the front door admits it (or pushes out an older one)
             self.network.front_door.arrived(self, transport)

@@ -21,6 +21,9 @@ Invariants:
   local monitors of the coroutines named hear of them once, as lost.
 - Every request waits with a timeout or until its peer goes offline; nothing waits forever
   because a peer died.
+- Same-host peers (one network namespace) link over an abstract Unix socket, tried before
+  TCP when dialling, with TCP as the fallback (`local_links`); everything above the socket
+  is the same on both.
 - Liveness (`net.liveness`): the process listens for its peers' signed heartbeat datagrams on
   the UDP port with its TCP port's number; a peer's own heartbeat counts as life on its link.
 """
@@ -37,15 +40,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from discoro.core.coro import wait_own
 from discoro.core.log import logger
-from discoro.errors import MonitorException, ProtocolError
+from discoro.errors import MonitorException
 from discoro.net import handlers, tls
 from discoro.net.addresses import default_node_address
+from discoro.net.dialling import dial
 from discoro.net.discovery import Discovery
 from discoro.net.fencing import Fences
 from discoro.net.files import FileTransfer
 from discoro.net.frontdoor import FrontDoor
-from discoro.net.link import HANDSHAKE_TIMEOUT, Link, accept_tls
+from discoro.net.link import Link, accept_tls
 from discoro.net.liveness import Liveness
+from discoro.net.local_links import LocalLinks, abstract_name
+from discoro.net.local_links import enabled as local_links_enabled
 from discoro.net.location import Location, PeerStatus
 from discoro.net.peer_admin import PeerAdmin
 from discoro.net.peers import MAX_QUEUED, REDIAL_DELAYS, Peer
@@ -70,7 +76,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 #: When set: 1 (or anything but 0) every process's network runs on a transport thread, 0 none.
 NET_THREAD_ENV = "DISCORO_NET_THREAD"
-DIAL_TIMEOUT = 2.0
 FIRE_AND_FORGET_TIMEOUT = 2.0
 DUMPS = pickle.dumps
 PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -119,6 +124,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         self.identity: Identity = Identity("?", "0.0.0.0", 0, self.sid)
         certfile, keyfile, cafile = (options.get(k) for k in ("certfile", "keyfile", "cafile"))
         self.server_ssl, self.client_ssl = tls.contexts(certfile, keyfile, cafile)
+        self.local_links = LocalLinks(local_links_enabled(self.server_ssl))
         self.peers: dict[Location, Peer] = {}
         # `open_link`'s memo of its last look-up (a Location object, the Peer it found);
         # forgotten whenever a peer leaves ``peers`` (`_offline`), the only removal
@@ -170,6 +176,11 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         self.location = Location(self.ext_ip_addr or self.node, port)
         self.name = self.name or str(self.location)
         self.identity = Identity(self.name, self.location.addr, port, self.sid)
+        if self.local_links.on:  # before anyone hears of the location: peers dial it first
+            # (a name held by another process costs a warning; we still dial others' names)
+            self.front_door.listen_local(
+                abstract_name(self.location), lambda: Link(self, Role.SERVER)
+            )
         self.lookups = Lookups(self)
         self.kernel.add_shutdown_hook(self.stop)
         await self.liveness.start(host, port)  # UDP, the TCP port's number (`net.liveness`)
@@ -285,21 +296,9 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
             peer.dialing = None
 
     async def _dial(self, location: Location) -> bool:
-        try:
-            _, link = await asyncio.wait_for(
-                self.loop.create_connection(
-                    lambda: Link(self, Role.CLIENT, dialled=location),
-                    location.addr,
-                    location.port,
-                    ssl=self.client_ssl,
-                ),
-                DIAL_TIMEOUT,
-            )
-            await asyncio.wait_for(asyncio.shield(link.authenticated), HANDSHAKE_TIMEOUT)
-        except (OSError, TimeoutError, ConnectionError, ProtocolError) as exc:
-            logger.debug("cannot connect to %s: %r", location, exc)
-            return False
-        return True
+        """Dial ``location`` (Unix socket first when on this host: `dialling`); whether a
+        link authenticated."""
+        return await dial(self, location)
 
     def ensure_link(self, location: Location) -> Peer:
         """The peer at ``location``, being dialled if it has no link yet."""
