@@ -364,6 +364,10 @@ class JobDone:
     # the status coroutine its `MonitorException` from it (one message per end, not two),
     # unless the job was already reported lost (issue 9)
     exit: tuple[object, dict[str, object], bytes] | None = None
+    # the job's `JobStarted` when it had not gone out yet as the job ended (a job that ends
+    # in its first step): one message per such run, not two; the scheduler takes the start
+    # first, then the end (issue 9)
+    started: JobStarted | None = None
 
 
 @travels_first

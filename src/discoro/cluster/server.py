@@ -89,6 +89,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from discoro.core.kernel import AsynCoro
+    from discoro.net.held import HeldSend
 
 IDLE_PULSE_INTERVAL = MinPulseInterval * 2  # pulses to a `Watch` scheduler while idle
 FENCED_JOBS_WAIT = 5.0  # how long a new incarnation waits for the written-off one's jobs
@@ -149,6 +150,7 @@ class Server(ServerJobs):
         self.sources: dict[str, list[str]] = {}  # source text in linecache (`sources.register`)
         self.fenced_jobs: list[Coro] = []  # jobs of a written-off incarnation still ending
         self.results: dict[int, tuple[int, Coro]] = {}  # job id -> (rid, router): JobValue due
+        self.held_starts: dict[int, HeldSend] = {}  # job id -> its start report, held
         self._registered = threading.Event()  # `_main` has tried to register its name
 
     def start(self) -> Coro:

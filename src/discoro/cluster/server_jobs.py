@@ -18,6 +18,10 @@
 - One message where two would go to one process (issue 9): when ``Run.reply_to`` lives where
   the scheduler does, the ``RunResult`` rides in ``JobStarted``; when the status coroutine
   lives there, a job's end rides in ``JobDone`` (`JobExit`) instead of a `MonitorException`.
+  In that first case, with a transport thread, ``JobStarted`` is held (`discoro.net.held`):
+  a job that ends in its first step sends it inside its ``JobDone`` (one message per run);
+  else it goes once that first step is over, or after `discoro.net.held.HOLD_MAX` s when the
+  step blocks the loop (the transport thread sends it), so such a job still gets its reply.
 - A job that ends with an exception only this server hears of is shown at the client
   (`JobError` to the router). Ended jobs stay findable for late remote monitors (the
   network's ``ended_coros``, the latest `KEEP_ENDED`).
@@ -31,7 +35,7 @@ import pickle
 import time
 import traceback
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from discoro.cluster import protocol as p
 from discoro.cluster import server_lifecycle as lc
@@ -40,6 +44,7 @@ from discoro.cluster.server_job import ServerJob
 from discoro.core.coro import Coro
 from discoro.errors import MonitorException, RemoteError
 from discoro.net.handlers import encode_exit
+from discoro.net.runtime import network_thread
 
 if TYPE_CHECKING:
     from collections import deque
@@ -49,6 +54,7 @@ if TYPE_CHECKING:
     from discoro.cluster.output import OutputCapture
     from discoro.cluster.server_state import Installed, ServerState
     from discoro.core.kernel import AsynCoro
+    from discoro.net.held import HeldSend
 
 KEEP_ENDED = 1000  # ended jobs kept findable for late monitor requests
 PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -101,6 +107,7 @@ class ServerJobs:
     ended: deque[int]
     sources: dict[str, list[str]]
     results: dict[int, tuple[int, Coro]]
+    held_starts: dict[int, HeldSend]  # job id -> its `JobStarted`, held (`discoro.net.held`)
 
     if TYPE_CHECKING:
 
@@ -161,11 +168,33 @@ class ServerJobs:
         merged = same_process(run.reply_to, current.scheduler)
         if merged:
             started.reply_to, started.fanout = run.reply_to, run.fanout  # passed on from there
+            threaded = network_thread(self.kernel)
+            if threaded is not None:  # held: it rides in the `JobDone` of a job that ends
+                # in its first step; else it goes once that step is over (or `HOLD_MAX`)
+                self.held_starts[job.id] = threaded.send_held(current.scheduler, started)
+                self.kernel.loop.call_soon(self._release_start, job.id)  # after that step
+                return
         current.scheduler.send(started)
         if not merged:
             result = p.RunResult(run.rid, job, None, run.fanout, self.location, incarnation)
             run.reply_to.send(result)
         server_liveness.hold_until_written(self.kernel, job, (current.scheduler, run.reply_to))
+
+    def _release_start(self, job_id: int) -> None:
+        """A held start report goes out: the job's first step is over and it runs on."""
+        held = self.held_starts.pop(job_id, None)
+        if held is not None:
+            threaded = network_thread(self.kernel)
+            if threaded is not None:
+                threaded.release_held(held)
+
+    def _take_start(self, job_id: int) -> p.JobStarted | None:
+        """The job's start report when it is still held (it then rides in the `JobDone`)."""
+        held = self.held_starts.pop(job_id, None)
+        threaded = network_thread(self.kernel)
+        if held is None or threaded is None or not threaded.take_held(held):
+            return None
+        return cast("p.JobStarted", held.message)
 
     def _send_value(self, ended: MonitorException) -> None:
         """A ``run_result*`` job ended: its value (or exception) to the client's router."""
@@ -225,7 +254,8 @@ class ServerJobs:
         self, current: Installed, coro_id: int, ended: JobExit | None = None
     ) -> None:
         exit = (ended.job, ended.fields, ended.payload) if ended is not None else None
-        done = p.JobDone(self.location, current.uid, coro_id, current.incarnation, exit)
+        started = self._take_start(coro_id) if self.held_starts else None
+        done = p.JobDone(self.location, current.uid, coro_id, current.incarnation, exit, started)
         current.scheduler.send(done)
         self.ended.append(coro_id)
         if len(self.ended) > KEEP_ENDED:
