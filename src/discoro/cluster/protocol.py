@@ -251,6 +251,14 @@ class Run:
 
 
 @dataclass
+class Runs:
+    """Several `Run`s for one server, placed in one scheduler loop turn: one message, not
+    one each (issue 9); the server takes them one after another, in this order."""
+
+    runs: list[Run]
+
+
+@dataclass
 class Close:
     uid: str
 

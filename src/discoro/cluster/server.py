@@ -247,6 +247,10 @@ class Server(ServerJobs):
 
     def _handle(self, message: Any) -> None:
         """Turn ``message`` into a lifecycle event, and perform what the state decides."""
+        if type(message) is p.Runs:  # several runs placed in one scheduler turn
+            for run in message.runs:
+                self._handle(run)
+            return
         now = self.clock()
         if isinstance(message, MonitorException):
             self._send_value(message)
