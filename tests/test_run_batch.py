@@ -1,6 +1,7 @@
-"""The runs a scheduler places in one loop turn go to each server as one `Runs` message
+"""The runs a scheduler places in one loop turn go to each server as one `Runs` message,
+and the ends of the jobs that end in one server loop turn come back as one `JobsDone`
 (issue 9): every run exactly once, to its own server, in order; a batch goes out at the end
-of the turn or before anything else the scheduler sends. On a real node, runs issued by
+of the turn or before anything else is sent the same way. On a real node, runs issued by
 several coroutines at once are batched and each still gets its own reply and end, once.
 """
 
@@ -80,6 +81,20 @@ def flush(self):
 
 run_batch.RunBatcher.flush = flush
 
+from discoro.cluster import protocol as proto, scheduler as sched
+
+JOINED = []  # sizes of the JobsDone messages the scheduler got
+_handle = sched.Scheduler._handle
+
+
+def handle(self, message):
+    if type(message) is proto.JobsDone:
+        JOINED.append(len(message.dones))
+    _handle(self, message)
+
+
+sched.Scheduler._handle = handle
+
 RUNNERS, EACH = 8, 10
 
 
@@ -110,6 +125,7 @@ def client(coro=None):
         jobs.extend(msg[2])
     ids = {job._id for job in jobs if isinstance(job, Coro)}
     out("RUNS", len(jobs), len(ids), len(BATCHES) > 0)
+    out("JOINED", sum(JOINED) == len(jobs), max(JOINED) > 1)  # each end once, some together
     yield comp.close()
     return "ok"
 """
@@ -125,6 +141,7 @@ def test_runs_issued_together_are_batched_and_each_answered_once(
     with discoro.local_cluster(procs=1, udp_port=udp_port, secret=cluster_secret):
         with run_client(PROGRAM, udp_port, nprocs=1) as client:
             client.expect(r"^RUNS 80 80 True$", timeout=60)
+            client.expect(r"^JOINED True True$", timeout=10)
             client.expect(r"^DONE ok$", timeout=60)
             assert client.wait(20) == 0
         output = client.output

@@ -80,6 +80,17 @@ def test_a_held_send_goes_out_once_or_is_taken_once() -> None:
     assert out == ["b"] and held.sent == 1 and held.taken == 1
 
 
+def test_an_item_joins_a_held_send_only_while_it_is_held() -> None:
+    out: list[object] = []
+    held = Held(lambda coro, message: out.append(list(message)))  # type: ignore[call-overload]
+    items: list[object] = [1]
+    batch = HeldSend(None, items)  # type: ignore[arg-type]
+    assert held.join(batch, items, 2)
+    held.release(batch)
+    assert not held.join(batch, items, 3)  # gone: the caller sends it another way
+    assert out == [[1, 2]]
+
+
 def test_a_held_send_goes_out_by_itself() -> None:
     out: list[tuple[object, float]] = []
     loop = asyncio.new_event_loop()

@@ -378,6 +378,14 @@ class JobDone:
     started: JobStarted | None = None
 
 
+@dataclass
+class JobsDone:
+    """The `JobDone`s of jobs that ended in one server loop turn, in order: one message,
+    not one each (issue 9); the scheduler takes them one after another."""
+
+    dones: list[JobDone]
+
+
 @travels_first
 @dataclass
 class ServerPulse:

@@ -151,6 +151,7 @@ class Server(ServerJobs):
         self.fenced_jobs: list[Coro] = []  # jobs of a written-off incarnation still ending
         self.results: dict[int, tuple[int, Coro]] = {}  # job id -> (rid, router): JobValue due
         self.held_starts: dict[int, HeldSend] = {}  # job id -> its start report, held
+        self.done_batch: HeldSend | None = None  # this loop turn's `JobDone`s, held
         self._registered = threading.Event()  # `_main` has tried to register its name
 
     def start(self) -> Coro:
@@ -319,7 +320,7 @@ class Server(ServerJobs):
             if isinstance(action, lc.AnswerSetup):
                 uid = message.spec.uid
                 done = p.SetupDone(self.location, uid, action.error, action.incarnation)
-                message.scheduler.send(done)
+                self._to_scheduler(message.scheduler, done)
             elif isinstance(action, lc.InstallComputation):
                 self.fenced_jobs = [job for job in self.fenced_jobs if not job._done]
                 if self.fenced_jobs:  # a new tag only once the old jobs can send nothing more
@@ -587,7 +588,7 @@ class Server(ServerJobs):
         if how != "lost":
             idle, fenced = how == "idle", how == "fenced"
             closed = p.ServerClosed(self.location, current.uid, idle, current.incarnation, fenced)
-            current.scheduler.send(closed)
+            self._to_scheduler(current.scheduler, closed)
         logger.debug("computation %s closed (%s)", current.uid, how)
         self._tell("closed", current.uid)
 

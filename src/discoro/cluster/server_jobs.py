@@ -11,10 +11,12 @@
   ``JobStarted``/``JobFailed`` to the scheduler. The scheduler hears of a job before the
   client does, and a new job's first step waits until both went to the socket, so a job that
   never yields still gets its ``run`` a reply.
-- When a job ends, ``JobDone`` goes to the scheduler at once (from the job's end, not a later
-  loop turn), after the job's output was flushed. A ``run_result*`` job also sends its end
-  to the client's router as `JobValue` (the pickled final value, or the exception and its
-  traceback), whatever ends it.
+- When a job ends, ``JobDone`` goes to the scheduler from the job's end, after the job's
+  output was flushed; with a transport thread the ends of one loop turn go together as one
+  held ``JobsDone`` (released at the turn's end, before anything else this server sends the
+  scheduler, or by the transport thread after `discoro.net.held.HOLD_MAX` s). A
+  ``run_result*`` job also sends its end to the client's router as `JobValue` (the pickled
+  final value, or the exception and its traceback), whatever ends it.
 - One message where two would go to one process (issue 9): when ``Run.reply_to`` lives where
   the scheduler does, the ``RunResult`` rides in ``JobStarted``; when the status coroutine
   lives there, a job's end rides in ``JobDone`` (`JobExit`) instead of a `MonitorException`.
@@ -108,6 +110,7 @@ class ServerJobs:
     sources: dict[str, list[str]]
     results: dict[int, tuple[int, Coro]]
     held_starts: dict[int, HeldSend]  # job id -> its `JobStarted`, held (`discoro.net.held`)
+    done_batch: HeldSend | None  # this loop turn's `JobDone`s (`JobsDone`), held
 
     if TYPE_CHECKING:
 
@@ -118,9 +121,8 @@ class ServerJobs:
         run.reply_to.send(p.RunResult(run.rid, None, error, run.fanout))
         current = self.state.current
         if current is not None:
-            current.scheduler.send(
-                p.JobFailed(self.location, run.uid, run.rid, current.incarnation)
-            )
+            failed = p.JobFailed(self.location, run.uid, run.rid, current.incarnation)
+            self._to_scheduler(current.scheduler, failed)
 
     def _start_job(self, run: p.Run) -> None:
         current = self.state.current
@@ -142,7 +144,7 @@ class ServerJobs:
             error = (type(exc), run.func_name, traceback.format_exc())
             run.reply_to.send(p.RunResult(run.rid, None, error, run.fanout))
             failed = p.JobFailed(self.location, run.uid, run.rid, current.incarnation)
-            current.scheduler.send(failed)
+            self._to_scheduler(current.scheduler, failed)
             return
         self.state.handle(lc.JobStarted(job, self.clock()))
         self.kernel.network().ended_coros[job.id] = job  # found once it ended, too
@@ -174,11 +176,44 @@ class ServerJobs:
                 self.held_starts[job.id] = threaded.send_held(current.scheduler, started)
                 self.kernel.loop.call_soon(self._release_start, job.id)  # after that step
                 return
-        current.scheduler.send(started)
+        self._to_scheduler(current.scheduler, started)
         if not merged:
             result = p.RunResult(run.rid, job, None, run.fanout, self.location, incarnation)
             run.reply_to.send(result)
         server_liveness.hold_until_written(self.kernel, job, (current.scheduler, run.reply_to))
+
+    def _to_scheduler(self, scheduler: Coro, message: object) -> None:
+        """Send ``message`` to ``scheduler`` after the `JobDone`s held so far."""
+        if self.done_batch is not None:
+            self.flush_dones()
+        scheduler.send(message)
+
+    def _send_done(self, scheduler: Coro, done: p.JobDone) -> None:
+        """``done`` to ``scheduler``: with a transport thread, in one `JobsDone` with the
+        others of this loop turn (held: released at the turn's end, before anything else
+        this server sends the scheduler, or by the transport thread after `HOLD_MAX`)."""
+        threaded = network_thread(self.kernel)
+        if threaded is None:
+            scheduler.send(done)
+            return
+        batch = self.done_batch
+        if batch is not None:
+            dones = cast("p.JobsDone", batch.message).dones
+            if batch.coro is scheduler and threaded.join_held(batch, dones, done):  # type: ignore[arg-type]
+                return
+            self.flush_dones()
+        batch = self.done_batch = threaded.send_held(scheduler, p.JobsDone([done]))
+        self.kernel.loop.call_soon(self.flush_dones, batch)
+
+    def flush_dones(self, batch: HeldSend | None = None) -> None:
+        """Let the held `JobDone`s go (``batch``: only if they are still that batch)."""
+        held = self.done_batch
+        if held is None or (batch is not None and batch is not held):
+            return
+        self.done_batch = None
+        threaded = network_thread(self.kernel)
+        if threaded is not None:
+            threaded.release_held(held)
 
     def _release_start(self, job_id: int) -> None:
         """A held start report goes out: the job's first step is over and it runs on."""
@@ -256,7 +291,7 @@ class ServerJobs:
         exit = (ended.job, ended.fields, ended.payload) if ended is not None else None
         started = self._take_start(coro_id) if self.held_starts else None
         done = p.JobDone(self.location, current.uid, coro_id, current.incarnation, exit, started)
-        current.scheduler.send(done)
+        self._send_done(current.scheduler, done)
         self.ended.append(coro_id)
         if len(self.ended) > KEEP_ENDED:
             self.kernel.network().ended_coros.pop(self.ended.popleft(), None)

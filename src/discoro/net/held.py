@@ -62,6 +62,15 @@ class Held:
             self.taken += 1
             return True
 
+    def join(self, held: HeldSend, items: list[object], item: object) -> bool:
+        """(Core.) Append ``item`` to ``items`` (a list in ``held``'s message) if ``held``
+        has not gone out: it then goes out with it (False: send ``item`` otherwise)."""
+        with self._lock:
+            if held.state != HELD:
+                return False
+            items.append(item)
+            return True
+
     def release(self, held: HeldSend) -> None:
         """(Transport loop.) Send ``held`` now unless it went out or was taken."""
         with self._lock:

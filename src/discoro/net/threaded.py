@@ -253,6 +253,10 @@ class ThreadedNetwork:
         """Take ``held`` back if it has not gone out (True: the caller sends its content)."""
         return self.held.take(held)
 
+    def join_held(self, held: HeldSend, items: list[object], item: object) -> bool:
+        """Append ``item`` to ``items`` of ``held``'s message if it has not gone out yet."""
+        return self.held.join(held, items, item)
+
     def release_held(self, held: HeldSend) -> None:
         """Let ``held`` go out now (in order with what is sent after this call)."""
         if held.state == HELD:
