@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from discoro.cluster import protocol as p
 from discoro.cluster.job_ledger import JobLedger
+from discoro.cluster.run_batch import RunBatcher
 from discoro.cluster.scheduler import Scheduler
 from discoro.cluster.scheduler_state import EndPassed, PeerLost, SchedulerState, Send
 from discoro.core.coro import Coro
@@ -134,7 +135,7 @@ def test_a_passed_on_end_counts_once_in_the_clients_ledger(net_kernel: AsynCoro)
 
     status = Coro(status_body)
     job = net_kernel.coro_handle("job", 7, where)
-    shell = SimpleNamespace(kernel=net_kernel)
+    shell = SimpleNamespace(kernel=net_kernel, _runs=RunBatcher(net_kernel.loop))
     hooks = network_of(net_kernel).exit_hooks
 
     def hook(location: Location, coro_id: int, monitor: Coro) -> None:

@@ -106,6 +106,17 @@ def passed_on(message: Any) -> list[Any]:
     return []
 
 
+def unpacked(message: Any) -> list[Any]:
+    """The reports in ``message``: each `JobDone` of a `JobsDone`, a `JobStarted` that rode
+    in a `JobDone` before it (issue 9)."""
+    reports = list(message.dones) if isinstance(message, p.JobsDone) else [message]
+    out: list[Any] = []
+    for report in reports:
+        started = getattr(report, "started", None) if isinstance(report, p.JobDone) else None
+        out += [started, report] if started is not None else [report]
+    return out
+
+
 class Inbox:
     """A coroutine in the test process that stands for the scheduler, the client's router and
     its status coroutine: it queues what it receives for the test thread (and what the
@@ -120,9 +131,10 @@ class Inbox:
         coro.set_daemon()
         while True:
             message = await coro.receive()
-            self.queue.put(message)
-            for other in passed_on(message):
-                self.queue.put(other)
+            for one in unpacked(message):  # as the scheduler takes them
+                self.queue.put(one)
+                for other in passed_on(one):
+                    self.queue.put(other)
 
     def expect(
         self, kind: Any, where: Callable[[Any], bool] = lambda m: True, timeout: float = 30

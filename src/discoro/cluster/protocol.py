@@ -251,6 +251,14 @@ class Run:
 
 
 @dataclass
+class Runs:
+    """Several `Run`s for one server, placed in one scheduler loop turn: one message, not
+    one each (issue 9); the server takes them one after another, in this order."""
+
+    runs: list[Run]
+
+
+@dataclass
 class Close:
     uid: str
 
@@ -364,6 +372,18 @@ class JobDone:
     # the status coroutine its `MonitorException` from it (one message per end, not two),
     # unless the job was already reported lost (issue 9)
     exit: tuple[object, dict[str, object], bytes] | None = None
+    # the job's `JobStarted` when it had not gone out yet as the job ended (a job that ends
+    # in its first step): one message per such run, not two; the scheduler takes the start
+    # first, then the end (issue 9)
+    started: JobStarted | None = None
+
+
+@dataclass
+class JobsDone:
+    """The `JobDone`s of jobs that ended in one server loop turn, in order: one message,
+    not one each (issue 9); the scheduler takes them one after another."""
+
+    dones: list[JobDone]
 
 
 @travels_first

@@ -37,6 +37,7 @@ from discoro.cluster.constants import (
     MinPulseInterval,
     MsgTimeout,
 )
+from discoro.cluster.run_batch import RunBatcher
 from discoro.cluster.scheduler_liveness import SchedulerLiveness
 from discoro.cluster.scheduler_state import EndPassed, PeerLost, ProcFound, SchedulerState, Tick
 from discoro.cluster.snapshot import find_running, snapshot
@@ -134,6 +135,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
         self.coro = MessageHandler(self._handle, name="discoro_scheduler")
         self.state.me = self.coro
         self.liveness = SchedulerLiveness(self.state, self.coro)
+        self._runs = RunBatcher(kernel.loop)  # a turn's runs to one server: one message
         self._registered = threading.Event()  # `_serve` has tried to register the name
         Coro(self._serve, self.coro)
         self.web: Any = None
@@ -170,6 +172,10 @@ class Scheduler(Status, metaclass=MetaSingleton):
     def _handle(self, message: object) -> None:
         """One message to the request coroutine: an event for the state machine, whose
         actions (messages) are sent at once."""
+        if type(message) is p.JobsDone:  # jobs that ended in one server loop turn
+            for done in message.dones:
+                self._handle(done)
+            return
         if isinstance(message, p.StatusQuery):
             self._answer_status(message)
             return
@@ -193,6 +199,10 @@ class Scheduler(Status, metaclass=MetaSingleton):
         (`EndPassed`) reaches it as a `MonitorException` and counts as that job's end for
         the network's exit hooks (the client's exactly-once ledger), as a server's own
         report of it would."""
+        if type(message) is p.Run:  # with the others placed in this loop turn, at its end
+            self._runs.add(to, message)
+            return
+        self._runs.flush()  # anything else goes out after the runs placed before it
         passed = message if isinstance(message, EndPassed) else None
         if passed is not None:
             message = passed.notice

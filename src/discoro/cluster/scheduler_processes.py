@@ -391,6 +391,9 @@ class ProcessEvents:
             self._loop_ran(proc)
 
     def on_JobDone(self, event: p.JobDone) -> None:
+        started = getattr(event, "started", None)
+        if started is not None:  # the start rode along: as if it had come first, on its own
+            self.on_JobStarted(started)
         proc = self._reporter(event)
         known = False
         if proc is not None:

@@ -89,6 +89,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from discoro.core.kernel import AsynCoro
+    from discoro.net.held import HeldSend
 
 IDLE_PULSE_INTERVAL = MinPulseInterval * 2  # pulses to a `Watch` scheduler while idle
 FENCED_JOBS_WAIT = 5.0  # how long a new incarnation waits for the written-off one's jobs
@@ -149,6 +150,8 @@ class Server(ServerJobs):
         self.sources: dict[str, list[str]] = {}  # source text in linecache (`sources.register`)
         self.fenced_jobs: list[Coro] = []  # jobs of a written-off incarnation still ending
         self.results: dict[int, tuple[int, Coro]] = {}  # job id -> (rid, router): JobValue due
+        self.held_starts: dict[int, HeldSend] = {}  # job id -> its start report, held
+        self.done_batch: HeldSend | None = None  # this loop turn's `JobDone`s, held
         self._registered = threading.Event()  # `_main` has tried to register its name
 
     def start(self) -> Coro:
@@ -245,6 +248,10 @@ class Server(ServerJobs):
 
     def _handle(self, message: Any) -> None:
         """Turn ``message`` into a lifecycle event, and perform what the state decides."""
+        if type(message) is p.Runs:  # several runs placed in one scheduler turn
+            for run in message.runs:
+                self._handle(run)
+            return
         now = self.clock()
         if isinstance(message, MonitorException):
             self._send_value(message)
@@ -313,7 +320,7 @@ class Server(ServerJobs):
             if isinstance(action, lc.AnswerSetup):
                 uid = message.spec.uid
                 done = p.SetupDone(self.location, uid, action.error, action.incarnation)
-                message.scheduler.send(done)
+                self._to_scheduler(message.scheduler, done)
             elif isinstance(action, lc.InstallComputation):
                 self.fenced_jobs = [job for job in self.fenced_jobs if not job._done]
                 if self.fenced_jobs:  # a new tag only once the old jobs can send nothing more
@@ -581,7 +588,7 @@ class Server(ServerJobs):
         if how != "lost":
             idle, fenced = how == "idle", how == "fenced"
             closed = p.ServerClosed(self.location, current.uid, idle, current.incarnation, fenced)
-            current.scheduler.send(closed)
+            self._to_scheduler(current.scheduler, closed)
         logger.debug("computation %s closed (%s)", current.uid, how)
         self._tell("closed", current.uid)
 

@@ -11,13 +11,19 @@
   ``JobStarted``/``JobFailed`` to the scheduler. The scheduler hears of a job before the
   client does, and a new job's first step waits until both went to the socket, so a job that
   never yields still gets its ``run`` a reply.
-- When a job ends, ``JobDone`` goes to the scheduler at once (from the job's end, not a later
-  loop turn), after the job's output was flushed. A ``run_result*`` job also sends its end
-  to the client's router as `JobValue` (the pickled final value, or the exception and its
-  traceback), whatever ends it.
+- When a job ends, ``JobDone`` goes to the scheduler from the job's end, after the job's
+  output was flushed; with a transport thread the ends of one loop turn go together as one
+  held ``JobsDone`` (released at the turn's end, before anything else this server sends the
+  scheduler, or by the transport thread after `discoro.net.held.HOLD_MAX` s). A
+  ``run_result*`` job also sends its end to the client's router as `JobValue` (the pickled
+  final value, or the exception and its traceback), whatever ends it.
 - One message where two would go to one process (issue 9): when ``Run.reply_to`` lives where
   the scheduler does, the ``RunResult`` rides in ``JobStarted``; when the status coroutine
   lives there, a job's end rides in ``JobDone`` (`JobExit`) instead of a `MonitorException`.
+  In that first case, with a transport thread, ``JobStarted`` is held (`discoro.net.held`):
+  a job that ends in its first step sends it inside its ``JobDone`` (one message per run);
+  else it goes once that first step is over, or after `discoro.net.held.HOLD_MAX` s when the
+  step blocks the loop (the transport thread sends it), so such a job still gets its reply.
 - A job that ends with an exception only this server hears of is shown at the client
   (`JobError` to the router). Ended jobs stay findable for late remote monitors (the
   network's ``ended_coros``, the latest `KEEP_ENDED`).
@@ -31,7 +37,7 @@ import pickle
 import time
 import traceback
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from discoro.cluster import protocol as p
 from discoro.cluster import server_lifecycle as lc
@@ -40,6 +46,7 @@ from discoro.cluster.server_job import ServerJob
 from discoro.core.coro import Coro
 from discoro.errors import MonitorException, RemoteError
 from discoro.net.handlers import encode_exit
+from discoro.net.runtime import network_thread
 
 if TYPE_CHECKING:
     from collections import deque
@@ -49,6 +56,7 @@ if TYPE_CHECKING:
     from discoro.cluster.output import OutputCapture
     from discoro.cluster.server_state import Installed, ServerState
     from discoro.core.kernel import AsynCoro
+    from discoro.net.held import HeldSend
 
 KEEP_ENDED = 1000  # ended jobs kept findable for late monitor requests
 PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -101,6 +109,8 @@ class ServerJobs:
     ended: deque[int]
     sources: dict[str, list[str]]
     results: dict[int, tuple[int, Coro]]
+    held_starts: dict[int, HeldSend]  # job id -> its `JobStarted`, held (`discoro.net.held`)
+    done_batch: HeldSend | None  # this loop turn's `JobDone`s (`JobsDone`), held
 
     if TYPE_CHECKING:
 
@@ -111,9 +121,8 @@ class ServerJobs:
         run.reply_to.send(p.RunResult(run.rid, None, error, run.fanout))
         current = self.state.current
         if current is not None:
-            current.scheduler.send(
-                p.JobFailed(self.location, run.uid, run.rid, current.incarnation)
-            )
+            failed = p.JobFailed(self.location, run.uid, run.rid, current.incarnation)
+            self._to_scheduler(current.scheduler, failed)
 
     def _start_job(self, run: p.Run) -> None:
         current = self.state.current
@@ -135,7 +144,7 @@ class ServerJobs:
             error = (type(exc), run.func_name, traceback.format_exc())
             run.reply_to.send(p.RunResult(run.rid, None, error, run.fanout))
             failed = p.JobFailed(self.location, run.uid, run.rid, current.incarnation)
-            current.scheduler.send(failed)
+            self._to_scheduler(current.scheduler, failed)
             return
         self.state.handle(lc.JobStarted(job, self.clock()))
         self.kernel.network().ended_coros[job.id] = job  # found once it ended, too
@@ -161,11 +170,66 @@ class ServerJobs:
         merged = same_process(run.reply_to, current.scheduler)
         if merged:
             started.reply_to, started.fanout = run.reply_to, run.fanout  # passed on from there
-        current.scheduler.send(started)
+            threaded = network_thread(self.kernel)
+            if threaded is not None:  # held: it rides in the `JobDone` of a job that ends
+                # in its first step; else it goes once that step is over (or `HOLD_MAX`)
+                self.held_starts[job.id] = threaded.send_held(current.scheduler, started)
+                self.kernel.loop.call_soon(self._release_start, job.id)  # after that step
+                return
+        self._to_scheduler(current.scheduler, started)
         if not merged:
             result = p.RunResult(run.rid, job, None, run.fanout, self.location, incarnation)
             run.reply_to.send(result)
         server_liveness.hold_until_written(self.kernel, job, (current.scheduler, run.reply_to))
+
+    def _to_scheduler(self, scheduler: Coro, message: object) -> None:
+        """Send ``message`` to ``scheduler`` after the `JobDone`s held so far."""
+        if self.done_batch is not None:
+            self.flush_dones()
+        scheduler.send(message)
+
+    def _send_done(self, scheduler: Coro, done: p.JobDone) -> None:
+        """``done`` to ``scheduler``: with a transport thread, in one `JobsDone` with the
+        others of this loop turn (held: released at the turn's end, before anything else
+        this server sends the scheduler, or by the transport thread after `HOLD_MAX`)."""
+        threaded = network_thread(self.kernel)
+        if threaded is None:
+            scheduler.send(done)
+            return
+        batch = self.done_batch
+        if batch is not None:
+            dones = cast("p.JobsDone", batch.message).dones
+            if batch.coro is scheduler and threaded.join_held(batch, dones, done):  # type: ignore[arg-type]
+                return
+            self.flush_dones()
+        batch = self.done_batch = threaded.send_held(scheduler, p.JobsDone([done]))
+        self.kernel.loop.call_soon(self.flush_dones, batch)
+
+    def flush_dones(self, batch: HeldSend | None = None) -> None:
+        """Let the held `JobDone`s go (``batch``: only if they are still that batch)."""
+        held = self.done_batch
+        if held is None or (batch is not None and batch is not held):
+            return
+        self.done_batch = None
+        threaded = network_thread(self.kernel)
+        if threaded is not None:
+            threaded.release_held(held)
+
+    def _release_start(self, job_id: int) -> None:
+        """A held start report goes out: the job's first step is over and it runs on."""
+        held = self.held_starts.pop(job_id, None)
+        if held is not None:
+            threaded = network_thread(self.kernel)
+            if threaded is not None:
+                threaded.release_held(held)
+
+    def _take_start(self, job_id: int) -> p.JobStarted | None:
+        """The job's start report when it is still held (it then rides in the `JobDone`)."""
+        held = self.held_starts.pop(job_id, None)
+        threaded = network_thread(self.kernel)
+        if held is None or threaded is None or not threaded.take_held(held):
+            return None
+        return cast("p.JobStarted", held.message)
 
     def _send_value(self, ended: MonitorException) -> None:
         """A ``run_result*`` job ended: its value (or exception) to the client's router."""
@@ -225,8 +289,9 @@ class ServerJobs:
         self, current: Installed, coro_id: int, ended: JobExit | None = None
     ) -> None:
         exit = (ended.job, ended.fields, ended.payload) if ended is not None else None
-        done = p.JobDone(self.location, current.uid, coro_id, current.incarnation, exit)
-        current.scheduler.send(done)
+        started = self._take_start(coro_id) if self.held_starts else None
+        done = p.JobDone(self.location, current.uid, coro_id, current.incarnation, exit, started)
+        self._send_done(current.scheduler, done)
         self.ended.append(coro_id)
         if len(self.ended) > KEEP_ENDED:
             self.kernel.network().ended_coros.pop(self.ended.popleft(), None)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 from discoro.core.log import logger
 from discoro.errors import ShutdownError
 from discoro.net import flow, handlers, payloads
+from discoro.net.held import HELD, Held, HeldSend
 from discoro.net.network import Network
 from discoro.net.sending import encode_delivery
 from discoro.net.transport_thread import CoreHop, TransportThread, bridge_future
@@ -91,6 +92,7 @@ class ThreadedNetwork:
             self.transport.stop()
             raise
         self.inner.intake = self.hop  # what the links take in for the core is weighed
+        self.held = Held(self.inner.send)  # sends the core may still take back
 
     # -- the ordered queue ----------------------------------------------------------------------
 
@@ -253,6 +255,27 @@ class ThreadedNetwork:
             room = self._room(location)
             self.kernel.hold_sender(sender, lambda: asyncio.wrap_future(room))
         return 0
+
+    def send_held(self, coro: Coro, message: object) -> HeldSend:
+        """Send ``message`` to ``coro`` unless the core takes it back first (`take_held`):
+        it goes out when released (`release_held`) or `discoro.net.held.HOLD_MAX` seconds
+        after it reached the transport loop, whichever is first (`discoro.net.held`)."""
+        held = HeldSend(coro, message)
+        self._enqueue(self.held.arm, held, self.transport.loop)
+        return held
+
+    def take_held(self, held: HeldSend) -> bool:
+        """Take ``held`` back if it has not gone out (True: the caller sends its content)."""
+        return self.held.take(held)
+
+    def join_held(self, held: HeldSend, items: list[object], item: object) -> bool:
+        """Append ``item`` to ``items`` of ``held``'s message if it has not gone out yet."""
+        return self.held.join(held, items, item)
+
+    def release_held(self, held: HeldSend) -> None:
+        """Let ``held`` go out now (in order with what is sent after this call)."""
+        if held.state == HELD:
+            self._enqueue(self.held.release, held)
 
     def _over_high(self, location: Location) -> bool:
         peer = self.inner.peers.get(location)

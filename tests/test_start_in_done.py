@@ -1,0 +1,179 @@
+"""A job's start report riding in its end report (issue 9): one message per trivial run.
+
+A server with a transport thread holds a job's `JobStarted` (`discoro.net.held`): a job
+that ends in its first step sends it inside its `JobDone`; the scheduler takes the start
+first, then the end, exactly as if two messages had come. A held message goes out exactly
+once or is taken back exactly once, and goes out by itself after `HOLD_MAX` seconds (a job
+that blocks its loop in its first step still gets its ``run`` answered). Checked here: the
+state machine alone, the held sends on a real event loop, and a real node and client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import pytest
+
+from discoro.cluster import protocol as p
+from discoro.cluster.scheduler_state import PeerLost
+from discoro.net.held import SENT, TAKEN, Held, HeldSend
+from test_scheduler_merged import Job, notices
+from test_scheduler_merged import done as done_of
+from test_scheduler_state import ROUTER, STATUS, loc, ready_state, sent
+
+if TYPE_CHECKING:
+    from discoro.net.location import Location
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def merged_end(where: Location, rid: int, incarnation: int) -> tuple[Job, p.JobDone]:
+    job = Job(f"job{rid}", where)
+    started = p.JobStarted(where, "c1", rid, job, "f", 0.0, "", "cpu", incarnation, ROUTER)
+    ended = done_of(job, where, rid * 10, incarnation)
+    ended.started = started
+    return job, ended
+
+
+def test_a_start_that_rides_in_the_end_is_taken_first() -> None:
+    a = loc(1, 1)
+    state, _ = ready_state(a)
+    number = state.procs[a].incarnation
+    job, ended = merged_end(a, 1, number)
+    actions = state.handle(ended)
+    # the client's answer, then the end for the status coroutine: in that order, once each
+    assert sent(actions, ROUTER) == [p.RunResult(1, job, None, 0, a, number)]
+    assert notices(actions) == [(job, (StopIteration, 10))]
+    order = [action.to for action in actions if action.to in (ROUTER, STATUS)]
+    assert order.index(ROUTER) < order.index(STATUS)
+    proc = state.procs[a]
+    assert proc.submitted == 1 and proc.done == 1 and not proc.jobs  # started and ended
+
+
+def test_a_merged_report_from_a_written_off_incarnation_reports_no_end() -> None:
+    a = loc(1, 1)
+    state, _ = ready_state(a)
+    old = state.procs[a].incarnation
+    job = Job("job0", a)
+    state.handle(p.JobStarted(a, "c1", 9, job, "f", 0.0, "", "cpu", old, ROUTER))
+    state.handle(PeerLost(a))
+    _, ended = merged_end(a, 2, old)
+    actions = state.handle(ended)
+    assert notices(actions) == []  # the client reports those jobs lost, once
+    assert state.procs.get(a) is None or state.procs[a].done == 0
+
+
+# -- held sends ---------------------------------------------------------------------------------
+
+
+def test_a_held_send_goes_out_once_or_is_taken_once() -> None:
+    out: list[object] = []
+    held = Held(lambda coro, message: out.append(message))
+    first, second = HeldSend(None, "a"), HeldSend(None, "b")  # type: ignore[arg-type]
+    assert held.take(first) and first.state == TAKEN
+    held.release(first)  # taken: nothing goes out
+    assert not held.take(first)
+    held.release(second)
+    held.release(second)  # sent once
+    assert not held.take(second) and second.state == SENT
+    assert out == ["b"] and held.sent == 1 and held.taken == 1
+
+
+def test_an_item_joins_a_held_send_only_while_it_is_held() -> None:
+    out: list[object] = []
+    held = Held(lambda coro, message: out.append(list(message)))  # type: ignore[call-overload]
+    items: list[object] = [1]
+    batch = HeldSend(None, items)  # type: ignore[arg-type]
+    assert held.join(batch, items, 2)
+    held.release(batch)
+    assert not held.join(batch, items, 3)  # gone: the caller sends it another way
+    assert out == [[1, 2]]
+
+
+def test_a_held_send_goes_out_by_itself() -> None:
+    out: list[tuple[object, float]] = []
+    loop = asyncio.new_event_loop()
+    try:
+        two = asyncio.Event()
+
+        def send(coro: object, message: object) -> None:
+            out.append((message, loop.time()))
+            if len(out) == 2:
+                two.set()
+
+        held = Held(send)
+        items = [HeldSend(None, i) for i in range(3)]  # type: ignore[arg-type]
+        for item in items:
+            held.arm(item, loop)
+        assert held.take(items[1])  # the core took this one back
+        loop.run_until_complete(asyncio.wait_for(two.wait(), 10))
+        assert held._timer is None and not held._armed  # nothing left to send
+    finally:
+        loop.close()
+    assert [message for message, _ in out] == [0, 2]
+
+
+# -- a real node and client ---------------------------------------------------------------------
+
+PROGRAM = """
+from discoro.cluster import scheduler_processes
+
+MERGED = []
+_on_done = scheduler_processes.ProcessEvents.on_JobDone
+
+
+def on_done(self, event):
+    if getattr(event, "started", None) is not None:
+        MERGED.append(event.coro_id)
+    _on_done(self, event)
+
+
+scheduler_processes.ProcessEvents.on_JobDone = on_done
+
+
+def trivial(i, coro=None):
+    return i
+    yield
+
+
+def blocker(seconds, client, coro=None):
+    import time
+    client.send("BLOCKING")
+    time.sleep(seconds)  # the first step blocks the server's loop
+    return "unblocked"
+    yield
+
+
+def client(coro=None):
+    comp = yield from start([trivial, blocker], coro, nprocs=1)
+    jobs = []
+    for i in range(20):
+        job = yield comp.run(trivial, i)
+        jobs.append(job)
+    out("TRIVIAL", sum(isinstance(job, Coro) for job in jobs), len(MERGED) > 0)
+    job = yield comp.run(blocker, 5.0, coro)
+    msg = yield coro.receive(timeout=30)
+    out("BLOCKER", type(job).__name__, msg, job._id in MERGED)  # answered while it blocks
+    yield comp.close()
+    return "ok"
+"""
+
+
+@pytest.mark.timeout(120)
+def test_trivial_runs_send_one_report_and_a_blocked_job_is_answered(
+    cluster_secret: str, udp_port: int
+) -> None:
+    import discoro
+    from cluster_programs import run_client
+
+    with discoro.local_cluster(procs=1, udp_port=udp_port, secret=cluster_secret):
+        with run_client(PROGRAM, udp_port, nprocs=1) as client:
+            client.expect(r"^TRIVIAL 20 True$", timeout=60)
+            client.expect(r"^BLOCKER Coro BLOCKING False$", timeout=30)
+            client.expect(r"^DONE ok$", timeout=60)
+            assert client.wait(20) == 0
+        output = client.output
+        ends = [line for line in output if line.startswith("MONITOR ")]
+        assert len(ends) == 21, output  # every job's end, once
+        assert sum("StopIteration 'unblocked'" in line for line in ends) == 1, output
