@@ -169,24 +169,18 @@ def test_close_waits_for_cpu_jobs_terminates_async_ones_and_reports_before_retur
     assert text.count("STATUS ProcDiscovered") == 2 and "STATUS NodeDiscovered 127.0.0.1" in text
 
 
+@pytest.mark.parametrize(
+    "program",
+    [ENDS_BEFORE_RETURN, ENDS_BEFORE_CLOSE_NOW_RETURNS],
+    ids=["close", "close_now"],
+)
 def test_every_jobs_end_is_delivered_before_close_returns(
-    cluster: LocalCluster, udp_port: int
+    cluster: LocalCluster, udp_port: int, program: str
 ) -> None:
     # the servers report the ends (also of jobs the close terminates) on their own links,
-    # not the scheduler's: close() waits until the status coroutine's mailbox has them all
-    with run_client(ENDS_BEFORE_RETURN, udp_port) as client:
-        client.expect(r"^SCHEDULE 0$", timeout=30)
-        client.expect(r"^ASYNC Coro Coro$", timeout=30)
-        ends = client.expect(r"^ENDS (\S+) .*$", timeout=30)
-        assert ends[1] == "True", client.output
-        client.expect(r"^DONE ok$", timeout=30)
-        assert client.wait(30) == 0
-
-
-def test_every_jobs_end_is_delivered_before_close_now_returns(
-    cluster: LocalCluster, udp_port: int
-) -> None:
-    with run_client(ENDS_BEFORE_CLOSE_NOW_RETURNS, udp_port) as client:
+    # not the scheduler's: close() and close_now() wait until the status coroutine's
+    # mailbox has them all
+    with run_client(program, udp_port) as client:
         client.expect(r"^SCHEDULE 0$", timeout=30)
         client.expect(r"^ASYNC Coro Coro$", timeout=30)
         ends = client.expect(r"^ENDS (\S+) .*$", timeout=30)
