@@ -288,7 +288,15 @@ def sink(coro=None):
             print("BAD", number, expected, flush=True)
         expected += 1
         if expected == int(sys.argv[4]):
-            print("ALL", expected, hop.paused, flush=True)
+            print("ALL", expected, flush=True)
+            threading.Thread(target=watch_resume, daemon=True).start()
+
+
+def watch_resume():  # the last batch's weight is counted after its messages ran: wait
+    deadline = time.monotonic() + 20
+    while hop.paused and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("READING", hop.paused, flush=True)
 
 
 assert Coro(sink).register("sink") == 0
@@ -298,14 +306,19 @@ sys.stdin.readline()
 
 
 def test_a_blocked_process_in_thread_mode_stops_reading_past_its_intake_bound(
-    net_kernel: AsynCoro, cluster_secret: str, udp_port: int, monkeypatch: pytest.MonkeyPatch
+    net_kernel: AsynCoro,
+    cluster_secret: str,
+    udp_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from discoro.net import flow
 
     monkeypatch.setattr(flow, "SEND_HIGH", 2 << 20)  # read when the link connects
     monkeypatch.setattr(flow, "SEND_LOW", 1 << 20)
     count, blob = 200, b"x" * 100_000
-    with PeerProcess(SLOW_PEER, str(udp_port), cluster_secret, "4", str(count)) as peer:
+    # blocked longer than the peers' dead time (5 s): this side must keep pinging meanwhile
+    with PeerProcess(SLOW_PEER, str(udp_port), cluster_secret, "7", str(count)) as peer:
         port = int(peer.expect(r"^READY (\d+)$", timeout=20)[1])
 
         def main(coro: Any = None) -> Any:
@@ -322,7 +335,11 @@ def test_a_blocked_process_in_thread_mode_stops_reading_past_its_intake_bound(
         held = run(main, timeout=60)
         waiting = int(peer.expect(r"^PAUSED (\d+)$", timeout=20)[1])
         peer.expect(r"^UNBLOCKED$", timeout=30)
-        peer.expect(r"^ALL 200 \[\]$", timeout=30)  # every message, in order; reading again
+        peer.expect(r"^ALL 200$", timeout=30)  # every message, in order
+        peer.expect(r"^READING \[\]$", timeout=30)  # and reading again
+        assert not [line for line in peer.output if "silent" in line], peer.output
         assert not [line for line in peer.output if line.startswith("BAD")], peer.output
     assert held > 0, "the peer stopped reading: this sender must have been held"
+    lost = [r.message for r in caplog.records if "silent" in r.message or "drop" in r.message]
+    assert not lost, lost  # the sender kept its link: the paused side pinged it
     assert waiting < 4 << 20, waiting  # bounded: the intake bound plus a read or so

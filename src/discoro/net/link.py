@@ -53,7 +53,8 @@ Invariants:
   network how many it dropped (`Network.link_lost`: one log line, and the monitors of
   coroutines over there hear of it).
 - Intake: a network on a transport thread stops reading a link while its core has too much
-  waiting for it (`pause_intake`); the link's silence then is not the peer's.
+  waiting for it (`pause_intake`); the link's silence then is not the peer's, and the link
+  pings the peer every interval meanwhile, since it does not answer the peer's pings.
 - Liveness: any bytes received count as a sign of life, and so does a liveness datagram of
   the peer (`heard`: its loop may be busy in user code, `discoro.net.liveness`); an idle link
   is pinged every ``ping_interval`` seconds and closed after ``dead_after`` intervals of
@@ -427,8 +428,13 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         if ran_late(self._last_check, now, self.network.ping_interval):
             self._last_heard = max(self._last_heard, now)
         self._last_check = now
-        if self.intake_paused:  # we do not read: the silence is ours
+        if self.intake_paused:
+            # we do not read: the silence is ours; and the peer, whose pings we do not
+            # answer, must still hear from us or it would judge us dead and drop its link
             self._last_heard = now
+            self.send(PING)
+            self._schedule_ping()
+            return
         silent = now - self._last_heard
         if silent > self.network.ping_interval * self.network.dead_after:
             logger.warning("peer %s silent for %.1f s; closing its connection", self.peer, silent)
