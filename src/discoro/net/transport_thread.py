@@ -49,6 +49,7 @@ import contextvars
 import ctypes
 import sys
 import threading
+from time import monotonic
 from typing import TYPE_CHECKING, TypeVar
 
 from discoro.core.eventloop import new_event_loop
@@ -73,6 +74,9 @@ INTAKE_HIGH, INTAKE_LOW = 64 * 1024 * 1024, 16 * 1024 * 1024
 #: The ops whose payloads go to the core's coroutines and channels (weighed by the hop).
 INTAKE_OPS = frozenset({"send", "deliver", "channel_send"})
 INTAKE_OVERHEAD = 64  # bytes counted per message besides its payload
+#: Seconds between two log lines about paused intake: a core that keeps up only just pauses
+#: and resumes links hundreds of times a second, and each line would say the same.
+INTAKE_LOG_EVERY = 10.0
 
 
 #: The transport thread's name in the OS (``top -H``, ``ps -L``, /proc/PID/task/TID/comm).
@@ -213,6 +217,9 @@ class CoreHop:
         self.handed = 0  # ... and run by it (core writes)
         self._weight = 0  # ... of the batch being made
         self.paused: list[Link] = []  # links that stopped reading (intake bound)
+        self.pauses = 0  # times the intake bound was reached (a line logs them, rate-limited)
+        self._pauses_logged = 0
+        self._pause_logged_at = -INTAKE_LOG_EVERY
         self._reading = 0  # inside a link's read (`begin_read`): its end flushes the batch
         self._ident = transport.ident
         self._deliver = kernel.deliver_local
@@ -323,13 +330,23 @@ class CoreHop:
         self._weight += size
         if self.taken - self.handed > INTAKE_HIGH and not link.intake_paused:
             if not self.paused:
-                logger.info(
-                    "%d bytes of messages wait for this process's coroutines (its loop is "
-                    "busy): links stop reading until they are taken",
-                    self.taken - self.handed,
-                )
+                self._intake_bound_reached()
             link.pause_intake()
             self.paused.append(link)
+
+    def _intake_bound_reached(self) -> None:
+        self.pauses += 1
+        now = monotonic()
+        if now - self._pause_logged_at < INTAKE_LOG_EVERY:
+            return
+        since = self.pauses - self._pauses_logged
+        self._pause_logged_at, self._pauses_logged = now, self.pauses
+        logger.info(
+            "%d bytes of messages wait for this process's coroutines (its loop is busy): "
+            "links stop reading until they are taken%s",
+            self.taken - self.handed,
+            f" ({since} times since the last such line)" if since > 1 else "",
+        )
 
     def resume_intake(self) -> None:
         if self.taken - self.handed > INTAKE_LOW:
