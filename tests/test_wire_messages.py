@@ -34,6 +34,7 @@ def test_ops_are_the_documented_set() -> None:
         "del_file",
         "ping",
         "pong",
+        "link_retired",
         "peer_closed",
     } == OPS
     assert isinstance(OPS, frozenset)

@@ -46,6 +46,7 @@ async def dial(network: Network, location: Location) -> bool:
         if sock is not None:
             try:
                 await link_over(network, location, sock)
+                local.worked(location)
                 return True
             except _FAILURES as exc:
                 local.failed(location, exc)

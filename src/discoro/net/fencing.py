@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from discoro.net.location import Location
 
 TAG = "ic"  # the control-map field with the sender's incarnation
-UNFENCED_OPS = frozenset({"reply", "ping", "pong", "peer_closed"})
+UNFENCED_OPS = frozenset({"reply", "ping", "pong", "link_retired", "peer_closed"})
 
 
 class Fences:

@@ -106,8 +106,6 @@ class Handlers:
             "terminate": self.on_terminate,
             "throw": self.on_throw,
             "locate": self.on_locate,
-            "ping": self.on_ping,
-            "pong": self.on_pong,
             "peer_closed": self.on_peer_closed,
         }
 
@@ -216,14 +214,6 @@ class Handlers:
             self.net.reply(peer, message.rid, {"r": -1})
         else:
             self.net.reply(peer, message.rid, {"r": 0}, pickle.dumps(found, PROTOCOL))
-
-    def on_ping(self, peer: Peer, message: Message) -> None:
-        # the pinged side only pings when it has heard nothing, so a ping is answered
-        if peer.link is not None:
-            peer.link.send(Message("pong"))
-
-    def on_pong(self, peer: Peer, message: Message) -> None:
-        """Nothing to do: any bytes received already count as a sign of life."""
 
     def on_peer_closed(self, peer: Peer, message: Message) -> None:
         peer.said_goodbye = True

@@ -157,7 +157,9 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         self.peer: Any = None  # the Peer, once authenticated
         self.authenticated: asyncio.Future[Any] = network.loop.create_future()
         self.lost: asyncio.Future[None] = network.loop.create_future()
-        self.retiring = False
+        self.retiring = False  # a duplicate on its way out (`link_ops.retire`)
+        self.peer_retired = False  # ... and the peer said it retired it too
+        self.retirement: asyncio.Task[None] | None = None
         self.died_silent = False
         self.remote_address = "?"
         self._loop = network.loop

@@ -19,7 +19,9 @@ Theory of operation:
   local process holds the name: a squatter) is remembered as TCP-only for the life of the
   process and logged once; one whose name is simply absent is remembered as TCP-only once
   a TCP link to it authenticated (a process on another host). So a squatter costs at most
-  one failed handshake, never service.
+  one failed handshake, never service. A reset or closed connection at the name of a process
+  met there before is that process going away (a redial racing its exit): this dial goes
+  on over TCP, quietly, and nothing is remembered.
 - Off when ``DISCORO_LOCAL_LINKS=0`` or when the process uses TLS (``certfile``): TLS is
   chosen for its certificates (``cafile`` verification of every peer), and TLS over the
   Unix socket would pay for two ciphers to save a copy; those processes keep TCP only.
@@ -123,6 +125,7 @@ class LocalLinks:
         self.on = on
         self.tcp_only: set[Location] = set()  # remembered for the life of the process
         self._absent: set[Location] = set()  # no name on the last try: TCP-only if TCP works
+        self._verified: set[Location] = set()  # a Unix link to it authenticated once
 
     def worth_trying(self, location: Location) -> bool:
         return self.on and location not in self.tcp_only
@@ -143,10 +146,19 @@ class LocalLinks:
         self._absent.discard(location)
         return sock
 
+    def worked(self, location: Location) -> None:
+        """A Unix link to ``location`` authenticated: that process holds its name."""
+        self._verified.add(location)
+
     def failed(self, location: Location, why: BaseException) -> None:
         """The Unix path to ``location`` connected but did not give an authenticated link:
-        it is TCP-only from now on (one warning)."""
+        it is TCP-only from now on (one warning); except a connection reset or closed at a
+        name where that very process was met before: it is on its way out (a redial after
+        its link went), not a squatter, and the next dial tries its name again."""
         if location in self.tcp_only:
+            return
+        if location in self._verified and isinstance(why, ConnectionError):
+            logger.debug("local link to %s failed (%s); TCP for this dial", location, why)
             return
         self.tcp_only.add(location)
         logger.warning(

@@ -49,6 +49,7 @@ from discoro.net.fencing import Fences
 from discoro.net.files import FileTransfer
 from discoro.net.frontdoor import FrontDoor
 from discoro.net.link import Link, accept_tls
+from discoro.net.link_ops import on_link_message, retire
 from discoro.net.liveness import Liveness
 from discoro.net.local_links import LocalLinks, abstract_name
 from discoro.net.local_links import enabled as local_links_enabled
@@ -231,12 +232,12 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         peer = self.peer_at(location)
         current = peer.link
         if current is not None and current is not link and not current.retiring:
-            if self._preferred(current, identity.sid) is current:
-                link.retiring = True
+            if current.conn.link_id < link.conn.link_id:  # both ends keep the same one
                 link.peer = peer
                 link.authenticated.set_result(peer)
+                retire(link)
                 return
-            current.retiring = True
+            retire(current)
         link.peer = peer
         peer.link = link
         peer.sid = identity.sid
@@ -253,13 +254,6 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
             self._tell_subscribers(PeerStatus(location, peer.name, PeerStatus.Online))
             for watcher in list(self.peer_watchers):
                 watcher(peer)
-
-    def _preferred(self, current: Link, other_sid: str) -> Link | None:
-        """Of the current link and a new one to the same peer, the one dialled by the side
-        with the smaller sid (None when that is the new one)."""
-        current_dialer = self.sid if current.role is Role.CLIENT else other_sid
-        new_dialer = other_sid if current.role is Role.CLIENT else self.sid
-        return current if current_dialer <= new_dialer else None
 
     def link_lost(self, link: Link, dropped: int = 0) -> None:
         """``link`` is gone, with ``dropped`` messages (requests, user messages) unsent."""
@@ -486,6 +480,8 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
             return
         handler = self.dispatch_table.get(message.op)
         if handler is None:
+            if on_link_message(link, message):  # ping, pong, link_retired: on this link
+                return
             logger.warning("%s sent %r, which this process does not handle", link.peer, message.op)
             self.reply(link.peer, message.rid, {"r": -1, "e": f"unsupported op {message.op}"})
             return
@@ -555,10 +551,13 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
         if isinstance(loc, Location):
             if loc == self.location:
                 return 0
-            peer = self.peers.get(loc)
-            if peer is not None and peer.link is not None:
+            peer = self.peer_at(loc)
+            if peer.link is not None:
                 return 0
-            return 0 if await self._dial(loc) else -1
+            if peer.dialing is None:  # else join that dial: one link, not a duplicate
+                peer.dialing = self.loop.create_task(self._redial(peer, (0.0,)))
+            await asyncio.shield(peer.dialing)
+            return 0 if peer.link is not None else -1
         if isinstance(loc, str):
             if self.discovery is None:
                 return -1

@@ -1,8 +1,10 @@
 """`Peer`: what this process knows of another kernel, and the rules for its lifecycle.
 
 Invariants:
-- At most one link carries our messages to a peer (``peer.link``); if both sides dial at
-  once, both keep the link dialled by the side with the smaller sid, so they agree.
+- At most one link carries our messages to a peer (``peer.link``); if a second one
+  authenticates (both sides dialled at once), both keep the one with the smaller
+  ``link_id`` (the hash of its handshake, the same at both ends), so they agree whatever
+  order the two finished in; the other retires and closes (`link_ops`).
 - Messages for a peer with no link wait in ``queue`` (bounded by `MAX_QUEUED`) while it is
   dialled; they go out in order before anything newer.
 - A peer is online from its first authenticated link until it says ``peer_closed`` or a

@@ -107,6 +107,7 @@ class Connection:
         self.identity = identity
         self.state = ConnectionState.HANDSHAKING
         self.peer: Identity | None = None
+        self.link_id = b""  # once authenticated: the same at both ends (`Handshake.link_id`)
         self.max_frame_size = max_frame_size
         self.max_control_size = max_control_size
         self._handshake = Handshake(role, master, identity)
@@ -359,6 +360,7 @@ class Connection:
 
     def _authenticated(self, peer: Identity) -> None:
         self.peer = peer
+        self.link_id = self._handshake.link_id
         self.state = ConnectionState.AUTHENTICATED
         send_key, receive_key = self._handshake.session_keys()
         decoders = tuple(

@@ -157,6 +157,7 @@ class Handshake:
         self._step = _Step.START
         self._body = pack({"version": version, "nonce": self._nonce, **identity_fields(identity)})
         self._transcript = b""
+        self.link_id = b""  # SHA-256 of the transcript, once done: not secret (see `_finish`)
         self._pending_peer: Identity | None = None
 
     @property
@@ -246,6 +247,7 @@ class Handshake:
         self._step = _Step.DONE
         self.peer = self._pending_peer
         salt = hashlib.sha256(self._transcript).digest()
+        self.link_id = salt  # the same at both ends, unique per connection (both nonces)
         keys = {
             direction: hkdf(self._master, salt, _SESSION_INFO % (self.version, direction))
             for direction in (b"c2s", b"s2c")

@@ -62,6 +62,7 @@ OPS: frozenset[str] = frozenset(
         "del_file",
         "ping",
         "pong",
+        "link_retired",
         "peer_closed",
     }
 )

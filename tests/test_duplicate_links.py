@@ -1,0 +1,173 @@
+"""Duplicate links (`net.link_ops`): a second link to a peer that authenticates while the
+first is up retires on both sides and closes, losing nothing sent around it; pings on a
+link that is not (or no longer) current are answered on that link, so it is never judged
+silent; and dials that overlap (discovery and a `locate`, say) share one link."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from discoro import AsynCoro, Coro
+from discoro.net import link_ops
+from discoro.net.dialling import dial
+from discoro.net.link import Link
+from discoro.net.runtime import network_of
+from netpeers import run, start_peer
+
+if TYPE_CHECKING:
+    from discoro.net.location import Location
+    from discoro.net.network import Network
+
+pytestmark = pytest.mark.timeout(60)
+
+PROGRAM = """
+    import gc
+    import os
+    from discoro.net import link_ops
+    from discoro.net.link import Link
+    from discoro.net.runtime import network_of
+
+    network = network_of(kernel)
+    network.ping_interval = float(os.environ["PING_INTERVAL"])
+    if os.environ.get("NEVER_RETIRE"):
+        async def never(link):
+            return None
+        link_ops._say_retired = never
+
+    def open_links():
+        return sum(
+            1 for o in gc.get_objects()
+            if isinstance(o, Link) and o.peer is not None and o.transport is not None
+            and not o.transport.is_closing()
+        )
+
+    def counter(coro=None):
+        expected = 0
+        while True:
+            message = yield coro.receive()
+            if message == "links":
+                print("LINKS", open_links(), flush=True)
+            elif message == expected:
+                expected += 1
+                if expected % 100 == 0:
+                    print("IN ORDER", expected, flush=True)
+            else:
+                print("OUT OF ORDER", message, expected, flush=True)
+
+    assert Coro(counter).register("counter") == 0
+"""
+
+
+def links_to(location: Location) -> list[Link]:
+    """This process's authenticated links to ``location`` that are still open."""
+    return [
+        o
+        for o in gc.get_objects()
+        if isinstance(o, Link)
+        and o.peer is not None
+        and o.peer.location == location
+        and o.transport is not None
+        and not o.transport.is_closing()
+    ]
+
+
+def on_network(network: Network, awaitable: Any, timeout: float = 20) -> Any:
+    return asyncio.run_coroutine_threadsafe(awaitable, network.loop).result(timeout)
+
+
+def dial_twice(network: Network, location: Location) -> Any:
+    async def twice() -> Any:  # the network's own dial, twice at once: a duplicate link
+        return await asyncio.gather(dial(network, location), dial(network, location))
+
+    return on_network(network, twice())
+
+
+def send_numbers(location: Location, start: int, count: int) -> None:
+    def main(coro: Any = None) -> Any:
+        counter = yield Coro.locate("counter", location, timeout=10)
+        for number in range(start, start + count):
+            counter.send(number)
+        counter.send("links")
+
+    run(main, timeout=30)
+
+
+def test_a_duplicate_link_retires_on_both_sides_and_closes_losing_nothing(
+    net_kernel: AsynCoro, caplog: pytest.LogCaptureFixture
+) -> None:
+    network = network_of(net_kernel)
+    with start_peer(net_kernel, PROGRAM, env={"PING_INTERVAL": "1.0"}) as child:
+        send_numbers(child.location, 0, 100)  # over the first link
+        child.expect(r"^IN ORDER 100$")
+        assert child.expect(r"^LINKS (\d+)$")[1] == "1"
+
+        assert dial_twice(network, child.location) == [True, True]
+        send_numbers(child.location, 100, 100)  # while the duplicates are sorted out
+        child.expect(r"^IN ORDER 200$")
+
+        retiring = [link for link in links_to(child.location) if link.retiring]
+        for link in retiring:  # closed by the protocol, not by silence
+            on_network(network, asyncio.wait_for(asyncio.shield(link.lost), 10))
+        assert not [link for link in retiring if link.died_silent]
+        assert links_to(child.location) == [network.peers[child.location].link]
+
+        send_numbers(child.location, 200, 100)
+        child.expect(r"^IN ORDER 300$")
+        assert child.expect(r"^LINKS (\d+)$")[1] == "1"
+    assert not [line for line in child.proc.output if "OUT OF ORDER" in line or "silent" in line]
+    stopped = [r.message for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not stopped, stopped  # the child's exit is no "local link failed" to warn about
+
+
+def test_a_link_that_is_not_current_is_answered_on_itself_and_stays_up(
+    net_kernel: AsynCoro, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither side says it retired the duplicate (patched), so it stays open and idle: both
+    sides ping it when it is silent, and each ping must be answered on it."""
+
+    async def never(link: Link) -> None:
+        return None
+
+    network = network_of(net_kernel)
+    env = {"PING_INTERVAL": "0.1", "NEVER_RETIRE": "1"}
+    with start_peer(net_kernel, PROGRAM, env=env) as child:
+        monkeypatch.setattr(link_ops, "_say_retired", never)
+        monkeypatch.setattr(network, "ping_interval", 0.1)
+        assert dial_twice(network, child.location) == [True, True]
+        duplicates = [link for link in links_to(child.location) if link.retiring]
+        assert len(duplicates) >= 1
+        # the pings must be answered for longer than the dead time (5 intervals, 0.5 s): a
+        # window of four dead times, on a link nothing else uses
+        deadline = 4 * network.ping_interval * network.dead_after
+        on_network(network, asyncio.sleep(deadline))
+        assert [link for link in duplicates if link.lost.done()] == []
+        for link in duplicates:
+            link.close()
+    assert not [line for line in child.proc.output if "silent" in line]
+
+
+def test_overlapping_dials_to_one_peer_make_one_link(
+    net_kernel: AsynCoro, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    network = network_of(net_kernel)
+    dials: list[Location] = []
+    real_dial = network._dial
+
+    async def counted(location: Location) -> bool:
+        dials.append(location)
+        return await real_dial(location)
+
+    monkeypatch.setattr(network, "_dial", counted)
+    with start_peer(net_kernel, PROGRAM, env={"PING_INTERVAL": "1.0"}, dial=False) as child:
+
+        async def three_at_once() -> Any:
+            return await asyncio.gather(*(network.peer(child.location) for _ in range(3)))
+
+        assert on_network(network, three_at_once()) == [0, 0, 0]
+        assert [location for location in dials if location == child.location] == [child.location]
+        assert len(links_to(child.location)) == 1
