@@ -52,7 +52,10 @@ PROGRAM = """
             message = yield coro.receive()
             if message == "links":
                 print("LINKS", open_links(), flush=True)
-            elif message == expected:
+                continue
+            if type(message) is tuple:  # (number, padding)
+                message = message[0]
+            if message == expected:
                 expected += 1
                 if expected % 100 == 0:
                     print("IN ORDER", expected, flush=True)
@@ -171,3 +174,44 @@ def test_overlapping_dials_to_one_peer_make_one_link(
         assert on_network(network, three_at_once()) == [0, 0, 0]
         assert [location for location in dials if location == child.location] == [child.location]
         assert len(links_to(child.location)) == 1
+
+
+def test_messages_keep_their_order_when_a_duplicate_takes_over_mid_stream(
+    net_kernel: AsynCoro,
+) -> None:
+    """Numbers stream to the child while two more links authenticate: whichever link both
+    ends keep (the one they had, or a new one), the child takes every number once and in
+    order, and the stream never stalls."""
+    network = network_of(net_kernel)
+    count, padding = 600, b"p" * 200_000
+    dials: list[asyncio.Task[bool]] = []
+    with start_peer(net_kernel, PROGRAM, env={"PING_INTERVAL": "1.0"}) as child:
+
+        def main(coro: Any = None) -> Any:
+            counter = yield Coro.locate("counter", child.location, timeout=10)
+            for number in range(count):
+                counter.send((number, padding))
+                if number == 200:  # some queued on the current link: now the duplicates
+                    assert (yield coro.sleep(0)) is None
+                    on_network_soon(network, child.location, dials)
+                if number % 10 == 9:
+                    yield coro.sleep(0)
+            counter.send("links")
+
+        run(main, timeout=40)
+        child.expect(rf"^IN ORDER {count}$")
+
+        async def both() -> list[bool]:
+            return list(await asyncio.gather(*dials))
+
+        assert on_network(network, both()) == [True, True]  # the duplicates came
+    assert not [line for line in child.proc.output if "OUT OF ORDER" in line]
+
+
+def on_network_soon(network: Network, location: Location, dials: list[Any]) -> None:
+    """Start two more dials to ``location`` on the network's loop (not waiting for them)."""
+
+    def start() -> None:
+        dials.extend(network.loop.create_task(dial(network, location)) for _ in range(2))
+
+    network.loop.call_soon_threadsafe(start)
