@@ -84,6 +84,7 @@ from discoro.errors import ProtocolError
 from discoro.net import flow, link_socket
 from discoro.net.flow import SendHolds
 from discoro.net.local_links import peer_label
+from discoro.net.send_runs import dispatch_run
 from discoro.wire.connection import Connection, ConnectionState
 from discoro.wire.events import NEED_DATA, ConnectionClosed, HandshakeComplete, MessageReceived
 from discoro.wire.handshake import Role
@@ -140,6 +141,10 @@ def _dropped(message: Message) -> None:
     """Where a closed link's messages go (none should: it reads no more)."""
 
 
+def _dropped_run(message: Message, payloads: list[bytes]) -> None:
+    """... and its runs."""
+
+
 class Link(SendHolds, asyncio.BufferedProtocol):
     def __init__(
         self,
@@ -162,6 +167,9 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         self.remote_address = "?"
         self._loop = network.loop
         self._dispatch: Callable[[Message], None] = partial(network.dispatch, self)
+        self._dispatch_run: Callable[[Message, list[bytes]], None] = partial(
+            dispatch_run, network, self
+        )
         self._ready = False  # authenticated: received bytes take the batch fast path
         self._flush_pending = False
         self._heard = False  # read something since `send` last wrote at once
@@ -285,7 +293,7 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         kernel.begin_read()
         self._in_batch = True
         try:
-            if not self.conn.process(self._dispatch):
+            if not self.conn.process(self._dispatch, self._dispatch_run):
                 self.close()
         except ProtocolError as exc:
             self._refuse(exc)
@@ -311,6 +319,7 @@ class Link(SendHolds, asyncio.BufferedProtocol):
             self.lost.set_result(None)
         self.network.front_door.settled(self)
         self._dispatch = _dropped  # no reference cycle (link -> partial -> link) outlives it
+        self._dispatch_run = _dropped_run
         self.network.link_lost(self, self.conn.unsent(LANE_DATA))
 
     def pause_writing(self) -> None:
