@@ -213,7 +213,7 @@ class Connection:
     def process(
         self,
         handle: Callable[[Message], Any],
-        handle_run: Callable[[Message, list[bytes]], Any] | None = None,
+        handle_run: Callable[[Message, list[bytes]], object] | None = None,
     ) -> bool:
         """Authenticated fast path: ``handle`` every complete message received, in order.
 

@@ -402,7 +402,7 @@ class FrameDecoder:
     def _drain_runs(
         self,
         buffer: ReceiveBuffer,
-        handle: Callable[[Any], Any],
+        handle: Callable[[object], object],
         decode_raw: Callable[[memoryview, bytes | None], object],
         handle_run: Callable[[bytes, list[bytes]], object],
     ) -> None:
