@@ -12,7 +12,8 @@ Theory of operation:
   kernel method the net layer calls; ``tests/test_net_thread.py`` checks that). Its pure
   lookups (``local_coro``, ``has_ended``, ``local_channel``, ``registered``, ``rcis``) read
   the kernel's tables from the transport thread (dict reads, atomic under the GIL). Its
-  state-changing calls (``deliver_local``, ``add_monitor_local``, ``hold_sender``,
+  state-changing calls (``deliver_local``, ``deliver_local_run``: a link's run of sends to
+  one coroutine as one entry, ``add_monitor_local``, ``hold_sender``,
   ``drop_subscribers_at``, ``run_local``) are appended to a batch, which goes to the core
   loop with one ``call_soon_threadsafe`` at the end of the link's read (``end_read``; outside
   a read, in the transport loop's next turn). The core runs a batch's calls in the order they
