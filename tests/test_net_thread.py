@@ -201,7 +201,7 @@ def sink(coro=None):
         msg = yield coro.receive()
         if msg == "report":
             hop = network_of(kernel).kernel
-            print("GOT", got == list(range(len(got))), len(got), hop.batches, flush=True)
+            print("GOT", got == list(range(len(got))), len(got), hop.batches, hop.calls, flush=True)
             continue
         if msg == "block":
             print("BLOCKING", flush=True)
@@ -246,9 +246,10 @@ def test_a_process_in_thread_mode_takes_in_a_burst_while_its_loop_is_blocked(
         assert (last, unblocked) == (1, False), (time.monotonic() - started, peer.output)
         peer.expect(r"^UNBLOCKED$", timeout=30)
         sink.send("report")
-        got = peer.expect(r"^GOT (\S+) (\d+) (\d+)$", timeout=20)
+        got = peer.expect(r"^GOT (\S+) (\d+) (\d+) (\d+)$", timeout=20)
         assert got[1] == "True" and int(got[2]) == BURST + 1, peer.output
         assert int(got[3]) < BURST / 10, peer.output  # batched: not one wake-up per message
+        assert int(got[4]) < BURST / 10, peer.output  # in runs: not one core call per message
 
 
 SLOW_PEER = """

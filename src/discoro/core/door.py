@@ -49,6 +49,12 @@ class NetworkDoor:
         waiting for it wakes: at `end_read` inside a read); nothing if ``coro`` has ended."""
         coro._put(message)
 
+    def deliver_local_run(self, coro: Coro, messages: list[object]) -> None:
+        """`deliver_local` of each of ``messages``, in order (a run a link received)."""
+        put = coro._put
+        for message in messages:
+            put(message)
+
     def begin_read(self) -> None:
         """A received chunk is being handed up: a coroutine that a delivery (or `complete`)
         wakes meanwhile runs at `end_read`, in this loop turn (`core.wakeups`)."""

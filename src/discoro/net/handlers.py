@@ -21,6 +21,7 @@ from discoro.core.coro import Coro
 from discoro.core.log import logger
 from discoro.errors import MonitorException, RemoteError
 from discoro.net import file_receiver, rci, remote_channels
+from discoro.net.payloads import RAW
 from discoro.net.payloads import decode as decode_payload
 from discoro.wire.messages import Message
 
@@ -145,6 +146,30 @@ class Handlers:
             logger.warning("cannot unpickle %s from %s: %r", message.op, peer, exc)
             return
         self.kernel.deliver_local(coro, value)
+
+    def on_send_run(self, peer: Peer, message: Message, payloads: list[bytes]) -> None:
+        """`on_send` for a run of sends to one coroutine that differ only in their payloads
+        (`net.send_runs`): one look-up, one hand-over to the core for the whole run."""
+        fields = message.fields
+        ident = fields.get("c")
+        coro = self.kernel.local_coro(ident) if type(ident) is int else self.local_coro(message)
+        if coro is None:
+            logger.debug(
+                "%d messages from %s for unknown coroutine %s", len(payloads), peer, fields
+            )
+            return
+        values: list[object]
+        if fields.get(RAW):  # raw bytes, as `decode_payload` gives them (run payloads are bytes)
+            values = payloads  # type: ignore[assignment]  # list is invariant; read-only here
+        else:
+            values = []
+            for payload in payloads:
+                try:
+                    values.append(decode_payload(fields, payload))
+                except Exception as exc:
+                    logger.warning("cannot unpickle %s from %s: %r", message.op, peer, exc)
+        if values:
+            self.kernel.deliver_local_run(coro, values)
 
     def on_deliver(self, peer: Peer, message: Message) -> None:
         coro = self.local_coro(message)

@@ -58,8 +58,10 @@ Invariants:
 - Liveness: any bytes received count as a sign of life, and so does a liveness datagram of
   the peer (`heard`: its loop may be busy in user code, `discoro.net.liveness`); an idle link
   is pinged every ``ping_interval`` seconds and closed after ``dead_after`` intervals of
-  silence. A check that runs late (our own loop was blocked, `core.stalls.ran_late`) gives
-  the peer a fresh window: its bytes may be waiting unread in our socket.
+  silence (quietly when it is a spare: a second link to a peer, `retiring`, whose pings the
+  peer answers on the first, with nothing of ours unsent). A check that runs late (our own
+  loop was blocked, `core.stalls.ran_late`) gives the peer a fresh window: its bytes may be
+  waiting unread in our socket.
 - A link we dialled is used only if the peer authenticated as the address dialled (which,
   for discovery, is the one announced): else it is closed with one log line, so a relay
   cannot pose as another process at an address of its choosing.
@@ -84,6 +86,7 @@ from discoro.errors import ProtocolError
 from discoro.net import flow, link_socket
 from discoro.net.flow import SendHolds
 from discoro.net.local_links import peer_label
+from discoro.net.send_runs import dispatch_run
 from discoro.wire.connection import Connection, ConnectionState
 from discoro.wire.events import NEED_DATA, ConnectionClosed, HandshakeComplete, MessageReceived
 from discoro.wire.handshake import Role
@@ -140,6 +143,10 @@ def _dropped(message: Message) -> None:
     """Where a closed link's messages go (none should: it reads no more)."""
 
 
+def _dropped_run(message: Message, payloads: list[bytes]) -> None:
+    """... and its runs."""
+
+
 class Link(SendHolds, asyncio.BufferedProtocol):
     def __init__(
         self,
@@ -164,6 +171,9 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         self.remote_address = "?"
         self._loop = network.loop
         self._dispatch: Callable[[Message], None] = partial(network.dispatch, self)
+        self._dispatch_run: Callable[[Message, list[bytes]], None] = partial(
+            dispatch_run, network, self
+        )
         self._ready = False  # authenticated: received bytes take the batch fast path
         self._flush_pending = False
         self._heard = False  # read something since `send` last wrote at once
@@ -287,7 +297,7 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         kernel.begin_read()
         self._in_batch = True
         try:
-            if not self.conn.process(self._dispatch):
+            if not self.conn.process(self._dispatch, self._dispatch_run):
                 self.close()
         except ProtocolError as exc:
             self._refuse(exc)
@@ -313,6 +323,7 @@ class Link(SendHolds, asyncio.BufferedProtocol):
             self.lost.set_result(None)
         self.network.front_door.settled(self)
         self._dispatch = _dropped  # no reference cycle (link -> partial -> link) outlives it
+        self._dispatch_run = _dropped_run
         self.network.link_lost(self, self.conn.unsent(LANE_DATA))
 
     def pause_writing(self) -> None:
@@ -439,6 +450,19 @@ class Link(SendHolds, asyncio.BufferedProtocol):
             return
         silent = now - self._last_heard
         if silent > self.network.ping_interval * self.network.dead_after:
+            peer = self.peer
+            if (
+                self.retiring
+                and peer is not None
+                and peer.link is not self
+                and not (self.conn.unsent(LANE_DATA) or self.conn.unsent(LANE_CONTROL))
+            ):
+                # a second link to a peer reached by another: the peer answers our pings on
+                # that one (`Handlers.on_ping`), so this silence is an idle spare's, not the
+                # peer's: closed quietly (its peer sees it go and keeps the other)
+                logger.debug("spare link to %s idle for %.1f s; closing it", peer, silent)
+                self.close()
+                return
             logger.warning("peer %s silent for %.1f s; closing its connection", self.peer, silent)
             self.died_silent = True
             self.transport.abort()

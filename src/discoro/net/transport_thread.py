@@ -12,7 +12,8 @@ Theory of operation:
   kernel method the net layer calls; ``tests/test_net_thread.py`` checks that). Its pure
   lookups (``local_coro``, ``has_ended``, ``local_channel``, ``registered``, ``rcis``) read
   the kernel's tables from the transport thread (dict reads, atomic under the GIL). Its
-  state-changing calls (``deliver_local``, ``add_monitor_local``, ``hold_sender``,
+  state-changing calls (``deliver_local``, ``deliver_local_run``: a link's run of sends to
+  one coroutine as one entry, ``add_monitor_local``, ``hold_sender``,
   ``drop_subscribers_at``, ``run_local``) are appended to a batch, which goes to the core
   loop with one ``call_soon_threadsafe`` at the end of the link's read (``end_read``; outside
   a read, in the transport loop's next turn). The core runs a batch's calls in the order they
@@ -223,6 +224,7 @@ class CoreHop:
         self._reading = 0  # inside a link's read (`begin_read`): its end flushes the batch
         self._ident = transport.ident
         self._deliver = kernel.deliver_local
+        self._deliver_run = kernel.deliver_local_run
         self.local_coro = kernel.local_coro  # type: ignore[method-assign]  # a pure look-up
 
     # -- the network's own loop ---------------------------------------------------------------
@@ -321,9 +323,15 @@ class CoreHop:
     def took(self, link: Link, message: Message) -> None:
         """``link`` brought ``message``: weigh it if it goes to the core; stop the link
         reading while too much waits there."""
-        if message.op not in INTAKE_OPS:
-            return
-        size = len(message.payload or b"") + INTAKE_OVERHEAD
+        if message.op in INTAKE_OPS:
+            self._weigh(link, len(message.payload or b"") + INTAKE_OVERHEAD)
+
+    def took_run(self, link: Link, op: str, payloads: list[bytes]) -> None:
+        """`took` for a run of messages of ``op`` (`net.send_runs`): each weighed."""
+        if op in INTAKE_OPS:
+            self._weigh(link, sum(map(len, payloads)) + INTAKE_OVERHEAD * len(payloads))
+
+    def _weigh(self, link: Link, size: int) -> None:
         self.taken += size
         if not self._weight and not self._batch and not self._reading:
             self.loop.call_soon(self._flush)  # the weight goes over with a batch, even empty
@@ -362,6 +370,16 @@ class CoreHop:
             return
         batch = self._batch
         batch.append((self._deliver, (coro, message)))
+        if len(batch) == 1 and not self._reading:  # outside a read: flushed next turn
+            self.loop.call_soon(self._flush)
+
+    def deliver_local_run(self, coro: Coro, messages: list[object]) -> None:
+        """`deliver_local` of a run of messages (`Handlers.on_send_run`): one batch entry."""
+        if _get_ident() != self._ident:
+            self.transport.call(self._post, self._deliver_run, coro, messages)
+            return
+        batch = self._batch
+        batch.append((self._deliver_run, (coro, messages)))
         if len(batch) == 1 and not self._reading:  # outside a read: flushed next turn
             self.loop.call_soon(self._flush)
 

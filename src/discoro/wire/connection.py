@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from discoro.errors import LocalProtocolError, ProtocolError
@@ -210,8 +211,18 @@ class Connection:
         self.receive_data(data)
         return self.process(handle)
 
-    def process(self, handle: Callable[[Message], Any]) -> bool:
+    def process(
+        self,
+        handle: Callable[[Message], Any],
+        handle_run: Callable[[Message, list[bytes]], object] | None = None,
+    ) -> bool:
         """Authenticated fast path: ``handle`` every complete message received, in order.
+
+        ``handle_run``: consecutive messages that differ only in their payloads (same
+        control bytes: a stream of sends to one coroutine) may instead come as one
+        ``handle_run(message, payloads)`` in their place in the order: ``message`` without
+        a payload, ``payloads`` the runs' (bytes), to be taken as ``handle`` would take
+        each message with its payload (`KnownControls.run`).
 
         False once the stream ended cleanly (the events API would say ConnectionClosed),
         else True. Raises like `next_event`, after handing over the messages before the bad
@@ -226,7 +237,13 @@ class Connection:
             received = self._received
             while received:
                 handle(received.popleft())
-            self._drain(handle)
+            if handle_run is None:
+                self._drain(handle)
+            else:
+                reader = self._reader
+                assert reader is not None
+                known = self._known_controls
+                reader.drain(handle, decode_message, known, partial(known.run, handle, handle_run))
             if self._eof:
                 self._no_frame()
                 return False

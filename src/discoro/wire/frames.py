@@ -322,24 +322,34 @@ class FrameDecoder:
         handle: Callable[[Any], Any],
         decode: Callable[[dict[str, Any], bytes | bytearray | None], Any] = Frame,
         decode_raw: Callable[[memoryview, bytes | None], object] | None = None,
+        handle_run: Callable[[bytes, list[bytes]], object] | None = None,
     ) -> None:
         """Call ``handle(decode(control, payload))`` for every complete frame buffered, in
         order (``decode`` defaults to making a `Frame`).
+
+        ``handle_run``: frames that lie whole in the buffer, carry a payload and whose control
+        bytes are those of the frame handed up just before them are gathered into a run:
+        ``handle_run(control bytes, payloads)`` once for the run, in their place in the order,
+        instead of ``handle`` per frame (it must do what ``handle(decode_raw(control,
+        payload))`` would do for each payload, in order).
 
         ``decode_raw``: for frames that lie whole in the buffer, ``decode_raw(control bytes,
         payload)`` instead, which must decode the control bytes with `unpack_map` (or give
         what it would: a cache of earlier results) and then do what ``decode`` does.
 
         Raises ProtocolError as `next_frame` does, after the frames before the bad one were
-        handed over. If ``handle`` or ``decode`` raises, the frames after that one stay
-        buffered.
+        handed over. If ``handle`` or ``decode`` (or ``handle_run``) raises, the frames after
+        that one (that run) stay buffered.
         """
         buffer = self._buffer
         if decode_raw is None:
             decode_raw = partial(_unpack_then, decode)
         while True:
             if self._stage == self._HEADER and buffer._end - buffer._pos >= _HEADER_SIZE:
-                self._drain_whole(buffer, handle, decode_raw)
+                if handle_run is None:
+                    self._drain_whole(buffer, handle, decode_raw)
+                else:
+                    self._drain_runs(buffer, handle, decode_raw, handle_run)
             frame = self.next_frame()  # a frame that is partial, large, or refused
             if frame is None:
                 return
@@ -385,6 +395,73 @@ class FrameDecoder:
                     payload = bytes(view[control_end:frame_end])
                 pos = frame_end  # consumed before it is handed up (if that raises, the
                 handle(decode_raw(view[start:control_end], payload))  # rest stays)
+        finally:
+            buffer._pos = pos
+            view.release()
+
+    def _drain_runs(
+        self,
+        buffer: ReceiveBuffer,
+        handle: Callable[[object], object],
+        decode_raw: Callable[[memoryview, bytes | None], object],
+        handle_run: Callable[[bytes, list[bytes]], object],
+    ) -> None:
+        """`_drain_whole` gathering runs (see `drain`): a frame with a payload whose control
+        bytes equal the last frame's (compared in place) joins the run; any other frame, and
+        the loop's end, hand the run up first. A frame joins the run once consumed, so a run
+        is handed up exactly once, before anything after it."""
+        data = buffer._data
+        pos = buffer._pos
+        end = buffer._end
+        max_control = self.max_control_size
+        max_frame = self.max_frame_size
+        allow = self.allow_payload
+        view = memoryview(data)
+        last = b""  # the control bytes of the frame handed up last (b"": none to join)
+        last_len = 0
+        run: list[bytes] = []
+        try:
+            while end - pos >= _HEADER_SIZE:
+                prefix, flags, control_len, payload_len = _unpack_prefixed(data, pos)
+                if (
+                    prefix != _PREFIX
+                    or flags > HAS_PAYLOAD
+                    or not 0 < control_len <= max_control
+                    or control_len + payload_len > max_frame
+                    or (flags and not allow)
+                    or (payload_len and not flags)
+                ):
+                    break  # `next_frame` refuses it with the full explanation
+                start = pos + _HEADER_SIZE
+                control_end = start + control_len
+                frame_end = control_end + payload_len
+                if frame_end > end:
+                    break  # incomplete: `next_frame` takes it from here
+                if flags and control_len == last_len and data.startswith(last, start):
+                    pos = frame_end  # consumed: handed up with its run
+                    if payload_len < _SMALL_PAYLOAD:
+                        run.append(bytes(data[control_end:frame_end]))
+                    else:
+                        run.append(bytes(view[control_end:frame_end]))
+                    continue
+                if run:  # this frame is not of the run: the run goes first
+                    payloads, run = run, []
+                    handle_run(last, payloads)
+                if not flags:
+                    payload = None
+                    last, last_len = b"", 0
+                else:
+                    if payload_len < _SMALL_PAYLOAD:
+                        payload = bytes(data[control_end:frame_end])
+                    else:
+                        payload = bytes(view[control_end:frame_end])
+                    last = bytes(data[start:control_end])
+                    last_len = control_len
+                pos = frame_end  # consumed before it is handed up (if that raises, the
+                handle(decode_raw(view[start:control_end], payload))  # rest stays)
+            if run:
+                payloads, run = run, []
+                handle_run(last, payloads)
         finally:
             buffer._pos = pos
             view.release()

@@ -22,10 +22,13 @@ Invariants:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from discoro.errors import ProtocolError
 from discoro.wire.safepack import unpack_map
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "KNOWN_CONTROLS",
@@ -200,6 +203,30 @@ class KnownControls:
         _set_fields(message, known[1].copy())
         _set_payload(message, payload)
         return message
+
+    def run(
+        self,
+        handle: Callable[[Message], object],
+        handle_run: Callable[[Message, list[bytes]], object],
+        control: bytes,
+        payloads: list[bytes],
+    ) -> None:
+        """A run of frames with the same ``control`` bytes (`FrameDecoder.drain`'s
+        ``handle_run``, with the first two bound): a remembered control goes up as one
+        ``handle_run(message, payloads)``, the message without a payload (its fields a copy,
+        as for each frame); any other (a request, fields that are not scalars) frame by
+        frame, as if there were no runs."""
+        known = self._known.get(control)
+        if known is None:
+            for payload in payloads:
+                handle(self(memoryview(control), payload))
+            return
+        message = _new_message(Message)
+        _set_op(message, known[0])
+        _set_rid(message, 0)
+        _set_fields(message, known[1].copy())
+        _set_payload(message, None)
+        handle_run(message, payloads)
 
 
 def trusted_message(

@@ -420,14 +420,15 @@ class RecordReader:
         handle: Callable[..., object],
         decode: Callable[..., object],
         decode_raw: Callable[..., object] | None = None,
+        handle_run: Callable[[bytes, list[bytes]], object] | None = None,
     ) -> None:
-        """``handle(decode(control, payload))`` for every complete frame (``decode_raw``: see
-        `FrameDecoder.drain`): first what the decoders still hold, then record by record.
-        Raises like `open_next` and the frame decoders, after handing over what came before
-        the bad record or frame."""
+        """``handle(decode(control, payload))`` for every complete frame (``decode_raw``,
+        ``handle_run``: see `FrameDecoder.drain`): first what the decoders still hold, then
+        record by record. Raises like `open_next` and the frame decoders, after handing over
+        what came before the bad record or frame."""
         decoders = self.decoders
         for decoder in decoders:
             if not decoder.at_boundary:  # frames left over from an earlier call
-                decoder.drain(handle, decode, decode_raw)
+                decoder.drain(handle, decode, decode_raw, handle_run)
         while (lane := self.open_next()) >= 0:
-            decoders[lane].drain(handle, decode, decode_raw)
+            decoders[lane].drain(handle, decode, decode_raw, handle_run)
