@@ -58,10 +58,9 @@ Invariants:
 - Liveness: any bytes received count as a sign of life, and so does a liveness datagram of
   the peer (`heard`: its loop may be busy in user code, `discoro.net.liveness`); an idle link
   is pinged every ``ping_interval`` seconds and closed after ``dead_after`` intervals of
-  silence (quietly when it is a spare: a second link to a peer, `retiring`, whose pings the
-  peer answers on the first, with nothing of ours unsent). A check that runs late (our own
-  loop was blocked, `core.stalls.ran_late`) gives the peer a fresh window: its bytes may be
-  waiting unread in our socket.
+  silence; pings are answered on the link they came on (`link_ops`). A check that runs late
+  (our own loop was blocked, `core.stalls.ran_late`) gives the peer a fresh window: its
+  bytes may be waiting unread in our socket.
 - A link we dialled is used only if the peer authenticated as the address dialled (which,
   for discovery, is the one announced): else it is closed with one log line, so a relay
   cannot pose as another process at an address of its choosing.
@@ -450,19 +449,6 @@ class Link(SendHolds, asyncio.BufferedProtocol):
             return
         silent = now - self._last_heard
         if silent > self.network.ping_interval * self.network.dead_after:
-            peer = self.peer
-            if (
-                self.retiring
-                and peer is not None
-                and peer.link is not self
-                and not (self.conn.unsent(LANE_DATA) or self.conn.unsent(LANE_CONTROL))
-            ):
-                # a second link to a peer reached by another: the peer answers our pings on
-                # that one (`Handlers.on_ping`), so this silence is an idle spare's, not the
-                # peer's: closed quietly (its peer sees it go and keeps the other)
-                logger.debug("spare link to %s idle for %.1f s; closing it", peer, silent)
-                self.close()
-                return
             logger.warning("peer %s silent for %.1f s; closing its connection", self.peer, silent)
             self.died_silent = True
             self.transport.abort()
