@@ -83,7 +83,7 @@ from discoro.core.log import logger
 from discoro.core.stalls import ran_late
 from discoro.errors import ProtocolError
 from discoro.net import flow, link_socket
-from discoro.net.flow import SendHolds
+from discoro.net.flow import Charges, SendHolds
 from discoro.net.local_links import peer_label
 from discoro.net.send_runs import dispatch_run
 from discoro.wire.connection import Connection, ConnectionState
@@ -182,6 +182,7 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._holds: list[asyncio.Future[None]] = []  # senders waiting for SEND_LOW
+        self.charges = Charges()  # what each sender sent while over SEND_HIGH
         self._last_heard = monotonic()
         self._last_check = self._last_heard  # when `_check_alive` last ran (stall discount)
         self.intake_paused = False  # reading stopped by `pause_intake`
@@ -335,7 +336,7 @@ class Link(SendHolds, asyncio.BufferedProtocol):
             self._flush()
         if not self._paused and not self.conn.queued:
             self._can_write.set()
-        if self._holds:
+        if self._holds or self.charges:
             self._check_holds()
 
     # -- the handshake --------------------------------------------------------------------
@@ -525,7 +526,7 @@ class Link(SendHolds, asyncio.BufferedProtocol):
                 break
             transport.write(records)
             budget -= len(records)
-        if self._holds:
+        if self._holds or self.charges:
             self._check_holds()
 
     @property

@@ -5,7 +5,8 @@ out of band); how a fast sender is slowed is `flow`'s (holds, high and low-water
 
 Invariants:
 - `send` never blocks the loop: a coroutine whose send left the link over
-  ``flow.SEND_HIGH`` gets a hold (it waits at its next suspension point); a sender on another
+  ``flow.SEND_HIGH`` is charged for it (``flow.Charges``) and, once its charge passes
+  ``flow.HOLD_SHARE``, gets a hold (it waits at its next suspension point); a sender on another
   thread waits in `send` itself, at most ``flow.THREAD_SEND_TIMEOUT`` seconds (TimeoutError),
   counting what threads sent that has not reached the loop yet (``_hopping``).
 - Messages of ``flow.CONTROL_TYPES`` (pulses) go on the control lane and never wait: neither
@@ -130,7 +131,7 @@ class RemoteSends:
             link.send_packed(body, payload, key[0])
         if link.over_high():
             sender = self.kernel.cur_coro()
-            if sender is not None:
+            if sender is not None and link.charges.charge(sender, _size(payload, more)):
                 self.kernel.hold_sender(sender, link.hold)
         return 0
 
@@ -220,6 +221,11 @@ def encode_delivery(coro: Coro, message: object) -> Delivery:
         payload = b"".join((payload, *more))
     op = "control_deliver" if type(message) in flow.CONTROL_TYPES else "deliver"
     return op, fields, bytes(payload)
+
+
+def _size(payload: bytes | bytearray, more: tuple[payloads.Part, ...]) -> int:
+    """Bytes of a message's payload and its out-of-band buffers."""
+    return len(payload) + sum(memoryview(part).nbytes for part in more)
 
 
 def _send_fields(coro_id: int, raw: bool, own: int) -> dict[str, object]:

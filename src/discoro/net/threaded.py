@@ -19,7 +19,8 @@ Rules:
 - Async calls run on the transport loop; the caller's coroutine waits on its own loop
   (cancelling it cancels the work there).
 - Back-pressure: a core coroutine whose send leaves the link (plus what waits in the queue)
-  over ``flow.SEND_HIGH`` is held at its next suspension point until the link drained to
+  over ``flow.SEND_HIGH`` is charged for it and, once its charge passes ``flow.HOLD_SHARE``
+  (`flow.Charges`), held at its next suspension point until the link drained to
   ``flow.SEND_LOW``; a sender on any other thread waits in ``send`` (TimeoutError after
   ``flow.THREAD_SEND_TIMEOUT`` s), as with one loop.
 - The kernel's shutdown stops the network on its thread, then the thread's loop.
@@ -78,6 +79,9 @@ class ThreadedNetwork:
         self._queue: list[Call] = []
         self._queued_bytes = 0  # user data sent and not yet handed to the network
         self._rooms: dict[Location, concurrent.futures.Future[None]] = {}  # see `_room`
+        # per link: its senders' charges while it is over SEND_HIGH, and the drain that ends
+        # them (see `_charge`)
+        self._charges: dict[Location, tuple[concurrent.futures.Future[None], flow.Charges]] = {}
         self.wakeups = 0  # times the queue woke the transport loop (a test reads it)
         self._started: asyncio.Future[None] | None = None
         kernel.add_shutdown_hook(self._stop_thread)  # runs last: after the network's stop
@@ -253,8 +257,26 @@ class ThreadedNetwork:
         self._enqueue(func, *args, size=size)
         if sender is not None and self._over_high(location):
             room = self._room(location)
-            self.kernel.hold_sender(sender, lambda: asyncio.wrap_future(room))
+            if self._charge(location, room, sender, size):
+                self.kernel.hold_sender(sender, lambda: asyncio.wrap_future(room))
         return 0
+
+    def _charge(
+        self,
+        location: Location,
+        room: concurrent.futures.Future[None],
+        sender: Coro,
+        size: int,
+    ) -> bool:
+        """(Core thread.) Charge ``size`` bytes sent over the link's high-water mark to
+        ``sender`` (`flow.Charges`, forgotten once ``room``, the link's drain to
+        ``flow.SEND_LOW``, is done); True: hold it."""
+        charged = self._charges.get(location)
+        if charged is None or charged[0] is not room:  # a new spell over the mark
+            for other in [key for key, (done, _) in self._charges.items() if done.done()]:
+                del self._charges[other]  # spells that ended: no coroutine kept for them
+            charged = self._charges[location] = (room, flow.Charges())
+        return charged[1].charge(sender, size)
 
     def send_held(self, coro: Coro, message: object) -> HeldSend:
         """Send ``message`` to ``coro`` unless the core takes it back first (`take_held`):
