@@ -173,8 +173,9 @@ def test_a_small_sender_goes_on_in_a_process_with_a_transport_thread(
         assert outcome[:2] == ("held past its share", 20), outcome
         assert outcome[3] == ("stream held", True) and stream_held
         small = outcome[2]
-        # held once past its share; not at all if the link drained under its mark before
-        # that (its kernel buffers may take many MiB on TCP): charges count only over it
-        assert flow.HOLD_SHARE // (len(SMALL) + 100) <= small
-        assert small <= flow.HOLD_SHARE // len(SMALL) + 1 or small == 1000
+        # held past its share, not before; later than at its share, or not at all, if the
+        # link drained under its low mark meanwhile (its kernel buffers may take many MiB
+        # on TCP, or a Unix link's a little): charges count only over the mark, and start
+        # again from nothing once it is passed again
+        assert flow.HOLD_SHARE // (len(SMALL) + 100) <= small <= 1000
         assert arrived == small + big
