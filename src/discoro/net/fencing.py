@@ -31,13 +31,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from discoro.core.log import logger
+from discoro.net.link_ops import LINK_OPS
 from discoro.wire.messages import Message, trusted_message
 
 if TYPE_CHECKING:
     from discoro.net.location import Location
 
 TAG = "ic"  # the control-map field with the sender's incarnation
-UNFENCED_OPS = frozenset({"reply", "ping", "pong", "link_retired", "peer_closed"})
+UNFENCED_OPS = LINK_OPS | {"reply", "peer_closed"}  # a link's own ops pass, whoever sends
 
 
 class Fences:

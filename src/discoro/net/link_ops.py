@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LINK_OPS", "on_link_message", "retire"]
 
+#: The ops `on_link_message` handles (no incarnation fence holds them back: `fencing`).
 LINK_OPS = frozenset({"ping", "pong", "link_retired"})
 PONG = trusted_message("pong")
 RETIRED = trusted_message("link_retired")
