@@ -16,7 +16,7 @@ import pytest
 
 from discoro import AsynCoro, Coro
 from discoro.core import idle_spin
-from discoro.core.idle_spin import SPIN_ENV, IdleSpin, spin_window
+from discoro.core.idle_spin import SPIN_ENV, IdleSpin, adapted, spin_window
 from netpeers import run, start_peer
 
 pytestmark = pytest.mark.timeout(60)
@@ -55,6 +55,44 @@ def spin_until_idle(window: float) -> tuple[IdleSpin, int]:
         return spin, loop.run_until_complete(asyncio.wait_for(main(), 10))
     finally:
         loop.close()
+
+
+def test_the_window_grows_while_spinning_would_catch_the_traffic_and_shrinks_when_not() -> None:
+    most = 200e-6
+    near, far = 130e-6, 300e-6  # gaps between activities: a same-host peer, a far one
+    assert adapted(0.0, near, most) == most / 4  # off: back on from a quarter
+    assert adapted(most / 4, near, most) == most / 2
+    assert adapted(most, near, most) == most  # never past the configured most
+    assert adapted(most, far, most) == most / 2
+    window, windows = most, []
+    for _ in range(5):
+        window = adapted(window, far, most)
+        windows.append(window)
+    assert windows == [most / 2, most / 4, most / 8, most / 16, 0.0]  # then off for good
+    assert adapted(0.0, far, most) == 0.0
+    for _ in range(3):
+        window = adapted(window, near, most)
+    assert window == most
+
+
+def test_traffic_with_gaps_longer_than_the_window_soon_gets_no_spinning() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        spin = IdleSpin(loop, 0.001)
+
+        async def main() -> list[float]:
+            windows = []
+            for _ in range(8):
+                spin.touch()
+                windows.append(spin.window)
+                await asyncio.sleep(0.01)  # the next activity comes 10 windows later
+            return windows
+
+        windows = loop.run_until_complete(asyncio.wait_for(main(), 10))
+    finally:
+        loop.close()
+    assert windows[-1] == 0.0 and windows[-2] == 0.0
+    assert not spin.spinning  # the last touches started no spinning
 
 
 def test_a_touched_loop_spins_then_sleeps() -> None:
