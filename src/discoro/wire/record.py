@@ -24,11 +24,19 @@ Invariants:
 - The writer seals control lane records before data lane ones, at frame boundaries of the
   data lane too (control may overtake a large data frame between two of its records).
   Payloads are sealed from memoryview slices: a large payload is never joined with others.
+  Large records are sealed in place into fresh bytes objects (`wire.fresh_bytes`), handed
+  out only once whole: no zero fill and no copy of the ciphertext.
   Small frames (`queue_small`, at most `SMALL_FRAME` bytes) are instead copied into a run:
   a bytearray at the tail of their lane that takes the small frames queued after it, until
   it holds a record's worth or a `seal` starts (a run is never written to once a seal may
   have taken or sliced it). A record of many small frames is then sealed from one buffer,
   with no per-frame queue entry and no join.
+- Cuts: a record ends before a queued part that does not fit in it whole (unless the part
+  starts the record: then its head fills the record and the rest stays queued), and the
+  last piece of a part cut so ends its record. So a large payload's bytes lie in records
+  of their own (after the one its frame header is in), none of which reaches into the next
+  frame: the receiver decrypts each straight into the block it collects the payload in
+  (`RecordReader.open_next`), with no copy.
 - ``queued`` is the sum of ``pending`` (kept as it changes: the back-pressure check reads it
   after every send).
 - Data and bulk lane records alternate (a data record first), so a small message waits for
@@ -54,6 +62,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from discoro.errors import ProtocolError
 from discoro.wire.buffer import ReceiveBuffer
+from discoro.wire.fresh_bytes import fresh_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -88,8 +97,12 @@ _MAX_COUNTER = 2**64 - 1
 _HEADER_SIZE = HEADER.size
 _Bytes = bytes | bytearray | memoryview
 _pack_header = HEADER.pack
+_EMPTY: deque[_Bytes] = deque()  # never appended to
 #: Bytes of records sealed per `RecordWriter.seal` call at most (about; one record more).
 SEAL_BUDGET = 256 * 1024
+#: A lone record of at least this many bytes is sealed in place into fresh bytes (below,
+#: header + ciphertext, a copy of it, is cheaper).
+_FRESH_MIN = 16 * 1024
 #: Frames of at most this many bytes may be copied into their lane's run (`queue_small`).
 SMALL_FRAME = 2048
 
@@ -133,6 +146,7 @@ class RecordWriter:
         "_lanes",
         "_runs",
         "_sealed",
+        "_tails",
         "_turn",
         "pending",
         "queued",
@@ -154,6 +168,7 @@ class RecordWriter:
         # key -> where its last frame on the bulk lane ends (bytes ever queued on the lane)
         self._bulk_keys: dict[object, int] = {}
         self._turn = LANE_DATA  # which of data and bulk seals the next record when both wait
+        self._tails = [False] * LANES  # per lane: its queue starts with the rest of a cut part
 
     def route(self, key: object, size: int) -> int:
         """The lane for a data frame of about ``size`` bytes with ordering ``key`` (None: a
@@ -268,9 +283,14 @@ class RecordWriter:
             total += _HEADER_SIZE + size + TAG_SIZE
         if not plan:
             return None
-        out = bytearray(total)
+        out: bytes | bytearray
+        if fresh_bytes is not None:  # sealed into in place: no zero fill of the records
+            out, view = fresh_bytes(total)
+        else:
+            out = bytearray(total)
+            view = memoryview(out)
         offset = 0
-        with memoryview(out) as view:
+        with view:
             for lane, pieces, size in plan:
                 offset = self._seal_one(view, offset, lane, pieces, size)
         for lane in range(LANES):
@@ -291,13 +311,30 @@ class RecordWriter:
         self._counter = counter + 1
         header = _pack_header((lane << 24) | (size + TAG_SIZE))
         nonce = self._direction + counter.to_bytes(8, "big")
-        return header + self._cipher.encrypt(nonce, plaintext, header)
+        if size < _FRESH_MIN or fresh_bytes is None:
+            return header + self._cipher.encrypt(nonce, plaintext, header)
+        out, view = fresh_bytes(_HEADER_SIZE + size + TAG_SIZE)  # sealed in place, no join
+        with view:
+            view[:_HEADER_SIZE] = header
+            self._cipher.encrypt_into(nonce, plaintext, header, view[_HEADER_SIZE:])
+        return out
 
     def _take(self, lane: int) -> tuple[list[_Bytes], int]:
-        """Up to MAX_PLAINTEXT bytes from the front of ``lane``'s queue."""
+        """Up to MAX_PLAINTEXT bytes from the front of ``lane``'s queue, cut where a large
+        part begins and where its last piece ends (see "Cuts" above)."""
         queue = self._lanes[lane]
         pieces: list[_Bytes] = []
         room = MAX_PLAINTEXT
+        tails = self._tails
+        if tails[lane]:  # the rest of a part cut before: its last piece ends the record
+            tails[lane] = False
+            part = queue[0]
+            size = len(part)
+            if size <= room:
+                queue.popleft()
+                pieces.append(part)
+                room -= size
+                queue = _EMPTY
         while queue and room:
             part = queue[0]
             size = len(part)
@@ -305,10 +342,13 @@ class RecordWriter:
                 queue.popleft()
                 pieces.append(part)
                 room -= size
+            elif pieces:  # a part that does not fit starts the next record
+                break
             else:  # a large part: seal its head now, keep the tail (a view, no copy)
                 view = part if type(part) is memoryview else memoryview(part)
                 pieces.append(view[:room])
                 queue[0] = view[room:]
+                tails[lane] = True
                 room = 0
         size = MAX_PLAINTEXT - room
         self.pending[lane] -= size
