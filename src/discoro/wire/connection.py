@@ -87,6 +87,7 @@ def _raw_payload(control: dict[str, Any]) -> bool:
     fields = control.get("f")
     return type(fields) is dict and bool(fields.get(RAW_KEY))
 
+
 _OTHER = {Role.CLIENT: Role.SERVER, Role.SERVER: Role.CLIENT}
 #: A frame whose payload (plus control) is at most this big is copied into its lane's run of
 #: small frames (`RecordWriter.queue_small`): the frame header is 12 bytes, control maps of
