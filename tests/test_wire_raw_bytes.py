@@ -16,13 +16,14 @@ from discoro.wire.buffer import COLLECT_THRESHOLD, ReceiveBuffer
 from discoro.wire.connection import ORDER_KEY, RAW_KEY, Connection
 from discoro.wire.fresh_bytes import fresh_bytes
 from discoro.wire.messages import Message
-from discoro.wire.record import HEADER, LANE_BULK, MAX_PLAINTEXT, TAG_SIZE
+from discoro.wire.record import HEADER, LANE_BULK, MAX_BULK_PLAINTEXT, MAX_PLAINTEXT, TAG_SIZE
 from testing import WirePair
 
 pytestmark = pytest.mark.timeout(60)
 CPYTHON = sys.implementation.name == "cpython"
 F = MAX_PLAINTEXT
-SIZES = [F - 1, F, F + 1, 2 * F - 30, 2 * F, 16 * F, 16 * F + 7, 3 * F + 12345]
+B = MAX_BULK_PLAINTEXT
+SIZES = [F - 1, F, F + 1, 2 * F - 30, 2 * F, B - 1, B, B + 1, 16 * F, 16 * F + 7, 3 * F + 12345]
 
 
 def raw(to: int, data: object, n: int = 0) -> Message:
@@ -98,25 +99,47 @@ def test_a_pickled_large_payload_still_arrives_in_a_bytearray() -> None:
     assert type(message.payload) is bytearray and message.payload == data
 
 
-def test_a_bulk_frames_payload_lies_in_records_of_its_own() -> None:
-    """The writer's cuts: the frame header alone (the payload does not fit beside it), then
-    full records, the payload's last piece ending its record; the next frame starts anew."""
-    pair = WirePair().handshake()
-    size = 5 * F + 100
-    pair.client.queue(raw(1, os.urandom(size)))
-    pair.client.queue(raw(1, os.urandom(size)))
-    stream = sealed(pair.client)
+def record_sizes(stream: bytes) -> list[tuple[int, int]]:
+    """(lane, plaintext size) of each record in ``stream``."""
     sizes = []
     pos = 0
     while pos < len(stream):
         (word,) = HEADER.unpack_from(stream, pos)
-        assert word >> 24 == LANE_BULK
-        sizes.append((word & 0xFFFFFF) - TAG_SIZE)
+        sizes.append((word >> 24, (word & 0xFFFFFF) - TAG_SIZE))
         pos += HEADER.size + (word & 0xFFFFFF)
-    head = sizes[0]
+    return sizes
+
+
+@pytest.mark.parametrize("size", [F, 3 * F, 4 * B, 5 * F + 100, 9 * B + 1])
+def test_a_bulk_frames_payload_lies_in_records_of_its_own(size: int) -> None:
+    """The writer's cuts: the frame header alone (the payload starts a record), then full
+    bulk records, the payload's last piece ending its record; the next frame starts anew."""
+    pair = WirePair().handshake()
+    pair.client.queue(raw(1, os.urandom(size)))
+    pair.client.queue(raw(1, os.urandom(size)))
+    sizes = record_sizes(sealed(pair.client))
+    assert {lane for lane, _ in sizes} == {LANE_BULK}
+    head = sizes[0][1]
     assert head < 100
-    one = [head, F, F, F, F, F, 100]
-    assert sizes == one + one
+    one = [head] + [B] * (size // B) + ([size % B] if size % B else [])
+    assert [n for _, n in sizes] == one + one
+
+
+def test_a_partly_received_record_is_read_to_its_end_and_no_further() -> None:
+    pair = WirePair().handshake()
+    pair.client.queue(raw(1, os.urandom(2 * B)))
+    stream = sealed(pair.client)
+    record = HEADER.size + B + TAG_SIZE
+    first = HEADER.size + record_sizes(stream)[0][1] + TAG_SIZE
+    server = pair.server
+    room = server.get_buffer(-1)
+    room[: first + 1000] = stream[: first + 1000]  # the header record and a bit
+    del room
+    server.buffer_updated(first + 1000)
+    assert server.process(lambda m: None)
+    room = server.get_buffer(-1)
+    assert len(room) == record - 1000  # exactly the rest of the record
+    del room
 
 
 @pytest.mark.skipif(fresh_bytes is None, reason="needs CPython's bytes layout")

@@ -95,6 +95,13 @@ class ReceiveBuffer:
         self._make_room(min(max(sizehint, _MIN_ROOM), self.chunk))
         return memoryview(self._data)[self._end :]
 
+    def room_for(self, size: int) -> memoryview:
+        """Writable room for exactly ``size`` more bytes behind those buffered (not for a
+        block being collected); then `buffer_updated`."""
+        self._make_room(size)
+        end = self._end
+        return memoryview(self._data)[end : end + size]
+
     def buffer_updated(self, nbytes: int) -> None:
         """``nbytes`` bytes were written at the start of the last `get_buffer` view."""
         room = self._room

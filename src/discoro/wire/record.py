@@ -8,9 +8,10 @@ Layout of one record (network byte order)::
 The plaintext of a record is a run of frame bytes (`wire.frames`) of one lane: many small
 frames share a record, and a frame bigger than `MAX_PLAINTEXT` spans several records of its
 lane. Lanes are independent frame streams: `LANE_CONTROL` (replies, pings), `LANE_DATA`
-(user messages) and `LANE_BULK` (large user messages, cut into records of `MAX_PLAINTEXT`
-bytes: the fragments). The receiver keeps one frame decoder per lane, so a control record
-can overtake the rest of a large data frame, and small messages overtake a large one.
+(user messages) and `LANE_BULK` (large user messages, cut into records of up to
+`MAX_BULK_PLAINTEXT` bytes: the fragments). The receiver keeps one frame decoder per lane,
+so a control record can overtake the rest of a large data frame, and small messages
+overtake a large one.
 
 Invariants:
 - Each direction has its own key (from the handshake) and its own record counter, starting at
@@ -19,8 +20,12 @@ Invariants:
   injected fails its tag (or its length check) and is refused with ProtocolError; its
   plaintext is never handed to a frame decoder, so nothing in it is decoded. After an error
   the reader is unusable.
-- A record's plaintext is 1 to `MAX_PLAINTEXT` bytes; a header announcing more (or less) is
-  refused as soon as its 4 bytes arrive, before any of the body is buffered.
+- A record's plaintext is 1 to `MAX_PLAINTEXT` bytes (`MAX_BULK_PLAINTEXT` on the bulk lane:
+  fewer, larger records cost less per byte at both ends); a header announcing more (or
+  less) is refused as soon as its 4 bytes arrive, before any of the body is buffered.
+- The reader reads a record that is partly received no further than its end (`get_buffer`:
+  room for exactly its missing bytes), so a read of a large record ends where it does and
+  the receive buffer starts over empty, instead of moving a partial record to its front.
 - The writer seals control lane records before data lane ones, at frame boundaries of the
   data lane too (control may overtake a large data frame between two of its records).
   Payloads are sealed from memoryview slices: a large payload is never joined with others.
@@ -31,12 +36,12 @@ Invariants:
   it holds a record's worth or a `seal` starts (a run is never written to once a seal may
   have taken or sliced it). A record of many small frames is then sealed from one buffer,
   with no per-frame queue entry and no join.
-- Cuts: a record ends before a queued part that does not fit in it whole (unless the part
-  starts the record: then its head fills the record and the rest stays queued), and the
-  last piece of a part cut so ends its record. So a large payload's bytes lie in records
-  of their own (after the one its frame header is in), none of which reaches into the next
-  frame: the receiver decrypts each straight into the block it collects the payload in
-  (`RecordReader.open_next`), with no copy.
+- Cuts: a record ends before a queued part that does not fit in it whole, and a large part
+  (at least `BULK_MIN` bytes) lies in records of its own: it starts a record, and if it
+  does not fit, its head fills the record and the rest (a view) starts the next, until its
+  last piece, which ends its record. So a large payload's bytes never share a record with
+  its frame's header or the next frame: the receiver decrypts each of its records straight
+  into the block it collects the payload in (`RecordReader.open_next`), with no copy.
 - ``queued`` is the sum of ``pending`` (kept as it changes: the back-pressure check reads it
   after every send).
 - Data and bulk lane records alternate (a data record first), so a small message waits for
@@ -76,6 +81,7 @@ __all__ = [
     "LANE_BULK",
     "LANE_CONTROL",
     "LANE_DATA",
+    "MAX_BULK_PLAINTEXT",
     "MAX_PLAINTEXT",
     "TAG_SIZE",
     "Cipher",
@@ -86,10 +92,14 @@ __all__ = [
 HEADER = Struct("!I")
 TAG_SIZE = 16
 MAX_PLAINTEXT = 64 * 1024
+#: The bulk lane's records: a small message waits behind at most one of them.
+MAX_BULK_PLAINTEXT = 256 * 1024
 LANE_DATA = 0
 LANE_CONTROL = 1
 LANE_BULK = 2
 LANES = 3
+#: Plaintext bytes a record of each lane holds at most.
+_MAX_SIZES = (MAX_PLAINTEXT, MAX_PLAINTEXT, MAX_BULK_PLAINTEXT)
 #: Frames at least this big may travel on the bulk lane (`RecordWriter.route`).
 BULK_MIN = MAX_PLAINTEXT
 _LENGTH_MASK = 0xFFFFFF
@@ -97,7 +107,6 @@ _MAX_COUNTER = 2**64 - 1
 _HEADER_SIZE = HEADER.size
 _Bytes = bytes | bytearray | memoryview
 _pack_header = HEADER.pack
-_EMPTY: deque[_Bytes] = deque()  # never appended to
 #: Bytes of records sealed per `RecordWriter.seal` call at most (about; one record more).
 SEAL_BUDGET = 256 * 1024
 #: A lone record of at least this many bytes is sealed in place into fresh bytes (below,
@@ -320,37 +329,32 @@ class RecordWriter:
         return out
 
     def _take(self, lane: int) -> tuple[list[_Bytes], int]:
-        """Up to MAX_PLAINTEXT bytes from the front of ``lane``'s queue, cut where a large
-        part begins and where its last piece ends (see "Cuts" above)."""
+        """Up to a record's worth of bytes (`_MAX_SIZES`) from the front of ``lane``'s queue,
+        cut where a large part begins and where its last piece ends (see "Cuts" above)."""
         queue = self._lanes[lane]
         pieces: list[_Bytes] = []
-        room = MAX_PLAINTEXT
+        room = most = _MAX_SIZES[lane]
         tails = self._tails
-        if tails[lane]:  # the rest of a part cut before: its last piece ends the record
-            tails[lane] = False
-            part = queue[0]
-            size = len(part)
-            if size <= room:
-                queue.popleft()
-                pieces.append(part)
-                room -= size
-                queue = _EMPTY
         while queue and room:
             part = queue[0]
             size = len(part)
+            big = size >= BULK_MIN or tails[lane]  # a large part, or the rest of one
+            if pieces and (big or size > room):
+                break  # it starts the next record
             if size <= room:
                 queue.popleft()
                 pieces.append(part)
                 room -= size
-            elif pieces:  # a part that does not fit starts the next record
-                break
-            else:  # a large part: seal its head now, keep the tail (a view, no copy)
+                if big:  # ... and ends it
+                    tails[lane] = False
+                    break
+            else:  # a large part: seal its head now, keep the rest (a view, no copy)
                 view = part if type(part) is memoryview else memoryview(part)
                 pieces.append(view[:room])
                 queue[0] = view[room:]
                 tails[lane] = True
                 room = 0
-        size = MAX_PLAINTEXT - room
+        size = most - room
         self.pending[lane] -= size
         self.queued -= size
         self._sealed[lane] += size
@@ -401,8 +405,19 @@ class RecordReader:
         self._buffer.feed(data)
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
-        """Room for the socket to write received bytes into; then `buffer_updated`."""
-        return self._buffer.get_buffer(sizehint)
+        """Room for the socket to write received bytes into; then `buffer_updated`. While a
+        record is partly received, room for exactly the rest of it (see the invariants)."""
+        buffer = self._buffer
+        pos = buffer._pos
+        available = buffer._end - pos
+        if available >= _HEADER_SIZE:
+            (word,) = HEADER.unpack_from(buffer._data, pos)
+            lane = word >> 24
+            missing = _HEADER_SIZE + (word & _LENGTH_MASK) - available
+            # a header that `open_next` refuses gets the usual room (it fails there)
+            if missing > 0 and lane < LANES and word & _LENGTH_MASK <= _MAX_SIZES[lane] + TAG_SIZE:
+                return buffer.room_for(missing)
+        return buffer.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
         self._buffer.buffer_updated(nbytes)
@@ -419,7 +434,7 @@ class RecordReader:
         (word,) = HEADER.unpack_from(data, pos)
         lane: int = word >> 24
         length: int = word & _LENGTH_MASK
-        if lane >= LANES or not TAG_SIZE < length <= MAX_PLAINTEXT + TAG_SIZE:
+        if lane >= LANES or not TAG_SIZE < length <= _MAX_SIZES[lane] + TAG_SIZE:
             raise ProtocolError(
                 f"bad record header (lane {lane}, {length} bytes): tampered or not discoro"
             )
