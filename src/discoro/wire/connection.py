@@ -82,7 +82,7 @@ ORDER_KEY = "c"
 RAW_KEY = "b"
 
 
-def _raw_payload(control: dict[str, Any]) -> bool:
+def _raw_payload(control: dict[str, object]) -> bool:
     """`FrameDecoder.bytes_payload`: the frame's fields have `RAW_KEY`."""
     fields = control.get("f")
     return type(fields) is dict and bool(fields.get(RAW_KEY))

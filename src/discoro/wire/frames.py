@@ -253,7 +253,7 @@ class FrameDecoder:
         self._raw = False  # the payload being collected is handed up as bytes
         #: Given a frame's control map, whether its payload is wanted as ``bytes`` (a large
         #: one is then collected into a bytes object, not a bytearray: `ReceiveBuffer.take`).
-        self.bytes_payload: Callable[[dict[str, Any]], bool] | None = None
+        self.bytes_payload: Callable[[dict[str, object]], bool] | None = None
         self._control: dict[str, Any] = {}
 
     @property
