@@ -311,6 +311,7 @@ class RecordWriter:
         queue = self._lanes[lane]
         plaintext = queue[0] if len(queue) == 1 else b"".join(queue)
         queue.clear()
+        self._tails[lane] = False
         self.pending[lane] = 0
         self.queued -= size
         self._sealed[lane] += size
