@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from discoro.wire.frames import FrameDecoder, encode_frame
-from discoro.wire.handshake import Handshake, Role
+from discoro.wire.handshake import PROTOCOL_VERSION, Handshake, Role
 from discoro.wire.identity import Identity, new_sid
 from discoro.wire.keys import stretch
 from discoro.wire.record import HEADER, TAG_SIZE
@@ -216,5 +216,5 @@ def test_a_peer_of_the_previous_protocol_version_is_refused_with_a_clear_line(
     assert refusal.control["op"] == "refuse" and refusal.control["kind"] == "version"
     proc.expect(
         r"refused connection with 127\.0\.0\.1:\d+: peer speaks discoro protocol version 1, "
-        r"we speak 3"
+        rf"we speak {PROTOCOL_VERSION}"
     )

@@ -75,7 +75,7 @@ def test_a_stream_of_large_messages_reuses_one_block_and_arrives_intact(read_siz
     from testing import WirePair
 
     pair = WirePair().handshake()
-    body = pack({"op": "send", "f": {"c": 5, "b": 1}})
+    body = pack({"op": "send", "f": {"c": 5}})  # a pickle (a raw one arrives as bytes)
     sent = [os.urandom(SIZE) for _ in range(6)]
     for payload in sent:
         pair.client.queue_packed(body, payload, 5)
@@ -88,7 +88,7 @@ def test_a_stream_of_large_messages_reuses_one_block_and_arrives_intact(read_siz
     def handle(message: object) -> None:
         payload = message.payload  # type: ignore[attr-defined]
         blocks.add(id(payload))
-        got.append(bytes(payload))  # a raw message's receiver copies it and drops the block
+        got.append(bytes(payload))  # the receiver copies it (unpickles) and drops the block
 
     for start in range(0, len(stream), read_size):  # socket-sized reads, or all at once
         pair.server.feed(stream[start : start + read_size], handle)

@@ -155,7 +155,7 @@ def test_echoed_nonce_is_refused() -> None:
 
 
 def newer_client_hello() -> bytes:
-    body = msgpack.packb({"version": 4, "nonce": b"n" * 32, "future": "layout"})
+    body = msgpack.packb({"version": 5, "nonce": b"n" * 32, "future": "layout"})
     return encode_frame({"op": "hello", "body": body})
 
 
@@ -163,26 +163,26 @@ def test_version_mismatch_detected_by_server_is_clear_on_both_sides() -> None:
     client, server = pair()
     client.data_to_send()
     with pytest.raises(
-        VersionMismatch, match=r"^peer speaks discoro protocol version 4, we speak 3"
+        VersionMismatch, match=r"^peer speaks discoro protocol version 5, we speak 4"
     ):
         feed(server, newer_client_hello())
-    with pytest.raises(VersionMismatch, match=r"refused the connection: peer speaks .* version 4"):
+    with pytest.raises(VersionMismatch, match=r"refused the connection: peer speaks .* version 5"):
         feed(client, server.data_to_send())
 
 
 def test_version_mismatch_detected_by_client() -> None:
     client, _ = pair()
     client.data_to_send()
-    body = msgpack.packb({"version": 4, "nonce": b"n" * 32})
+    body = msgpack.packb({"version": 5, "nonce": b"n" * 32})
     with pytest.raises(
-        VersionMismatch, match=r"^peer speaks discoro protocol version 4, we speak 3"
+        VersionMismatch, match=r"^peer speaks discoro protocol version 5, we speak 4"
     ):
         feed(client, encode_frame({"op": "hello", "body": body, "mac": b"m" * 32}))
     (refuse,) = frames(client.data_to_send())
     assert refuse == {
         "op": "refuse",
         "kind": "version",
-        "reason": "peer speaks discoro protocol version 4, we speak 3: "
+        "reason": "peer speaks discoro protocol version 5, we speak 4: "
         "run the same discoro release on both sides",
     }
     newer = Handshake(Role.SERVER, SECRET, SERVER_ID, version=4)
@@ -225,7 +225,7 @@ def test_pickle_payload_before_authentication_is_never_unpickled() -> None:
         ({"op": "hello", "body": b"\x93"}, "malformed handshake hello"),
         ({"op": "hello", "body": b"\x01"}, "expected a map"),
         ({"op": "hello", "body": msgpack.packb({"nonce": b""})}, "no protocol version"),
-        ({"op": "hello", "body": msgpack.packb({"version": 3})}, "malformed handshake"),
+        ({"op": "hello", "body": msgpack.packb({"version": 4})}, "malformed handshake"),
         ({"op": "hello", "body": b"", "mac": b""}, "malformed handshake 'hello'"),
     ],
 )

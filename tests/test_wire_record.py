@@ -96,7 +96,9 @@ def test_round_trip_control_lane_first() -> None:
 def test_records_are_bounded_and_small_frames_share_one() -> None:
     stream = sealed_stream()
     sizes = [len(r) - HEADER.size - TAG_SIZE for r in records_of(stream)]
-    assert max(sizes) == MAX_PLAINTEXT and len(sizes) == 6  # reply; small+256 KiB in 5; tail
+    # reply; the small frames and the 256 KiB frame's header; its payload in 4; the last
+    assert max(sizes) == MAX_PLAINTEXT and len(sizes) == 7
+    assert sizes[2:6] == [MAX_PLAINTEXT] * 4  # the payload's bytes in records of their own
     assert len(records_of(sealed_stream(FRAMES[:2]))) == 1  # two small frames, one record
 
 
@@ -225,8 +227,10 @@ def test_writer_slices_large_payloads_without_joining_them() -> None:
     size = _encoder.encode_into(parts, {"op": "send"}, payload)
     assert parts[1] is payload
     out.add(LANE_DATA, parts)
-    first = out.seal(budget=1)  # one record
-    assert first is not None and len(first) == HEADER.size + MAX_PLAINTEXT + TAG_SIZE
-    assert sum(out.pending) == size - MAX_PLAINTEXT
+    first = out.seal(budget=1)  # one record: the frame's header (the payload does not fit)
+    assert first is not None and len(first) == HEADER.size + len(parts[0]) + TAG_SIZE
+    second = out.seal(budget=1)  # the payload's head, a record of its own
+    assert second is not None and len(second) == HEADER.size + MAX_PLAINTEXT + TAG_SIZE
+    assert sum(out.pending) == size - len(parts[0]) - MAX_PLAINTEXT
     queued = out._lanes[LANE_DATA][0]
     assert type(queued) is memoryview and queued.obj is payload  # the rest: a view, no copy

@@ -503,7 +503,8 @@ class Link(SendHolds, asyncio.BufferedProtocol):
     def _flush_soon(self) -> None:
         self._flush_pending = False
         self._replied = False
-        if self.conn.queued:
+        # also when a turn that ended on its budget emptied the lanes: `drained` ends here
+        if self.conn.queued or not self._can_write.is_set():
             self._flush()
 
     def _flush(self) -> None:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import pickle
 from typing import TYPE_CHECKING
 
+from discoro.wire.connection import RAW_KEY
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -36,8 +38,9 @@ __all__ = [
     "plain",
 ]
 
-#: Field: the payload is the message itself (bytes-like, no pickle).
-RAW = "b"
+#: Field: the payload is the message itself (bytes-like, no pickle); a large one arrives
+#: collected into a bytes object already (`wire.connection.RAW_KEY`), so not copied here.
+RAW = RAW_KEY
 #: Field: sizes of the out-of-band buffers that follow the pickle stream.
 OUT_OF_BAND = "ob"
 #: Buffers smaller than this are pickled in band (a part of their own costs more).

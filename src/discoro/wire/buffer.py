@@ -23,6 +23,10 @@ Theory of operation:
   pages from the kernel (a page fault each 4 KiB). Whether anything refers to it is its
   reference count (CPython only: elsewhere a block is never reused); a memoryview of it,
   a numpy array over it or any other holder keeps it from being reused.
+- A block asked for as bytes (``take(size, as_bytes=True)``: the payload of a raw ``bytes``
+  message) is collected into a fresh bytes object through a writable view of it
+  (`wire.fresh_bytes`, CPython), handed up as that bytes object: no zero fill, and no copy
+  into a bytes object at the end. It is never reused. Elsewhere it is a bytearray as above.
 - `get_buffer` never offers more room than the block being collected still misses, so the
   bytes that follow a block never land inside it; once the block is complete (even before
   it is taken), the room is in ``_data`` again, behind which nothing of the block is left.
@@ -35,6 +39,8 @@ from __future__ import annotations
 
 import sys
 from typing import TYPE_CHECKING, Any
+
+from discoro.wire.fresh_bytes import fresh_bytes
 
 if TYPE_CHECKING:
     from struct import Struct
@@ -58,14 +64,15 @@ _Chunk = bytes | bytearray | memoryview
 class ReceiveBuffer:
     """Bytes received but not yet consumed; see the module docstring."""
 
-    __slots__ = ("_block", "_data", "_end", "_filled", "_last_block", "_pos", "chunk")
+    __slots__ = ("_block", "_data", "_end", "_filled", "_last_block", "_pos", "_room", "chunk")
 
     def __init__(self, chunk: int = CHUNK) -> None:
         self.chunk = chunk  # room offered per read, and the least a fresh bytearray gets
         self._data = bytearray()
         self._pos = 0
         self._end = 0
-        self._block: bytearray | None = None  # a large block being collected
+        self._block: bytearray | bytes | None = None  # a large block being collected
+        self._room: memoryview | None = None  # ... a writable view of it, while it is
         self._filled = 0  # bytes of _block that have arrived
         self._last_block: bytearray | None = None  # the last block handed up (for reuse)
 
@@ -82,17 +89,26 @@ class ReceiveBuffer:
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Writable room for the next received bytes (report them with `buffer_updated`)."""
-        block = self._block
-        if block is not None and self._filled < len(block):
-            return memoryview(block)[self._filled :]
+        room = self._room
+        if room is not None:
+            return room[self._filled :]
         self._make_room(min(max(sizehint, _MIN_ROOM), self.chunk))
         return memoryview(self._data)[self._end :]
 
+    def room_for(self, size: int) -> memoryview:
+        """Writable room for exactly ``size`` more bytes behind those buffered (not for a
+        block being collected); then `buffer_updated`."""
+        self._make_room(size)
+        end = self._end
+        return memoryview(self._data)[end : end + size]
+
     def buffer_updated(self, nbytes: int) -> None:
         """``nbytes`` bytes were written at the start of the last `get_buffer` view."""
-        block = self._block
-        if block is not None and self._filled < len(block):
+        room = self._room
+        if room is not None:
             self._filled += nbytes
+            if self._filled >= len(room):  # whole: never written through again
+                self._room = None
         else:
             self._end += nbytes
 
@@ -101,10 +117,12 @@ class ReceiveBuffer:
         size = len(data)
         if not size:
             return
-        if self._block is not None:
-            used = min(len(self._block) - self._filled, size)
-            self._block[self._filled : self._filled + used] = data[:used]
-            self._filled += used
+        room = self._room
+        if room is not None:
+            filled = self._filled
+            used = min(len(room) - filled, size)
+            room[filled : filled + used] = data[:used]
+            self.buffer_updated(used)
             if used == size:
                 return
             data, size = data[used:], size - used
@@ -151,18 +169,20 @@ class ReceiveBuffer:
         with memoryview(self._data) as view:
             return bytes(view[start:end])
 
-    def take(self, size: int) -> bytes | bytearray | None:
+    def take(self, size: int, as_bytes: bool = False) -> bytes | bytearray | None:
         """Consume and return the next ``size`` bytes, or None until they have all arrived
-        (a large block comes back as the bytearray it was collected in).
+        (a large block comes back as the bytearray it was collected in, or, ``as_bytes``,
+        as the bytes object it was collected in where `fresh_bytes` is supported).
 
-        After a None, call again (with the same size) once more data was fed.
+        After a None, call again (with the same size and ``as_bytes``) once more data came.
         """
         block = self._block
         if block is not None:
-            if self._filled < len(block):
+            if self._room is not None:
                 return None
             self._block = None
-            self._last_block = block
+            if type(block) is bytearray:
+                self._last_block = block
             return block
         available = self._end - self._pos
         if available >= size:
@@ -170,12 +190,16 @@ class ReceiveBuffer:
         if size < COLLECT_THRESHOLD:
             return None
         # Start collecting: what is here goes in now, the rest straight from the socket.
-        block = self._last_block
-        self._last_block = None
-        if block is None or len(block) != size or _getrefcount(block) != _UNSHARED:
-            block = bytearray(size)
-        self._block = block
-        block[:available] = self._data[self._pos : self._end]
+        if as_bytes and fresh_bytes is not None:
+            block, room = fresh_bytes(size)
+        else:
+            block = self._last_block
+            self._last_block = None
+            if block is None or len(block) != size or _getrefcount(block) != _UNSHARED:
+                block = bytearray(size)
+            room = memoryview(block)
+        self._block, self._room = block, room
+        room[:available] = self._data[self._pos : self._end]
         self._filled = available
         self._pos = self._end = 0
         return None

@@ -70,12 +70,23 @@ if TYPE_CHECKING:
 
     from discoro.wire.identity import Identity
 
-__all__ = ["ORDER_KEY", "Connection", "ConnectionState"]
+__all__ = ["ORDER_KEY", "RAW_KEY", "Connection", "ConnectionState"]
 
 #: The field whose value orders data frames (the destination coroutine's id): frames with
 #: the same value arrive in the order they were queued; a large frame may be overtaken by
 #: frames with other values, never by a frame without one (`record.RecordWriter.route`).
 ORDER_KEY = "c"
+#: The field that says a payload is the message itself (raw bytes, `net.payloads`): such a
+#: payload is handed up as ``bytes``, a large one collected into a bytes object in place
+#: (`ReceiveBuffer.take`), so the message layer need not copy it into one.
+RAW_KEY = "b"
+
+
+def _raw_payload(control: dict[str, object]) -> bool:
+    """`FrameDecoder.bytes_payload`: the frame's fields have `RAW_KEY`."""
+    fields = control.get("f")
+    return type(fields) is dict and bool(fields.get(RAW_KEY))
+
 
 _OTHER = {Role.CLIENT: Role.SERVER, Role.SERVER: Role.CLIENT}
 #: A frame whose payload (plus control) is at most this big is copied into its lane's run of
@@ -383,6 +394,8 @@ class Connection:
         decoders = tuple(
             FrameDecoder(self.max_frame_size, self.max_control_size) for _ in range(LANES)
         )
+        for decoder in decoders:
+            decoder.bytes_payload = _raw_payload
         reader = RecordReader(aes_gcm(receive_key), DIRECTIONS[_OTHER[self.role]], decoders)
         self._writer = RecordWriter(aes_gcm(send_key), DIRECTIONS[self.role])
         buffered = self._decoder._buffer

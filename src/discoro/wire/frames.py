@@ -12,7 +12,8 @@ Invariants:
   before any of the body is buffered.
 - The control map is decoded only through `safepack` (never pickle); the payload is never
   decoded here: it is handed up as bytes copied once from the receive buffer, or, when it
-  is large (``buffer.COLLECT_THRESHOLD``), as the bytearray the socket received it into.
+  is large (``buffer.COLLECT_THRESHOLD``), as the bytearray the socket received it into
+  (or the bytes object, for frames `FrameDecoder.bytes_payload` says want bytes).
 - Limits may be changed between frames (the connection raises them after authenticating).
   The receive buffer's room follows ``max_frame_size`` (`ReceiveBuffer.chunk`): a decoder
   limited to small frames never holds more than about one frame's worth of memory.
@@ -227,8 +228,10 @@ class FrameDecoder:
         "_control_len",
         "_max_frame_size",
         "_payload_len",
+        "_raw",
         "_stage",
         "allow_payload",
+        "bytes_payload",
         "max_control_size",
     )
 
@@ -247,6 +250,10 @@ class FrameDecoder:
         self._stage = self._HEADER
         self._control_len = 0
         self._payload_len = -1  # -1: the frame being read has no payload
+        self._raw = False  # the payload being collected is handed up as bytes
+        #: Given a frame's control map, whether its payload is wanted as ``bytes`` (a large
+        #: one is then collected into a bytes object, not a bytearray: `ReceiveBuffer.take`).
+        self.bytes_payload: Callable[[dict[str, object]], bool] | None = None
         self._control: dict[str, Any] = {}
 
     @property
@@ -311,7 +318,9 @@ class FrameDecoder:
                 self._stage = self._HEADER
                 return _new_frame(Frame, (self._control, None))
             self._stage = self._PAYLOAD
-        payload = buffer.take(self._payload_len)
+            wants = self.bytes_payload
+            self._raw = wants is not None and wants(self._control)
+        payload = buffer.take(self._payload_len, self._raw)
         if payload is None:
             return None
         self._stage = self._HEADER

@@ -30,8 +30,8 @@ Invariants:
   a side that receives a refusal raises the matching error with the peer's reason.
 - A peer's identity is exposed (`peer`) and the session keys (`session_keys`) exist only
   after the peer's MAC verified.
-- Version 2 is the first with records (version 3 added the bulk lane); older peers are
-  refused with a message that names both versions.
+- Version 2 is the first with records (version 3 added the bulk lane, version 4 made its
+  records up to 256 KiB); older peers are refused with a message that names both versions.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ __all__ = [
     "Role",
 ]
 
-PROTOCOL_VERSION = 3  # 3: the bulk lane (records of lane 2)
+PROTOCOL_VERSION = 4  # 3: the bulk lane (records of lane 2); 4: bulk records of 256 KiB
 NONCE_SIZE = 32
 HANDSHAKE_MAX_FRAME = 4096  # bytes of control per frame before authentication
 MAX_REASON_LEN = 500

@@ -8,9 +8,10 @@ Layout of one record (network byte order)::
 The plaintext of a record is a run of frame bytes (`wire.frames`) of one lane: many small
 frames share a record, and a frame bigger than `MAX_PLAINTEXT` spans several records of its
 lane. Lanes are independent frame streams: `LANE_CONTROL` (replies, pings), `LANE_DATA`
-(user messages) and `LANE_BULK` (large user messages, cut into records of `MAX_PLAINTEXT`
-bytes: the fragments). The receiver keeps one frame decoder per lane, so a control record
-can overtake the rest of a large data frame, and small messages overtake a large one.
+(user messages) and `LANE_BULK` (large user messages, cut into records of up to
+`MAX_BULK_PLAINTEXT` bytes: the fragments). The receiver keeps one frame decoder per lane,
+so a control record can overtake the rest of a large data frame, and small messages
+overtake a large one.
 
 Invariants:
 - Each direction has its own key (from the handshake) and its own record counter, starting at
@@ -19,16 +20,28 @@ Invariants:
   injected fails its tag (or its length check) and is refused with ProtocolError; its
   plaintext is never handed to a frame decoder, so nothing in it is decoded. After an error
   the reader is unusable.
-- A record's plaintext is 1 to `MAX_PLAINTEXT` bytes; a header announcing more (or less) is
-  refused as soon as its 4 bytes arrive, before any of the body is buffered.
+- A record's plaintext is 1 to `MAX_PLAINTEXT` bytes (`MAX_BULK_PLAINTEXT` on the bulk lane:
+  fewer, larger records cost less per byte at both ends); a header announcing more (or
+  less) is refused as soon as its 4 bytes arrive, before any of the body is buffered.
+- The reader reads a record that is partly received no further than its end (`get_buffer`:
+  room for exactly its missing bytes), so a read of a large record ends where it does and
+  the receive buffer starts over empty, instead of moving a partial record to its front.
 - The writer seals control lane records before data lane ones, at frame boundaries of the
   data lane too (control may overtake a large data frame between two of its records).
   Payloads are sealed from memoryview slices: a large payload is never joined with others.
+  Large records are sealed in place into fresh bytes objects (`wire.fresh_bytes`), handed
+  out only once whole: no zero fill and no copy of the ciphertext.
   Small frames (`queue_small`, at most `SMALL_FRAME` bytes) are instead copied into a run:
   a bytearray at the tail of their lane that takes the small frames queued after it, until
   it holds a record's worth or a `seal` starts (a run is never written to once a seal may
   have taken or sliced it). A record of many small frames is then sealed from one buffer,
   with no per-frame queue entry and no join.
+- Cuts: a record ends before a queued part that does not fit in it whole, and a large part
+  (at least `BULK_MIN` bytes) lies in records of its own: it starts a record, and if it
+  does not fit, its head fills the record and the rest (a view) starts the next, until its
+  last piece, which ends its record. So a large payload's bytes never share a record with
+  its frame's header or the next frame: the receiver decrypts each of its records straight
+  into the block it collects the payload in (`RecordReader.open_next`), with no copy.
 - ``queued`` is the sum of ``pending`` (kept as it changes: the back-pressure check reads it
   after every send).
 - Data and bulk lane records alternate (a data record first), so a small message waits for
@@ -54,6 +67,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from discoro.errors import ProtocolError
 from discoro.wire.buffer import ReceiveBuffer
+from discoro.wire.fresh_bytes import fresh_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -67,6 +81,7 @@ __all__ = [
     "LANE_BULK",
     "LANE_CONTROL",
     "LANE_DATA",
+    "MAX_BULK_PLAINTEXT",
     "MAX_PLAINTEXT",
     "TAG_SIZE",
     "Cipher",
@@ -77,10 +92,14 @@ __all__ = [
 HEADER = Struct("!I")
 TAG_SIZE = 16
 MAX_PLAINTEXT = 64 * 1024
+#: The bulk lane's records: a small message waits behind at most one of them.
+MAX_BULK_PLAINTEXT = 256 * 1024
 LANE_DATA = 0
 LANE_CONTROL = 1
 LANE_BULK = 2
 LANES = 3
+#: Plaintext bytes a record of each lane holds at most.
+_MAX_SIZES = (MAX_PLAINTEXT, MAX_PLAINTEXT, MAX_BULK_PLAINTEXT)
 #: Frames at least this big may travel on the bulk lane (`RecordWriter.route`).
 BULK_MIN = MAX_PLAINTEXT
 _LENGTH_MASK = 0xFFFFFF
@@ -90,6 +109,9 @@ _Bytes = bytes | bytearray | memoryview
 _pack_header = HEADER.pack
 #: Bytes of records sealed per `RecordWriter.seal` call at most (about; one record more).
 SEAL_BUDGET = 256 * 1024
+#: A lone record of at least this many bytes is sealed in place into fresh bytes (below,
+#: header + ciphertext, a copy of it, is cheaper).
+_FRESH_MIN = 16 * 1024
 #: Frames of at most this many bytes may be copied into their lane's run (`queue_small`).
 SMALL_FRAME = 2048
 
@@ -133,6 +155,7 @@ class RecordWriter:
         "_lanes",
         "_runs",
         "_sealed",
+        "_tails",
         "_turn",
         "pending",
         "queued",
@@ -154,6 +177,7 @@ class RecordWriter:
         # key -> where its last frame on the bulk lane ends (bytes ever queued on the lane)
         self._bulk_keys: dict[object, int] = {}
         self._turn = LANE_DATA  # which of data and bulk seals the next record when both wait
+        self._tails = [False] * LANES  # per lane: its queue starts with the rest of a cut part
 
     def route(self, key: object, size: int) -> int:
         """The lane for a data frame of about ``size`` bytes with ordering ``key`` (None: a
@@ -268,9 +292,14 @@ class RecordWriter:
             total += _HEADER_SIZE + size + TAG_SIZE
         if not plan:
             return None
-        out = bytearray(total)
+        out: bytes | bytearray
+        if fresh_bytes is not None:  # sealed into in place: no zero fill of the records
+            out, view = fresh_bytes(total)
+        else:
+            out = bytearray(total)
+            view = memoryview(out)
         offset = 0
-        with memoryview(out) as view:
+        with view:
             for lane, pieces, size in plan:
                 offset = self._seal_one(view, offset, lane, pieces, size)
         for lane in range(LANES):
@@ -282,6 +311,7 @@ class RecordWriter:
         queue = self._lanes[lane]
         plaintext = queue[0] if len(queue) == 1 else b"".join(queue)
         queue.clear()
+        self._tails[lane] = False
         self.pending[lane] = 0
         self.queued -= size
         self._sealed[lane] += size
@@ -291,26 +321,41 @@ class RecordWriter:
         self._counter = counter + 1
         header = _pack_header((lane << 24) | (size + TAG_SIZE))
         nonce = self._direction + counter.to_bytes(8, "big")
-        return header + self._cipher.encrypt(nonce, plaintext, header)
+        if size < _FRESH_MIN or fresh_bytes is None:
+            return header + self._cipher.encrypt(nonce, plaintext, header)
+        out, view = fresh_bytes(_HEADER_SIZE + size + TAG_SIZE)  # sealed in place, no join
+        with view:
+            view[:_HEADER_SIZE] = header
+            self._cipher.encrypt_into(nonce, plaintext, header, view[_HEADER_SIZE:])
+        return out
 
     def _take(self, lane: int) -> tuple[list[_Bytes], int]:
-        """Up to MAX_PLAINTEXT bytes from the front of ``lane``'s queue."""
+        """Up to a record's worth of bytes (`_MAX_SIZES`) from the front of ``lane``'s queue,
+        cut where a large part begins and where its last piece ends (see "Cuts" above)."""
         queue = self._lanes[lane]
         pieces: list[_Bytes] = []
-        room = MAX_PLAINTEXT
+        room = most = _MAX_SIZES[lane]
+        tails = self._tails
         while queue and room:
             part = queue[0]
             size = len(part)
+            big = size >= BULK_MIN or tails[lane]  # a large part, or the rest of one
+            if pieces and (big or size > room):
+                break  # it starts the next record
             if size <= room:
                 queue.popleft()
                 pieces.append(part)
                 room -= size
-            else:  # a large part: seal its head now, keep the tail (a view, no copy)
+                if big:  # ... and ends it
+                    tails[lane] = False
+                    break
+            else:  # a large part: seal its head now, keep the rest (a view, no copy)
                 view = part if type(part) is memoryview else memoryview(part)
                 pieces.append(view[:room])
                 queue[0] = view[room:]
+                tails[lane] = True
                 room = 0
-        size = MAX_PLAINTEXT - room
+        size = most - room
         self.pending[lane] -= size
         self.queued -= size
         self._sealed[lane] += size
@@ -361,8 +406,19 @@ class RecordReader:
         self._buffer.feed(data)
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
-        """Room for the socket to write received bytes into; then `buffer_updated`."""
-        return self._buffer.get_buffer(sizehint)
+        """Room for the socket to write received bytes into; then `buffer_updated`. While a
+        record is partly received, room for exactly the rest of it (see the invariants)."""
+        buffer = self._buffer
+        pos = buffer._pos
+        available = buffer._end - pos
+        if available >= _HEADER_SIZE:
+            (word,) = HEADER.unpack_from(buffer._data, pos)
+            lane = word >> 24
+            missing = _HEADER_SIZE + (word & _LENGTH_MASK) - available
+            # a header that `open_next` refuses gets the usual room (it fails there)
+            if missing > 0 and lane < LANES and word & _LENGTH_MASK <= _MAX_SIZES[lane] + TAG_SIZE:
+                return buffer.room_for(missing)
+        return buffer.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
         self._buffer.buffer_updated(nbytes)
@@ -379,7 +435,7 @@ class RecordReader:
         (word,) = HEADER.unpack_from(data, pos)
         lane: int = word >> 24
         length: int = word & _LENGTH_MASK
-        if lane >= LANES or not TAG_SIZE < length <= MAX_PLAINTEXT + TAG_SIZE:
+        if lane >= LANES or not TAG_SIZE < length <= _MAX_SIZES[lane] + TAG_SIZE:
             raise ProtocolError(
                 f"bad record header (lane {lane}, {length} bytes): tampered or not discoro"
             )
