@@ -21,11 +21,12 @@ Invariants:
   no spinning at all, and so costs no CPU for it.
 - Spinning never delays work: the spin callback is one of the loop's ready callbacks, so
   whatever became ready runs in the same turn as it would have, only sooner.
-- Spinning gives way on a busy machine: a ``sched_yield`` that kept us off the CPU for more
-  than `CONTENDED` seconds means another thread needed this CPU; the loop then stops
-  spinning and does not spin again for `BACK_OFF` seconds. (A runnable spinner has spent its
-  share; a sleeper that is woken is run promptly. So under contention spinning would only
-  make a loop answer later.)
+- Spinning gives way on a busy machine: each turn yields the CPU, so another runnable thread
+  on it (a job, or this process's other loop with work to do) runs first, for as long as
+  the scheduler gives it; when that is longer than the window, the window has passed when
+  the spinner runs again, and it stops. (A backoff after such a long yield was measured and
+  dropped: on two CPUs, the loops of one round trip yield to each other's work often enough
+  that it turned spinning off where it pays most, bench/RESULTS.md.)
 - ``DISCORO_SPIN_US`` (microseconds, read when the loop's spin is made) sets `most`; ``0``
   turns spinning off. A value that is not a number >= 0 is a ValueError naming it.
 """
@@ -46,11 +47,6 @@ SPIN_ENV = "DISCORO_SPIN_US"
 #: (~50-100 us), so a ping-pong never sleeps; short enough that the CPU spent after the last
 #: message of a burst is negligible.
 DEFAULT_SPIN_US = 200.0
-
-#: A ``sched_yield`` longer than this (s) means another thread wanted the CPU: stop spinning.
-CONTENDED = 20e-6
-#: ... and do not spin again for this long (s).
-BACK_OFF = 0.05
 
 _sched_yield = getattr(os, "sched_yield", lambda: None)
 
@@ -87,9 +83,7 @@ class IdleSpin:
     __slots__ = (
         "_last",
         "_loop",
-        "_quiet_until",
         "_until",
-        "backoffs",
         "most",
         "spinning",
         "turns",
@@ -102,10 +96,8 @@ class IdleSpin:
         self.window = self.most  #: the window now (`adapted`)
         self._last = perf_counter()  # the last activity
         self._until = 0.0
-        self._quiet_until = 0.0  # no spinning before this (the CPU was contended)
         self.spinning = False
         self.turns = 0  #: spin turns taken (tests and benchmarks read it)
-        self.backoffs = 0  #: times spinning gave way to another thread
 
     def touch(self) -> None:
         """Activity on the loop now (loop thread only): poll for the window after it."""
@@ -116,7 +108,7 @@ class IdleSpin:
         if not self.spinning:
             self.window = window = adapted(self.window, now - self._last, most)
             self._last = now
-            if window and now >= self._quiet_until:
+            if window:
                 self._until = now + window
                 self.spinning = True
                 self._loop.call_soon(self._turn)
@@ -125,16 +117,9 @@ class IdleSpin:
         self._until = now + self.window
 
     def _turn(self) -> None:
-        start = perf_counter()
-        if start >= self._until:
+        if perf_counter() >= self._until:
             self.spinning = False
             return
         self.turns += 1
-        _sched_yield()
-        end = perf_counter()
-        if end - start > CONTENDED:  # we were off the CPU: someone else needs it
-            self.spinning = False
-            self.backoffs += 1
-            self._quiet_until = end + BACK_OFF
-            return
+        _sched_yield()  # any other runnable thread on this CPU first
         self._loop.call_soon(self._turn)
