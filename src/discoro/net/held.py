@@ -67,10 +67,10 @@ class Held:
         with self._lock:
             held.since = monotonic()
             self._armed.append(held)
-            self._added = True
             if self._watching:
+                self._added = True  # the next sweep watches on
                 return True
-            self._watching = True
+            self._watching = True  # (a sweep watches on while this one is held)
             return False
 
     def take(self, held: HeldSend) -> bool:
