@@ -55,12 +55,19 @@ class FakeTransport(asyncio.Transport):
         self.limits = (high or 0, low or 0)
 
 
+class NoSpin:
+    def touch(self) -> None:
+        pass
+
+
 class FakeKernel:
-    """The two kernel methods a link calls around each received chunk."""
+    """The two kernel methods a link calls around each received chunk, and the loop's spin
+    (`core.idle_spin`): none here."""
 
     def __init__(self) -> None:
         self.reads = 0
         self.open_reads = 0
+        self.spin = NoSpin()
 
     def begin_read(self) -> None:
         self.open_reads += 1

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from discoro.core.channel import Channel
     from discoro.core.coro import Coro
+    from discoro.core.idle_spin import IdleSpin
     from discoro.core.wakeups import SameTurnWakeups
 
 
@@ -37,6 +38,7 @@ class NetworkDoor:
     _channels: dict[str, Channel]
     _rcis: dict[str, object]
     _wakeups: SameTurnWakeups
+    spin: IdleSpin
 
     # -- coroutines ---------------------------------------------------------------------------
 
@@ -61,8 +63,10 @@ class NetworkDoor:
         self._wakeups.begin()
 
     def end_read(self) -> None:
-        """The chunk is handed up: run the coroutines it woke (pair with `begin_read`)."""
+        """The chunk is handed up: run the coroutines it woke (pair with `begin_read`);
+        the loop polls a moment before it sleeps again (`core.idle_spin`)."""
         self._wakeups.end()
+        self.spin.touch()
 
     def complete(self, future: asyncio.Future[object], value: object) -> None:
         """``future.set_result(value)``; between `begin_read` and `end_read`, the task

@@ -26,6 +26,7 @@ from discoro.core.distributed import DistributedMethods
 from discoro.core.door import NetworkDoor
 from discoro.core.driver import _current_coro, run
 from discoro.core.eventloop import new_event_loop
+from discoro.core.idle_spin import IdleSpin
 from discoro.core.log import logger
 from discoro.core.singleton import MetaSingleton
 from discoro.core.wakeups import SameTurnWakeups
@@ -88,6 +89,7 @@ class AsynCoro(DistributedMethods, NetworkDoor, metaclass=MetaSingleton):
         self.options: dict[str, Any] = options
         self._loop = new_event_loop()
         self._wakeups = SameTurnWakeups(self._loop)  # see `NetworkDoor.begin_read`
+        self.spin = IdleSpin(self._loop)  # polls a moment after network traffic
         self._coros: dict[int, Coro] = {}
         self._registry: dict[str, Coro] = {}
         self._channels: dict[str, Channel] = {}

@@ -169,6 +169,7 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         self.died_silent = False
         self.remote_address = "?"
         self._loop = network.loop
+        self._spin = network.kernel.spin
         self._dispatch: Callable[[Message], None] = partial(network.dispatch, self)
         self._dispatch_run: Callable[[Message, list[bytes]], None] = partial(
             dispatch_run, network, self
@@ -512,6 +513,7 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
+        self._spin.touch()  # an answer may follow: poll for it a moment before sleeping
         conn = self.conn
         budget = WRITE_TURN
         while not self._paused:

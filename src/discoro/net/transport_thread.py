@@ -54,6 +54,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, TypeVar
 
 from discoro.core.eventloop import new_event_loop
+from discoro.core.idle_spin import IdleSpin
 from discoro.core.log import logger
 from discoro.errors import ShutdownError, WrongThreadError
 
@@ -99,6 +100,7 @@ class TransportThread:
 
     def __init__(self, name: str = "discoro-transport") -> None:
         self.loop = new_event_loop()
+        self.spin = IdleSpin(self.loop)  # polls a moment after network traffic
         ready = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(ready,), name=name, daemon=True)
         self.thread.start()
@@ -207,6 +209,7 @@ class CoreHop:
         self.kernel = kernel
         self.transport = transport
         self.loop = transport.loop
+        self.spin = transport.spin  # the transport loop's (`core.idle_spin`)
         self._batch: list[Call] = []
         self._handoff = threading.Lock()  # guards the two below (transport and core)
         self._pending: list[Call] | None = None  # flushed, not yet taken by the core
@@ -246,6 +249,7 @@ class CoreHop:
         self._reading -= 1
         if not self._reading:
             self._flush()
+            self.spin.touch()
 
     @staticmethod
     def complete(future: asyncio.Future[object], value: object) -> None:

@@ -1,0 +1,140 @@
+"""`IdleSpin`: a loop that just had network traffic polls for a moment before it sleeps.
+
+Why: a thread that sleeps in ``epoll_wait`` is woken by the kernel when bytes arrive, and on a
+virtual machine that wake-up is the dominant cost of a round trip (here ~25-30 us each: a
+blocking ping-pong between two processes takes ~60 us across idle CPUs and ~5 us when both
+poll; bench/RESULTS.md). Schedulers that care about latency busy-wait a little before they
+park (Erlang's schedulers, Go's spinning threads, the kernel's own halt-polling); a discoro
+loop does the same: for a short window after its last activity (a link read or written, a
+batch handed over from the network) it keeps a callback ready, so the loop polls its
+descriptors with a zero timeout instead of blocking, and yields the CPU (``sched_yield``) at
+each turn so any other runnable thread on that CPU goes first.
+
+Invariants:
+- A loop spins only within its window after its last `touch`: once that has passed with no
+  new activity, the spin stops and the loop blocks as before, so an idle process uses no
+  CPU. `touch` is cheap (a clock read) and only called on the loop's own thread.
+- The window adapts as the kernel's halt-polling does (`adapted`): it grows (up to the
+  configured `most`) when activity came back within `most` of the last, so spinning would
+  have caught it, and shrinks when activity came back later than that, so spinning could not
+  have. Traffic whose gaps are longer than `most` (a far host, a message a second) soon gets
+  no spinning at all, and so costs no CPU for it.
+- Spinning never delays work: the spin callback is one of the loop's ready callbacks, so
+  whatever became ready runs in the same turn as it would have, only sooner.
+- Spinning gives way on a busy machine: a ``sched_yield`` that kept us off the CPU for more
+  than `CONTENDED` seconds means another thread needed this CPU; the loop then stops
+  spinning and does not spin again for `BACK_OFF` seconds. (A runnable spinner has spent its
+  share; a sleeper that is woken is run promptly. So under contention spinning would only
+  make a loop answer later.)
+- ``DISCORO_SPIN_US`` (microseconds, read when the loop's spin is made) sets `most`; ``0``
+  turns spinning off. A value that is not a number >= 0 is a ValueError naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from time import perf_counter
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["SPIN_ENV", "IdleSpin", "adapted", "spin_window"]
+
+SPIN_ENV = "DISCORO_SPIN_US"
+#: Default longest window (us): longer than the far side of a same-host round trip takes here
+#: (~50-100 us), so a ping-pong never sleeps; short enough that the CPU spent after the last
+#: message of a burst is negligible.
+DEFAULT_SPIN_US = 200.0
+
+#: A ``sched_yield`` longer than this (s) means another thread wanted the CPU: stop spinning.
+CONTENDED = 20e-6
+#: ... and do not spin again for this long (s).
+BACK_OFF = 0.05
+
+_sched_yield = getattr(os, "sched_yield", lambda: None)
+
+
+def spin_window() -> float:
+    """The longest spin window in seconds, from ``DISCORO_SPIN_US`` (default
+    `DEFAULT_SPIN_US`)."""
+    text = os.environ.get(SPIN_ENV, "").strip()
+    if not text:
+        return DEFAULT_SPIN_US / 1e6
+    try:
+        micros = float(text)
+    except ValueError:
+        micros = -1.0
+    if not micros >= 0:  # also refuses nan
+        raise ValueError(f"{SPIN_ENV}={text!r}: expected microseconds, a number >= 0")
+    return micros / 1e6
+
+
+def adapted(window: float, gap: float, most: float) -> float:
+    """The next spin window, after activity came ``gap`` seconds after the last while the
+    loop was not spinning (it had spun ``window`` and then slept, or not spun at all):
+    doubled (from a quarter of ``most`` when it was off) if spinning up to ``most`` would
+    have caught it, halved if not; windows under 1/16 of ``most`` are off (0)."""
+    if gap <= most:
+        return min(most, max(window * 2, most / 4))
+    window /= 2
+    return window if window >= most / 16 else 0.0
+
+
+class IdleSpin:
+    """Keeps one loop polling for a window after its last `touch`."""
+
+    __slots__ = (
+        "_last",
+        "_loop",
+        "_quiet_until",
+        "_until",
+        "backoffs",
+        "most",
+        "spinning",
+        "turns",
+        "window",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, most: float | None = None) -> None:
+        self._loop = loop
+        self.most = spin_window() if most is None else most
+        self.window = self.most  #: the window now (`adapted`)
+        self._last = perf_counter()  # the last activity
+        self._until = 0.0
+        self._quiet_until = 0.0  # no spinning before this (the CPU was contended)
+        self.spinning = False
+        self.turns = 0  #: spin turns taken (tests and benchmarks read it)
+        self.backoffs = 0  #: times spinning gave way to another thread
+
+    def touch(self) -> None:
+        """Activity on the loop now (loop thread only): poll for the window after it."""
+        most = self.most
+        if not most:
+            return
+        now = perf_counter()
+        if not self.spinning:
+            self.window = window = adapted(self.window, now - self._last, most)
+            self._last = now
+            if window and now >= self._quiet_until:
+                self._until = now + window
+                self.spinning = True
+                self._loop.call_soon(self._turn)
+            return
+        self._last = now
+        self._until = now + self.window
+
+    def _turn(self) -> None:
+        start = perf_counter()
+        if start >= self._until:
+            self.spinning = False
+            return
+        self.turns += 1
+        _sched_yield()
+        end = perf_counter()
+        if end - start > CONTENDED:  # we were off the CPU: someone else needs it
+            self.spinning = False
+            self.backoffs += 1
+            self._quiet_until = end + BACK_OFF
+            return
+        self._loop.call_soon(self._turn)
