@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from discoro import AsynCoro, Coro, Location
+from discoro.net import held as held_module
 from discoro.net.threaded import ThreadedNetwork
 from discoro.net.transport_thread import CoreHop, TransportThread
 from netpeers import run
@@ -142,6 +143,21 @@ def test_calls_into_the_network_keep_their_order_with_one_wakeup_per_burst(
     assert threaded.call_wait(len, seen) == 200
     assert seen == list(range(200))
     assert threaded.wakeups <= 2, threaded.wakeups  # the burst, then call_wait's own
+
+
+def test_held_sends_wake_the_network_loop_once_while_it_watches(
+    threaded: ThreadedNetwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server holds one start report per job (`discoro.net.held`): while the network's
+    loop sweeps the held sends, holding one more costs no hand-over (issue 9)."""
+    monkeypatch.setattr(held_module, "HOLD_MAX", 60.0)  # no sweep ends the watch here
+    items = [threaded.send_held(None, 0)]  # type: ignore[arg-type]
+    threaded.call_wait(int)  # the network's loop ran its queue dry: it watches now
+    before = threaded.wakeups
+    items += [threaded.send_held(None, number) for number in range(1, 20)]  # type: ignore[arg-type]
+    assert threaded.wakeups == before  # nothing handed over, nobody woken
+    assert not threaded._queue
+    assert all(threaded.take_held(item) for item in items)  # none went out
 
 
 def test_async_calls_run_on_the_network_loop_with_results_errors_and_cancellation(

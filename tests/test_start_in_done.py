@@ -104,14 +104,57 @@ def test_a_held_send_goes_out_by_itself() -> None:
 
         held = Held(send)
         items = [HeldSend(None, i) for i in range(3)]  # type: ignore[arg-type]
-        for item in items:
-            held.arm(item, loop)
+        woken = [held.hold(item) for item in items]
+        assert woken == [False, True, True]  # only the first asks the loop to watch
+        held.watch(loop)
         assert held.take(items[1])  # the core took this one back
         loop.run_until_complete(asyncio.wait_for(two.wait(), 10))
-        assert held._timer is None and not held._armed  # nothing left to send
+        assert not held._armed  # nothing left to send
     finally:
         loop.close()
     assert [message for message, _ in out] == [0, 2]
+
+
+def test_a_send_held_while_the_loop_watches_goes_out_by_itself_with_no_hand_over() -> None:
+    """The core that holds a start while the transport loop watches asks nothing of that
+    loop (no wake-up); if the core then blocks, the loop's sweep still sends it."""
+    out: list[object] = []
+    loop = asyncio.new_event_loop()
+    try:
+        held = Held(lambda coro, message: out.append(message))
+        first = HeldSend(None, "first")  # type: ignore[arg-type]
+        assert not held.hold(first)
+        held.watch(loop)
+        assert held.take(first)
+        blocked = HeldSend(None, "blocked")  # type: ignore[arg-type]
+        assert held.hold(blocked)  # watched already: no `watch` call follows
+        while not out:  # bounded by the test's timeout
+            loop.run_until_complete(asyncio.sleep(0.001))
+    finally:
+        loop.close()
+    assert out == ["blocked"] and blocked.state == SENT and held.sent == 1
+
+
+def test_the_watch_stops_when_nothing_is_held_and_a_later_hold_starts_it_again() -> None:
+    out: list[object] = []
+    loop = asyncio.new_event_loop()
+    try:
+        held = Held(lambda coro, message: out.append(message))
+        first = HeldSend(None, "taken")  # type: ignore[arg-type]
+        assert not held.hold(first)
+        held.watch(loop)
+        assert held.take(first)
+        while held._watching:  # one sweep forgets it, the next finds nothing new: stop
+            loop.run_until_complete(asyncio.sleep(0.001))
+        assert held._timer is None and not held._armed
+        later = HeldSend(None, "later")  # type: ignore[arg-type]
+        assert not held.hold(later)  # the loop must be asked to watch again
+        held.watch(loop)
+        while not out:  # bounded by the test's timeout
+            loop.run_until_complete(asyncio.sleep(0.001))
+    finally:
+        loop.close()
+    assert out == ["later"] and later.state == SENT
 
 
 # -- a real node and client ---------------------------------------------------------------------

@@ -150,6 +150,10 @@ class ProcessLost(Exception):
     """A remote coroutine's process went away (disconnected or silent too long)."""
 
 
+#: The job kinds that hold their process's CPU slot (`discoro.cluster.slots`).
+SLOT_KINDS = frozenset({"cpu", "result"})
+
+
 class RunningJob(NamedTuple):
     """A coroutine a process runs for the current computation."""
 
@@ -205,9 +209,10 @@ class Proc:
     @property
     def cpu_busy(self) -> bool:
         """Whether its CPU slot is taken (a CPU job runs or was dispatched)."""
-        return any(job.kind in ("cpu", "result") for job in self.jobs.values()) or any(
-            kind in ("cpu", "result") for kind in self.pending.values()
-        )
+        for job in self.jobs.values():  # plain loops: asked several times per run placed
+            if job.kind in SLOT_KINDS:
+                return True
+        return not SLOT_KINDS.isdisjoint(self.pending.values())
 
     # -- moving jobs (checked against JOB_TRANSITIONS) ---------------------------------------
 

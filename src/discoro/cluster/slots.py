@@ -51,10 +51,6 @@ def _node_load(group: list[Proc]) -> float:
     return sum(proc.load for proc in group) / len(group)
 
 
-def _cpu_load(group: list[Proc]) -> float:
-    return sum(1 for proc in group if proc.cpu_busy) / len(group)
-
-
 def _free(group: list[Proc]) -> list[Proc]:
     return [proc for proc in group if not proc.cpu_busy]
 
@@ -67,10 +63,17 @@ def place(
     if target == "any":
         if not ready:
             return HOLD
-        with_free = [group for group in ready.values() if _free(group)]
-        if with_free:
-            group = min(with_free, key=_cpu_load)
-            return least_loaded(group if kind == "async" else _free(group))
+        # the least CPU-loaded node with a free slot (the first of equals), in one pass:
+        # each process's slot is looked at once (a run's placement is on its hot path)
+        best: tuple[float, list[Proc], list[Proc]] | None = None
+        for group in ready.values():
+            free = _free(group)
+            if free:
+                busy = (len(group) - len(free)) / len(group)  # the node's CPU load
+                if best is None or busy < best[0]:
+                    best = (busy, group, free)
+        if best is not None:
+            return least_loaded(best[1] if kind == "async" else best[2])
         if kind == "result":
             return HOLD
         return least_loaded(min(ready.values(), key=_node_load))

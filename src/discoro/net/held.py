@@ -1,11 +1,16 @@
 """Held sends: a message the core may still take back and fold into a later one (issue 9).
 
 Invariant: a `HeldSend` leaves its process exactly once or not at all from here: either the
-transport thread sends it (`Held.release`: asked by the core, or `HOLD_MAX` seconds after it
-was handed over, however long the core loop is blocked), or the core takes it back
+transport thread sends it (`Held.release`: asked by the core, or `HOLD_MAX` seconds after the
+core held it, however long the core loop is blocked), or the core takes it back
 (`Held.take`) and sends what it carried inside another message. Both go through one lock,
 so never both. A server uses it for a job's start report, which it folds into the job's
 end report when the job ends in its first step (one message per trivial run, not two).
+
+Holding costs the core no hand-over to the transport thread while that thread watches
+already (`Held.hold` appends under the lock): the transport loop sweeps the held sends every
+`HOLD_MAX` for as long as new ones come, and stops once a sweep finds none; only the first
+hold after that wakes it (`Held.watch`). So a stream of runs pays no wake-up per held send.
 
 A held message may be overtaken by later messages on its link (it goes out when released);
 only use it for a message whose order against other traffic does not matter but whose
@@ -15,6 +20,7 @@ eventual delivery does.
 from __future__ import annotations
 
 import threading
+from time import monotonic
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -39,7 +45,7 @@ class HeldSend:
         self.coro = coro
         self.message = message
         self.state = HELD
-        self.since = 0.0  # transport loop time it was armed at
+        self.since = 0.0  # monotonic time the core held it at
 
 
 class Held:
@@ -49,9 +55,23 @@ class Held:
     def __init__(self, send: Callable[[Coro, object], object]) -> None:
         self._send = send
         self._lock = threading.Lock()
-        self._armed: list[HeldSend] = []
+        self._armed: list[HeldSend] = []  # in the order held (so by ``since``)
+        self._added = False  # held since the last sweep
+        self._watching = False  # a sweep is due (or a `watch` is on its way)
         self._timer: asyncio.TimerHandle | None = None
         self.sent = self.taken = 0  # counts (a test reads them)
+
+    def hold(self, held: HeldSend) -> bool:
+        """(Core.) Hold ``held``: True if the transport loop watches the held sends already;
+        False: the caller must have `watch` run on the transport loop."""
+        with self._lock:
+            held.since = monotonic()
+            self._armed.append(held)
+            if self._watching:
+                self._added = True  # the next sweep watches on
+                return True
+            self._watching = True  # (a sweep watches on while this one is held)
+            return False
 
     def take(self, held: HeldSend) -> bool:
         """(Core.) Take ``held`` back if it has not gone out: the caller sends its content."""
@@ -80,25 +100,26 @@ class Held:
             self.sent += 1
         self._send(held.coro, held.message)
 
-    def arm(self, held: HeldSend, loop: asyncio.AbstractEventLoop) -> None:
-        """(Transport loop.) Release ``held`` at most `HOLD_MAX` s from now (one timer for
-        all of them)."""
-        if held.state != HELD:
-            return
-        held.since = loop.time()
-        self._armed.append(held)
+    def watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """(Transport loop.) Sweep the held sends every `HOLD_MAX` while new ones come."""
         if self._timer is None:
             self._timer = loop.call_later(HOLD_MAX, self._sweep, loop)
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """(Transport loop.) Send the ones held `HOLD_MAX` ago and still held; forget the
+        ones gone; watch on while any is left or new ones came since the last sweep."""
         self._timer = None
-        due = loop.time() - HOLD_MAX
-        armed, self._armed = self._armed, []
-        for index, held in enumerate(armed):
-            if held.since > due:  # armed later than the timer's first: wait for the rest
-                self._armed = [item for item in armed[index:] if item.state == HELD]
-                break
+        due = monotonic() - HOLD_MAX
+        with self._lock:
+            left = [held for held in self._armed if held.state == HELD]
+            ripe = next((i for i, held in enumerate(left) if held.since > due), len(left))
+            late, left = left[:ripe], left[ripe:]
+            self._armed = left
+            watch = bool(left) or self._added
+            self._added = False
+            self._watching = watch
+        for held in late:
             self.release(held)
-        if self._armed:
-            wait = self._armed[0].since + HOLD_MAX - loop.time()
+        if watch and self._timer is None:
+            wait = HOLD_MAX if not left else left[0].since + HOLD_MAX - monotonic()
             self._timer = loop.call_later(max(wait, 0.0), self._sweep, loop)

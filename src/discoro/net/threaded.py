@@ -281,9 +281,11 @@ class ThreadedNetwork:
     def send_held(self, coro: Coro, message: object) -> HeldSend:
         """Send ``message`` to ``coro`` unless the core takes it back first (`take_held`):
         it goes out when released (`release_held`) or `discoro.net.held.HOLD_MAX` seconds
-        after it reached the transport loop, whichever is first (`discoro.net.held`)."""
+        after it was held, whichever is first (`discoro.net.held`); no hand-over to the
+        network's loop while that loop watches the held sends already."""
         held = HeldSend(coro, message)
-        self._enqueue(self.held.arm, held, self.transport.loop)
+        if not self.held.hold(held):
+            self._enqueue(self.held.watch, self.transport.loop)
         return held
 
     def take_held(self, held: HeldSend) -> bool:
