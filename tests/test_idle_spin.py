@@ -22,7 +22,7 @@ from netpeers import run, start_peer
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("", 200e-6), ("0", 0.0), (" 150 ", 150e-6)])
+@pytest.mark.parametrize(("text", "seconds"), [("", 400e-6), ("0", 0.0), (" 150 ", 150e-6)])
 def test_the_window_comes_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, text: str, seconds: float
 ) -> None:

@@ -43,10 +43,11 @@ if TYPE_CHECKING:
 __all__ = ["SPIN_ENV", "IdleSpin", "adapted", "spin_window"]
 
 SPIN_ENV = "DISCORO_SPIN_US"
-#: Default longest window (us): longer than the far side of a same-host round trip takes here
-#: (~50-100 us), so a ping-pong never sleeps; short enough that the CPU spent after the last
-#: message of a burst is negligible.
-DEFAULT_SPIN_US = 200.0
+#: Default longest window (us): longer than a same-host round trip takes here (~65-160 us
+#: from the send to the answer), so a ping-pong never sleeps, with room for a slow turn;
+#: short enough that the CPU spent after the last message of a burst is negligible. 400 beat
+#: 100 and 200 in paired rounds (bench/RESULTS.md).
+DEFAULT_SPIN_US = 400.0
 
 _sched_yield = getattr(os, "sched_yield", lambda: None)
 
