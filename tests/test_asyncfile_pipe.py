@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -298,7 +300,18 @@ def test_terminating_a_coroutine_in_communicate_closes_stdin(
         await victim.finish()
 
     run(body)
+    # nobody reads cat's output any more: read it here, or cat may block writing it and
+    # never get to read its input's end
+    assert proc.stdout is not None
+    _read_to_end(proc.stdout.fileno(), deadline=time.monotonic() + 20)
     assert proc.wait(timeout=10) == 0  # its input was closed: it saw end of file
+
+
+def _read_to_end(fd: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if select.select([fd], [], [], 1.0)[0] and not os.read(fd, 1 << 16):
+            return
+    raise AssertionError("cat's output did not end: its input was never closed")
 
 
 class _EndlessInput:
