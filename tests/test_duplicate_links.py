@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from discoro import AsynCoro, Coro
-from discoro.net import link_ops
+from discoro.net import flow, link_ops
 from discoro.net.dialling import dial
 from discoro.net.link import Link
 from discoro.net.runtime import network_of
@@ -28,6 +28,7 @@ pytestmark = pytest.mark.timeout(60)
 PROGRAM = """
     import gc
     import os
+    import time
     from discoro.net import link_ops
     from discoro.net.link import Link
     from discoro.net.runtime import network_of
@@ -38,6 +39,7 @@ PROGRAM = """
         async def never(link):
             return None
         link_ops._say_retired = never
+    link_ops.RETIRED_WAIT = float(os.environ.get("RETIRED_WAIT", link_ops.RETIRED_WAIT))
 
     def open_links():
         return sum(
@@ -46,10 +48,14 @@ PROGRAM = """
             and not o.transport.is_closing()
         )
 
+    slow = float(os.environ.get("SLOW_SECONDS", "0"))  # per message: blocks the loop, reads too
+
     def counter(coro=None):
         expected = 0
         while True:
             message = yield coro.receive()
+            if slow:
+                time.sleep(slow)
             if message == "links":
                 print("LINKS", open_links(), flush=True)
                 continue
@@ -215,3 +221,94 @@ def on_network_soon(network: Network, location: Location, dials: list[Any]) -> N
         dials.extend(network.loop.create_task(dial(network, location)) for _ in range(2))
 
     network.loop.call_soon_threadsafe(start)
+
+
+@pytest.mark.parametrize("net_thread", ["0", "1"], ids=["one-loop", "transport-thread"])
+def test_a_new_link_reads_nothing_until_the_one_it_replaced_has_delivered_its_backlog(
+    net_kernel: AsynCoro, monkeypatch: pytest.MonkeyPatch, net_thread: str
+) -> None:
+    """A slow child (it blocks its loop 1 ms per message, so it reads slowly too) has a
+    backlog of 300 numbers (60 MB) queued towards it on the current link when the test dials
+    new links until one wins at both ends; the next 300 go on the new link at once. The
+    child must still take all 600 once and in order: it may not read the new link before the
+    old one's backlog (reading both at once interleaves them). With a transport thread, the
+    child also stops reading while its core is behind (intake), beside the hold."""
+    monkeypatch.setattr(flow, "SEND_HIGH", 256 * 1024 * 1024)  # the backlog stays queued here
+    network = network_of(net_kernel)
+    count, padding = 300, b"p" * 200_000
+    env = {"PING_INTERVAL": "1.0", "SLOW_SECONDS": "0.001", "DISCORO_NET_THREAD": net_thread}
+    with start_peer(net_kernel, PROGRAM, env=env) as child:
+        peer = network.peers[child.location]
+        old = peer.link
+        assert old is not None
+
+        def main(coro: Any = None) -> Any:
+            counter = yield Coro.locate("counter", child.location, timeout=10)
+            for number in range(count):
+                counter.send((number, padding))
+            assert old.conn.queued > 20 * len(padding)  # most of it is still here
+
+            async def take_over() -> int:
+                """Dial until a new link wins; the bytes still queued on the old one then."""
+                for _ in range(40):  # each new link wins with a chance of one in two
+                    assert await dial(network, child.location)
+                    if peer.link is not old:  # queued, or sealed in its closing transport
+                        return old.conn.queued + old.transport.get_write_buffer_size()
+                raise AssertionError("no new link won in 40 dials")
+
+            backlog = yield asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(take_over(), network.loop)
+            )
+            assert backlog > 20 * len(padding), backlog  # the old link still had plenty to say
+            for number in range(count, 2 * count):
+                counter.send((number, padding))  # on the new link
+            counter.send("links")
+
+        run(main, timeout=40)
+        child.expect(rf"^IN ORDER {2 * count}$")
+        on_network(network, asyncio.wait_for(asyncio.shield(old.lost), 20))  # retired, closed
+        assert not old.died_silent
+    out_of_order = [line for line in child.proc.output if "OUT OF ORDER" in line]
+    assert not out_of_order, out_of_order[:5]
+    assert not [line for line in child.proc.output if "silent" in line]
+
+
+def test_a_peer_that_never_says_it_retired_the_old_link_is_read_after_the_wait(
+    net_kernel: AsynCoro, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Neither side says ``link_retired`` (patched), so the old link stays open: a new link
+    that won waits for that note, then, after `RETIRED_WAIT`, reads on with a warning that
+    says why; a reply that came on it meanwhile is handed up then, not lost."""
+
+    async def never(link: Link) -> None:
+        return None
+
+    monkeypatch.setattr(link_ops, "_say_retired", never)
+    monkeypatch.setattr(link_ops, "RETIRED_WAIT", 0.5)
+    network = network_of(net_kernel)
+    env = {"PING_INTERVAL": "1.0", "NEVER_RETIRE": "1", "RETIRED_WAIT": "0.5"}
+    with start_peer(net_kernel, PROGRAM, env=env) as child:
+        peer = network.peers[child.location]
+        old = peer.link
+
+        async def take_over() -> None:
+            for _ in range(40):  # each new link wins with a chance of one in two
+                assert await dial(network, child.location)
+                if peer.link is not old:
+                    return
+            raise AssertionError("no new link won in 40 dials")
+
+        on_network(network, take_over())
+        new = peer.link
+        assert new is not None and new.held
+
+        def main(coro: Any = None) -> Any:  # the reply comes on the held link
+            counter = yield Coro.locate("counter", child.location, timeout=10)
+            return counter
+
+        assert run(main, timeout=20) is not None
+        assert not new.held
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert [m for m in warned if "did not say it retired" in m], warned
+        assert not old.lost.done()  # retired by neither side: it stays open
+        network.loop.call_soon_threadsafe(old.close)

@@ -84,6 +84,7 @@ from discoro.core.stalls import ran_late
 from discoro.errors import ProtocolError
 from discoro.net import flow, link_socket
 from discoro.net.flow import Charges, SendHolds
+from discoro.net.link_ops import old_link_done
 from discoro.net.local_links import peer_label
 from discoro.net.send_runs import dispatch_run
 from discoro.wire.connection import Connection, ConnectionState
@@ -166,6 +167,9 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         self.retiring = False  # a duplicate on its way out (`link_ops.retire`)
         self.peer_retired = False  # ... and the peer said it retired it too
         self.retirement: asyncio.Task[None] | None = None
+        self.held = False  # reads nothing until the link it took over from is done
+        self.successor: Link | None = None  # ... the link waiting for this one to be done
+        self.follow_timer: asyncio.TimerHandle | None = None  # (`link_ops.follow`)
         self.died_silent = False
         self.remote_address = "?"
         self._loop = network.loop
@@ -274,9 +278,34 @@ class Link(SendHolds, asyncio.BufferedProtocol):
 
     def _end_turn(self) -> None:
         self._yielding = False
+        self._resume_reading()
+
+    def _resume_reading(self) -> None:
+        """Read again, unless something else still stops it (intake, a turn, a hold)."""
         transport = self.transport
-        if not self.intake_paused and transport is not None and not transport.is_closing():
+        if (
+            not (self.intake_paused or self._yielding or self.held)
+            and transport is not None
+            and not transport.is_closing()
+        ):
             transport.resume_reading()
+
+    def hold_reading(self) -> None:
+        """Read nothing until `read_again` (`link_ops.follow`): what arrived stays buffered."""
+        self.held = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def read_again(self) -> None:
+        """End `hold_reading`: hand up what arrived meanwhile, and read on."""
+        if not self.held:
+            return
+        self.held = False
+        self._last_heard = monotonic()  # the silence was ours
+        if self.transport is None or self.transport.is_closing():
+            return
+        self._received()
+        self._resume_reading()
 
     def eof_received(self) -> bool:
         try:
@@ -289,8 +318,9 @@ class Link(SendHolds, asyncio.BufferedProtocol):
 
     def _received(self) -> None:
         """Hand up whatever the bytes (or EOF) just received complete."""
-        if self.transport is None:
-            return  # TLS is up but `_start_tls` has not resumed yet: it will call us
+        if self.transport is None or self.held:
+            return  # TLS is up but `_start_tls` has not resumed yet (it will call us), or
+            # the link waits for the one it took over from (`read_again` will)
         if not self._ready:
             self._handshake_events()
             return
@@ -322,6 +352,9 @@ class Link(SendHolds, asyncio.BufferedProtocol):
             self.authenticated.exception()  # retrieved: nobody may be waiting
         if not self.lost.done():
             self.lost.set_result(None)
+        if self.follow_timer is not None:
+            self.follow_timer.cancel()
+        old_link_done(self)  # a link waiting for this one reads on
         self.network.front_door.settled(self)
         self._dispatch = _dropped  # no reference cycle (link -> partial -> link) outlives it
         self._dispatch_run = _dropped_run
@@ -362,6 +395,8 @@ class Link(SendHolds, asyncio.BufferedProtocol):
                         self._timer.cancel()
                     self._schedule_ping()
                     self.network.link_authenticated(self, event.peer)
+                    if self.held:  # the rest waits in the connection (`read_again`)
+                        break
                 elif type(event) is ConnectionClosed:
                     self.close()
                     break
@@ -432,8 +467,7 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         if self.intake_paused:
             self.intake_paused = False
             self._last_heard = monotonic()
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.resume_reading()
+            self._resume_reading()
 
     def _check_alive(self) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -442,7 +476,7 @@ class Link(SendHolds, asyncio.BufferedProtocol):
         if ran_late(self._last_check, now, self.network.ping_interval):
             self._last_heard = max(self._last_heard, now)
         self._last_check = now
-        if self.intake_paused:
+        if self.intake_paused or self.held:
             # we do not read: the silence is ours; and the peer, whose pings we do not
             # answer, must still hear from us or it would judge us dead and drop its link
             self._last_heard = now

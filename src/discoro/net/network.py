@@ -49,7 +49,7 @@ from discoro.net.fencing import Fences
 from discoro.net.files import FileTransfer
 from discoro.net.frontdoor import FrontDoor
 from discoro.net.link import Link, accept_tls
-from discoro.net.link_ops import on_link_message, retire
+from discoro.net.link_ops import follow, on_link_message, retire
 from discoro.net.liveness import Liveness
 from discoro.net.local_links import LocalLinks, abstract_name
 from discoro.net.local_links import enabled as local_links_enabled
@@ -238,6 +238,7 @@ class Network(RemoteSends, FileTransfer, RemoteChannels, PeerAdmin):
                 retire(link)
                 return
             retire(current)
+            follow(link, current)  # the peer's messages on `current` come first
         link.peer = peer
         peer.link = link
         peer.sid = identity.sid
