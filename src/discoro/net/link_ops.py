@@ -91,6 +91,7 @@ def follow(link: Link, old: Link) -> None:
     are all handed up before any it sent on ``link``."""
     if old.peer_retired or old.lost.done():
         return  # all read already
+    logger.debug("new connection with %s waits for the old one to deliver its rest", old.peer)
     link.hold_reading()
     old.successor = link
     loop = link.network.loop
