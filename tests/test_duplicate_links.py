@@ -223,6 +223,17 @@ def on_network_soon(network: Network, location: Location, dials: list[Any]) -> N
     network.loop.call_soon_threadsafe(start)
 
 
+async def a_new_link_wins(network: Network, location: Location) -> None:
+    """Dial ``location`` until a new link takes over from the current one at both ends."""
+    peer = network.peers[location]
+    old = peer.link
+    for _ in range(40):  # each new link wins with a chance of one in two
+        assert await dial(network, location)
+        if peer.link is not old:
+            return
+    raise AssertionError("no new link won in 40 dials")
+
+
 @pytest.mark.parametrize("net_thread", ["0", "1"], ids=["one-loop", "transport-thread"])
 def test_a_new_link_reads_nothing_until_the_one_it_replaced_has_delivered_its_backlog(
     net_kernel: AsynCoro, monkeypatch: pytest.MonkeyPatch, net_thread: str
@@ -238,8 +249,7 @@ def test_a_new_link_reads_nothing_until_the_one_it_replaced_has_delivered_its_ba
     count, padding = 300, b"p" * 200_000
     env = {"PING_INTERVAL": "1.0", "SLOW_SECONDS": "0.001", "DISCORO_NET_THREAD": net_thread}
     with start_peer(net_kernel, PROGRAM, env=env) as child:
-        peer = network.peers[child.location]
-        old = peer.link
+        old = network.peers[child.location].link
         assert old is not None
 
         def main(coro: Any = None) -> Any:
@@ -249,12 +259,10 @@ def test_a_new_link_reads_nothing_until_the_one_it_replaced_has_delivered_its_ba
             assert old.conn.queued > 20 * len(padding)  # most of it is still here
 
             async def take_over() -> int:
-                """Dial until a new link wins; the bytes still queued on the old one then."""
-                for _ in range(40):  # each new link wins with a chance of one in two
-                    assert await dial(network, child.location)
-                    if peer.link is not old:  # queued, or sealed in its closing transport
-                        return old.conn.queued + old.transport.get_write_buffer_size()
-                raise AssertionError("no new link won in 40 dials")
+                """A new link wins; the bytes still queued on the old one then."""
+                await a_new_link_wins(network, child.location)
+                assert old.transport is not None  # queued, or sealed in its closing transport
+                return old.conn.queued + old.transport.get_write_buffer_size()
 
             backlog = yield asyncio.wrap_future(
                 asyncio.run_coroutine_threadsafe(take_over(), network.loop)
@@ -290,15 +298,7 @@ def test_a_peer_that_never_says_it_retired_the_old_link_is_read_after_the_wait(
     with start_peer(net_kernel, PROGRAM, env=env) as child:
         peer = network.peers[child.location]
         old = peer.link
-
-        async def take_over() -> None:
-            for _ in range(40):  # each new link wins with a chance of one in two
-                assert await dial(network, child.location)
-                if peer.link is not old:
-                    return
-            raise AssertionError("no new link won in 40 dials")
-
-        on_network(network, take_over())
+        on_network(network, a_new_link_wins(network, child.location))
         new = peer.link
         assert new is not None and new.held
 

@@ -354,6 +354,7 @@ class Link(SendHolds, asyncio.BufferedProtocol):
             self.lost.set_result(None)
         if self.follow_timer is not None:
             self.follow_timer.cancel()
+            self.follow_timer = None
         old_link_done(self)  # a link waiting for this one reads on
         self.network.front_door.settled(self)
         self._dispatch = _dropped  # no reference cycle (link -> partial -> link) outlives it
