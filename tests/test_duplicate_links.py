@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,9 +18,11 @@ from discoro.net import flow, link_ops
 from discoro.net.dialling import dial
 from discoro.net.link import Link
 from discoro.net.runtime import network_of
-from netpeers import run, start_peer
+from netpeers import Child, run, start_peer
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from discoro.net.location import Location
     from discoro.net.network import Network
 
@@ -223,11 +226,31 @@ def on_network_soon(network: Network, location: Location, dials: list[Any]) -> N
     network.loop.call_soon_threadsafe(start)
 
 
+@contextmanager
+def peer_with_a_link_new_ones_can_beat(
+    net_kernel: AsynCoro, env: dict[str, str]
+) -> Iterator[tuple[Child, Link]]:
+    """A child running `PROGRAM` and the link to it, once a new link would win over that
+    link with a chance of at least one in four: both ends keep the link with the smaller id
+    (`link_ops`), so a child whose first link's id is among the smallest quarter is stopped
+    and another started."""
+    network = network_of(net_kernel)
+    for _ in range(20):
+        with start_peer(net_kernel, PROGRAM, env=env) as child:
+            link = network.peers[child.location].link
+            if link is not None and link.conn.link_id[0] >= 64:
+                yield child, link
+                return
+    raise AssertionError("no first link with a large enough id in 20 children")
+
+
 async def a_new_link_wins(network: Network, location: Location) -> None:
-    """Dial ``location`` until a new link takes over from the current one at both ends."""
+    """Dial ``location`` until a new link takes over from the current one at both ends
+    (the current one from `peer_with_a_link_new_ones_can_beat`: each dial wins with a chance of at
+    least one in four, so 40 all lose once in ~100,000)."""
     peer = network.peers[location]
     old = peer.link
-    for _ in range(40):  # each new link wins with a chance of one in two
+    for _ in range(40):
         assert await dial(network, location)
         if peer.link is not old:
             return
@@ -248,9 +271,7 @@ def test_a_new_link_reads_nothing_until_the_one_it_replaced_has_delivered_its_ba
     network = network_of(net_kernel)
     count, padding = 300, b"p" * 200_000
     env = {"PING_INTERVAL": "1.0", "SLOW_SECONDS": "0.001", "DISCORO_NET_THREAD": net_thread}
-    with start_peer(net_kernel, PROGRAM, env=env) as child:
-        old = network.peers[child.location].link
-        assert old is not None
+    with peer_with_a_link_new_ones_can_beat(net_kernel, env) as (child, old):
 
         def main(coro: Any = None) -> Any:
             counter = yield Coro.locate("counter", child.location, timeout=10)
@@ -295,9 +316,8 @@ def test_a_peer_that_never_says_it_retired_the_old_link_is_read_after_the_wait(
     monkeypatch.setattr(link_ops, "RETIRED_WAIT", 0.5)
     network = network_of(net_kernel)
     env = {"PING_INTERVAL": "1.0", "NEVER_RETIRE": "1", "RETIRED_WAIT": "0.5"}
-    with start_peer(net_kernel, PROGRAM, env=env) as child:
+    with peer_with_a_link_new_ones_can_beat(net_kernel, env) as (child, old):
         peer = network.peers[child.location]
-        old = peer.link
         on_network(network, a_new_link_wins(network, child.location))
         new = peer.link
         assert new is not None and new.held
