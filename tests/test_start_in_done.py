@@ -4,7 +4,8 @@ A server with a transport thread holds a job's `JobStarted` (`discoro.net.held`)
 that ends in its first step sends it inside its `JobDone`; the scheduler takes the start
 first, then the end, exactly as if two messages had come. A held message goes out exactly
 once or is taken back exactly once, and goes out by itself after `HOLD_MAX` seconds (a job
-that blocks its loop in its first step still gets its ``run`` answered). Checked here: the
+that blocks its loop in its first step still gets its ``run`` answered). A server without
+a transport thread holds only the ends of a loop turn, sent together. Checked here: the
 state machine alone, the held sends on a real event loop, and a real node and client.
 """
 
@@ -220,3 +221,86 @@ def test_trivial_runs_send_one_report_and_a_blocked_job_is_answered(
         ends = [line for line in output if line.startswith("MONITOR ")]
         assert len(ends) == 21, output  # every job's end, once
         assert sum("StopIteration 'unblocked'" in line for line in ends) == 1, output
+
+
+ONE_LOOP_PROGRAM = """
+from discoro.cluster import protocol as p
+from discoro.cluster import scheduler
+
+BATCHES = []
+_handle = scheduler.Scheduler._handle
+
+
+def handle(self, message):
+    if type(message) is p.JobsDone:  # its ends come back here one by one: not counted
+        BATCHES.append(len(message.dones))
+        for done in message.dones:
+            _handle(self, done)
+        return
+    if type(message) is p.JobDone:
+        BATCHES.append(1)
+    _handle(self, message)
+
+
+scheduler.Scheduler._handle = handle
+
+
+def trivial(i, coro=None):
+    return i
+    yield
+
+
+def blocker(seconds, client, coro=None):
+    import time
+    client.send("BLOCKING")
+    time.sleep(seconds)  # the first step blocks the server's only loop
+    return "unblocked"
+    yield
+
+
+def runner(comp, count, jobs, coro=None):
+    for i in range(count):
+        jobs.append((yield comp.run(trivial, i)))
+
+
+def client(coro=None):
+    comp = yield from start([trivial, blocker], coro, nprocs=1)
+    jobs = []
+    runners = [Coro(runner, comp, 10, jobs) for _ in range(4)]  # runs in flight together
+    for each in runners:
+        yield each.finish()
+    out("TRIVIAL", sum(isinstance(job, Coro) for job in jobs))
+    job = yield comp.run(blocker, 3.0, coro)
+    msg = yield coro.receive(timeout=30)
+    out("BLOCKER", type(job).__name__, msg)  # its start went out before its first step
+    yield comp.close()  # every end has been reported by now
+    out("ENDS", sum(BATCHES), max(BATCHES))
+    return "ok"
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_server_on_one_loop_reports_the_ends_of_a_loop_turn_together(
+    cluster_secret: str, udp_port: int
+) -> None:
+    """Without a transport thread the `JobDone`s of one loop turn go in one `JobsDone` too
+    (`discoro.net.held.LoopHeld`); the start reports are not held there (nothing could send
+    them while a first step blocks the loop), so ``run`` still answers a blocking job."""
+    import discoro
+    from cluster_programs import run_client
+
+    cluster = discoro.local_cluster(
+        procs=1, udp_port=udp_port, secret=cluster_secret, args=["--no-net-thread"]
+    )
+    with cluster:
+        with run_client(ONE_LOOP_PROGRAM, udp_port, nprocs=1) as client:
+            client.expect(r"^TRIVIAL 40$", timeout=60)
+            client.expect(r"^BLOCKER Coro BLOCKING$", timeout=30)
+            # every end reported once; some turns ended several jobs, reported together
+            most = client.expect(r"^ENDS 41 (\d+)$", timeout=60).group(1)
+            assert int(most) > 1, client.output
+            client.expect(r"^DONE ok$", timeout=60)
+            assert client.wait(20) == 0
+        ends = [line for line in client.output if line.startswith("MONITOR ")]
+        assert len(ends) == 41, client.output  # every job's end, once
+        assert sum("StopIteration 'unblocked'" in line for line in ends) == 1, client.output

@@ -89,7 +89,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from discoro.core.kernel import AsynCoro
-    from discoro.net.held import HeldSend
+    from discoro.net.held import HeldSend, LoopHeld
+    from discoro.net.threaded import ThreadedNetwork
 
 IDLE_PULSE_INTERVAL = MinPulseInterval * 2  # pulses to a `Watch` scheduler while idle
 FENCED_JOBS_WAIT = 5.0  # how long a new incarnation waits for the written-off one's jobs
@@ -152,6 +153,7 @@ class Server(ServerJobs):
         self.results: dict[int, tuple[int, Coro]] = {}  # job id -> (rid, router): JobValue due
         self.held_starts: dict[int, HeldSend] = {}  # job id -> its start report, held
         self.done_batch: HeldSend | None = None  # this loop turn's `JobDone`s, held
+        self.holds: ThreadedNetwork | LoopHeld | None = None  # where they are (`_holds`)
         self._registered = threading.Event()  # `_main` has tried to register its name
 
     def start(self) -> Coro:

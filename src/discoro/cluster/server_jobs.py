@@ -46,7 +46,7 @@ from discoro.cluster.server_job import ServerJob
 from discoro.core.coro import Coro
 from discoro.errors import MonitorException, RemoteError
 from discoro.net.handlers import encode_exit
-from discoro.net.runtime import network_thread
+from discoro.net.runtime import held_sends, network_thread
 
 if TYPE_CHECKING:
     from collections import deque
@@ -56,7 +56,8 @@ if TYPE_CHECKING:
     from discoro.cluster.output import OutputCapture
     from discoro.cluster.server_state import Installed, ServerState
     from discoro.core.kernel import AsynCoro
-    from discoro.net.held import HeldSend
+    from discoro.net.held import HeldSend, LoopHeld
+    from discoro.net.threaded import ThreadedNetwork
 
 KEEP_ENDED = 1000  # ended jobs kept findable for late monitor requests
 PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -111,6 +112,7 @@ class ServerJobs:
     results: dict[int, tuple[int, Coro]]
     held_starts: dict[int, HeldSend]  # job id -> its `JobStarted`, held (`discoro.net.held`)
     done_batch: HeldSend | None  # this loop turn's `JobDone`s (`JobsDone`), held
+    holds: ThreadedNetwork | LoopHeld | None  # where they are held (`_holds`)
 
     if TYPE_CHECKING:
 
@@ -172,7 +174,8 @@ class ServerJobs:
             started.reply_to, started.fanout = run.reply_to, run.fanout  # passed on from there
             threaded = network_thread(self.kernel)
             if threaded is not None:  # held: it rides in the `JobDone` of a job that ends
-                # in its first step; else it goes once that step is over (or `HOLD_MAX`)
+                # in its first step; else it goes once that step is over (or `HOLD_MAX`);
+                # on the loop it goes now: a job that blocks the loop cannot hold it up
                 self.held_starts[job.id] = threaded.send_held(current.scheduler, started)
                 self.kernel.loop.call_soon(self._release_start, job.id)  # after that step
                 return
@@ -182,6 +185,13 @@ class ServerJobs:
             run.reply_to.send(result)
         server_liveness.hold_until_written(self.kernel, job, (current.scheduler, run.reply_to))
 
+    def _holds(self) -> ThreadedNetwork | LoopHeld:
+        """Where this server holds sends (`discoro.net.held`), found once."""
+        holds = self.holds
+        if holds is None:
+            holds = self.holds = held_sends(self.kernel)
+        return holds
+
     def _to_scheduler(self, scheduler: Coro, message: object) -> None:
         """Send ``message`` to ``scheduler`` after the `JobDone`s held so far."""
         if self.done_batch is not None:
@@ -189,20 +199,17 @@ class ServerJobs:
         scheduler.send(message)
 
     def _send_done(self, scheduler: Coro, done: p.JobDone) -> None:
-        """``done`` to ``scheduler``: with a transport thread, in one `JobsDone` with the
-        others of this loop turn (held: released at the turn's end, before anything else
-        this server sends the scheduler, or by the transport thread after `HOLD_MAX`)."""
-        threaded = network_thread(self.kernel)
-        if threaded is None:
-            scheduler.send(done)
-            return
+        """``done`` to ``scheduler``, in one `JobsDone` with the others of this loop turn
+        (held: released at the turn's end, before anything else this server sends the
+        scheduler, or, with a transport thread, by that thread after `HOLD_MAX`)."""
+        holds = self._holds()
         batch = self.done_batch
         if batch is not None:
             dones = cast("p.JobsDone", batch.message).dones
-            if batch.coro is scheduler and threaded.join_held(batch, dones, done):  # type: ignore[arg-type]
+            if batch.coro is scheduler and holds.join_held(batch, dones, done):  # type: ignore[arg-type]
                 return
             self.flush_dones()
-        batch = self.done_batch = threaded.send_held(scheduler, p.JobsDone([done]))
+        batch = self.done_batch = holds.send_held(scheduler, p.JobsDone([done]))
         self.kernel.loop.call_soon(self.flush_dones, batch)
 
     def flush_dones(self, batch: HeldSend | None = None) -> None:
@@ -211,23 +218,18 @@ class ServerJobs:
         if held is None or (batch is not None and batch is not held):
             return
         self.done_batch = None
-        threaded = network_thread(self.kernel)
-        if threaded is not None:
-            threaded.release_held(held)
+        self._holds().release_held(held)
 
     def _release_start(self, job_id: int) -> None:
         """A held start report goes out: the job's first step is over and it runs on."""
         held = self.held_starts.pop(job_id, None)
         if held is not None:
-            threaded = network_thread(self.kernel)
-            if threaded is not None:
-                threaded.release_held(held)
+            self._holds().release_held(held)
 
     def _take_start(self, job_id: int) -> p.JobStarted | None:
         """The job's start report when it is still held (it then rides in the `JobDone`)."""
         held = self.held_starts.pop(job_id, None)
-        threaded = network_thread(self.kernel)
-        if held is None or threaded is None or not threaded.take_held(held):
+        if held is None or not self._holds().take_held(held):
             return None
         return cast("p.JobStarted", held.message)
 

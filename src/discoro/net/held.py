@@ -12,6 +12,11 @@ already (`Held.hold` appends under the lock): the transport loop sweeps the held
 `HOLD_MAX` for as long as new ones come, and stops once a sweep finds none; only the first
 hold after that wakes it (`Held.watch`). So a stream of runs pays no wake-up per held send.
 
+Where the network runs on the core's own loop (`LoopHeld`) nothing else could send a held
+message, so the core keeps it until it releases or takes it; a server holds only its
+`JobDone`s there (in one `JobsDone` per loop turn), never a start report, which must reach
+the socket before a first step that may block the loop.
+
 A held message may be overtaken by later messages on its link (it goes out when released);
 only use it for a message whose order against other traffic does not matter but whose
 eventual delivery does.
@@ -46,6 +51,33 @@ class HeldSend:
         self.message = message
         self.state = HELD
         self.since = 0.0  # monotonic time the core held it at
+
+
+class LoopHeld:
+    """Held sends where the network runs on the core's own loop: nothing else can send a
+    held message meanwhile, so holding is keeping it here until the core releases it (the
+    same calls as `discoro.net.threaded.ThreadedNetwork`'s; no lock, no sweep: a core that
+    blocks holds up its sends anyway)."""
+
+    def send_held(self, coro: Coro, message: object) -> HeldSend:
+        return HeldSend(coro, message)
+
+    def take_held(self, held: HeldSend) -> bool:
+        if held.state != HELD:
+            return False
+        held.state = TAKEN
+        return True
+
+    def join_held(self, held: HeldSend, items: list[object], item: object) -> bool:
+        if held.state != HELD:
+            return False
+        items.append(item)
+        return True
+
+    def release_held(self, held: HeldSend) -> None:
+        if held.state == HELD:
+            held.state = SENT
+            held.coro.send(held.message)
 
 
 class Held:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from discoro.core.kernel import AsynCoro
+    from discoro.net.held import LoopHeld
     from discoro.net.network import Network
     from discoro.net.threaded import ThreadedNetwork
 
@@ -38,6 +39,17 @@ def network_of(kernel: AsynCoro) -> Network:
 def network_thread(kernel: AsynCoro) -> ThreadedNetwork | None:
     """The `ThreadedNetwork` of ``kernel``, or None when its network runs on its loop."""
     return _threaded(kernel.network())
+
+
+def held_sends(kernel: AsynCoro) -> ThreadedNetwork | LoopHeld:
+    """Where ``kernel``'s core holds sends (`discoro.net.held`): its transport thread, or
+    (its network on its loop) a new `LoopHeld`, which its caller keeps."""
+    threaded = _threaded(kernel.network())
+    if threaded is not None:
+        return threaded
+    from discoro.net.held import LoopHeld
+
+    return LoopHeld()
 
 
 def _threaded(network: object) -> ThreadedNetwork | None:
