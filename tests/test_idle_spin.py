@@ -22,12 +22,33 @@ from netpeers import run, start_peer
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("", 400e-6), ("0", 0.0), (" 150 ", 150e-6)])
+@pytest.mark.parametrize(("text", "seconds"), [("", 1000e-6), ("0", 0.0), (" 150 ", 150e-6)])
 def test_the_window_comes_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, text: str, seconds: float
 ) -> None:
     monkeypatch.setenv(SPIN_ENV, text)
     assert spin_window() == pytest.approx(seconds)
+    assert spin_window(200.0) == pytest.approx(seconds if text else 200e-6)
+
+
+def test_a_transport_thread_polls_for_a_shorter_window_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from discoro.net.transport_thread import TransportThread
+
+    monkeypatch.delenv(SPIN_ENV, raising=False)
+    transport = TransportThread("discoro-test-transport")
+    try:
+        assert transport.spin.most == pytest.approx(idle_spin.TRANSPORT_SPIN_US / 1e6)
+        assert idle_spin.TRANSPORT_SPIN_US < idle_spin.DEFAULT_SPIN_US
+    finally:
+        transport.stop()
+    monkeypatch.setenv(SPIN_ENV, "300")
+    transport = TransportThread("discoro-test-transport")
+    try:
+        assert transport.spin.most == pytest.approx(300e-6)  # the variable sets every loop's
+    finally:
+        transport.stop()
 
 
 @pytest.mark.parametrize("text", ["abc", "-1", "nan", "1e"])
