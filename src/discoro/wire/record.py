@@ -48,12 +48,14 @@ Invariants:
   at most one bulk record (one fragment) behind a large message queued before it.
 - Order per key (`RecordWriter.route`; the connection's key is the destination coroutine):
   a frame only goes on the bulk lane while the data lane holds at most one record's worth
-  (so everything queued before it on the data lane is sealed no later than its first
-  fragment); a frame whose key has a frame not wholly sealed on the bulk lane follows it
-  there, and so does every frame without a key while any bulk frame is not wholly sealed.
-  So frames with the same key complete (and are decoded) in the order they were queued, a
-  frame without a key after everything queued before it; only a frame with another key
-  may overtake a large one.
+  (behind more it would gain nothing there); a frame whose key has a frame not wholly
+  sealed on the bulk lane follows it there, and so does every frame without a key while any
+  bulk frame is not wholly sealed. A bulk frame queued while data lane bytes wait completes
+  only after they are sealed: a bulk record that could end it gives its turn to the data
+  lane (`_bulk_waits`; those bytes may take two records, the rest of a cut part ending its
+  own, and the bulk frame may be a single record). So frames with the same key complete
+  (and are decoded) in the order they were queued, a frame without a key after everything
+  queued before it; only a frame with another key may overtake a large one.
 """
 
 from __future__ import annotations
@@ -157,6 +159,7 @@ class RecordWriter:
         "_sealed",
         "_tails",
         "_turn",
+        "_waits",
         "pending",
         "queued",
     )
@@ -178,6 +181,9 @@ class RecordWriter:
         self._bulk_keys: dict[object, int] = {}
         self._turn = LANE_DATA  # which of data and bulk seals the next record when both wait
         self._tails = [False] * LANES  # per lane: its queue starts with the rest of a cut part
+        # (where a bulk frame ends, where the data lane ended when it was queued) for each
+        # bulk frame queued behind data lane bytes: it completes only after those
+        self._waits: deque[tuple[int, int]] = deque()
 
     def route(self, key: object, size: int) -> int:
         """The lane for a data frame of about ``size`` bytes with ordering ``key`` (None: a
@@ -200,9 +206,24 @@ class RecordWriter:
     def queue_bulk(self, key: object, encode_into: Callable[..., int], *args: object) -> int:
         """`queue_frame` on the bulk lane, remembering where ``key``'s frame ends."""
         size = self.queue_frame(LANE_BULK, encode_into, *args)
+        end = self._sealed[LANE_BULK] + self.pending[LANE_BULK]
         if key is not None:
-            self._bulk_keys[key] = self._sealed[LANE_BULK] + self.pending[LANE_BULK]
+            self._bulk_keys[key] = end
+        if self.pending[LANE_DATA]:
+            self._waits.append((end, self._sealed[LANE_DATA] + self.pending[LANE_DATA]))
         return size
+
+    def _bulk_waits(self) -> bool:
+        """Whether the next bulk record may complete a bulk frame queued behind data lane
+        bytes that are not sealed yet (then the data lane seals first)."""
+        waits, sealed = self._waits, self._sealed
+        while waits:
+            end, data_end = waits[0]
+            if data_end <= sealed[LANE_DATA] or end <= sealed[LANE_BULK]:
+                waits.popleft()  # what it waited for is sealed, or it is
+                continue
+            return sealed[LANE_BULK] + MAX_BULK_PLAINTEXT >= end
+        return False
 
     def add(self, lane: int, parts: list[bytes | bytearray]) -> None:
         """Queue one frame's parts (as `FrameEncoder.encode_into` made them) on ``lane``."""
@@ -279,7 +300,9 @@ class RecordWriter:
         while total < budget:
             if pending[LANE_CONTROL]:
                 lane = LANE_CONTROL
-            elif pending[LANE_DATA] and (self._turn == LANE_DATA or not pending[LANE_BULK]):
+            elif pending[LANE_DATA] and (
+                self._turn == LANE_DATA or not pending[LANE_BULK] or self._bulk_waits()
+            ):
                 lane = LANE_DATA
                 self._turn = LANE_BULK
             elif pending[LANE_BULK]:
