@@ -110,6 +110,16 @@ def test_a_large_message_completes_after_the_data_lane_bytes_queued_before_it() 
         assert sorted(n for _, n in got) == [0, 1, 2]
 
 
+def test_what_bulk_frames_wait_for_is_forgotten_once_sealed() -> None:
+    client, server = connected()
+    for n in range(50):  # each large message queued behind a small one to another coroutine
+        client.queue(send(2, b"small", n))
+        client.queue(send(1, b"x" * 70_000, n))
+        got = arrival(server, stream(client, 1 << 20))
+        assert sorted(got) == [(1, n), (2, n)]
+    assert client._writer is not None and len(client._writer._waits) <= 1
+
+
 @example(plan=[(0, 70000), (1, 10), (1, 70000)], budget=1, seal_every=1)
 @settings(max_examples=40, deadline=None)
 @given(

@@ -210,20 +210,25 @@ class RecordWriter:
         if key is not None:
             self._bulk_keys[key] = end
         if self.pending[LANE_DATA]:
+            self._forget_waits()  # so only frames not wholly sealed have one
             self._waits.append((end, self._sealed[LANE_DATA] + self.pending[LANE_DATA]))
         return size
+
+    def _forget_waits(self) -> None:
+        """Drop the waits that are over: their data lane bytes are sealed, or their frame."""
+        waits, sealed = self._waits, self._sealed
+        while waits:
+            end, data_end = waits[0]
+            if data_end > sealed[LANE_DATA] and end > sealed[LANE_BULK]:
+                return
+            waits.popleft()
 
     def _bulk_waits(self) -> bool:
         """Whether the next bulk record may complete a bulk frame queued behind data lane
         bytes that are not sealed yet (then the data lane seals first)."""
-        waits, sealed = self._waits, self._sealed
-        while waits:
-            end, data_end = waits[0]
-            if data_end <= sealed[LANE_DATA] or end <= sealed[LANE_BULK]:
-                waits.popleft()  # what it waited for is sealed, or it is
-                continue
-            return sealed[LANE_BULK] + MAX_BULK_PLAINTEXT >= end
-        return False
+        self._forget_waits()
+        waits = self._waits
+        return bool(waits) and self._sealed[LANE_BULK] + MAX_BULK_PLAINTEXT >= waits[0][0]
 
     def add(self, lane: int, parts: list[bytes | bytearray]) -> None:
         """Queue one frame's parts (as `FrameEncoder.encode_into` made them) on ``lane``."""
