@@ -160,7 +160,22 @@ def test_the_watch_stops_when_nothing_is_held_and_a_later_hold_starts_it_again()
 
 # -- a real node and client ---------------------------------------------------------------------
 
-PROGRAM = """
+JOBS = """
+def trivial(i, coro=None):
+    return i
+    yield
+
+
+def blocker(seconds, client, coro=None):
+    import time
+    client.send("BLOCKING")
+    time.sleep(seconds)  # the first step blocks the server's loop
+    return "unblocked"
+    yield
+"""
+
+PROGRAM = (
+    """
 from discoro.cluster import scheduler_processes
 
 MERGED = []
@@ -175,18 +190,9 @@ def on_done(self, event):
 
 scheduler_processes.ProcessEvents.on_JobDone = on_done
 
-
-def trivial(i, coro=None):
-    return i
-    yield
-
-
-def blocker(seconds, client, coro=None):
-    import time
-    client.send("BLOCKING")
-    time.sleep(seconds)  # the first step blocks the server's loop
-    return "unblocked"
-    yield
+"""
+    + JOBS
+    + """
 
 
 def client(coro=None):
@@ -202,6 +208,7 @@ def client(coro=None):
     yield comp.close()
     return "ok"
 """
+)
 
 
 @pytest.mark.timeout(120)
@@ -223,7 +230,8 @@ def test_trivial_runs_send_one_report_and_a_blocked_job_is_answered(
         assert sum("StopIteration 'unblocked'" in line for line in ends) == 1, output
 
 
-ONE_LOOP_PROGRAM = """
+ONE_LOOP_PROGRAM = (
+    """
 from discoro.cluster import protocol as p
 from discoro.cluster import scheduler
 
@@ -244,18 +252,9 @@ def handle(self, message):
 
 scheduler.Scheduler._handle = handle
 
-
-def trivial(i, coro=None):
-    return i
-    yield
-
-
-def blocker(seconds, client, coro=None):
-    import time
-    client.send("BLOCKING")
-    time.sleep(seconds)  # the first step blocks the server's only loop
-    return "unblocked"
-    yield
+"""
+    + JOBS
+    + """
 
 
 def runner(comp, count, jobs, coro=None):
@@ -277,6 +276,7 @@ def client(coro=None):
     out("ENDS", sum(BATCHES), max(BATCHES))
     return "ok"
 """
+)
 
 
 @pytest.mark.timeout(120)

@@ -174,8 +174,9 @@ class ServerJobs:
             started.reply_to, started.fanout = run.reply_to, run.fanout  # passed on from there
             threaded = network_thread(self.kernel)
             if threaded is not None:  # held: it rides in the `JobDone` of a job that ends
-                # in its first step; else it goes once that step is over (or `HOLD_MAX`);
-                # on the loop it goes now: a job that blocks the loop cannot hold it up
+                # in its first step; else it goes once that step is over (or `HOLD_MAX`).
+                # Without the thread it goes now: nothing could send it while a first step
+                # blocks the loop (`hold_until_written`)
                 self.held_starts[job.id] = threaded.send_held(current.scheduler, started)
                 self.kernel.loop.call_soon(self._release_start, job.id)  # after that step
                 return
