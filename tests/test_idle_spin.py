@@ -26,29 +26,54 @@ pytestmark = pytest.mark.timeout(60)
 def test_the_window_comes_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, text: str, seconds: float
 ) -> None:
+    monkeypatch.setattr(idle_spin, "_default_us", idle_spin.DEFAULT_SPIN_US)
     monkeypatch.setenv(SPIN_ENV, text)
     assert spin_window() == pytest.approx(seconds)
-    assert spin_window(200.0) == pytest.approx(seconds if text else 200e-6)
+    idle_spin.serving()  # a server process: a shorter default, the variable still decides
+    assert spin_window() == pytest.approx(seconds if text.strip() else 200e-6)
 
 
-def test_a_transport_thread_polls_for_a_shorter_window_unless_told(
-    monkeypatch: pytest.MonkeyPatch,
+SERVER_WINDOWS = """
+def windows(coro=None):
+    from discoro.core.kernel import AsynCoro
+    from discoro.net.runtime import network_thread
+
+    kernel = AsynCoro.instance()
+    threaded = network_thread(kernel)  # the loop that reads the server's links
+    return (threaded.transport.spin if threaded is not None else kernel.spin).most
+    yield
+
+
+def client(coro=None):
+    from discoro.core.kernel import AsynCoro
+
+    comp = yield from start([windows], coro, nprocs=1)
+    job = yield comp.run(windows)
+    out("CLIENT", AsynCoro.instance().spin.most, type(job).__name__)
+    yield comp.close()
+    return "ok"
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("args", [[], ["--no-net-thread"]], ids=["transport-thread", "one-loop"])
+def test_a_server_process_polls_for_a_shorter_window_than_a_client(
+    cluster_secret: str, udp_port: int, args: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from discoro.net.transport_thread import TransportThread
+    """The loop that reads a server's links waits for requests (`SERVE_SPIN_US`), a
+    client's for answers (`DEFAULT_SPIN_US`): see the module text of `core.idle_spin`."""
+    import discoro
+    from cluster_programs import run_client
 
-    monkeypatch.delenv(SPIN_ENV, raising=False)
-    transport = TransportThread("discoro-test-transport")
-    try:
-        assert transport.spin.most == pytest.approx(idle_spin.TRANSPORT_SPIN_US / 1e6)
-        assert idle_spin.TRANSPORT_SPIN_US < idle_spin.DEFAULT_SPIN_US
-    finally:
-        transport.stop()
-    monkeypatch.setenv(SPIN_ENV, "300")
-    transport = TransportThread("discoro-test-transport")
-    try:
-        assert transport.spin.most == pytest.approx(300e-6)  # the variable sets every loop's
-    finally:
-        transport.stop()
+    monkeypatch.delenv(SPIN_ENV, raising=False)  # the node and the client inherit this
+    cluster = discoro.local_cluster(procs=1, udp_port=udp_port, secret=cluster_secret, args=args)
+    with cluster:
+        with run_client(SERVER_WINDOWS, udp_port, nprocs=1) as client:
+            client.expect(r"^CLIENT 0\.001 Coro$", timeout=60)
+            client.expect(r"^DONE ok$", timeout=60)
+            assert client.wait(20) == 0
+        ends = [line for line in client.output if line.startswith("MONITOR ")]
+        assert len(ends) == 1 and ends[0].endswith("StopIteration 0.0002"), client.output
 
 
 @pytest.mark.parametrize("text", ["abc", "-1", "nan", "1e"])

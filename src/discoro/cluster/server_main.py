@@ -58,6 +58,7 @@ def serve(
     import discoro.net  # noqa: F401  (installs the network layer)
     from discoro.cluster.server import Server
     from discoro.cluster.server_state import NodeRules
+    from discoro.core import idle_spin
     from discoro.core.kernel import AsynCoro
     from discoro.net.network import make_network, make_threaded_network
     from discoro.net.runtime import ask_network, network_of
@@ -66,6 +67,7 @@ def serve(
     # CPU loop) cannot keep this process from taking in messages and files (issue 10);
     # ``--no-net-thread`` keeps it on the loop (round trips cost less)
     AsynCoro.install_network(make_threaded_network if net_thread else make_network)
+    idle_spin.serving()  # its loops wait for requests: they poll for a shorter moment
 
     pid_path = procdir.pidfile(options, index)
     holder = procdir.claim(pid_path)

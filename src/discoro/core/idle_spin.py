@@ -27,14 +27,14 @@ Invariants:
   the spinner runs again, and it stops. (A backoff after such a long yield was measured and
   dropped: on two CPUs, the loops of one round trip yield to each other's work often enough
   that it turned spinning off where it pays most, bench/RESULTS.md.)
-- Two defaults for `most`, by what the loop waits for. A kernel loop (`DEFAULT_SPIN_US`)
-  waits for answers to what its coroutines sent, and an answer includes the peer's work (a
-  server's batch of runs takes ~0.5-0.9 ms here), so its window is long. A transport
-  thread's loop (`TRANSPORT_SPIN_US`) waits only for its own core's hand-over or the peer's
-  next message, and each of its turns contends with that core for the GIL; on a machine
-  whose CPUs are all busy (a client and two servers on two CPUs), a longer window there
-  spun through gaps of ~250 us that a sleep would have cost ~25-30 us, and took that CPU from
-  the processes the answers depended on (bench/RESULTS.md).
+- Two defaults for `most`, by what the process's loops wait for. A client's or scheduler's
+  (`DEFAULT_SPIN_US`) wait for answers to what its coroutines sent, and an answer includes
+  the peer's work (a server's batch of runs takes ~0.5-0.9 ms here), so the window is long.
+  A server process's (`SERVE_SPIN_US`, set by `serving` before its loops are made) wait for
+  the next request, whose gap no polling can bound, and on a machine whose CPUs are all
+  busy (a client and two servers on two CPUs) a longer window there polled through gaps of
+  ~250 us that a sleep would have cost ~25-30 us, taking that CPU from the processes the
+  next request depended on (bench/RESULTS.md).
 - ``DISCORO_SPIN_US`` (microseconds, read when the loop's spin is made) sets `most` of
   every loop of the process; ``0`` turns spinning off. A value that is not a number >= 0 is
   a ValueError naming it.
@@ -49,30 +49,46 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["DEFAULT_SPIN_US", "SPIN_ENV", "TRANSPORT_SPIN_US", "IdleSpin", "adapted", "spin_window"]
+__all__ = [
+    "DEFAULT_SPIN_US",
+    "SERVE_SPIN_US",
+    "SPIN_ENV",
+    "IdleSpin",
+    "adapted",
+    "serving",
+    "spin_window",
+]
 
 SPIN_ENV = "DISCORO_SPIN_US"
-#: Default longest window of a kernel loop (us): longer than a same-host round trip takes
-#: here (~65-160 us from the send to the answer) and than a server's turnaround for a batch
-#: of runs (~0.5-0.9 ms), so a client with answers due from several peers does not sleep
-#: between them; short enough that the CPU spent after the last message of a burst is
-#: negligible. 400 beat 100 and 200 for round trips; 1000 beat 400 for runs
-#: (bench/RESULTS.md).
+#: Default longest window (us) of a process that waits for answers (a client, a
+#: scheduler): longer than a same-host round trip takes here (~65-160 us from the send to
+#: the answer) and than a server's turnaround for a batch of runs (~0.5-0.9 ms), so a client
+#: with answers due from several peers does not sleep between them; short enough that the
+#: CPU spent after the last message of a burst is negligible. 400 beat 100 and 200 for
+#: round trips; 1000 beat 400 for runs (bench/RESULTS.md).
 DEFAULT_SPIN_US = 1000.0
-#: Default longest window of a transport thread's loop (us): a same-host round trip's gaps
-#: there (~20-60 us) fit; a server's gap between its answer and the next batch of runs does
-#: not, and spinning through it cost the runs ~6 % (bench/RESULTS.md).
-TRANSPORT_SPIN_US = 200.0
+#: Default longest window (us) of a server process (`serving`): a same-host round trip's
+#: gaps there (~20-60 us) fit; a server's gap between its answer and the next batch of runs
+#: does not, and polling through it cost the runs ~6 % (bench/RESULTS.md).
+SERVE_SPIN_US = 200.0
+_default_us = DEFAULT_SPIN_US
 
 _sched_yield = getattr(os, "sched_yield", lambda: None)
 
 
-def spin_window(default_us: float = DEFAULT_SPIN_US) -> float:
+def serving() -> None:
+    """This process serves requests (a server process): loops made from now on poll for up
+    to `SERVE_SPIN_US` unless ``DISCORO_SPIN_US`` says otherwise."""
+    global _default_us
+    _default_us = SERVE_SPIN_US
+
+
+def spin_window() -> float:
     """The longest spin window in seconds, from ``DISCORO_SPIN_US`` (default
-    ``default_us``)."""
+    `DEFAULT_SPIN_US`, or `SERVE_SPIN_US` in a server process)."""
     text = os.environ.get(SPIN_ENV, "").strip()
     if not text:
-        return default_us / 1e6
+        return _default_us / 1e6
     try:
         micros = float(text)
     except ValueError:

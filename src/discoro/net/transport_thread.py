@@ -54,7 +54,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, TypeVar
 
 from discoro.core.eventloop import new_event_loop
-from discoro.core.idle_spin import TRANSPORT_SPIN_US, IdleSpin, spin_window
+from discoro.core.idle_spin import IdleSpin
 from discoro.core.log import logger
 from discoro.errors import ShutdownError, WrongThreadError
 
@@ -100,8 +100,7 @@ class TransportThread:
 
     def __init__(self, name: str = "discoro-transport") -> None:
         self.loop = new_event_loop()
-        # polls a moment after network traffic (a shorter moment than a kernel loop's)
-        self.spin = IdleSpin(self.loop, spin_window(TRANSPORT_SPIN_US))
+        self.spin = IdleSpin(self.loop)  # polls a moment after network traffic
         ready = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(ready,), name=name, daemon=True)
         self.thread.start()
