@@ -15,7 +15,10 @@ hold after that wakes it (`Held.watch`). So a stream of runs pays no wake-up per
 Where the network runs on the core's own loop (`LoopHeld`) nothing else could send a held
 message, so the core keeps it until it releases or takes it; a server holds only its
 `JobDone`s there (in one `JobsDone` per loop turn), never a start report, which must reach
-the socket before a first step that may block the loop.
+the socket before a first step that may block the loop. The price: a job that blocks that
+loop later in the same turn delays the ends held before it until it yields (unheld, they
+would have been written at once); a server runs on one loop only for jobs that yield
+(``--no-net-thread``, docs/cluster.md).
 
 A held message may be overtaken by later messages on its link (it goes out when released);
 only use it for a message whose order against other traffic does not matter but whose
@@ -56,8 +59,8 @@ class HeldSend:
 class LoopHeld:
     """Held sends where the network runs on the core's own loop: nothing else can send a
     held message meanwhile, so holding is keeping it here until the core releases it (the
-    same calls as `discoro.net.threaded.ThreadedNetwork`'s; no lock, no sweep: a core that
-    blocks holds up its sends anyway)."""
+    same calls as `discoro.net.threaded.ThreadedNetwork`'s; no lock and no sweep: nothing
+    but the core could send it; see the module text for what a blocking job delays)."""
 
     def send_held(self, coro: Coro, message: object) -> HeldSend:
         return HeldSend(coro, message)
