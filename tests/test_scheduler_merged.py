@@ -86,6 +86,26 @@ def test_a_jobs_end_reaches_the_status_coroutine_once() -> None:
     assert notices(plain) == []
 
 
+def test_a_jobs_done_is_one_event_with_the_actions_of_its_reports_in_order() -> None:
+    a = loc(1, 1)
+    state, _ = ready_state(a)
+    twin, _ = ready_state(a)
+    number = state.procs[a].incarnation
+    jobs = [start(state, a, rid) for rid in (1, 2, 3)]
+    twins = [start(twin, a, rid) for rid in (1, 2, 3)]
+    values = [(job, i * 10) for i, job in enumerate(jobs)]
+    batch = p.JobsDone([done(job, a, value, number) for job, value in values])
+    reports = [done(job, a, i * 10, number) for i, job in enumerate(twins)]
+    one_by_one = [action for report in reports for action in twin.handle(report)]
+    together = state.handle(batch)
+    assert len(together) == len(one_by_one) == 3
+    assert [type(action.message) for action in together] == [
+        type(action.message) for action in one_by_one
+    ]
+    assert notices(together) == [(job, (StopIteration, value)) for job, value in values]
+    assert state.procs[a].done == 3 and not state.procs[a].jobs
+
+
 def test_an_end_that_does_not_unpickle_becomes_a_remote_error() -> None:
     a = loc(1, 1)
     state, _ = ready_state(a)

@@ -253,9 +253,13 @@ class Run:
 @dataclass
 class Runs:
     """Several `Run`s for one server, placed in one scheduler loop turn: one message, not
-    one each (issue 9); the server takes them one after another, in this order."""
+    one each (issue 9); the server takes them one after another, in this order. Pickles
+    as rows (`discoro.cluster.batch_rows`)."""
 
     runs: list[Run]
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return batch_rows.reduce_runs(self)
 
 
 @dataclass
@@ -381,9 +385,13 @@ class JobDone:
 @dataclass
 class JobsDone:
     """The `JobDone`s of jobs that ended in one server loop turn, in order: one message,
-    not one each (issue 9); the scheduler takes them one after another."""
+    not one each (issue 9); the scheduler takes them one after another. Pickles as rows
+    (`discoro.cluster.batch_rows`)."""
 
     dones: list[JobDone]
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return batch_rows.reduce_jobs_done(self)
 
 
 @travels_first
@@ -487,3 +495,7 @@ class Output:
     stream: str
     text: str
     level: int = 20  # logging.INFO
+
+
+# how `Runs` and `JobsDone` pickle (it needs the classes above)
+from discoro.cluster import batch_rows  # noqa: E402

@@ -172,10 +172,6 @@ class Scheduler(Status, metaclass=MetaSingleton):
     def _handle(self, message: object) -> None:
         """One message to the request coroutine: an event for the state machine, whose
         actions (messages) are sent at once."""
-        if type(message) is p.JobsDone:  # jobs that ended in one server loop turn
-            for done in message.dones:
-                self._handle(done)
-            return
         if isinstance(message, p.StatusQuery):
             self._answer_status(message)
             return

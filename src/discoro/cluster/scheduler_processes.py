@@ -390,6 +390,12 @@ class ProcessEvents:
             proc.run_failed(event.rid)
             self._loop_ran(proc)
 
+    def on_JobsDone(self, event: p.JobsDone) -> None:
+        """The jobs that ended in one server loop turn, in order: one event, so the batch
+        costs one pass of the state machine, not one per job (issue 9)."""
+        for done in event.dones:
+            self.on_JobDone(done)
+
     def on_JobDone(self, event: p.JobDone) -> None:
         started = getattr(event, "started", None)
         if started is not None:  # the start rode along: as if it had come first, on its own
