@@ -41,6 +41,7 @@ import importlib
 import importlib.util
 import io
 import os
+import pickle
 import shutil
 import sys
 import time
@@ -51,7 +52,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import discoro
 from discoro.cluster.procdir import empty_directory
-from discoro.cluster.rebinding import Loader, by_reference, importable, rebind_attribute
+from discoro.cluster.rebinding import (
+    FILLS_CLASS,
+    Loader,
+    by_reference,
+    importable,
+    rebind_attribute,
+)
 from discoro.cluster.shipping import ShippingError
 
 if TYPE_CHECKING:
@@ -168,6 +175,8 @@ class Namespace:
         """Unpickle ``data`` here: references to ``__main__`` resolve to this namespace, and
         every class that comes by value is adopted (cloudpickle refills a class it has seen
         before with fresh methods; they are rebound again)."""
+        if type(data) is bytes and FILLS_CLASS not in data:  # no class by value (most run
+            return pickle.loads(data)  # arguments): nothing to note, the C unpickler alone
         touched: list[type] = []
         value = Loader(io.BytesIO(data), touched).load()
         for cls in touched:

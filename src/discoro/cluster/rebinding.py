@@ -22,6 +22,11 @@ _HEAPTYPE = 1 << 9
 _IMMUTABLETYPE = 1 << 8
 
 
+#: What a pickle holds when cloudpickle fills in a class in it (the function `Loader` hooks):
+#: a pickle without these bytes has no class for `Loader` to note.
+FILLS_CLASS = b"_class_setstate"
+
+
 class Loader(pickle.Unpickler):
     """Notes every class cloudpickle fills in (its ``_class_setstate``) while loading."""
 

@@ -154,6 +154,7 @@ class Server(ServerJobs):
         self.held_starts: dict[int, HeldSend] = {}  # job id -> its start report, held
         self.done_batch: HeldSend | None = None  # this loop turn's `JobDone`s, held
         self.holds: ThreadedNetwork | LoopHeld | None = None  # where they are (`_holds`)
+        self.merged_for: tuple[object, object, bool] | None = None  # (`_merged`)
         self._registered = threading.Event()  # `_main` has tried to register its name
 
     def start(self) -> Coro:
@@ -319,7 +320,12 @@ class Server(ServerJobs):
     def _perform(self, actions: list[lc.Action], message: Any = None) -> None:
         """Do what the lifecycle decided (``message``: the request it answers, if any)."""
         for action in actions:
-            if isinstance(action, lc.AnswerSetup):
+            if type(action) is lc.StartJob:  # the two of every run first
+                self._start_job(message)
+            elif type(action) is lc.ReportJobDone:
+                ended = message if isinstance(message, JobExit) else None
+                self._report_job_done(action.record, action.coro_id, ended)
+            elif isinstance(action, lc.AnswerSetup):
                 uid = message.spec.uid
                 done = p.SetupDone(self.location, uid, action.error, action.incarnation)
                 self._to_scheduler(message.scheduler, done)
@@ -331,11 +337,6 @@ class Server(ServerJobs):
                     self._install(message, action.incarnation)
             elif isinstance(action, lc.RefuseRun):
                 self._refuse_run(message, action.reason)
-            elif isinstance(action, lc.StartJob):
-                self._start_job(message)
-            elif isinstance(action, lc.ReportJobDone):
-                ended = message if isinstance(message, JobExit) else None
-                self._report_job_done(action.record, action.coro_id, ended)
             elif isinstance(action, lc.CloseComputation):
                 self._teardown(action)
 

@@ -46,7 +46,8 @@ from discoro.cluster.server_job import ServerJob
 from discoro.core.coro import Coro
 from discoro.errors import MonitorException, RemoteError
 from discoro.net.handlers import encode_exit
-from discoro.net.runtime import held_sends, network_thread
+from discoro.net.held import LoopHeld
+from discoro.net.runtime import held_sends
 
 if TYPE_CHECKING:
     from collections import deque
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
     from discoro.cluster.output import OutputCapture
     from discoro.cluster.server_state import Installed, ServerState
     from discoro.core.kernel import AsynCoro
-    from discoro.net.held import HeldSend, LoopHeld
+    from discoro.net.held import HeldSend
     from discoro.net.threaded import ThreadedNetwork
 
 KEEP_ENDED = 1000  # ended jobs kept findable for late monitor requests
@@ -113,6 +114,7 @@ class ServerJobs:
     held_starts: dict[int, HeldSend]  # job id -> its `JobStarted`, held (`discoro.net.held`)
     done_batch: HeldSend | None  # this loop turn's `JobDone`s (`JobsDone`), held
     holds: ThreadedNetwork | LoopHeld | None  # where they are held (`_holds`)
+    merged_for: tuple[object, object, bool] | None  # the last `_merged` answer
 
     if TYPE_CHECKING:
 
@@ -169,15 +171,15 @@ class ServerJobs:
             kind,
             incarnation,
         )
-        merged = same_process(run.reply_to, current.scheduler)
+        merged = self._merged(run.reply_to, current.scheduler)
         if merged:
             started.reply_to, started.fanout = run.reply_to, run.fanout  # passed on from there
-            threaded = network_thread(self.kernel)
-            if threaded is not None:  # held: it rides in the `JobDone` of a job that ends
-                # in its first step; else it goes once that step is over (or `HOLD_MAX`).
-                # Without the thread it goes now: nothing could send it while a first step
-                # blocks the loop (`hold_until_written`)
-                self.held_starts[job.id] = threaded.send_held(current.scheduler, started)
+            holds = self._holds()
+            if not isinstance(holds, LoopHeld):  # held: it rides in the `JobDone` of a job
+                # that ends in its first step; else it goes once that step is over (or
+                # `HOLD_MAX`). Without the transport thread it goes now: nothing could send
+                # it while a first step blocks the loop (`hold_until_written`)
+                self.held_starts[job.id] = holds.send_held(current.scheduler, started)
                 self.kernel.loop.call_soon(self._release_start, job.id)  # after that step
                 return
         self._to_scheduler(current.scheduler, started)
@@ -185,6 +187,16 @@ class ServerJobs:
             result = p.RunResult(run.rid, job, None, run.fanout, self.location, incarnation)
             run.reply_to.send(result)
         server_liveness.hold_until_written(self.kernel, job, (current.scheduler, run.reply_to))
+
+    def _merged(self, reply_to: object, scheduler: Coro) -> bool:
+        """`same_process` for a run's reply coroutine and the scheduler, found once per
+        pair (every run of a computation names the same two)."""
+        last = self.merged_for
+        if last is not None and last[0] is reply_to and last[1] is scheduler:
+            return last[2]
+        merged = same_process(reply_to, scheduler)
+        self.merged_for = (reply_to, scheduler, merged)
+        return merged
 
     def _holds(self) -> ThreadedNetwork | LoopHeld:
         """Where this server holds sends (`discoro.net.held`), found once."""
@@ -273,7 +285,8 @@ class ServerJobs:
         if current is None or job.id not in current.jobs:
             return
         info = exc_info if exc_info is not None else (StopIteration, value)
-        self._send_value(MonitorException(job, info))
+        if self.results:  # a ``run_result*`` job may be among them
+            self._send_value(MonitorException(job, info))
         ended: JobExit | None = None
         if current.merge_exits and current.status_coro is not None:
             fields, payload = encode_exit(job, info)

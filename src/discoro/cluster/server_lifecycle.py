@@ -47,6 +47,10 @@ class Phase(enum.Enum):
     INSTALLED = "installed"
     QUITTING = "quitting"
 
+    # members are singletons compared by identity: hash them so too, in C (`TRANSITIONS` is
+    # looked up a few times per run; `Enum.__hash__` is Python code)
+    __hash__ = object.__hash__
+
 
 class UnknownServerEvent(RuntimeError):
     """An event the server's lifecycle table has no rule for in the current phase."""
