@@ -18,7 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from discoro.cluster import protocol as p
 from discoro.core.coro import Coro
@@ -27,9 +27,12 @@ from discoro.core.references import coro_from_reference
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-#: A job row: (coro_id, job name or None, end fields or None, end payload, start or None);
-#: a start: (rid, func_name, start_time, args_repr, kind, fanout).
-JobRow = tuple[int, Any, Any, Any, Any]
+#: A start's row: (rid, func_name, start_time, args_repr, kind, fanout).
+StartRow = tuple[int, str, float, str, str, int]
+#: A job's row: (coro_id, job name or None, end fields or None, end payload, start or None).
+JobRow = tuple[int, "str | None", "dict[str, object] | None", "bytes | None", "StartRow | None"]
+#: A run's row: (rid, func, func_name, args, fanout, sources or None, kind).
+RunRow = tuple[int, object, str, bytes, int, "dict[str, str] | None", str]
 
 
 def _where(coro: Coro) -> object:
@@ -118,7 +121,7 @@ def jobs_done_from_rows(
                 reply_to,
                 fanout,
             )
-        exit = None if fields is None else (job, fields, payload)
+        exit = None if fields is None or payload is None else (job, fields, payload)
         dones.append(job_done(location, uid, coro_id, incarnation, exit, started))
     return p.JobsDone(dones)
 
@@ -131,7 +134,7 @@ def reduce_runs(batch: p.Runs) -> tuple[object, ...]:
         return (p.Runs, (runs,))
     first = runs[0]
     uid, reply_to = first.uid, first.reply_to
-    rows = []
+    rows: list[RunRow] = []
     for run in runs:
         if run.uid != uid or run.reply_to is not reply_to:
             return (p.Runs, (runs,))
@@ -140,7 +143,7 @@ def reduce_runs(batch: p.Runs) -> tuple[object, ...]:
     return (runs_from_rows, (uid, reply_to, rows))
 
 
-def runs_from_rows(uid: str, reply_to: object, rows: Sequence[tuple[Any, ...]]) -> p.Runs:
+def runs_from_rows(uid: str, reply_to: object, rows: Sequence[RunRow]) -> p.Runs:
     """Unpickle a `Runs` that `reduce_runs` made rows of."""
     run = p.Run
     return p.Runs(

@@ -42,19 +42,22 @@ def dumps_exception(error: BaseException) -> bytes:
 
 
 def encode_exit(observed: Coro, info: tuple[Any, ...]) -> tuple[dict[str, Any], bytes]:
-    """How a coroutine's end travels to a remote monitor: fields + pickled ``(kind, value)``;
+    """How a coroutine's end travels to a remote monitor: fields + pickled ``(kind, value)``
+    (a normal end: the value alone, field ``sv``: half the pickling, once per job);
     anything that does not pickle is replaced (its type, or a RemoteError with its text)."""
     fields: dict[str, Any] = {"on": observed.name, "oi": observed.id}
     kind, value = info[0], info[1]
     if kind is StopIteration:
         try:
-            return fields, pickle.dumps((StopIteration, value), PROTOCOL)
+            payload = pickle.dumps(value, PROTOCOL)
         except Exception:
             fields["vt"] = type(value).__qualname__
             try:
                 return fields, pickle.dumps((StopIteration, type(value)), PROTOCOL)
             except Exception:
                 return fields, pickle.dumps((StopIteration, repr(value)), PROTOCOL)
+        fields["sv"] = 1  # the payload is the value alone
+        return fields, payload
     text = "".join(traceback.format_exception(kind, value, info[2] if len(info) > 2 else None))
     fields["tb"] = text
     fields["tn"] = getattr(kind, "__name__", str(kind))
@@ -73,6 +76,8 @@ def exit_notice(
     (a payload that does not unpickle here becomes a `RemoteError` with the sender's text)."""
     try:
         info = pickle.loads(payload or b"")
+        if fields.get("sv"):
+            info = (StopIteration, info)
     except Exception as exc:
         logger.debug("cannot unpickle the end of %s: %r", observed, exc)
         error = RemoteError(str(fields.get("tn")), str(fields.get("tm")), str(fields.get("tb")))
