@@ -155,7 +155,7 @@ def test_a_passed_on_end_counts_once_in_the_clients_ledger(net_kernel: AsynCoro)
 
     status = Coro(status_body)
     job = net_kernel.coro_handle("job", 7, where)
-    shell = SimpleNamespace(kernel=net_kernel, _runs=RunBatcher(net_kernel.loop))
+    shell = SimpleNamespace(kernel=net_kernel, _runs=RunBatcher(net_kernel.loop), _exit_hooks=None)
     hooks = network_of(net_kernel).exit_hooks
 
     def hook(location: Location, coro_id: int, monitor: Coro) -> None:

@@ -148,6 +148,7 @@ class Computation(Replies, ResultRuns):
         self._setup_options = setup
         self._code, self._names, self._files = package(components)
         self._components: dict[str, Any] = dict.fromkeys(self._names)
+        self._runnable: set[str] = set()  # components found to be coroutine functions
         code_objects = []
         for component in components if isinstance(components, list) else [components]:
             if inspect.isfunction(component):
@@ -394,9 +395,13 @@ class Computation(Replies, ResultRuns):
             if func not in self._components:
                 raise ValueError(f"{func!r} is not one of the computation's components")
             return func, name
+        shipped = self._components.get(name) is func
+        if shipped and name in self._runnable:  # checked at its first run
+            return name, name
         if not (inspect.isgeneratorfunction(func) or inspect.iscoroutinefunction(func)):
             raise TypeError(f"{name} must be a generator function or an async function")
-        if self._components.get(name) is func:
+        if shipped:
+            self._runnable.add(name)
             return name, name
         return pickle_function(func), name
 

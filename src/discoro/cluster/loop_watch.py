@@ -24,10 +24,11 @@ heartbeat.
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from discoro.core.identity_enum import IdentityEnum
 
 __all__ = [
     "LOOP_TRANSITIONS",
@@ -40,12 +41,12 @@ __all__ = [
 ]
 
 
-class LoopState(enum.Enum):
+class LoopState(IdentityEnum):
     RUNNING = "running"
     STUCK = "stuck"
 
 
-class LoopEvent(enum.Enum):
+class LoopEvent(IdentityEnum):
     STUCK_NOTE = "stuck note"  # a heartbeat note: the loop has not run for a while
     LOOP_RAN = "loop ran"  # the loop runs again (a recovery note, or a report of the loop)
 

@@ -86,7 +86,7 @@ class Replies:
         self._end()
 
     def _expect(self, rid: int) -> asyncio.Future[object]:
-        future: asyncio.Future[object] = AsynCoro.instance().loop.create_future()
+        future: asyncio.Future[object] = _kernel().loop.create_future()
         self._waiting[rid] = future
         return future
 
@@ -100,7 +100,7 @@ class Replies:
         # loop turns per answer, a foreign future two); a timer gives up on it
         timer = None
         if not future.done() and limit != math.inf:
-            timer = AsynCoro.instance().loop.call_later(limit, _give_up, future)
+            timer = _kernel().loop.call_later(limit, _give_up, future)
         try:
             return await wait_own(future)
         finally:
@@ -320,7 +320,12 @@ class Replies:
 def _complete(future: asyncio.Future[object], value: object) -> None:
     """Resolve a request's future; when the answer came in a network read, its caller goes on
     in that same loop turn (`core.wakeups`)."""
-    AsynCoro.instance().complete(future, value)
+    _kernel().complete(future, value)
+
+
+def _kernel() -> AsynCoro:
+    """The process's kernel (once per run and reply: the class attribute first)."""
+    return AsynCoro._singleton_instance or AsynCoro.instance()
 
 
 def _give_up(future: asyncio.Future[object]) -> None:

@@ -136,6 +136,7 @@ class Scheduler(Status, metaclass=MetaSingleton):
         self.state.me = self.coro
         self.liveness = SchedulerLiveness(self.state, self.coro)
         self._runs = RunBatcher(kernel.loop)  # a turn's runs to one server: one message
+        self._exit_hooks: list[Callable[[Location, int, Coro], None]] | None = None  # (`_act`)
         self._registered = threading.Event()  # `_serve` has tried to register the name
         Coro(self._serve, self.coro)
         self.web: Any = None
@@ -205,7 +206,10 @@ class Scheduler(Status, metaclass=MetaSingleton):
         if to.send(message) < 0:
             logger.debug("could not send %r to %s", type(message).__name__, to)
         elif passed is not None and isinstance(passed.location, Location):
-            for hook in list(network_of(self.kernel).exit_hooks):
+            hooks = self._exit_hooks
+            if hooks is None:  # the network's list, found once (an end passes once per run)
+                hooks = self._exit_hooks = network_of(self.kernel).exit_hooks
+            for hook in list(hooks):
                 hook(passed.location, passed.coro_id, to)
 
     # -- status (``discoro status``, the status page) --------------------------------------

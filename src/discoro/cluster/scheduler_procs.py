@@ -29,14 +29,14 @@ so a report from an incarnation that was written off is recognised and dropped.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from discoro.cluster.loop_watch import LoopWatch
+from discoro.core.identity_enum import IdentityEnum
 
 
-class ProcState(enum.Enum):
+class ProcState(IdentityEnum):
     DISCOVERED = "discovered"
     INITIALIZING = "initializing"
     INITIALIZED = "initialized"
@@ -44,7 +44,7 @@ class ProcState(enum.Enum):
     DISCONNECTED = "disconnected"
 
 
-class ProcEvent(enum.Enum):
+class ProcEvent(IdentityEnum):
     SETUP = "setup sent"
     SETUP_DONE = "setup done"
     SETUP_REFUSED = "setup refused"
@@ -74,7 +74,7 @@ PROC_TRANSITIONS: dict[tuple[ProcState, ProcEvent], ProcState] = {
 }
 
 
-class JobPlace(enum.Enum):
+class JobPlace(IdentityEnum):
     SENT = "sent"
     RUNNING = "running"
     ENDED = "ended"
@@ -84,7 +84,7 @@ class JobPlace(enum.Enum):
     DROPPED = "dropped"
 
 
-class JobEvent(enum.Enum):
+class JobEvent(IdentityEnum):
     STARTED = "started"
     FAILED = "failed"
     DONE = "done"  # JobDone, or ServerClosed (the server told the monitors of each)
@@ -112,13 +112,13 @@ def job_moves(place: JobPlace, event: JobEvent) -> JobPlace:
         raise LifecycleError(f"job: no transition for {event.value!r} at {place.value!r}") from None
 
 
-class ComputationState(enum.Enum):
+class ComputationState(IdentityEnum):
     QUEUED = "queued"
     CURRENT = "current"
     CLOSED = "closed"
 
 
-class ComputationEvent(enum.Enum):
+class ComputationEvent(IdentityEnum):
     SCHEDULED = "scheduled"  # its turn came
     WITHDRAWN = "withdrawn"  # closed by its client while it waited
     CLOSED = "closed"  # closed by its client, its client lost, or every process idle

@@ -29,9 +29,10 @@ tells. Jobs are recorded with `JobStarted` and forgotten with `JobEnded` in ever
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from discoro.core.identity_enum import IdentityEnum
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,14 +43,10 @@ if TYPE_CHECKING:
 BUSY = "busy with computation"  # how a refusal because of another computation starts
 
 
-class Phase(enum.Enum):
+class Phase(IdentityEnum):
     IDLE = "idle"
     INSTALLED = "installed"
     QUITTING = "quitting"
-
-    # members are singletons compared by identity: hash them so too, in C (`TRANSITIONS` is
-    # looked up a few times per run; `Enum.__hash__` is Python code)
-    __hash__ = object.__hash__
 
 
 class UnknownServerEvent(RuntimeError):
