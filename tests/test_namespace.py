@@ -18,6 +18,7 @@ import pytest
 import discoro
 from discoro.cluster.namespace import Namespace, ShippingError
 from discoro.cluster.protocol import ShippedFile
+from discoro.cluster.rebinding import FILLS_CLASS
 from procs import PeerProcess
 
 if TYPE_CHECKING:
@@ -241,3 +242,17 @@ def test_main_classes_resolve_both_ways_with_a_real_client(namespace: Namespace)
         assert client_proc.expect(r"^BACK ")[0] and client_proc.output[-1] == (
             "BACK __main__.Point(5,12) 169"
         )
+
+
+def test_arguments_without_a_class_by_value_load_alike_by_the_plain_unpickler(
+    namespace: Namespace,
+) -> None:
+    main = client()
+    namespace.install(ship(main, "Point", "bump"))
+    plain = cloudpickle.dumps(((1, "two", [3.0]), {"four": {5: b"6"}}))
+    assert FILLS_CLASS not in plain  # so `loads` skips the noting unpickler
+    assert namespace.loads(plain) == ((1, "two", [3.0]), {"four": {5: b"6"}})
+    by_value = cloudpickle.dumps(((main["Point"](1, 2),), {}))
+    assert FILLS_CLASS in by_value  # what `loads` looks for: the class gets adopted
+    (point,), _ = namespace.loads(by_value)
+    assert type(point) is namespace.globals["Point"]
