@@ -354,7 +354,7 @@ def test_dest_path_setter_reroots_under_the_original_root(
 
 def test_default_dest_path_is_private_to_the_user(net_kernel: AsynCoro) -> None:
     # not the /tmp/discoro every user of the machine shared
-    from discoro.net.userdir import user_root_text
+    from discoro.core.userdir import user_root_text
 
     root = net_kernel.network().dest_root
     assert root == Path(user_root_text()).resolve()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import platform
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,7 +37,23 @@ def _node_servers() -> int | None:
     return count if count > 0 else None
 
 
-_PLATFORM = platform.platform()
+_platform_lock = threading.Lock()
+_platform_text: list[str] = []  # `platform.platform()`, once found
+
+
+def platform_text() -> str:
+    """This machine's platform string (`platform.platform`), found once. Not at import: on
+    Linux it runs ``uname -p`` in a child process (~10 ms), which every node and server
+    process start would pay; a server finds it on a thread meanwhile (`find_platform`)."""
+    with _platform_lock:
+        if not _platform_text:
+            _platform_text.append(platform.platform())
+        return _platform_text[0]
+
+
+def find_platform() -> None:
+    """Find `platform_text` on a daemon thread now, so the first pulse need not wait."""
+    threading.Thread(target=platform_text, name="discoro-platform", daemon=True).start()
 
 
 class LoadMeter:
@@ -65,7 +82,7 @@ class LoadMeter:
         figures: dict[str, Any] = dict.fromkeys(FIGURES)
         figures["name"] = self.name
         figures["node_name"] = self.node_name
-        figures["platform"] = _PLATFORM
+        figures["platform"] = platform_text()
         figures["servers"] = _node_servers()
         psutil = self._module()
         if psutil is None:

@@ -26,8 +26,8 @@ import shutil
 from pathlib import Path, PurePath
 from typing import Any
 
-from discoro.net.userdir import user_root as user_root  # the programs find it here
-from discoro.net.userdir import user_root_text as user_root_text
+from discoro.core.userdir import user_root as user_root  # the programs find it here
+from discoro.core.userdir import user_root_text as user_root_text
 
 SERVER_MODULE = "discoro.cluster.server_main"
 

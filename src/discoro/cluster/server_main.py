@@ -37,7 +37,7 @@ import threading
 import time
 from typing import Any
 
-from discoro.cluster import procdir
+from discoro.cluster import load, procdir
 
 EXIT_BUSY = 3  # another live server holds this index
 #: Seconds a server whose node program died has to quit before its watchdog ends it.
@@ -103,6 +103,7 @@ def serve(
             out.write(f"discoro_proc {index} {kind}{separator}{text}\n")
             out.flush()
 
+        load.find_platform()  # for the pulses, while the server starts
         server = Server(kernel, workdir, rules=NodeRules.from_dict(rules or {}), events=tell)
         server.node_dir = procdir.procs_dir(options)  # computation files go there too (D8)
         coro = server.start()

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from discoro.core.coro import wait_own
 from discoro.core.log import logger
+from discoro.core.userdir import user_root
 from discoro.errors import MonitorException
 from discoro.net import handlers, tls
 from discoro.net.addresses import default_node_address
@@ -59,7 +60,6 @@ from discoro.net.peers import MAX_QUEUED, REDIAL_DELAYS, Peer
 from discoro.net.remote_channels import RemoteChannels
 from discoro.net.secret import resolve_secret
 from discoro.net.sending import RemoteSends
-from discoro.net.userdir import user_root
 from discoro.wire.handshake import Role
 from discoro.wire.identity import Identity
 from discoro.wire.keys import stretch
