@@ -4,7 +4,7 @@ each item as a row of plain values (issue 9).
 A `Runs` (scheduler -> server) and a `JobsDone` (server -> scheduler) travel once per batch
 of runs. Pickled item by item, each `Run`, `JobDone` and `JobStarted` costs a Python-level
 ``__reduce__`` and each job's `Coro` another, on a thread where every microsecond is on the
-runs' critical path: a `JobsDone` of 4 took ~17 us to pickle, as rows ~5 (bench/RESULTS.md).
+runs' critical path: a `JobsDone` of 4 took ~15 us to pickle, as rows ~7 (bench/RESULTS.md).
 
 Invariants:
 - Unpickling gives back what pickling the items one by one would: equal items in the same
