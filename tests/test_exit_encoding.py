@@ -6,7 +6,6 @@ each, a payload that does not unpickle there included."""
 from __future__ import annotations
 
 import pickle
-import threading
 
 from discoro.errors import MonitorException, RemoteError
 from discoro.net.handlers import encode_exit, exit_notice
@@ -39,10 +38,14 @@ def test_a_value_that_does_not_pickle_travels_as_its_type_or_its_repr() -> None:
     fields, payload = encode_exit(Observed(), (StopIteration, Unpicklable()))  # type: ignore[arg-type]
     assert "sv" not in fields and fields["vt"] == "Unpicklable"
     assert exit_notice("job", fields, payload).args[1] == (StopIteration, Unpicklable)
-    lock = threading.Lock()  # neither it nor its type pickles
-    fields, payload = encode_exit(Observed(), (StopIteration, lock))  # type: ignore[arg-type]
-    assert "sv" not in fields
-    assert exit_notice("job", fields, payload).args[1] == (StopIteration, repr(lock))
+
+    class Local(Unpicklable):  # a class made in a function does not pickle either
+        pass
+
+    value = Local()
+    fields, payload = encode_exit(Observed(), (StopIteration, value))  # type: ignore[arg-type]
+    assert "sv" not in fields and fields["vt"].endswith("Local")
+    assert exit_notice("job", fields, payload).args[1] == (StopIteration, repr(value))
 
 
 def test_an_exception_travels_with_its_traceback_text() -> None:
