@@ -536,10 +536,8 @@ class Server(ServerJobs):
         """Remove the files sent to the node's `NodeLocation` that this process received
         (D8: the node directory holds them for the computation that closes)."""
         if self.node_dir is not None:
-            network = network_of(self.kernel)
-            procdir.remove_received(
-                ask_network(self.kernel, network.take_node_files), self.node_dir
-            )
+            files = ask_network(self.kernel, network_of(self.kernel).take_node_files)
+            procdir.remove_received(files, self.node_dir)
 
     def _teardown(self, close: lc.CloseComputation) -> None:
         """Tear the closed computation down; ``close.how`` says how its jobs end and what the
